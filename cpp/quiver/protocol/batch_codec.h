@@ -1,0 +1,42 @@
+#pragma once
+
+// The Data body of quiver.v1 (docs/protocol.md, section 3): one record batch as a
+// self-contained Arrow IPC stream. Encoding references the batch's own buffers,
+// so the bytes of a batch are never copied on their way to the socket.
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <arrow/buffer.h>
+#include <arrow/io/interfaces.h>
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+namespace quiver::protocol {
+
+/// Encodes `batch` as an Arrow IPC stream (schema, dictionaries, the batch,
+/// end-of-stream). The returned buffers reference the batch's data buffers;
+/// only message headers and padding are new memory.
+arrow::Result<std::vector<std::shared_ptr<arrow::Buffer>>> EncodeBatchStream(
+    const arrow::RecordBatch& batch);
+
+/// Decodes a Data body holding exactly one record batch. The batch's buffers are
+/// slices of `body` (no copy).
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> DecodeBatchStream(
+    std::shared_ptr<arrow::Buffer> body);
+
+/// Decodes a Data body read from `stream`, which must hold exactly one record batch.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> DecodeBatchStream(
+    std::shared_ptr<arrow::io::InputStream> stream);
+
+/// Serializes a schema as an Arrow IPC schema message (Init.input_schema,
+/// UdfDefinition.return_type, InitResponse.result_schema).
+arrow::Result<std::string> SerializeSchema(const arrow::Schema& schema);
+
+/// Parses an Arrow IPC schema message.
+arrow::Result<std::shared_ptr<arrow::Schema>> DeserializeSchema(std::string_view bytes);
+
+}  // namespace quiver::protocol

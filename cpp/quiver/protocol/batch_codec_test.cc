@@ -1,0 +1,111 @@
+#include "quiver/protocol/batch_codec.h"
+
+#include <set>
+#include <string>
+
+#include <gtest/gtest.h>
+
+#include <arrow/array.h>
+#include <arrow/builder.h>
+#include <arrow/io/memory.h>
+#include <arrow/type.h>
+
+#include "quiver/io/chunked_input_stream.h"
+#include "quiver/testing/sample_data.h"
+#include "quiver/testing/status_matchers.h"
+
+namespace quiver::protocol {
+namespace {
+
+std::shared_ptr<arrow::Buffer> Join(const std::vector<std::shared_ptr<arrow::Buffer>>& buffers) {
+  std::string bytes;
+  for (const auto& buffer : buffers) bytes += buffer->ToString();
+  return arrow::Buffer::FromString(std::move(bytes));
+}
+
+std::shared_ptr<arrow::Array> LargeStrings(int64_t rows) {
+  arrow::StringBuilder builder;
+  for (int64_t i = 0; i < rows; ++i) {
+    EXPECT_OK(builder.Append(std::string(100, static_cast<char>('a' + i % 26))));
+  }
+  return builder.Finish().ValueOrDie();
+}
+
+TEST(BatchCodec, EncodingReferencesTheBatchBuffersWithoutCopyingThem) {
+  auto strings = LargeStrings(1000);
+  auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field("data", arrow::utf8())}), 1000,
+                                        {strings});
+  ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*batch));
+  std::set<const uint8_t*> addresses;
+  for (const auto& buffer : buffers) addresses.insert(buffer->data());
+  // The offsets and the 100 KB of characters go out from where they live.
+  EXPECT_TRUE(addresses.count(strings->data()->buffers[1]->data()));
+  EXPECT_TRUE(addresses.count(strings->data()->buffers[2]->data()));
+}
+
+TEST(BatchCodec, SlicedBatchKeepsItsValueBytesInPlace) {
+  auto strings = LargeStrings(1000);
+  auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field("data", arrow::utf8())}), 1000,
+                                        {strings})
+                   ->Slice(100, 50);
+  ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*batch));
+  ASSERT_OK_AND_ASSIGN(auto decoded, DecodeBatchStream(Join(buffers)));
+  EXPECT_TRUE(decoded->Equals(*batch));
+  const uint8_t* characters = strings->data()->buffers[2]->data();
+  bool referenced = false;
+  for (const auto& buffer : buffers) {
+    referenced |= buffer->data() >= characters &&
+                  buffer->data() < characters + strings->data()->buffers[2]->size();
+  }
+  EXPECT_TRUE(referenced);
+}
+
+TEST(BatchCodec, RoundTripsStringsNullsDictionariesAndLists) {
+  for (int index = 0; index < 3; ++index) {
+    ASSERT_OK_AND_ASSIGN(auto batch, quiver::testing::MakeSampleBatch(index));
+    ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*batch));
+    ASSERT_OK_AND_ASSIGN(auto decoded, DecodeBatchStream(Join(buffers)));
+    EXPECT_TRUE(decoded->Equals(*batch)) << decoded->ToString();
+  }
+}
+
+TEST(BatchCodec, DecodedColumnsAreSlicesOfTheBody) {
+  auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field("data", arrow::utf8())}), 1000,
+                                        {LargeStrings(1000)});
+  ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*batch));
+  auto body = Join(buffers);
+  ASSERT_OK_AND_ASSIGN(auto decoded, DecodeBatchStream(body));
+  const uint8_t* characters = decoded->column(0)->data()->buffers[2]->data();
+  EXPECT_GE(characters, body->data());
+  EXPECT_LT(characters, body->data() + body->size());
+}
+
+TEST(BatchCodec, DecodesFromAChunkedStream) {
+  ASSERT_OK_AND_ASSIGN(auto batch, quiver::testing::MakeSampleBatch(1));
+  ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*batch));
+  auto stream = std::make_shared<io::ChunkedInputStream>();
+  for (const auto& buffer : buffers) ASSERT_OK(stream->Append(buffer));
+  stream->Finish();
+  ASSERT_OK_AND_ASSIGN(auto decoded, DecodeBatchStream(stream));
+  EXPECT_TRUE(decoded->Equals(*batch));
+}
+
+TEST(BatchCodec, BodyWithoutABatchIsAnError) {
+  auto schema_only = arrow::Buffer::FromString("");
+  EXPECT_FALSE(DecodeBatchStream(schema_only).ok());
+  ASSERT_OK_AND_ASSIGN(auto batch, quiver::testing::MakeSampleBatch(0));
+  ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*batch));
+  auto cut = arrow::SliceBuffer(Join(buffers), 0, 200);
+  EXPECT_FALSE(DecodeBatchStream(cut).ok());
+}
+
+TEST(BatchCodec, SchemasRoundTrip) {
+  auto schema = quiver::testing::SampleSchema();
+  ASSERT_OK_AND_ASSIGN(auto bytes, SerializeSchema(*schema));
+  ASSERT_OK_AND_ASSIGN(auto decoded, DeserializeSchema(bytes));
+  EXPECT_TRUE(decoded->Equals(*schema));
+  EXPECT_FALSE(DeserializeSchema("garbage").ok());
+}
+
+}  // namespace
+}  // namespace quiver::protocol

@@ -1,0 +1,157 @@
+"""Declare user-defined functions: the ``@quiver.udf`` decorator and eval-type inference."""
+
+from __future__ import annotations
+
+import collections.abc
+import functools
+import inspect
+import sys
+import typing
+from collections.abc import Callable
+from typing import Any, overload
+
+import pyarrow as pa
+
+from quiver.types import as_data_type
+
+SCALAR_ARROW = "scalar_arrow"
+SCALAR_PANDAS = "scalar_pandas"
+SCALAR_ARROW_ITER = "scalar_arrow_iter"
+EVAL_TYPES = (SCALAR_ARROW, SCALAR_PANDAS, SCALAR_ARROW_ITER)
+
+_FORMS = (
+    "quiver infers how to call a UDF from its parameter type hints; use one of:\n"
+    "  def f(x: pa.Array, ...) -> pa.Array                      (scalar_arrow)\n"
+    "  def f(x: pd.Series, ...) -> pd.Series                    (scalar_pandas)\n"
+    "  def f(batches: Iterator[tuple[pa.Array, ...]]) -> Iterator[pa.Array]"
+    "  (scalar_arrow_iter)\n"
+    "or pass eval_type= to @quiver.udf explicitly"
+)
+
+
+class UserDefinedFunction:
+    """A Python function with the return type and eval type quiver needs to run it.
+
+    Calling the object calls the function, so UDFs can be tested in process.
+    """
+
+    def __init__(self, func: Callable[..., Any], returns: pa.DataType, eval_type: str) -> None:
+        """Wrap ``func``; ``returns`` and ``eval_type`` must already be validated."""
+        self.func = func
+        self.returns = returns
+        self.eval_type = eval_type
+        functools.update_wrapper(self, func)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the wrapped function."""
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        name = getattr(self.func, "__qualname__", repr(self.func))
+        return f"<quiver.udf {name} returns={self.returns} eval_type={self.eval_type}>"
+
+
+@overload
+def udf(
+    func: Callable[..., Any], *, returns: pa.DataType | str, eval_type: str | None = None
+) -> UserDefinedFunction: ...
+
+
+@overload
+def udf(
+    func: None = None, *, returns: pa.DataType | str, eval_type: str | None = None
+) -> Callable[[Callable[..., Any]], UserDefinedFunction]: ...
+
+
+def udf(
+    func: Callable[..., Any] | None = None,
+    *,
+    returns: pa.DataType | str,
+    eval_type: str | None = None,
+) -> UserDefinedFunction | Callable[[Callable[..., Any]], UserDefinedFunction]:
+    """Declare a UDF: ``@quiver.udf(returns="int64")`` above a function.
+
+    ``returns`` is a pyarrow DataType or a type string (see :func:`quiver.parse_type`).
+    ``eval_type`` ("scalar_arrow", "scalar_pandas" or "scalar_arrow_iter") overrides the
+    inference from the function's parameter type hints.
+    """
+    return_type = as_data_type(returns)
+    if eval_type is not None and eval_type not in EVAL_TYPES:
+        raise ValueError(f"eval_type must be one of {', '.join(EVAL_TYPES)}, not {eval_type!r}")
+
+    def decorate(function: Callable[..., Any]) -> UserDefinedFunction:
+        if not callable(function):
+            raise TypeError(f"@quiver.udf decorates functions, not {type(function).__name__}")
+        chosen = eval_type if eval_type is not None else infer_eval_type(function)
+        return UserDefinedFunction(function, return_type, chosen)
+
+    return decorate if func is None else decorate(func)
+
+
+def infer_eval_type(func: Callable[..., Any]) -> str:
+    """Return the eval type that ``func``'s parameter type hints call for.
+
+    Raises TypeError when the hints are missing, mixed or of an unknown kind.
+    """
+    name = getattr(func, "__qualname__", repr(func))
+    params, hints = _parameters_and_hints(func, name)
+    kinds = {pname: _hint_kind(hints[pname]) for pname in params if pname in hints}
+    if not kinds:
+        raise TypeError(f"UDF {name} has no parameter type hints. {_FORMS}")
+    unknown = [f"{p}: {_hint_text(hints[p])}" for p, kind in kinds.items() if kind is None]
+    if unknown:
+        raise TypeError(f"UDF {name} has parameter hints quiver cannot use ({', '.join(unknown)}). "
+                        f"{_FORMS}")
+    found = set(kinds.values())
+    if "iter" in found:
+        if len(params) != 1:
+            raise TypeError(
+                f"UDF {name}: an Iterator-hinted UDF takes exactly one parameter (an iterator "
+                f"of argument tuples), but it has {len(params)}. {_FORMS}"
+            )
+        return SCALAR_ARROW_ITER
+    if len(found) > 1:
+        raise TypeError(f"UDF {name} mixes pa.Array and pd.Series parameter hints. {_FORMS}")
+    return SCALAR_ARROW if found == {"arrow"} else SCALAR_PANDAS
+
+
+def _parameters_and_hints(func: Callable[..., Any], name: str) -> tuple[list[str], dict[str, Any]]:
+    """Return the names of ``func``'s positional parameters and its resolved type hints."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot inspect the signature of UDF {name}: {exc}. {_FORMS}") from None
+    positional = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    )
+    params = [p.name for p in signature.parameters.values() if p.kind in positional]
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception as exc:  # noqa: BLE001 - any failure to resolve hints means the same
+        raise TypeError(
+            f"cannot resolve the type hints of UDF {name} ({type(exc).__name__}: {exc}); "
+            "import the hinted types in the UDF's module or pass eval_type= explicitly"
+        ) from None
+    return params, hints
+
+
+def _hint_kind(hint: Any) -> str | None:
+    """Classify one parameter hint as "arrow", "pandas", "iter", or None when unknown."""
+    origin = typing.get_origin(hint) or hint
+    if origin in (collections.abc.Iterator, collections.abc.Iterable):
+        return "iter"
+    if isinstance(hint, type) and issubclass(hint, (pa.Array, pa.ChunkedArray)):
+        return "arrow"
+    # pandas is imported lazily by quiver (it is slow to import); a module that hints pd.Series
+    # has imported it already, so looking it up in sys.modules is enough.
+    pandas = sys.modules.get("pandas")
+    if pandas is not None and isinstance(hint, type) and issubclass(hint, pandas.Series):
+        return "pandas"
+    return None
+
+
+def _hint_text(hint: Any) -> str:
+    """Render a type hint the way a user wrote it."""
+    return getattr(hint, "__qualname__", None) or repr(hint)
