@@ -1,0 +1,77 @@
+#include "quiver/cli/interrupt.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <utility>
+
+namespace quiver::cli {
+namespace {
+
+constexpr auto kPollInterval = std::chrono::milliseconds(50);
+
+// Lock-free atomics are async-signal-safe; the handler touches nothing else.
+std::atomic<int> interrupt_signal{0};
+std::atomic<int> interrupt_count{0};
+
+void RecordSignal(int signal_number) {
+  int expected = 0;
+  interrupt_signal.compare_exchange_strong(expected, signal_number);
+  interrupt_count.fetch_add(1);
+}
+
+}  // namespace
+
+void InstallInterruptHandlers() {
+  struct sigaction action = {};
+  action.sa_handler = RecordSignal;
+  sigemptyset(&action.sa_mask);
+  // No SA_RESTART: a blocking read in the main thread returns EINTR and lets
+  // the run notice the interrupt sooner.
+  action.sa_flags = 0;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
+}
+
+int InterruptSignal() { return interrupt_signal.load(); }
+
+InterruptWatchdog::InterruptWatchdog(std::chrono::milliseconds grace)
+    : grace_(grace), thread_([this] { Watch(); }) {}
+
+InterruptWatchdog::~InterruptWatchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stop_ = true;
+  }
+  stop_requested_.notify_all();
+  thread_.join();
+}
+
+void InterruptWatchdog::SetCleanupPath(std::string path) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cleanup_path_ = std::move(path);
+}
+
+void InterruptWatchdog::Watch() {
+  std::unique_lock<std::mutex> lock(mutex_);
+  std::chrono::steady_clock::time_point interrupted_at;
+  while (!stop_) {
+    stop_requested_.wait_for(lock, kPollInterval);
+    if (stop_) return;
+    const int signal_number = InterruptSignal();
+    if (signal_number == 0) continue;
+    const auto now = std::chrono::steady_clock::now();
+    if (interrupted_at == std::chrono::steady_clock::time_point{}) interrupted_at = now;
+    if (interrupt_count.load() < 2 && now - interrupted_at < grace_) continue;
+    if (!cleanup_path_.empty()) ::unlink(cleanup_path_.c_str());
+    std::fprintf(stderr, "\nquiver: interrupted\n");
+    std::fflush(stderr);
+    // _exit, not exit: other threads may be blocked inside the run, and static
+    // destructors must not race them. Workers see their connection close and exit.
+    ::_exit(128 + signal_number);
+  }
+}
+
+}  // namespace quiver::cli

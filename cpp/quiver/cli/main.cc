@@ -1,0 +1,186 @@
+// The `quiver` command: run Python UDFs over Arrow data in worker processes.
+
+#include <signal.h>
+
+#include <cstdio>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <arrow/compute/initialize.h>
+#include <arrow/config.h>
+
+#include "quiver/cli/interrupt.h"
+#include "quiver/cli/python_interpreter.h"
+#include "quiver/cli/run_command.h"
+#include "quiver/cli/usage_error.h"
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+constexpr char kDescription[] =
+    "quiver runs Python user-defined functions (UDFs) over Apache Arrow data in worker "
+    "processes.";
+
+constexpr char kMainFooter[] = R"(Example:
+  quiver run people.parquet --udf 'loud=udfs.py:shout(name)' -o out.parquet
+
+Run 'quiver run --help' for the UDF spec grammar and more examples.)";
+
+constexpr char kRunDescription[] =
+    "Reads INPUT, calls each UDF on every batch in Python worker processes, and writes the "
+    "input's columns followed by one column per UDF to OUTPUT.";
+
+constexpr char kRunFooter[] = R"(UDF specs (--udf, repeatable):
+  NAME=PATH.py:FUNCTION(ARG, ...)      a function in a Python file (relative to
+                                       the current directory)
+  NAME=package.module:FUNCTION(ARG, ...)  a function in an importable module
+  NAME is the result column. Each ARG is
+    a column           name, `column with spaces`
+    a literal          42 (int64), 2.5 (float64), 'text' ('' for a quote),
+                       true, false, null
+    a compute call     any Arrow compute function by name, nested freely:
+                       utf8_upper(name), add(value, 1),
+                       binary_join_element_wise(first, last, ' ')
+  The UDF itself is declared in Python with @quiver.udf(returns="TYPE"):
+    import pandas as pd, quiver
+    @quiver.udf(returns="string")
+    def shout(name: pd.Series) -> pd.Series:
+        return name.str.upper() + "!"
+
+Formats come from the extensions (or --input-format/--output-format):
+  .parquet .pq    Parquet        .csv        CSV with a header row
+  .arrow .feather .ipc           Arrow IPC file (input: file or stream)
+  .arrows         Arrow IPC stream
+  noop            (output only) discard the results, e.g. to time the UDFs
+
+Examples:
+  # one UDF, every input column kept
+  quiver run people.parquet --udf 'loud=udfs.py:shout(name)' -o out.parquet
+  # two UDFs, keep only id, four workers
+  quiver run people.parquet --select id \
+      --udf 'loud=udfs.py:shout(name)' \
+      --udf 'gross=udfs.py:price_with_tax(value)' --workers 4 -o out.arrow
+  # compute an argument first, pass a constant
+  quiver run people.csv --udf 'tag=udfs.py:label(utf8_lower(city), 3)' -o out.csv
+  # measure the UDFs alone
+  quiver run big.parquet --udf 'x=udfs.py:shout(name)' --output-format noop
+
+The output is written to a temporary file beside OUTPUT and renamed over it only
+when the run succeeded: a failed or interrupted run leaves no partial output.
+Exit status: 0 success, 1 failure, 2 bad command line, 130 interrupted.)";
+
+std::string VersionText() {
+  return std::string("quiver ") + QUIVER_VERSION + " (Apache Arrow " +
+         arrow::GetBuildInfo().version_string + ")";
+}
+
+// Binds the options of `quiver run` to `options`; the optional ones go to
+// `formats`/`select` first, as CLI11 2.1 has no std::optional binding.
+struct RunArguments {
+  quiver::cli::RunOptions options;
+  std::string input_format;
+  std::string output_format;
+  std::string select;
+};
+
+CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
+  auto& options = arguments.options;
+  CLI::App* run = app.add_subcommand("run", kRunDescription);
+  run->footer(kRunFooter);
+  run->add_option("INPUT", options.input, "Input file (Parquet, CSV or Arrow IPC)")->required();
+  run->add_option("--udf", options.udf_specs,
+                  "UDF to run: 'NAME=PATH.py:FUNCTION(ARG, ...)' (repeatable; see below)")
+      ->required()
+      ->type_size(1)
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  run->add_option("-o,--output", options.output,
+                  "Output file; its extension picks the format (not needed with "
+                  "--output-format noop)");
+  run->add_option("--select", arguments.select,
+                  "Input columns to keep beside the results, comma-separated "
+                  "(default: all; '' for none)");
+  run->add_option("--input-format", arguments.input_format,
+                  "Input format: parquet, csv, arrow (default: from the extension)");
+  run->add_option("--output-format", arguments.output_format,
+                  "Output format: parquet, csv, arrow, arrows, noop (default: from the "
+                  "extension)");
+  run->add_option("--batch-rows", options.batch_rows, "Most rows per batch sent to a worker")
+      ->capture_default_str();
+  run->add_option("--workers", options.workers, "Worker processes")->capture_default_str();
+  run->add_option("--batch-timeout", options.batch_timeout_seconds,
+                  "Seconds a worker has to answer one batch")
+      ->capture_default_str();
+  run->add_option("--max-in-flight", options.max_in_flight,
+                  "Batches sent to one worker and not yet answered")
+      ->capture_default_str();
+  run->add_option("--python", options.python,
+                  "Python that runs the workers (`PYTHON -m quiver.worker`); default: "
+                  "$QUIVER_PYTHON, else the build's Python, else python3");
+  run->add_flag("-q,--quiet", options.quiet, "Print no summary (errors still go to stderr)");
+  return run;
+}
+
+// Fills the options CLI11 could not bind directly.
+void FinishRunOptions(CLI::App* run, RunArguments& arguments) {
+  auto& options = arguments.options;
+  if (run->count("--input-format") > 0) options.input_format = arguments.input_format;
+  if (run->count("--output-format") > 0) options.output_format = arguments.output_format;
+  if (run->count("--select") > 0) options.select = arguments.select;
+  if (run->count("--python") == 0) options.python = quiver::cli::DefaultPython();
+}
+
+int ReportFailure(const arrow::Status& status) {
+  const int signal_number = quiver::cli::InterruptSignal();
+  if (status.IsCancelled() && signal_number != 0) {
+    std::fprintf(stderr, "quiver: interrupted: %s\n", status.message().c_str());
+    return 128 + signal_number;
+  }
+  std::fprintf(stderr, "quiver: error: %s\n", status.message().c_str());
+  if (quiver::cli::IsUsageError(status)) {
+    std::fprintf(stderr, "Run 'quiver run --help' for usage.\n");
+    return kExitUsage;
+  }
+  return kExitFailure;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app(kDescription, "quiver");
+  app.footer(kMainFooter);
+  app.set_version_flag("--version", VersionText());
+  app.require_subcommand(1);
+  RunArguments arguments;
+  CLI::App* run = AddRunCommand(app, arguments);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version
+    std::fprintf(stderr, "quiver: error: %s\nRun '%s --help' for usage.\n", error.what(),
+                 run->parsed() ? "quiver run" : "quiver");
+    return kExitUsage;
+  }
+  FinishRunOptions(run, arguments);
+  if (arguments.options.output.empty() && arguments.options.output_format != "noop") {
+    std::fprintf(stderr,
+                 "quiver: error: no output given; add -o OUTPUT (or --output-format noop)\n"
+                 "Run 'quiver run --help' for usage.\n");
+    return kExitUsage;
+  }
+
+  // Arrow 26 keeps its compute kernels (which CSV reading and argument
+  // expressions use) in a library that must register them once.
+  auto status = arrow::compute::Initialize();
+  if (!status.ok()) return ReportFailure(status);
+  // A worker that dies while we write to its socket must be an error, not SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
+  quiver::cli::InstallInterruptHandlers();
+
+  status = quiver::cli::RunCommand(arguments.options);
+  if (!status.ok()) return ReportFailure(status);
+  return 0;
+}

@@ -1,0 +1,129 @@
+#include "quiver/cli/progress.h"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cmath>
+
+namespace quiver::cli {
+namespace {
+
+constexpr auto kRedrawInterval = std::chrono::milliseconds(200);
+
+double Seconds(std::chrono::nanoseconds duration) {
+  return std::chrono::duration<double>(duration).count();
+}
+
+std::string Printf(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), format, value);
+  return buffer;
+}
+
+// Formats a rate with a k/M/G suffix: 11905 -> "11.9k".
+std::string FormatRate(double per_second) {
+  if (per_second >= 1e9) return Printf("%.1fG", per_second / 1e9);
+  if (per_second >= 1e6) return Printf("%.1fM", per_second / 1e6);
+  if (per_second >= 1e3) return Printf("%.1fk", per_second / 1e3);
+  return Printf("%.0f", per_second);
+}
+
+std::string FormatMegabytesPerSecond(int64_t bytes, std::chrono::nanoseconds elapsed) {
+  const double seconds = Seconds(elapsed);
+  if (seconds <= 0) return "- MB/s";
+  return Printf("%.1f MB/s", static_cast<double>(bytes) / 1e6 / seconds);
+}
+
+// Formats a remaining time as a clock: "0:42", "1:02:03".
+std::string FormatClock(double seconds) {
+  const auto total = static_cast<int64_t>(std::llround(std::max(0.0, seconds)));
+  char buffer[64];
+  if (total >= 3600) {
+    std::snprintf(buffer, sizeof(buffer), "%" PRId64 ":%02d:%02d", total / 3600,
+                  static_cast<int>(total / 60 % 60), static_cast<int>(total % 60));
+  } else {
+    std::snprintf(buffer, sizeof(buffer), "%d:%02d", static_cast<int>(total / 60),
+                  static_cast<int>(total % 60));
+  }
+  return buffer;
+}
+
+}  // namespace
+
+std::string FormatCount(int64_t value) {
+  std::string digits = std::to_string(value < 0 ? -value : value);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return value < 0 ? "-" + out : out;
+}
+
+std::string FormatDuration(std::chrono::nanoseconds duration) {
+  const double seconds = Seconds(duration);
+  if (seconds < 10) return Printf("%.2f s", seconds);
+  if (seconds < 60) return Printf("%.1f s", seconds);
+  const auto whole = static_cast<int64_t>(seconds);
+  char buffer[64];
+  if (whole < 3600) {
+    std::snprintf(buffer, sizeof(buffer), "%d min %02d s", static_cast<int>(whole / 60),
+                  static_cast<int>(whole % 60));
+  } else {
+    std::snprintf(buffer, sizeof(buffer), "%" PRId64 " h %02d min", whole / 3600,
+                  static_cast<int>(whole / 60 % 60));
+  }
+  return buffer;
+}
+
+std::string FormatProgressLine(const ProgressFigures& figures) {
+  std::string line = "quiver: " + FormatCount(figures.rows);
+  const bool known_total = figures.total_rows.has_value() && *figures.total_rows > 0;
+  if (known_total) {
+    const double fraction =
+        static_cast<double>(figures.rows) / static_cast<double>(*figures.total_rows);
+    line += " / " + FormatCount(*figures.total_rows) + " rows (" +
+            Printf("%.0f", std::min(100.0, fraction * 100)) + "%)";
+  } else {
+    line += " rows";
+  }
+  line += "  " + FormatMegabytesPerSecond(figures.bytes, figures.elapsed);
+  if (known_total && figures.rows > 0 && figures.rows < *figures.total_rows) {
+    const double per_row = Seconds(figures.elapsed) / static_cast<double>(figures.rows);
+    line +=
+        "  ETA " + FormatClock(per_row * static_cast<double>(*figures.total_rows - figures.rows));
+  }
+  return line;
+}
+
+std::string FormatSummary(const RunSummary& summary) {
+  const double seconds = Seconds(summary.elapsed);
+  const double rows_per_second = seconds > 0 ? static_cast<double>(summary.rows) / seconds : 0;
+  std::string out = "quiver: done in " + FormatDuration(summary.elapsed) + "\n";
+  out += "  rows     " + FormatCount(summary.rows) + " in " + FormatCount(summary.batches) +
+         (summary.batches == 1 ? " batch" : " batches") + " (" + FormatRate(rows_per_second) +
+         " rows/s, " + FormatMegabytesPerSecond(summary.bytes, summary.elapsed) + ")\n";
+  out += "  in UDFs  " + FormatDuration(summary.worker_udf_time) + " over " +
+         std::to_string(summary.workers) + (summary.workers == 1 ? " worker" : " workers") + "\n";
+  out += "  output   " +
+         (summary.output.empty() ? std::string("discarded (noop)") : summary.output) + "\n";
+  return out;
+}
+
+void ProgressDisplay::Update(const ProgressFigures& figures,
+                             std::chrono::steady_clock::time_point now) {
+  if (!enabled_ || (drawn_ && now - last_draw_ < kRedrawInterval)) return;
+  // \033[K erases what a longer previous line left to the right.
+  std::fprintf(out_, "\r%s\033[K", FormatProgressLine(figures).c_str());
+  std::fflush(out_);
+  drawn_ = true;
+  last_draw_ = now;
+}
+
+void ProgressDisplay::Clear() {
+  if (!enabled_ || !drawn_) return;
+  std::fprintf(out_, "\r\033[K");
+  std::fflush(out_);
+  drawn_ = false;
+}
+
+}  // namespace quiver::cli

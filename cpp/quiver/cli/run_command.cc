@@ -1,0 +1,158 @@
+#include "quiver/cli/run_command.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <utility>
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+
+#include "quiver/cli/file_format.h"
+#include "quiver/cli/input_file.h"
+#include "quiver/cli/interrupt.h"
+#include "quiver/cli/output_file.h"
+#include "quiver/cli/progress.h"
+#include "quiver/cli/python_interpreter.h"
+#include "quiver/cli/udf_spec.h"
+#include "quiver/cli/usage_error.h"
+#include "quiver/exec/udf_operator.h"
+#include "quiver/worker/worker_dispatcher.h"
+#include "quiver/worker/worker_spec.h"
+
+namespace quiver::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Time a run has after Ctrl-C to stop by itself before the watchdog ends it.
+constexpr auto kInterruptGrace = std::chrono::seconds(3);
+
+// What the command line asks for, parsed and checked before any file is opened.
+struct RunPlan {
+  FileFormat input_format;
+  FileFormat output_format;
+  std::vector<exec::UdfCall> calls;
+  std::optional<std::vector<std::string>> pass_through;
+};
+
+arrow::Status CheckNumbers(const RunOptions& options) {
+  if (options.batch_rows <= 0) return UsageError("--batch-rows must be at least 1");
+  if (options.workers <= 0) return UsageError("--workers must be at least 1");
+  if (options.max_in_flight <= 0) return UsageError("--max-in-flight must be at least 1");
+  if (!(options.batch_timeout_seconds > 0)) {
+    return UsageError("--batch-timeout must be a positive number of seconds");
+  }
+  if (options.udf_specs.empty()) {
+    return UsageError("no --udf given; name at least one, e.g. --udf 'loud=udfs.py:shout(name)'");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
+  ARROW_RETURN_NOT_OK(CheckNumbers(options));
+  RunPlan plan;
+  ARROW_ASSIGN_OR_RAISE(plan.input_format, ResolveInputFormat(options.input, options.input_format));
+  ARROW_ASSIGN_OR_RAISE(plan.output_format,
+                        ResolveOutputFormat(options.output, options.output_format));
+  if (plan.output_format != FileFormat::kNoop) {
+    ARROW_RETURN_NOT_OK(CheckOutputDirectory(options.output));
+  }
+  const auto cwd = std::filesystem::current_path();
+  for (const auto& spec : options.udf_specs) {
+    ARROW_ASSIGN_OR_RAISE(auto call, ParseUdfSpec(spec, cwd));
+    plan.calls.push_back(std::move(call));
+  }
+  if (options.select) {
+    ARROW_ASSIGN_OR_RAISE(plan.pass_through, ParseColumnList(*options.select));
+  }
+  ARROW_RETURN_NOT_OK(CheckPythonInterpreter(options.python));
+  return plan;
+}
+
+arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(const RunOptions& options) {
+  worker::WorkerSpec spec;
+  spec.command = worker::PythonWorkerCommand(options.python);
+  spec.batch_timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(options.batch_timeout_seconds * 1000.0 + 0.5));
+  // One run per process: keeping idle workers buys nothing.
+  spec.max_idle_workers = options.workers;
+  return worker::WorkerDispatcher::Make(std::move(spec));
+}
+
+arrow::Status Interrupted() {
+  return arrow::Status::Cancelled("interrupted by signal ", InterruptSignal(),
+                                  "; no output was written");
+}
+
+// Reads every batch of `run` into `output`, drawing progress on the way.
+arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t> total_rows,
+                    Clock::time_point start, bool show_progress, RunSummary* summary) {
+  ProgressDisplay progress(stderr, show_progress);
+  while (true) {
+    if (InterruptSignal() != 0) {
+      progress.Clear();
+      return Interrupted();
+    }
+    std::shared_ptr<arrow::RecordBatch> batch;
+    auto status = run->ReadNext(&batch);
+    if (!status.ok()) {
+      progress.Clear();
+      return InterruptSignal() != 0 ? Interrupted() : status;
+    }
+    if (batch == nullptr) break;
+    ARROW_RETURN_NOT_OK(output->Write(batch));
+    summary->rows += batch->num_rows();
+    summary->batches += 1;
+    const auto now = Clock::now();
+    progress.Update({summary->rows, total_rows, run->metrics().bytes_in, now - start}, now);
+  }
+  progress.Clear();
+  return InterruptSignal() != 0 ? Interrupted() : arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Status RunCommand(const RunOptions& options) {
+  const auto start = Clock::now();
+  ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
+  InterruptWatchdog watchdog(kInterruptGrace);
+  ARROW_ASSIGN_OR_RAISE(InputFile input,
+                        OpenInputFile(options.input, plan.input_format, options.batch_rows));
+  ARROW_RETURN_NOT_OK(CheckUdfCalls(plan.calls, *input.reader->schema(), plan.pass_through));
+
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options));
+  exec::UdfOperatorOptions operator_options;
+  operator_options.udfs = plan.calls;
+  operator_options.pass_through = plan.pass_through;
+  operator_options.workers = options.workers;
+  operator_options.max_batches_in_flight_per_worker = options.max_in_flight;
+  ARROW_ASSIGN_OR_RAISE(auto udf_operator,
+                        exec::UdfOperator::Make(dispatcher.get(), std::move(operator_options)));
+  ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(input.reader));
+  if (InterruptSignal() != 0) return Interrupted();
+
+  ARROW_ASSIGN_OR_RAISE(auto output,
+                        OutputFile::Open(options.output, plan.output_format, run->schema()));
+  watchdog.SetCleanupPath(output->temporary_path());
+  RunSummary summary;
+  const bool show_progress = !options.quiet && ::isatty(STDERR_FILENO) == 1;
+  ARROW_RETURN_NOT_OK(
+      Drain(run.get(), output.get(), input.total_rows, start, show_progress, &summary));
+  ARROW_RETURN_NOT_OK(output->Commit());
+  watchdog.SetCleanupPath("");
+
+  const auto metrics = run->metrics();
+  summary.bytes = metrics.bytes_in;
+  summary.worker_udf_time = metrics.worker_udf_time;
+  summary.elapsed = Clock::now() - start;
+  summary.workers = options.workers;
+  summary.output = output->path();
+  if (!options.quiet) std::fputs(FormatSummary(summary).c_str(), stderr);
+  return arrow::Status::OK();
+}
+
+}  // namespace quiver::cli

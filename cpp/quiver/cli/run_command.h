@@ -1,0 +1,40 @@
+#pragma once
+
+// `quiver run`: read a file, run UDFs over it in worker processes, write the
+// input's kept columns beside the results.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <arrow/status.h>
+
+namespace quiver::cli {
+
+/// The options of `quiver run`, as given on the command line.
+struct RunOptions {
+  std::string input;
+  std::string output;
+  std::optional<std::string> input_format;
+  std::optional<std::string> output_format;
+  /// --udf specs, in order (grammar in udf_spec.h).
+  std::vector<std::string> udf_specs;
+  /// --select text; nullopt keeps every input column.
+  std::optional<std::string> select;
+  int64_t batch_rows = 65536;
+  int workers = 1;
+  double batch_timeout_seconds = 60;
+  int max_in_flight = 4;
+  std::string python;
+  bool quiet = false;
+};
+
+/// Runs `quiver run`. Checks everything it can (specs, formats, columns, the
+/// interpreter) before starting workers; writes the output through a temporary
+/// file so that a failed or interrupted run leaves none. Prints progress (on a
+/// terminal) and the summary (unless quiet) to stderr. Returns Cancelled when
+/// interrupted by a signal (see InterruptSignal()).
+arrow::Status RunCommand(const RunOptions& options);
+
+}  // namespace quiver::cli

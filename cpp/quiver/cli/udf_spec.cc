@@ -1,0 +1,467 @@
+#include "quiver/cli/udf_spec.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cstdlib>
+#include <set>
+#include <system_error>
+#include <utility>
+
+#include <arrow/compute/expression.h>
+#include <arrow/compute/registry.h>
+#include <arrow/scalar.h>
+#include <arrow/type.h>
+
+#include "quiver/cli/usage_error.h"
+
+namespace quiver::cli {
+namespace {
+
+namespace fs = std::filesystem;
+namespace cp = arrow::compute;
+
+constexpr char kSpecForm[] =
+    "a UDF spec is NAME=PATH.py:FUNCTION(ARG, ...) or NAME=module:FUNCTION(ARG, ...), "
+    "e.g. loud=udfs.py:shout(name)";
+constexpr char kArgumentForms[] =
+    "an argument is a column (name, `any name`), a literal (1, 2.5, 'text', true, false, "
+    "null) or an Arrow compute function call such as utf8_upper(name) or add(value, 1)";
+
+bool IsIdentStart(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || c == '_'; }
+bool IsIdentChar(char c) { return IsIdentStart(c) || (c >= '0' && c <= '9'); }
+bool IsDigit(char c) { return c >= '0' && c <= '9'; }
+bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+bool IsIdentifier(std::string_view text) {
+  return !text.empty() && IsIdentStart(text[0]) &&
+         std::all_of(text.begin(), text.end(), IsIdentChar);
+}
+
+// Returns whether `text` is IDENT ('.' IDENT)*.
+bool IsDottedName(std::string_view text) {
+  while (true) {
+    const size_t dot = text.find('.');
+    if (!IsIdentifier(text.substr(0, dot))) return false;
+    if (dot == std::string_view::npos) return true;
+    text.remove_prefix(dot + 1);
+  }
+}
+
+std::string_view Trim(std::string_view text) {
+  while (!text.empty() && IsSpace(text.front())) text.remove_prefix(1);
+  while (!text.empty() && IsSpace(text.back())) text.remove_suffix(1);
+  return text;
+}
+
+// A Python file is named by a path: it ends in .py or has a directory part.
+bool LooksLikeFilePath(std::string_view target) {
+  return target.find('/') != std::string_view::npos ||
+         (target.size() > 3 && target.substr(target.size() - 3) == ".py");
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string Join(const std::vector<std::string>& items, std::string_view separator) {
+  std::string out;
+  for (const auto& item : items) {
+    if (!out.empty()) out += separator;
+    out += item;
+  }
+  return out;
+}
+
+// Recursive-descent parser over one --udf or --select text. Positions are byte
+// offsets into the text; errors print them 1-based with a caret.
+class SpecParser {
+ public:
+  SpecParser(std::string_view text, std::string_view option) : text_(text), option_(option) {}
+
+  arrow::Result<exec::UdfCall> ParseSpec(const fs::path& cwd) {
+    exec::UdfCall call;
+    SkipSpaces();
+    ARROW_ASSIGN_OR_RAISE(call.name, ParseName("the result column name", kSpecForm));
+    SkipSpaces();
+    if (!Consume('=')) {
+      return ErrorAt(pos_, "expected '=' after the result column name '" + call.name + "'",
+                     kSpecForm);
+    }
+    SkipSpaces();
+    ARROW_ASSIGN_OR_RAISE(const Reference reference, ParseReference());
+    ARROW_ASSIGN_OR_RAISE(call.arguments, ParseArgumentList());
+    SkipSpaces();
+    if (!AtEnd()) return ErrorAt(pos_, "unexpected text after the closing ')'", kSpecForm);
+    // The file is looked for only once the whole spec parsed: a syntax error is
+    // the more useful message when there are both.
+    ARROW_ASSIGN_OR_RAISE(std::string target,
+                          ResolveTarget(reference.target, reference.target_position, cwd));
+    call.payload_format = "python/ref";
+    call.payload = target + ":" + reference.function;
+    return call;
+  }
+
+  arrow::Result<std::vector<std::string>> ParseColumns() {
+    std::vector<std::string> columns;
+    SkipSpaces();
+    if (AtEnd()) return columns;
+    while (true) {
+      SkipSpaces();
+      const size_t start = pos_;
+      ARROW_ASSIGN_OR_RAISE(std::string column,
+                            ParseName("a column name", "write columns as a,b or `a name`,c"));
+      if (std::find(columns.begin(), columns.end(), column) != columns.end()) {
+        return ErrorAt(start, "column '" + column + "' is listed twice");
+      }
+      columns.push_back(std::move(column));
+      SkipSpaces();
+      if (AtEnd()) return columns;
+      if (!Consume(',')) return ErrorAt(pos_, "expected ',' between column names");
+    }
+  }
+
+ private:
+  bool AtEnd() const { return pos_ >= text_.size(); }
+  char Peek(size_t ahead = 0) const {
+    return pos_ + ahead < text_.size() ? text_[pos_ + ahead] : '\0';
+  }
+  void SkipSpaces() {
+    while (!AtEnd() && IsSpace(text_[pos_])) ++pos_;
+  }
+  bool Consume(char c) {
+    if (Peek() != c || AtEnd()) return false;
+    ++pos_;
+    return true;
+  }
+
+  arrow::Status ErrorAt(size_t pos, const std::string& what, std::string_view hint = {}) const {
+    std::string message = std::string(option_) + ": " + what + " at position " +
+                          std::to_string(pos + 1) + ":\n  " + std::string(text_) + "\n  " +
+                          std::string(pos, ' ') + "^";
+    if (!hint.empty()) message += "\n" + std::string(hint);
+    return UsageError(std::move(message));
+  }
+
+  std::string_view ReadIdentifier() {
+    const size_t start = pos_;
+    while (!AtEnd() && IsIdentChar(text_[pos_])) ++pos_;
+    return text_.substr(start, pos_ - start);
+  }
+
+  // Reads `text` after an opening backquote was seen at pos_; `` is one backquote.
+  arrow::Result<std::string> ReadQuoted() {
+    const size_t start = pos_++;
+    std::string out;
+    while (!AtEnd()) {
+      const char c = text_[pos_++];
+      if (c != '`') {
+        out += c;
+      } else if (Peek() == '`') {
+        out += '`';
+        ++pos_;
+      } else {
+        if (out.empty()) return ErrorAt(start, "empty `quoted name`");
+        return out;
+      }
+    }
+    return ErrorAt(start, "unterminated `quoted name`",
+                   "close it with ` (write `` for a backquote)");
+  }
+
+  // Parses IDENT or QUOTED.
+  arrow::Result<std::string> ParseName(const std::string& what, std::string_view hint) {
+    if (Peek() == '`') return ReadQuoted();
+    if (AtEnd() || !IsIdentStart(Peek())) return ErrorAt(pos_, "expected " + what, hint);
+    return std::string(ReadIdentifier());
+  }
+
+  // Finds the '(' that opens the UDF's arguments: the first one preceded by
+  // ':FUNCTION' with a non-empty target before the colon. Paths may hold '(' and ':'.
+  std::optional<std::pair<size_t, size_t>> FindColonAndParen(size_t start) const {
+    for (size_t paren = start; paren < text_.size(); ++paren) {
+      if (text_[paren] != '(') continue;
+      size_t end = paren;
+      while (end > start && IsSpace(text_[end - 1])) --end;
+      size_t begin = end;
+      while (begin > start && (IsIdentChar(text_[begin - 1]) || text_[begin - 1] == '.')) --begin;
+      if (begin > start + 1 && begin < end && text_[begin - 1] == ':') {
+        return std::make_pair(begin - 1, paren);
+      }
+    }
+    return std::nullopt;
+  }
+
+  struct Reference {
+    std::string target;  // as written: a file path or a module name
+    size_t target_position = 0;
+    std::string function;
+  };
+
+  // Parses REF and the '(' after it.
+  arrow::Result<Reference> ParseReference() {
+    const size_t start = pos_;
+    const auto found = FindColonAndParen(start);
+    if (!found) {
+      const std::string_view rest = text_.substr(start);
+      if (rest.find(':') == std::string_view::npos) {
+        return ErrorAt(start, "expected PATH.py:FUNCTION or module:FUNCTION", kSpecForm);
+      }
+      if (rest.find('(') == std::string_view::npos) {
+        return ErrorAt(text_.size(), "expected '(' and the arguments after the function name",
+                       kSpecForm);
+      }
+      return ErrorAt(start, "expected PATH.py:FUNCTION( or module:FUNCTION(", kSpecForm);
+    }
+    const auto [colon, paren] = *found;
+    const std::string_view function = Trim(text_.substr(colon + 1, paren - colon - 1));
+    if (!IsDottedName(function)) {
+      return ErrorAt(colon + 1, "'" + std::string(function) + "' is not a Python function name");
+    }
+    pos_ = paren + 1;
+    return Reference{std::string(Trim(text_.substr(start, colon - start))), start,
+                     std::string(function)};
+  }
+
+  // Makes a file target absolute and checks it exists; checks a module name's form.
+  arrow::Result<std::string> ResolveTarget(std::string_view target, size_t at,
+                                           const fs::path& cwd) const {
+    if (!LooksLikeFilePath(target)) {
+      if (IsDottedName(target)) return std::string(target);
+      return ErrorAt(at,
+                     "'" + std::string(target) +
+                         "' is neither a Python file (PATH.py) nor a module name (package.module)",
+                     kSpecForm);
+    }
+    fs::path path{std::string(target)};
+    const char* home = std::getenv("HOME");
+    if (target.substr(0, 2) == "~/" && home != nullptr) {
+      path = fs::path(home) / std::string(target.substr(2));
+    }
+    if (path.is_relative()) path = cwd / path;
+    path = path.lexically_normal();
+    std::error_code error;
+    const auto status = fs::status(path, error);
+    if (!fs::exists(status)) {
+      return arrow::Status::IOError(option_, ": UDF file ", path.string(),
+                                    " does not exist (relative paths are taken from the current "
+                                    "directory, ",
+                                    cwd.string(), ")");
+    }
+    if (!fs::is_regular_file(status)) {
+      return arrow::Status::IOError(option_, ": UDF file ", path.string(), " is not a file");
+    }
+    return path.string();
+  }
+
+  // Parses '(' already consumed, then [ARG (',' ARG)*] ')'.
+  arrow::Result<std::vector<cp::Expression>> ParseArgumentList() {
+    std::vector<cp::Expression> arguments;
+    SkipSpaces();
+    if (Consume(')')) return arguments;
+    while (true) {
+      ARROW_ASSIGN_OR_RAISE(auto argument, ParseArgument());
+      arguments.push_back(std::move(argument));
+      SkipSpaces();
+      if (Consume(')')) return arguments;
+      if (!Consume(',')) {
+        return ErrorAt(pos_,
+                       AtEnd() ? "expected ',' or ')'" : "expected ',' or ')' after an argument");
+      }
+    }
+  }
+
+  arrow::Result<cp::Expression> ParseArgument() {
+    SkipSpaces();
+    const char c = Peek();
+    if (AtEnd() || c == ')' || c == ',')
+      return ErrorAt(pos_, "expected an argument", kArgumentForms);
+    if (c == '`') {
+      ARROW_ASSIGN_OR_RAISE(std::string column, ReadQuoted());
+      return cp::field_ref(std::move(column));
+    }
+    if (c == '\'') return ParseString();
+    if (IsDigit(c) || ((c == '-' || c == '+') && IsDigit(Peek(1)))) return ParseNumber();
+    if (!IsIdentStart(c)) {
+      return ErrorAt(pos_, std::string("unexpected character '") + c + "'", kArgumentForms);
+    }
+    const size_t start = pos_;
+    const std::string name(ReadIdentifier());
+    const size_t after_name = pos_;
+    SkipSpaces();
+    if (Consume('(')) return ParseCall(name, start);
+    pos_ = after_name;
+    if (name == "true") return cp::literal(std::make_shared<arrow::BooleanScalar>(true));
+    if (name == "false") return cp::literal(std::make_shared<arrow::BooleanScalar>(false));
+    if (name == "null") return cp::literal(arrow::MakeNullScalar(arrow::null()));
+    return cp::field_ref(name);
+  }
+
+  arrow::Result<cp::Expression> ParseCall(const std::string& function, size_t at) {
+    auto registry = cp::GetFunctionRegistry();
+    if (!registry->GetFunction(function).ok()) {
+      const std::string close = ClosestName(function, registry->GetFunctionNames());
+      std::string hint = close.empty() ? "" : "did you mean " + close + "? ";
+      hint += "Functions: https://arrow.apache.org/docs/cpp/compute.html";
+      return ErrorAt(at, "unknown Arrow compute function '" + function + "'", hint);
+    }
+    ARROW_ASSIGN_OR_RAISE(auto arguments, ParseArgumentList());
+    return cp::call(function, std::move(arguments));
+  }
+
+  arrow::Result<cp::Expression> ParseString() {
+    const size_t start = pos_++;
+    std::string out;
+    while (!AtEnd()) {
+      const char c = text_[pos_++];
+      if (c != '\'') {
+        out += c;
+      } else if (Peek() == '\'' && !AtEnd()) {
+        out += '\'';
+        ++pos_;
+      } else {
+        return cp::literal(std::make_shared<arrow::StringScalar>(std::move(out)));
+      }
+    }
+    return ErrorAt(start, "unterminated string literal", "close it with ' (write '' for a quote)");
+  }
+
+  arrow::Result<cp::Expression> ParseNumber() {
+    const size_t start = pos_;
+    if (Peek() == '-' || Peek() == '+') ++pos_;
+    bool is_float = false;
+    while (IsDigit(Peek())) ++pos_;
+    if (Peek() == '.' && IsDigit(Peek(1))) {
+      is_float = true;
+      ++pos_;
+      while (IsDigit(Peek())) ++pos_;
+    }
+    if ((Peek() == 'e' || Peek() == 'E') &&
+        (IsDigit(Peek(1)) || ((Peek(1) == '-' || Peek(1) == '+') && IsDigit(Peek(2))))) {
+      is_float = true;
+      pos_ += 2;
+      while (IsDigit(Peek())) ++pos_;
+    }
+    if (IsIdentChar(Peek()) || Peek() == '.') {
+      return ErrorAt(pos_, "unexpected character '" + std::string(1, Peek()) + "' in a number");
+    }
+    std::string_view digits = text_.substr(start, pos_ - start);
+    if (digits.front() == '+') digits.remove_prefix(1);
+    if (is_float) {
+      // strtod, not from_chars: it is locale-independent enough for "C" digits and
+      // accepts every form the scanner above lets through.
+      const std::string copy(digits);
+      return cp::literal(std::make_shared<arrow::DoubleScalar>(std::strtod(copy.c_str(), nullptr)));
+    }
+    int64_t value = 0;
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    if (error != std::errc() || end != digits.data() + digits.size()) {
+      return ErrorAt(start, "integer literal out of the int64 range",
+                     "write it as a float (e.g. 1e20) if that is what you mean");
+    }
+    return cp::literal(std::make_shared<arrow::Int64Scalar>(value));
+  }
+
+  std::string_view text_;
+  std::string_view option_;
+  size_t pos_ = 0;
+};
+
+std::vector<std::string> FieldNames(const arrow::Schema& schema) {
+  std::vector<std::string> names;
+  for (const auto& field : schema.fields()) names.push_back(field->name());
+  return names;
+}
+
+// Explains that `column` is not (or not unambiguously) an input column.
+arrow::Status CheckColumn(const std::string& column, const arrow::Schema& input,
+                          const std::string& used_by) {
+  const auto indices = input.GetAllFieldIndices(column);
+  if (indices.size() == 1) return arrow::Status::OK();
+  if (indices.size() > 1) {
+    return arrow::Status::Invalid(used_by, " names column '", column, "', but the input has ",
+                                  indices.size(), " columns of that name");
+  }
+  const auto names = FieldNames(input);
+  const std::string close = ClosestName(column, names);
+  return arrow::Status::Invalid(used_by, " names column '", column,
+                                "', which the input does not have",
+                                close.empty() ? "" : "; did you mean '" + close + "'?",
+                                "\nthe input columns are: ", Join(names, ", "));
+}
+
+arrow::Status CheckArgument(const exec::UdfCall& call, size_t index, const arrow::Schema& input) {
+  const auto& argument = call.arguments[index];
+  const std::string used_by = "UDF '" + call.name + "' argument " + std::to_string(index + 1) +
+                              " (" + argument.ToString() + ")";
+  for (const auto& ref : cp::FieldsInExpression(argument)) {
+    if (ref.name() == nullptr) continue;  // the parser only makes references by name
+    ARROW_RETURN_NOT_OK(CheckColumn(*ref.name(), input, used_by));
+  }
+  auto bound = argument.Bind(input);
+  if (!bound.ok()) {
+    return arrow::Status::Invalid(used_by,
+                                  " cannot be computed on the input: ", bound.status().message());
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const fs::path& cwd) {
+  return SpecParser(spec, "--udf").ParseSpec(cwd);
+}
+
+arrow::Result<std::vector<std::string>> ParseColumnList(std::string_view text) {
+  return SpecParser(text, "--select").ParseColumns();
+}
+
+arrow::Status CheckUdfCalls(const std::vector<exec::UdfCall>& calls, const arrow::Schema& input,
+                            const std::optional<std::vector<std::string>>& pass_through) {
+  const std::vector<std::string> kept = pass_through.value_or(FieldNames(input));
+  if (pass_through) {
+    for (const auto& column : kept) ARROW_RETURN_NOT_OK(CheckColumn(column, input, "--select"));
+  }
+  std::set<std::string> output_names(kept.begin(), kept.end());
+  for (const auto& call : calls) {
+    if (!output_names.insert(call.name).second) {
+      const bool is_udf = std::any_of(calls.begin(), calls.end(), [&](const exec::UdfCall& other) {
+        return &other != &call && other.name == call.name;
+      });
+      return arrow::Status::Invalid(
+          "UDF name '", call.name, "' is used twice in the output: ",
+          is_udf ? "two UDFs have that name; give each its own NAME="
+                 : "the input column of that name is kept beside the results; rename the UDF "
+                   "or leave the column out with --select");
+    }
+    for (size_t i = 0; i < call.arguments.size(); ++i) {
+      ARROW_RETURN_NOT_OK(CheckArgument(call, i, input));
+    }
+  }
+  return arrow::Status::OK();
+}
+
+std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;
+  for (const auto& candidate : candidates) {
+    const size_t distance = EditDistance(name, candidate);
+    if (distance < best_distance) {
+      best = candidate;
+      best_distance = distance;
+    }
+  }
+  return best;
+}
+
+}  // namespace quiver::cli

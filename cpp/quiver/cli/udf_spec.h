@@ -1,0 +1,58 @@
+#pragma once
+
+// The grammar of `quiver run --udf` and `--select`.
+//
+//   spec      := NAME '=' REF '(' [ARG (',' ARG)*] ')'
+//   NAME      := IDENT | QUOTED                      the result column
+//   REF       := PATH.py ':' FUNCTION                a Python file; relative paths are
+//              | module.sub ':' FUNCTION            taken from the current directory
+//   FUNCTION  := IDENT ('.' IDENT)*                  e.g. shout or Cleaner.normalize
+//   ARG       := COLUMN | LITERAL | CALL
+//   COLUMN    := IDENT | QUOTED                      e.g. name, `unit price`
+//   LITERAL   := INTEGER (int64) | FLOAT (float64) | 'text' ('' is a quote)
+//              | true | false | null
+//   CALL      := IDENT '(' [ARG (',' ARG)*] ')'      an Arrow compute function,
+//                                                    e.g. utf8_upper(name), add(value, 1)
+//   IDENT     := [A-Za-z_][A-Za-z0-9_]*
+//   QUOTED    := '`' any text, `` for a backquote '`'
+//
+// Spaces are allowed between tokens. true, false and null are literals; write
+// `true` for a column named true. Errors name the position (1-based) of the
+// problem and draw a caret under it.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+#include <arrow/type_fwd.h>
+
+#include "quiver/exec/udf_operator.h"
+
+namespace quiver::cli {
+
+/// Parses one --udf spec into the call the operator runs.
+///
+/// A file reference is made absolute against `cwd` and must name an existing
+/// file; compute function names must be in Arrow's function registry (so
+/// arrow::compute::Initialize() must have run). Syntax errors are usage errors.
+arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const std::filesystem::path& cwd);
+
+/// Parses a --select list: column names (IDENT or QUOTED) separated by commas;
+/// an empty or blank text is the empty list.
+arrow::Result<std::vector<std::string>> ParseColumnList(std::string_view text);
+
+/// Checks `calls` and `pass_through` against the input schema before anything runs:
+/// every column exists, every argument can be computed (types fit the compute
+/// functions), and the output column names are unique.
+arrow::Status CheckUdfCalls(const std::vector<exec::UdfCall>& calls, const arrow::Schema& input,
+                            const std::optional<std::vector<std::string>>& pass_through);
+
+/// Returns the candidate closest to `name` in edit distance when it is close
+/// enough to be a likely typo, else an empty string.
+std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates);
+
+}  // namespace quiver::cli

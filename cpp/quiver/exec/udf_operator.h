@@ -1,0 +1,94 @@
+#pragma once
+
+// UdfOperator: the piece an engine embeds to run UDFs out of process.
+//
+// Batches come in as an arrow::RecordBatchReader and go out as one: each output
+// batch is the input's pass-through columns (the same buffers, by reference)
+// followed by one column per UDF, computed by worker processes.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <arrow/compute/expression.h>
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+namespace quiver::worker {
+class WorkerDispatcher;
+}
+
+namespace quiver::exec {
+
+/// One UDF call of an operator: what to run, on which arguments, under what name.
+struct UdfCall {
+  /// Name of the result column; quoted in every error about this UDF.
+  std::string name;
+  /// How the worker finds the function: "python/ref" (payload "PATH.py:FUNCTION"
+  /// or "module:FUNCTION") or "python/cloudpickle".
+  std::string payload_format = "python/ref";
+  std::string payload;
+  /// Arguments in order. A plain field reference is sent from the buffers it
+  /// lives in (no copy); any other expression is evaluated with Arrow compute first.
+  std::vector<arrow::compute::Expression> arguments;
+  /// The result type when the engine knows it; null lets the worker decide
+  /// (a Python UDF's `returns=`). When both are set they must agree.
+  std::shared_ptr<arrow::DataType> return_type;
+};
+
+/// How an operator runs.
+struct UdfOperatorOptions {
+  std::vector<UdfCall> udfs;
+  /// Input columns to keep beside the results, in this order; nullopt keeps all.
+  std::optional<std::vector<std::string>> pass_through;
+  /// Worker sessions per run (each on its own worker process).
+  int workers = 1;
+  /// Batches sent to one worker and not yet answered; bounds memory.
+  int max_batches_in_flight_per_worker = 4;
+};
+
+/// Figures about one run, for progress and summaries.
+struct UdfRunMetrics {
+  int64_t batches = 0;
+  int64_t rows = 0;
+  int64_t bytes_in = 0;  // Arrow buffer bytes of the input batches read
+  /// Time the workers spent inside UDF calls, summed over workers.
+  std::chrono::nanoseconds worker_udf_time{0};
+};
+
+/// A run of an operator: read it like any RecordBatchReader.
+class UdfRun : public arrow::RecordBatchReader {
+ public:
+  /// Returns the figures so far (complete once the reader returned its end).
+  virtual UdfRunMetrics metrics() const = 0;
+};
+
+/// Runs UDFs over batches in worker processes taken from a dispatcher.
+///
+/// The operator holds no per-run state: every Execute makes a new UdfRun, so
+/// one operator can run many inputs, one after the other or at once.
+class UdfOperator {
+ public:
+  /// Checks `options` and makes an operator whose workers come from `dispatcher`,
+  /// which must outlive it and its runs.
+  static arrow::Result<std::unique_ptr<UdfOperator>> Make(worker::WorkerDispatcher* dispatcher,
+                                                          UdfOperatorOptions options);
+
+  /// Starts a run over `input`: acquires workers, sends them the UDFs, and
+  /// returns once every worker has accepted them (so the output schema is known).
+  arrow::Result<std::shared_ptr<UdfRun>> Execute(std::shared_ptr<arrow::RecordBatchReader> input);
+
+  ~UdfOperator();
+
+ private:
+  UdfOperator(worker::WorkerDispatcher* dispatcher, UdfOperatorOptions options);
+
+  worker::WorkerDispatcher* dispatcher_;
+  UdfOperatorOptions options_;
+};
+
+}  // namespace quiver::exec

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <string_view>
+
+namespace quiver::worker {
+
+/// \brief Keeps the last bytes a worker wrote to stdout and stderr, up to a capacity.
+///
+/// Errors about a worker quote its last lines, so a crash shows its cause
+/// (a Python traceback, a faulthandler dump) without unbounded memory. Thread-safe.
+class BoundedLog {
+ public:
+  /// Keeps at most `capacity_bytes` (older bytes are dropped).
+  explicit BoundedLog(int64_t capacity_bytes);
+
+  /// Adds bytes at the end.
+  void Append(std::string_view bytes);
+
+  /// Returns up to `max_lines` last lines, each prefixed with `indent`.
+  std::string LastLines(int max_lines, std::string_view indent = "  ") const;
+
+  /// Returns the number of bytes written over the log's life, dropped ones included.
+  int64_t total_bytes() const;
+
+ private:
+  int64_t capacity_bytes_;
+  mutable std::mutex mutex_;
+  std::string text_;
+  int64_t total_bytes_ = 0;
+};
+
+}  // namespace quiver::worker

@@ -1,0 +1,71 @@
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <arrow/result.h>
+
+#include "quiver/io/unique_fd.h"
+#include "quiver/worker/bounded_log.h"
+
+namespace quiver::worker {
+
+/// How a process ended.
+struct ExitStatus {
+  bool signaled = false;
+  int code = 0;  // exit status, or the signal number when signaled
+
+  /// Returns e.g. "exited with status 1" or "was killed by signal 9 (SIGKILL)".
+  std::string ToString() const;
+};
+
+/// \brief A child process whose stdout and stderr go to a BoundedLog.
+///
+/// Move-only owner: destroying it stops the process (SIGTERM, then SIGKILL)
+/// and reaps it, so no child outlives its owner or stays a zombie.
+class ChildProcess {
+ public:
+  /// Starts `argv` with the engine's environment plus `environment`, in its own
+  /// process group. Fails with the reason when the program cannot be started.
+  static arrow::Result<std::unique_ptr<ChildProcess>> Spawn(
+      const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment,
+      int64_t log_capacity_bytes);
+
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  pid_t pid() const { return pid_; }
+  const BoundedLog& log() const { return *log_; }
+
+  /// Returns the exit status if the process ended, reaping it; never blocks.
+  std::optional<ExitStatus> TryWait();
+
+  /// Waits up to `timeout` for the process to end by itself.
+  std::optional<ExitStatus> WaitFor(std::chrono::milliseconds timeout);
+
+  /// Stops the process: SIGTERM, then SIGKILL after `grace`; reaps it.
+  ExitStatus Terminate(std::chrono::milliseconds grace);
+
+ private:
+  ChildProcess(pid_t pid, io::UniqueFd output, int64_t log_capacity_bytes);
+  void CollectOutput();
+  void Reap(int wait_status);
+
+  pid_t pid_;
+  std::optional<ExitStatus> exit_status_;
+  std::atomic<bool> reaped_{false};  // read by the output thread
+  std::unique_ptr<BoundedLog> log_;
+  io::UniqueFd output_;
+  std::thread output_reader_;
+};
+
+}  // namespace quiver::worker

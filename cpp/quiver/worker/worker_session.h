@@ -1,0 +1,77 @@
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include "quiver/io/deadline.h"
+#include "quiver/transport/connection.h"
+#include "quiver/v1/quiver.pb.h"
+#include "quiver/worker/worker.h"
+
+namespace quiver::worker {
+
+/// \brief One UDF execution on one worker (docs/protocol.md, section 2, engine side).
+///
+/// Sending (the caller's thread) and receiving (a thread of the session) never
+/// wait on each other, so a worker that answers while it still reads cannot
+/// deadlock the engine. Every result is checked for its sequence number, row
+/// count and schema before it is handed out.
+class WorkerSession {
+ public:
+  /// Sends `init` and waits for the worker to accept it.
+  static arrow::Result<std::unique_ptr<WorkerSession>> Start(Worker* worker, const v1::Init& init);
+
+  /// Stops the receiving thread; a session not finished is aborted first.
+  ~WorkerSession();
+
+  /// Returns the schema of result batches, one field per UDF.
+  const std::shared_ptr<arrow::Schema>& result_schema() const { return result_schema_; }
+
+  /// Sends one batch of UDF arguments.
+  arrow::Status Send(uint64_t sequence, const arrow::RecordBatch& arguments);
+
+  /// Waits for the result of `sequence`, which must be the oldest unanswered
+  /// batch of this session and have `rows` rows.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> Receive(uint64_t sequence, int64_t rows);
+
+  /// Ends the execution after all results were received; returns the worker's metrics.
+  arrow::Result<v1::Metrics> Finish();
+
+  /// Ends the execution early: Cancel when the worker is healthy (so it can be
+  /// reused), else marks it broken.
+  void Abort();
+
+  Worker* worker() { return worker_; }
+
+ private:
+  explicit WorkerSession(Worker* worker);
+
+  void ReceiveLoop();
+  // Waits for the next reply until `deadline`; a timeout marks the worker broken.
+  arrow::Result<transport::WorkerReply> NextReply(io::Deadline deadline, const std::string& what);
+  arrow::Status CheckResult(const transport::WorkerReply& reply, uint64_t sequence, int64_t rows);
+  arrow::Status ErrorFromWorker(const v1::Error& error);
+  arrow::Status Broken(const std::string& what);
+  arrow::Status AwaitInitResponse(const v1::Init& init);
+  void StopReceiving();
+  io::Deadline BatchDeadline() const;
+
+  Worker* worker_;
+  std::shared_ptr<arrow::Schema> result_schema_;
+  std::thread receiver_;
+  std::mutex mutex_;
+  std::condition_variable reply_arrived_;
+  std::deque<arrow::Result<transport::WorkerReply>> replies_;
+  bool done_ = false;  // Finish or Abort completed
+};
+
+}  // namespace quiver::worker

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace quiver::worker {
+
+/// How to start and manage workers of one kind.
+struct WorkerSpec {
+  /// Program and arguments; the dispatcher appends `--id ID --connection ENDPOINT`.
+  std::vector<std::string> command;
+  /// Extra environment variables for the worker (added to the engine's own).
+  std::map<std::string, std::string> environment;
+  /// Keep workers alive between runs and hand them out again.
+  bool reuse = true;
+  /// Most idle workers kept in the pool.
+  int max_idle_workers = 8;
+  /// Time a new worker has to connect and say Hello.
+  std::chrono::milliseconds start_timeout{30000};
+  /// Time a worker has to answer one batch (or Init, Finish, Cancel).
+  std::chrono::milliseconds batch_timeout{60000};
+  /// Time between SIGTERM and SIGKILL when stopping a worker.
+  std::chrono::milliseconds stop_grace{2000};
+  /// Bytes of each worker's stdout and stderr kept for error messages.
+  int64_t log_capacity_bytes = 64 * 1024;
+  /// Largest frame accepted from a worker.
+  int64_t max_message_bytes = int64_t{2} << 30;
+};
+
+}  // namespace quiver::worker
