@@ -165,6 +165,7 @@ arrow::Result<InputFile> OpenArrowIpc(const std::string& path,
     input.format = FileFormat::kArrowFile;
     return input;
   }
+  ARROW_RETURN_NOT_OK(file->Seek(0));  // reading the magic left the position undefined
   auto reader = arrow::ipc::RecordBatchStreamReader::Open(file);
   if (!reader.ok()) {
     return CannotRead(path, "an Arrow IPC stream", reader.status(),
@@ -193,9 +194,16 @@ arrow::Result<InputFile> OpenCsv(const std::string& path,
                                  int64_t batch_rows) {
   auto read_options = arrow::csv::ReadOptions::Defaults();
   ARROW_ASSIGN_OR_RAISE(read_options.block_size, CsvBlockSize(file, batch_rows));
-  auto reader = arrow::csv::StreamingReader::Make(
-      arrow::io::default_io_context(), file, read_options, arrow::csv::ParseOptions::Defaults(),
-      arrow::csv::ConvertOptions::Defaults());
+  ARROW_RETURN_NOT_OK(file->Seek(0));  // reading the sample left the position undefined
+  auto convert_options = arrow::csv::ConvertOptions::Defaults();
+  // An empty unquoted field is null and "" is the empty string: what Arrow's
+  // CSV writer (so quiver's CSV output) writes for them.
+  convert_options.strings_can_be_null = true;
+  convert_options.quoted_strings_can_be_null = false;
+  auto reader = arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), file,
+                                                  read_options,
+                                                  arrow::csv::ParseOptions::Defaults(),
+                                                  convert_options);
   if (!reader.ok()) {
     return CannotRead(path, "CSV", reader.status(),
                       "quiver reads comma-separated files with a header row");

@@ -84,25 +84,29 @@ arrow::Result<std::unique_ptr<OutputFile::Writer>> MakeParquetWriter(
   return std::make_unique<ParquetWriter>(std::move(sink), std::move(writer));
 }
 
+arrow::Result<std::shared_ptr<arrow::ipc::RecordBatchWriter>> MakeRecordBatchWriter(
+    FileFormat format, const std::shared_ptr<arrow::io::OutputStream>& sink,
+    const std::shared_ptr<arrow::Schema>& schema) {
+  switch (format) {
+    case FileFormat::kCsv:
+      return arrow::csv::MakeCSVWriter(sink, schema);
+    case FileFormat::kArrowFile:
+      return arrow::ipc::MakeFileWriter(sink, schema);
+    case FileFormat::kArrowStream:
+      return arrow::ipc::MakeStreamWriter(sink, schema);
+    case FileFormat::kParquet:
+    case FileFormat::kNoop:
+      break;
+  }
+  return arrow::Status::Invalid("no record batch writer for ", FormatName(format));
+}
+
 arrow::Result<std::unique_ptr<OutputFile::Writer>> MakeWriter(
     FileFormat format, std::shared_ptr<arrow::io::OutputStream> sink,
     const std::shared_ptr<arrow::Schema>& schema) {
-  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer;
-  switch (format) {
-    case FileFormat::kParquet:
-      return MakeParquetWriter(std::move(sink), schema);
-    case FileFormat::kCsv:
-      ARROW_ASSIGN_OR_RAISE(writer, arrow::csv::MakeCSVWriter(sink, schema));
-      break;
-    case FileFormat::kArrowFile:
-      ARROW_ASSIGN_OR_RAISE(writer, arrow::ipc::MakeFileWriter(sink, schema));
-      break;
-    case FileFormat::kArrowStream:
-      ARROW_ASSIGN_OR_RAISE(writer, arrow::ipc::MakeStreamWriter(sink, schema));
-      break;
-    case FileFormat::kNoop:
-      return std::make_unique<NoopWriter>();
-  }
+  if (format == FileFormat::kNoop) return std::make_unique<NoopWriter>();
+  if (format == FileFormat::kParquet) return MakeParquetWriter(std::move(sink), schema);
+  ARROW_ASSIGN_OR_RAISE(auto writer, MakeRecordBatchWriter(format, sink, schema));
   return std::make_unique<RecordBatchWriterAdapter>(std::move(sink), std::move(writer));
 }
 

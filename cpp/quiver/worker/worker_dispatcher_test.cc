@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "quiver/testing/python.h"
 #include "quiver/testing/status_matchers.h"
 #include "quiver/worker/worker.h"
 
@@ -13,10 +14,7 @@ namespace {
 
 using std::chrono::milliseconds;
 
-std::string Python() {
-  const char* python = std::getenv("QUIVER_PYTHON");
-  return python != nullptr ? python : "python3";
-}
+std::string Python() { return quiver::testing::PythonForWorkers(); }
 
 WorkerSpec PythonSpec() {
   WorkerSpec spec;

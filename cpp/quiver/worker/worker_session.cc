@@ -73,6 +73,7 @@ void WorkerSession::ReceiveLoop() {
     {
       std::lock_guard<std::mutex> lock(mutex_);
       replies_.push_back(std::move(reply));
+      receiver_done_ = last;
     }
     reply_arrived_.notify_all();
     if (last) return;
@@ -84,7 +85,7 @@ void WorkerSession::StopReceiving() {
   bool ended = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& reply : replies_) ended |= !reply.ok() || EndsExecution(*reply);
+    ended = receiver_done_;
   }
   // A receiver still reading is woken by closing the connection; such a worker
   // cannot be reused, since the protocol state is unknown.

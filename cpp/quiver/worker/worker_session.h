@@ -71,7 +71,8 @@ class WorkerSession {
   std::mutex mutex_;
   std::condition_variable reply_arrived_;
   std::deque<arrow::Result<transport::WorkerReply>> replies_;
-  bool done_ = false;  // Finish or Abort completed
+  bool done_ = false;           // Finish or Abort completed
+  bool receiver_done_ = false;  // the receiving thread saw the end of the execution
 };
 
 }  // namespace quiver::worker

@@ -1,0 +1,92 @@
+#include "quiver/exec/argument_plan.h"
+
+#include <utility>
+
+#include <arrow/array/concatenate.h>
+#include <arrow/array/util.h>
+#include <arrow/chunked_array.h>
+#include <arrow/datum.h>
+#include <arrow/scalar.h>
+#include <arrow/type.h>
+
+namespace quiver::exec {
+
+std::string ColumnNames(const arrow::Schema& schema) {
+  std::string names;
+  for (const auto& field : schema.fields()) names += (names.empty() ? "" : ", ") + field->name();
+  return names.empty() ? "(none)" : names;
+}
+
+arrow::Result<ArgumentPlan> ArgumentPlan::Make(const std::vector<UdfCall>& udfs,
+                                               const arrow::Schema& input) {
+  ArgumentPlan plan;
+  plan.input_schema_ = std::make_shared<arrow::Schema>(input.fields(), input.metadata());
+  for (const auto& udf : udfs) {
+    std::vector<int> offsets;
+    for (size_t i = 0; i < udf.arguments.size(); ++i) {
+      auto column = plan.AddColumn(udf.arguments[i], input);
+      if (!column.ok()) {
+        return column.status().WithMessage("UDF '", udf.name, "', argument ", i + 1, " (",
+                                           udf.arguments[i].ToString(),
+                                           "): ", column.status().message());
+      }
+      offsets.push_back(*column);
+    }
+    plan.offsets_.push_back(std::move(offsets));
+  }
+  plan.schema_ = arrow::schema(plan.fields_);
+  return plan;
+}
+
+arrow::Result<int> ArgumentPlan::AddColumn(const arrow::compute::Expression& argument,
+                                           const arrow::Schema& input) {
+  if (const arrow::FieldRef* ref = argument.field_ref(); ref != nullptr && ref->IsName()) {
+    const int index = input.GetFieldIndex(*ref->name());
+    if (index < 0) {
+      return arrow::Status::KeyError("no column named '", *ref->name(),
+                                     "' in the input (columns: ", ColumnNames(input), ")");
+    }
+    for (size_t i = 0; i < columns_.size(); ++i) {
+      if (columns_[i].input_index == index) return static_cast<int>(i);
+    }
+    columns_.push_back({index, {}});
+    fields_.push_back(input.field(index));
+    return static_cast<int>(columns_.size() - 1);
+  }
+  ARROW_ASSIGN_OR_RAISE(auto bound, argument.Bind(input));
+  for (size_t i = 0; i < columns_.size(); ++i) {
+    if (columns_[i].input_index < 0 && columns_[i].expression.Equals(bound)) {
+      return static_cast<int>(i);
+    }
+  }
+  columns_.push_back({-1, bound});
+  fields_.push_back(arrow::field(argument.ToString(), bound.type()->GetSharedPtr()));
+  return static_cast<int>(columns_.size() - 1);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> ArgumentPlan::Build(
+    const std::shared_ptr<arrow::RecordBatch>& input) const {
+  std::vector<std::shared_ptr<arrow::Array>> columns;
+  columns.reserve(columns_.size());
+  for (const auto& column : columns_) {
+    if (column.input_index >= 0) {
+      columns.push_back(input->column(column.input_index));  // by reference: no copy
+      continue;
+    }
+    ARROW_ASSIGN_OR_RAISE(arrow::Datum value, arrow::compute::ExecuteScalarExpression(
+                                                  column.expression, *input_schema_, input));
+    if (value.is_scalar()) {
+      ARROW_ASSIGN_OR_RAISE(auto broadcast,
+                            arrow::MakeArrayFromScalar(*value.scalar(), input->num_rows()));
+      columns.push_back(std::move(broadcast));
+    } else if (value.is_chunked_array()) {
+      ARROW_ASSIGN_OR_RAISE(auto joined, arrow::Concatenate(value.chunked_array()->chunks()));
+      columns.push_back(std::move(joined));
+    } else {
+      columns.push_back(value.make_array());
+    }
+  }
+  return arrow::RecordBatch::Make(schema_, input->num_rows(), std::move(columns));
+}
+
+}  // namespace quiver::exec

@@ -1,0 +1,294 @@
+#include <chrono>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <arrow/array/util.h>
+#include <arrow/type.h>
+#include <arrow/util/byte_size.h>
+
+#include "quiver/exec/argument_plan.h"
+#include "quiver/exec/udf_run_internal.h"
+#include "quiver/protocol/batch_codec.h"
+#include "quiver/worker/worker.h"
+#include "quiver/worker/worker_dispatcher.h"
+#include "quiver/worker/worker_session.h"
+
+namespace quiver::exec::internal {
+namespace {
+
+constexpr uint32_t kProtocolVersion = 1;
+
+// A batch read from the input whose results are not yet out, in input order.
+struct PendingBatch {
+  uint64_t sequence = 0;
+  int session = -1;  // -1: an empty batch, answered without a worker
+  std::shared_ptr<arrow::RecordBatch> input;
+  int64_t first_row = 0;
+};
+
+std::string UdfNames(const std::vector<UdfCall>& udfs) {
+  std::string names;
+  for (const auto& udf : udfs) names += (names.empty() ? "'" : ", '") + udf.name + "'";
+  return names;
+}
+
+arrow::Result<v1::Init> MakeInit(const std::vector<UdfCall>& udfs, const ArgumentPlan& plan) {
+  v1::Init init;
+  init.set_protocol_version(kProtocolVersion);
+  init.set_data_format(v1::ARROW_IPC_STREAM);
+  ARROW_ASSIGN_OR_RAISE(*init.mutable_input_schema(), protocol::SerializeSchema(*plan.schema()));
+  init.set_session_time_zone("UTC");
+  for (size_t i = 0; i < udfs.size(); ++i) {
+    v1::UdfDefinition* definition = init.add_udfs();
+    definition->set_name(udfs[i].name);
+    definition->set_payload_format(udfs[i].payload_format);
+    definition->set_payload(udfs[i].payload);
+    for (int offset : plan.offsets()[i]) definition->add_argument_offsets(offset);
+    if (udfs[i].return_type != nullptr) {
+      ARROW_ASSIGN_OR_RAISE(
+          *definition->mutable_return_type(),
+          protocol::SerializeSchema(*arrow::schema({arrow::field(udfs[i].name, udfs[i].return_type)})));
+    }
+  }
+  return init;
+}
+
+arrow::Result<std::vector<int>> PassThroughColumns(const UdfOperatorOptions& options,
+                                                   const arrow::Schema& input) {
+  std::vector<int> indices;
+  if (!options.pass_through) {
+    for (int i = 0; i < input.num_fields(); ++i) indices.push_back(i);
+    return indices;
+  }
+  for (const auto& name : *options.pass_through) {
+    const int index = input.GetFieldIndex(name);
+    if (index < 0) {
+      return arrow::Status::KeyError("no column named '", name, "' to keep in the output (columns: ",
+                                     ColumnNames(input), ")");
+    }
+    indices.push_back(index);
+  }
+  return indices;
+}
+
+class UdfRunImpl : public UdfRun {
+ public:
+  UdfRunImpl(worker::WorkerDispatcher* dispatcher, const UdfOperatorOptions& options,
+             std::shared_ptr<arrow::RecordBatchReader> input, ArgumentPlan plan,
+             std::vector<int> pass_through)
+      : dispatcher_(dispatcher),
+        options_(options),
+        input_(std::move(input)),
+        plan_(std::move(plan)),
+        pass_through_(std::move(pass_through)) {}
+
+  ~UdfRunImpl() override { Stop(); }
+
+  arrow::Status Start() {
+    ARROW_ASSIGN_OR_RAISE(v1::Init init, MakeInit(options_.udfs, plan_));
+    for (int i = 0; i < options_.workers; ++i) {
+      ARROW_ASSIGN_OR_RAISE(auto worker, dispatcher_->Acquire());
+      workers_.push_back(std::move(worker));
+      auto session = worker::WorkerSession::Start(workers_.back().get(), init);
+      if (!session.ok()) return Fail(session.status(), "while starting");
+      sessions_.push_back(std::move(session).ValueUnsafe());
+    }
+    return MakeOutputSchema(sessions_.front()->result_schema());
+  }
+
+  std::shared_ptr<arrow::Schema> schema() const override { return output_schema_; }
+
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    *out = nullptr;
+    if (!failure_.ok()) return failure_;
+    if (finished_) return arrow::Status::OK();
+    ARROW_RETURN_NOT_OK(FillWindow());
+    if (pending_.empty()) return FinishSessions();
+    PendingBatch batch = std::move(pending_.front());
+    pending_.pop_front();
+    ARROW_ASSIGN_OR_RAISE(auto results, ResultsOf(batch));
+    *out = Combine(*batch.input, *results);
+    std::lock_guard<std::mutex> lock(metrics_mutex_);
+    metrics_.batches += 1;
+    metrics_.rows += batch.input->num_rows();
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Close() override {
+    Stop();
+    return arrow::Status::OK();
+  }
+
+  UdfRunMetrics metrics() const override {
+    std::lock_guard<std::mutex> lock(metrics_mutex_);
+    return metrics_;
+  }
+
+ private:
+  arrow::Status MakeOutputSchema(const std::shared_ptr<arrow::Schema>& results) {
+    for (size_t i = 1; i < sessions_.size(); ++i) {
+      if (!sessions_[i]->result_schema()->Equals(*results)) {
+        return Fail(arrow::Status::Invalid("workers disagree on the result types: ",
+                                           results->ToString(), " vs ",
+                                           sessions_[i]->result_schema()->ToString()),
+                    "while starting");
+      }
+    }
+    const auto& input = *input_->schema();
+    arrow::FieldVector fields;
+    for (int index : pass_through_) fields.push_back(input.field(index));
+    for (int i = 0; i < results->num_fields(); ++i) {
+      const auto& declared = options_.udfs[i].return_type;
+      if (declared != nullptr && !declared->Equals(*results->field(i)->type())) {
+        return Fail(arrow::Status::TypeError("UDF '", options_.udfs[i].name, "' returns ",
+                                             results->field(i)->type()->ToString(),
+                                             " but the engine declared ", declared->ToString()),
+                    "while starting");
+      }
+      for (int index : pass_through_) {
+        if (input.field(index)->name() == results->field(i)->name()) {
+          return Fail(arrow::Status::Invalid("UDF '", results->field(i)->name(),
+                                             "' has the name of an input column kept in the "
+                                             "output; rename the UDF or leave the column out"),
+                      "while starting");
+        }
+      }
+      fields.push_back(results->field(i));
+    }
+    output_schema_ = arrow::schema(std::move(fields));
+    return arrow::Status::OK();
+  }
+
+  // Reads input batches and sends them until every worker's window is full.
+  arrow::Status FillWindow() {
+    const size_t window = sessions_.size() * options_.max_batches_in_flight_per_worker;
+    while (!input_done_ && pending_.size() < window) {
+      std::shared_ptr<arrow::RecordBatch> batch;
+      arrow::Status read = input_->ReadNext(&batch);
+      if (!read.ok()) return Fail(read.WithMessage("reading the input: ", read.message()), "");
+      if (batch == nullptr) {
+        input_done_ = true;
+        break;
+      }
+      PendingBatch pending{next_sequence_++, -1, batch, rows_read_};
+      rows_read_ += batch->num_rows();
+      {
+        std::lock_guard<std::mutex> lock(metrics_mutex_);
+        metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
+      }
+      if (batch->num_rows() > 0) ARROW_RETURN_NOT_OK(Send(&pending));
+      pending_.push_back(std::move(pending));
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status Send(PendingBatch* pending) {
+    auto arguments = plan_.Build(pending->input);
+    if (!arguments.ok()) return Fail(arguments.status(), Where(*pending));
+    pending->session = next_session_;
+    next_session_ = (next_session_ + 1) % static_cast<int>(sessions_.size());
+    arrow::Status sent = sessions_[pending->session]->Send(pending->sequence, **arguments);
+    if (!sent.ok()) return Fail(sent, Where(*pending));
+    return arrow::Status::OK();
+  }
+
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> ResultsOf(const PendingBatch& batch) {
+    const auto& results = sessions_.front()->result_schema();
+    if (batch.session < 0) {
+      ARROW_ASSIGN_OR_RAISE(auto empty, arrow::RecordBatch::MakeEmpty(results));
+      return empty;
+    }
+    auto received = sessions_[batch.session]->Receive(batch.sequence, batch.input->num_rows());
+    if (!received.ok()) return Fail(received.status(), Where(batch));
+    return received;
+  }
+
+  std::shared_ptr<arrow::RecordBatch> Combine(const arrow::RecordBatch& input,
+                                              const arrow::RecordBatch& results) const {
+    std::vector<std::shared_ptr<arrow::Array>> columns;
+    columns.reserve(pass_through_.size() + results.num_columns());
+    // Pass-through columns go out as they came in: the same arrays, no copy.
+    for (int index : pass_through_) columns.push_back(input.column(index));
+    for (const auto& column : results.columns()) columns.push_back(column);
+    return arrow::RecordBatch::Make(output_schema_, input.num_rows(), std::move(columns));
+  }
+
+  std::string Where(const PendingBatch& batch) const {
+    const int64_t rows = batch.input->num_rows();
+    std::string where = "on batch " + std::to_string(batch.sequence) + " (rows " +
+                        std::to_string(batch.first_row) + "-" +
+                        std::to_string(batch.first_row + rows - 1) + ")";
+    if (batch.session >= 0) where += " in " + workers_[batch.session]->Describe();
+    return where;
+  }
+
+  // Records the first failure, stops every session, and returns the failure
+  // with where it happened.
+  arrow::Status Fail(const arrow::Status& status, const std::string& where) {
+    if (failure_.ok()) {
+      failure_ = status.WithMessage("running UDFs ", UdfNames(options_.udfs),
+                                    where.empty() ? "" : " " + where, " failed: ",
+                                    status.message());
+    }
+    Stop();
+    return failure_;
+  }
+
+  arrow::Status FinishSessions() {
+    finished_ = true;
+    for (auto& session : sessions_) {
+      auto metrics = session->Finish();
+      if (!metrics.ok()) return Fail(metrics.status(), "while finishing");
+      std::lock_guard<std::mutex> lock(metrics_mutex_);
+      metrics_.worker_udf_time += std::chrono::nanoseconds(metrics->udf_nanos());
+    }
+    Stop();
+    return arrow::Status::OK();
+  }
+
+  // Ends every session (Cancel when unfinished) and gives the workers back.
+  void Stop() {
+    finished_ = true;
+    sessions_.clear();  // aborts unfinished sessions and joins their threads
+    for (auto& worker : workers_) dispatcher_->Release(std::move(worker));
+    workers_.clear();
+    pending_.clear();
+  }
+
+  worker::WorkerDispatcher* dispatcher_;
+  const UdfOperatorOptions options_;  // a copy: a run may outlive its operator
+  std::shared_ptr<arrow::RecordBatchReader> input_;
+  ArgumentPlan plan_;
+  std::vector<int> pass_through_;
+  std::shared_ptr<arrow::Schema> output_schema_;
+  std::vector<std::unique_ptr<worker::Worker>> workers_;
+  std::vector<std::unique_ptr<worker::WorkerSession>> sessions_;
+  std::deque<PendingBatch> pending_;
+  int next_session_ = 0;
+  uint64_t next_sequence_ = 0;
+  int64_t rows_read_ = 0;
+  bool input_done_ = false;
+  bool finished_ = false;
+  arrow::Status failure_;
+  mutable std::mutex metrics_mutex_;
+  UdfRunMetrics metrics_;
+};
+
+}  // namespace
+
+arrow::Result<std::shared_ptr<UdfRun>> StartUdfRun(
+    worker::WorkerDispatcher* dispatcher, const UdfOperatorOptions& options,
+    std::shared_ptr<arrow::RecordBatchReader> input) {
+  const auto input_schema = input->schema();
+  ARROW_ASSIGN_OR_RAISE(ArgumentPlan plan, ArgumentPlan::Make(options.udfs, *input_schema));
+  ARROW_ASSIGN_OR_RAISE(std::vector<int> pass_through, PassThroughColumns(options, *input_schema));
+  auto run = std::make_shared<UdfRunImpl>(dispatcher, options, std::move(input), std::move(plan),
+                                          std::move(pass_through));
+  ARROW_RETURN_NOT_OK(run->Start());
+  return run;
+}
+
+}  // namespace quiver::exec::internal
