@@ -5,11 +5,10 @@ from __future__ import annotations
 import io
 import threading
 from collections import deque
-from typing import Union
 
 import pyarrow as pa
 
-Chunk = Union[bytes, bytearray, memoryview, pa.Buffer]
+Chunk = bytes | bytearray | memoryview | pa.Buffer
 
 
 class ZeroCopyByteStream(io.BufferedIOBase):
@@ -47,7 +46,9 @@ class ZeroCopyByteStream(io.BufferedIOBase):
         view = _as_byte_view(chunk)
         with self._cond:
             if self._input_done or self._error is not None:
-                raise ValueError("cannot add a chunk to a ZeroCopyByteStream after finish()/abort()")
+                raise ValueError(
+                    "cannot add a chunk to a ZeroCopyByteStream after finish()/abort()"
+                )
             if view.nbytes == 0:
                 return  # empty chunks carry nothing and would only complicate reads
             self._chunks.append(view)
@@ -90,8 +91,9 @@ class ZeroCopyByteStream(io.BufferedIOBase):
         with self._cond:
             self._chunks.clear()
             self._buffered = 0
+            # Mark the stream closed before waking the reader, or it could wait again.
+            super().close()
             self._cond.notify_all()
-        super().close()
 
     def read(self, size: int | None = -1) -> memoryview:
         """Read ``size`` bytes (all bytes up to the end when negative or None).

@@ -76,7 +76,7 @@ def parse_type(text: str) -> pa.DataType:
 
 
 class _ParseError(Exception):
-    """Raised inside the parser; parse_type turns it into a ValueError with context."""
+    """Signal a parse failure inside the parser; parse_type adds context as a ValueError."""
 
 
 class _TypeParser:

@@ -47,6 +47,7 @@ class UserDefinedFunction:
         return self.func(*args, **kwargs)
 
     def __repr__(self) -> str:
+        """Show the function, its return type and its eval type."""
         name = getattr(self.func, "__qualname__", repr(self.func))
         return f"<quiver.udf {name} returns={self.returns} eval_type={self.eval_type}>"
 
@@ -100,8 +101,9 @@ def infer_eval_type(func: Callable[..., Any]) -> str:
         raise TypeError(f"UDF {name} has no parameter type hints. {_FORMS}")
     unknown = [f"{p}: {_hint_text(hints[p])}" for p, kind in kinds.items() if kind is None]
     if unknown:
-        raise TypeError(f"UDF {name} has parameter hints quiver cannot use ({', '.join(unknown)}). "
-                        f"{_FORMS}")
+        raise TypeError(
+            f"UDF {name} has parameter hints quiver cannot use ({', '.join(unknown)}). {_FORMS}"
+        )
     found = set(kinds.values())
     if "iter" in found:
         if len(params) != 1:

@@ -12,7 +12,6 @@ import socket
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import pyarrow as pa
 
@@ -24,7 +23,7 @@ MAX_U64 = 0xFFFF_FFFF_FFFF_FFFF
 # Linux refuses sendmsg with more than IOV_MAX (1024) buffers.
 _IOV_MAX = 1024
 
-BytesLike = Union[bytes, bytearray, memoryview, pa.Buffer]
+BytesLike = bytes | bytearray | memoryview | pa.Buffer
 
 
 class FrameKind(enum.IntEnum):
@@ -229,7 +228,7 @@ class FrameDecoder:
         metadata_end = HEADER_SIZE + header.metadata_length
         metadata = bytes(self._buffer[HEADER_SIZE:metadata_end])
         body = allocate_body(header.body_length)
-        memoryview(body)[:] = self._buffer[metadata_end:end]
+        memoryview(body).cast("B")[:] = self._buffer[metadata_end:end]
         del self._buffer[:end]
         self._header = None
         return Frame(header.kind, header.sequence, metadata, body)

@@ -1,0 +1,370 @@
+"""One execution: resolve the UDFs of an ``Init``, run them over batches, count the work."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import resource
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from quiver._proto import pb
+from quiver.udf import (
+    EVAL_TYPES,
+    SCALAR_ARROW,
+    SCALAR_ARROW_ITER,
+    SCALAR_PANDAS,
+    UserDefinedFunction,
+    infer_eval_type,
+)
+from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
+from quiver.worker.evaluators import EVALUATORS, ArrowEvaluator, coerce_result
+from quiver.worker.loader import load_udf_object
+
+PROTOCOL_VERSION = 1
+_EVAL_TYPE_NAMES = {
+    pb.SCALAR_ARROW: SCALAR_ARROW,
+    pb.SCALAR_PANDAS: SCALAR_PANDAS,
+    pb.SCALAR_ARROW_ITER: SCALAR_ARROW_ITER,
+}
+
+
+@dataclass
+class Metrics:
+    """Counters of one execution, reported in FinishResponse / CancelResponse."""
+
+    batches: int = 0
+    rows_in: int = 0
+    rows_out: int = 0
+    udf_nanos: int = 0
+    codec_nanos: int = 0
+
+    def to_proto(self) -> pb.Metrics:
+        """Return the Metrics message, with the process's peak resident set size."""
+        return pb.Metrics(
+            batches=self.batches,
+            rows_in=self.rows_in,
+            rows_out=self.rows_out,
+            udf_nanos=self.udf_nanos,
+            codec_nanos=self.codec_nanos,
+            peak_rss_bytes=peak_rss_bytes(),
+        )
+
+
+def peak_rss_bytes() -> int:
+    """Return the peak resident set size of this process in bytes."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kibibytes, macOS bytes.
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+@dataclass
+class BoundUdf:
+    """A loaded UDF with everything needed to call it on a batch."""
+
+    name: str
+    offsets: tuple[int, ...]
+    return_type: pa.DataType
+    eval_type: str
+    evaluator: ArrowEvaluator
+
+
+class Execution:
+    """The state of one execution between Init and FinishResponse / CancelResponse."""
+
+    def __init__(self, init: pb.Init, log: logging.Logger) -> None:
+        """Hold ``init``; nothing is checked or loaded until :meth:`load`."""
+        self.init = init
+        self.log = log
+        self.metrics = Metrics()
+        self.payloads = [bytearray(udf.payload) for udf in init.udfs]
+        self.chunks_left = init.payload_chunk_count
+        self.udfs: list[BoundUdf] | None = None
+        self.input_schema: pa.Schema | None = None
+        self.result_schema: pa.Schema | None = None
+
+    @property
+    def loaded(self) -> bool:
+        """Tell whether the UDFs are loaded (InitResponse was sent)."""
+        return self.udfs is not None
+
+    def add_payload_chunk(self, chunk: pb.PayloadChunk) -> None:
+        """Append a PayloadChunk to its UDF's payload."""
+        if self.chunks_left == 0:
+            raise ProtocolError(
+                f"PayloadChunk beyond the {self.init.payload_chunk_count} announced by Init"
+            )
+        if chunk.udf_index >= len(self.payloads):
+            raise ProtocolError(
+                f"PayloadChunk for udf_index {chunk.udf_index}, but Init has "
+                f"{len(self.payloads)} UDFs"
+            )
+        self.payloads[chunk.udf_index] += chunk.data
+        self.chunks_left -= 1
+
+    def load(self) -> bytes:
+        """Check the Init, load every UDF and return the serialized result schema."""
+        self._check_init()
+        self.input_schema = _read_schema(self.init.input_schema, "Init.input_schema")
+        udfs = [self._bind(i, definition) for i, definition in enumerate(self.init.udfs)]
+        self.result_schema = pa.schema(
+            [pa.field(udf.name, udf.return_type, nullable=True) for udf in udfs]
+        )
+        self.udfs = udfs
+        return self.result_schema.serialize().to_pybytes()
+
+    def _check_init(self) -> None:
+        """Reject an unsupported protocol version, data format or an empty UDF list."""
+        init = self.init
+        if init.protocol_version != PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"Init has protocol_version {init.protocol_version}; this worker speaks "
+                f"{PROTOCOL_VERSION}"
+            )
+        if init.data_format != pb.ARROW_IPC_STREAM:
+            name = _enum_name(pb.DataFormat, init.data_format)
+            raise WorkerError(
+                f"Init has data_format {name}; this worker reads ARROW_IPC_STREAM only"
+            )
+        if not init.udfs:
+            raise ProtocolError("Init has no UDFs")
+
+    def _bind(self, index: int, definition: pb.UdfDefinition) -> BoundUdf:
+        """Load one UDF and settle its return type, eval type and arguments."""
+        name = definition.name
+        obj = load_udf_object(name, definition.payload_format, bytes(self.payloads[index]))
+        engine_type = _engine_return_type(definition)
+        engine_eval = _engine_eval_type(definition)
+        if isinstance(obj, UserDefinedFunction):
+            func, return_type, eval_type = obj.func, obj.returns, obj.eval_type
+            _check_declared(name, return_type, engine_type, eval_type, engine_eval)
+        else:
+            func = obj
+            return_type, eval_type = _undecorated_types(name, obj, engine_type, engine_eval)
+        offsets = tuple(definition.argument_offsets)
+        self._check_offsets(name, offsets)
+        _check_arity(name, func, len(offsets), eval_type)
+        evaluator = EVALUATORS[eval_type](func, name, self.init.session_time_zone)
+        self.log.debug("UDF %r: %s returns %s, arguments %s", name, eval_type, return_type, offsets)
+        return BoundUdf(name, offsets, return_type, eval_type, evaluator)
+
+    def _check_offsets(self, name: str, offsets: tuple[int, ...]) -> None:
+        """Reject argument offsets outside the input schema."""
+        width = len(self.input_schema) if self.input_schema is not None else None
+        for offset in offsets:
+            if offset < 0 or (width is not None and offset >= width):
+                raise ProtocolError(
+                    f"UDF {name!r} has argument offset {offset}, but the input schema has "
+                    f"{width} columns"
+                )
+
+    # ---- batches ----
+
+    def run_batch(self, body: pa.Buffer) -> pa.Buffer:
+        """Run every UDF over the batch in ``body``; return the result as one IPC stream."""
+        assert self.udfs is not None and self.result_schema is not None
+        started = time.perf_counter_ns()
+        batch = self._decode(body)
+        self.metrics.codec_nanos += time.perf_counter_ns() - started
+        columns = [self._run_udf(udf, batch) for udf in self.udfs]
+        started = time.perf_counter_ns()
+        result = pa.RecordBatch.from_arrays(columns, schema=self.result_schema)
+        encoded = encode_batch(result)
+        self.metrics.codec_nanos += time.perf_counter_ns() - started
+        self.metrics.batches += 1
+        self.metrics.rows_in += batch.num_rows
+        self.metrics.rows_out += result.num_rows
+        return encoded
+
+    def _decode(self, body: pa.Buffer) -> pa.RecordBatch:
+        """Read the one record batch of a data frame and check it against the input schema."""
+        batch = decode_batch(body)
+        expected = self.input_schema
+        if expected is not None and batch.schema.types != expected.types:
+            raise ProtocolError(
+                f"a Data batch has column types ({_types_text(batch.schema)}), but "
+                f"Init.input_schema has ({_types_text(expected)})"
+            )
+        for udf in self.udfs or ():
+            if any(offset >= batch.num_columns for offset in udf.offsets):
+                raise ProtocolError(
+                    f"UDF {udf.name!r} has argument offsets {list(udf.offsets)}, but the Data "
+                    f"batch has {batch.num_columns} columns"
+                )
+        return batch
+
+    def _run_udf(self, udf: BoundUdf, batch: pa.RecordBatch) -> pa.Array:
+        """Call one UDF on its argument columns and check what it returns."""
+        args = udf.evaluator.prepare([batch.column(i) for i in udf.offsets])
+        raw = self._timed_user_call(udf.name, udf.evaluator.call, args)
+        started = time.perf_counter_ns()
+        try:
+            return coerce_result(raw, udf.return_type, udf.name, batch.num_rows)
+        finally:
+            self.metrics.codec_nanos += time.perf_counter_ns() - started
+
+    def _timed_user_call(self, name: str, call: Callable[..., Any], *args: Any) -> Any:
+        """Run user code, count its time, and wrap what it raises as a UserError."""
+        started = time.perf_counter_ns()
+        try:
+            return call(*args)
+        except ExecutionError:
+            raise
+        except (Exception, SystemExit) as exc:  # anything the UDF raises is the user's error
+            raise UserError(name, exc) from exc
+        finally:
+            self.metrics.udf_nanos += time.perf_counter_ns() - started
+
+    # ---- end of the execution ----
+
+    def finish(self) -> None:
+        """Let iterator UDFs run to their end; raise the first error one of them reports."""
+        first: ExecutionError | None = None
+        for udf in self.udfs or ():
+            try:
+                self._timed_user_call(udf.name, udf.evaluator.finish)
+            except ExecutionError as exc:
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def close(self) -> None:
+        """Stop every UDF early (Cancel, an error, or shutdown); log what their cleanup raises."""
+        for udf in self.udfs or ():
+            try:
+                udf.evaluator.close()
+            except (Exception, SystemExit) as exc:
+                self.log.warning("UDF %r raised while being stopped: %r", udf.name, exc)
+
+
+def decode_batch(body: pa.Buffer) -> pa.RecordBatch:
+    """Read the single record batch of an Arrow IPC stream without copying its buffers."""
+    try:
+        reader = pa.ipc.open_stream(body)
+        batches = list(reader)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ProtocolError(f"a Data body is not a valid Arrow IPC stream: {exc}") from exc
+    if len(batches) != 1:
+        raise ProtocolError(
+            f"a Data body must hold exactly one record batch, but it holds {len(batches)}"
+        )
+    return batches[0]
+
+
+def encode_batch(batch: pa.RecordBatch) -> pa.Buffer:
+    """Write ``batch`` as one self-contained Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue()
+
+
+def _read_schema(data: bytes, what: str) -> pa.Schema | None:
+    """Read an IPC schema message, or return None when ``data`` is empty."""
+    if not data:
+        return None
+    try:
+        return pa.ipc.read_schema(pa.py_buffer(data))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ProtocolError(f"{what} is not an Arrow IPC schema message: {exc}") from exc
+
+
+def _engine_return_type(definition: pb.UdfDefinition) -> pa.DataType | None:
+    """Return the type the engine declared for a UDF, or None."""
+    schema = _read_schema(definition.return_type, f"return_type of UDF {definition.name!r}")
+    if schema is None:
+        return None
+    if len(schema) != 1:
+        raise ProtocolError(
+            f"return_type of UDF {definition.name!r} must be a schema with one field, "
+            f"it has {len(schema)}"
+        )
+    return schema.field(0).type
+
+
+def _engine_eval_type(definition: pb.UdfDefinition) -> str | None:
+    """Return the eval type the engine asked for, or None when unspecified."""
+    if definition.eval_type == pb.EVAL_TYPE_UNSPECIFIED:
+        return None
+    name = _EVAL_TYPE_NAMES.get(definition.eval_type)
+    if name is None:
+        raise WorkerError(
+            f"UDF {definition.name!r} has eval_type {definition.eval_type}, which this worker "
+            f"does not know; it runs {', '.join(EVAL_TYPES)}",
+            definition.name,
+        )
+    return name
+
+
+def _check_declared(
+    name: str,
+    return_type: pa.DataType,
+    engine_type: pa.DataType | None,
+    eval_type: str,
+    engine_eval: str | None,
+) -> None:
+    """Reject a decorated UDF whose types disagree with the ones the engine declared."""
+    if engine_type is not None and engine_type != return_type:
+        raise WorkerError(
+            f"UDF {name!r} declares returns={return_type}, but the engine declared return type "
+            f"{engine_type}",
+            name,
+        )
+    if engine_eval is not None and engine_eval != eval_type:
+        raise WorkerError(
+            f"UDF {name!r} is a {eval_type} UDF, but the engine asked for {engine_eval}", name
+        )
+
+
+def _undecorated_types(
+    name: str, obj: Any, engine_type: pa.DataType | None, engine_eval: str | None
+) -> tuple[pa.DataType, str]:
+    """Settle the return type and eval type of a function without @quiver.udf."""
+    if not callable(obj):
+        raise WorkerError(f"UDF {name!r} names a {type(obj).__name__}, not a function", name)
+    if engine_type is None:
+        raise WorkerError(
+            f"UDF {name!r} has no return type: decorate the function with "
+            "@quiver.udf(returns=...) (or have the engine declare the type)",
+            name,
+        )
+    if engine_eval is not None:
+        return engine_type, engine_eval
+    try:
+        return engine_type, infer_eval_type(obj)
+    except TypeError:
+        return engine_type, SCALAR_ARROW  # no usable hints: the Arrow form is the default
+
+
+def _check_arity(name: str, func: Any, count: int, eval_type: str) -> None:
+    """Reject a UDF that cannot take the arguments the engine will pass."""
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError):
+        return  # builtins and some C functions have no signature; the first call will tell
+    args = (iter(()),) if eval_type == SCALAR_ARROW_ITER else tuple(range(count))
+    try:
+        signature.bind(*args)
+    except TypeError as exc:
+        passed = "one iterator" if eval_type == SCALAR_ARROW_ITER else f"{count} argument(s)"
+        raise WorkerError(
+            f"UDF {name!r} cannot be called with {passed} ({eval_type}): {exc}", name
+        ) from None
+
+
+def _enum_name(enum: Any, value: int) -> str:
+    """Name an enum value, or show the number when this worker does not know it."""
+    try:
+        return f"{enum.Name(value)} ({value})"
+    except ValueError:
+        return str(value)
+
+
+def _types_text(schema: pa.Schema) -> str:
+    """List a schema's column types."""
+    return ", ".join(str(t) for t in schema.types)
