@@ -5,9 +5,9 @@
 #include <cstdio>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <arrow/compute/initialize.h>
 #include <arrow/config.h>
+#include <CLI/CLI.hpp>
 
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/python_interpreter.h"

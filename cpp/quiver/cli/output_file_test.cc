@@ -41,9 +41,9 @@ std::shared_ptr<arrow::RecordBatch> FlatBatch(int64_t first, int64_t rows) {
   auto make = [](const std::shared_ptr<arrow::DataType>& type, const std::string& json) {
     return arrow::json::ArrayFromJSONString(type, json + "]").ValueOrDie();
   };
-  return arrow::RecordBatch::Make(FlatSchema(), rows,
-                                  {make(arrow::int64(), ids), make(arrow::utf8(), names),
-                                   make(arrow::float64(), values)});
+  return arrow::RecordBatch::Make(
+      FlatSchema(), rows,
+      {make(arrow::int64(), ids), make(arrow::utf8(), names), make(arrow::float64(), values)});
 }
 
 class FileTest : public ::testing::Test {
@@ -214,8 +214,7 @@ TEST_F(FileTest, TellsArrowFilesFromStreamsByTheMagic) {
 TEST_F(FileTest, ExplainsAMissingInput) {
   auto input = OpenInputFile(Path("nope.parquet"), FileFormat::kParquet, 10);
   ASSERT_FALSE(input.ok());
-  EXPECT_NE(input.status().message().find("input file " + Path("nope.parquet") +
-                                          " does not exist"),
+  EXPECT_NE(input.status().message().find("input file " + Path("nope.parquet") + " does not exist"),
             std::string::npos)
       << input.status().message();
   input = OpenInputFile(dir_.string(), FileFormat::kParquet, 10);

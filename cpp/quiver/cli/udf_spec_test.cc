@@ -96,9 +96,8 @@ TEST_F(UdfSpecTest, ParsesLiterals) {
 }
 
 TEST_F(UdfSpecTest, ParsesNestedComputeCalls) {
-  ASSERT_OK_AND_ASSIGN(
-      auto call, Parse("x = f.py:g( utf8_upper(name) , add(value, 1), "
-                       "binary_join_element_wise(name, utf8_lower(name), '-') )"));
+  ASSERT_OK_AND_ASSIGN(auto call, Parse("x = f.py:g( utf8_upper(name) , add(value, 1), "
+                                        "binary_join_element_wise(name, utf8_lower(name), '-') )"));
   ASSERT_EQ(call.arguments.size(), 3u);
   EXPECT_EQ(call.arguments[0], cp::call("utf8_upper", {cp::field_ref("name")}));
   EXPECT_EQ(call.arguments[1],
@@ -180,9 +179,9 @@ TEST_F(UdfSpecTest, NamesAMissingUdfFile) {
   auto result = Parse("x=nope/missing.py:g(a)");
   ASSERT_FALSE(result.ok());
   EXPECT_FALSE(IsUsageError(result.status()));
-  EXPECT_NE(result.status().message().find((cwd_ / "nope" / "missing.py").string() +
-                                           " does not exist"),
-            std::string::npos)
+  EXPECT_NE(
+      result.status().message().find((cwd_ / "nope" / "missing.py").string() + " does not exist"),
+      std::string::npos)
       << result.status().message();
   EXPECT_NE(ErrorOf("x=sub/:g(a)").find("is not a file"), std::string::npos);
 }
