@@ -15,13 +15,13 @@ namespace {
 namespace cp = arrow::compute;
 
 std::shared_ptr<arrow::RecordBatch> Input() {
-  auto schema = arrow::schema({arrow::field("name", arrow::utf8()),
-                               arrow::field("value", arrow::int64())});
+  auto schema =
+      arrow::schema({arrow::field("name", arrow::utf8()), arrow::field("value", arrow::int64())});
   // Long enough that the encoder references the characters instead of copying them.
   const std::string a(300, 'a');
   const std::string c(300, 'c');
-  auto names = *arrow::json::ArrayFromJSONString(
-      arrow::utf8(), "[\"" + a + "\", null, \"" + c + "\", \"dd\"]");
+  auto names = *arrow::json::ArrayFromJSONString(arrow::utf8(),
+                                                 "[\"" + a + "\", null, \"" + c + "\", \"dd\"]");
   auto values = *arrow::json::ArrayFromJSONString(arrow::int64(), "[1, 2, null, 4]");
   return arrow::RecordBatch::Make(schema, 4, {names, values});
 }
@@ -40,8 +40,8 @@ class ArgumentPlanTest : public ::testing::Test {
 
 TEST_F(ArgumentPlanTest, PlainColumnsAreSentFromTheirOwnBuffers) {
   auto input = Input()->Slice(1, 3);  // a slice: non-zero offsets travel as they are
-  ASSERT_OK_AND_ASSIGN(auto plan, ArgumentPlan::Make({Call("f", {cp::field_ref("name")})},
-                                                     *input->schema()));
+  ASSERT_OK_AND_ASSIGN(auto plan,
+                       ArgumentPlan::Make({Call("f", {cp::field_ref("name")})}, *input->schema()));
   ASSERT_OK_AND_ASSIGN(auto arguments, plan.Build(input));
   EXPECT_EQ(arguments->column(0).get(), input->column(0).get());  // the same array object
   ASSERT_OK_AND_ASSIGN(auto buffers, protocol::EncodeBatchStream(*arguments));
@@ -69,14 +69,15 @@ TEST_F(ArgumentPlanTest, ExpressionsAreEvaluatedColumnar) {
   auto input = Input();
   ASSERT_OK_AND_ASSIGN(
       auto plan,
-      ArgumentPlan::Make({Call("f", {cp::call("utf8_upper", {cp::field_ref("name")}),
-                                     cp::call("add", {cp::field_ref("value"), cp::literal(int64_t{10})}),
-                                     cp::literal(std::string("constant"))})},
-                         *input->schema()));
+      ArgumentPlan::Make(
+          {Call("f", {cp::call("utf8_upper", {cp::field_ref("name")}),
+                      cp::call("add", {cp::field_ref("value"), cp::literal(int64_t{10})}),
+                      cp::literal(std::string("constant"))})},
+          *input->schema()));
   ASSERT_OK_AND_ASSIGN(auto arguments, plan.Build(input));
   auto upper = *arrow::json::ArrayFromJSONString(
-      arrow::utf8(), "[\"" + std::string(300, 'A') + "\", null, \"" + std::string(300, 'C') +
-                         "\", \"DD\"]");
+      arrow::utf8(),
+      "[\"" + std::string(300, 'A') + "\", null, \"" + std::string(300, 'C') + "\", \"DD\"]");
   auto added = *arrow::json::ArrayFromJSONString(arrow::int64(), "[11, 12, null, 14]");
   auto constant = *arrow::json::ArrayFromJSONString(
       arrow::utf8(), R"(["constant", "constant", "constant", "constant"])");
@@ -97,8 +98,8 @@ TEST_F(ArgumentPlanTest, UnknownColumnNamesTheUdfAndListsTheColumns) {
 
 TEST_F(ArgumentPlanTest, UnknownFunctionIsAnError) {
   auto input = Input();
-  auto plan = ArgumentPlan::Make({Call("f", {cp::call("no_such_function", {cp::field_ref("name")})})},
-                                 *input->schema());
+  auto plan = ArgumentPlan::Make(
+      {Call("f", {cp::call("no_such_function", {cp::field_ref("name")})})}, *input->schema());
   ASSERT_FALSE(plan.ok());
   EXPECT_NE(plan.status().message().find("no_such_function"), std::string::npos);
 }

@@ -14,8 +14,8 @@ UdfOperator::UdfOperator(worker::WorkerDispatcher* dispatcher, UdfOperatorOption
 
 UdfOperator::~UdfOperator() = default;
 
-arrow::Result<std::unique_ptr<UdfOperator>> UdfOperator::Make(
-    worker::WorkerDispatcher* dispatcher, UdfOperatorOptions options) {
+arrow::Result<std::unique_ptr<UdfOperator>> UdfOperator::Make(worker::WorkerDispatcher* dispatcher,
+                                                              UdfOperatorOptions options) {
   if (dispatcher == nullptr) return arrow::Status::Invalid("UdfOperator needs a dispatcher");
   if (options.udfs.empty()) return arrow::Status::Invalid("UdfOperator needs at least one UDF");
   if (options.workers < 1) return arrow::Status::Invalid("workers must be at least 1");

@@ -40,8 +40,8 @@ UdfCall Call(std::string name, const std::string& function, std::vector<cp::Expr
 
 // Batches of (id int64, text string): `count` batches of `rows` rows.
 std::vector<std::shared_ptr<arrow::RecordBatch>> Batches(int count, int rows) {
-  auto schema = arrow::schema({arrow::field("id", arrow::int64()),
-                               arrow::field("text", arrow::utf8())});
+  auto schema =
+      arrow::schema({arrow::field("id", arrow::int64()), arrow::field("text", arrow::utf8())});
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   int64_t id = 0;
   for (int b = 0; b < count; ++b) {
@@ -62,9 +62,10 @@ std::vector<std::shared_ptr<arrow::RecordBatch>> Batches(int count, int rows) {
 
 std::shared_ptr<arrow::RecordBatchReader> Reader(
     const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches) {
-  auto schema = batches.empty() ? arrow::schema({arrow::field("id", arrow::int64()),
-                                                 arrow::field("text", arrow::utf8())})
-                                : batches.front()->schema();
+  auto schema =
+      batches.empty()
+          ? arrow::schema({arrow::field("id", arrow::int64()), arrow::field("text", arrow::utf8())})
+          : batches.front()->schema();
   return arrow::RecordBatchReader::Make(batches, schema).ValueOrDie();
 }
 
@@ -169,7 +170,8 @@ TEST(UdfOperator, UdfErrorNamesTheUdfAndTheBatchAndKeepsTheWorker) {
   ASSERT_FALSE(result.ok());
   const std::string message = result.status().message();
   EXPECT_NE(message.find("UDF 'checked' raised ValueError: seven is not allowed"),
-            std::string::npos) << message;
+            std::string::npos)
+      << message;
   EXPECT_NE(message.find("batch 1 (rows 5-9)"), std::string::npos) << message;
   EXPECT_NE(message.find("fails_on_seven"), std::string::npos) << message;  // the traceback
   // The worker survived its UDF's error and serves the next run.
@@ -185,7 +187,8 @@ TEST(UdfOperator, DeclaredReturnTypeMustMatchTheWorkers) {
   options.udfs[0].return_type = arrow::utf8();
   auto result = RunAll(dispatcher.get(), options, Batches(1, 5));
   ASSERT_FALSE(result.ok());
-  EXPECT_NE(result.status().message().find("next"), std::string::npos) << result.status().ToString();
+  EXPECT_NE(result.status().message().find("next"), std::string::npos)
+      << result.status().ToString();
 }
 
 }  // namespace

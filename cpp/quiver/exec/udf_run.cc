@@ -48,9 +48,9 @@ arrow::Result<v1::Init> MakeInit(const std::vector<UdfCall>& udfs, const Argumen
     definition->set_payload(udfs[i].payload);
     for (int offset : plan.offsets()[i]) definition->add_argument_offsets(offset);
     if (udfs[i].return_type != nullptr) {
-      ARROW_ASSIGN_OR_RAISE(
-          *definition->mutable_return_type(),
-          protocol::SerializeSchema(*arrow::schema({arrow::field(udfs[i].name, udfs[i].return_type)})));
+      ARROW_ASSIGN_OR_RAISE(*definition->mutable_return_type(),
+                            protocol::SerializeSchema(
+                                *arrow::schema({arrow::field(udfs[i].name, udfs[i].return_type)})));
     }
   }
   return init;
@@ -66,8 +66,8 @@ arrow::Result<std::vector<int>> PassThroughColumns(const UdfOperatorOptions& opt
   for (const auto& name : *options.pass_through) {
     const int index = input.GetFieldIndex(name);
     if (index < 0) {
-      return arrow::Status::KeyError("no column named '", name, "' to keep in the output (columns: ",
-                                     ColumnNames(input), ")");
+      return arrow::Status::KeyError("no column named '", name,
+                                     "' to keep in the output (columns: ", ColumnNames(input), ")");
     }
     indices.push_back(index);
   }
@@ -89,12 +89,15 @@ class UdfRunImpl : public UdfRun {
 
   arrow::Status Start() {
     ARROW_ASSIGN_OR_RAISE(v1::Init init, MakeInit(options_.udfs, plan_));
-    for (int i = 0; i < options_.workers; ++i) {
-      ARROW_ASSIGN_OR_RAISE(auto worker, dispatcher_->Acquire());
-      workers_.push_back(std::move(worker));
-      auto session = worker::WorkerSession::Start(workers_.back().get(), init);
+    ARROW_ASSIGN_OR_RAISE(workers_, dispatcher_->AcquireMany(options_.workers));
+    for (auto& worker : workers_) {
+      auto session = worker::WorkerSession::Start(worker.get(), init);
       if (!session.ok()) return Fail(session.status(), "while starting");
       sessions_.push_back(std::move(session).ValueUnsafe());
+    }
+    for (auto& session : sessions_) {
+      arrow::Status ready = session->WaitUntilReady();
+      if (!ready.ok()) return Fail(ready, "while starting");
     }
     return MakeOutputSchema(sessions_.front()->result_schema());
   }
@@ -131,10 +134,10 @@ class UdfRunImpl : public UdfRun {
   arrow::Status MakeOutputSchema(const std::shared_ptr<arrow::Schema>& results) {
     for (size_t i = 1; i < sessions_.size(); ++i) {
       if (!sessions_[i]->result_schema()->Equals(*results)) {
-        return Fail(arrow::Status::Invalid("workers disagree on the result types: ",
-                                           results->ToString(), " vs ",
-                                           sessions_[i]->result_schema()->ToString()),
-                    "while starting");
+        return Fail(
+            arrow::Status::Invalid("workers disagree on the result types: ", results->ToString(),
+                                   " vs ", sessions_[i]->result_schema()->ToString()),
+            "while starting");
       }
     }
     const auto& input = *input_->schema();
@@ -229,9 +232,9 @@ class UdfRunImpl : public UdfRun {
   // with where it happened.
   arrow::Status Fail(const arrow::Status& status, const std::string& where) {
     if (failure_.ok()) {
-      failure_ = status.WithMessage("running UDFs ", UdfNames(options_.udfs),
-                                    where.empty() ? "" : " " + where, " failed: ",
-                                    status.message());
+      failure_ =
+          status.WithMessage("running UDFs ", UdfNames(options_.udfs),
+                             where.empty() ? "" : " " + where, " failed: ", status.message());
     }
     Stop();
     return failure_;

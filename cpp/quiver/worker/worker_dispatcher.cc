@@ -70,16 +70,28 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
   }
 
   arrow::Result<std::unique_ptr<Worker>> Acquire() override {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      while (!idle_.empty()) {
-        std::unique_ptr<Worker> worker = std::move(idle_.front());
-        idle_.pop_front();
-        if (!worker->process().TryWait()) return worker;  // alive: reuse it
-      }
+    ARROW_ASSIGN_OR_RAISE(auto workers, AcquireMany(1));
+    return std::move(workers.front());
+  }
+
+  arrow::Result<std::vector<std::unique_ptr<Worker>>> AcquireMany(int count) override {
+    std::vector<std::unique_ptr<Worker>> workers;
+    while (static_cast<int>(workers.size()) < count) {
+      auto idle = TakeIdle();
+      if (idle == nullptr) break;
+      workers.push_back(std::move(idle));
     }
-    ARROW_ASSIGN_OR_RAISE(Starting starting, Start());
-    return Connect(std::move(starting));
+    // Start all missing workers before waiting for any: their start-up overlaps.
+    std::vector<Starting> starting;
+    while (static_cast<int>(workers.size() + starting.size()) < count) {
+      ARROW_ASSIGN_OR_RAISE(Starting next, Start());
+      starting.push_back(std::move(next));
+    }
+    for (auto& next : starting) {
+      ARROW_ASSIGN_OR_RAISE(auto worker, Connect(std::move(next)));
+      workers.push_back(std::move(worker));
+    }
+    return workers;
   }
 
   void Release(std::unique_ptr<Worker> worker) override {
@@ -100,6 +112,17 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
   }
 
  private:
+  // Returns a live idle worker, or null when the pool has none.
+  std::unique_ptr<Worker> TakeIdle() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    while (!idle_.empty()) {
+      std::unique_ptr<Worker> worker = std::move(idle_.front());
+      idle_.pop_front();
+      if (!worker->process().TryWait()) return worker;  // alive: reuse it
+    }
+    return nullptr;
+  }
+
   arrow::Result<Starting> Start() {
     Starting starting;
     {

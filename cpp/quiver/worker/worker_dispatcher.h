@@ -34,6 +34,10 @@ class WorkerDispatcher {
   /// it connected and authenticated.
   virtual arrow::Result<std::unique_ptr<Worker>> Acquire() = 0;
 
+  /// Returns `count` workers: idle ones first, the rest started all at once, so
+  /// that N workers take about as long to start as one.
+  virtual arrow::Result<std::vector<std::unique_ptr<Worker>>> AcquireMany(int count) = 0;
+
   /// Gives a worker back: pooled when it is healthy and the spec allows reuse,
   /// else stopped (SIGTERM, then SIGKILL after the grace period) and reaped.
   virtual void Release(std::unique_ptr<Worker> worker) = 0;

@@ -36,12 +36,12 @@ arrow::Result<std::unique_ptr<WorkerSession>> WorkerSession::Start(Worker* worke
   if (!worker->connection().SendControl(message, session->BatchDeadline()).ok()) {
     return session->Broken("while sending Init");
   }
+  session->udf_count_ = init.udfs_size();
   session->receiver_ = std::thread([raw = session.get()] { raw->ReceiveLoop(); });
-  ARROW_RETURN_NOT_OK(session->AwaitInitResponse(init));
   return session;
 }
 
-arrow::Status WorkerSession::AwaitInitResponse(const v1::Init& init) {
+arrow::Status WorkerSession::WaitUntilReady() {
   ARROW_ASSIGN_OR_RAISE(auto reply, NextReply(BatchDeadline(), "Init"));
   if (reply.control && reply.control->has_error()) {
     arrow::Status error = ErrorFromWorker(reply.control->error());
@@ -52,11 +52,11 @@ arrow::Status WorkerSession::AwaitInitResponse(const v1::Init& init) {
     return Broken("answered Init with something other than InitResponse");
   }
   auto schema = protocol::DeserializeSchema(reply.control->init_response().result_schema());
-  if (!schema.ok() || (*schema)->num_fields() != init.udfs_size()) {
+  if (!schema.ok() || (*schema)->num_fields() != udf_count_) {
     Abort();
     return arrow::Status::IOError(worker_->Describe(), " answered Init with a result schema of ",
                                   schema.ok() ? (*schema)->num_fields() : -1, " fields for ",
-                                  init.udfs_size(), " UDFs");
+                                  udf_count_, " UDFs");
   }
   result_schema_ = *schema;
   return arrow::Status::OK();

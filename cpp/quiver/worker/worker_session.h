@@ -27,8 +27,12 @@ namespace quiver::worker {
 /// count and schema before it is handed out.
 class WorkerSession {
  public:
-  /// Sends `init` and waits for the worker to accept it.
+  /// Sends `init`; call WaitUntilReady before sending batches. Starting several
+  /// sessions before waiting on any lets the workers load their UDFs at once.
   static arrow::Result<std::unique_ptr<WorkerSession>> Start(Worker* worker, const v1::Init& init);
+
+  /// Waits for the worker to accept the Init sent by Start.
+  arrow::Status WaitUntilReady();
 
   /// Stops the receiving thread; a session not finished is aborted first.
   ~WorkerSession();
@@ -61,11 +65,11 @@ class WorkerSession {
   arrow::Status CheckResult(const transport::WorkerReply& reply, uint64_t sequence, int64_t rows);
   arrow::Status ErrorFromWorker(const v1::Error& error);
   arrow::Status Broken(const std::string& what);
-  arrow::Status AwaitInitResponse(const v1::Init& init);
   void StopReceiving();
   io::Deadline BatchDeadline() const;
 
   Worker* worker_;
+  int udf_count_ = 0;
   std::shared_ptr<arrow::Schema> result_schema_;
   std::thread receiver_;
   std::mutex mutex_;
