@@ -112,6 +112,7 @@ arrow::Result<FileFormat> ResolveInputFormat(const std::string& path,
 arrow::Result<FileFormat> ResolveOutputFormat(const std::string& path,
                                               const std::optional<std::string>& explicit_name) {
   if (explicit_name) return ParseFormatName(*explicit_name);
+  if (path.empty()) return UsageError("no output given; add -o OUTPUT (or --output-format noop)");
   const auto detected = FormatFromExtension(path);
   if (!detected) return UnknownExtension(path, "--output-format");
   return *detected;

@@ -61,6 +61,13 @@ TEST(FileFormat, ExplainsAnUnknownExtension) {
             std::string::npos);
 }
 
+TEST(FileFormat, AsksForAnOutput) {
+  auto output = ResolveOutputFormat("", std::nullopt);
+  ASSERT_FALSE(output.ok());
+  EXPECT_TRUE(IsUsageError(output.status()));
+  EXPECT_NE(output.status().message().find("add -o OUTPUT"), std::string::npos);
+}
+
 TEST(FileFormat, RefusesToReadNoop) {
   auto input = ResolveInputFormat("x.parquet", std::string("noop"));
   ASSERT_FALSE(input.ok());

@@ -32,7 +32,12 @@ constexpr int64_t kMaxCsvBlockBytes = 256 << 20;
 
 arrow::Status CannotRead(const std::string& path, std::string_view as, const arrow::Status& cause,
                          std::string_view advice) {
-  return cause.WithMessage("cannot read ", path, " as ", as, ": ", cause.message(), "; ", advice);
+  // Arrow's messages often end in a full stop; ours goes on after them.
+  std::string_view message = cause.message();
+  while (!message.empty() && (message.back() == '.' || message.back() == ' ')) {
+    message.remove_suffix(1);
+  }
+  return cause.WithMessage("cannot read ", path, " as ", as, ": ", message, "; ", advice);
 }
 
 // Passes batches of `inner` through, slicing any larger than `batch_rows`, and

@@ -22,8 +22,9 @@ int InterruptSignal();
 
 /// \brief Ends the process when it does not stop in time after an interrupt.
 ///
-/// Removes the registered file, writes "quiver: interrupted" to stderr and
-/// calls _exit(128 + signal). Stopped (and joined) by its destructor.
+/// Removes the registered file, kills the process's children (the workers),
+/// writes "quiver: interrupted" to stderr and calls _exit(128 + signal).
+/// Stopped (and joined) by its destructor.
 class InterruptWatchdog {
  public:
   explicit InterruptWatchdog(std::chrono::milliseconds grace);

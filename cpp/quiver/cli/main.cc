@@ -29,12 +29,11 @@ constexpr char kMainFooter[] = R"(Example:
 Run 'quiver run --help' for the UDF spec grammar and more examples.)";
 
 constexpr char kRunDescription[] =
-    "Reads INPUT, calls each UDF on every batch in Python worker processes, and writes the "
-    "input's columns followed by one column per UDF to OUTPUT.";
+    "Run UDFs over a file: writes INPUT's columns and one column per UDF to OUTPUT";
 
 constexpr char kRunFooter[] = R"(UDF specs (--udf, repeatable):
-  NAME=PATH.py:FUNCTION(ARG, ...)      a function in a Python file (relative to
-                                       the current directory)
+  NAME=PATH.py:FUNCTION(ARG, ...)         a function in a Python file (a relative
+                                          path starts at the current directory)
   NAME=package.module:FUNCTION(ARG, ...)  a function in an importable module
   NAME is the result column. Each ARG is
     a column           name, `column with spaces`
@@ -135,7 +134,7 @@ void FinishRunOptions(CLI::App* run, RunArguments& arguments) {
 int ReportFailure(const arrow::Status& status) {
   const int signal_number = quiver::cli::InterruptSignal();
   if (status.IsCancelled() && signal_number != 0) {
-    std::fprintf(stderr, "quiver: interrupted: %s\n", status.message().c_str());
+    std::fprintf(stderr, "quiver: %s\n", status.message().c_str());
     return 128 + signal_number;
   }
   std::fprintf(stderr, "quiver: error: %s\n", status.message().c_str());
@@ -156,6 +155,10 @@ int main(int argc, char** argv) {
   RunArguments arguments;
   CLI::App* run = AddRunCommand(app, arguments);
 
+  if (argc <= 1) {
+    std::fprintf(stderr, "%s", app.help().c_str());
+    return kExitUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -165,12 +168,6 @@ int main(int argc, char** argv) {
     return kExitUsage;
   }
   FinishRunOptions(run, arguments);
-  if (arguments.options.output.empty() && arguments.options.output_format != "noop") {
-    std::fprintf(stderr,
-                 "quiver: error: no output given; add -o OUTPUT (or --output-format noop)\n"
-                 "Run 'quiver run --help' for usage.\n");
-    return kExitUsage;
-  }
 
   // Arrow 26 keeps its compute kernels (which CSV reading and argument
   // expressions use) in a library that must register them once.

@@ -61,6 +61,8 @@ std::string FormatCount(int64_t value) {
 
 std::string FormatDuration(std::chrono::nanoseconds duration) {
   const double seconds = Seconds(duration);
+  if (seconds < 0.01) return Printf("%.1f ms", seconds * 1e3);
+  if (seconds < 1) return Printf("%.0f ms", seconds * 1e3);
   if (seconds < 10) return Printf("%.2f s", seconds);
   if (seconds < 60) return Printf("%.1f s", seconds);
   const auto whole = static_cast<int64_t>(seconds);

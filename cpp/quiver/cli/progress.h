@@ -37,7 +37,8 @@ struct RunSummary {
 /// Formats a count with thousands separators: 1234567 -> "1,234,567".
 std::string FormatCount(int64_t value);
 
-/// Formats a duration for people: "0.84 s", "12.3 s", "2 min 05 s", "1 h 02 min".
+/// Formats a duration for people: "4.2 ms", "840 ms", "1.25 s", "12.3 s", "2 min 05 s",
+/// "1 h 02 min".
 std::string FormatDuration(std::chrono::nanoseconds duration);
 
 /// Formats one progress line (no line ending):

@@ -21,7 +21,9 @@ TEST(Progress, FormatsCounts) {
 }
 
 TEST(Progress, FormatsDurations) {
-  EXPECT_EQ(FormatDuration(milliseconds(840)), "0.84 s");
+  EXPECT_EQ(FormatDuration(std::chrono::microseconds(4200)), "4.2 ms");
+  EXPECT_EQ(FormatDuration(milliseconds(840)), "840 ms");
+  EXPECT_EQ(FormatDuration(milliseconds(1250)), "1.25 s");
   EXPECT_EQ(FormatDuration(milliseconds(12345)), "12.3 s");
   EXPECT_EQ(FormatDuration(seconds(125)), "2 min 05 s");
   EXPECT_EQ(FormatDuration(seconds(3720)), "1 h 02 min");
@@ -55,9 +57,9 @@ TEST(Progress, FormatsTheSummary) {
   summary.workers = 2;
   summary.output = "out.parquet";
   EXPECT_EQ(FormatSummary(summary),
-            "quiver: done in 0.50 s\n"
+            "quiver: done in 500 ms\n"
             "  rows     10,000 in 3 batches (20.0k rows/s, 0.8 MB/s)\n"
-            "  in UDFs  0.31 s over 2 workers\n"
+            "  in UDFs  310 ms over 2 workers\n"
             "  output   out.parquet\n");
   summary.output = "";
   summary.batches = 1;

@@ -1,7 +1,9 @@
 #include "quiver/cli/run_command.h"
 
+#include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -59,6 +61,9 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
   ARROW_ASSIGN_OR_RAISE(plan.output_format,
                         ResolveOutputFormat(options.output, options.output_format));
   if (plan.output_format != FileFormat::kNoop) {
+    if (options.output.empty()) {
+      return UsageError("no output given; add -o OUTPUT (or --output-format noop)");
+    }
     ARROW_RETURN_NOT_OK(CheckOutputDirectory(options.output));
   }
   const auto cwd = std::filesystem::current_path();
@@ -76,16 +81,20 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(const RunOptions& options) {
   worker::WorkerSpec spec;
   spec.command = worker::PythonWorkerCommand(options.python);
-  spec.batch_timeout =
-      std::chrono::milliseconds(static_cast<int64_t>(options.batch_timeout_seconds * 1000.0 + 0.5));
+  // Clamped so that "wait for ever" values such as 1e300 do not overflow.
+  const double seconds = std::min(options.batch_timeout_seconds, 1e9);
+  spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
   // One run per process: keeping idle workers buys nothing.
   spec.max_idle_workers = options.workers;
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
 arrow::Status Interrupted() {
-  return arrow::Status::Cancelled("interrupted by signal ", InterruptSignal(),
-                                  "; no output was written");
+  const int signal_number = InterruptSignal();
+  const std::string name = signal_number == SIGINT    ? "SIGINT"
+                           : signal_number == SIGTERM ? "SIGTERM"
+                                                      : "signal " + std::to_string(signal_number);
+  return arrow::Status::Cancelled("interrupted by ", name, "; no output was written");
 }
 
 // Reads every batch of `run` into `output`, drawing progress on the way.

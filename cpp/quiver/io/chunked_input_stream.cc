@@ -50,6 +50,11 @@ int64_t ChunkedInputStream::bytes_buffered() const {
   return buffered_;
 }
 
+int64_t ChunkedInputStream::bytes_copied() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return bytes_copied_;
+}
+
 arrow::Status ChunkedInputStream::Close() {
   std::lock_guard<std::mutex> lock(mutex_);
   closed_ = true;
@@ -87,6 +92,7 @@ void ChunkedInputStream::NoteShortRead(int64_t requested, int64_t returned) {
 }
 
 void ChunkedInputStream::CopyFront(int64_t nbytes, uint8_t* out) {
+  bytes_copied_ += nbytes;
   while (nbytes > 0) {
     const auto& front = chunks_.front();
     const int64_t take = std::min(nbytes, front->size() - front_offset_);

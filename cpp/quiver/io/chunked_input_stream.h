@@ -50,6 +50,10 @@ class ChunkedInputStream : public arrow::io::InputStream {
   /// Returns the number of bytes appended and not yet read.
   int64_t bytes_buffered() const;
 
+  /// Returns how many bytes reads had to copy (reads spanning chunks, reads into
+  /// caller memory); the rest were handed out as slices of the chunks.
+  int64_t bytes_copied() const;
+
   arrow::Status Close() override;
   bool closed() const override;
   arrow::Result<int64_t> Tell() const override;
@@ -76,6 +80,7 @@ class ChunkedInputStream : public arrow::io::InputStream {
   int64_t front_offset_ = 0;  // bytes of chunks_.front() already read
   int64_t buffered_ = 0;      // unread bytes over all chunks
   int64_t position_ = 0;      // bytes read so far
+  int64_t bytes_copied_ = 0;
   bool finished_ = false;
   bool closed_ = false;
   arrow::Status abort_status_;

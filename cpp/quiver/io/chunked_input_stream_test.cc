@@ -46,6 +46,7 @@ TEST(ChunkedInputStream, ReadWithinOneChunkIsASliceOfIt) {
   ASSERT_OK_AND_ASSIGN(auto second, stream.Read(6));
   EXPECT_EQ(Text(second), " world");
   EXPECT_EQ(second->data(), chunks[0]->data() + 5);
+  EXPECT_EQ(stream.bytes_copied(), 0);
   ASSERT_OK_AND_ASSIGN(int64_t position, stream.Tell());
   EXPECT_EQ(position, 11);
 }
@@ -59,6 +60,7 @@ TEST(ChunkedInputStream, ReadAcrossTwoChunksConcatenates) {
   ASSERT_OK_AND_ASSIGN(auto rest, stream.Read(10));
   EXPECT_EQ(Text(rest), "fg");
   EXPECT_EQ(rest->data(), chunks[1]->data() + 2);  // the rest lies in one chunk again
+  EXPECT_EQ(stream.bytes_copied(), 5);             // only the spanning read copied
 }
 
 TEST(ChunkedInputStream, ReadAcrossThreeChunks) {

@@ -10,7 +10,15 @@
 #include <random>
 #include <utility>
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
 #include "quiver/io/unix_socket.h"
+#include "quiver/transport/grpc/grpc_connection.h"
 #include "quiver/transport/uds/uds_connection.h"
 #include "quiver/worker/worker.h"
 
@@ -50,10 +58,36 @@ arrow::Result<std::string> MakePrivateDirectory() {
 struct Starting {
   std::string id;
   std::string secret;
-  std::string socket_path;
-  io::UniqueFd listener;
+  std::string endpoint;     // what the worker was given with --connection
+  std::string socket_path;  // uds and grpc+unix: the socket file
+  io::UniqueFd listener;    // uds: the engine's listening socket
   std::unique_ptr<ChildProcess> process;
 };
+
+// Returns a TCP port on the loopback interface that was free a moment ago. The
+// worker binds it right after; a port taken in between makes its start fail
+// with a clear error, never a connection to the wrong process (the engine
+// checks the pid the worker reports).
+arrow::Result<int> FreeLoopbackPort() {
+  io::UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  if (!probe.valid() || ::bind(probe.get(), reinterpret_cast<sockaddr*>(&address), length) != 0 ||
+      ::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
+    return arrow::Status::IOError("cannot find a free loopback TCP port");
+  }
+  return static_cast<int>(ntohs(address.sin_port));
+}
+
+arrow::Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return arrow::Status::IOError("cannot read ", path);
+  std::ostringstream text;
+  text << file.rdbuf();
+  return text.str();
+}
 
 class WorkerDispatcherImpl : public WorkerDispatcher {
  public:
@@ -131,9 +165,22 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     }
     starting.secret = RandomSecret();
     starting.socket_path = directory_ + "/worker-" + starting.id + ".sock";
-    ARROW_ASSIGN_OR_RAISE(starting.listener, io::ListenUnixSocket(starting.socket_path));
     std::vector<std::string> argv = spec_.command;
-    argv.insert(argv.end(), {"--id", starting.id, "--connection", "unix:" + starting.socket_path});
+    if (spec_.transport == "uds") {
+      ARROW_ASSIGN_OR_RAISE(starting.listener, io::ListenUnixSocket(starting.socket_path));
+      starting.endpoint = "unix:" + starting.socket_path;
+    } else if (spec_.transport == "grpc+unix") {
+      starting.endpoint = "grpc+unix:" + starting.socket_path;
+    } else {
+      ARROW_ASSIGN_OR_RAISE(int port, FreeLoopbackPort());
+      starting.endpoint = "grpc+tcp:127.0.0.1:" + std::to_string(port);
+    }
+    if (spec_.transport != "uds") argv.insert(argv.end(), {"--transport", "grpc"});
+    if (!spec_.tls_certificate_file.empty()) {
+      argv.insert(argv.end(),
+                  {"--tls-cert", spec_.tls_certificate_file, "--tls-key", spec_.tls_key_file});
+    }
+    argv.insert(argv.end(), {"--id", starting.id, "--connection", starting.endpoint});
     auto environment = spec_.environment;
     environment["QUIVER_WORKER_SECRET"] = starting.secret;
     ARROW_ASSIGN_OR_RAISE(starting.process,
@@ -143,6 +190,7 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
 
   // Waits for the worker to connect and authenticate; stops it on any failure.
   arrow::Result<std::unique_ptr<Worker>> Connect(Starting starting) {
+    if (spec_.transport != "uds") return ConnectGrpcWorker(std::move(starting));
     const io::Deadline deadline = io::DeadlineIn(spec_.start_timeout);
     ARROW_ASSIGN_OR_RAISE(io::UniqueFd socket, AwaitConnection(starting, deadline));
     // The connection is made: nobody else may connect to this path again.
@@ -155,6 +203,43 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
                                            std::move(connection), spec_);
     ARROW_RETURN_NOT_OK(Authenticate(worker.get(), starting.secret, deadline));
     return worker;
+  }
+
+  // Waits until the gRPC worker answers a heartbeat with our secret, then
+  // checks that it is the process we started.
+  arrow::Result<std::unique_ptr<Worker>> ConnectGrpcWorker(Starting starting) {
+    transport::grpc_transport::GrpcTarget target{starting.endpoint, starting.secret, ""};
+    if (!spec_.tls_root_certificates_file.empty()) {
+      ARROW_ASSIGN_OR_RAISE(target.tls_root_certificates,
+                            ReadFile(spec_.tls_root_certificates_file));
+    }
+    const std::string who =
+        "worker " + starting.id + " (pid " + std::to_string(starting.process->pid()) + ")";
+    const io::Deadline deadline = io::DeadlineIn(spec_.start_timeout);
+    arrow::Status last = arrow::Status::OK();
+    while (true) {
+      auto pid = transport::grpc_transport::PingGrpcWorker(target, std::chrono::milliseconds(500));
+      if (pid.ok() && static_cast<pid_t>(*pid) == starting.process->pid()) break;
+      if (pid.ok()) {
+        return arrow::Status::IOError(starting.endpoint, " is served by pid ", *pid, ", not by ",
+                                      who, "; another process took the endpoint");
+      }
+      last = pid.status();
+      if (auto status = starting.process->TryWait()) {
+        return arrow::Status::IOError(who, " ", status->ToString(), " before it served ",
+                                      starting.endpoint, Output(*starting.process), Hint());
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        starting.process->Terminate(spec_.stop_grace);
+        return arrow::Status::IOError(who, " did not serve ", starting.endpoint, " within ",
+                                      spec_.start_timeout.count(), " ms and was stopped (",
+                                      last.message(), ")", Output(*starting.process), Hint());
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    ARROW_ASSIGN_OR_RAISE(auto connection, transport::grpc_transport::ConnectGrpc(target));
+    return std::make_unique<Worker>(starting.id, std::move(starting.process), std::move(connection),
+                                    spec_);
   }
 
   arrow::Result<io::UniqueFd> AwaitConnection(Starting& starting, io::Deadline deadline) {
@@ -226,6 +311,10 @@ WorkerDispatcher::~WorkerDispatcher() = default;
 
 arrow::Result<std::unique_ptr<WorkerDispatcher>> WorkerDispatcher::Make(WorkerSpec spec) {
   if (spec.command.empty()) return arrow::Status::Invalid("WorkerSpec.command is empty");
+  if (spec.transport != "uds" && spec.transport != "grpc+unix" && spec.transport != "grpc+tcp") {
+    return arrow::Status::Invalid("unknown transport '", spec.transport,
+                                  "' (uds, grpc+unix or grpc+tcp)");
+  }
   ARROW_ASSIGN_OR_RAISE(std::string directory, MakePrivateDirectory());
   return std::make_unique<WorkerDispatcherImpl>(std::move(spec), std::move(directory));
 }

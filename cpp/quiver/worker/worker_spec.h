@@ -10,8 +10,18 @@ namespace quiver::worker {
 
 /// How to start and manage workers of one kind.
 struct WorkerSpec {
-  /// Program and arguments; the dispatcher appends `--id ID --connection ENDPOINT`.
+  /// Program and arguments; the dispatcher appends `--id ID --connection ENDPOINT`
+  /// (and `--transport grpc` for the gRPC transports).
   std::vector<std::string> command;
+  /// How the engine reaches its workers: "uds" (the worker connects to a Unix
+  /// socket of the engine), "grpc+unix" or "grpc+tcp" (the worker serves gRPC on
+  /// a Unix socket or on a loopback TCP port).
+  std::string transport = "uds";
+  /// For "grpc+tcp": PEM certificate and key files given to the workers (they
+  /// then serve TLS) and the root certificates the engine trusts. Empty: plaintext.
+  std::string tls_certificate_file;
+  std::string tls_key_file;
+  std::string tls_root_certificates_file;
   /// Extra environment variables for the worker (added to the engine's own).
   std::map<std::string, std::string> environment;
   /// Keep workers alive between runs and hand them out again.
