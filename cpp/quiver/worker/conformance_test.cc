@@ -208,7 +208,7 @@ TEST_P(Conformance, ShutdownEndsTheWorkerCleanly) {
   EXPECT_EQ(status->ToString(), "exited with status 0");
 }
 
-INSTANTIATE_TEST_SUITE_P(Transports, Conformance, ::testing::Values("uds"),
+INSTANTIATE_TEST_SUITE_P(Transports, Conformance, ::testing::Values("uds", "grpc+unix", "grpc+tcp"),
                          [](const ::testing::TestParamInfo<std::string>& transport) {
                            std::string name = transport.param;
                            for (auto& c : name) c = std::isalnum(c) ? c : '_';

@@ -1,7 +1,12 @@
-"""Run the quiver Python worker: ``python -m quiver.worker --id ID --connection unix:PATH``.
+"""Run the quiver Python worker.
 
-Exit status: 0 after Shutdown, SIGTERM/SIGINT or the engine closing the connection; 1 when the
-connection breaks (inside a frame, or a frame that does not decode); 2 on a usage error.
+``python -m quiver.worker --id ID --connection unix:PATH`` connects to the engine (transport
+``uds``, the default); ``python -m quiver.worker --transport grpc --id ID --connection
+grpc+unix:PATH`` (or ``grpc+tcp:HOST:PORT``) serves the UdfWorker gRPC service there instead.
+
+Exit status: 0 after Shutdown, SIGTERM/SIGINT or the engine closing the connection (over grpc: the
+process that started the worker exiting); 1 when the connection breaks (inside a frame, or a frame
+that does not decode) or, over grpc, when the endpoint cannot be bound; 2 on a usage error.
 """
 
 from __future__ import annotations
@@ -33,15 +38,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--id", required=True, help="worker id given by the engine")
     parser.add_argument(
-        "--connection", required=True, help="engine endpoint, e.g. unix:/path/to/socket"
+        "--connection",
+        required=True,
+        help="uds: the engine's socket, unix:/path/to/socket; grpc: where to serve, "
+        "grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (an empty HOST is 127.0.0.1)",
     )
+    parser.add_argument(
+        "--transport",
+        default="uds",
+        choices=["uds", "grpc"],
+        help="uds: connect to the engine and speak frames (default); grpc: serve UdfWorker",
+    )
+    parser.add_argument("--tls-cert", help="grpc: PEM certificate chain to serve TLS with")
+    parser.add_argument("--tls-key", help="grpc: PEM private key of --tls-cert")
     parser.add_argument(
         "--log-level",
         default="info",
         choices=["debug", "info", "warning", "error"],
         help="how much to log on stderr (default: info)",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if (args.tls_cert is None) != (args.tls_key is None):
+        parser.error("--tls-cert and --tls-key go together")
+    if args.tls_cert is not None and args.transport != "grpc":
+        parser.error("--tls-cert and --tls-key are for --transport grpc")
+    return args
 
 
 def setup_process(worker_id: str, level: str) -> logging.Logger:
@@ -68,6 +89,13 @@ def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> int:
+    """Serve executions over the chosen transport; return the exit status."""
+    if args.transport == "grpc":
+        return run_grpc(args, log)
+    return run_uds(args, log)
+
+
+def run_uds(args: argparse.Namespace, log: logging.Logger) -> int:
     """Connect, say Hello and serve executions; return the exit status."""
     # Imported here so that the usage errors above need neither pyarrow nor protobuf.
     from quiver.protocol.framing import FramingError
@@ -102,6 +130,51 @@ def run(args: argparse.Namespace, log: logging.Logger) -> int:
         return EXIT_CONNECTION_LOST
     finally:
         conn.close()
+
+
+def run_grpc(args: argparse.Namespace, log: logging.Logger) -> int:
+    """Serve the UdfWorker gRPC service until Manage says Shutdown or SIGTERM; return the status."""
+    try:
+        from quiver.worker.connection import EndpointError
+        from quiver.worker.grpc_server import GrpcWorker
+    except ImportError as exc:
+        log.error("the grpc transport needs the grpcio package (pip install grpcio): %s", exc)
+        return EXIT_USAGE
+
+    secret = os.environ.pop(SECRET_ENV, None)  # UDFs and their children need not see it
+    if secret is None:
+        log.error("%s is not set; the engine passes the worker's secret in it", SECRET_ENV)
+        return EXIT_USAGE
+    tls = None
+    if args.tls_cert is not None:
+        try:
+            with open(args.tls_key, "rb") as key, open(args.tls_cert, "rb") as cert:
+                tls = (key.read(), cert.read())
+        except OSError as exc:
+            log.error("cannot read the TLS key or certificate: %s", exc)
+            return EXIT_USAGE
+    try:
+        worker = GrpcWorker.start(args.connection, args.id, secret.encode(), log, tls)
+    except EndpointError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except OSError as exc:
+        log.error("%s", exc)
+        return EXIT_CONNECTION_LOST
+    # Exactly this line, whatever the log level: people and scripts look for it.
+    sys.stderr.write(f"quiver-worker[{args.id}] serving grpc on {worker.endpoint}\n")
+    try:
+        if worker.wait_for_shutdown() == "orphaned":
+            log.info("the process that started the worker exited; stopping")
+            worker.cancel_all("the engine is gone")
+        else:
+            log.info("Shutdown: exiting")
+    except TerminationRequested:
+        log.info("SIGTERM/SIGINT: stopping")
+        worker.cancel_all("the worker got SIGTERM")
+    finally:
+        worker.stop()
+    return EXIT_OK
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import select
 import socket
 from collections import deque
@@ -20,6 +18,7 @@ from quiver.protocol.framing import (
     read_frame,
     send_frame,
 )
+from quiver.worker.state_machine import worker_hello
 
 UNIX_SCHEME = "unix:"
 # Frames read ahead while looking for a Cancel; the engine's in-flight window bounds them anyway.
@@ -75,14 +74,7 @@ class Connection:
 
     def send_hello(self, worker_id: str, secret: bytes) -> None:
         """Send the Hello that must be the first frame on the connection."""
-        hello = pb.Hello(
-            protocol_version=1,
-            worker_id=worker_id,
-            secret=secret,
-            runtime=f"python {platform.python_version()} pyarrow {pa.__version__}",
-            pid=os.getpid(),
-        )
-        self.send_message(pb.WorkerMessage(hello=hello))
+        self.send_message(pb.WorkerMessage(hello=worker_hello(worker_id, secret)))
 
     def send_message(self, message: pb.WorkerMessage) -> None:
         """Send one WorkerMessage as a control frame."""

@@ -9,7 +9,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import pyarrow as pa
 
@@ -27,6 +27,7 @@ from quiver.worker.evaluators import EVALUATORS, ArrowEvaluator, coerce_result
 from quiver.worker.loader import load_udf_object
 
 PROTOCOL_VERSION = 1
+_READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
 _EVAL_TYPE_NAMES = {
     pb.SCALAR_ARROW: SCALAR_ARROW,
     pb.SCALAR_PANDAS: SCALAR_PANDAS,
@@ -165,8 +166,11 @@ class Execution:
 
     # ---- batches ----
 
-    def run_batch(self, body: pa.Buffer) -> pa.Buffer:
-        """Run every UDF over the batch in ``body``; return the result as one IPC stream."""
+    def run_batch(self, body: pa.Buffer | BinaryIO) -> pa.Buffer:
+        """Run every UDF over the batch in ``body``; return the result as one IPC stream.
+
+        ``body`` is an Arrow buffer or a file-like stream over the bytes as they arrived.
+        """
         assert self.udfs is not None and self.result_schema is not None
         started = time.perf_counter_ns()
         batch = self._decode(body)
@@ -181,8 +185,8 @@ class Execution:
         self.metrics.rows_out += result.num_rows
         return encoded
 
-    def _decode(self, body: pa.Buffer) -> pa.RecordBatch:
-        """Read the one record batch of a data frame and check it against the input schema."""
+    def _decode(self, body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
+        """Read the one record batch of a Data body and check it against the input schema."""
         batch = decode_batch(body)
         expected = self.input_schema
         if expected is not None and batch.schema.types != expected.types:
@@ -242,10 +246,16 @@ class Execution:
                 self.log.warning("UDF %r raised while being stopped: %r", udf.name, exc)
 
 
-def decode_batch(body: pa.Buffer) -> pa.RecordBatch:
-    """Read the single record batch of an Arrow IPC stream without copying its buffers."""
+def decode_batch(body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
+    """Read the single record batch of an Arrow IPC stream without copying aligned buffers.
+
+    From a file-like ``body`` the reader gets memoryview slices of the received bytes (see
+    :class:`quiver.io.ZeroCopyByteStream`), which Arrow wraps rather than copies. A buffer that is
+    not aligned for its type is copied once: UDFs and Arrow's kernels may assume alignment, and
+    a grpc message puts the Arrow bytes wherever its field tags end (uds bodies are aligned).
+    """
     try:
-        reader = pa.ipc.open_stream(body)
+        reader = pa.ipc.open_stream(body, options=_READ_OPTIONS)
         batches = list(reader)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ProtocolError(f"a Data body is not a valid Arrow IPC stream: {exc}") from exc

@@ -7,6 +7,7 @@ import importlib
 import importlib.util
 import os
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +20,9 @@ PAYLOAD_FORMATS = (PYTHON_REF, PYTHON_CLOUDPICKLE)
 # Files loaded by path, keyed by (path, mtime, size): a pooled worker serves many executions and
 # should not re-run a UDF file's top-level code (often expensive setup) for each of them.
 _file_modules: dict[tuple[str, int, int], ModuleType] = {}
+# Executions on different grpc calls load UDFs at the same time; without the lock two of them
+# could both miss the cache and run a file's top-level code twice.
+_file_modules_lock = threading.RLock()
 
 
 def load_udf_object(udf_name: str, payload_format: str, payload: bytes) -> Any:
@@ -71,6 +75,12 @@ def _import_target(target: str) -> ModuleType:
 
 def _import_file(path: str) -> ModuleType:
     """Execute a UDF file as a module (cached while the file does not change)."""
+    with _file_modules_lock:
+        return _import_file_locked(path)
+
+
+def _import_file_locked(path: str) -> ModuleType:
+    """Execute a UDF file as a module, holding the cache's lock."""
     full = os.path.abspath(path)
     try:
         stat = os.stat(full)

@@ -1,0 +1,255 @@
+"""The worker's state machine (docs/protocol.md, section 2): idle, running, failed.
+
+It knows nothing of sockets or calls. A transport adapter feeds it the engine's messages and
+batches and hands it a :class:`MessageSink` that carries its answers away: the ``uds`` server
+(:mod:`quiver.worker.server`) over frames, the ``grpc`` servicer (:mod:`quiver.worker.grpc_server`)
+over the messages of an Execute call.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import platform
+from collections.abc import Callable
+from typing import BinaryIO, Protocol
+
+import pyarrow as pa
+
+from quiver._proto import pb
+from quiver.worker.errors import ExecutionError, ProtocolError, UserError
+from quiver.worker.execution import PROTOCOL_VERSION, Execution
+
+# What a batch arrives as: one Arrow buffer (uds) or a stream over the received bytes (grpc).
+BatchBody = pa.Buffer | BinaryIO
+
+
+class State(enum.Enum):
+    """Where the worker is in the life of an execution."""
+
+    IDLE = "idle"
+    RUNNING = "running"
+    FAILED = "failed"
+
+
+class MessageSink(Protocol):
+    """Carry the state machine's answers to the engine."""
+
+    def send_message(self, message: pb.WorkerMessage) -> None:
+        """Send one control message."""
+
+    def send_data(self, sequence: int, body: pa.Buffer) -> None:
+        """Send the result batch of ``sequence`` (one Arrow IPC stream)."""
+
+
+def worker_hello(worker_id: str, secret: bytes = b"") -> pb.Hello:
+    """Describe this worker: protocol version, id, runtime, pid (and the secret, when given)."""
+    return pb.Hello(
+        protocol_version=PROTOCOL_VERSION,
+        worker_id=worker_id,
+        secret=secret,
+        runtime=f"python {platform.python_version()} pyarrow {pa.__version__}",
+        pid=os.getpid(),
+    )
+
+
+def _no_cancel_ahead() -> bool:
+    """Report that no Cancel is waiting (for transports that cannot look ahead)."""
+    return False
+
+
+class WorkerStateMachine:
+    """Drive executions one after another from the engine's messages."""
+
+    def __init__(
+        self,
+        sink: MessageSink,
+        log: logging.Logger,
+        cancel_ahead: Callable[[], bool] = _no_cancel_ahead,
+    ) -> None:
+        """Start idle; ``cancel_ahead`` tells whether a Cancel already waits behind this batch."""
+        self.sink = sink
+        self.log = log
+        self.cancel_ahead = cancel_ahead
+        self.state = State.IDLE
+        self.execution: Execution | None = None
+        # FinishResponse / CancelResponse sent so far: a grpc call ends after its first one.
+        self.executions_ended = 0
+
+    def handle(self, message: pb.EngineMessage) -> None:
+        """Handle one EngineMessage; a transport deals with Shutdown before it gets here."""
+        kind = message.WhichOneof("kind")
+        if kind is None:
+            self.reject("an EngineMessage holds no message (unknown or empty 'kind')")
+            return
+        if kind == "data":
+            data = message.data
+            self.on_batch(data.sequence, pa.py_buffer(data.arrow_ipc))
+            return
+        if kind == "shutdown":
+            self.reject("Shutdown is not accepted here")
+            return
+        handler: Callable[[object], None] = {  # type: ignore[assignment]
+            "init": self.on_init,
+            "payload_chunk": self.on_payload_chunk,
+            "finish": self.on_finish,
+            "cancel": self.on_cancel,
+            "heartbeat": self.on_heartbeat,
+        }[kind]
+        handler(getattr(message, kind))
+
+    # ---- messages ----
+
+    def on_init(self, init: pb.Init) -> None:
+        """Start an execution; load the UDFs now, or once their payload chunks arrived."""
+        if self.state is not State.IDLE:
+            self.reject("Init during an execution (a worker serves one execution at a time)")
+            return
+        self.execution = Execution(init, self.log)
+        self.state = State.RUNNING
+        self.log.debug(
+            "Init: %d UDF(s) %s, %d payload chunk(s)",
+            len(init.udfs),
+            [udf.name for udf in init.udfs],
+            init.payload_chunk_count,
+        )
+        if init.payload_chunk_count == 0:
+            self._load()
+
+    def on_payload_chunk(self, chunk: pb.PayloadChunk) -> None:
+        """Append payload bytes; load the UDFs after the last chunk."""
+        if self.state is State.FAILED:
+            return
+        if self.state is State.IDLE:
+            self.reject("PayloadChunk outside an execution")
+            return
+        execution = self._running()
+        if execution.loaded:
+            self.reject("PayloadChunk after the UDFs were loaded (more than Init announced)")
+            return
+        try:
+            execution.add_payload_chunk(chunk)
+        except ExecutionError as exc:
+            self.fail(exc)
+            return
+        if execution.chunks_left == 0:
+            self._load()
+
+    def on_batch(self, sequence: int, body: BatchBody) -> None:
+        """Answer one batch with one result batch of the same sequence."""
+        if self.state is State.FAILED:
+            return  # after an Error, batches are ignored until Finish or Cancel
+        if self.state is State.IDLE:
+            self.reject(f"Data (sequence {sequence}) outside an execution", sequence)
+            return
+        execution = self._running()
+        if not execution.loaded:
+            self.reject(
+                f"Data (sequence {sequence}) before all {execution.init.payload_chunk_count} "
+                "PayloadChunk messages arrived",
+                sequence,
+            )
+            return
+        if self.cancel_ahead():
+            self.log.debug("dropping batch %d: a Cancel follows it", sequence)
+            return
+        try:
+            result = execution.run_batch(body)
+        except ExecutionError as exc:
+            self.fail(exc, sequence)
+            return
+        self.sink.send_data(sequence, result)
+
+    def on_finish(self, finish: pb.Finish) -> None:
+        """End the execution after the last batch: run iterator UDFs to their end, report."""
+        if self.state is State.IDLE:
+            self.reject("Finish outside an execution")
+            return
+        execution = self._running()
+        if self.state is State.RUNNING and not execution.loaded:
+            self.reject("Finish before all PayloadChunk messages arrived")
+        elif self.state is State.RUNNING:
+            try:
+                execution.finish()
+            except ExecutionError as exc:
+                self.fail(exc)
+        metrics = execution.metrics.to_proto()
+        self._end_execution(pb.WorkerMessage(finish_response=pb.FinishResponse(metrics=metrics)))
+
+    def on_cancel(self, cancel: pb.Cancel) -> None:
+        """Stop the execution, dropping what is left of it."""
+        if self.state is State.IDLE:
+            self.reject("Cancel outside an execution")
+            return
+        execution = self._running()
+        self.log.debug("Cancel: %s", cancel.reason or "(no reason given)")
+        metrics = execution.metrics.to_proto()
+        self._end_execution(pb.WorkerMessage(cancel_response=pb.CancelResponse(metrics=metrics)))
+
+    def on_heartbeat(self, heartbeat: pb.Heartbeat) -> None:
+        """Echo the heartbeat's nonce."""
+        self.sink.send_message(pb.WorkerMessage(heartbeat=pb.Heartbeat(nonce=heartbeat.nonce)))
+
+    # ---- errors and transitions ----
+
+    def _load(self) -> None:
+        """Load the execution's UDFs and answer InitResponse (or the Error that stops it)."""
+        execution = self._running()
+        try:
+            result_schema = execution.load()
+        except ExecutionError as exc:
+            self.fail(exc)
+            return
+        response = pb.InitResponse(result_schema=result_schema)
+        self.sink.send_message(pb.WorkerMessage(init_response=response))
+
+    def reject(self, message: str, sequence: int | None = None) -> None:
+        """Answer a message that is not allowed in the current state with a ProtocolError."""
+        if self.state is State.FAILED:
+            # At most one Error per execution: after it, stray messages are only logged.
+            self.log.warning("ignoring (execution already failed): %s", message)
+            return
+        if self.state is State.IDLE:
+            # Outside an execution there is nothing to fail: report and stay idle.
+            self.log.warning("protocol error: %s", message)
+            self._send_error(ProtocolError(message).to_proto(), sequence)
+            return
+        self.fail(ProtocolError(message), sequence)
+
+    def fail(self, exc: ExecutionError, sequence: int | None = None) -> None:
+        """Send the execution's one Error and wait for Finish or Cancel."""
+        error = exc.to_proto()
+        where = f" (batch {sequence})" if sequence is not None else ""
+        if isinstance(exc, UserError):
+            self.log.warning("%s%s\n%s", exc, where, error.user_error.traceback.rstrip())
+        else:
+            self.log.warning("%s%s", exc, where)
+        self._send_error(error, sequence)
+        self.close()
+        self.state = State.FAILED
+
+    def _send_error(self, error: pb.Error, sequence: int | None) -> None:
+        """Send an Error, naming the batch it is about when there is one."""
+        if sequence is not None:
+            error.sequence = sequence
+            error.has_sequence = True
+        self.sink.send_message(pb.WorkerMessage(error=error))
+
+    def _end_execution(self, response: pb.WorkerMessage) -> None:
+        """Send FinishResponse / CancelResponse and become idle."""
+        self.close()
+        self.sink.send_message(response)
+        self.execution = None
+        self.state = State.IDLE
+        self.executions_ended += 1
+
+    def close(self) -> None:
+        """Stop the UDFs of the current execution, if any (their cleanup code runs now)."""
+        if self.execution is not None:
+            self.execution.close()
+
+    def _running(self) -> Execution:
+        """Return the current execution (the state says there is one)."""
+        assert self.execution is not None
+        return self.execution

@@ -1,0 +1,71 @@
+"""Fixtures of the end-to-end tests: the real `quiver` binary on real files.
+
+The binary is $QUIVER_BINARY, else build/cpp/quiver/cli/quiver; without it the tests are
+skipped (build it with `ninja -C build quiver`). Workers run with the Python running pytest,
+which must have the quiver package installed.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from quiver_e2e import ROOT
+
+
+def _binary() -> Path:
+    return Path(
+        os.environ.get("QUIVER_BINARY", ROOT / "build" / "cpp" / "quiver" / "cli" / "quiver")
+    )
+
+
+@pytest.fixture(scope="session")
+def quiver_binary() -> Path:
+    """Return the quiver binary, or skip the test saying how to build it."""
+    binary = _binary()
+    if not (binary.is_file() and os.access(binary, os.X_OK)):
+        pytest.skip(
+            f"no quiver binary at {binary}: build it with `ninja -C build quiver` "
+            "or point QUIVER_BINARY at one"
+        )
+    return binary
+
+
+class Quiver:
+    """Runs the binary with the test's Python as the workers' interpreter."""
+
+    def __init__(self, binary: Path, cwd: Path) -> None:
+        self.binary = binary
+        self.cwd = cwd
+        self.env = dict(os.environ, QUIVER_PYTHON=sys.executable)
+
+    def __call__(self, *args: object, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run `quiver ARGS...` to its end and return what it did."""
+        return subprocess.run(
+            [str(self.binary), *map(str, args)],
+            cwd=self.cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+    def popen(self, *args: object) -> subprocess.Popen:
+        """Start `quiver ARGS...` without waiting for it."""
+        return subprocess.Popen(
+            [str(self.binary), *map(str, args)],
+            cwd=self.cwd,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+@pytest.fixture
+def quiver(quiver_binary: Path, tmp_path: Path) -> Quiver:
+    """Return a runner of the quiver binary whose current directory is tmp_path."""
+    return Quiver(quiver_binary, tmp_path)
