@@ -45,15 +45,10 @@ def make_people(rows: int = ROWS, seed: int = SEED) -> pa.Table:
         {
             "id": pa.array(range(1, rows + 1), pa.int32()),
             "name": pa.array(
-                [
-                    f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
-                    for _ in range(rows)
-                ],
+                [f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}" for _ in range(rows)],
                 pa.string(),
             ),
-            "value": pa.array(
-                [round(rng.uniform(1, 500), 2) for _ in range(rows)], pa.float64()
-            ),
+            "value": pa.array([round(rng.uniform(1, 500), 2) for _ in range(rows)], pa.float64()),
             "city": pa.array([rng.choice(CITIES) for _ in range(rows)], pa.string()),
         }
     )

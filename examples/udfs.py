@@ -12,6 +12,7 @@ pandas UDF, ``pa.Array`` parameters an Arrow UDF. ``returns=`` is the Arrow type
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
 import quiver
 
 TAX_RATE = 0.2
