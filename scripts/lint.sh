@@ -7,6 +7,6 @@ mapfile -t cpp_files < <(git ls-files 'cpp/*.h' 'cpp/*.cc' 'bench/*.cc')
 if [ ${#cpp_files[@]} -gt 0 ]; then
   clang-format --dry-run --Werror "${cpp_files[@]}"
 fi
-.venv/bin/ruff check python bench examples
-.venv/bin/ruff format --check python bench examples
+.venv/bin/ruff check python bench examples tests
+.venv/bin/ruff format --check python bench examples tests
 echo "lint: clean"

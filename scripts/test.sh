@@ -14,7 +14,7 @@ echo "==> C++ tests (ctest)"
 ctest --test-dir build --output-on-failure --timeout 300 -j "$(nproc)"
 
 echo "==> Python tests (pytest)"
-.venv/bin/python -m pytest python/tests -q
+.venv/bin/python -m pytest python/tests tests -q
 
 echo "==> lint"
 bash scripts/lint.sh

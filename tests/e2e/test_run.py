@@ -32,8 +32,17 @@ TYPE_CASES = {
 }
 
 
+# How the batches reach the workers: every variant must give the same results.
+VARIANTS = {
+    "columnar-uds": [],
+    "rows": ["--input-mode", "rows"],
+    "grpc": ["--transport", "grpc"],
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("column", list(TYPE_CASES))
-def test_types_round_trip_through_parquet_in_sliced_batches(quiver, tmp_path, column):
+def test_types_round_trip_through_parquet_in_sliced_batches(quiver, tmp_path, column, variant):
     table = typed_table(50)
     source = write_table(table, tmp_path / "in.parquet", batch_rows=20)
     out = tmp_path / "out.parquet"
@@ -41,9 +50,8 @@ def test_types_round_trip_through_parquet_in_sliced_batches(quiver, tmp_path, co
     udfs = [spec(f"r{i}", "typed", f, column) for i, f in enumerate(functions)]
     udfs.append(spec("text", "typed", "describe", column))
     # 7 rows per batch: batches are slices of the Parquet pages and cross row groups.
-    result = quiver(
-        "run", source, *sum((["--udf", u] for u in udfs), []), "--batch-rows", 7, "-o", out
-    )
+    udf_options = [option for udf in udfs for option in ("--udf", udf)]
+    result = quiver("run", source, *udf_options, "--batch-rows", 7, "-o", out, *VARIANTS[variant])
     assert_ok(result)
     assert summary_batches(result.stderr) >= 8  # at most 7 rows each; row groups may split more
 

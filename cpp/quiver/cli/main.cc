@@ -115,6 +115,17 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_option("--max-in-flight", options.max_in_flight,
                   "Batches sent to one worker and not yet answered")
       ->capture_default_str();
+  run->add_option("--input-mode", options.input_mode,
+                  "columnar: send plain columns from their own buffers; rows: turn every "
+                  "batch into engine rows and back first, as an engine without columnar "
+                  "input does (for comparisons)")
+      ->check(CLI::IsMember({"columnar", "rows"}))
+      ->capture_default_str();
+  run->add_option("--transport", options.transport,
+                  "How workers are reached: uds (Unix socket), grpc (gRPC over a Unix "
+                  "socket), grpc+tcp (gRPC over loopback TCP)")
+      ->check(CLI::IsMember({"uds", "grpc", "grpc+unix", "grpc+tcp"}))
+      ->capture_default_str();
   run->add_option("--python", options.python,
                   "Python that runs the workers (`PYTHON -m quiver.worker`); default: "
                   "$QUIVER_PYTHON, else the build's Python, else python3");

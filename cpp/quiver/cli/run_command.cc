@@ -81,6 +81,7 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(const RunOptions& options) {
   worker::WorkerSpec spec;
   spec.command = worker::PythonWorkerCommand(options.python);
+  spec.transport = options.transport == "grpc" ? "grpc+unix" : options.transport;
   // Clamped so that "wait for ever" values such as 1e300 do not overflow.
   const double seconds = std::min(options.batch_timeout_seconds, 1e9);
   spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
@@ -139,6 +140,8 @@ arrow::Status RunCommand(const RunOptions& options) {
   operator_options.pass_through = plan.pass_through;
   operator_options.workers = options.workers;
   operator_options.max_batches_in_flight_per_worker = options.max_in_flight;
+  operator_options.input_mode =
+      options.input_mode == "rows" ? exec::InputMode::kRows : exec::InputMode::kColumnar;
   ARROW_ASSIGN_OR_RAISE(auto udf_operator,
                         exec::UdfOperator::Make(dispatcher.get(), std::move(operator_options)));
   ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(input.reader));

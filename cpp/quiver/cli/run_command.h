@@ -26,6 +26,10 @@ struct RunOptions {
   int workers = 1;
   double batch_timeout_seconds = 60;
   int max_in_flight = 4;
+  /// "columnar" (path 1) or "rows" (every batch through engine rows first: path 2).
+  std::string input_mode = "columnar";
+  /// How workers are reached: "uds", "grpc" (grpc+unix) or "grpc+tcp".
+  std::string transport = "uds";
   std::string python;
   bool quiet = false;
 };

@@ -40,6 +40,17 @@ struct UdfCall {
   std::shared_ptr<arrow::DataType> return_type;
 };
 
+/// How input batches reach the argument builder.
+enum class InputMode {
+  /// Batches stay columnar: plain columns are sent from their own buffers (path 1).
+  kColumnar,
+  /// Every batch is turned into engine rows and appended back to Arrow builders
+  /// before anything is sent, as an engine without columnar input does (path 2;
+  /// Spark's ColumnarToRow + ArrowWriter plan). For comparisons and for engines
+  /// whose data are rows.
+  kRows,
+};
+
 /// How an operator runs.
 struct UdfOperatorOptions {
   std::vector<UdfCall> udfs;
@@ -49,6 +60,7 @@ struct UdfOperatorOptions {
   int workers = 1;
   /// Batches sent to one worker and not yet answered; bounds memory.
   int max_batches_in_flight_per_worker = 4;
+  InputMode input_mode = InputMode::kColumnar;
 };
 
 /// Figures about one run, for progress and summaries.

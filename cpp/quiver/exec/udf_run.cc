@@ -10,6 +10,8 @@
 #include <arrow/util/byte_size.h>
 
 #include "quiver/exec/argument_plan.h"
+#include "quiver/exec/arrow_row_writer.h"
+#include "quiver/exec/row_batch.h"
 #include "quiver/exec/udf_run_internal.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/worker/worker.h"
@@ -176,6 +178,11 @@ class UdfRunImpl : public UdfRun {
         input_done_ = true;
         break;
       }
+      if (options_.input_mode == InputMode::kRows) {
+        auto rebuilt = ThroughRows(*batch);
+        if (!rebuilt.ok()) return Fail(rebuilt.status(), "turning the input into rows");
+        batch = std::move(rebuilt).ValueUnsafe();
+      }
       PendingBatch pending{next_sequence_++, -1, batch, rows_read_};
       rows_read_ += batch->num_rows();
       {
@@ -186,6 +193,17 @@ class UdfRunImpl : public UdfRun {
       pending_.push_back(std::move(pending));
     }
     return arrow::Status::OK();
+  }
+
+  // Path 2: the batch as a row engine holds it, then appended back to Arrow
+  // builders row by row.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> ThroughRows(const arrow::RecordBatch& batch) {
+    if (row_writer_ == nullptr) {
+      ARROW_ASSIGN_OR_RAISE(row_writer_, ArrowRowWriter::Make(batch.schema()));
+    }
+    ARROW_ASSIGN_OR_RAISE(RowBatch rows, ColumnarToRows(batch));
+    ARROW_RETURN_NOT_OK(row_writer_->AppendAll(rows));
+    return row_writer_->Flush();
   }
 
   arrow::Status Send(PendingBatch* pending) {
@@ -266,6 +284,7 @@ class UdfRunImpl : public UdfRun {
   std::shared_ptr<arrow::RecordBatchReader> input_;
   ArgumentPlan plan_;
   std::vector<int> pass_through_;
+  std::unique_ptr<ArrowRowWriter> row_writer_;  // rows input mode only
   std::shared_ptr<arrow::Schema> output_schema_;
   std::vector<std::unique_ptr<worker::Worker>> workers_;
   std::vector<std::unique_ptr<worker::WorkerSession>> sessions_;
