@@ -26,6 +26,17 @@ void AppendVarint(uint64_t value, std::string* out) {
   out->push_back(static_cast<char>(value));
 }
 
+// Writes `value` as a varint of exactly `size` bytes (>= its minimal size):
+// protobuf accepts redundant continuation bytes, which lets the Arrow bytes
+// that follow start at a multiple of 8 into the message.
+void AppendPaddedVarint(uint64_t value, size_t size, std::string* out) {
+  for (size_t i = 0; i + 1 < size; ++i) {
+    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
+    value >>= 7;
+  }
+  out->push_back(static_cast<char>(value & 0x7f));
+}
+
 size_t VarintSize(uint64_t value) {
   size_t size = 1;
   while (value >= 0x80) {
@@ -163,12 +174,21 @@ arrow::Result<grpc::ByteBuffer> EncodeDataMessage(uint64_t sequence,
   ARROW_ASSIGN_OR_RAISE(auto body, protocol::EncodeBatchStream(batch));
   uint64_t ipc_length = 0;
   for (const auto& buffer : body) ipc_length += static_cast<uint64_t>(buffer->size());
-  const uint64_t data_length = 1 + VarintSize(sequence) + 1 + VarintSize(ipc_length) + ipc_length;
+  // The receiver reads Arrow buffers in place only when they are aligned: pad
+  // the sequence number so that the prefix is a multiple of 8 bytes long.
+  size_t sequence_size = VarintSize(sequence);
+  uint64_t data_length = 0;
+  for (size_t size = sequence_size; size <= 10; ++size) {
+    data_length = 1 + size + 1 + VarintSize(ipc_length) + ipc_length;
+    const size_t prefix_size = 1 + VarintSize(data_length) + data_length - ipc_length;
+    sequence_size = size;
+    if (prefix_size % 8 == 0) break;
+  }
   std::string prefix;
   prefix.push_back(static_cast<char>(kEngineDataTag));
   AppendVarint(data_length, &prefix);
   prefix.push_back(static_cast<char>(kSequenceTag));
-  AppendVarint(sequence, &prefix);
+  AppendPaddedVarint(sequence, sequence_size, &prefix);
   prefix.push_back(static_cast<char>(kArrowIpcTag));
   AppendVarint(ipc_length, &prefix);
   std::vector<grpc::Slice> slices;

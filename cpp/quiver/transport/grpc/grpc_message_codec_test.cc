@@ -53,6 +53,19 @@ TEST(GrpcMessageCodec, DataSlicesReferenceTheArrowBuffers) {
       << "the 200 KB of characters must leave from the batch's own buffer";
 }
 
+TEST(GrpcMessageCodec, ArrowBytesStartAtAMultipleOfEight) {
+  auto batch = LargeBatch();
+  for (uint64_t sequence : {0ull, 1ull, 300ull, 1ull << 40}) {
+    ASSERT_OK_AND_ASSIGN(auto buffer, EncodeDataMessage(sequence, *batch));
+    std::vector<grpc::Slice> slices;
+    ASSERT_TRUE(buffer.Dump(&slices).ok());
+    EXPECT_EQ(slices.front().size() % 8, 0u) << "sequence " << sequence;
+    v1::EngineMessage message;
+    ASSERT_TRUE(message.ParseFromString(Flatten(buffer)));
+    EXPECT_EQ(message.data().sequence(), sequence);
+  }
+}
+
 TEST(GrpcMessageCodec, HandWrittenDataIsValidProtobuf) {
   auto batch = LargeBatch();
   ASSERT_OK_AND_ASSIGN(auto buffer, EncodeDataMessage(300, *batch));
