@@ -18,15 +18,19 @@ Worker::Worker(std::string id, std::unique_ptr<ChildProcess> process,
 Worker::~Worker() {
   // Closing the connection asks the worker to exit; Terminate makes sure.
   connection_->Shutdown();
-  if (!process_->WaitFor(std::chrono::milliseconds(200))) process_->Terminate(spec_.stop_grace);
+  if (process_ != nullptr && !process_->WaitFor(std::chrono::milliseconds(200))) {
+    process_->Terminate(spec_.stop_grace);
+  }
 }
 
 std::string Worker::Describe() const {
+  if (process_ == nullptr) return "remote worker at " + connection_->endpoint();
   return "worker " + id_ + " (pid " + std::to_string(process_->pid()) + ")";
 }
 
 std::string Worker::DescribeFailure() {
   std::string text = Describe();
+  if (process_ == nullptr) return text + " stopped answering";
   if (auto status = process_->WaitFor(std::chrono::milliseconds(1000))) {
     text += " " + status->ToString();
   } else {

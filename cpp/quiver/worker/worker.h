@@ -18,14 +18,20 @@ namespace quiver::worker {
 /// never handed out again.
 class Worker {
  public:
+  /// `process` is null for a remote worker, which this engine did not start.
   Worker(std::string id, std::unique_ptr<ChildProcess> process,
          std::unique_ptr<transport::Connection> connection, const WorkerSpec& spec);
   ~Worker();
 
   const std::string& id() const { return id_; }
-  pid_t pid() const { return process_->pid(); }
+  /// Returns the worker's pid, 0 for a remote worker.
+  pid_t pid() const { return process_ ? process_->pid() : 0; }
+  bool remote() const { return process_ == nullptr; }
+  /// Returns false once the worker process ended (a remote worker counts as running).
+  bool running() { return process_ == nullptr || !process_->TryWait(); }
   const WorkerSpec& spec() const { return spec_; }
   transport::Connection& connection() { return *connection_; }
+  /// Returns the worker's process; only for workers this engine started.
   ChildProcess& process() { return *process_; }
 
   /// Records that the worker must not be reused.

@@ -115,6 +115,10 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
       if (idle == nullptr) break;
       workers.push_back(std::move(idle));
     }
+    while (!spec_.remote_workers.empty() && static_cast<int>(workers.size()) < count) {
+      ARROW_ASSIGN_OR_RAISE(auto remote, ConnectRemote());
+      workers.push_back(std::move(remote));
+    }
     // Start all missing workers before waiting for any: their start-up overlaps.
     std::vector<Starting> starting;
     while (static_cast<int>(workers.size() + starting.size()) < count) {
@@ -131,7 +135,7 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
   void Release(std::unique_ptr<Worker> worker) override {
     if (worker == nullptr) return;
     std::lock_guard<std::mutex> lock(mutex_);
-    if (spec_.reuse && !worker->broken() && !worker->process().TryWait() &&
+    if (spec_.reuse && !worker->broken() && worker->running() &&
         static_cast<int>(idle_.size()) < spec_.max_idle_workers) {
       idle_.push_back(std::move(worker));
     }
@@ -152,7 +156,7 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     while (!idle_.empty()) {
       std::unique_ptr<Worker> worker = std::move(idle_.front());
       idle_.pop_front();
-      if (!worker->process().TryWait()) return worker;  // alive: reuse it
+      if (worker->running()) return worker;  // alive: reuse it
     }
     return nullptr;
   }
@@ -203,6 +207,34 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
                                            std::move(connection), spec_);
     ARROW_RETURN_NOT_OK(Authenticate(worker.get(), starting.secret, deadline));
     return worker;
+  }
+
+  // Connects to the next remote worker (round robin) and checks that it
+  // answers and accepts the secret.
+  arrow::Result<std::unique_ptr<Worker>> ConnectRemote() {
+    size_t index = 0;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      index = next_remote_++ % spec_.remote_workers.size();
+    }
+    const RemoteWorker& remote = spec_.remote_workers[index];
+    transport::grpc_transport::GrpcTarget target{remote.endpoint, remote.secret, ""};
+    if (!remote.tls_root_certificates_file.empty()) {
+      ARROW_ASSIGN_OR_RAISE(target.tls_root_certificates,
+                            ReadFile(remote.tls_root_certificates_file));
+    }
+    auto pid = transport::grpc_transport::PingGrpcWorker(target, spec_.start_timeout);
+    if (!pid.ok()) {
+      return pid.status().WithMessage("remote worker at ", remote.endpoint,
+                                      " does not answer: ", pid.status().message());
+    }
+    ARROW_ASSIGN_OR_RAISE(auto connection, transport::grpc_transport::ConnectGrpc(target));
+    std::string id;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      id = "r" + std::to_string(++workers_started_);
+    }
+    return std::make_unique<Worker>(id, nullptr, std::move(connection), spec_);
   }
 
   // Waits until the gRPC worker answers a heartbeat with our secret, then
@@ -299,6 +331,7 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
   mutable std::mutex mutex_;
   std::deque<std::unique_ptr<Worker>> idle_;
   int64_t workers_started_ = 0;
+  size_t next_remote_ = 0;
 };
 
 }  // namespace
@@ -310,7 +343,9 @@ std::vector<std::string> PythonWorkerCommand(const std::string& python) {
 WorkerDispatcher::~WorkerDispatcher() = default;
 
 arrow::Result<std::unique_ptr<WorkerDispatcher>> WorkerDispatcher::Make(WorkerSpec spec) {
-  if (spec.command.empty()) return arrow::Status::Invalid("WorkerSpec.command is empty");
+  if (spec.command.empty() && spec.remote_workers.empty()) {
+    return arrow::Status::Invalid("WorkerSpec needs a command or remote workers");
+  }
   if (spec.transport != "uds" && spec.transport != "grpc+unix" && spec.transport != "grpc+tcp") {
     return arrow::Status::Invalid("unknown transport '", spec.transport,
                                   "' (uds, grpc+unix or grpc+tcp)");

@@ -8,6 +8,17 @@
 
 namespace quiver::worker {
 
+/// A worker that is already running somewhere (a gRPC service), reached by
+/// endpoint instead of started by the dispatcher.
+struct RemoteWorker {
+  /// "grpc+unix:PATH" or "grpc+tcp:HOST:PORT".
+  std::string endpoint;
+  /// The secret the worker was started with.
+  std::string secret;
+  /// PEM root certificates file for TLS; empty for plaintext.
+  std::string tls_root_certificates_file;
+};
+
 /// How to start and manage workers of one kind.
 struct WorkerSpec {
   /// Program and arguments; the dispatcher appends `--id ID --connection ENDPOINT`
@@ -22,6 +33,9 @@ struct WorkerSpec {
   std::string tls_certificate_file;
   std::string tls_key_file;
   std::string tls_root_certificates_file;
+  /// When not empty, workers are not started: connections go to these running
+  /// workers (round robin), and stopping a worker only closes its connection.
+  std::vector<RemoteWorker> remote_workers;
   /// Extra environment variables for the worker (added to the engine's own).
   std::map<std::string, std::string> environment;
   /// Keep workers alive between runs and hand them out again.

@@ -54,6 +54,8 @@ arrow::Result<v1::ManageResponse> Manage(grpc::Channel* channel, const std::stri
   grpc::ClientContext context;
   context.AddMetadata(kSecretKey, secret);
   context.set_deadline(std::chrono::system_clock::now() + timeout);
+  // A worker that is still starting is waited for, up to the deadline.
+  context.set_wait_for_ready(true);
   const grpc::internal::RpcMethod method(kManageMethod, grpc::internal::RpcMethod::NORMAL_RPC);
   v1::ManageResponse response;
   grpc::Status status =
