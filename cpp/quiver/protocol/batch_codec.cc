@@ -74,6 +74,14 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> ReadSingleBatch(
   return batch;
 }
 
+// Buffers that arrive misaligned for their type (a gRPC slice may start
+// anywhere) are copied to aligned memory; aligned ones are used in place.
+arrow::ipc::IpcReadOptions ReadOptions() {
+  auto options = arrow::ipc::IpcReadOptions::Defaults();
+  options.ensure_alignment = arrow::ipc::Alignment::kDataTypeSpecificAlignment;
+  return options;
+}
+
 }  // namespace
 
 arrow::Result<std::vector<std::shared_ptr<arrow::Buffer>>> EncodeBatchStream(
@@ -89,13 +97,15 @@ arrow::Result<std::vector<std::shared_ptr<arrow::Buffer>>> EncodeBatchStream(
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> DecodeBatchStream(
     std::shared_ptr<arrow::Buffer> body) {
   auto input = std::make_shared<arrow::io::BufferReader>(std::move(body));
-  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchStreamReader::Open(input));
+  ARROW_ASSIGN_OR_RAISE(auto reader,
+                        arrow::ipc::RecordBatchStreamReader::Open(input, ReadOptions()));
   return ReadSingleBatch(reader.get());
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> DecodeBatchStream(
     std::shared_ptr<arrow::io::InputStream> stream) {
-  ARROW_ASSIGN_OR_RAISE(auto reader, arrow::ipc::RecordBatchStreamReader::Open(stream));
+  ARROW_ASSIGN_OR_RAISE(auto reader,
+                        arrow::ipc::RecordBatchStreamReader::Open(stream, ReadOptions()));
   return ReadSingleBatch(reader.get());
 }
 

@@ -90,6 +90,19 @@ TEST(BatchCodec, DecodesFromAChunkedStream) {
   EXPECT_TRUE(decoded->Equals(*batch));
 }
 
+TEST(BatchCodec, MisalignedBodiesAreDecodedIntoAlignedBuffers) {
+  arrow::Int64Builder builder;
+  for (int64_t i = 0; i < 100; ++i) ASSERT_OK(builder.Append(i * 1000));
+  auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field("n", arrow::int64())}), 100,
+                                        {*builder.Finish()});
+  ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*batch));
+  // The same bytes, starting 3 bytes into a buffer: every Arrow buffer is misaligned.
+  auto shifted = arrow::Buffer::FromString("xyz" + Join(buffers)->ToString());
+  ASSERT_OK_AND_ASSIGN(auto decoded, DecodeBatchStream(arrow::SliceBuffer(shifted, 3)));
+  EXPECT_TRUE(decoded->Equals(*batch));
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(decoded->column(0)->data()->buffers[1]->data()) % 8, 0u);
+}
+
 TEST(BatchCodec, BodyWithoutABatchIsAnError) {
   auto schema_only = arrow::Buffer::FromString("");
   EXPECT_FALSE(DecodeBatchStream(schema_only).ok());
