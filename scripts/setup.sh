@@ -25,6 +25,8 @@ install_debian_packages() {
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$package")
   done
+  # PySpark, a peer of the benchmark, needs a Java runtime (17 or newer).
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   [ ${#missing[@]} -eq 0 ] && return
   step "installing Debian packages: ${missing[*]}"
   local sudo=""
@@ -40,10 +42,13 @@ create_python_environment() {
     python3 -m venv "$venv"
   fi
   if [ ! -f "$stamp" ] || [ "$root/python/pyproject.toml" -nt "$stamp" ] ||
-     [ "$root/python/requirements.txt" -nt "$stamp" ]; then
+     [ "$root/python/requirements.txt" -nt "$stamp" ] ||
+     [ "$root/bench/requirements.txt" -nt "$stamp" ]; then
     step "installing Python packages into .venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    "$venv/bin/python" -m pip install -q -r "$root/python/requirements.txt"
+    # The package, its tests, and the peers the benchmark runs beside quiver.
+    "$venv/bin/python" -m pip install -q -r "$root/python/requirements.txt" \
+      -r "$root/bench/requirements.txt"
     "$venv/bin/python" -m pip install -q --no-deps -e "$root/python"
     touch "$stamp"
   fi

@@ -8,16 +8,27 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
+# Prints how long the previous step took, so slow steps show up in CI logs.
+step_started=$SECONDS
+took() {
+  echo "    ($1 took $((SECONDS - step_started)) s)"
+  step_started=$SECONDS
+}
+
 bash scripts/setup.sh
+took "setup and build"
 
 echo "==> C++ tests (ctest)"
 ctest --test-dir build --output-on-failure --timeout 300 -j "$(nproc)"
+took "ctest"
 
-echo "==> Python tests (pytest)"
-.venv/bin/python -m pytest python/tests tests -q
+echo "==> Python tests (pytest): the package, the quiver command end to end, the benchmark harness"
+.venv/bin/python -m pytest python/tests tests -q -n "$(nproc)" --dist loadfile
+took "pytest"
 
 echo "==> lint"
 bash scripts/lint.sh
+took "lint"
 
 if [ "${QUIVER_SANITIZE:-0}" = 1 ]; then
   echo "==> C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer"
@@ -26,5 +37,6 @@ if [ "${QUIVER_SANITIZE:-0}" = 1 ]; then
     bash scripts/setup.sh
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 600 -j "$(nproc)"
+  took "sanitized build and ctest"
 fi
 echo "==> all tests passed"

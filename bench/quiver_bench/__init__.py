@@ -1,0 +1,1 @@
+"""The pieces of bench/run.py: scenarios, data, peers, memory sampling, reports."""

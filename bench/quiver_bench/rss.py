@@ -1,0 +1,149 @@
+"""Peak resident memory of a process tree, sampled from /proc.
+
+Every ~50 ms the sampler finds the processes descended from one root (a peer's process)
+and sums their RSS per role: `engine` (a `quiver` or `java` process, or the root itself for
+an in-process peer), `workers` (processes an engine started: UDF workers), `driver` (the
+root when it is part of the system measured, e.g. PySpark's driver) and `launcher` (the root
+when it only starts the system, e.g. the process that runs `quiver run`). `total` is the sum
+over every role but `launcher`. The largest sum seen is kept for each.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass, field
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+ENGINE_COMMANDS = ("quiver", "java")
+ROLES = ("total", "engine", "workers", "driver", "launcher")
+
+
+@dataclass
+class ProcessInfo:
+    """What one /proc/PID/stat read tells: parent, command name and resident pages."""
+
+    ppid: int
+    command: str
+    rss_bytes: int
+
+
+def read_stat(pid: int) -> ProcessInfo | None:
+    """Read /proc/PID/stat; None when the process is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read().decode(errors="replace")
+    except OSError:
+        return None
+    # The command name is in parentheses and may hold spaces: split after the last ')'.
+    command = text[text.index("(") + 1 : text.rindex(")")]
+    fields = text[text.rindex(")") + 2 :].split()
+    # fields[0] is field 3 (state): ppid is field 4, rss (pages) field 24.
+    return ProcessInfo(int(fields[1]), command, int(fields[21]) * PAGE_SIZE)
+
+
+@dataclass
+class RssPeaks:
+    """The largest RSS sums seen, in bytes, per role."""
+
+    peaks: dict[str, int] = field(default_factory=lambda: dict.fromkeys(ROLES, 0))
+    samples: int = 0
+
+    def add(self, sums: dict[str, int]) -> None:
+        """Fold one sample's sums into the peaks."""
+        self.samples += 1
+        for role, value in sums.items():
+            self.peaks[role] = max(self.peaks[role], value)
+
+    def megabytes(self) -> dict[str, float]:
+        """Return the peaks in MiB, rounded to 0.1."""
+        return {role: round(value / (1 << 20), 1) for role, value in self.peaks.items()}
+
+
+class ProcessTreeSampler:
+    """Samples the tree under `root_pid` on a thread until stop()."""
+
+    def __init__(self, root_pid: int, root_role: str, interval: float = 0.05) -> None:
+        self.root_pid = root_pid
+        self.root_role = root_role
+        self.interval = interval
+        self.result = RssPeaks()
+        # Samples are also filed under the phase set here (a scenario's key), if any.
+        self.phase: str | None = None
+        self.by_phase: dict[str, RssPeaks] = {}
+        self._parents: dict[int, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
+
+    def start(self) -> ProcessTreeSampler:
+        """Start sampling."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> RssPeaks:
+        """Stop sampling and return the peaks."""
+        self._stop.set()
+        self._thread.join()
+        return self.result
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def enter_phase(self, phase: str | None) -> None:
+        """File the next samples under `phase` (None: none).
+
+        Samples right before and right after the switch, so a phase shorter than the
+        interval still has one sample at its end and one at its start.
+        """
+        self.sample()
+        self.phase = phase
+        self.sample()
+
+    def sample(self) -> None:
+        """Take one sample of the tree (thread-safe)."""
+        with self._lock:
+            self._sample()
+
+    def _sample(self) -> None:
+        """Walk the tree breadth first from the root and add up RSS per role."""
+        children = self._children_by_parent()
+        sums = dict.fromkeys(ROLES, 0)
+        queue: list[tuple[int, str | None]] = [(self.root_pid, None)]
+        for pid, inherited in queue:  # grows while iterating
+            info = read_stat(pid)
+            if info is None:
+                continue
+            role = inherited or self._role(pid, info)
+            sums[role] += info.rss_bytes
+            if role != "launcher":
+                sums["total"] += info.rss_bytes
+            below = "workers" if role in ("engine", "workers") else None
+            queue.extend((child, below) for child in children.get(pid, ()))
+        if any(sums.values()):
+            self.result.add(sums)
+            phase = self.phase
+            if phase is not None:
+                self.by_phase.setdefault(phase, RssPeaks()).add(sums)
+
+    def _role(self, pid: int, info: ProcessInfo) -> str:
+        """Return the role of a process that no engine started."""
+        if pid == self.root_pid:
+            return self.root_role
+        return "engine" if info.command in ENGINE_COMMANDS else "driver"
+
+    def _children_by_parent(self) -> dict[int, list[int]]:
+        """Map each parent pid to its children, reading /proc/PID/stat once per new pid."""
+        alive = {int(name) for name in os.listdir("/proc") if name.isdigit()}
+        for pid in list(self._parents):
+            if pid not in alive:
+                del self._parents[pid]
+        for pid in alive - self._parents.keys():
+            info = read_stat(pid)
+            self._parents[pid] = info.ppid if info is not None else -1
+        children: dict[int, list[int]] = {}
+        for pid, parent in self._parents.items():
+            children.setdefault(parent, []).append(pid)
+        return children

@@ -1,0 +1,76 @@
+"""The seed's five scenarios (SPARK-56350) and the peers that run them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One table shape and one UDF: `rows` at scale 1.0, strings of `length` characters."""
+
+    key: str
+    label: str
+    rows: int
+    length: int
+    udf: str  # function name in bench/udfs.py
+    arguments: tuple[str, ...]
+
+    def scaled_rows(self, scale: float) -> int:
+        """Return the row count at `scale` (at least one row)."""
+        return max(1, round(self.rows * scale))
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("concat-2m-200", "string concat", 2_000_000, 200, "concat", ("name", "data")),
+    Scenario("identity-1m-1000", "string identity", 1_000_000, 1000, "identity", ("data",)),
+    Scenario("identity-2m-200", "string identity", 2_000_000, 200, "identity", ("data",)),
+    Scenario("identity-10m-100", "string identity", 10_000_000, 100, "identity", ("data",)),
+    Scenario("identity-20m-100", "string identity", 20_000_000, 100, "identity", ("data",)),
+)
+
+# The scenario whose engine memory is measured at two scales.
+LARGEST_SCENARIO = "identity-20m-100"
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One system (and mode) that runs the UDF: `kind` picks the runner, `mode` its setting."""
+
+    key: str
+    label: str
+    kind: str
+    mode: str = ""
+    # Role of the peer's own process in the memory figures (see quiver_bench.rss).
+    root_role: str = "driver"
+
+
+PEERS: tuple[Peer, ...] = (
+    Peer("quiver-columnar", "quiver columnar", "quiver", "columnar", "launcher"),
+    Peer("quiver-rows", "quiver rows", "quiver", "rows", "launcher"),
+    Peer("spark-columnar", "Spark columnar", "spark", "true"),
+    Peer("spark-rows", "Spark row-based", "spark", "false"),
+    Peer("duckdb", "DuckDB", "duckdb", root_role="engine"),
+    Peer("polars", "Polars", "polars", root_role="engine"),
+)
+
+
+def pick(items: tuple, keys: str | None, what: str) -> list:
+    """Return the items whose keys are in the comma-separated `keys` (all when None)."""
+    if not keys:
+        return list(items)
+    wanted = [key.strip() for key in keys.split(",") if key.strip()]
+    known = {item.key: item for item in items}
+    unknown = [key for key in wanted if key not in known]
+    if unknown:
+        raise ValueError(f"unknown {what}: {', '.join(unknown)} (known: {', '.join(known)})")
+    return [known[key] for key in wanted]
+
+
+def human_count(count: int) -> str:
+    """Return 2000000 as "2M", 20000 as "20K", 150 as "150"."""
+    for divisor, suffix in ((1_000_000, "M"), (1_000, "K")):
+        if count >= divisor:
+            value = count / divisor
+            return f"{value:.0f}{suffix}" if value == int(value) else f"{value:.1f}{suffix}"
+    return str(count)
