@@ -5,6 +5,7 @@ from __future__ import annotations
 import select
 import socket
 from collections import deque
+from collections.abc import Sequence
 
 import pyarrow as pa
 
@@ -80,8 +81,8 @@ class Connection:
         """Send one WorkerMessage as a control frame."""
         send_frame(self.sock, encode_control_frame(message.SerializeToString()))
 
-    def send_data(self, sequence: int, body: pa.Buffer) -> None:
-        """Send one data frame; the body goes out straight from the Arrow buffer."""
+    def send_data(self, sequence: int, body: Sequence[bytes | pa.Buffer]) -> None:
+        """Send one data frame; the body goes out straight from the Arrow buffers."""
         send_frame(self.sock, encode_data_frame(sequence, body))
 
     # ---- receiving ----

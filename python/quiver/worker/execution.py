@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import resource
 import sys
@@ -266,12 +267,55 @@ def decode_batch(body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
     return batches[0]
 
 
-def encode_batch(batch: pa.RecordBatch) -> pa.Buffer:
-    """Write ``batch`` as one self-contained Arrow IPC stream."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, batch.schema) as writer:
+class _BufferListSink(io.RawIOBase):
+    """A file that keeps what pyarrow writes to it instead of copying it.
+
+    pyarrow hands the body buffers of a batch to ``write`` as ``pa.Buffer`` objects over the
+    batch's own memory; keeping references lets the socket send them in place.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing written."""
+        super().__init__()
+        self.parts: list[bytes | pa.Buffer] = []
+
+    def writable(self) -> bool:
+        """Accept writes."""
+        return True
+
+    def write(self, data: bytes | pa.Buffer) -> int:  # type: ignore[override]
+        """Keep ``data``; small writes (message headers, padding) are merged later."""
+        self.parts.append(data)
+        return memoryview(data).nbytes
+
+
+def encode_batch(batch: pa.RecordBatch) -> list[bytes | pa.Buffer]:
+    """Write ``batch`` as one self-contained Arrow IPC stream, as a list of buffers.
+
+    The batch's data buffers are referenced, not copied; the small pieces in between are
+    joined so that the list stays short for ``sendmsg``.
+    """
+    sink = _BufferListSink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema) as writer:
         writer.write_batch(batch)
-    return sink.getvalue()
+    parts: list[bytes | pa.Buffer] = []
+    pending: list[bytes] = []
+    for part in sink.parts:
+        if isinstance(part, pa.Buffer) and part.size >= _SMALL_WRITE:
+            if pending:
+                parts.append(b"".join(pending))
+                pending = []
+            parts.append(part)
+        else:
+            pending.append(bytes(part))
+    if pending:
+        parts.append(b"".join(pending))
+    return parts
+
+
+# Buffers smaller than this are copied into their neighbours: a copy of a few bytes is
+# cheaper than one more entry for sendmsg.
+_SMALL_WRITE = 256
 
 
 def _read_schema(data: bytes, what: str) -> pa.Schema | None:

@@ -15,7 +15,7 @@ import os
 import stat
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import NoReturn
@@ -253,9 +253,9 @@ class _ExecuteCall:
         """Queue a control message for the response stream."""
         self.outbox.append(message)
 
-    def send_data(self, sequence: int, body: pa.Buffer) -> None:
-        """Queue a result batch; it is serialized (once) when gRPC sends it."""
-        self.outbox.append(OutgoingBatch(sequence, body))
+    def send_data(self, sequence: int, body: Sequence[bytes | pa.Buffer]) -> None:
+        """Queue a result batch; grpcio needs one contiguous message, so it is joined here."""
+        self.outbox.append(OutgoingBatch(sequence, pa.py_buffer(b"".join(body))))
 
     # ---- serving ----
 

@@ -12,7 +12,7 @@ import enum
 import logging
 import os
 import platform
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import BinaryIO, Protocol
 
 import pyarrow as pa
@@ -39,8 +39,8 @@ class MessageSink(Protocol):
     def send_message(self, message: pb.WorkerMessage) -> None:
         """Send one control message."""
 
-    def send_data(self, sequence: int, body: pa.Buffer) -> None:
-        """Send the result batch of ``sequence`` (one Arrow IPC stream)."""
+    def send_data(self, sequence: int, body: Sequence[bytes | pa.Buffer]) -> None:
+        """Send the result batch of ``sequence`` (one Arrow IPC stream, as buffers)."""
 
 
 def worker_hello(worker_id: str, secret: bytes = b"") -> pb.Hello:
