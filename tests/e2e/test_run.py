@@ -352,3 +352,13 @@ def test_version(quiver):
     result = quiver("--version")
     assert result.returncode == 0
     assert result.stdout.startswith("quiver 0.1.0 (Apache Arrow ")
+
+
+def test_workers_run_blas_single_threaded(quiver, tmp_path):
+    source = write_table(people_table(10), tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    result = quiver(
+        "run", source, "--udf", spec("t", "environment", "blas_threads", "id"), "-o", out
+    )
+    assert_ok(result)
+    assert set(read_table(out).column("t").to_pylist()) == {"1"}

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <utility>
@@ -81,6 +82,12 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(const RunOptions& options) {
   worker::WorkerSpec spec;
   spec.command = worker::PythonWorkerCommand(options.python);
+  // A worker runs one UDF call at a time on one core beside the engine: BLAS
+  // thread pools (numpy's OpenBLAS) would only spin and take the engine's CPU.
+  // The variables must be set before Python starts; a user's own setting wins.
+  for (const char* variable : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
+    if (std::getenv(variable) == nullptr) spec.environment[variable] = "1";
+  }
   spec.transport = options.transport == "grpc" ? "grpc+unix" : options.transport;
   // Clamped so that "wait for ever" values such as 1e300 do not overflow.
   const double seconds = std::min(options.batch_timeout_seconds, 1e9);
