@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -52,18 +53,27 @@ std::string Python() {
   return python != nullptr && *python != '\0' ? python : QUIVER_BENCH_PYTHON;
 }
 
-// One worker process, started on first use and shared by every round-trip benchmark.
+// The transports the round trip is measured over, side by side in one run.
+const char* const kTransports[] = {"uds", "grpc+unix"};
+
+// One worker process per transport, started on first use and shared by every
+// round-trip benchmark over that transport.
 class SharedWorker {
  public:
-  static worker::Worker* Get() {
-    static SharedWorker shared;
-    return shared.worker_.get();
+  static worker::Worker* Get(const std::string& transport) {
+    static std::map<std::string, std::unique_ptr<SharedWorker>> workers;
+    auto& shared = workers[transport];
+    if (shared == nullptr) shared.reset(new SharedWorker(transport));
+    return shared->worker_.get();
   }
 
+  ~SharedWorker() { dispatcher_->Release(std::move(worker_)); }
+
  private:
-  SharedWorker() {
+  explicit SharedWorker(const std::string& transport) {
     worker::WorkerSpec spec;
     spec.command = worker::PythonWorkerCommand(Python());
+    spec.transport = transport;
     auto dispatcher = worker::WorkerDispatcher::Make(spec);
     if (!dispatcher.ok()) Die("making the dispatcher", dispatcher.status());
     dispatcher_ = std::move(dispatcher).ValueUnsafe();
@@ -71,8 +81,6 @@ class SharedWorker {
     if (!worker.ok()) Die("starting a worker with " + Python(), worker.status());
     worker_ = std::move(worker).ValueUnsafe();
   }
-
-  ~SharedWorker() { dispatcher_->Release(std::move(worker_)); }
 
   std::unique_ptr<worker::WorkerDispatcher> dispatcher_;
   std::unique_ptr<worker::Worker> worker_;
@@ -115,7 +123,9 @@ void PipelinedRoundTrips(worker::WorkerSession* session, const arrow::RecordBatc
 
 void BM_WorkerRoundTrip(benchmark::State& state) {
   const auto batch = StringBatch(state.range(0));
-  auto session = worker::WorkerSession::Start(SharedWorker::Get(), IdentityInit(*batch->schema()));
+  const std::string transport = kTransports[state.range(1)];
+  auto session =
+      worker::WorkerSession::Start(SharedWorker::Get(transport), IdentityInit(*batch->schema()));
   if (!session.ok()) Die("starting a session", session.status());
   if (auto ready = (*session)->WaitUntilReady(); !ready.ok()) Die("Init", ready);
   uint64_t sequence = 0;
@@ -123,7 +133,7 @@ void BM_WorkerRoundTrip(benchmark::State& state) {
   if (auto metrics = (*session)->Finish(); !metrics.ok()) Die("finishing", metrics.status());
   const int64_t bytes = arrow::util::TotalBufferSize(*batch);
   state.SetBytesProcessed(state.iterations() * kBatchesPerIteration * bytes);
-  state.SetLabel(SizeLabel(state.range(0)));
+  state.SetLabel(SizeLabel(state.range(0)) + " " + transport);
 }
 
 // Two arenas larger than the caches, touched once so their pages are resident.
@@ -211,7 +221,15 @@ void BatchSizes(benchmark::internal::Benchmark* benchmark) {
   benchmark->UseRealTime();
 }
 
-BENCHMARK(BM_WorkerRoundTrip)->Apply(BatchSizes);
+// Every batch size over every transport, so uds and gRPC are compared in one run.
+void BatchSizesAndTransports(benchmark::internal::Benchmark* benchmark) {
+  for (int64_t size : {64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20}) {
+    for (int64_t transport = 0; transport < 2; ++transport) benchmark->Args({size, transport});
+  }
+  benchmark->UseRealTime();
+}
+
+BENCHMARK(BM_WorkerRoundTrip)->Apply(BatchSizesAndTransports);
 BENCHMARK(BM_Memcpy)->Apply(BatchSizes);
 BENCHMARK(BM_UnixSocket)->Apply(BatchSizes);
 
