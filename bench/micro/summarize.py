@@ -53,20 +53,39 @@ def ratio(numerator: float, denominator: float) -> str:
     return f"{numerator / denominator:.2f}" if numerator and denominator else "–"
 
 
-def round_trip_table(report: dict) -> list[str]:
-    """Per batch size: quiver's round trip beside raw socket and memcpy, and the ratios."""
+def round_trip_figures(report: dict) -> tuple[dict[str, dict[str, float]], list[str]]:
+    """Return GB/s by batch size and column, and the transports of the round trips.
+
+    A round trip's label is "SIZE" or "SIZE TRANSPORT"; its column is "trip TRANSPORT"
+    (uds when the label names none); the limits' columns are their benchmark names.
+    """
     by_size: dict[str, dict[str, float]] = {}
+    transports: list[str] = []
     for benchmark in report["benchmarks"]:
-        by_size.setdefault(benchmark.get("label", ""), {})[family(benchmark)] = gigabytes(benchmark)
-    header = ["batch", "quiver round trip (GB/s)", "raw Unix socket (GB/s)", "memcpy (GB/s)"]
-    header += ["round trip / socket", "round trip / memcpy"]
+        size, _, transport = benchmark.get("label", "").partition(" ")
+        column = family(benchmark)
+        if column == ROUND_TRIP:
+            transport = transport or "uds"
+            column = f"trip {transport}"
+            if transport not in transports:
+                transports.append(transport)
+        by_size.setdefault(size, {})[column] = gigabytes(benchmark)
+    return by_size, transports
+
+
+def round_trip_table(report: dict) -> list[str]:
+    """Per batch size: quiver's round trips beside raw socket and memcpy, and the ratios."""
+    by_size, transports = round_trip_figures(report)
+    header = ["batch"] + [f"quiver round trip, {t} (GB/s)" for t in transports]
+    header += ["raw Unix socket (GB/s)", "memcpy (GB/s)"]
+    header += [f"{t} / socket" for t in transports] + [f"{t} / memcpy" for t in transports]
     rows = []
     for size, figures in by_size.items():
-        trip, socket, memcpy = (figures.get(name, 0.0) for name in (ROUND_TRIP, SOCKET, MEMCPY))
-        rows.append(
-            [size, f"{trip:.2f}", f"{socket:.2f}", f"{memcpy:.2f}"]
-            + [ratio(trip, socket), ratio(trip, memcpy)]
-        )
+        trips = [figures.get(f"trip {t}", 0.0) for t in transports]
+        socket, memcpy = figures.get(SOCKET, 0.0), figures.get(MEMCPY, 0.0)
+        row = [size] + [f"{trip:.2f}" for trip in trips] + [f"{socket:.2f}", f"{memcpy:.2f}"]
+        row += [ratio(trip, socket) for trip in trips] + [ratio(trip, memcpy) for trip in trips]
+        rows.append(row)
     return table(header, rows)
 
 
@@ -118,7 +137,7 @@ def summary(out: Path) -> str:
         "",
         "## Round trip through a Python worker vs the physical limits (quiver_bench_roundtrip)",
         "",
-        "One string column through an identity `pa.Array` UDF in a real worker over uds, "
+        "One string column through an identity `pa.Array` UDF in a real worker, "
         "pipelined (4 batches in flight), driven through WorkerSession. Bytes count each batch "
         "once, though a round trip moves them to the worker and back; the raw socket moves them "
         "one way, memcpy copies them once.",

@@ -128,6 +128,10 @@ arrow::Result<InputFile> OpenParquet(const std::string& path,
   constexpr char kAdvice[] = "is it a Parquet file? Name its format with --input-format";
   parquet::ArrowReaderProperties properties;
   properties.set_batch_size(batch_rows);
+  // Pre-buffering reads whole row groups' column chunks ahead into memory: with
+  // large row groups the engine's memory would grow with the input. Batches are
+  // read as they are needed instead.
+  properties.set_pre_buffer(false);
   parquet::arrow::FileReaderBuilder builder;
   auto status = builder.Open(file);
   if (!status.ok()) return CannotRead(path, "Parquet", status, kAdvice);
