@@ -54,6 +54,23 @@ def ref_udf(
     )
 
 
+def batches_xy(count: int = 4, rows: int = 5) -> list[pa.RecordBatch]:
+    """Batches with an int column x (with nulls), an int column y and a string column s."""
+    result = []
+    for n in range(count):
+        x = [None if (i + n) % 4 == 0 else i + n * rows for i in range(rows)]
+        result.append(
+            pa.record_batch(
+                {
+                    "x": pa.array(x, type=pa.int64()),
+                    "y": pa.array([i * 10 for i in range(rows)], type=pa.int64()),
+                    "s": pa.array([None if i == 1 else f"v{i}" for i in range(rows)]),
+                }
+            )
+        )
+    return result
+
+
 def ipc_bytes(batch: pa.RecordBatch) -> pa.Buffer:
     """Encode one batch as a self-contained IPC stream."""
     sink = pa.BufferOutputStream()

@@ -9,7 +9,7 @@ import cloudpickle
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from engine_harness import EngineHarness, ref_udf
+from engine_harness import EngineHarness, batches_xy, ref_udf
 from udfs import arith, series
 
 import quiver
@@ -17,23 +17,6 @@ from quiver._proto import pb
 from quiver.protocol.framing import HEADER, MAGIC
 
 QUIVER_DIR = os.path.dirname(quiver.__file__)
-
-
-def batches_xy(count: int = 4, rows: int = 5) -> list[pa.RecordBatch]:
-    """Batches with an int column x (with nulls), an int column y and a string column s."""
-    result = []
-    for n in range(count):
-        x = [None if (i + n) % 4 == 0 else i + n * rows for i in range(rows)]
-        result.append(
-            pa.record_batch(
-                {
-                    "x": pa.array(x, type=pa.int64()),
-                    "y": pa.array([i * 10 for i in range(rows)], type=pa.int64()),
-                    "s": pa.array([None if i == 1 else f"v{i}" for i in range(rows)]),
-                }
-            )
-        )
-    return result
 
 
 def error_of(engine: EngineHarness) -> pb.Error:

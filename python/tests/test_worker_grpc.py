@@ -27,7 +27,7 @@ import grpc
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from engine_harness import PYTHON_ROOT, TESTS_DIR, Received, ipc_bytes, ref_udf
+from engine_harness import PYTHON_ROOT, TESTS_DIR, Received, batches_xy, ipc_bytes, ref_udf
 from udfs import arith, series
 
 from quiver._proto import pb
@@ -50,23 +50,6 @@ _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
 ]
-
-
-def batches_x(count: int = 4, rows: int = 5) -> list[pa.RecordBatch]:
-    """Batches with an int column x (with nulls), an int column y and a string column s."""
-    result = []
-    for n in range(count):
-        x = [None if (i + n) % 4 == 0 else i + n * rows for i in range(rows)]
-        result.append(
-            pa.record_batch(
-                {
-                    "x": pa.array(x, type=pa.int64()),
-                    "y": pa.array([i * 10 for i in range(rows)], type=pa.int64()),
-                    "s": pa.array([None if i == 1 else f"v{i}" for i in range(rows)]),
-                }
-            )
-        )
-    return result
 
 
 def free_port() -> int:
@@ -339,7 +322,7 @@ def test_missing_and_wrong_secret_are_refused_and_counted(worker: GrpcWorkerProc
 
 
 def test_identity_over_several_batches(worker: GrpcWorkerProcess) -> None:
-    batches = batches_x(count=6)
+    batches = batches_xy(count=6)
     results, metrics = worker.execute().run([ref_udf("same", "arith.py:identity", [0])], batches)
     for batch, result in zip(batches, results, strict=True):
         assert result.column("same").equals(batch["x"])
@@ -348,7 +331,7 @@ def test_identity_over_several_batches(worker: GrpcWorkerProcess) -> None:
 
 
 def test_several_udfs_of_every_eval_type(worker: GrpcWorkerProcess) -> None:
-    batches = batches_x(count=3)
+    batches = batches_xy(count=3)
     udfs = [
         ref_udf("total", "arith.py:add", [0, 1]),
         ref_udf("loud", "arith.py:shout", [2]),
@@ -378,7 +361,7 @@ def test_batch_larger_than_grpc_default_message_limit(worker: GrpcWorkerProcess)
 
 
 def test_cancel_mid_stream(worker: GrpcWorkerProcess) -> None:
-    batches = batches_x(count=8)
+    batches = batches_xy(count=8)
     call = worker.execute()
     assert call.init([ref_udf("same", "arith.py:identity", [0])], batches[0].schema).kind == (
         "init_response"
@@ -400,7 +383,7 @@ def test_cancel_mid_stream(worker: GrpcWorkerProcess) -> None:
 def test_udf_error_is_a_user_error_and_the_worker_serves_the_next_call(
     worker: GrpcWorkerProcess,
 ) -> None:
-    batches = batches_x(count=2)
+    batches = batches_xy(count=2)
     call = worker.execute()
     call.init([ref_udf("boom", "faulty.py:divide_by_zero", [0])], batches[0].schema)
     call.send_batch(0, batches[0])
@@ -422,7 +405,7 @@ def test_udf_error_is_a_user_error_and_the_worker_serves_the_next_call(
 
 
 def test_executions_on_two_calls_run_side_by_side(worker: GrpcWorkerProcess) -> None:
-    batch = batches_x(count=1)[0]
+    batch = batches_xy(count=1)[0]
     first, second = worker.execute(), worker.execute()
     first.init([ref_udf("a", "arith.py:identity", [0])], batch.schema)
     second.init([ref_udf("b", "arith.py:add", [0, 1])], batch.schema)
@@ -466,7 +449,7 @@ def test_unsupported_protocol_version_is_a_protocol_error(worker: GrpcWorkerProc
 
 def test_messages_not_allowed_on_an_idle_call(worker: GrpcWorkerProcess) -> None:
     call = worker.execute()
-    call.send_batch(3, batches_x(count=1)[0])
+    call.send_batch(3, batches_xy(count=1)[0])
     error = call.expect("error").message.error
     assert "outside an execution" in error.protocol_error.message and error.sequence == 3
     call.send(shutdown=pb.Shutdown())
@@ -506,7 +489,7 @@ def test_manage_shutdown_exits_0(own_worker: GrpcWorkerProcess) -> None:
 
 
 def test_shutdown_with_cancel_running_cancels_the_execution(own_worker: GrpcWorkerProcess) -> None:
-    batch = batches_x(count=1)[0]
+    batch = batches_xy(count=1)[0]
     call = own_worker.execute()
     call.init([ref_udf("same", "arith.py:identity", [0])], batch.schema)
     call.send_batch(0, batch)
@@ -519,7 +502,7 @@ def test_shutdown_with_cancel_running_cancels_the_execution(own_worker: GrpcWork
 
 
 def test_shutdown_waits_for_the_running_execution(own_worker: GrpcWorkerProcess) -> None:
-    batch = batches_x(count=1)[0]
+    batch = batches_xy(count=1)[0]
     call = own_worker.execute()
     call.init([ref_udf("same", "arith.py:identity", [0])], batch.schema)
     answers: list[pb.ManageResponse] = []
@@ -542,7 +525,7 @@ def test_shutdown_waits_for_the_running_execution(own_worker: GrpcWorkerProcess)
 
 
 def test_sigterm_during_a_udf_exits_0(own_worker: GrpcWorkerProcess) -> None:
-    batch = batches_x(count=1)[0]
+    batch = batches_xy(count=1)[0]
     call = own_worker.execute()
     call.init([ref_udf("slow", "slow.py:sleepy", [0])], batch.schema)
     call.send_batch(0, batch)
@@ -639,7 +622,7 @@ def test_tls(tmp_path: Path) -> None:
         process.start()
         assert re.fullmatch(r"grpc\+tcp:127\.0\.0\.1:\d+", process.served_endpoint)
         assert not process.served_endpoint.endswith(":0")  # the port actually bound
-        batches = batches_x(count=2)
+        batches = batches_xy(count=2)
         results, _ = process.execute().run([ref_udf("same", "arith.py:identity", [0])], batches)
         assert results[1].column(0).equals(batches[1]["x"])
         plaintext = grpc.insecure_channel(process.served_endpoint.removeprefix("grpc+tcp:"))
@@ -688,7 +671,7 @@ def test_data_messages_are_aligned_and_read_in_place(sequence: int, rows: int) -
 
 
 def test_protobuf_written_data_messages_decode_in_place() -> None:
-    body = ipc_bytes(batches_x(count=1)[0]).to_pybytes()
+    body = ipc_bytes(batches_xy(count=1)[0]).to_pybytes()
     raw = pb.EngineMessage(data=pb.Data(sequence=9, arrow_ipc=body)).SerializeToString()
     decoded = decode_engine_message(raw)
     assert isinstance(decoded, IncomingBatch) and decoded.sequence == 9

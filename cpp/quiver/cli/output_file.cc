@@ -21,13 +21,16 @@ namespace {
 namespace fs = std::filesystem;
 
 // Adapts Arrow's IPC and CSV writers, which share the ipc::RecordBatchWriter interface.
-class RecordBatchWriterAdapter : public OutputFile::Writer {
+// Writes batches with a format writer (Arrow IPC, CSV or Parquet), then closes
+// the writer and the file under it.
+template <typename FormatWriter, bool kSkipEmptyBatches>
+class FileWriter : public OutputFile::Writer {
  public:
-  RecordBatchWriterAdapter(std::shared_ptr<arrow::io::OutputStream> sink,
-                           std::shared_ptr<arrow::ipc::RecordBatchWriter> writer)
+  FileWriter(std::shared_ptr<arrow::io::OutputStream> sink, FormatWriter writer)
       : sink_(std::move(sink)), writer_(std::move(writer)) {}
 
   arrow::Status Write(const arrow::RecordBatch& batch) override {
+    if (kSkipEmptyBatches && batch.num_rows() == 0) return arrow::Status::OK();
     return writer_->WriteRecordBatch(batch);
   }
 
@@ -38,30 +41,15 @@ class RecordBatchWriterAdapter : public OutputFile::Writer {
 
  private:
   std::shared_ptr<arrow::io::OutputStream> sink_;
-  std::shared_ptr<arrow::ipc::RecordBatchWriter> writer_;
+  FormatWriter writer_;
 };
 
-class ParquetWriter : public OutputFile::Writer {
- public:
-  ParquetWriter(std::shared_ptr<arrow::io::OutputStream> sink,
-                std::unique_ptr<parquet::arrow::FileWriter> writer)
-      : sink_(std::move(sink)), writer_(std::move(writer)) {}
-
-  arrow::Status Write(const arrow::RecordBatch& batch) override {
-    // An empty batch adds nothing to a Parquet file but could add an empty row group.
-    if (batch.num_rows() == 0) return arrow::Status::OK();
-    return writer_->WriteRecordBatch(batch);
-  }
-
-  arrow::Status Close() override {
-    ARROW_RETURN_NOT_OK(writer_->Close());
-    return sink_->Close();
-  }
-
- private:
-  std::shared_ptr<arrow::io::OutputStream> sink_;
-  std::unique_ptr<parquet::arrow::FileWriter> writer_;
-};
+// Arrow IPC and CSV keep empty batches, so a copy of an IPC input keeps its batches.
+using RecordBatchWriterAdapter =
+    FileWriter<std::shared_ptr<arrow::ipc::RecordBatchWriter>, /*kSkipEmptyBatches=*/false>;
+// An empty batch adds nothing to a Parquet file but could add an empty row group.
+using ParquetWriter =
+    FileWriter<std::unique_ptr<parquet::arrow::FileWriter>, /*kSkipEmptyBatches=*/true>;
 
 class NoopWriter : public OutputFile::Writer {
  public:
