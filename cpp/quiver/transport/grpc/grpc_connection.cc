@@ -83,18 +83,26 @@ class GrpcConnection : public Connection {
       return ManageOutsideExecution(message);
     }
     ARROW_ASSIGN_OR_RAISE(auto bytes, EncodeEngineMessage(message));
-    ARROW_RETURN_NOT_OK(Write(bytes, deadline));
-    if (message.has_finish() || message.has_cancel()) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (call_ != nullptr) call_->stream->WritesDone();
+    std::shared_ptr<Call> call = CurrentCall();
+    if (call == nullptr) return arrow::Status::IOError("no execution is running on ", endpoint());
+    arrow::Status written = Write(*call, bytes, deadline);
+    if (message.has_finish() || message.has_cancel() || !written.ok()) {
+      // The engine sends nothing more in this execution: half-close, and let
+      // the receiving thread finish the call.
+      if (written.ok()) call->stream->WritesDone();
+      std::lock_guard<std::mutex> lock(call->mutex);
+      call->writes_closed = true;
+      call->writes_closed_signal.notify_all();
     }
-    return arrow::Status::OK();
+    return written;
   }
 
   arrow::Status SendBatch(uint64_t sequence, const arrow::RecordBatch& batch,
                           io::Deadline deadline) override {
     ARROW_ASSIGN_OR_RAISE(auto bytes, EncodeDataMessage(sequence, batch));
-    return Write(bytes, deadline);
+    std::shared_ptr<Call> call = CurrentCall();
+    if (call == nullptr) return arrow::Status::IOError("no execution is running on ", endpoint());
+    return Write(*call, bytes, deadline);
   }
 
   arrow::Result<WorkerReply> Receive(io::Deadline) override {
@@ -106,7 +114,7 @@ class GrpcConnection : public Connection {
         return reply;
       }
     }
-    Call* call = CurrentCall();
+    std::shared_ptr<Call> call = CurrentCall();
     if (call == nullptr) return arrow::Status::IOError("no execution is running on ", endpoint());
     grpc::ByteBuffer bytes;
     if (!call->stream->Read(&bytes)) return EndCall(call, /*expected=*/false);
@@ -127,16 +135,21 @@ class GrpcConnection : public Connection {
   std::string endpoint() const override { return target_.endpoint; }
 
  private:
-  // One Execute call: the context must outlive the stream.
+  // One Execute call: the context must outlive the stream. Shared, because the
+  // sending thread may still be inside a write when the receiving thread sees
+  // the execution's end and retires the call.
   struct Call {
     grpc::ClientContext context;
     std::unique_ptr<ExecuteStream> stream;
+    std::mutex mutex;
+    std::condition_variable writes_closed_signal;
+    bool writes_closed = false;  // the sender half-closed or gave up
   };
 
   arrow::Status StartCall() {
     std::lock_guard<std::mutex> lock(mutex_);
     if (shut_down_) return arrow::Status::IOError("the connection to ", endpoint(), " is closed");
-    auto call = std::make_unique<Call>();
+    auto call = std::make_shared<Call>();
     call->context.AddMetadata(kSecretKey, target_.secret);
     const grpc::internal::RpcMethod method(kExecuteMethod,
                                            grpc::internal::RpcMethod::BIDI_STREAMING);
@@ -152,24 +165,22 @@ class GrpcConnection : public Connection {
     return call_ != nullptr;
   }
 
-  Call* CurrentCall() {
+  std::shared_ptr<Call> CurrentCall() {
     std::lock_guard<std::mutex> lock(mutex_);
-    return call_.get();
+    return call_;
   }
 
   // Writes one message; a write that does not finish by `deadline` (the worker
   // stopped reading) cancels the call, which makes it fail.
-  arrow::Status Write(const grpc::ByteBuffer& bytes, io::Deadline deadline) {
-    Call* call = CurrentCall();
-    if (call == nullptr) return arrow::Status::IOError("no execution is running on ", endpoint());
+  arrow::Status Write(Call& call, const grpc::ByteBuffer& bytes, io::Deadline deadline) {
     std::mutex done_mutex;
     std::condition_variable done_signal;
     bool done = false;
     std::thread watchdog([&] {
       std::unique_lock<std::mutex> lock(done_mutex);
-      if (!done_signal.wait_until(lock, deadline, [&] { return done; })) call->context.TryCancel();
+      if (!done_signal.wait_until(lock, deadline, [&] { return done; })) call.context.TryCancel();
     });
-    const bool written = call->stream->Write(bytes);
+    const bool written = call.stream->Write(bytes);
     {
       std::lock_guard<std::mutex> lock(done_mutex);
       done = true;
@@ -184,14 +195,24 @@ class GrpcConnection : public Connection {
   }
 
   // Finishes the Execute call; an end the protocol did not announce is a failure.
-  arrow::Status EndCall(Call* call, bool expected) {
+  arrow::Status EndCall(const std::shared_ptr<Call>& call, bool expected) {
+    if (expected) {
+      // gRPC's Finish must not race the sender's last write and half-close.
+      std::unique_lock<std::mutex> lock(call->mutex);
+      if (!call->writes_closed_signal.wait_for(lock, std::chrono::seconds(30),
+                                               [&] { return call->writes_closed; })) {
+        call->context.TryCancel();
+      }
+    } else {
+      call->context.TryCancel();  // a sender blocked in a write returns at once
+    }
     grpc::ByteBuffer extra;
     while (call->stream->Read(&extra)) {
     }
     grpc::Status status = call->stream->Finish();
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (call_.get() == call) call_.reset();
+      if (call_ == call) call_.reset();
     }
     if (expected && status.ok()) return arrow::Status::OK();
     if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
@@ -218,7 +239,7 @@ class GrpcConnection : public Connection {
   GrpcTarget target_;
   std::shared_ptr<grpc::Channel> channel_;
   std::mutex mutex_;
-  std::unique_ptr<Call> call_;
+  std::shared_ptr<Call> call_;
   std::deque<WorkerReply> local_replies_;
   bool shut_down_ = false;
   DecodeCopies copies_;
