@@ -93,7 +93,22 @@ class Received:
         return "data" if self.batch is not None else str(self.message.WhichOneof("kind"))
 
 
-class EngineHarness:
+class ExpectingReceiver:
+    """Adds ``expect`` to a test engine whose ``recv`` returns the worker's next message."""
+
+    def recv(self) -> Received:
+        """Receive the worker's next message (a control message or a batch)."""
+        raise NotImplementedError
+
+    def expect(self, kind: str) -> Received:
+        """Receive the next message and check its kind."""
+        received = self.recv()
+        detail = received.message if received.message is not None else ""
+        assert received.kind == kind, f"expected {kind}, got {received.kind} {detail}"
+        return received
+
+
+class EngineHarness(ExpectingReceiver):
     """Start a worker, accept its connection and exchange frames with it."""
 
     def __init__(self, worker_id: str = "w1") -> None:
@@ -184,13 +199,6 @@ class EngineHarness:
             return Received(message=message)
         batch = _single_batch(frame.body)
         return Received(sequence=frame.sequence, batch=batch)
-
-    def expect(self, kind: str) -> Received:
-        """Receive the next frame and check its kind."""
-        received = self.recv()
-        detail = received.message if received.message is not None else ""
-        assert received.kind == kind, f"expected {kind}, got {received.kind} {detail}"
-        return received
 
     def at_eof(self) -> bool:
         """Tell whether the worker closed its end of the connection."""

@@ -27,7 +27,15 @@ import grpc
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from engine_harness import PYTHON_ROOT, TESTS_DIR, Received, batches_xy, ipc_bytes, ref_udf
+from engine_harness import (
+    PYTHON_ROOT,
+    TESTS_DIR,
+    ExpectingReceiver,
+    Received,
+    batches_xy,
+    ipc_bytes,
+    ref_udf,
+)
 from udfs import arith, series
 
 from quiver._proto import pb
@@ -59,7 +67,7 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-class ExecuteCall:
+class ExecuteCall(ExpectingReceiver):
     """Play the engine's end of one Execute call: a request queue and the response stream."""
 
     def __init__(self, stub: quiver_pb2_grpc.UdfWorkerStub, metadata: list[tuple[str, str]]):
@@ -89,13 +97,6 @@ class ExecuteCall:
             assert len(batches) == 1
             return Received(sequence=message.data.sequence, batch=batches[0])
         return Received(message=message)
-
-    def expect(self, kind: str) -> Received:
-        """Receive the next message and check its kind."""
-        received = self.recv()
-        detail = received.message if received.message is not None else ""
-        assert received.kind == kind, f"expected {kind}, got {received.kind} {detail}"
-        return received
 
     def ended(self) -> bool:
         """Tell whether the worker ended the call with status OK and nothing more."""
