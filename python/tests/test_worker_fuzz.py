@@ -33,9 +33,10 @@ from quiver.transport.uds import read_frame
 
 CONTENT_RUNS = int(os.environ.get("QUIVER_FUZZ_RUNS", "600"))
 FRAME_RUNS = int(os.environ.get("QUIVER_FUZZ_FRAME_RUNS", "8"))
-# How long the worker may stay silent before the engine side moves on (sends Cancel, then
-# closes its end), and how long it may take to exit after that: past it, the run hangs.
-QUIET_SECONDS = 3.0
+# How long the worker may stay silent before the engine side gives up and closes its end (long
+# when the framing stays intact: then silence is only a slow machine), and how long it may take
+# to exit after that: past it, the run hangs.
+QUIET_SECONDS = {"damage_content": 20.0, "damage_frame": 3.0}
 EXIT_SECONDS = 15.0
 # Every this many runs, an unmutated execution checks that the worker still answers correctly.
 CHECK_EVERY = 100
@@ -179,7 +180,8 @@ class Outcome:
 class Fuzzer:
     """Keep a worker process, start a new one when the last one exited."""
 
-    def __init__(self) -> None:
+    def __init__(self, quiet_seconds: float) -> None:
+        self.quiet_seconds = quiet_seconds
         self.engine: EngineHarness | None = None
         self.starts = 0
         self.nonce = 1 << 63  # sync heartbeats; the executions' own nonces stay below
@@ -223,7 +225,7 @@ class Fuzzer:
             engine.sock.sendall(raw + control(heartbeat=pb.Heartbeat(nonce=self.nonce)))
         except OSError:
             return False  # the worker closed already; the exit check says why
-        engine.sock.settimeout(QUIET_SECONDS)
+        engine.sock.settimeout(self.quiet_seconds)
         while True:
             try:
                 frame = read_frame(engine.sock)
@@ -314,11 +316,13 @@ def check_still_correct(fuzzer: Fuzzer, rng: random.Random) -> None:
 
 def fuzz(seeds: range, how, per_run: int) -> Counter[str]:
     """Run one mutated execution per seed; return how the runs ended."""
-    fuzzer = Fuzzer()
+    fuzzer = Fuzzer(QUIET_SECONDS[how.__name__])
     outcomes: Counter[str] = Counter()
     started = time.monotonic()
+    runs = 0
     try:
         for seed in seeds:
+            runs += 1
             rng = random.Random(seed)
             frames, label = mutate(execution(rng), rng, how, rng.randint(1, per_run))
             label = f"seed {seed}: {label}"
@@ -336,7 +340,7 @@ def fuzz(seeds: range, how, per_run: int) -> Counter[str]:
     finally:
         fuzzer.close()
         elapsed = time.monotonic() - started
-        print(f"\n{how.__name__}: {len(seeds)} runs in {elapsed:.1f} s, {fuzzer.starts} workers")
+        print(f"\n{how.__name__}: {runs} runs in {elapsed:.1f} s, {fuzzer.starts} workers")
         for name, count in sorted(outcomes.items()):
             print(f"  {name}: {count}")
     return outcomes

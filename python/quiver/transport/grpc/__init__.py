@@ -45,11 +45,11 @@ class GrpcTransport:
         except OSError as exc:
             log.error("%s", exc)
             return EXIT_CONNECTION_LOST
-        # Exactly this line, whatever the log level: people and scripts look for it.
-        sys.stderr.write(
-            f"quiver-worker[{config.hello.worker_id}] serving grpc on {worker.endpoint}\n"
-        )
-        try:
+        try:  # from here on, the server stops and its socket goes however the worker ends
+            # Exactly this line, whatever the log level: people and scripts look for it.
+            sys.stderr.write(
+                f"quiver-worker[{config.hello.worker_id}] serving grpc on {worker.endpoint}\n"
+            )
             if worker.wait_for_shutdown() == "orphaned":
                 log.info("the process that started the worker exited; stopping")
                 worker.cancel_all("the engine is gone")
