@@ -289,7 +289,7 @@ def _convert(array: pa.Array, return_type: pa.DataType, udf_name: str) -> pa.Arr
             udf_name,
         )
     try:
-        return array.cast(return_type, safe=True)
+        return _checked_cast(array, return_type)
     except pa.ArrowNotImplementedError as exc:
         raise WorkerError(
             f"UDF {udf_name!r} returned an array of type {array.type}, which Arrow cannot "
@@ -298,12 +298,29 @@ def _convert(array: pa.Array, return_type: pa.DataType, udf_name: str) -> pa.Arr
         ) from exc
     except pa.ArrowException as exc:
         row = _first_failing_row(array, return_type)
-        where = "" if row is None else f" {_value_text(array[row].as_py())} at row {row} and"
+        value = "values" if row is None else f"{_value_text(array[row].as_py())} at row {row}"
         raise WorkerError(
-            f"UDF {udf_name!r} returned{where} values of type {array.type} that do not fit its "
-            f"return type {return_type} without loss: {exc}",
+            f"UDF {udf_name!r} returned {value}, which does not fit its return type "
+            f"{return_type} without loss (the result has type {array.type}; {exc})",
             udf_name,
         ) from exc
+
+
+def _checked_cast(array: pa.Array, return_type: pa.DataType) -> pa.Array:
+    """Cast with Arrow's value checks (overflow, truncation, rescaling, lost precision)."""
+    if pa.types.is_integer(array.type) and pa.types.is_decimal(return_type):
+        # Arrow checks an integer-to-decimal cast by type (int64 needs 19 digits), not by
+        # value: go through a decimal wide enough for any integer, then check the values.
+        wide = pa.decimal256(76, return_type.scale) if return_type.scale > 18 else None
+        array = array.cast(wide or pa.decimal128(38, return_type.scale), safe=True)
+    try:
+        return array.cast(return_type, safe=True)
+    except pa.ArrowInvalid:
+        if not pa.types.is_nested(array.type) or len(array) == 0:
+            raise
+    # A sliced nested array shares its parent's children, and Arrow's cast checks all of
+    # them; a copy of the rows holds only their own values.
+    return array.take(pa.array(range(len(array)), pa.int64())).cast(return_type, safe=True)
 
 
 def _first_failing_row(array: pa.Array, return_type: pa.DataType) -> int | None:
@@ -311,8 +328,11 @@ def _first_failing_row(array: pa.Array, return_type: pa.DataType) -> int | None:
     lo, hi = 0, len(array)
     while hi - lo > 1:
         mid = (lo + hi) // 2
+        # take() copies the rows: a slice of a nested array still shares (and its cast still
+        # checks) every child value.
+        rows = array.take(pa.array(range(lo, mid), pa.int64()))
         try:
-            array.slice(lo, mid - lo).cast(return_type, safe=True)
+            _checked_cast(rows, return_type)
         except pa.ArrowException:
             hi = mid
         else:
