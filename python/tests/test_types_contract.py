@@ -231,6 +231,7 @@ def test_r2_integers_widen_and_become_floats_when_exact():
     assert coerced(pd.Series([2**53, -3]), "float64").to_pylist() == [2.0**53, -3.0]
     message = refused(pa.array([0, 2**53 + 1]), "float64")
     assert "9007199254740993 at row 1" in message
+    assert "16777217 at row 0" in refused(pa.array([2**24 + 1]), "float32")
 
 
 @pytest.mark.parametrize(
