@@ -21,3 +21,16 @@ function(quiver_test name)
   gtest_discover_tests(${name} DISCOVERY_TIMEOUT 60
     PROPERTIES ENVIRONMENT "QUIVER_PYTHON=${QUIVER_PYTHON};QUIVER_SOURCE_DIR=${PROJECT_SOURCE_DIR}")
 endfunction()
+
+# quiver_transport_library(NAME SOURCES ... DEPS ...): the transport in
+# cpp/quiver/transport/NAME as library quiver_transport_NAME, plus the target
+# engines link to have it registered, quiver::transport::NAME: it links the
+# library whole, since nothing references the object that registers it.
+function(quiver_transport_library name)
+  cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
+  quiver_library(quiver_transport_${name} SOURCES ${ARG_SOURCES} DEPS quiver_transport ${ARG_DEPS})
+  add_library(quiver_transport_${name}_registered INTERFACE)
+  target_link_libraries(quiver_transport_${name}_registered INTERFACE
+    "$<LINK_LIBRARY:WHOLE_ARCHIVE,quiver_transport_${name}>")
+  add_library(quiver::transport::${name} ALIAS quiver_transport_${name}_registered)
+endfunction()

@@ -9,6 +9,7 @@
 #include <arrow/config.h>
 #include <CLI/CLI.hpp>
 
+#include "quiver/cli/failure_message.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/run_command.h"
@@ -148,7 +149,7 @@ int ReportFailure(const arrow::Status& status) {
     std::fprintf(stderr, "quiver: %s\n", status.message().c_str());
     return 128 + signal_number;
   }
-  std::fprintf(stderr, "quiver: error: %s\n", status.message().c_str());
+  std::fprintf(stderr, "quiver: error: %s\n", quiver::cli::FailureMessage(status).c_str());
   if (quiver::cli::IsUsageError(status)) {
     std::fprintf(stderr, "Run 'quiver run --help' for usage.\n");
     return kExitUsage;

@@ -22,6 +22,7 @@
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
+#include "quiver/exec/udf_checks.h"
 #include "quiver/exec/udf_operator.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_spec.h"
@@ -139,16 +140,18 @@ arrow::Status RunCommand(const RunOptions& options) {
   InterruptWatchdog watchdog(kInterruptGrace);
   ARROW_ASSIGN_OR_RAISE(InputFile input,
                         OpenInputFile(options.input, plan.input_format, options.batch_rows));
-  ARROW_RETURN_NOT_OK(CheckUdfCalls(plan.calls, *input.reader->schema(), plan.pass_through));
-
-  ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options));
   exec::UdfOperatorOptions operator_options;
   operator_options.udfs = plan.calls;
   operator_options.pass_through = plan.pass_through;
+  operator_options.pass_through_label = "--select";
   operator_options.workers = options.workers;
   operator_options.max_batches_in_flight_per_worker = options.max_in_flight;
   operator_options.input_mode =
       options.input_mode == "rows" ? exec::InputMode::kRows : exec::InputMode::kColumnar;
+  // Checked before anything is set up, so a typo costs no worker start.
+  ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(operator_options, *input.reader->schema()));
+
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options));
   ARROW_ASSIGN_OR_RAISE(auto udf_operator,
                         exec::UdfOperator::Make(dispatcher.get(), std::move(operator_options)));
   ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(input.reader));

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstdlib>
-#include <set>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -13,6 +13,7 @@
 #include <arrow/type.h>
 
 #include "quiver/cli/usage_error.h"
+#include "quiver/exec/udf_checks.h"
 
 namespace quiver::cli {
 namespace {
@@ -57,30 +58,6 @@ std::string_view Trim(std::string_view text) {
 bool LooksLikeFilePath(std::string_view target) {
   return target.find('/') != std::string_view::npos ||
          (target.size() > 3 && target.substr(target.size() - 3) == ".py");
-}
-
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string Join(const std::vector<std::string>& items, std::string_view separator) {
-  std::string out;
-  for (const auto& item : items) {
-    if (!out.empty()) out += separator;
-    out += item;
-  }
-  return out;
 }
 
 // Recursive-descent parser over one --udf or --select text. Positions are byte
@@ -159,24 +136,35 @@ class SpecParser {
     return text_.substr(start, pos_ - start);
   }
 
-  // Reads `text` after an opening backquote was seen at pos_; `` is one backquote.
-  arrow::Result<std::string> ReadQuoted() {
-    const size_t start = pos_++;
+  // Reads the text between the `quote` at pos_ and the next lone one; a doubled
+  // quote stands for one. Returns nullopt when the text is not closed.
+  std::optional<std::string> ReadDelimited(char quote) {
+    ++pos_;
     std::string out;
     while (!AtEnd()) {
       const char c = text_[pos_++];
-      if (c != '`') {
+      if (c != quote) {
         out += c;
-      } else if (Peek() == '`') {
-        out += '`';
+      } else if (Peek() == quote && !AtEnd()) {
+        out += quote;
         ++pos_;
       } else {
-        if (out.empty()) return ErrorAt(start, "empty `quoted name`");
         return out;
       }
     }
-    return ErrorAt(start, "unterminated `quoted name`",
-                   "close it with ` (write `` for a backquote)");
+    return std::nullopt;
+  }
+
+  // Reads `text` after an opening backquote was seen at pos_; `` is one backquote.
+  arrow::Result<std::string> ReadQuoted() {
+    const size_t start = pos_;
+    std::optional<std::string> name = ReadDelimited('`');
+    if (!name) {
+      return ErrorAt(start, "unterminated `quoted name`",
+                     "close it with ` (write `` for a backquote)");
+    }
+    if (name->empty()) return ErrorAt(start, "empty `quoted name`");
+    return std::move(*name);
   }
 
   // Parses IDENT or QUOTED.
@@ -310,7 +298,7 @@ class SpecParser {
   arrow::Result<cp::Expression> ParseCall(const std::string& function, size_t at) {
     auto registry = cp::GetFunctionRegistry();
     if (!registry->GetFunction(function).ok()) {
-      const std::string close = ClosestName(function, registry->GetFunctionNames());
+      const std::string close = exec::ClosestName(function, registry->GetFunctionNames());
       std::string hint = close.empty() ? "" : "did you mean " + close + "? ";
       hint += "Functions: https://arrow.apache.org/docs/cpp/compute.html";
       return ErrorAt(at, "unknown Arrow compute function '" + function + "'", hint);
@@ -320,20 +308,13 @@ class SpecParser {
   }
 
   arrow::Result<cp::Expression> ParseString() {
-    const size_t start = pos_++;
-    std::string out;
-    while (!AtEnd()) {
-      const char c = text_[pos_++];
-      if (c != '\'') {
-        out += c;
-      } else if (Peek() == '\'' && !AtEnd()) {
-        out += '\'';
-        ++pos_;
-      } else {
-        return cp::literal(std::make_shared<arrow::StringScalar>(std::move(out)));
-      }
+    const size_t start = pos_;
+    std::optional<std::string> text = ReadDelimited('\'');
+    if (!text) {
+      return ErrorAt(start, "unterminated string literal",
+                     "close it with ' (write '' for a quote)");
     }
-    return ErrorAt(start, "unterminated string literal", "close it with ' (write '' for a quote)");
+    return cp::literal(std::make_shared<arrow::StringScalar>(std::move(*text)));
   }
 
   arrow::Result<cp::Expression> ParseNumber() {
@@ -377,45 +358,6 @@ class SpecParser {
   size_t pos_ = 0;
 };
 
-std::vector<std::string> FieldNames(const arrow::Schema& schema) {
-  std::vector<std::string> names;
-  for (const auto& field : schema.fields()) names.push_back(field->name());
-  return names;
-}
-
-// Explains that `column` is not (or not unambiguously) an input column.
-arrow::Status CheckColumn(const std::string& column, const arrow::Schema& input,
-                          const std::string& used_by) {
-  const auto indices = input.GetAllFieldIndices(column);
-  if (indices.size() == 1) return arrow::Status::OK();
-  if (indices.size() > 1) {
-    return arrow::Status::Invalid(used_by, " names column '", column, "', but the input has ",
-                                  indices.size(), " columns of that name");
-  }
-  const auto names = FieldNames(input);
-  const std::string close = ClosestName(column, names);
-  return arrow::Status::Invalid(used_by, " names column '", column,
-                                "', which the input does not have",
-                                close.empty() ? "" : "; did you mean '" + close + "'?",
-                                "\nthe input columns are: ", Join(names, ", "));
-}
-
-arrow::Status CheckArgument(const exec::UdfCall& call, size_t index, const arrow::Schema& input) {
-  const auto& argument = call.arguments[index];
-  const std::string used_by = "UDF '" + call.name + "' argument " + std::to_string(index + 1) +
-                              " (" + argument.ToString() + ")";
-  for (const auto& ref : cp::FieldsInExpression(argument)) {
-    if (ref.name() == nullptr) continue;  // the parser only makes references by name
-    ARROW_RETURN_NOT_OK(CheckColumn(*ref.name(), input, used_by));
-  }
-  auto bound = argument.Bind(input);
-  if (!bound.ok()) {
-    return arrow::Status::Invalid(used_by,
-                                  " cannot be computed on the input: ", bound.status().message());
-  }
-  return arrow::Status::OK();
-}
-
 }  // namespace
 
 arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const fs::path& cwd) {
@@ -424,44 +366,6 @@ arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const fs::path&
 
 arrow::Result<std::vector<std::string>> ParseColumnList(std::string_view text) {
   return SpecParser(text, "--select").ParseColumns();
-}
-
-arrow::Status CheckUdfCalls(const std::vector<exec::UdfCall>& calls, const arrow::Schema& input,
-                            const std::optional<std::vector<std::string>>& pass_through) {
-  const std::vector<std::string> kept = pass_through.value_or(FieldNames(input));
-  if (pass_through) {
-    for (const auto& column : kept) ARROW_RETURN_NOT_OK(CheckColumn(column, input, "--select"));
-  }
-  std::set<std::string> output_names(kept.begin(), kept.end());
-  for (const auto& call : calls) {
-    if (!output_names.insert(call.name).second) {
-      const bool is_udf = std::any_of(calls.begin(), calls.end(), [&](const exec::UdfCall& other) {
-        return &other != &call && other.name == call.name;
-      });
-      return arrow::Status::Invalid(
-          "UDF name '", call.name, "' is used twice in the output: ",
-          is_udf ? "two UDFs have that name; give each its own NAME="
-                 : "the input column of that name is kept beside the results; rename the UDF "
-                   "or leave the column out with --select");
-    }
-    for (size_t i = 0; i < call.arguments.size(); ++i) {
-      ARROW_RETURN_NOT_OK(CheckArgument(call, i, input));
-    }
-  }
-  return arrow::Status::OK();
-}
-
-std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_distance = std::max<size_t>(2, name.size() / 3) + 1;
-  for (const auto& candidate : candidates) {
-    const size_t distance = EditDistance(name, candidate);
-    if (distance < best_distance) {
-      best = candidate;
-      best_distance = distance;
-    }
-  }
-  return best;
 }
 
 }  // namespace quiver::cli

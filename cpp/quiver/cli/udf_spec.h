@@ -21,16 +21,13 @@
 // problem and draw a caret under it.
 
 #include <filesystem>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include <arrow/result.h>
-#include <arrow/status.h>
-#include <arrow/type_fwd.h>
 
-#include "quiver/exec/udf_operator.h"
+#include "quiver/exec/udf_call.h"
 
 namespace quiver::cli {
 
@@ -44,15 +41,5 @@ arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const std::file
 /// Parses a --select list: column names (IDENT or QUOTED) separated by commas;
 /// an empty or blank text is the empty list.
 arrow::Result<std::vector<std::string>> ParseColumnList(std::string_view text);
-
-/// Checks `calls` and `pass_through` against the input schema before anything runs:
-/// every column exists, every argument can be computed (types fit the compute
-/// functions), and the output column names are unique.
-arrow::Status CheckUdfCalls(const std::vector<exec::UdfCall>& calls, const arrow::Schema& input,
-                            const std::optional<std::vector<std::string>>& pass_through);
-
-/// Returns the candidate closest to `name` in edit distance when it is close
-/// enough to be a likely typo, else an empty string.
-std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates);
 
 }  // namespace quiver::cli

@@ -50,12 +50,6 @@ class UdfSpecTest : public ::testing::Test {
   fs::path cwd_;
 };
 
-std::shared_ptr<arrow::Schema> PeopleSchema() {
-  return arrow::schema({arrow::field("id", arrow::int32()), arrow::field("name", arrow::utf8()),
-                        arrow::field("value", arrow::float64()),
-                        arrow::field("unit price", arrow::float64())});
-}
-
 TEST_F(UdfSpecTest, ParsesAFileReferenceWithColumnArguments) {
   ASSERT_OK_AND_ASSIGN(auto call, Parse("loud=udfs.py:shout(name, value)"));
   EXPECT_EQ(call.name, "loud");
@@ -203,56 +197,6 @@ TEST(ParseColumnList, RejectsBadLists) {
   EXPECT_NE(ParseColumnList("a b").status().message().find("expected ',' between column names"),
             std::string::npos);
   EXPECT_TRUE(IsUsageError(ParseColumnList("a,").status()));
-}
-
-TEST_F(UdfSpecTest, ChecksColumnsAgainstTheInput) {
-  ASSERT_OK_AND_ASSIGN(auto good, Parse("x=f.py:g(name, add(value, 1), `unit price`)"));
-  ASSERT_OK(CheckUdfCalls({good}, *PeopleSchema(), std::nullopt));
-
-  ASSERT_OK_AND_ASSIGN(auto typo, Parse("x=f.py:g(id, utf8_upper(nam))"));
-  auto status = CheckUdfCalls({typo}, *PeopleSchema(), std::nullopt);
-  ASSERT_FALSE(status.ok());
-  EXPECT_NE(status.message().find("UDF 'x' argument 2"), std::string::npos) << status.message();
-  EXPECT_NE(status.message().find("names column 'nam', which the input does not have; did you "
-                                  "mean 'name'?"),
-            std::string::npos)
-      << status.message();
-  EXPECT_NE(status.message().find("the input columns are: id, name, value, unit price"),
-            std::string::npos)
-      << status.message();
-}
-
-TEST_F(UdfSpecTest, ChecksArgumentTypes) {
-  ASSERT_OK_AND_ASSIGN(auto call, Parse("x=f.py:g(utf8_upper(id))"));
-  auto status = CheckUdfCalls({call}, *PeopleSchema(), std::nullopt);
-  ASSERT_FALSE(status.ok());
-  EXPECT_NE(status.message().find("UDF 'x' argument 1 (utf8_upper(id)) cannot be computed"),
-            std::string::npos)
-      << status.message();
-}
-
-TEST_F(UdfSpecTest, ChecksOutputNames) {
-  ASSERT_OK_AND_ASSIGN(auto name_udf, Parse("name=f.py:g(name)"));
-  auto status = CheckUdfCalls({name_udf}, *PeopleSchema(), std::nullopt);
-  EXPECT_NE(status.message().find("leave the column out with --select"), std::string::npos)
-      << status.message();
-  ASSERT_OK(CheckUdfCalls({name_udf}, *PeopleSchema(), std::vector<std::string>{"id"}));
-
-  ASSERT_OK_AND_ASSIGN(auto x, Parse("x=f.py:g(name)"));
-  status = CheckUdfCalls({x, x}, *PeopleSchema(), std::vector<std::string>{});
-  EXPECT_NE(status.message().find("two UDFs have that name"), std::string::npos)
-      << status.message();
-
-  status = CheckUdfCalls({x}, *PeopleSchema(), std::vector<std::string>{"id", "nmae"});
-  EXPECT_NE(status.message().find("--select names column 'nmae'"), std::string::npos)
-      << status.message();
-}
-
-TEST(ClosestName, FindsLikelyTyposOnly) {
-  const std::vector<std::string> names = {"name", "value", "city"};
-  EXPECT_EQ(ClosestName("nmae", names), "name");
-  EXPECT_EQ(ClosestName("vlaue", names), "value");
-  EXPECT_EQ(ClosestName("zzzzzzzz", names), "");
 }
 
 }  // namespace

@@ -9,13 +9,9 @@
 #include <arrow/scalar.h>
 #include <arrow/type.h>
 
-namespace quiver::exec {
+#include "quiver/exec/udf_checks.h"
 
-std::string ColumnNames(const arrow::Schema& schema) {
-  std::string names;
-  for (const auto& field : schema.fields()) names += (names.empty() ? "" : ", ") + field->name();
-  return names.empty() ? "(none)" : names;
-}
+namespace quiver::exec {
 
 arrow::Result<ArgumentPlan> ArgumentPlan::Make(const std::vector<UdfCall>& udfs,
                                                const arrow::Schema& input) {
@@ -24,13 +20,9 @@ arrow::Result<ArgumentPlan> ArgumentPlan::Make(const std::vector<UdfCall>& udfs,
   for (const auto& udf : udfs) {
     std::vector<int> offsets;
     for (size_t i = 0; i < udf.arguments.size(); ++i) {
-      auto column = plan.AddColumn(udf.arguments[i], input);
-      if (!column.ok()) {
-        return column.status().WithMessage("UDF '", udf.name, "', argument ", i + 1, " (",
-                                           udf.arguments[i].ToString(),
-                                           "): ", column.status().message());
-      }
-      offsets.push_back(*column);
+      ARROW_RETURN_NOT_OK(CheckArgument(udf, i, input));
+      ARROW_ASSIGN_OR_RAISE(int column, plan.AddColumn(udf.arguments[i], input));
+      offsets.push_back(column);
     }
     plan.offsets_.push_back(std::move(offsets));
   }
@@ -41,11 +33,7 @@ arrow::Result<ArgumentPlan> ArgumentPlan::Make(const std::vector<UdfCall>& udfs,
 arrow::Result<int> ArgumentPlan::AddColumn(const arrow::compute::Expression& argument,
                                            const arrow::Schema& input) {
   if (const arrow::FieldRef* ref = argument.field_ref(); ref != nullptr && ref->IsName()) {
-    const int index = input.GetFieldIndex(*ref->name());
-    if (index < 0) {
-      return arrow::Status::KeyError("no column named '", *ref->name(),
-                                     "' in the input (columns: ", ColumnNames(input), ")");
-    }
+    const int index = input.GetFieldIndex(*ref->name());  // CheckArgument found it
     for (size_t i = 0; i < columns_.size(); ++i) {
       if (columns_[i].input_index == index) return static_cast<int>(i);
     }

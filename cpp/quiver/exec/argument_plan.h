@@ -9,7 +9,7 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
-#include "quiver/exec/udf_operator.h"
+#include "quiver/exec/udf_call.h"
 
 namespace quiver::exec {
 
@@ -21,7 +21,7 @@ namespace quiver::exec {
 /// evaluated with Arrow compute, still columnar (path 3).
 class ArgumentPlan {
  public:
-  /// Resolves and binds the arguments of `udfs` against `input`.
+  /// Checks (CheckArgument), resolves and binds the arguments of `udfs` against `input`.
   static arrow::Result<ArgumentPlan> Make(const std::vector<UdfCall>& udfs,
                                           const arrow::Schema& input);
 
@@ -51,8 +51,5 @@ class ArgumentPlan {
   std::shared_ptr<arrow::Schema> schema_;
   std::vector<std::vector<int>> offsets_;
 };
-
-/// Returns the input's column names as "a, b, c", for error messages.
-std::string ColumnNames(const arrow::Schema& schema);
 
 }  // namespace quiver::exec

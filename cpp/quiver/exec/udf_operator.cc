@@ -1,10 +1,10 @@
 #include "quiver/exec/udf_operator.h"
 
-#include <set>
 #include <utility>
 
 #include <arrow/compute/initialize.h>
 
+#include "quiver/exec/udf_checks.h"
 #include "quiver/exec/udf_run_internal.h"
 
 namespace quiver::exec {
@@ -22,13 +22,7 @@ arrow::Result<std::unique_ptr<UdfOperator>> UdfOperator::Make(worker::WorkerDisp
   if (options.max_batches_in_flight_per_worker < 1) {
     return arrow::Status::Invalid("max_batches_in_flight_per_worker must be at least 1");
   }
-  std::set<std::string> names;
-  for (const auto& udf : options.udfs) {
-    if (udf.name.empty()) return arrow::Status::Invalid("every UDF needs a name");
-    if (!names.insert(udf.name).second) {
-      return arrow::Status::Invalid("two UDFs are named '", udf.name, "'; names must be unique");
-    }
-  }
+  ARROW_RETURN_NOT_OK(CheckUdfNames(options.udfs));
   // Compute kernels (argument expressions) are registered once per process.
   ARROW_RETURN_NOT_OK(arrow::compute::Initialize());
   return std::unique_ptr<UdfOperator>(new UdfOperator(dispatcher, std::move(options)));

@@ -13,32 +13,17 @@
 #include <string>
 #include <vector>
 
-#include <arrow/compute/expression.h>
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
+
+#include "quiver/exec/udf_call.h"
 
 namespace quiver::worker {
 class WorkerDispatcher;
 }
 
 namespace quiver::exec {
-
-/// One UDF call of an operator: what to run, on which arguments, under what name.
-struct UdfCall {
-  /// Name of the result column; quoted in every error about this UDF.
-  std::string name;
-  /// How the worker finds the function: "python/ref" (payload "PATH.py:FUNCTION"
-  /// or "module:FUNCTION") or "python/cloudpickle".
-  std::string payload_format = "python/ref";
-  std::string payload;
-  /// Arguments in order. A plain field reference is sent from the buffers it
-  /// lives in (no copy); any other expression is evaluated with Arrow compute first.
-  std::vector<arrow::compute::Expression> arguments;
-  /// The result type when the engine knows it; null lets the worker decide
-  /// (a Python UDF's `returns=`). When both are set they must agree.
-  std::shared_ptr<arrow::DataType> return_type;
-};
 
 /// How input batches reach the argument builder.
 enum class InputMode {
@@ -56,6 +41,9 @@ struct UdfOperatorOptions {
   std::vector<UdfCall> udfs;
   /// Input columns to keep beside the results, in this order; nullopt keeps all.
   std::optional<std::vector<std::string>> pass_through;
+  /// What the caller calls `pass_through` in its own interface, quoted in the
+  /// errors about it (the quiver command says "--select").
+  std::string pass_through_label = "pass_through";
   /// Worker sessions per run (each on its own worker process).
   int workers = 1;
   /// Batches sent to one worker and not yet answered; bounds memory.
@@ -85,7 +73,8 @@ class UdfRun : public arrow::RecordBatchReader {
 /// one operator can run many inputs, one after the other or at once.
 class UdfOperator {
  public:
-  /// Checks `options` and makes an operator whose workers come from `dispatcher`,
+  /// Checks `options` (CheckUdfNames; the checks against the input's schema run
+  /// in Execute, see udf_checks.h) and makes an operator whose workers come from `dispatcher`,
   /// which must outlive it and its runs.
   static arrow::Result<std::unique_ptr<UdfOperator>> Make(worker::WorkerDispatcher* dispatcher,
                                                           UdfOperatorOptions options);

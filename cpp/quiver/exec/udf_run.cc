@@ -10,18 +10,18 @@
 #include <arrow/util/byte_size.h>
 
 #include "quiver/exec/argument_plan.h"
-#include "quiver/exec/arrow_row_writer.h"
-#include "quiver/exec/row_batch.h"
+#include "quiver/exec/rows/arrow_row_writer.h"
+#include "quiver/exec/rows/row_batch.h"
+#include "quiver/exec/udf_checks.h"
 #include "quiver/exec/udf_run_internal.h"
 #include "quiver/protocol/batch_codec.h"
+#include "quiver/protocol/version.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_session.h"
 
 namespace quiver::exec::internal {
 namespace {
-
-constexpr uint32_t kProtocolVersion = 1;
 
 // A batch read from the input whose results are not yet out, in input order.
 struct PendingBatch {
@@ -39,7 +39,7 @@ std::string UdfNames(const std::vector<UdfCall>& udfs) {
 
 arrow::Result<v1::Init> MakeInit(const std::vector<UdfCall>& udfs, const ArgumentPlan& plan) {
   v1::Init init;
-  init.set_protocol_version(kProtocolVersion);
+  init.set_protocol_version(protocol::kProtocolVersion);
   init.set_data_format(v1::ARROW_IPC_STREAM);
   ARROW_ASSIGN_OR_RAISE(*init.mutable_input_schema(), protocol::SerializeSchema(*plan.schema()));
   init.set_session_time_zone("UTC");
@@ -56,24 +56,6 @@ arrow::Result<v1::Init> MakeInit(const std::vector<UdfCall>& udfs, const Argumen
     }
   }
   return init;
-}
-
-arrow::Result<std::vector<int>> PassThroughColumns(const UdfOperatorOptions& options,
-                                                   const arrow::Schema& input) {
-  std::vector<int> indices;
-  if (!options.pass_through) {
-    for (int i = 0; i < input.num_fields(); ++i) indices.push_back(i);
-    return indices;
-  }
-  for (const auto& name : *options.pass_through) {
-    const int index = input.GetFieldIndex(name);
-    if (index < 0) {
-      return arrow::Status::KeyError("no column named '", name,
-                                     "' to keep in the output (columns: ", ColumnNames(input), ")");
-    }
-    indices.push_back(index);
-  }
-  return indices;
 }
 
 class UdfRunImpl : public UdfRun {
@@ -153,14 +135,6 @@ class UdfRunImpl : public UdfRun {
                                              " but the engine declared ", declared->ToString()),
                     "while starting");
       }
-      for (int index : pass_through_) {
-        if (input.field(index)->name() == results->field(i)->name()) {
-          return Fail(arrow::Status::Invalid("UDF '", results->field(i)->name(),
-                                             "' has the name of an input column kept in the "
-                                             "output; rename the UDF or leave the column out"),
-                      "while starting");
-        }
-      }
       fields.push_back(results->field(i));
     }
     output_schema_ = arrow::schema(std::move(fields));
@@ -199,10 +173,10 @@ class UdfRunImpl : public UdfRun {
   // builders row by row.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> ThroughRows(const arrow::RecordBatch& batch) {
     if (row_writer_ == nullptr) {
-      ARROW_ASSIGN_OR_RAISE(row_writer_, ArrowRowWriter::Make(batch.schema()));
+      ARROW_ASSIGN_OR_RAISE(row_writer_, rows::ArrowRowWriter::Make(batch.schema()));
     }
-    ARROW_ASSIGN_OR_RAISE(RowBatch rows, ColumnarToRows(batch));
-    ARROW_RETURN_NOT_OK(row_writer_->AppendAll(rows));
+    ARROW_ASSIGN_OR_RAISE(rows::RowBatch row_batch, rows::ColumnarToRows(batch));
+    ARROW_RETURN_NOT_OK(row_writer_->AppendAll(row_batch));
     return row_writer_->Flush();
   }
 
@@ -284,7 +258,7 @@ class UdfRunImpl : public UdfRun {
   std::shared_ptr<arrow::RecordBatchReader> input_;
   ArgumentPlan plan_;
   std::vector<int> pass_through_;
-  std::unique_ptr<ArrowRowWriter> row_writer_;  // rows input mode only
+  std::unique_ptr<rows::ArrowRowWriter> row_writer_;  // rows input mode only
   std::shared_ptr<arrow::Schema> output_schema_;
   std::vector<std::unique_ptr<worker::Worker>> workers_;
   std::vector<std::unique_ptr<worker::WorkerSession>> sessions_;
@@ -305,8 +279,8 @@ arrow::Result<std::shared_ptr<UdfRun>> StartUdfRun(
     worker::WorkerDispatcher* dispatcher, const UdfOperatorOptions& options,
     std::shared_ptr<arrow::RecordBatchReader> input) {
   const auto input_schema = input->schema();
+  ARROW_ASSIGN_OR_RAISE(std::vector<int> pass_through, ResolvePassThrough(options, *input_schema));
   ARROW_ASSIGN_OR_RAISE(ArgumentPlan plan, ArgumentPlan::Make(options.udfs, *input_schema));
-  ARROW_ASSIGN_OR_RAISE(std::vector<int> pass_through, PassThroughColumns(options, *input_schema));
   auto run = std::make_shared<UdfRunImpl>(dispatcher, options, std::move(input), std::move(plan),
                                           std::move(pass_through));
   ARROW_RETURN_NOT_OK(run->Start());

@@ -212,15 +212,21 @@ std::optional<Frame> FrameDecoder::Next() {
 arrow::Status FrameDecoder::Finish() const {
   if (!failure_.ok()) return failure_;
   if (stage_ == Stage::kHeader && filled_ == 0) return arrow::Status::OK();
-  const char* part = stage_ == Stage::kHeader     ? "header"
-                     : stage_ == Stage::kMetadata ? "metadata"
-                                                  : "body";
-  const int64_t expected = stage_ == Stage::kHeader     ? kFrameHeaderSize
-                           : stage_ == Stage::kMetadata ? header_.metadata_length
-                                                        : header_.body_length;
-  return arrow::Status::IOError("stream ended inside a frame ", part, ": expected ", expected,
+  const int64_t expected = filled_ + wanted();
+  return arrow::Status::IOError("stream ended inside a frame ", part(), ": expected ", expected,
                                 " bytes, got ", filled_, " (", expected - filled_,
                                 " missing); the peer closed the connection mid-message");
+}
+
+int64_t FrameDecoder::wanted() const {
+  const int64_t length = stage_ == Stage::kHeader     ? kFrameHeaderSize
+                         : stage_ == Stage::kMetadata ? header_.metadata_length
+                                                      : header_.body_length;
+  return length - filled_;
+}
+
+const char* FrameDecoder::part() const {
+  return stage_ == Stage::kHeader ? "header" : stage_ == Stage::kMetadata ? "metadata" : "body";
 }
 
 }  // namespace quiver::protocol

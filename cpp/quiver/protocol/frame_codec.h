@@ -90,6 +90,14 @@ class FrameDecoder {
   /// Declares the end of the input: fails when it ends inside a frame.
   arrow::Status Finish() const;
 
+  /// Returns how many bytes complete the frame part being decoded: a reader
+  /// that reads exactly this many into one buffer gets every metadata and
+  /// body as that buffer, without a copy.
+  int64_t wanted() const;
+
+  /// Returns the frame part being decoded: "header", "metadata" or "body".
+  const char* part() const;
+
  private:
   // Takes bytes from `chunk` at `*offset` into the frame part being assembled.
   arrow::Status Advance(const std::shared_ptr<arrow::Buffer>& chunk, int64_t* offset);

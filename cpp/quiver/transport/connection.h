@@ -9,9 +9,13 @@
 //  2. Implement Connection: SendControl / SendBatch must not copy Arrow buffers
 //     when the medium allows it; Receive decodes whole messages; Shutdown must
 //     wake a Receive blocked in another thread.
-//  3. Give it an endpoint scheme (unix:, grpc+unix:, grpc+tcp:, ...) and teach
-//     the dispatcher to set up that scheme's endpoint for a new worker.
-//  4. Instantiate the transport conformance tests for it.
+//  3. Implement Transport and WorkerEndpoint (worker_endpoint.h): the endpoint
+//     of a worker the engine starts, its handshake, and (if the medium allows)
+//     connections to workers running elsewhere.
+//  4. Register it under its endpoint scheme (unix:, grpc+unix:, grpc+tcp:, ...)
+//     with a TransportRegistration in the folder (registry.h); engines that
+//     want it link the target whole. The dispatcher needs no change.
+//  5. Instantiate the transport conformance tests for it.
 
 #include <cstdint>
 #include <memory>

@@ -3,13 +3,33 @@
 #include <sys/types.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 
+#include "quiver/protocol/udf_error.h"
 #include "quiver/transport/connection.h"
 #include "quiver/worker/child_process.h"
 #include "quiver/worker/worker_spec.h"
 
 namespace quiver::worker {
+
+/// Returns "worker ID (pid N)", the name of a started worker in every message.
+std::string DescribeWorker(const std::string& id, pid_t pid);
+
+/// Returns what `process` wrote last, as messages end with it: "; the last lines
+/// of its output:\n  | ..." or "; it wrote nothing to stdout or stderr".
+std::string OutputTail(const ChildProcess& process);
+
+/// Why a worker stopped answering, as text and as a kWorkerLost detail.
+struct WorkerFailure {
+  /// e.g. "worker 3 (pid 1234) was killed by signal 9 (SIGKILL); the last lines ..."
+  std::string text;
+  UdfErrorDetail detail;
+};
+
+/// Waits briefly for the worker process `who` to exit, then describes how it
+/// ended and what it wrote last.
+WorkerFailure ExamineFailure(const std::string& who, ChildProcess& process);
 
 /// \brief One running, authenticated worker process and its connection.
 ///
@@ -19,8 +39,9 @@ namespace quiver::worker {
 class Worker {
  public:
   /// `process` is null for a remote worker, which this engine did not start.
+  /// The spec is shared: a worker may outlive the dispatcher that started it.
   Worker(std::string id, std::unique_ptr<ChildProcess> process,
-         std::unique_ptr<transport::Connection> connection, const WorkerSpec& spec);
+         std::unique_ptr<transport::Connection> connection, std::shared_ptr<const WorkerSpec> spec);
   ~Worker();
 
   const std::string& id() const { return id_; }
@@ -29,7 +50,7 @@ class Worker {
   bool remote() const { return process_ == nullptr; }
   /// Returns false once the worker process ended (a remote worker counts as running).
   bool running() { return process_ == nullptr || !process_->TryWait(); }
-  const WorkerSpec& spec() const { return spec_; }
+  const WorkerSpec& spec() const { return *spec_; }
   transport::Connection& connection() { return *connection_; }
   /// Returns the worker's process; only for workers this engine started.
   ChildProcess& process() { return *process_; }
@@ -42,18 +63,24 @@ class Worker {
   int64_t executions() const { return executions_; }
   void CountExecution() { ++executions_; }
 
-  /// Returns "worker ID (pid N)".
+  /// Returns "worker ID (pid N)", or "remote worker at ENDPOINT".
   std::string Describe() const;
+
+  /// Returns a detail of `kind` that names this worker.
+  UdfErrorDetail ErrorDetail(UdfErrorKind kind) const;
 
   /// Explains why the worker stopped answering: waits briefly for it to exit,
   /// then gives its exit status or signal and the last lines of its output.
-  std::string DescribeFailure();
+  WorkerFailure ExamineFailure();
+
+  /// Returns ExamineFailure().text.
+  std::string DescribeFailure() { return ExamineFailure().text; }
 
  private:
   std::string id_;
   std::unique_ptr<ChildProcess> process_;
   std::unique_ptr<transport::Connection> connection_;
-  const WorkerSpec& spec_;
+  std::shared_ptr<const WorkerSpec> spec_;
   bool broken_ = false;
   int64_t executions_ = 0;
 };

@@ -10,22 +10,14 @@
 #include <random>
 #include <utility>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
-#include <fstream>
-#include <sstream>
-#include <thread>
-
-#include "quiver/io/unix_socket.h"
-#include "quiver/transport/grpc/grpc_connection.h"
-#include "quiver/transport/uds/uds_connection.h"
+#include "quiver/transport/registry.h"
 #include "quiver/worker/worker.h"
 
 namespace quiver::worker {
 namespace {
 
-constexpr uint32_t kProtocolVersion = 1;
+// Longest single wait for a starting worker, so that its exit is noticed soon.
+constexpr std::chrono::milliseconds kStartStep{50};
 
 std::string RandomSecret() {
   std::random_device source;
@@ -33,14 +25,6 @@ std::string RandomSecret() {
   std::string secret;
   for (int i = 0; i < 64; ++i) secret += kDigits[source() % 16];
   return secret;
-}
-
-// Compares in time that does not depend on where the strings differ.
-bool ConstantTimeEquals(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char difference = 0;
-  for (size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return difference == 0;
 }
 
 arrow::Result<std::string> MakePrivateDirectory() {
@@ -54,45 +38,34 @@ arrow::Result<std::string> MakePrivateDirectory() {
   return pattern;
 }
 
+// A worker process as its transport sees it while it starts.
+class StartingProcess : public transport::WorkerProcess {
+ public:
+  StartingProcess(std::string id, ChildProcess* process) : id_(std::move(id)), process_(process) {}
+  pid_t pid() const override { return process_->pid(); }
+  std::string Describe() const override { return DescribeWorker(id_, process_->pid()); }
+  std::string DescribeFailure() override { return ExamineFailure(Describe(), *process_).text; }
+
+ private:
+  std::string id_;
+  ChildProcess* process_;
+};
+
 // A worker started but not yet connected.
 struct Starting {
   std::string id;
   std::string secret;
-  std::string endpoint;     // what the worker was given with --connection
-  std::string socket_path;  // uds and grpc+unix: the socket file
-  io::UniqueFd listener;    // uds: the engine's listening socket
+  std::unique_ptr<transport::WorkerEndpoint> endpoint;
   std::unique_ptr<ChildProcess> process;
 };
 
-// Returns a TCP port on the loopback interface that was free a moment ago. The
-// worker binds it right after; a port taken in between makes its start fail
-// with a clear error, never a connection to the wrong process (the engine
-// checks the pid the worker reports).
-arrow::Result<int> FreeLoopbackPort() {
-  io::UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (!probe.valid() || ::bind(probe.get(), reinterpret_cast<sockaddr*>(&address), length) != 0 ||
-      ::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    return arrow::Status::IOError("cannot find a free loopback TCP port");
-  }
-  return static_cast<int>(ntohs(address.sin_port));
-}
-
-arrow::Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream file(path);
-  if (!file) return arrow::Status::IOError("cannot read ", path);
-  std::ostringstream text;
-  text << file.rdbuf();
-  return text.str();
-}
-
 class WorkerDispatcherImpl : public WorkerDispatcher {
  public:
-  WorkerDispatcherImpl(WorkerSpec spec, std::string directory)
-      : spec_(std::move(spec)), directory_(std::move(directory)) {}
+  WorkerDispatcherImpl(std::shared_ptr<const WorkerSpec> spec,
+                       std::shared_ptr<transport::Transport> transport, std::string directory)
+      : spec_(std::move(spec)),
+        transport_(std::move(transport)),
+        directory_(std::move(directory)) {}
 
   ~WorkerDispatcherImpl() override {
     {
@@ -115,7 +88,7 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
       if (idle == nullptr) break;
       workers.push_back(std::move(idle));
     }
-    while (!spec_.remote_workers.empty() && static_cast<int>(workers.size()) < count) {
+    while (!spec_->remote_workers.empty() && static_cast<int>(workers.size()) < count) {
       ARROW_ASSIGN_OR_RAISE(auto remote, ConnectRemote());
       workers.push_back(std::move(remote));
     }
@@ -135,14 +108,14 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
   void Release(std::unique_ptr<Worker> worker) override {
     if (worker == nullptr) return;
     std::lock_guard<std::mutex> lock(mutex_);
-    if (spec_.reuse && !worker->broken() && worker->running() &&
-        static_cast<int>(idle_.size()) < spec_.max_idle_workers) {
+    if (spec_->reuse && !worker->broken() && worker->running() &&
+        static_cast<int>(idle_.size()) < spec_->max_idle_workers) {
       idle_.push_back(std::move(worker));
     }
     // Otherwise the worker is destroyed here, which stops and reaps its process.
   }
 
-  const WorkerSpec& spec() const override { return spec_; }
+  const WorkerSpec& spec() const override { return *spec_; }
 
   int64_t workers_started() const override {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -168,67 +141,70 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
       starting.id = std::to_string(++workers_started_);
     }
     starting.secret = RandomSecret();
-    starting.socket_path = directory_ + "/worker-" + starting.id + ".sock";
-    std::vector<std::string> argv = spec_.command;
-    if (spec_.transport == "uds") {
-      ARROW_ASSIGN_OR_RAISE(starting.listener, io::ListenUnixSocket(starting.socket_path));
-      starting.endpoint = "unix:" + starting.socket_path;
-    } else if (spec_.transport == "grpc+unix") {
-      starting.endpoint = "grpc+unix:" + starting.socket_path;
-    } else {
-      ARROW_ASSIGN_OR_RAISE(int port, FreeLoopbackPort());
-      starting.endpoint = "grpc+tcp:127.0.0.1:" + std::to_string(port);
-    }
-    if (spec_.transport != "uds") argv.insert(argv.end(), {"--transport", "grpc"});
-    if (!spec_.tls_certificate_file.empty()) {
+    transport::EndpointOptions options;
+    options.worker_id = starting.id;
+    options.private_directory = directory_;
+    options.limits = protocol::FramingLimits{int64_t{64} << 20, spec_->max_message_bytes};
+    options.tls_root_certificates_file = spec_->tls_root_certificates_file;
+    ARROW_ASSIGN_OR_RAISE(starting.endpoint, transport_->Prepare(options));
+    std::vector<std::string> argv = spec_->command;
+    for (auto& argument : starting.endpoint->worker_arguments()) argv.push_back(argument);
+    if (!spec_->tls_certificate_file.empty()) {
       argv.insert(argv.end(),
-                  {"--tls-cert", spec_.tls_certificate_file, "--tls-key", spec_.tls_key_file});
+                  {"--tls-cert", spec_->tls_certificate_file, "--tls-key", spec_->tls_key_file});
     }
-    argv.insert(argv.end(), {"--id", starting.id, "--connection", starting.endpoint});
-    auto environment = spec_.environment;
+    argv.insert(argv.end(), {"--id", starting.id, "--connection", starting.endpoint->endpoint()});
+    auto environment = spec_->environment;
     environment["QUIVER_WORKER_SECRET"] = starting.secret;
     ARROW_ASSIGN_OR_RAISE(starting.process,
-                          ChildProcess::Spawn(argv, environment, spec_.log_capacity_bytes));
+                          ChildProcess::Spawn(argv, environment, spec_->log_capacity_bytes));
     return starting;
   }
 
-  // Waits for the worker to connect and authenticate; stops it on any failure.
+  // Waits for the worker to become reachable and pass its transport's
+  // handshake; stops it on any failure.
   arrow::Result<std::unique_ptr<Worker>> Connect(Starting starting) {
-    if (spec_.transport != "uds") return ConnectGrpcWorker(std::move(starting));
-    const io::Deadline deadline = io::DeadlineIn(spec_.start_timeout);
-    ARROW_ASSIGN_OR_RAISE(io::UniqueFd socket, AwaitConnection(starting, deadline));
-    // The connection is made: nobody else may connect to this path again.
-    starting.listener.Reset();
-    ::unlink(starting.socket_path.c_str());
-    auto connection = transport::uds::MakeUdsConnection(
-        std::move(socket), "unix:" + starting.socket_path,
-        protocol::FramingLimits{int64_t{64} << 20, spec_.max_message_bytes});
-    auto worker = std::make_unique<Worker>(starting.id, std::move(starting.process),
-                                           std::move(connection), spec_);
-    ARROW_RETURN_NOT_OK(Authenticate(worker.get(), starting.secret, deadline));
-    return worker;
+    const io::Deadline deadline = io::DeadlineIn(spec_->start_timeout);
+    StartingProcess process(starting.id, starting.process.get());
+    const transport::Readiness readiness = starting.endpoint->readiness();
+    while (true) {
+      const io::Deadline step = std::min(deadline, io::DeadlineIn(kStartStep));
+      ARROW_ASSIGN_OR_RAISE(auto connection,
+                            starting.endpoint->Accept(process, starting.secret, step, deadline));
+      if (connection != nullptr) {
+        return std::make_unique<Worker>(starting.id, std::move(starting.process),
+                                        std::move(connection), spec_);
+      }
+      if (auto status = starting.process->TryWait()) {
+        return arrow::Status::IOError(process.Describe(), " ", status->ToString(), " before it ",
+                                      readiness.past, OutputTail(*starting.process), Hint());
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        starting.process->Terminate(spec_->stop_grace);
+        const std::string last = starting.endpoint->last_failure();
+        return arrow::Status::IOError(process.Describe(), " did not ", readiness.present,
+                                      " within ", spec_->start_timeout.count(),
+                                      " ms and was stopped", last.empty() ? "" : " (" + last + ")",
+                                      OutputTail(*starting.process), Hint());
+      }
+    }
   }
 
-  // Connects to the next remote worker (round robin) and checks that it
-  // answers and accepts the secret.
+  // Connects to the next remote worker (round robin) through the transport of
+  // its endpoint's scheme.
   arrow::Result<std::unique_ptr<Worker>> ConnectRemote() {
     size_t index = 0;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      index = next_remote_++ % spec_.remote_workers.size();
+      index = next_remote_++ % spec_->remote_workers.size();
     }
-    const RemoteWorker& remote = spec_.remote_workers[index];
-    transport::grpc_transport::GrpcTarget target{remote.endpoint, remote.secret, ""};
-    if (!remote.tls_root_certificates_file.empty()) {
-      ARROW_ASSIGN_OR_RAISE(target.tls_root_certificates,
-                            ReadFile(remote.tls_root_certificates_file));
-    }
-    auto pid = transport::grpc_transport::PingGrpcWorker(target, spec_.start_timeout);
-    if (!pid.ok()) {
-      return pid.status().WithMessage("remote worker at ", remote.endpoint,
-                                      " does not answer: ", pid.status().message());
-    }
-    ARROW_ASSIGN_OR_RAISE(auto connection, transport::grpc_transport::ConnectGrpc(target));
+    const RemoteWorker& remote = spec_->remote_workers[index];
+    ARROW_ASSIGN_OR_RAISE(auto transport,
+                          transport::FindTransport(transport::EndpointScheme(remote.endpoint)));
+    ARROW_ASSIGN_OR_RAISE(auto connection,
+                          transport->ConnectRemote(
+                              {remote.endpoint, remote.secret, remote.tls_root_certificates_file},
+                              spec_->start_timeout));
     std::string id;
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -237,96 +213,13 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     return std::make_unique<Worker>(id, nullptr, std::move(connection), spec_);
   }
 
-  // Waits until the gRPC worker answers a heartbeat with our secret, then
-  // checks that it is the process we started.
-  arrow::Result<std::unique_ptr<Worker>> ConnectGrpcWorker(Starting starting) {
-    transport::grpc_transport::GrpcTarget target{starting.endpoint, starting.secret, ""};
-    if (!spec_.tls_root_certificates_file.empty()) {
-      ARROW_ASSIGN_OR_RAISE(target.tls_root_certificates,
-                            ReadFile(spec_.tls_root_certificates_file));
-    }
-    const std::string who =
-        "worker " + starting.id + " (pid " + std::to_string(starting.process->pid()) + ")";
-    const io::Deadline deadline = io::DeadlineIn(spec_.start_timeout);
-    arrow::Status last = arrow::Status::OK();
-    while (true) {
-      auto pid = transport::grpc_transport::PingGrpcWorker(target, std::chrono::milliseconds(500));
-      if (pid.ok() && static_cast<pid_t>(*pid) == starting.process->pid()) break;
-      if (pid.ok()) {
-        return arrow::Status::IOError(starting.endpoint, " is served by pid ", *pid, ", not by ",
-                                      who, "; another process took the endpoint");
-      }
-      last = pid.status();
-      if (auto status = starting.process->TryWait()) {
-        return arrow::Status::IOError(who, " ", status->ToString(), " before it served ",
-                                      starting.endpoint, Output(*starting.process), Hint());
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        starting.process->Terminate(spec_.stop_grace);
-        return arrow::Status::IOError(who, " did not serve ", starting.endpoint, " within ",
-                                      spec_.start_timeout.count(), " ms and was stopped (",
-                                      last.message(), ")", Output(*starting.process), Hint());
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
-    ARROW_ASSIGN_OR_RAISE(auto connection, transport::grpc_transport::ConnectGrpc(target));
-    return std::make_unique<Worker>(starting.id, std::move(starting.process), std::move(connection),
-                                    spec_);
-  }
-
-  arrow::Result<io::UniqueFd> AwaitConnection(Starting& starting, io::Deadline deadline) {
-    const std::string who =
-        "worker " + starting.id + " (pid " + std::to_string(starting.process->pid()) + ")";
-    while (true) {
-      const io::Deadline step = std::min(deadline, io::DeadlineIn(std::chrono::milliseconds(50)));
-      ARROW_ASSIGN_OR_RAISE(auto socket, io::AcceptUnixSocket(starting.listener, step));
-      if (socket) return std::move(*socket);
-      if (auto status = starting.process->TryWait()) {
-        return arrow::Status::IOError(who, " ", status->ToString(), " before it connected",
-                                      Output(*starting.process), Hint());
-      }
-      if (std::chrono::steady_clock::now() >= deadline) {
-        starting.process->Terminate(spec_.stop_grace);
-        return arrow::Status::IOError(who, " did not connect within ", spec_.start_timeout.count(),
-                                      " ms and was stopped", Output(*starting.process), Hint());
-      }
-    }
-  }
-
-  arrow::Status Authenticate(Worker* worker, const std::string& secret, io::Deadline deadline) {
-    auto reply = worker->connection().Receive(deadline);
-    if (!reply.ok()) {
-      worker->MarkBroken();
-      return arrow::Status::IOError("no Hello from ", worker->DescribeFailure());
-    }
-    if (!reply->control || !reply->control->has_hello()) {
-      return arrow::Status::IOError(worker->Describe(),
-                                    " did not start with Hello: it does not speak quiver.v1");
-    }
-    const v1::Hello& hello = reply->control->hello();
-    if (!ConstantTimeEquals(hello.secret(), secret)) {
-      return arrow::Status::IOError(worker->Describe(),
-                                    " presented a wrong secret and was refused");
-    }
-    if (hello.protocol_version() != kProtocolVersion) {
-      return arrow::Status::IOError(worker->Describe(), " speaks protocol version ",
-                                    hello.protocol_version(), "; this engine speaks ",
-                                    kProtocolVersion);
-    }
-    return arrow::Status::OK();
-  }
-
-  static std::string Output(const ChildProcess& process) {
-    const std::string lines = process.log().LastLines(20, "  | ");
-    return lines.empty() ? "; it wrote nothing" : "; the last lines of its output:\n" + lines;
-  }
-
   std::string Hint() const {
-    return "\n(worker command: " + (spec_.command.empty() ? "" : spec_.command[0]) +
+    return "\n(worker command: " + (spec_->command.empty() ? "" : spec_->command[0]) +
            " ...; is the quiver Python package installed for it?)";
   }
 
-  WorkerSpec spec_;
+  std::shared_ptr<const WorkerSpec> spec_;
+  std::shared_ptr<transport::Transport> transport_;
   std::string directory_;
   mutable std::mutex mutex_;
   std::deque<std::unique_ptr<Worker>> idle_;
@@ -346,12 +239,10 @@ arrow::Result<std::unique_ptr<WorkerDispatcher>> WorkerDispatcher::Make(WorkerSp
   if (spec.command.empty() && spec.remote_workers.empty()) {
     return arrow::Status::Invalid("WorkerSpec needs a command or remote workers");
   }
-  if (spec.transport != "uds" && spec.transport != "grpc+unix" && spec.transport != "grpc+tcp") {
-    return arrow::Status::Invalid("unknown transport '", spec.transport,
-                                  "' (uds, grpc+unix or grpc+tcp)");
-  }
+  ARROW_ASSIGN_OR_RAISE(auto transport, transport::FindTransport(spec.transport));
   ARROW_ASSIGN_OR_RAISE(std::string directory, MakePrivateDirectory());
-  return std::make_unique<WorkerDispatcherImpl>(std::move(spec), std::move(directory));
+  return std::make_unique<WorkerDispatcherImpl>(std::make_shared<const WorkerSpec>(std::move(spec)),
+                                                std::move(transport), std::move(directory));
 }
 
 }  // namespace quiver::worker

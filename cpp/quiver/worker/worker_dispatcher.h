@@ -18,16 +18,19 @@ std::vector<std::string> PythonWorkerCommand(const std::string& python);
 
 /// \brief Starts, pools, reuses and stops worker processes of one WorkerSpec.
 ///
-/// Workers connect back over Unix sockets in a private 0700 directory and prove
-/// themselves with a per-worker secret. A worker is reused only when the run that
+/// Each worker is reached through the transport that WorkerSpec::transport
+/// names in the registry (transport/registry.h), which runs its handshake: the
+/// worker proves a per-worker secret. Endpoints that need files (sockets) live
+/// in a private 0700 directory of the dispatcher. A worker is reused only when the run that
 /// used it ended cleanly; after any transport failure it is stopped.
 /// Thread-safe.
 class WorkerDispatcher {
  public:
-  /// Creates a dispatcher (and its private socket directory); starts no worker yet.
+  /// Creates a dispatcher (and its private directory); starts no worker yet.
+  /// Fails when WorkerSpec::transport is not a registered transport.
   static arrow::Result<std::unique_ptr<WorkerDispatcher>> Make(WorkerSpec spec);
 
-  /// Stops every idle worker and removes the socket directory.
+  /// Stops every idle worker and removes the private directory.
   virtual ~WorkerDispatcher();
 
   /// Returns an idle worker from the pool, or starts a new one and waits until

@@ -14,6 +14,11 @@ bool EndsExecution(const transport::WorkerReply& reply) {
          (reply.control->has_finish_response() || reply.control->has_cancel_response());
 }
 
+// Returns `status` with a detail of `kind` naming `worker`.
+arrow::Status Failed(const Worker& worker, UdfErrorKind kind, const arrow::Status& status) {
+  return WithUdfError(status, worker.ErrorDetail(kind));
+}
+
 std::string Seconds(std::chrono::milliseconds timeout) {
   return std::to_string(timeout.count() / 1000.0).substr(0, 5) + " s";
 }
@@ -54,9 +59,11 @@ arrow::Status WorkerSession::WaitUntilReady() {
   auto schema = protocol::DeserializeSchema(reply.control->init_response().result_schema());
   if (!schema.ok() || (*schema)->num_fields() != udf_count_) {
     Abort();
-    return arrow::Status::IOError(worker_->Describe(), " answered Init with a result schema of ",
-                                  schema.ok() ? (*schema)->num_fields() : -1, " fields for ",
-                                  udf_count_, " UDFs");
+    return Failed(
+        *worker_, UdfErrorKind::kProtocolViolation,
+        arrow::Status::IOError(worker_->Describe(), " answered Init with a result schema of ",
+                               schema.ok() ? (*schema)->num_fields() : -1, " fields for ",
+                               udf_count_, " UDFs"));
   }
   result_schema_ = *schema;
   return arrow::Status::OK();
@@ -102,32 +109,39 @@ arrow::Result<transport::WorkerReply> WorkerSession::NextReply(io::Deadline dead
   if (!reply_arrived_.wait_until(lock, deadline, [&] { return !replies_.empty(); })) {
     lock.unlock();
     worker_->MarkBroken();
-    return arrow::Status::IOError(worker_->Describe(), " did not answer ", what, " within ",
-                                  Seconds(worker_->spec().batch_timeout),
-                                  " (the per-batch timeout) and was stopped; a UDF may hang");
+    return Failed(
+        *worker_, UdfErrorKind::kTimeout,
+        arrow::Status::IOError(worker_->Describe(), " did not answer ", what, " within ",
+                               Seconds(worker_->spec().batch_timeout),
+                               " (the per-batch timeout) and was stopped; a UDF may hang"));
   }
   auto reply = std::move(replies_.front());
   replies_.pop_front();
   lock.unlock();
-  if (!reply.ok()) {
-    worker_->MarkBroken();
-    return arrow::Status::IOError(worker_->DescribeFailure(), "\n(", reply.status().message(), ")");
-  }
+  if (!reply.ok()) return Lost(reply.status());
   return reply;
 }
 
 arrow::Status WorkerSession::Broken(const std::string& what) {
   worker_->MarkBroken();
-  return arrow::Status::IOError(worker_->Describe(), " failed ", what, ": ",
-                                worker_->DescribeFailure());
+  WorkerFailure failure = worker_->ExamineFailure();
+  return WithUdfError(
+      arrow::Status::IOError(worker_->Describe(), " failed ", what, ": ", failure.text),
+      std::move(failure.detail));
+}
+
+arrow::Status WorkerSession::Lost(const arrow::Status& transport_error) {
+  worker_->MarkBroken();
+  WorkerFailure failure = worker_->ExamineFailure();
+  return WithUdfError(arrow::Status::IOError(failure.text, "\n(", transport_error.message(), ")"),
+                      std::move(failure.detail));
 }
 
 arrow::Status WorkerSession::Send(uint64_t sequence, const arrow::RecordBatch& arguments) {
   arrow::Status status = worker_->connection().SendBatch(sequence, arguments, BatchDeadline());
   if (status.ok()) return status;
-  worker_->MarkBroken();
   // A send fails because the worker went away; the receiver saw why.
-  return arrow::Status::IOError(worker_->DescribeFailure(), "\n(", status.message(), ")");
+  return Lost(status);
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> WorkerSession::Receive(uint64_t sequence,
@@ -146,25 +160,31 @@ arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply, ui
                                          int64_t rows) {
   if (!reply.batch) {
     worker_->MarkBroken();
-    return arrow::Status::IOError(worker_->Describe(), " sent ", reply.control->GetTypeName(), " ",
-                                  reply.control->ShortDebugString(), " where the result of batch ",
-                                  sequence, " was due (protocol violation)");
+    return Failed(
+        *worker_, UdfErrorKind::kProtocolViolation,
+        arrow::Status::IOError(worker_->Describe(), " sent ", reply.control->GetTypeName(), " ",
+                               reply.control->ShortDebugString(), " where the result of batch ",
+                               sequence, " was due (protocol violation)"));
   }
   if (reply.sequence != sequence) {
     worker_->MarkBroken();
-    return arrow::Status::IOError(worker_->Describe(), " answered batch ", reply.sequence,
-                                  " when the answer to batch ", sequence,
-                                  " was due (protocol violation)");
+    return Failed(*worker_, UdfErrorKind::kProtocolViolation,
+                  arrow::Status::IOError(worker_->Describe(), " answered batch ", reply.sequence,
+                                         " when the answer to batch ", sequence,
+                                         " was due (protocol violation)"));
   }
   if (reply.batch->num_rows() != rows) {
-    return arrow::Status::Invalid(worker_->Describe(), " returned ", reply.batch->num_rows(),
-                                  " rows for batch ", sequence, " of ", rows,
-                                  " rows: a UDF returned the wrong number of rows");
+    return Failed(*worker_, UdfErrorKind::kWrongRowCount,
+                  arrow::Status::Invalid(worker_->Describe(), " returned ", reply.batch->num_rows(),
+                                         " rows for batch ", sequence, " of ", rows,
+                                         " rows: a UDF returned the wrong number of rows"));
   }
   if (!reply.batch->schema()->Equals(*result_schema_, /*check_metadata=*/false)) {
-    return arrow::Status::Invalid(worker_->Describe(), " returned columns ",
-                                  reply.batch->schema()->ToString(), " for batch ", sequence,
-                                  " where its InitResponse promised ", result_schema_->ToString());
+    return Failed(
+        *worker_, UdfErrorKind::kWrongResultSchema,
+        arrow::Status::Invalid(worker_->Describe(), " returned columns ",
+                               reply.batch->schema()->ToString(), " for batch ", sequence,
+                               " where its InitResponse promised ", result_schema_->ToString()));
   }
   return arrow::Status::OK();
 }
@@ -175,16 +195,23 @@ arrow::Status WorkerSession::ErrorFromWorker(const v1::Error& error) {
     std::string text =
         "UDF '" + user.udf_name() + "' raised " + user.error_class() + ": " + user.message();
     if (!user.traceback().empty()) text += "\n" + user.traceback();
-    return arrow::Status::Invalid(text);
+    UdfErrorDetail detail = worker_->ErrorDetail(UdfErrorKind::kUserError);
+    detail.udf_name = user.udf_name();
+    detail.error_class = user.error_class();
+    detail.traceback = user.traceback();
+    return WithUdfError(arrow::Status::Invalid(text), std::move(detail));
   }
   if (error.has_worker_error()) {
     const auto& failure = error.worker_error();
     const std::string who = failure.udf_name().empty() ? "" : "UDF '" + failure.udf_name() + "': ";
-    return arrow::Status::Invalid(who, failure.message());
+    UdfErrorDetail detail = worker_->ErrorDetail(UdfErrorKind::kWorkerError);
+    detail.udf_name = failure.udf_name();
+    return WithUdfError(arrow::Status::Invalid(who, failure.message()), std::move(detail));
   }
   worker_->MarkBroken();
-  return arrow::Status::IOError(worker_->Describe(),
-                                " reported a protocol error: ", error.protocol_error().message());
+  return Failed(*worker_, UdfErrorKind::kProtocolViolation,
+                arrow::Status::IOError(worker_->Describe(), " reported a protocol error: ",
+                                       error.protocol_error().message()));
 }
 
 arrow::Result<v1::Metrics> WorkerSession::Finish() {
@@ -211,8 +238,9 @@ arrow::Result<v1::Metrics> WorkerSession::Finish() {
       return error;
     }
     worker_->MarkBroken();
-    return arrow::Status::IOError(worker_->Describe(),
-                                  " sent a result after all batches were answered");
+    return Failed(*worker_, UdfErrorKind::kProtocolViolation,
+                  arrow::Status::IOError(worker_->Describe(),
+                                         " sent a result after all batches were answered"));
   }
 }
 

@@ -24,7 +24,8 @@ namespace quiver::worker {
 /// Sending (the caller's thread) and receiving (a thread of the session) never
 /// wait on each other, so a worker that answers while it still reads cannot
 /// deadlock the engine. Every result is checked for its sequence number, row
-/// count and schema before it is handed out.
+/// count and schema before it is handed out. Every failure carries a
+/// UdfErrorDetail (protocol/udf_error.h) saying what kind it is.
 class WorkerSession {
  public:
   /// Sends `init`; call WaitUntilReady before sending batches. Starting several
@@ -64,7 +65,10 @@ class WorkerSession {
   arrow::Result<transport::WorkerReply> NextReply(io::Deadline deadline, const std::string& what);
   arrow::Status CheckResult(const transport::WorkerReply& reply, uint64_t sequence, int64_t rows);
   arrow::Status ErrorFromWorker(const v1::Error& error);
+  // Marks the worker broken and explains its failure `what` (kWorkerLost).
   arrow::Status Broken(const std::string& what);
+  // Marks the worker broken after its connection failed with `transport_error`.
+  arrow::Status Lost(const arrow::Status& transport_error);
   void StopReceiving();
   io::Deadline BatchDeadline() const;
 

@@ -6,12 +6,14 @@
 #include <string>
 #include <vector>
 
+#include "quiver/transport/registry.h"
+
 namespace quiver::worker {
 
-/// A worker that is already running somewhere (a gRPC service), reached by
-/// endpoint instead of started by the dispatcher.
+/// A worker that is already running somewhere (a service), reached by endpoint
+/// instead of started by the dispatcher.
 struct RemoteWorker {
-  /// "grpc+unix:PATH" or "grpc+tcp:HOST:PORT".
+  /// "SCHEME:ADDRESS"; the scheme names the registered transport that reaches it.
   std::string endpoint;
   /// The secret the worker was started with.
   std::string secret;
@@ -21,15 +23,14 @@ struct RemoteWorker {
 
 /// How to start and manage workers of one kind.
 struct WorkerSpec {
-  /// Program and arguments; the dispatcher appends `--id ID --connection ENDPOINT`
-  /// (and `--transport grpc` for the gRPC transports).
+  /// Program and arguments; the dispatcher appends the transport's worker
+  /// arguments and `--id ID --connection ENDPOINT`.
   std::vector<std::string> command;
-  /// How the engine reaches its workers: "uds" (the worker connects to a Unix
-  /// socket of the engine), "grpc+unix" or "grpc+tcp" (the worker serves gRPC on
-  /// a Unix socket or on a loopback TCP port).
-  std::string transport = "uds";
-  /// For "grpc+tcp": PEM certificate and key files given to the workers (they
-  /// then serve TLS) and the root certificates the engine trusts. Empty: plaintext.
+  /// How the engine reaches its workers: the name of a registered transport
+  /// (transport/registry.h lists the built-in ones).
+  std::string transport = transport::kDefaultTransport;
+  /// For transports with TLS: PEM certificate and key files given to the workers
+  /// (they then serve TLS) and the root certificates the engine trusts. Empty: plaintext.
   std::string tls_certificate_file;
   std::string tls_key_file;
   std::string tls_root_certificates_file;

@@ -35,3 +35,14 @@ def slow_identity(values: pa.Array) -> pa.Array:
 def dies(values: pa.Array) -> pa.Array:
     os.kill(os.getpid(), signal.SIGKILL)
     return values
+
+
+@quiver.udf(returns="string")
+def short_result(values: pa.Array) -> pa.Array:
+    return values[1:]
+
+
+@quiver.udf(returns="string")
+def hangs(values: pa.Array) -> pa.Array:
+    time.sleep(60)
+    return values

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 
 #include <mutex>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -15,7 +16,7 @@ namespace {
 class UdsConnection : public Connection {
  public:
   UdsConnection(io::UniqueFd socket, std::string endpoint, protocol::FramingLimits limits)
-      : socket_(std::move(socket)), endpoint_(std::move(endpoint)), limits_(limits) {}
+      : socket_(std::move(socket)), endpoint_(std::move(endpoint)), decoder_(limits) {}
 
   ~UdsConnection() override { Shutdown(); }
 
@@ -33,15 +34,20 @@ class UdsConnection : public Connection {
   }
 
   arrow::Result<WorkerReply> Receive(io::Deadline deadline) override {
-    uint8_t header_bytes[protocol::kFrameHeaderSize];
-    ARROW_ASSIGN_OR_RAISE(int64_t got, io::ReceiveAll(socket_.get(), header_bytes,
-                                                      protocol::kFrameHeaderSize, deadline));
-    if (got == 0) return arrow::Status::IOError("the worker closed the connection");
-    if (got < protocol::kFrameHeaderSize)
-      return Truncated("header", protocol::kFrameHeaderSize, got);
-    ARROW_ASSIGN_OR_RAISE(auto header, protocol::ReadFrameHeader(header_bytes, limits_));
-    if (header.kind == protocol::FrameKind::kControl) return ReceiveControl(header, deadline);
-    return ReceiveBatch(header, deadline);
+    while (true) {
+      if (std::optional<protocol::Frame> frame = decoder_.Next()) return Decode(*frame);
+      // Each read is exactly one frame part, into its own 64-byte-aligned
+      // buffer, so the decoder hands metadata and bodies out without a copy.
+      const int64_t wanted = decoder_.wanted();
+      ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> chunk, arrow::AllocateBuffer(wanted));
+      ARROW_ASSIGN_OR_RAISE(int64_t got,
+                            io::ReceiveAll(socket_.get(), chunk->mutable_data(), wanted, deadline));
+      if (got == 0 && decoder_.Finish().ok()) {  // between two frames
+        return arrow::Status::IOError("the worker closed the connection");
+      }
+      if (got < wanted) return Truncated(decoder_.part(), wanted, got);
+      ARROW_RETURN_NOT_OK(decoder_.Consume(std::move(chunk)));
+    }
   }
 
   void Shutdown() override {
@@ -58,39 +64,24 @@ class UdsConnection : public Connection {
                                   part, " (", got, " of ", expected, " bytes arrived)");
   }
 
-  // Reads `length` bytes into a new 64-byte-aligned buffer.
-  arrow::Result<std::shared_ptr<arrow::Buffer>> ReceiveBuffer(const char* part, int64_t length,
-                                                              io::Deadline deadline) {
-    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buffer, arrow::AllocateBuffer(length));
-    ARROW_ASSIGN_OR_RAISE(int64_t got,
-                          io::ReceiveAll(socket_.get(), buffer->mutable_data(), length, deadline));
-    if (got < length) return Truncated(part, length, got);
-    return buffer;
-  }
-
-  arrow::Result<WorkerReply> ReceiveControl(const protocol::FrameHeader& header,
-                                            io::Deadline deadline) {
-    ARROW_ASSIGN_OR_RAISE(auto bytes, ReceiveBuffer("metadata", header.metadata_length, deadline));
+  static arrow::Result<WorkerReply> Decode(const protocol::Frame& frame) {
     WorkerReply reply;
-    reply.control.emplace();
-    if (!reply.control->ParseFromArray(bytes->data(), static_cast<int>(bytes->size()))) {
-      return arrow::Status::IOError(
-          "the worker sent a control frame that is not a valid "
-          "quiver.v1.WorkerMessage (",
-          bytes->size(), " bytes)");
+    if (frame.kind == protocol::FrameKind::kControl) {
+      reply.control.emplace();
+      if (!reply.control->ParseFromArray(frame.metadata->data(),
+                                         static_cast<int>(frame.metadata->size()))) {
+        return arrow::Status::IOError(
+            "the worker sent a control frame that is not a valid "
+            "quiver.v1.WorkerMessage (",
+            frame.metadata->size(), " bytes)");
+      }
+      return reply;
     }
-    return reply;
-  }
-
-  arrow::Result<WorkerReply> ReceiveBatch(const protocol::FrameHeader& header,
-                                          io::Deadline deadline) {
-    ARROW_ASSIGN_OR_RAISE(auto body, ReceiveBuffer("body", header.body_length, deadline));
-    WorkerReply reply;
-    reply.sequence = header.sequence;
-    auto batch = protocol::DecodeBatchStream(std::move(body));
+    reply.sequence = frame.sequence;
+    auto batch = protocol::DecodeBatchStream(frame.body);
     if (!batch.ok()) {
       return batch.status().WithMessage(
-          "the worker sent a result for batch ", header.sequence,
+          "the worker sent a result for batch ", frame.sequence,
           " that is not a valid Arrow IPC stream: ", batch.status().message());
     }
     reply.batch = std::move(batch).ValueUnsafe();
@@ -99,7 +90,7 @@ class UdsConnection : public Connection {
 
   io::UniqueFd socket_;
   std::string endpoint_;
-  protocol::FramingLimits limits_;
+  protocol::FrameDecoder decoder_;  // used by the receiving thread only
   std::mutex shutdown_mutex_;
   bool shut_down_ = false;
 };

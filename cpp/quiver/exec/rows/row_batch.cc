@@ -1,4 +1,4 @@
-#include "quiver/exec/row_batch.h"
+#include "quiver/exec/rows/row_batch.h"
 
 #include <algorithm>
 #include <limits>
@@ -9,7 +9,7 @@
 #include <arrow/type.h>
 #include <arrow/util/bit_util.h>
 
-namespace quiver::exec {
+namespace quiver::exec::rows {
 
 RowBatch::RowBatch(std::shared_ptr<arrow::Schema> schema, std::shared_ptr<arrow::Buffer> data,
                    std::vector<int64_t> row_offsets)
@@ -391,4 +391,4 @@ arrow::Result<RowBatch> ColumnarToRows(const arrow::RecordBatch& batch, arrow::M
   return RowBatch(batch.schema(), std::move(data), std::move(row_offsets));
 }
 
-}  // namespace quiver::exec
+}  // namespace quiver::exec::rows

@@ -1,4 +1,4 @@
-#include "quiver/exec/arrow_row_writer.h"
+#include "quiver/exec/rows/arrow_row_writer.h"
 
 #include <cstring>
 #include <string_view>
@@ -10,7 +10,7 @@
 #include <arrow/type.h>
 #include <arrow/type_traits.h>
 
-namespace quiver::exec {
+namespace quiver::exec::rows {
 
 namespace {
 
@@ -295,4 +295,4 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> ArrowRowWriter::Flush() {
   return batch;
 }
 
-}  // namespace quiver::exec
+}  // namespace quiver::exec::rows

@@ -12,9 +12,9 @@
 #include <arrow/status.h>
 #include <arrow/type_fwd.h>
 
-#include "quiver/exec/row_batch.h"
+#include "quiver/exec/rows/row_batch.h"
 
-namespace quiver::exec {
+namespace quiver::exec::rows {
 
 /// \brief Turns rows into Arrow batches, one value at a time (input path 2).
 ///
@@ -72,4 +72,4 @@ class ArrowRowWriter {
   int64_t num_rows_ = 0;
 };
 
-}  // namespace quiver::exec
+}  // namespace quiver::exec::rows

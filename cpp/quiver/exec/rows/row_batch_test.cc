@@ -1,4 +1,4 @@
-#include "quiver/exec/row_batch.h"
+#include "quiver/exec/rows/row_batch.h"
 
 #include <cstring>
 #include <map>
@@ -15,10 +15,10 @@
 #include <arrow/record_batch.h>
 #include <arrow/type.h>
 
-#include "quiver/exec/arrow_row_writer.h"
+#include "quiver/exec/rows/arrow_row_writer.h"
 #include "quiver/testing/status_matchers.h"
 
-namespace quiver::exec {
+namespace quiver::exec::rows {
 namespace {
 
 struct Column {
@@ -415,4 +415,4 @@ TEST(ArrowRowWriterTest, RejectsBadRowsAndIndices) {
 }
 
 }  // namespace
-}  // namespace quiver::exec
+}  // namespace quiver::exec::rows

@@ -40,7 +40,7 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
-namespace quiver::exec {
+namespace quiver::exec::rows {
 
 class RowView;
 class ArrayView;
@@ -184,4 +184,4 @@ class RowBatch {
 arrow::Result<RowBatch> ColumnarToRows(const arrow::RecordBatch& batch,
                                        arrow::MemoryPool* pool = arrow::default_memory_pool());
 
-}  // namespace quiver::exec
+}  // namespace quiver::exec::rows

@@ -1,0 +1,11 @@
+#pragma once
+
+#include <cstdint>
+
+namespace quiver::protocol {
+
+/// The quiver.v1 protocol version this engine speaks: sent in Init, required in
+/// a worker's Hello (docs/protocol.md, section 2).
+inline constexpr uint32_t kProtocolVersion = 1;
+
+}  // namespace quiver::protocol

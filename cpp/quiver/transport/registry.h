@@ -1,0 +1,59 @@
+#pragma once
+
+// The transports of this process, by name. A transport registers under its
+// endpoint scheme and any aliases; the dispatcher looks up
+// WorkerSpec::transport, and a remote worker's endpoint scheme, here.
+//
+// Built in (each its own target, see the folders):
+//   unix, alias uds   transport/uds   quiver.v1 framing over a Unix socket the
+//                                     engine listens on (quiver_transport_uds)
+//   grpc+unix         transport/grpc  the UdfWorker gRPC service on a Unix socket
+//   grpc+tcp          transport/grpc  ... on a loopback TCP port, or a remote
+//                                     worker's HOST:PORT (quiver_transport_grpc)
+//
+// A transport's folder registers it with a TransportRegistration object at
+// namespace scope; an engine that wants the transport links its target whole
+// (CMake: $<LINK_LIBRARY:WHOLE_ARCHIVE,quiver_transport_NAME>) so that the
+// object is not dropped by the linker. A test or an engine may also call
+// RegisterTransport itself.
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <arrow/result.h>
+#include <arrow/status.h>
+
+#include "quiver/transport/worker_endpoint.h"
+
+namespace quiver::transport {
+
+/// The transport WorkerSpec uses unless told otherwise.
+inline constexpr char kDefaultTransport[] = "uds";
+
+/// Registers `transport` under every name in `names` (the endpoint scheme
+/// first). Fails, registering nothing, when a name is already taken.
+arrow::Status RegisterTransport(const std::vector<std::string>& names,
+                                std::shared_ptr<Transport> transport);
+
+/// Returns the transport registered under `name`; the error lists the names there are.
+arrow::Result<std::shared_ptr<Transport>> FindTransport(std::string_view name);
+
+/// Returns every registered name, sorted.
+std::vector<std::string> TransportNames();
+
+/// Returns the scheme of `endpoint`: the text before its first ':' ("grpc+tcp"
+/// for "grpc+tcp:127.0.0.1:5000"), or the whole text when it has none.
+std::string_view EndpointScheme(std::string_view endpoint);
+
+/// Registers a transport when constructed; for namespace-scope objects in a
+/// transport's folder. A failure (a name taken twice) aborts the process with
+/// the reason, since it is a build mistake.
+class TransportRegistration {
+ public:
+  TransportRegistration(const std::vector<std::string>& names,
+                        std::shared_ptr<Transport> transport);
+};
+
+}  // namespace quiver::transport
