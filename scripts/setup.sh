@@ -105,7 +105,25 @@ build() {
   fi
 }
 
+# The Rust worker SDK (rust/quiver-worker) and its example worker, which the tests and
+# `quiver run` start. cargo comes from the machine (rustup's ~/.cargo/bin included); when
+# there is none, from Debian's package (its Rust must be recent enough for arrow-rs).
+build_rust() {
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v cargo >/dev/null; then
+    step "installing cargo (Debian package)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends cargo
+  fi
+  step "building the Rust workspace (release)"
+  # The first run fetches the crates Cargo.lock names; later runs build offline.
+  (cd "$root/rust" && cargo build --release --locked --workspace --examples --quiet)
+}
+
 install_debian_packages
 create_python_environment
 generate_python_protocol
 build
+build_rust
