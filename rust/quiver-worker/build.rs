@@ -7,7 +7,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed={}", proto.display());
     // Hello.runtime names the compiler the worker was built with.
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let version = std::process::Command::new(rustc).arg("--version").output()?;
+    let version = std::process::Command::new(rustc)
+        .arg("--version")
+        .output()?;
     let version = String::from_utf8_lossy(&version.stdout);
     let number = version.split_whitespace().nth(1).unwrap_or("unknown");
     println!("cargo:rustc-env=QUIVER_RUSTC_VERSION={number}");

@@ -26,8 +26,16 @@ fn upper(args: &[ArrayRef]) -> UdfResult {
 /// Adds one to an int64 or float64 column, keeping its type.
 fn add_one(args: &[ArrayRef]) -> UdfResult {
     Ok(match args[0].data_type() {
-        DataType::Int64 => Arc::new(args[0].as_primitive::<Int64Type>().unary::<_, Int64Type>(|v| v.wrapping_add(1))),
-        _ => Arc::new(args[0].as_primitive::<Float64Type>().unary::<_, Float64Type>(|v| v + 1.0)),
+        DataType::Int64 => Arc::new(
+            args[0]
+                .as_primitive::<Int64Type>()
+                .unary::<_, Int64Type>(|v| v.wrapping_add(1)),
+        ),
+        _ => Arc::new(
+            args[0]
+                .as_primitive::<Float64Type>()
+                .unary::<_, Float64Type>(|v| v + 1.0),
+        ),
     })
 }
 
@@ -40,7 +48,9 @@ fn raise_error(_args: &[ArrayRef]) -> UdfResult {
 fn numeric(args: &[DataType]) -> Result<DataType, String> {
     match args {
         [t @ (DataType::Int64 | DataType::Float64)] => Ok(t.clone()),
-        other => Err(format!("add_one takes one int64 or float64 argument, got {other:?}")),
+        other => Err(format!(
+            "add_one takes one int64 or float64 argument, got {other:?}"
+        )),
     }
 }
 

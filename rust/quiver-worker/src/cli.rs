@@ -14,7 +14,8 @@ pub const EXIT_CONNECTION_LOST: i32 = 1;
 /// Exit status for a usage error.
 pub const EXIT_USAGE: i32 = 2;
 
-const USAGE: &str = "usage: WORKER --id ID --connection ENDPOINT [--transport uds|grpc] [--log-level LEVEL]
+const USAGE: &str =
+    "usage: WORKER --id ID --connection ENDPOINT [--transport uds|grpc] [--log-level LEVEL]
   uds (default):  --connection unix:/path/to/socket     (the engine listens; the worker connects)
   grpc:           --connection grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (the worker serves)
   The secret comes from the environment variable QUIVER_WORKER_SECRET.";
@@ -48,7 +49,12 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
             Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
             _ => (flag.as_str(), None),
         };
-        let mut value = || inline.clone().or_else(|| rest.next().cloned()).ok_or(format!("{name} needs a value"));
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| rest.next().cloned())
+                .ok_or(format!("{name} needs a value"))
+        };
         match name {
             "--id" => id = Some(value()?),
             "--connection" => connection = Some(value()?),
@@ -68,8 +74,16 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
     }
     let id = id.ok_or("--id is required")?;
     let connection = connection.ok_or("--connection is required")?;
-    let transport = transport.unwrap_or(if connection.starts_with("grpc+") { Transport::Grpc } else { Transport::Uds });
-    Ok(Args { id, connection, transport })
+    let transport = transport.unwrap_or(if connection.starts_with("grpc+") {
+        Transport::Grpc
+    } else {
+        Transport::Uds
+    });
+    Ok(Args {
+        id,
+        connection,
+        transport,
+    })
 }
 
 /// What `Hello.runtime` says about this worker.
@@ -119,19 +133,27 @@ fn run_uds(args: &Args, secret: &[u8], registry: Arc<Registry>) -> i32 {
             return EXIT_USAGE;
         }
         Err(err) => {
-            eprintln!("quiver-worker[{}]: cannot connect to {}: {err}", args.id, args.connection);
+            eprintln!(
+                "quiver-worker[{}]: cannot connect to {}: {err}",
+                args.id, args.connection
+            );
             return EXIT_CONNECTION_LOST;
         }
     };
     let hello = crate::hello(&args.id, secret.to_vec());
-    if let Err(err) = conn.send(&crate::machine::message_of(crate::proto::worker_message::Kind::Hello(hello))) {
+    if let Err(err) = conn.send(&crate::machine::message_of(
+        crate::proto::worker_message::Kind::Hello(hello),
+    )) {
         eprintln!("quiver-worker[{}]: cannot send Hello: {err}", args.id);
         return EXIT_CONNECTION_LOST;
     }
     match uds::serve_connection(&mut conn, registry) {
         uds::Ending::Done => EXIT_OK,
         uds::Ending::Lost(why) => {
-            eprintln!("quiver-worker[{}]: connection to the engine lost: {why}", args.id);
+            eprintln!(
+                "quiver-worker[{}]: connection to the engine lost: {why}",
+                args.id
+            );
             EXIT_CONNECTION_LOST
         }
     }
@@ -155,7 +177,12 @@ mod tests {
     use super::*;
 
     fn args(text: &str) -> Result<Args, String> {
-        parse_args(&text.split_whitespace().map(str::to_owned).collect::<Vec<_>>())
+        parse_args(
+            &text
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )
     }
 
     #[test]
@@ -164,15 +191,22 @@ mod tests {
         assert_eq!((uds.id.as_str(), uds.transport), ("3", Transport::Uds));
         let grpc = args("--transport grpc --id 4 --connection grpc+tcp:127.0.0.1:5000").unwrap();
         assert_eq!(grpc.transport, Transport::Grpc);
-        assert_eq!(args("--id=5 --connection=grpc+unix:/s").unwrap().transport, Transport::Grpc);
+        assert_eq!(
+            args("--id=5 --connection=grpc+unix:/s").unwrap().transport,
+            Transport::Grpc
+        );
     }
 
     #[test]
     fn usage_errors_say_what_is_wrong() {
         assert!(args("--connection unix:/x").unwrap_err().contains("--id"));
         assert!(args("--id 1").unwrap_err().contains("--connection"));
-        assert!(args("--id 1 --connection unix:/x --bogus").unwrap_err().contains("--bogus"));
+        assert!(args("--id 1 --connection unix:/x --bogus")
+            .unwrap_err()
+            .contains("--bogus"));
         assert!(args("--id").unwrap_err().contains("needs a value"));
-        assert!(args("--id 1 --connection unix:/x --transport tcp").unwrap_err().contains("tcp"));
+        assert!(args("--id 1 --connection unix:/x --transport tcp")
+            .unwrap_err()
+            .contains("tcp"));
     }
 }

@@ -22,7 +22,12 @@ pub const SYMBOL_PAYLOAD: &str = "symbol";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
     /// The UDF returned an error or panicked.
-    User { udf: String, class: String, message: String, traceback: String },
+    User {
+        udf: String,
+        class: String,
+        message: String,
+        traceback: String,
+    },
     /// The worker cannot run the UDF (unknown name, wrong result length or type, ...).
     Worker { udf: String, message: String },
     /// The engine sent something the protocol does not allow here.
@@ -31,32 +36,50 @@ pub enum Failure {
 
 impl Failure {
     fn worker(udf: &str, message: String) -> Self {
-        Failure::Worker { udf: udf.to_owned(), message }
+        Failure::Worker {
+            udf: udf.to_owned(),
+            message,
+        }
     }
 
     /// The `Error` message, naming batch `sequence` when there is one.
     pub fn to_proto(&self, sequence: Option<u64>) -> proto::Error {
         use proto::error::Kind;
         let kind = match self.clone() {
-            Failure::User { udf, class, message, traceback } => Kind::UserError(proto::UserError {
+            Failure::User {
+                udf,
+                class,
+                message,
+                traceback,
+            } => Kind::UserError(proto::UserError {
                 udf_name: udf,
                 message,
                 error_class: class,
                 traceback,
             }),
-            Failure::Worker { udf, message } => {
-                Kind::WorkerError(proto::WorkerError { message, udf_name: udf })
-            }
+            Failure::Worker { udf, message } => Kind::WorkerError(proto::WorkerError {
+                message,
+                udf_name: udf,
+            }),
             Failure::Protocol(message) => Kind::ProtocolError(proto::ProtocolError { message }),
         };
-        proto::Error { sequence: sequence.unwrap_or(0), has_sequence: sequence.is_some(), kind: Some(kind) }
+        proto::Error {
+            sequence: sequence.unwrap_or(0),
+            has_sequence: sequence.is_some(),
+            kind: Some(kind),
+        }
     }
 }
 
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Failure::User { udf, class, message, .. } => write!(f, "UDF '{udf}' failed: {class}: {message}"),
+            Failure::User {
+                udf,
+                class,
+                message,
+                ..
+            } => write!(f, "UDF '{udf}' failed: {class}: {message}"),
             Failure::Worker { message, .. } => write!(f, "worker error: {message}"),
             Failure::Protocol(message) => write!(f, "protocol error: {message}"),
         }
@@ -95,7 +118,11 @@ fn peak_rss_bytes() -> u64 {
         return 0;
     }
     let kib = u64::try_from(usage.ru_maxrss).unwrap_or(0);
-    if cfg!(target_os = "macos") { kib } else { kib * 1024 }
+    if cfg!(target_os = "macos") {
+        kib
+    } else {
+        kib * 1024
+    }
 }
 
 /// A UDF of the execution, ready to be called on batches.
@@ -122,7 +149,11 @@ pub struct Execution {
 impl Execution {
     /// Hold `init`; nothing is checked or bound until [`Execution::load`].
     pub fn new(mut init: proto::Init) -> Self {
-        let payloads = init.udfs.iter_mut().map(|udf| std::mem::take(&mut udf.payload)).collect();
+        let payloads = init
+            .udfs
+            .iter_mut()
+            .map(|udf| std::mem::take(&mut udf.payload))
+            .collect();
         let chunks_left = init.payload_chunk_count;
         Execution {
             init,
@@ -154,9 +185,15 @@ impl Execution {
             )));
         }
         let count = self.payloads.len();
-        let payload = self.payloads.get_mut(chunk.udf_index as usize).ok_or_else(|| {
-            Failure::Protocol(format!("PayloadChunk for udf_index {}, but Init has {count} UDFs", chunk.udf_index))
-        })?;
+        let payload = self
+            .payloads
+            .get_mut(chunk.udf_index as usize)
+            .ok_or_else(|| {
+                Failure::Protocol(format!(
+                    "PayloadChunk for udf_index {}, but Init has {count} UDFs",
+                    chunk.udf_index
+                ))
+            })?;
         payload.extend_from_slice(&chunk.data);
         self.chunks_left -= 1;
         Ok(())
@@ -167,7 +204,9 @@ impl Execution {
         self.check_init()?;
         if !self.init.input_schema.is_empty() {
             let schema = ipc::decode_schema(&self.init.input_schema).map_err(|err| {
-                Failure::Protocol(format!("Init.input_schema is not an Arrow IPC schema message: {err}"))
+                Failure::Protocol(format!(
+                    "Init.input_schema is not an Arrow IPC schema message: {err}"
+                ))
             })?;
             self.input_schema = Some(schema);
         }
@@ -175,10 +214,14 @@ impl Execution {
         for index in 0..self.init.udfs.len() {
             udfs.push(self.bind(index, registry)?);
         }
-        let fields: Vec<Field> = udfs.iter().map(|u| Field::new(&u.name, u.return_type.clone(), true)).collect();
+        let fields: Vec<Field> = udfs
+            .iter()
+            .map(|u| Field::new(&u.name, u.return_type.clone(), true))
+            .collect();
         self.result_schema = ipc::shared(Schema::new(fields));
-        let encoded = ipc::encode_schema(&self.result_schema)
-            .map_err(|err| Failure::worker("", format!("cannot encode the result schema: {err}")))?;
+        let encoded = ipc::encode_schema(&self.result_schema).map_err(|err| {
+            Failure::worker("", format!("cannot encode the result schema: {err}"))
+        })?;
         self.udfs = Some(udfs);
         Ok(encoded)
     }
@@ -195,7 +238,10 @@ impl Execution {
         if init.data_format != proto::DataFormat::ArrowIpcStream as i32 {
             return Err(Failure::worker(
                 "",
-                format!("Init has data_format {}; this worker reads ARROW_IPC_STREAM (1) only", init.data_format),
+                format!(
+                    "Init has data_format {}; this worker reads ARROW_IPC_STREAM (1) only",
+                    init.data_format
+                ),
             ));
         }
         if init.udfs.is_empty() {
@@ -219,8 +265,12 @@ impl Execution {
                 ),
             ));
         }
-        let symbol = std::str::from_utf8(&self.payloads[index])
-            .map_err(|_| Failure::worker(name, format!("UDF '{name}' has a symbol payload that is not UTF-8")))?;
+        let symbol = std::str::from_utf8(&self.payloads[index]).map_err(|_| {
+            Failure::worker(
+                name,
+                format!("UDF '{name}' has a symbol payload that is not UTF-8"),
+            )
+        })?;
         let udf = registry.get(symbol).ok_or_else(|| {
             Failure::worker(
                 name,
@@ -236,7 +286,12 @@ impl Execution {
         if !definition.return_type.is_empty() {
             check_declared(name, &definition.return_type, &return_type)?;
         }
-        Ok(BoundUdf { name: name.to_owned(), udf: udf.clone(), offsets, return_type })
+        Ok(BoundUdf {
+            name: name.to_owned(),
+            udf: udf.clone(),
+            offsets,
+            return_type,
+        })
     }
 
     /// Check argument offsets against the input schema.
@@ -255,7 +310,12 @@ impl Execution {
     }
 
     /// Settle the UDF's return type from its argument types.
-    fn return_type(&self, name: &str, udf: &ScalarUdf, offsets: &[usize]) -> Result<DataType, Failure> {
+    fn return_type(
+        &self,
+        name: &str,
+        udf: &ScalarUdf,
+        offsets: &[usize],
+    ) -> Result<DataType, Failure> {
         let args: Vec<DataType> = match &self.input_schema {
             Some(schema) => offsets.iter().map(|&at| schema.field(at).data_type().clone()).collect(),
             None if matches!(udf.returns, crate::Returns::Type(_)) => Vec::new(),
@@ -268,7 +328,13 @@ impl Execution {
         };
         udf.returns.resolve(&args).map_err(|why| {
             let types: Vec<String> = args.iter().map(ToString::to_string).collect();
-            Failure::worker(name, format!("UDF '{name}' cannot take arguments ({}): {why}", types.join(", ")))
+            Failure::worker(
+                name,
+                format!(
+                    "UDF '{name}' cannot take arguments ({}): {why}",
+                    types.join(", ")
+                ),
+            )
         })
     }
 
@@ -280,15 +346,20 @@ impl Execution {
         let udfs = self.udfs.as_ref().expect("run_batch after load");
         let mut columns = Vec::with_capacity(udfs.len());
         for udf in udfs {
-            let args: Vec<ArrayRef> = udf.offsets.iter().map(|&at| batch.column(at).clone()).collect();
+            let args: Vec<ArrayRef> = udf
+                .offsets
+                .iter()
+                .map(|&at| batch.column(at).clone())
+                .collect();
             let started = Instant::now();
             let result = call_user(&udf.udf, &udf.name, &args);
             self.metrics.udf_nanos += elapsed_nanos(started);
             columns.push(check_result(udf, result?, batch.num_rows())?);
         }
         let started = Instant::now();
-        let result = RecordBatch::try_new(self.result_schema.clone(), columns)
-            .map_err(|err| Failure::worker("", format!("cannot assemble the result batch: {err}")))?;
+        let result = RecordBatch::try_new(self.result_schema.clone(), columns).map_err(|err| {
+            Failure::worker("", format!("cannot assemble the result batch: {err}"))
+        })?;
         let encoded = ipc::encode_batch(&result)
             .map_err(|err| Failure::worker("", format!("cannot encode the result batch: {err}")))?;
         self.metrics.codec_nanos += elapsed_nanos(started);
@@ -303,7 +374,12 @@ impl Execution {
         let batch = ipc::decode_batch(body).map_err(Failure::Protocol)?;
         if let Some(expected) = &self.input_schema {
             let same = batch.schema().fields().len() == expected.fields().len()
-                && batch.schema().fields().iter().zip(expected.fields()).all(|(a, b)| a.data_type() == b.data_type());
+                && batch
+                    .schema()
+                    .fields()
+                    .iter()
+                    .zip(expected.fields())
+                    .all(|(a, b)| a.data_type() == b.data_type());
             if !same {
                 return Err(Failure::Protocol(format!(
                     "a Data batch has column types ({}), but Init.input_schema has ({})",
@@ -332,7 +408,9 @@ fn check_eval_type(definition: &proto::UdfDefinition) -> Result<(), Failure> {
     if eval == proto::EvalType::Unspecified as i32 || eval == proto::EvalType::ScalarArrow as i32 {
         return Ok(());
     }
-    let shown = proto::EvalType::try_from(eval).map_or(eval.to_string(), |e| format!("{} ({eval})", e.as_str_name()));
+    let shown = proto::EvalType::try_from(eval).map_or(eval.to_string(), |e| {
+        format!("{} ({eval})", e.as_str_name())
+    });
     Err(Failure::worker(
         &definition.name,
         format!(
@@ -345,7 +423,9 @@ fn check_eval_type(definition: &proto::UdfDefinition) -> Result<(), Failure> {
 /// Reject a return type that differs from the one the engine declared.
 fn check_declared(name: &str, declared: &[u8], resolved: &DataType) -> Result<(), Failure> {
     let schema = ipc::decode_schema(declared).map_err(|err| {
-        Failure::Protocol(format!("return_type of UDF '{name}' is not an Arrow IPC schema message: {err}"))
+        Failure::Protocol(format!(
+            "return_type of UDF '{name}' is not an Arrow IPC schema message: {err}"
+        ))
     })?;
     if schema.fields().len() != 1 {
         return Err(Failure::Protocol(format!(
@@ -357,7 +437,9 @@ fn check_declared(name: &str, declared: &[u8], resolved: &DataType) -> Result<()
     if declared != resolved {
         return Err(Failure::worker(
             name,
-            format!("UDF '{name}' returns {resolved}, but the engine declared return type {declared}"),
+            format!(
+                "UDF '{name}' returns {resolved}, but the engine declared return type {declared}"
+            ),
         ));
     }
     Ok(())
@@ -368,13 +450,22 @@ fn check_result(udf: &BoundUdf, array: ArrayRef, rows: usize) -> Result<ArrayRef
     if array.data_type() != &udf.return_type {
         return Err(Failure::worker(
             &udf.name,
-            format!("UDF '{}' returned an array of type {}, but its return type is {}", udf.name, array.data_type(), udf.return_type),
+            format!(
+                "UDF '{}' returned an array of type {}, but its return type is {}",
+                udf.name,
+                array.data_type(),
+                udf.return_type
+            ),
         ));
     }
     if array.len() != rows {
         return Err(Failure::worker(
             &udf.name,
-            format!("UDF '{}' returned {} values for a batch of {rows} rows", udf.name, array.len()),
+            format!(
+                "UDF '{}' returned {} values for a batch of {rows} rows",
+                udf.name,
+                array.len()
+            ),
         ));
     }
     Ok(array)
@@ -390,7 +481,9 @@ thread_local! {
 pub fn install_panic_hook() {
     let previous = panic::take_hook();
     panic::set_hook(Box::new(move |info| {
-        let location = info.location().map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}:{}", l.file(), l.line(), l.column()));
         PANIC_LOCATION.with(|cell| *cell.borrow_mut() = location);
         previous(info);
     }));
@@ -407,7 +500,9 @@ fn call_user(udf: &ScalarUdf, name: &str, args: &[ArrayRef]) -> Result<ArrayRef,
                 udf: name.to_owned(),
                 class: "panic".to_owned(),
                 message: panic_message(payload.as_ref()),
-                traceback: location.map(|at| format!("panicked at {at}")).unwrap_or_default(),
+                traceback: location
+                    .map(|at| format!("panicked at {at}"))
+                    .unwrap_or_default(),
             })
         }
     }
@@ -430,7 +525,12 @@ fn user_failure(name: &str, err: &BoxError) -> Failure {
         traceback.push_str(&format!("caused by: {cause}\n"));
         source = cause.source();
     }
-    Failure::User { udf: name.to_owned(), class, message: err.to_string(), traceback }
+    Failure::User {
+        udf: name.to_owned(),
+        class,
+        message: err.to_string(),
+        traceback,
+    }
 }
 
 /// The text a panic was raised with.
@@ -449,5 +549,10 @@ fn elapsed_nanos(started: Instant) -> u64 {
 }
 
 fn types_text(schema: &Schema) -> String {
-    schema.fields().iter().map(|f| f.data_type().to_string()).collect::<Vec<_>>().join(", ")
+    schema
+        .fields()
+        .iter()
+        .map(|f| f.data_type().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

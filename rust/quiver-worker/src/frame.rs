@@ -29,7 +29,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_metadata: 64 << 20, max_body: 2 << 30 }
+        Limits {
+            max_metadata: 64 << 20,
+            max_body: 2 << 30,
+        }
     }
 }
 
@@ -59,7 +62,12 @@ impl fmt::Display for BadFrame {
 impl std::error::Error for BadFrame {}
 
 /// Write the 32 header bytes of a frame.
-pub fn encode_header(kind: FrameKind, sequence: u64, metadata_length: u32, body_length: u64) -> [u8; HEADER_SIZE] {
+pub fn encode_header(
+    kind: FrameKind,
+    sequence: u64,
+    metadata_length: u32,
+    body_length: u64,
+) -> [u8; HEADER_SIZE] {
     let mut raw = [0u8; HEADER_SIZE];
     raw[0..4].copy_from_slice(&MAGIC);
     raw[4] = kind as u8;
@@ -84,10 +92,17 @@ pub fn parse_header(raw: &[u8; HEADER_SIZE], limits: &Limits) -> Result<FrameHea
     let kind = match raw[4] {
         1 => FrameKind::Control,
         2 => FrameKind::Data,
-        other => return Err(BadFrame(format!("unknown frame kind {other} (1 = control, 2 = data)"))),
+        other => {
+            return Err(BadFrame(format!(
+                "unknown frame kind {other} (1 = control, 2 = data)"
+            )))
+        }
     };
     if raw[5] != 0 {
-        return Err(BadFrame(format!("frame flags must be 0, got {:#04x}", raw[5])));
+        return Err(BadFrame(format!(
+            "frame flags must be 0, got {:#04x}",
+            raw[5]
+        )));
     }
     if u16_at(6) != 0 || u32_at(20) != 0 {
         return Err(BadFrame(format!(
@@ -96,7 +111,12 @@ pub fn parse_header(raw: &[u8; HEADER_SIZE], limits: &Limits) -> Result<FrameHea
             u32_at(20)
         )));
     }
-    let header = FrameHeader { kind, sequence: u64_at(8), metadata_length: u32_at(16), body_length: u64_at(24) };
+    let header = FrameHeader {
+        kind,
+        sequence: u64_at(8),
+        metadata_length: u32_at(16),
+        body_length: u64_at(24),
+    };
     check_layout(&header)?;
     check_limits(&header, limits)?;
     Ok(header)
@@ -109,9 +129,10 @@ fn check_layout(header: &FrameHeader) -> Result<(), BadFrame> {
             "control frame with a body of {} bytes (must be empty)",
             header.body_length
         ))),
-        FrameKind::Control if header.sequence != 0 => {
-            Err(BadFrame(format!("control frame with sequence {} (must be 0)", header.sequence)))
-        }
+        FrameKind::Control if header.sequence != 0 => Err(BadFrame(format!(
+            "control frame with sequence {} (must be 0)",
+            header.sequence
+        ))),
         FrameKind::Data if header.metadata_length != 0 => Err(BadFrame(format!(
             "data frame with {} bytes of metadata (must be empty)",
             header.metadata_length
@@ -149,8 +170,8 @@ mod tests {
     fn finish_control_frame_matches_the_spec_example() {
         // docs/protocol.md section 4: the control frame of EngineMessage{finish{}}.
         let expected: [u8; 32] = [
-            0x51, 0x56, 0x52, 0x31, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0, 0,
-            0, 0, 0, 0, 0, 0, 0, 0,
+            0x51, 0x56, 0x52, 0x31, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x02, 0, 0, 0, 0, 0, 0,
+            0, 0, 0, 0, 0, 0, 0, 0, 0,
         ];
         assert_eq!(header(FrameKind::Control, 0, 2, 0), expected);
     }
@@ -186,8 +207,14 @@ mod tests {
             assert!(err.0.contains(reason), "{err} does not say {reason}");
         }
         let data_with_metadata = header(FrameKind::Data, 1, 4, 8);
-        assert!(parse_header(&data_with_metadata, &limits).unwrap_err().0.contains("metadata"));
+        assert!(parse_header(&data_with_metadata, &limits)
+            .unwrap_err()
+            .0
+            .contains("metadata"));
         let huge_body = header(FrameKind::Data, 1, 0, (2 << 30) + 1);
-        assert!(parse_header(&huge_body, &limits).unwrap_err().0.contains("body of"));
+        assert!(parse_header(&huge_body, &limits)
+            .unwrap_err()
+            .0
+            .contains("body of"));
     }
 }

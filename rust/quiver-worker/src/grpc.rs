@@ -19,7 +19,9 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::cli::{Args, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
 use crate::machine::{message_of, Machine, Peer, State};
 use crate::proto::udf_worker_server::{UdfWorker, UdfWorkerServer};
-use crate::proto::{self, engine_message::Kind as In, manage_request, manage_response, worker_message::Kind as Out};
+use crate::proto::{
+    self, engine_message::Kind as In, manage_request, manage_response, worker_message::Kind as Out,
+};
 use crate::registry::Registry;
 
 /// The call metadata key that carries the worker's secret.
@@ -87,7 +89,13 @@ impl Inbox {
 }
 
 fn stops(item: &Item) -> bool {
-    matches!(item, Item::Stop(_) | Item::Message(proto::EngineMessage { kind: Some(In::Cancel(_)) }))
+    matches!(
+        item,
+        Item::Stop(_)
+            | Item::Message(proto::EngineMessage {
+                kind: Some(In::Cancel(_))
+            })
+    )
 }
 
 /// The engine's side of one call, as the state machine sees it.
@@ -104,7 +112,10 @@ impl Peer for CallPeer {
     }
 
     fn send_data(&mut self, sequence: u64, body: Vec<u8>) -> io::Result<()> {
-        let data = proto::Data { sequence, arrow_ipc: body.into() };
+        let data = proto::Data {
+            sequence,
+            arrow_ipc: body.into(),
+        };
         self.send_message(message_of(Out::Data(data)))
     }
 
@@ -118,7 +129,9 @@ fn run_call(registry: Arc<Registry>, inbox: Arc<Inbox>, mut peer: CallPeer) {
     let mut machine = Machine::new(registry);
     let outcome: io::Result<()> = (|| loop {
         match inbox.pop() {
-            Item::Message(proto::EngineMessage { kind: Some(In::Shutdown(_)) }) => machine.reject(
+            Item::Message(proto::EngineMessage {
+                kind: Some(In::Shutdown(_)),
+            }) => machine.reject(
                 "Shutdown is not a message of the Execute call: over grpc it is a Manage call",
                 None,
                 &mut peer,
@@ -134,7 +147,11 @@ fn run_call(registry: Arc<Registry>, inbox: Arc<Inbox>, mut peer: CallPeer) {
             Item::End { broken: true } => return Ok(()),
             Item::End { broken: false } => {
                 if machine.state() == State::Running {
-                    machine.reject("the Execute call's requests ended before Finish or Cancel", None, &mut peer)?;
+                    machine.reject(
+                        "the Execute call's requests ended before Finish or Cancel",
+                        None,
+                        &mut peer,
+                    )?;
                 }
                 return Ok(());
             }
@@ -163,7 +180,11 @@ struct Service {
 impl Service {
     /// Fail the call with UNAUTHENTICATED unless it carries the worker's secret.
     fn authorize<T>(&self, request: &Request<T>, method: &str) -> Result<(), Status> {
-        let given: Vec<_> = request.metadata().get_all(SECRET_METADATA_KEY).iter().collect();
+        let given: Vec<_> = request
+            .metadata()
+            .get_all(SECRET_METADATA_KEY)
+            .iter()
+            .collect();
         let problem = match given.as_slice() {
             [] => format!("the call carries no {SECRET_METADATA_KEY} metadata"),
             [one] if constant_time_eq(one.as_bytes(), &self.secret) => return Ok(()),
@@ -184,7 +205,9 @@ impl Service {
         let mut calls = self.calls.lock().expect("calls lock");
         calls.retain(|call| call.strong_count() > 0);
         if calls.len() >= MAX_EXECUTIONS {
-            return Err(Status::resource_exhausted(format!("the worker runs at most {MAX_EXECUTIONS} executions at once")));
+            return Err(Status::resource_exhausted(format!(
+                "the worker runs at most {MAX_EXECUTIONS} executions at once"
+            )));
         }
         let inbox = Arc::new(Inbox::default());
         calls.push(Arc::downgrade(&inbox));
@@ -195,7 +218,13 @@ impl Service {
     fn close(&self, cancel: Option<&str>) {
         self.closing.store(true, Ordering::SeqCst);
         if let Some(reason) = cancel {
-            for call in self.calls.lock().expect("calls lock").iter().filter_map(Weak::upgrade) {
+            for call in self
+                .calls
+                .lock()
+                .expect("calls lock")
+                .iter()
+                .filter_map(Weak::upgrade)
+            {
                 call.push(Item::Stop(reason.to_owned()));
             }
         }
@@ -223,7 +252,10 @@ struct Shared(Arc<Service>);
 impl UdfWorker for Shared {
     type ExecuteStream = ReceiverStream<Result<proto::WorkerMessage, Status>>;
 
-    async fn execute(&self, request: Request<Streaming<proto::EngineMessage>>) -> Result<Response<Self::ExecuteStream>, Status> {
+    async fn execute(
+        &self,
+        request: Request<Streaming<proto::EngineMessage>>,
+    ) -> Result<Response<Self::ExecuteStream>, Status> {
         let service = &self.0;
         service.authorize(&request, "Execute")?;
         let inbox = service.admit()?;
@@ -235,7 +267,10 @@ impl UdfWorker for Shared {
                 match next {
                     Ok(message) => reader_inbox.push(Item::Message(message)),
                     Err(status) if status.code() == tonic::Code::Internal => {
-                        let why = format!("a message on the Execute call is not an EngineMessage: {}", status.message());
+                        let why = format!(
+                            "a message on the Execute call is not an EngineMessage: {}",
+                            status.message()
+                        );
                         reader_inbox.push(Item::Undecodable(why));
                         break;
                     }
@@ -248,29 +283,43 @@ impl UdfWorker for Shared {
             reader_inbox.push(Item::End { broken });
         });
         let (outbox, answers) = mpsc::channel(OUTBOX_DEPTH);
-        let peer = CallPeer { outbox, inbox: inbox.clone() };
+        let peer = CallPeer {
+            outbox,
+            inbox: inbox.clone(),
+        };
         let registry = service.registry.clone();
         std::thread::Builder::new()
             .name("quiver-execute".into())
             .spawn(move || run_call(registry, inbox, peer))
-            .map_err(|err| Status::resource_exhausted(format!("cannot start an execution thread: {err}")))?;
+            .map_err(|err| {
+                Status::resource_exhausted(format!("cannot start an execution thread: {err}"))
+            })?;
         Ok(Response::new(ReceiverStream::new(answers)))
     }
 
-    async fn manage(&self, request: Request<proto::ManageRequest>) -> Result<Response<proto::ManageResponse>, Status> {
+    async fn manage(
+        &self,
+        request: Request<proto::ManageRequest>,
+    ) -> Result<Response<proto::ManageResponse>, Status> {
         let service = &self.0;
         service.authorize(&request, "Manage")?;
         match request.into_inner().kind {
-            Some(manage_request::Kind::Heartbeat(beat)) => {
-                Ok(Response::new(service.manage_response(manage_response::Kind::Heartbeat(beat))))
-            }
+            Some(manage_request::Kind::Heartbeat(beat)) => Ok(Response::new(
+                service.manage_response(manage_response::Kind::Heartbeat(beat)),
+            )),
             Some(manage_request::Kind::Shutdown(shutdown)) => {
                 let response = service.manage_response(manage_response::Kind::Shutdown(shutdown));
                 // Answered first; the server then stops once the running calls are done.
-                service.close(shutdown.cancel_running.then_some("the worker is shutting down"));
+                service.close(
+                    shutdown
+                        .cancel_running
+                        .then_some("the worker is shutting down"),
+                );
                 Ok(Response::new(response))
             }
-            None => Err(Status::invalid_argument("ManageRequest holds neither heartbeat nor shutdown")),
+            None => Err(Status::invalid_argument(
+                "ManageRequest holds neither heartbeat nor shutdown",
+            )),
         }
     }
 }
@@ -288,15 +337,26 @@ pub enum Endpoint {
 pub fn parse_endpoint(endpoint: &str) -> Result<Endpoint, String> {
     if let Some(path) = endpoint.strip_prefix("grpc+unix:") {
         let path = path.strip_prefix("//").unwrap_or(path);
-        return if path.is_empty() { Err(format!("endpoint '{endpoint}' names no socket path")) } else { Ok(Endpoint::Unix(path.to_owned())) };
+        return if path.is_empty() {
+            Err(format!("endpoint '{endpoint}' names no socket path"))
+        } else {
+            Ok(Endpoint::Unix(path.to_owned()))
+        };
     }
     if let Some(rest) = endpoint.strip_prefix("grpc+tcp:") {
         let rest = rest.strip_prefix("//").unwrap_or(rest);
-        let (host, port) = rest.rsplit_once(':').ok_or(format!("endpoint '{endpoint}' has no port: write grpc+tcp:HOST:PORT"))?;
-        let port: u16 = port.parse().map_err(|_| format!("endpoint '{endpoint}' has no valid port: write grpc+tcp:HOST:PORT"))?;
+        let (host, port) = rest.rsplit_once(':').ok_or(format!(
+            "endpoint '{endpoint}' has no port: write grpc+tcp:HOST:PORT"
+        ))?;
+        let port: u16 = port.parse().map_err(|_| {
+            format!("endpoint '{endpoint}' has no valid port: write grpc+tcp:HOST:PORT")
+        })?;
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let host = if host.is_empty() { "127.0.0.1" } else { host };
-        let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
         if !loopback {
             return Err(format!(
                 "endpoint '{endpoint}' is reachable from other machines: this Rust worker serves plaintext gRPC on loopback and Unix sockets only"
@@ -317,10 +377,17 @@ pub fn run(args: &Args, secret: Vec<u8>, registry: Arc<Registry>) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("quiver-worker[{}]: cannot start the gRPC runtime: {err}", args.id);
+            eprintln!(
+                "quiver-worker[{}]: cannot start the gRPC runtime: {err}",
+                args.id
+            );
             return EXIT_CONNECTION_LOST;
         }
     };
@@ -356,7 +423,9 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
             restrict_socket(path);
             announce(args);
             tokio::spawn(watch_for_stop(service.clone()));
-            tokio::spawn(server.serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown))
+            tokio::spawn(
+                server.serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown),
+            )
         }
         Endpoint::Tcp(host, port) => {
             let listener = match tokio::net::TcpListener::bind((host.as_str(), *port)).await {
@@ -365,7 +434,8 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
             };
             announce(args);
             tokio::spawn(watch_for_stop(service.clone()));
-            let incoming = TcpListenerStream::new(listener).map(|s| s.inspect(|s| drop(s.set_nodelay(true))));
+            let incoming =
+                TcpListenerStream::new(listener).map(|s| s.inspect(|s| drop(s.set_nodelay(true))));
             tokio::spawn(server.serve_with_incoming_shutdown(incoming, shutdown))
         }
     };
@@ -378,7 +448,10 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
         }
         Ok(_) => EXIT_OK,
         Err(_) => {
-            eprintln!("quiver-worker[{}]: executions did not stop within {STOP_GRACE:?}; exiting anyway", args.id);
+            eprintln!(
+                "quiver-worker[{}]: executions did not stop within {STOP_GRACE:?}; exiting anyway",
+                args.id
+            );
             EXIT_OK
         }
     };
@@ -389,13 +462,19 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
 }
 
 fn cannot_listen(args: &Args, err: io::Error) -> i32 {
-    eprintln!("quiver-worker[{}]: cannot listen on {}: {err}", args.id, args.connection);
+    eprintln!(
+        "quiver-worker[{}]: cannot listen on {}: {err}",
+        args.id, args.connection
+    );
     EXIT_CONNECTION_LOST
 }
 
 /// Exactly the line the Python worker prints: people and scripts look for it.
 fn announce(args: &Args) {
-    eprintln!("quiver-worker[{}] serving grpc on {}", args.id, args.connection);
+    eprintln!(
+        "quiver-worker[{}] serving grpc on {}",
+        args.id, args.connection
+    );
 }
 
 /// Let only this user connect (the engine's folder should be private already; calls carry the
@@ -410,7 +489,10 @@ fn restrict_socket(path: &str) {
 async fn watch_for_stop(service: Arc<Service>) {
     use tokio::signal::unix::{signal, SignalKind};
     let parent = std::os::unix::process::parent_id();
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         eprintln!("quiver-worker: cannot watch for SIGTERM");
         return;
     };
@@ -436,12 +518,27 @@ mod tests {
 
     #[test]
     fn endpoints() {
-        assert_eq!(parse_endpoint("grpc+unix:/tmp/w.sock").unwrap(), Endpoint::Unix("/tmp/w.sock".into()));
-        assert_eq!(parse_endpoint("grpc+tcp::5000").unwrap(), Endpoint::Tcp("127.0.0.1".into(), 5000));
-        assert_eq!(parse_endpoint("grpc+tcp:[::1]:7").unwrap(), Endpoint::Tcp("::1".into(), 7));
-        assert!(parse_endpoint("grpc+tcp:10.1.2.3:5000").unwrap_err().contains("other machines"));
-        assert!(parse_endpoint("grpc+tcp:127.0.0.1").unwrap_err().contains("port"));
-        assert!(parse_endpoint("unix:/x").unwrap_err().contains("unsupported"));
+        assert_eq!(
+            parse_endpoint("grpc+unix:/tmp/w.sock").unwrap(),
+            Endpoint::Unix("/tmp/w.sock".into())
+        );
+        assert_eq!(
+            parse_endpoint("grpc+tcp::5000").unwrap(),
+            Endpoint::Tcp("127.0.0.1".into(), 5000)
+        );
+        assert_eq!(
+            parse_endpoint("grpc+tcp:[::1]:7").unwrap(),
+            Endpoint::Tcp("::1".into(), 7)
+        );
+        assert!(parse_endpoint("grpc+tcp:10.1.2.3:5000")
+            .unwrap_err()
+            .contains("other machines"));
+        assert!(parse_endpoint("grpc+tcp:127.0.0.1")
+            .unwrap_err()
+            .contains("port"));
+        assert!(parse_endpoint("unix:/x")
+            .unwrap_err()
+            .contains("unsupported"));
     }
 
     #[test]
@@ -454,13 +551,22 @@ mod tests {
     #[test]
     fn the_inbox_counts_cancels_waiting() {
         let inbox = Inbox::default();
-        inbox.push(Item::Message(proto::EngineMessage { kind: Some(In::Finish(proto::Finish {})) }));
+        inbox.push(Item::Message(proto::EngineMessage {
+            kind: Some(In::Finish(proto::Finish {})),
+        }));
         assert!(!inbox.cancel_waiting());
-        inbox.push(Item::Message(proto::EngineMessage { kind: Some(In::Cancel(proto::Cancel::default())) }));
+        inbox.push(Item::Message(proto::EngineMessage {
+            kind: Some(In::Cancel(proto::Cancel::default())),
+        }));
         assert!(inbox.cancel_waiting());
         assert!(matches!(inbox.pop(), Item::Message(_)));
         assert!(inbox.cancel_waiting());
-        assert!(matches!(inbox.pop(), Item::Message(proto::EngineMessage { kind: Some(In::Cancel(_)) })));
+        assert!(matches!(
+            inbox.pop(),
+            Item::Message(proto::EngineMessage {
+                kind: Some(In::Cancel(_))
+            })
+        ));
         assert!(!inbox.cancel_waiting());
     }
 }

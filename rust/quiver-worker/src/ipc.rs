@@ -39,11 +39,17 @@ pub fn decode_batch(body: Buffer) -> Result<RecordBatch, String> {
             Ok(Some(batch)) => batches.push(batch),
             Ok(None) if rest.len() == before => break,
             Ok(None) => {}
-            Err(err) => return Err(format!("a Data body is not a valid Arrow IPC stream: {err}")),
+            Err(err) => {
+                return Err(format!(
+                    "a Data body is not a valid Arrow IPC stream: {err}"
+                ))
+            }
         }
     }
     if let Err(err) = decoder.finish() {
-        return Err(format!("a Data body is not a complete Arrow IPC stream: {err}"));
+        return Err(format!(
+            "a Data body is not a complete Arrow IPC stream: {err}"
+        ));
     }
     if batches.len() != 1 {
         return Err(format!(
@@ -94,7 +100,10 @@ mod tests {
     fn batches_round_trip_through_one_stream() {
         let batch = sample();
         let bytes = encode_batch(&batch).unwrap();
-        assert_eq!(&bytes[bytes.len() - 8..], &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
+        assert_eq!(
+            &bytes[bytes.len() - 8..],
+            &[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]
+        );
         assert_eq!(decode_batch(Buffer::from_vec(bytes)).unwrap(), batch);
     }
 

@@ -47,7 +47,12 @@ pub struct Machine {
 impl Machine {
     /// An idle machine that binds UDFs from `registry`.
     pub fn new(registry: Arc<Registry>) -> Self {
-        Machine { registry, state: State::Idle, execution: None, executions_ended: 0 }
+        Machine {
+            registry,
+            state: State::Idle,
+            execution: None,
+            executions_ended: 0,
+        }
     }
 
     /// The current state.
@@ -58,10 +63,16 @@ impl Machine {
     /// Handle one `EngineMessage` other than `Shutdown` (a transport's business).
     pub fn handle(&mut self, message: proto::EngineMessage, peer: &mut dyn Peer) -> io::Result<()> {
         match message.kind {
-            None => self.reject("an EngineMessage holds no message (unknown or empty 'kind')", None, peer),
+            None => self.reject(
+                "an EngineMessage holds no message (unknown or empty 'kind')",
+                None,
+                peer,
+            ),
             Some(In::Init(init)) => self.on_init(init, peer),
             Some(In::PayloadChunk(chunk)) => self.on_payload_chunk(chunk, peer),
-            Some(In::Data(data)) => self.on_batch(data.sequence, Buffer::from(data.arrow_ipc), peer),
+            Some(In::Data(data)) => {
+                self.on_batch(data.sequence, Buffer::from(data.arrow_ipc), peer)
+            }
             Some(In::Finish(_)) => self.on_finish(peer),
             Some(In::Cancel(cancel)) => self.on_cancel(&cancel.reason, peer),
             Some(In::Heartbeat(beat)) => peer.send_message(message_of(Out::Heartbeat(beat))),
@@ -71,7 +82,11 @@ impl Machine {
 
     fn on_init(&mut self, init: proto::Init, peer: &mut dyn Peer) -> io::Result<()> {
         if self.state != State::Idle {
-            return self.reject("Init during an execution (a worker serves one execution at a time)", None, peer);
+            return self.reject(
+                "Init during an execution (a worker serves one execution at a time)",
+                None,
+                peer,
+            );
         }
         let chunks = init.payload_chunk_count;
         self.execution = Some(Execution::new(init));
@@ -82,7 +97,11 @@ impl Machine {
         Ok(())
     }
 
-    fn on_payload_chunk(&mut self, chunk: proto::PayloadChunk, peer: &mut dyn Peer) -> io::Result<()> {
+    fn on_payload_chunk(
+        &mut self,
+        chunk: proto::PayloadChunk,
+        peer: &mut dyn Peer,
+    ) -> io::Result<()> {
         match self.state {
             State::Failed => return Ok(()),
             State::Idle => return self.reject("PayloadChunk outside an execution", None, peer),
@@ -90,7 +109,11 @@ impl Machine {
         }
         let execution = self.execution.as_mut().expect("running");
         if execution.loaded() {
-            return self.reject("PayloadChunk after the UDFs were loaded (more than Init announced)", None, peer);
+            return self.reject(
+                "PayloadChunk after the UDFs were loaded (more than Init announced)",
+                None,
+                peer,
+            );
         }
         if let Err(failure) = execution.add_payload_chunk(chunk) {
             return self.fail(failure, None, peer);
@@ -106,13 +129,18 @@ impl Machine {
         match self.state {
             State::Failed => return Ok(()), // after an Error, batches are ignored
             State::Idle => {
-                return self.reject(&format!("Data (sequence {sequence}) outside an execution"), Some(sequence), peer)
+                return self.reject(
+                    &format!("Data (sequence {sequence}) outside an execution"),
+                    Some(sequence),
+                    peer,
+                )
             }
             State::Running => {}
         }
         let execution = self.execution.as_mut().expect("running");
         if !execution.loaded() {
-            let message = format!("Data (sequence {sequence}) before all PayloadChunk messages arrived");
+            let message =
+                format!("Data (sequence {sequence}) before all PayloadChunk messages arrived");
             return self.reject(&message, Some(sequence), peer);
         }
         if peer.cancel_ahead() {
@@ -130,10 +158,16 @@ impl Machine {
         }
         let loaded = self.execution.as_ref().is_some_and(Execution::loaded);
         if self.state == State::Running && !loaded {
-            self.reject("Finish before all PayloadChunk messages arrived", None, peer)?;
+            self.reject(
+                "Finish before all PayloadChunk messages arrived",
+                None,
+                peer,
+            )?;
         }
         let metrics = self.end_execution();
-        peer.send_message(message_of(Out::FinishResponse(proto::FinishResponse { metrics: Some(metrics) })))
+        peer.send_message(message_of(Out::FinishResponse(proto::FinishResponse {
+            metrics: Some(metrics),
+        })))
     }
 
     fn on_cancel(&mut self, _reason: &str, peer: &mut dyn Peer) -> io::Result<()> {
@@ -141,7 +175,9 @@ impl Machine {
             return self.reject("Cancel outside an execution", None, peer);
         }
         let metrics = self.end_execution();
-        peer.send_message(message_of(Out::CancelResponse(proto::CancelResponse { metrics: Some(metrics) })))
+        peer.send_message(message_of(Out::CancelResponse(proto::CancelResponse {
+            metrics: Some(metrics),
+        })))
     }
 
     /// Stop the running execution from inside the worker (Shutdown with `cancel_running`, the
@@ -157,7 +193,9 @@ impl Machine {
         let execution = self.execution.as_mut().expect("running");
         match execution.load(&self.registry) {
             Ok(schema) => {
-                let response = proto::InitResponse { result_schema: schema };
+                let response = proto::InitResponse {
+                    result_schema: schema,
+                };
                 peer.send_message(message_of(Out::InitResponse(response)))
             }
             Err(failure) => self.fail(failure, None, peer),
@@ -165,7 +203,12 @@ impl Machine {
     }
 
     /// Answer a message that is not allowed in the current state with a `ProtocolError`.
-    pub fn reject(&mut self, message: &str, sequence: Option<u64>, peer: &mut dyn Peer) -> io::Result<()> {
+    pub fn reject(
+        &mut self,
+        message: &str,
+        sequence: Option<u64>,
+        peer: &mut dyn Peer,
+    ) -> io::Result<()> {
         match self.state {
             // At most one Error per execution: after it, stray messages are only logged.
             State::Failed => {
@@ -183,8 +226,15 @@ impl Machine {
     }
 
     /// Send the execution's one `Error` and wait for `Finish` or `Cancel`.
-    fn fail(&mut self, failure: Failure, sequence: Option<u64>, peer: &mut dyn Peer) -> io::Result<()> {
-        let at = sequence.map(|s| format!(" (batch {s})")).unwrap_or_default();
+    fn fail(
+        &mut self,
+        failure: Failure,
+        sequence: Option<u64>,
+        peer: &mut dyn Peer,
+    ) -> io::Result<()> {
+        let at = sequence
+            .map(|s| format!(" (batch {s})"))
+            .unwrap_or_default();
         eprintln!("quiver-worker: {failure}{at}");
         self.state = State::Failed;
         peer.send_message(message_of(Out::Error(failure.to_proto(sequence))))
@@ -224,7 +274,10 @@ mod tests {
             Ok(())
         }
         fn send_data(&mut self, sequence: u64, body: Vec<u8>) -> io::Result<()> {
-            self.sent.push(Out::Data(proto::Data { sequence, arrow_ipc: body.into() }));
+            self.sent.push(Out::Data(proto::Data {
+                sequence,
+                arrow_ipc: body.into(),
+            }));
             Ok(())
         }
         fn cancel_ahead(&mut self) -> bool {
@@ -247,15 +300,26 @@ mod tests {
     fn registry() -> Arc<Registry> {
         Arc::new(
             Registry::new()
-                .scalar("identity", crate::Returns::SameAsArg(0), |a: &[ArrayRef]| Ok(a[0].clone()))
-                .scalar("fails", DataType::Int64, |_: &[ArrayRef]| Err("no luck".into()))
+                .scalar(
+                    "identity",
+                    crate::Returns::SameAsArg(0),
+                    |a: &[ArrayRef]| Ok(a[0].clone()),
+                )
+                .scalar("fails", DataType::Int64, |_: &[ArrayRef]| {
+                    Err("no luck".into())
+                })
                 .scalar("panics", DataType::Int64, |_: &[ArrayRef]| panic!("boom"))
-                .scalar("short", DataType::Int64, |_: &[ArrayRef]| Ok(Arc::new(Int64Array::from(vec![1])) as ArrayRef)),
+                .scalar("short", DataType::Int64, |_: &[ArrayRef]| {
+                    Ok(Arc::new(Int64Array::from(vec![1])) as ArrayRef)
+                }),
         )
     }
 
     fn schema() -> Schema {
-        Schema::new(vec![Field::new("x", DataType::Int64, true), Field::new("s", DataType::Utf8, true)])
+        Schema::new(vec![
+            Field::new("x", DataType::Int64, true),
+            Field::new("s", DataType::Utf8, true),
+        ])
     }
 
     fn udf(name: &str, symbol: &str, offsets: Vec<i32>) -> proto::UdfDefinition {
@@ -276,7 +340,9 @@ mod tests {
             input_schema: ipc::encode_schema(&schema()).unwrap(),
             ..Default::default()
         };
-        proto::EngineMessage { kind: Some(In::Init(init)) }
+        proto::EngineMessage {
+            kind: Some(In::Init(init)),
+        }
     }
 
     fn engine(kind: In) -> proto::EngineMessage {
@@ -284,8 +350,12 @@ mod tests {
     }
 
     fn batch(rows: i64) -> Buffer {
-        let x: ArrayRef = Arc::new(Int64Array::from_iter((0..rows).map(|i| (i % 3 != 0).then_some(i))));
-        let s: ArrayRef = Arc::new(StringArray::from_iter_values((0..rows).map(|i| format!("v{i}"))));
+        let x: ArrayRef = Arc::new(Int64Array::from_iter(
+            (0..rows).map(|i| (i % 3 != 0).then_some(i)),
+        ));
+        let s: ArrayRef = Arc::new(StringArray::from_iter_values(
+            (0..rows).map(|i| format!("v{i}")),
+        ));
         let batch = RecordBatch::try_new(Arc::new(schema()), vec![x, s]).unwrap();
         Buffer::from_vec(ipc::encode_batch(&batch).unwrap())
     }
@@ -299,23 +369,43 @@ mod tests {
 
     #[test]
     fn an_execution_answers_every_batch_then_finishes() {
-        let (mut machine, mut peer) = started(vec![udf("a", "identity", vec![1]), udf("b", "identity", vec![0])]);
-        let Out::InitResponse(response) = &peer.take()[0] else { panic!("no InitResponse") };
+        let (mut machine, mut peer) = started(vec![
+            udf("a", "identity", vec![1]),
+            udf("b", "identity", vec![0]),
+        ]);
+        let Out::InitResponse(response) = &peer.take()[0] else {
+            panic!("no InitResponse")
+        };
         let result_schema = ipc::decode_schema(&response.result_schema).unwrap();
-        assert_eq!(result_schema.field(0), &Field::new("a", DataType::Utf8, true));
-        assert_eq!(result_schema.field(1), &Field::new("b", DataType::Int64, true));
+        assert_eq!(
+            result_schema.field(0),
+            &Field::new("a", DataType::Utf8, true)
+        );
+        assert_eq!(
+            result_schema.field(1),
+            &Field::new("b", DataType::Int64, true)
+        );
         for (sequence, rows) in [(5u64, 3), (9, 0), (12, 1000)] {
             machine.on_batch(sequence, batch(rows), &mut peer).unwrap();
-            let Out::Data(data) = &peer.take()[0] else { panic!("no Data") };
+            let Out::Data(data) = &peer.take()[0] else {
+                panic!("no Data")
+            };
             assert_eq!(data.sequence, sequence);
             let result = ipc::decode_batch(Buffer::from(data.arrow_ipc.clone())).unwrap();
             assert_eq!(result.num_rows() as i64, rows);
             assert_eq!(*result.schema(), *result_schema);
         }
-        machine.handle(engine(In::Finish(proto::Finish {})), &mut peer).unwrap();
-        let Out::FinishResponse(finish) = &peer.take()[0] else { panic!("no FinishResponse") };
+        machine
+            .handle(engine(In::Finish(proto::Finish {})), &mut peer)
+            .unwrap();
+        let Out::FinishResponse(finish) = &peer.take()[0] else {
+            panic!("no FinishResponse")
+        };
         let metrics = finish.metrics.unwrap();
-        assert_eq!((metrics.batches, metrics.rows_in, metrics.rows_out), (3, 1003, 1003));
+        assert_eq!(
+            (metrics.batches, metrics.rows_in, metrics.rows_out),
+            (3, 1003, 1003)
+        );
         assert!(metrics.peak_rss_bytes > 0);
         assert_eq!(machine.state(), State::Idle);
     }
@@ -324,28 +414,48 @@ mod tests {
     fn an_unknown_function_is_a_worker_error_at_init_naming_it() {
         let (mut machine, mut peer) = started(vec![udf("h", "hash_name", vec![0])]);
         let error = peer.error();
-        let Some(ErrorKind::WorkerError(worker)) = error.kind else { panic!("{error:?}") };
+        let Some(ErrorKind::WorkerError(worker)) = error.kind else {
+            panic!("{error:?}")
+        };
         assert_eq!(worker.udf_name, "h");
-        assert!(worker.message.contains("'hash_name'") && worker.message.contains("identity"), "{}", worker.message);
+        assert!(
+            worker.message.contains("'hash_name'") && worker.message.contains("identity"),
+            "{}",
+            worker.message
+        );
         assert_eq!(machine.state(), State::Failed);
         machine.on_batch(0, batch(2), &mut peer).unwrap();
         assert!(peer.take().is_empty(), "batches after an Error are ignored");
-        machine.handle(engine(In::Finish(proto::Finish {})), &mut peer).unwrap();
+        machine
+            .handle(engine(In::Finish(proto::Finish {})), &mut peer)
+            .unwrap();
         assert!(matches!(peer.take()[..], [Out::FinishResponse(_)]));
         assert_eq!(machine.state(), State::Idle);
     }
 
     #[test]
     fn an_err_or_a_panic_is_a_user_error_with_the_udf_name_and_batch() {
-        for (symbol, class, message) in [("fails", "Error", "no luck"), ("panics", "panic", "boom")] {
+        for (symbol, class, message) in [("fails", "Error", "no luck"), ("panics", "panic", "boom")]
+        {
             let (mut machine, mut peer) = started(vec![udf("u", symbol, vec![0])]);
             peer.take();
             machine.on_batch(7, batch(3), &mut peer).unwrap();
             let error = peer.error();
             assert!(error.has_sequence && error.sequence == 7);
-            let Some(ErrorKind::UserError(user)) = error.kind else { panic!("{error:?}") };
-            assert_eq!((user.udf_name.as_str(), user.error_class.as_str(), user.message.as_str()), ("u", class, message));
-            machine.handle(engine(In::Cancel(proto::Cancel::default())), &mut peer).unwrap();
+            let Some(ErrorKind::UserError(user)) = error.kind else {
+                panic!("{error:?}")
+            };
+            assert_eq!(
+                (
+                    user.udf_name.as_str(),
+                    user.error_class.as_str(),
+                    user.message.as_str()
+                ),
+                ("u", class, message)
+            );
+            machine
+                .handle(engine(In::Cancel(proto::Cancel::default())), &mut peer)
+                .unwrap();
             assert!(matches!(peer.take()[..], [Out::CancelResponse(_)]));
         }
     }
@@ -355,20 +465,41 @@ mod tests {
         let (mut machine, mut peer) = started(vec![udf("s", "short", vec![0])]);
         peer.take();
         machine.on_batch(0, batch(3), &mut peer).unwrap();
-        let Some(ErrorKind::WorkerError(worker)) = peer.error().kind else { panic!() };
-        assert!(worker.message.contains("returned 1 values for a batch of 3 rows"), "{}", worker.message);
+        let Some(ErrorKind::WorkerError(worker)) = peer.error().kind else {
+            panic!()
+        };
+        assert!(
+            worker
+                .message
+                .contains("returned 1 values for a batch of 3 rows"),
+            "{}",
+            worker.message
+        );
 
         let mut declared = udf("d", "identity", vec![0]);
-        declared.return_type = ipc::encode_schema(&Schema::new(vec![Field::new("d", DataType::Utf8, true)])).unwrap();
+        declared.return_type =
+            ipc::encode_schema(&Schema::new(vec![Field::new("d", DataType::Utf8, true)])).unwrap();
         let (_, mut peer) = started(vec![declared]);
-        let Some(ErrorKind::WorkerError(worker)) = peer.error().kind else { panic!() };
-        assert!(worker.message.contains("declared return type Utf8"), "{}", worker.message);
+        let Some(ErrorKind::WorkerError(worker)) = peer.error().kind else {
+            panic!()
+        };
+        assert!(
+            worker.message.contains("declared return type Utf8"),
+            "{}",
+            worker.message
+        );
 
         let mut iter = udf("i", "identity", vec![0]);
         iter.eval_type = proto::EvalType::ScalarArrowIter as i32;
         let (_, mut peer) = started(vec![iter]);
-        let Some(ErrorKind::WorkerError(worker)) = peer.error().kind else { panic!() };
-        assert!(worker.message.contains("SCALAR_ARROW_ITER"), "{}", worker.message);
+        let Some(ErrorKind::WorkerError(worker)) = peer.error().kind else {
+            panic!()
+        };
+        assert!(
+            worker.message.contains("SCALAR_ARROW_ITER"),
+            "{}",
+            worker.message
+        );
     }
 
     #[test]
@@ -376,15 +507,27 @@ mod tests {
         let mut machine = Machine::new(registry());
         let mut peer = Recorder::default();
         machine.on_batch(3, batch(1), &mut peer).unwrap();
-        assert!(matches!(peer.error().kind, Some(ErrorKind::ProtocolError(_))));
+        assert!(matches!(
+            peer.error().kind,
+            Some(ErrorKind::ProtocolError(_))
+        ));
         assert_eq!(machine.state(), State::Idle, "idle stays idle");
-        machine.handle(engine(In::Finish(proto::Finish {})), &mut peer).unwrap();
-        assert!(matches!(peer.error().kind, Some(ErrorKind::ProtocolError(_))));
+        machine
+            .handle(engine(In::Finish(proto::Finish {})), &mut peer)
+            .unwrap();
+        assert!(matches!(
+            peer.error().kind,
+            Some(ErrorKind::ProtocolError(_))
+        ));
 
         let (mut machine, mut peer) = started(vec![udf("a", "identity", vec![0])]);
         peer.take();
-        machine.handle(init(vec![udf("a", "identity", vec![0])]), &mut peer).unwrap();
-        let Some(ErrorKind::ProtocolError(error)) = peer.error().kind else { panic!() };
+        machine
+            .handle(init(vec![udf("a", "identity", vec![0])]), &mut peer)
+            .unwrap();
+        let Some(ErrorKind::ProtocolError(error)) = peer.error().kind else {
+            panic!()
+        };
         assert!(error.message.contains("Init during an execution"));
         assert_eq!(machine.state(), State::Failed);
         machine.handle(init(vec![]), &mut peer).unwrap();
@@ -392,8 +535,12 @@ mod tests {
 
         let (mut machine, mut peer) = started(vec![udf("a", "identity", vec![0])]);
         peer.take();
-        machine.on_batch(0, Buffer::from_vec(b"not arrow".to_vec()), &mut peer).unwrap();
-        let Some(ErrorKind::ProtocolError(error)) = peer.error().kind else { panic!() };
+        machine
+            .on_batch(0, Buffer::from_vec(b"not arrow".to_vec()), &mut peer)
+            .unwrap();
+        let Some(ErrorKind::ProtocolError(error)) = peer.error().kind else {
+            panic!()
+        };
         assert!(error.message.contains("Arrow IPC"), "{}", error.message);
     }
 
@@ -408,25 +555,51 @@ mod tests {
         machine.handle(message, &mut peer).unwrap();
         assert!(peer.take().is_empty());
         for piece in ["ti", "ty"] {
-            let chunk = proto::PayloadChunk { udf_index: 0, data: piece.as_bytes().to_vec() };
-            machine.handle(engine(In::PayloadChunk(chunk)), &mut peer).unwrap();
+            let chunk = proto::PayloadChunk {
+                udf_index: 0,
+                data: piece.as_bytes().to_vec(),
+            };
+            machine
+                .handle(engine(In::PayloadChunk(chunk)), &mut peer)
+                .unwrap();
         }
         assert!(matches!(peer.take()[..], [Out::InitResponse(_)]));
-        let extra = proto::PayloadChunk { udf_index: 0, data: vec![] };
-        machine.handle(engine(In::PayloadChunk(extra)), &mut peer).unwrap();
-        assert!(matches!(peer.error().kind, Some(ErrorKind::ProtocolError(_))));
+        let extra = proto::PayloadChunk {
+            udf_index: 0,
+            data: vec![],
+        };
+        machine
+            .handle(engine(In::PayloadChunk(extra)), &mut peer)
+            .unwrap();
+        assert!(matches!(
+            peer.error().kind,
+            Some(ErrorKind::ProtocolError(_))
+        ));
     }
 
     #[test]
     fn heartbeats_are_echoed_and_batches_before_a_cancel_are_dropped() {
         let (mut machine, mut peer) = started(vec![udf("a", "identity", vec![0])]);
         peer.take();
-        machine.handle(engine(In::Heartbeat(proto::Heartbeat { nonce: 42 })), &mut peer).unwrap();
-        assert!(matches!(peer.take()[..], [Out::Heartbeat(proto::Heartbeat { nonce: 42 })]));
+        machine
+            .handle(
+                engine(In::Heartbeat(proto::Heartbeat { nonce: 42 })),
+                &mut peer,
+            )
+            .unwrap();
+        assert!(matches!(
+            peer.take()[..],
+            [Out::Heartbeat(proto::Heartbeat { nonce: 42 })]
+        ));
         peer.cancel_next = true;
         machine.on_batch(0, batch(2), &mut peer).unwrap();
-        assert!(peer.take().is_empty(), "a Cancel waits behind the batch: it is dropped");
-        machine.handle(engine(In::Cancel(proto::Cancel::default())), &mut peer).unwrap();
+        assert!(
+            peer.take().is_empty(),
+            "a Cancel waits behind the batch: it is dropped"
+        );
+        machine
+            .handle(engine(In::Cancel(proto::Cancel::default())), &mut peer)
+            .unwrap();
         assert!(matches!(peer.take()[..], [Out::CancelResponse(_)]));
     }
 }

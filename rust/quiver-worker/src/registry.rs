@@ -43,7 +43,10 @@ impl Returns {
         match self {
             Returns::Type(data_type) => Ok(data_type.clone()),
             Returns::SameAsArg(index) => args.get(*index).cloned().ok_or_else(|| {
-                format!("returns the type of argument {index}, but it has {} argument(s)", args.len())
+                format!(
+                    "returns the type of argument {index}, but it has {} argument(s)",
+                    args.len()
+                )
             }),
             Returns::Rule(rule) => rule(args),
         }
@@ -78,7 +81,10 @@ pub struct UdfError {
 impl UdfError {
     /// An error of class `class`.
     pub fn new(class: impl Into<String>, message: impl Into<String>) -> Self {
-        UdfError { class: class.into(), message: message.into() }
+        UdfError {
+            class: class.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -143,7 +149,11 @@ impl Registry {
     where
         F: Fn(&[ArrayRef]) -> UdfResult + Send + Sync + 'static,
     {
-        let udf = ScalarUdf { name: name.to_owned(), returns: returns.into(), func: Arc::new(func) };
+        let udf = ScalarUdf {
+            name: name.to_owned(),
+            returns: returns.into(),
+            func: Arc::new(func),
+        };
         self.udfs.insert(name.to_owned(), udf);
         self
     }

@@ -54,7 +54,13 @@ pub struct FrameReader<R> {
 impl<R: Read> FrameReader<R> {
     /// Read frames from `source`, refusing those over `limits`.
     pub fn new(source: R, limits: Limits) -> Self {
-        FrameReader { source, buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(), start: 0, end: 0, limits }
+        FrameReader {
+            source,
+            buffer: vec![0; READ_BUFFER_BYTES].into_boxed_slice(),
+            start: 0,
+            end: 0,
+            limits,
+        }
     }
 
     /// Bytes received but not yet handed out.
@@ -70,22 +76,33 @@ impl<R: Read> FrameReader<R> {
             return Ok(None);
         }
         if got < HEADER_SIZE {
-            return Err(truncated(format!("in a frame header: expected {HEADER_SIZE} bytes, got {got}")));
+            return Err(truncated(format!(
+                "in a frame header: expected {HEADER_SIZE} bytes, got {got}"
+            )));
         }
         let header = frame::parse_header(&raw, &self.limits).map_err(ReadError::Bad)?;
         let mut metadata = vec![0u8; header.metadata_length as usize];
         self.read_part(&mut metadata, "metadata")?;
-        let body_length = usize::try_from(header.body_length).map_err(|_| truncated("body too large".into()))?;
+        let body_length =
+            usize::try_from(header.body_length).map_err(|_| truncated("body too large".into()))?;
         // Arrow's allocations are 64-byte aligned, so the IPC reader slices the body in place.
         let mut body = MutableBuffer::from_len_zeroed(body_length);
         self.read_part(body.as_slice_mut(), "body")?;
-        Ok(Some(Frame { kind: header.kind, sequence: header.sequence, metadata, body: body.into() }))
+        Ok(Some(Frame {
+            kind: header.kind,
+            sequence: header.sequence,
+            metadata,
+            body: body.into(),
+        }))
     }
 
     fn read_part(&mut self, target: &mut [u8], what: &str) -> Result<(), ReadError> {
         let got = self.read_up_to(target).map_err(ReadError::Lost)?;
         if got < target.len() {
-            return Err(truncated(format!("in a frame {what}: expected {} bytes, got {got}", target.len())));
+            return Err(truncated(format!(
+                "in a frame {what}: expected {} bytes, got {got}",
+                target.len()
+            )));
         }
         Ok(())
     }
@@ -107,7 +124,11 @@ impl<R: Read> FrameReader<R> {
             } else {
                 let n = retry(|| self.source.read(&mut self.buffer))?;
                 (self.start, self.end) = (0, n);
-                if n == 0 { 0 } else { continue }
+                if n == 0 {
+                    0
+                } else {
+                    continue;
+                }
             };
             if read == 0 {
                 break;
@@ -119,7 +140,10 @@ impl<R: Read> FrameReader<R> {
 }
 
 fn truncated(what: String) -> ReadError {
-    ReadError::Lost(io::Error::new(io::ErrorKind::UnexpectedEof, format!("connection closed {what}")))
+    ReadError::Lost(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("connection closed {what}"),
+    ))
 }
 
 /// Repeat a read or write interrupted by a signal.
@@ -134,12 +158,19 @@ fn retry<T>(mut op: impl FnMut() -> io::Result<T>) -> io::Result<T> {
 
 /// Write every byte of `parts` with vectored writes (one `writev` for a whole frame, usually).
 pub fn write_all_parts(out: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> {
-    let mut slices: Vec<IoSlice<'_>> = parts.iter().filter(|p| !p.is_empty()).map(|p| IoSlice::new(p)).collect();
+    let mut slices: Vec<IoSlice<'_>> = parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| IoSlice::new(p))
+        .collect();
     let mut pending = &mut slices[..];
     while !pending.is_empty() {
         let written = retry(|| out.write_vectored(pending))?;
         if written == 0 {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "the engine stopped reading"));
+            return Err(io::Error::new(
+                io::ErrorKind::WriteZero,
+                "the engine stopped reading",
+            ));
         }
         IoSlice::advance_slices(&mut pending, written);
     }
@@ -190,7 +221,11 @@ impl Connection {
         if self.reader.buffered() > 0 {
             return true;
         }
-        let mut poll = libc::pollfd { fd: self.stream.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let mut poll = libc::pollfd {
+            fd: self.stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd, a zero timeout.
         unsafe { libc::poll(&mut poll, 1, 0) > 0 }
     }
@@ -204,7 +239,9 @@ impl Connection {
                 Ok(None) | Err(_) => break,
             }
         }
-        self.ahead.iter().any(|f| f.kind == FrameKind::Control && is_cancel(&f.metadata))
+        self.ahead
+            .iter()
+            .any(|f| f.kind == FrameKind::Control && is_cancel(&f.metadata))
     }
 }
 
@@ -224,12 +261,22 @@ impl Peer for Connection {
 }
 
 fn is_cancel(metadata: &[u8]) -> bool {
-    matches!(proto::EngineMessage::decode(metadata), Ok(proto::EngineMessage { kind: Some(In::Cancel(_)) }))
+    matches!(
+        proto::EngineMessage::decode(metadata),
+        Ok(proto::EngineMessage {
+            kind: Some(In::Cancel(_))
+        })
+    )
 }
 
 /// The socket path of a `unix:/path` (or `unix:///path`) endpoint.
 pub fn unix_socket_path(endpoint: &str) -> io::Result<&str> {
-    let usage = |why: &str| io::Error::new(io::ErrorKind::InvalidInput, format!("endpoint '{endpoint}' {why}"));
+    let usage = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("endpoint '{endpoint}' {why}"),
+        )
+    };
     let path = endpoint.strip_prefix("unix:").ok_or_else(|| {
         usage("is not a uds endpoint: it should look like unix:/path/to/socket (for gRPC, pass --transport grpc)")
     })?;
@@ -281,17 +328,29 @@ fn handle_frame(machine: &mut Machine, conn: &mut Connection, frame: Frame) -> i
     let message = match proto::EngineMessage::decode(frame.metadata.as_slice()) {
         Ok(message) => message,
         Err(err) => {
-            machine.reject(&format!("a control frame does not hold an EngineMessage: {err}"), None, conn)?;
+            machine.reject(
+                &format!("a control frame does not hold an EngineMessage: {err}"),
+                None,
+                conn,
+            )?;
             return Ok(true);
         }
     };
     match message.kind {
         Some(In::Data(_)) => {
-            machine.reject("EngineMessage.data must not be sent over uds; batches travel as data frames", None, conn)?;
+            machine.reject(
+                "EngineMessage.data must not be sent over uds; batches travel as data frames",
+                None,
+                conn,
+            )?;
         }
         Some(In::Shutdown(shutdown)) => {
             if machine.state() != State::Idle && !shutdown.cancel_running {
-                machine.reject("Shutdown during an execution (set cancel_running to stop it)", None, conn)?;
+                machine.reject(
+                    "Shutdown during an execution (set cancel_running to stop it)",
+                    None,
+                    conn,
+                )?;
                 return Ok(true);
             }
             conn.send(&message_of(Out::Shutdown(shutdown)))?;
@@ -308,7 +367,8 @@ mod tests {
 
     fn control(message: &proto::EngineMessage) -> Vec<u8> {
         let metadata = message.encode_to_vec();
-        let mut bytes = frame::encode_header(FrameKind::Control, 0, metadata.len() as u32, 0).to_vec();
+        let mut bytes =
+            frame::encode_header(FrameKind::Control, 0, metadata.len() as u32, 0).to_vec();
         bytes.extend_from_slice(&metadata);
         bytes
     }
@@ -327,31 +387,53 @@ mod tests {
 
     #[test]
     fn frames_are_read_whole_from_any_split_of_the_stream() {
-        let finish = proto::EngineMessage { kind: Some(In::Finish(proto::Finish {})) };
+        let finish = proto::EngineMessage {
+            kind: Some(In::Finish(proto::Finish {})),
+        };
         let mut bytes = control(&finish);
         let body: Vec<u8> = (0..200_000u32).map(|i| i as u8).collect();
-        bytes.extend_from_slice(&frame::encode_header(FrameKind::Data, 7, 0, body.len() as u64));
+        bytes.extend_from_slice(&frame::encode_header(
+            FrameKind::Data,
+            7,
+            0,
+            body.len() as u64,
+        ));
         bytes.extend_from_slice(&body);
         for step in [1, 7, 32, 4096, 1 << 20] {
             let mut reader = FrameReader::new(Trickle(bytes.clone(), 0, step), Limits::default());
             let first = reader.read_frame().unwrap().unwrap();
-            assert_eq!(proto::EngineMessage::decode(first.metadata.as_slice()).unwrap(), finish);
+            assert_eq!(
+                proto::EngineMessage::decode(first.metadata.as_slice()).unwrap(),
+                finish
+            );
             let second = reader.read_frame().unwrap().unwrap();
             assert_eq!((second.kind, second.sequence), (FrameKind::Data, 7));
             assert_eq!(second.body.as_slice(), body.as_slice());
-            assert_eq!(second.body.as_ptr() as usize % 64, 0, "bodies are 64-byte aligned");
-            assert!(reader.read_frame().unwrap().is_none(), "EOF at a frame boundary");
+            assert_eq!(
+                second.body.as_ptr() as usize % 64,
+                0,
+                "bodies are 64-byte aligned"
+            );
+            assert!(
+                reader.read_frame().unwrap().is_none(),
+                "EOF at a frame boundary"
+            );
         }
     }
 
     #[test]
     fn a_stream_ending_inside_a_frame_is_truncated() {
-        let finish = proto::EngineMessage { kind: Some(In::Finish(proto::Finish {})) };
+        let finish = proto::EngineMessage {
+            kind: Some(In::Finish(proto::Finish {})),
+        };
         let bytes = control(&finish);
         for cut in [5, HEADER_SIZE, bytes.len() - 1] {
-            let mut reader = FrameReader::new(Trickle(bytes[..cut].to_vec(), 0, 3), Limits::default());
+            let mut reader =
+                FrameReader::new(Trickle(bytes[..cut].to_vec(), 0, 3), Limits::default());
             match reader.read_frame() {
-                Err(ReadError::Lost(err)) => assert!(err.to_string().contains("connection closed in a frame")),
+                Err(ReadError::Lost(err)) => {
+                    assert!(err.to_string().contains("connection closed in a frame"))
+                }
                 other => panic!("cut at {cut}: {other:?}"),
             }
         }
@@ -359,8 +441,13 @@ mod tests {
 
     #[test]
     fn a_bad_header_is_a_bad_frame() {
-        let mut reader = FrameReader::new(Trickle(b"GET / HTTP/1.1\r\n".repeat(2), 0, 64), Limits::default());
-        assert!(matches!(reader.read_frame(), Err(ReadError::Bad(b)) if b.0.contains("bad frame magic")));
+        let mut reader = FrameReader::new(
+            Trickle(b"GET / HTTP/1.1\r\n".repeat(2), 0, 64),
+            Limits::default(),
+        );
+        assert!(
+            matches!(reader.read_frame(), Err(ReadError::Bad(b)) if b.0.contains("bad frame magic"))
+        );
     }
 
     #[test]
