@@ -22,6 +22,12 @@ echo "==> C++ tests (ctest)"
 ctest --test-dir build --output-on-failure --timeout 300 -j "$(nproc)"
 took "ctest"
 
+echo "==> Rust tests (cargo test: the worker SDK's codec and state machine)"
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+# Release, like setup.sh's build, so the dependencies are not compiled a second time.
+(cd rust && cargo test --release --locked --offline --workspace --quiet)
+took "cargo test"
+
 echo "==> Python tests (pytest): the package, the quiver command end to end, the benchmark harness"
 .venv/bin/python -m pytest python/tests tests -q -n "$(nproc)" --dist loadfile
 took "pytest"
