@@ -70,8 +70,12 @@ create_python_environment() {
     "$venv/bin/python" -m pip install -q --upgrade pip
   fi
   install_requirements "$root/python/requirements.txt" "the quiver package's requirements"
-  [ "$with_tests" = 1 ] && install_requirements "$root/python/requirements-test.txt" "the test tools"
-  [ "$with_bench" = 1 ] && install_requirements "$root/bench/requirements.txt" "the benchmark's peers"
+  if [ "$with_tests" = 1 ]; then
+    install_requirements "$root/python/requirements-test.txt" "the test tools"
+  fi
+  if [ "$with_bench" = 1 ]; then
+    install_requirements "$root/bench/requirements.txt" "the benchmark's peers"
+  fi
   local stamp="$venv/.quiver-installed"
   if [ ! -f "$stamp" ] || [ "$root/python/pyproject.toml" -nt "$stamp" ]; then
     step "installing the quiver package (editable) into .venv"
@@ -128,4 +132,4 @@ create_python_environment
 generate_python_protocol
 build
 # The example runs Python UDFs only; the tests also start the Rust example worker.
-[ "$with_tests" = 1 ] && build_rust
+if [ "$with_tests" = 1 ]; then build_rust; fi
