@@ -19,6 +19,9 @@ debian_packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev clang-format clang-tidy
 )
 
+# The fuzz targets (QUIVER_FUZZ=1) need clang and its libFuzzer runtime.
+if [ "${QUIVER_FUZZ:-0}" = 1 ]; then debian_packages+=(clang libclang-rt-14-dev); fi
+
 install_debian_packages() {
   local missing=()
   for package in "${debian_packages[@]}"; do
