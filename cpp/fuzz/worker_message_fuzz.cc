@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <string>
 
+#include <arrow/type.h>
+
 #include "fuzz/fuzz_input.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/v1/quiver.pb.h"

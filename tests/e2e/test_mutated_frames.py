@@ -60,7 +60,7 @@ def run_seed(quiver, fake_python, private_tmp, source, work: Path, seed: int, mo
         "-q", "-o", str(out),
     ]  # fmt: skip
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
-    return seed, judge(result, out, log, source), result.stderr
+    return seed, judge(result, out, log, source), result.stderr, result.returncode
 
 
 def judge(result: subprocess.CompletedProcess, out: Path, log: Path, source: Path) -> str | None:
@@ -106,7 +106,9 @@ def test_mutated_frames_never_crash_the_engine(quiver, fake_python, private_tmp,
                 seeds,
             )
         )
-    problems = [(seed, problem, stderr) for seed, problem, stderr in outcomes if problem]
+    exits = [code for *_, code in outcomes]
+    print(f"{len(outcomes)} runs: {exits.count(0)} exit 0, {exits.count(1)} exit 1")
+    problems = [(seed, problem, stderr) for seed, problem, stderr, _ in outcomes if problem]
     report = "\n".join(f"seed {s}: {p}\n{e[-600:]}" for s, p, e in problems[:10])
     assert not problems, f"{len(problems)} of {len(outcomes)} runs went wrong:\n{report}"
     assert leftovers(work) == [], leftovers(work)
@@ -117,7 +119,7 @@ def test_an_unparsable_result_schema_keeps_the_parse_error(
     quiver, fake_python, private_tmp, tmp_path
 ):
     source = write_table(people_table(ROWS), tmp_path / "in.parquet")
-    seed, problem, stderr = run_seed(
+    seed, problem, stderr, _ = run_seed(
         quiver, fake_python, private_tmp, source, tmp_path, 0, "bad-schema"
     )
     assert problem is None, problem

@@ -37,7 +37,7 @@ from quiver.protocol.framing import (
 
 BODY_MUTATIONS = ["flip", "flip", "flip", "truncate", "extend", "splice"]
 FRAME_MUTATIONS = ["length_short", "length_long", "sequence", "header_flip", "drop", "twice"]
-IDLE_SECONDS = 3.0  # a worker whose engine went quiet (waiting on a lying frame) leaves
+IDLE_SECONDS = 1.5  # a worker whose engine went quiet (waiting on a lying frame) leaves
 
 
 class FakeWorker:
