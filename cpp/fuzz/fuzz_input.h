@@ -22,8 +22,8 @@ inline std::shared_ptr<arrow::Buffer> ExactCopy(const uint8_t* data, size_t size
 
 /// Cuts `size` bytes at `data` into chunks whose lengths follow from `seed`:
 /// seed 0 gives one chunk, small seeds many tiny ones, large seeds few big ones.
-inline std::vector<std::shared_ptr<arrow::Buffer>> SplitIntoChunks(const uint8_t* data,
-                                                                   size_t size, uint8_t seed) {
+inline std::vector<std::shared_ptr<arrow::Buffer>> SplitIntoChunks(const uint8_t* data, size_t size,
+                                                                   uint8_t seed) {
   std::vector<std::shared_ptr<arrow::Buffer>> chunks;
   if (seed == 0) {
     chunks.push_back(ExactCopy(data, size));

@@ -25,7 +25,8 @@ namespace {
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> Decode(const uint8_t* data, size_t size,
                                                           uint8_t path) {
-  if (path % 2 == 0) return quiver::protocol::DecodeBatchStream(quiver::fuzz::ExactCopy(data, size));
+  if (path % 2 == 0)
+    return quiver::protocol::DecodeBatchStream(quiver::fuzz::ExactCopy(data, size));
   auto stream = std::make_shared<quiver::io::ChunkedInputStream>();
   for (const auto& chunk : quiver::fuzz::SplitIntoChunks(data, size, path / 2)) {
     ARROW_RETURN_NOT_OK(stream->Append(chunk));

@@ -173,9 +173,8 @@ TEST_F(FileTest, RefusesToReplaceTheInputUnlessForced) {
   EXPECT_NE(status.message().find("is the input file"), std::string::npos) << status.message();
   EXPECT_NE(status.message().find("--force"), std::string::npos) << status.message();
   EXPECT_FALSE(CheckOutputIsNotInput(Path("data.csv"), Path("link.csv"), false).ok());
-  EXPECT_FALSE(CheckOutputIsNotInput(Path("data.csv"), Path("./../") + dir_.filename().string() +
-                                                           "/data.csv",
-                                     false)
+  EXPECT_FALSE(CheckOutputIsNotInput(Path("data.csv"),
+                                     Path("./../") + dir_.filename().string() + "/data.csv", false)
                    .ok());
   ASSERT_OK(CheckOutputIsNotInput(Path("data.csv"), Path("data.csv"), /*force=*/true));
   ASSERT_OK(CheckOutputIsNotInput(Path("data.csv"), Path("new.csv"), false));

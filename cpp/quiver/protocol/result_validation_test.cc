@@ -76,8 +76,8 @@ TEST(ResultValidation, RejectsDictionaryIndicesOutOfRange) {
 
 TEST(ResultValidation, RejectsAColumnShorterThanTheBatch) {
   ASSERT_OK_AND_ASSIGN(auto column, arrow::json::ArrayFromJSONString(arrow::int64(), "[1, 2]"));
-  auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field("n", arrow::int64())}), 3,
-                                        {column});
+  auto batch =
+      arrow::RecordBatch::Make(arrow::schema({arrow::field("n", arrow::int64())}), 3, {column});
   arrow::Status status = ValidateResultBatch(*batch);
   ASSERT_FALSE(status.ok());
   EXPECT_THAT(status.message(), HasSubstr("column 'n' (index 0, int64): holds 2 values"));
