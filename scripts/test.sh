@@ -41,7 +41,7 @@ if [ "${QUIVER_SANITIZE:-0}" = 1 ]; then
   took "sanitized build and ctest"
 fi
 if [ "${QUIVER_FUZZ:-0}" = 1 ]; then
-  echo "==> fuzz targets (libFuzzer, ASan + UBSan), ${QUIVER_FUZZ_SECONDS:-25} s each"
+  echo "==> fuzz targets (libFuzzer, ASan + UBSan), ${QUIVER_FUZZ_SECONDS:-20} s each"
   bash scripts/fuzz.sh
   took "fuzz build and runs"
 fi
