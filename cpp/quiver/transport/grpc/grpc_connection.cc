@@ -37,6 +37,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const GrpcTarget& target, const std::
   // quiver enforces its own message limits; gRPC's 4 MiB default would cut batches.
   arguments.SetMaxReceiveMessageSize(-1);
   arguments.SetMaxSendMessageSize(-1);
+  // gRPC sends the socket path as :authority for unix: targets, which some
+  // HTTP/2 servers (tonic, so Rust workers) reject as malformed.
+  if (address.starts_with("unix:")) arguments.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (target.tls_root_certificates.empty()) {
     credentials = grpc::InsecureChannelCredentials();
