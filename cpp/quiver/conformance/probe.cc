@@ -59,20 +59,42 @@ BackgroundSender::BackgroundSender(Probe& probe,
                                    std::vector<std::shared_ptr<arrow::RecordBatch>> batches,
                                    uint64_t first_sequence, uint64_t stride) {
   thread_ = std::thread([this, &probe, batches = std::move(batches), first_sequence, stride] {
-    for (size_t i = 0; i < batches.size() && !cancel_; ++i) {
-      status_ = probe.SendData(first_sequence + i * stride, *batches[i]);
-      if (!status_.ok()) return;
-    }
-    if (cancel_) status_ = probe.SendCancel();
+    Run(probe, batches, first_sequence, stride);
   });
 }
 
-BackgroundSender::~BackgroundSender() {
+void BackgroundSender::Run(Probe& probe,
+                           const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches,
+                           uint64_t first_sequence, uint64_t stride) {
+  for (size_t i = 0; i < batches.size() && !cancel_; ++i) {
+    status_ = probe.SendData(first_sequence + i * stride, *batches[i]);
+    if (!status_.ok()) return;
+  }
+  // Every batch is out: wait to learn whether the execution ends with Cancel.
+  std::unique_lock<std::mutex> lock(mutex_);
+  decided_.wait(lock, [this] { return cancel_ || done_; });
+  if (cancel_) status_ = probe.SendCancel();
+}
+
+void BackgroundSender::Cancel() {
+  std::lock_guard<std::mutex> lock(mutex_);
   cancel_ = true;
-  (void)Join();
+  decided_.notify_all();
+}
+
+BackgroundSender::~BackgroundSender() {
+  if (thread_.joinable()) {
+    Cancel();
+    thread_.join();
+  }
 }
 
 arrow::Status BackgroundSender::Join() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    done_ = true;
+    decided_.notify_all();
+  }
   if (thread_.joinable()) thread_.join();
   return status_;
 }

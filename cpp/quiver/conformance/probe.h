@@ -7,7 +7,9 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -60,14 +62,22 @@ class BackgroundSender {
   /// Joins the thread (after cancelling, if Join was not called).
   ~BackgroundSender();
 
-  /// Asks the thread to send no more batches and to send Cancel instead.
-  void Cancel() { cancel_ = true; }
+  /// Asks the thread to send no more batches and to send Cancel instead (also
+  /// when every batch was already sent).
+  void Cancel();
 
-  /// Waits for the thread; returns how its sends went.
+  /// Lets the thread end without Cancel once every batch is sent, waits for
+  /// it, and returns how its sends went.
   arrow::Status Join();
 
  private:
+  void Run(Probe& probe, const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches,
+           uint64_t first_sequence, uint64_t stride);
+
+  std::mutex mutex_;
+  std::condition_variable decided_;
   std::atomic<bool> cancel_{false};
+  bool done_ = false;  // Join was called: no Cancel to send
   arrow::Status status_;
   std::thread thread_;
 };
