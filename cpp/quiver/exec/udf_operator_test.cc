@@ -156,8 +156,9 @@ TEST(UdfOperator, RuntimesRunOnTheirOwnPoolsAndResultsKeepTheUdfOrder) {
     for (int64_t r = 0; r < output[i]->num_rows(); ++r) {
       EXPECT_EQ(ids.Value(r), static_cast<int64_t>(i * 9 + r));
       EXPECT_EQ(next.Value(r), ids.Value(r) + 1);
-      if (!loud.IsNull(r))
+      if (!loud.IsNull(r)) {
         EXPECT_EQ(loud.GetString(r), "ROW " + std::to_string(ids.Value(r)) + "!");
+      }
       // Each runtime's UDFs ran in that runtime's own worker processes.
       EXPECT_NE(pid_a.Value(r), pid_b.Value(r));
     }
