@@ -68,7 +68,9 @@ Examples:
   quiver run big.parquet --udf 'x=udfs.py:shout(name)' --output-format noop
 
 The output is written to a temporary file beside OUTPUT and renamed over it only
-when the run succeeded: a failed or interrupted run leaves no partial output.
+when the run succeeded: a failed or interrupted run leaves no partial output, and
+a temporary file left by a killed run is removed by the next run to that OUTPUT.
+OUTPUT may not be INPUT unless --force is given.
 Exit status: 0 success, 1 failure, 2 bad command line, 130 interrupted.)";
 
 std::string VersionText() {
@@ -131,6 +133,8 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
                   "Python that runs the workers (`PYTHON -m quiver.worker`); default: "
                   "$QUIVER_PYTHON, else the build's Python, else python3");
   run->add_flag("-q,--quiet", options.quiet, "Print no summary (errors still go to stderr)");
+  run->add_flag("--force", options.force,
+                "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");
   return run;
 }
 

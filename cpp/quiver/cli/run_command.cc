@@ -67,6 +67,8 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
       return UsageError("no output given; add -o OUTPUT (or --output-format noop)");
     }
     ARROW_RETURN_NOT_OK(CheckOutputDirectory(options.output));
+    auto same = CheckOutputIsNotInput(options.input, options.output, options.force);
+    if (!same.ok()) return UsageError(same.message());
   }
   const auto cwd = std::filesystem::current_path();
   for (const auto& spec : options.udf_specs) {

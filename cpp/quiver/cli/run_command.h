@@ -32,6 +32,8 @@ struct RunOptions {
   std::string transport = "uds";
   std::string python;
   bool quiet = false;
+  /// Allows the output to be the input file (replaced once the run succeeded).
+  bool force = false;
 };
 
 /// Runs `quiver run`. Checks everything it can (specs, formats, columns, the

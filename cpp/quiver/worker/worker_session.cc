@@ -8,6 +8,7 @@
 #include <arrow/type.h>
 
 #include "quiver/protocol/batch_codec.h"
+#include "quiver/protocol/result_validation.h"
 
 namespace quiver::worker {
 namespace {
@@ -77,13 +78,20 @@ arrow::Status WorkerSession::WaitUntilReady() {
     return Broken("answered Init with something other than InitResponse");
   }
   auto schema = protocol::DeserializeSchema(reply.control->init_response().result_schema());
-  if (!schema.ok() || (*schema)->num_fields() != udf_count_) {
+  if (!schema.ok()) {
+    worker_->MarkBroken();
+    return Failed(
+        *worker_, UdfErrorKind::kProtocolViolation,
+        arrow::Status::IOError(worker_->Describe(),
+                               " answered Init with a result schema that does not parse (",
+                               schema.status().message(), "): protocol violation"));
+  }
+  if ((*schema)->num_fields() != udf_count_) {
     Abort();
     return Failed(
         *worker_, UdfErrorKind::kProtocolViolation,
         arrow::Status::IOError(worker_->Describe(), " answered Init with a result schema of ",
-                               schema.ok() ? (*schema)->num_fields() : -1, " fields for ",
-                               udf_count_, " UDFs"));
+                               (*schema)->num_fields(), " fields for ", udf_count_, " UDFs"));
   }
   result_schema_ = *schema;
   return arrow::Status::OK();
@@ -233,6 +241,18 @@ arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply, ui
         arrow::Status::Invalid(worker_->Describe(), " returned columns ",
                                reply.batch->schema()->ToString(), " for batch ", sequence,
                                " where its InitResponse promised ", result_schema_->ToString()));
+  }
+  // Nothing may read a result's values before this check: bad offsets or
+  // UTF-8 would crash or corrupt whatever reads them next.
+  arrow::Status valid = protocol::ValidateResultBatch(*reply.batch);
+  if (!valid.ok()) {
+    worker_->MarkBroken();
+    return Failed(
+        *worker_, UdfErrorKind::kProtocolViolation,
+        arrow::Status::IOError(worker_->Describe(), " returned an invalid result for batch ",
+                               sequence, ": ", valid.message(),
+                               " (the worker was stopped; a UDF that builds arrays from raw "
+                               "buffers may have produced them)"));
   }
   return arrow::Status::OK();
 }

@@ -52,6 +52,9 @@ std::shared_ptr<grpc::Channel> MakeChannel(const GrpcTarget& target, const std::
     arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kProbeReconnectBackoffMs);
     arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 4 * kProbeReconnectBackoffMs);
   }
+  // gRPC sends the socket path as :authority for unix: targets, which some
+  // HTTP/2 servers (tonic, so Rust workers) reject as malformed.
+  if (address.starts_with("unix:")) arguments.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (target.tls_root_certificates.empty()) {
     credentials = grpc::InsecureChannelCredentials();
