@@ -144,8 +144,9 @@ TEST_P(OversizedBatch, IsRefusedBeforeSendingNamingBatchSizeAndLimit) {
 }
 
 INSTANTIATE_TEST_SUITE_P(EveryTransport, OversizedBatch,
-                         ::testing::Values("unix", "grpc+unix", "grpc+tcp"), [](const auto& info) {
-                           std::string name = info.param;
+                         ::testing::Values("unix", "grpc+unix", "grpc+tcp"),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           std::string name = param.param;
                            for (char& c : name) {
                              if (c == '+') c = '_';
                            }
