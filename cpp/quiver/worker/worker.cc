@@ -39,6 +39,7 @@ void Worker::StopAll(const std::vector<Worker*>& workers) {
   std::vector<ChildProcess*> processes;
   std::chrono::milliseconds grace{0};
   const io::Deadline polite = io::DeadlineIn(kPoliteExitWait);
+  std::vector<std::thread> requests;  // one per worker: the requests overlap
   for (Worker* worker : workers) {
     if (worker->stopped_) continue;
     worker->stopped_ = true;
@@ -50,11 +51,12 @@ void Worker::StopAll(const std::vector<Worker*>& workers) {
       // A remote worker serves others too: only its connection is closed.
       worker->connection_->Shutdown();
     } else {
-      worker->connection_->Close(polite);
+      requests.emplace_back([worker, polite] { worker->connection_->Close(polite); });
     }
     if (worker->process_ != nullptr) processes.push_back(worker->process_.get());
     grace = std::max(grace, worker->spec_->stop_grace);
   }
+  for (auto& request : requests) request.join();
   WaitForAll(processes, polite);
   for (ChildProcess* process : processes) process->Signal(SIGTERM);
   WaitForAll(processes, io::DeadlineIn(grace));
