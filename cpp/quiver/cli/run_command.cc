@@ -154,6 +154,7 @@ arrow::Status RunCommand(const RunOptions& options) {
   ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(operator_options, *input.reader->schema()));
 
   ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options));
+  watchdog.SetCleanupDirectory(dispatcher->private_directory());
   ARROW_ASSIGN_OR_RAISE(auto udf_operator,
                         exec::UdfOperator::Make(dispatcher.get(), std::move(operator_options)));
   ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(input.reader));
