@@ -2,31 +2,48 @@
 # Installs what quiver needs and is missing, then configures and builds it.
 # Idempotent: a second run installs nothing and rebuilds only what changed.
 #
-#   bash scripts/setup.sh            # Debian packages, .venv, generated code, build/
+#   bash scripts/setup.sh                  # what running quiver needs: the quiver command, .venv
+#   bash scripts/setup.sh --tests          # + test tools (GoogleTest, pytest, ruff, ...), every target
+#   bash scripts/setup.sh --bench          # + the benchmark's peers (Java, PySpark, DuckDB, Polars)
 #   QUIVER_BUILD_DIR=build-asan QUIVER_CMAKE_ARGS="-DQUIVER_SANITIZE=address,undefined" \
-#     bash scripts/setup.sh          # a second, sanitized build
+#     bash scripts/setup.sh --tests        # a second, sanitized build
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${QUIVER_BUILD_DIR:-$root/build}"
 venv="$root/.venv"
 
+with_tests=0
+with_bench=0
+for argument in "$@"; do
+  case "$argument" in
+    --tests) with_tests=1 ;;
+    --bench) with_bench=1 ;;
+    *) echo "setup.sh: unknown option $argument (known: --tests, --bench)" >&2; exit 2 ;;
+  esac
+done
+
 step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
+# Building and running quiver.
 debian_packages=(
   build-essential cmake ninja-build pkg-config python3-venv python3-dev
-  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
-  libgtest-dev libgmock-dev libbenchmark-dev libcli11-dev clang-format clang-tidy
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcli11-dev
 )
+# Building and running its tests and lint checks.
+debian_test_packages=(libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy)
 
 install_debian_packages() {
-  local missing=()
-  for package in "${debian_packages[@]}"; do
+  local wanted=("${debian_packages[@]}") missing=()
+  [ "$with_tests" = 1 ] && wanted+=("${debian_test_packages[@]}")
+  for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||
       missing+=("$package")
   done
   # PySpark, a peer of the benchmark, needs a Java runtime (17 or newer).
-  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  if [ "$with_bench" = 1 ] && ! command -v java >/dev/null; then
+    missing+=(openjdk-17-jre-headless)
+  fi
   [ ${#missing[@]} -eq 0 ] && return
   step "installing Debian packages: ${missing[*]}"
   local sudo=""
@@ -35,20 +52,28 @@ install_debian_packages() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# Installs a requirements file into .venv once, and again whenever it changes.
+install_requirements() {
+  local requirements="$1" what="$2"
+  local stamp="$venv/.quiver-$(basename "$(dirname "$requirements")")-$(basename "$requirements").stamp"
+  [ -f "$stamp" ] && [ "$stamp" -nt "$requirements" ] && return
+  step "installing $what into .venv"
+  "$venv/bin/python" -m pip install -q -r "$requirements"
+  touch "$stamp"
+}
+
 create_python_environment() {
-  local stamp="$venv/.quiver-installed"
   if [ ! -x "$venv/bin/python" ]; then
     step "creating the Python environment at .venv"
     python3 -m venv "$venv"
-  fi
-  if [ ! -f "$stamp" ] || [ "$root/python/pyproject.toml" -nt "$stamp" ] ||
-     [ "$root/python/requirements.txt" -nt "$stamp" ] ||
-     [ "$root/bench/requirements.txt" -nt "$stamp" ]; then
-    step "installing Python packages into .venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
-    # The package, its tests, and the peers the benchmark runs beside quiver.
-    "$venv/bin/python" -m pip install -q -r "$root/python/requirements.txt" \
-      -r "$root/bench/requirements.txt"
+  fi
+  install_requirements "$root/python/requirements.txt" "the quiver package's requirements"
+  [ "$with_tests" = 1 ] && install_requirements "$root/python/requirements-test.txt" "the test tools"
+  [ "$with_bench" = 1 ] && install_requirements "$root/bench/requirements.txt" "the benchmark's peers"
+  local stamp="$venv/.quiver-installed"
+  if [ ! -f "$stamp" ] || [ "$root/python/pyproject.toml" -nt "$stamp" ]; then
+    step "installing the quiver package (editable) into .venv"
     "$venv/bin/python" -m pip install -q --no-deps -e "$root/python"
     touch "$stamp"
   fi
@@ -63,15 +88,21 @@ generate_python_protocol() {
      --pyi_out=python --grpc_python_out=python proto/quiver/v1/quiver.proto)
 }
 
+# Without --tests only the quiver command is configured and built: no test or
+# benchmark targets, so a first run of the example compiles what it runs.
 build() {
-  if [ ! -f "$build_dir/build.ninja" ]; then
-    step "configuring $build_dir"
-    # shellcheck disable=SC2086
-    cmake -S "$root" -B "$build_dir" -G Ninja -DQUIVER_PYTHON="$venv/bin/python" \
-      ${QUIVER_CMAKE_ARGS:-}
-  fi
+  local tests=OFF
+  [ "$with_tests" = 1 ] && tests=ON
+  step "configuring $build_dir (tests and benchmarks: $tests)"
+  # shellcheck disable=SC2086
+  cmake -S "$root" -B "$build_dir" -G Ninja -DQUIVER_PYTHON="$venv/bin/python" \
+    -DQUIVER_BUILD_TESTS="$tests" -DQUIVER_BUILD_BENCHMARKS="$tests" ${QUIVER_CMAKE_ARGS:-} >/dev/null
   step "building $build_dir"
-  cmake --build "$build_dir" --parallel "${QUIVER_JOBS:-$(nproc)}"
+  if [ "$with_tests" = 1 ]; then
+    cmake --build "$build_dir" --parallel "${QUIVER_JOBS:-$(nproc)}"
+  else
+    cmake --build "$build_dir" --parallel "${QUIVER_JOBS:-$(nproc)}" --target quiver
+  fi
 }
 
 install_debian_packages

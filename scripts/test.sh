@@ -15,7 +15,7 @@ took() {
   step_started=$SECONDS
 }
 
-bash scripts/setup.sh
+bash scripts/setup.sh --tests --bench
 took "setup and build"
 
 echo "==> C++ tests (ctest)"
@@ -34,7 +34,7 @@ if [ "${QUIVER_SANITIZE:-0}" = 1 ]; then
   echo "==> C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer"
   QUIVER_BUILD_DIR="$root/build-asan" \
     QUIVER_CMAKE_ARGS="-DQUIVER_SANITIZE=address,undefined -DQUIVER_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Debug" \
-    bash scripts/setup.sh
+    bash scripts/setup.sh --tests
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 600 -j "$(nproc)"
   took "sanitized build and ctest"

@@ -20,12 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 
 from quiver._proto import pb
-from quiver.protocol.framing import (
-    encode_control_frame,
-    encode_data_frame,
-    read_frame,
-    send_frame,
-)
+from quiver.protocol.framing import encode_control_frame, encode_data_frame
+from quiver.transport.uds import read_frame, send_frame
 
 PYTHON_ROOT = Path(__file__).resolve().parent.parent
 TESTS_DIR = Path(__file__).resolve().parent

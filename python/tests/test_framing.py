@@ -25,9 +25,8 @@ from quiver.protocol.framing import (
     encode_data_frame,
     pack_header,
     parse_header,
-    read_frame,
-    send_frame,
 )
+from quiver.transport.uds import read_frame, send_frame
 
 # docs/protocol.md, section 4: the control frame of EngineMessage{finish{}}.
 DOC_EXAMPLE = bytes.fromhex(

@@ -47,10 +47,10 @@ from quiver.protocol.grpc_codec import (
     decode_engine_message,
     encode_worker_message,
 )
+from quiver.transport import EndpointError
+from quiver.transport.grpc import GrpcEndpoint, parse_grpc_endpoint
 from quiver.v1 import quiver_pb2_grpc
-from quiver.worker.connection import EndpointError
 from quiver.worker.execution import decode_batch
-from quiver.worker.grpc_server import GrpcEndpoint, parse_grpc_endpoint
 
 TIMEOUT = 20.0
 _HALF_CLOSE = object()

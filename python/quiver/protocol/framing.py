@@ -8,9 +8,8 @@ stream, data frames only).
 from __future__ import annotations
 
 import enum
-import socket
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -20,8 +19,6 @@ HEADER = struct.Struct("<4sBBHQIIQ")
 HEADER_SIZE = HEADER.size  # 32
 MAX_U32 = 0xFFFF_FFFF
 MAX_U64 = 0xFFFF_FFFF_FFFF_FFFF
-# Linux refuses sendmsg with more than IOV_MAX (1024) buffers.
-_IOV_MAX = 1024
 
 BytesLike = bytes | bytearray | memoryview | pa.Buffer
 
@@ -92,7 +89,7 @@ def pack_header(kind: FrameKind, sequence: int, metadata_length: int, body_lengt
 
 
 def encode_control_frame(metadata: BytesLike) -> list[BytesLike]:
-    """Return the buffers of a control frame (header, metadata) for ``socket.sendmsg``."""
+    """Return the buffers of a control frame (header, metadata), to be written together."""
     length = memoryview(metadata).nbytes
     return [pack_header(FrameKind.CONTROL, 0, length, 0), metadata]
 
@@ -102,22 +99,6 @@ def encode_data_frame(sequence: int, body: BytesLike | Sequence[BytesLike]) -> l
     parts = [body] if _is_bytes_like(body) else list(body)  # type: ignore[list-item]
     length = sum(memoryview(part).nbytes for part in parts)
     return [pack_header(FrameKind.DATA, sequence, 0, length), *parts]
-
-
-def send_frame(sock: socket.socket, buffers: Iterable[BytesLike]) -> None:
-    """Write all ``buffers`` to ``sock`` with sendmsg, resuming after partial writes."""
-    pending = [memoryview(b).cast("B") for b in buffers]
-    pending = [view for view in pending if view.nbytes]
-    while pending:
-        sent = sock.sendmsg(pending[:_IOV_MAX])
-        while sent:
-            head = pending[0]
-            if sent >= head.nbytes:
-                sent -= head.nbytes
-                pending.pop(0)
-            else:
-                pending[0] = head[sent:]
-                sent = 0
 
 
 def _is_bytes_like(value: object) -> bool:
@@ -182,96 +163,101 @@ def allocate_body(length: int) -> pa.Buffer:
 
 
 class FrameDecoder:
-    """Turn a byte stream that arrives in arbitrary chunks into whole frames."""
+    """Cut a byte stream into whole frames, without doing any I/O itself.
+
+    The decoder owns the memory the next bytes belong in: :meth:`next_buffer` returns it (the
+    rest of the header, of the metadata, or of the body) and :meth:`advance` says how many bytes
+    were written there. A socket reader ``recv_into``-s straight into it, so a body lands in its
+    one 64-byte-aligned Arrow buffer with no copy; :meth:`feed` copies bytes that arrived
+    elsewhere. A header is checked (and its lengths bounded by the limits) before anything is
+    allocated for the frame.
+    """
 
     def __init__(self, limits: FrameLimits = DEFAULT_LIMITS) -> None:
         """Create a decoder that rejects frames over ``limits``."""
         self.limits = limits
-        self._buffer = bytearray()
+        self._header_bytes = bytearray(HEADER_SIZE)
+        self._start_frame()
+
+    def _start_frame(self) -> None:
+        """Wait for the header of the next frame."""
         self._header: FrameHeader | None = None
+        self._metadata = bytearray()
+        self._body: pa.Buffer | None = None
+        self._target = memoryview(self._header_bytes)
+        self._filled = 0  # bytes written into self._target
+        self._frame_filled = 0  # bytes of the current frame received so far
 
     @property
     def pending_bytes(self) -> int:
-        """Return how many bytes of an incomplete frame are buffered."""
-        return len(self._buffer)
+        """Return how many bytes of an incomplete frame have been received."""
+        return self._frame_filled
+
+    def next_buffer(self) -> memoryview:
+        """Return the (never empty) memory the next bytes of the stream go into."""
+        return self._target[self._filled :]
+
+    def advance(self, count: int) -> Frame | None:
+        """Record that ``count`` bytes were written into :meth:`next_buffer`.
+
+        Returns the frame they complete, if any; raises FramingError on a bad header.
+        """
+        if not 0 <= count <= self._target.nbytes - self._filled:
+            raise ValueError(
+                f"advance({count}) past the {self._target.nbytes - self._filled} bytes asked for"
+            )
+        self._filled += count
+        self._frame_filled += count
+        if self._filled < self._target.nbytes:
+            return None
+        if self._header is None:
+            self._header = parse_header(self._header_bytes, self.limits)
+            self._metadata = bytearray(self._header.metadata_length)
+            return self._next_part(memoryview(self._metadata))
+        if self._body is None:
+            body = allocate_body(self._header.body_length)
+            self._body = body
+            return self._next_part(memoryview(body).cast("B"))
+        return self._finish_frame()
+
+    def _next_part(self, target: memoryview) -> Frame | None:
+        """Start filling ``target``, or move on at once when it is empty."""
+        self._target = target
+        self._filled = 0
+        return self.advance(0) if target.nbytes == 0 else None
+
+    def _finish_frame(self) -> Frame:
+        """Hand out the completed frame and wait for the next one."""
+        header, body = self._header, self._body
+        assert header is not None and body is not None
+        frame = Frame(header.kind, header.sequence, bytes(self._metadata), body)
+        self._start_frame()
+        return frame
 
     def feed(self, chunk: BytesLike) -> list[Frame]:
-        """Buffer ``chunk``; return the frames it completes (possibly none)."""
-        self._buffer += memoryview(chunk).cast("B")
+        """Copy ``chunk`` in; return the frames it completes (possibly none)."""
+        view = memoryview(chunk).cast("B")
         frames = []
-        while (frame := self._next_frame()) is not None:
-            frames.append(frame)
+        while view.nbytes:
+            target = self.next_buffer()
+            count = min(target.nbytes, view.nbytes)
+            target[:count] = view[:count]
+            view = view[count:]
+            frame = self.advance(count)
+            if frame is not None:
+                frames.append(frame)
         return frames
 
     def close(self) -> None:
         """Declare the end of the stream; raise TruncatedFrameError inside a frame."""
-        if not self._buffer:
+        if self._frame_filled == 0:
             return
-        expected = HEADER_SIZE
+        part = "header" if self._header is None else "metadata" if self._body is None else "body"
+        whole = HEADER_SIZE
         if self._header is not None:
-            expected += self._header.metadata_length + self._header.body_length
+            whole += self._header.metadata_length + self._header.body_length
         raise TruncatedFrameError(
-            f"connection closed in the middle of a frame: expected {expected} bytes, "
-            f"got {len(self._buffer)}"
+            f"connection closed in the middle of a frame {part}: expected "
+            f"{self._target.nbytes} bytes, got {self._filled} (the frame: expected {whole} "
+            f"bytes, got {self._frame_filled})"
         )
-
-    def _next_frame(self) -> Frame | None:
-        """Cut one whole frame off the buffer, or return None if it is not complete."""
-        if self._header is None:
-            if len(self._buffer) < HEADER_SIZE:
-                return None
-            self._header = parse_header(bytes(self._buffer[:HEADER_SIZE]), self.limits)
-        header = self._header
-        end = HEADER_SIZE + header.metadata_length + header.body_length
-        if len(self._buffer) < end:
-            return None
-        metadata_end = HEADER_SIZE + header.metadata_length
-        metadata = bytes(self._buffer[HEADER_SIZE:metadata_end])
-        body = allocate_body(header.body_length)
-        memoryview(body).cast("B")[:] = self._buffer[metadata_end:end]
-        del self._buffer[:end]
-        self._header = None
-        return Frame(header.kind, header.sequence, metadata, body)
-
-
-def read_frame(sock: socket.socket, limits: FrameLimits = DEFAULT_LIMITS) -> Frame | None:
-    """Read one frame from a blocking socket; return None on EOF at a frame boundary.
-
-    The body is received straight into one 64-byte-aligned Arrow buffer.
-    """
-    raw = bytearray(HEADER_SIZE)
-    got = _recv_exactly(sock, memoryview(raw))
-    if got == 0:
-        return None
-    if got < HEADER_SIZE:
-        raise TruncatedFrameError(
-            f"connection closed in the middle of a frame header: expected {HEADER_SIZE} bytes, "
-            f"got {got}"
-        )
-    header = parse_header(raw, limits)
-    metadata = bytearray(header.metadata_length)
-    _recv_part(sock, memoryview(metadata), "metadata")
-    body = allocate_body(header.body_length)
-    _recv_part(sock, memoryview(body), "body")
-    return Frame(header.kind, header.sequence, bytes(metadata), body)
-
-
-def _recv_part(sock: socket.socket, target: memoryview, what: str) -> None:
-    """Fill ``target`` from ``sock``; raise TruncatedFrameError if the connection ends first."""
-    got = _recv_exactly(sock, target)
-    if got < target.nbytes:
-        raise TruncatedFrameError(
-            f"connection closed in the middle of a frame {what}: expected {target.nbytes} "
-            f"bytes, got {got}"
-        )
-
-
-def _recv_exactly(sock: socket.socket, target: memoryview) -> int:
-    """Receive into ``target`` until it is full or the peer closes; return the bytes received."""
-    got = 0
-    while got < target.nbytes:
-        count = sock.recv_into(target[got:])
-        if count == 0:
-            break
-        got += count
-    return got

@@ -11,12 +11,25 @@ field tags and lengths, into the ``bytes`` gRPC sends. Every other message goes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import pyarrow as pa
-from google.protobuf.message import DecodeError
-
 from quiver._proto import pb
+from quiver.protocol.items import (
+    EngineItem,
+    IncomingBatch,
+    OutgoingBatch,
+    UndecodableMessage,
+    WorkerItem,
+    parse_engine_message,
+)
+
+__all__ = [
+    "EngineItem",
+    "IncomingBatch",
+    "OutgoingBatch",
+    "UndecodableMessage",
+    "WorkerItem",
+    "decode_engine_message",
+    "encode_worker_message",
+]
 
 # Protobuf wire-format tags of the fields read and written by hand: (field number << 3) | type.
 _DATA_ENVELOPE_TAG = (3 << 3) | 2  # EngineMessage.data and WorkerMessage.data (length-delimited)
@@ -29,33 +42,6 @@ _MAX_LENGTH_VARINT_BYTES = 5
 _ALIGNMENT = 8
 
 
-@dataclass(frozen=True)
-class IncomingBatch:
-    """Carry ``EngineMessage{data}``, its Arrow bytes left where they arrived."""
-
-    sequence: int
-    arrow_ipc: memoryview
-
-
-@dataclass(frozen=True)
-class UndecodableMessage:
-    """Stand for bytes that are not an ``EngineMessage`` (answered with a ProtocolError)."""
-
-    reason: str
-
-
-@dataclass(frozen=True)
-class OutgoingBatch:
-    """Carry ``WorkerMessage{data}`` whose Arrow bytes are still an Arrow buffer."""
-
-    sequence: int
-    arrow_ipc: pa.Buffer
-
-
-EngineItem = pb.EngineMessage | IncomingBatch | UndecodableMessage
-WorkerItem = pb.WorkerMessage | OutgoingBatch
-
-
 def decode_engine_message(raw: bytes) -> EngineItem:
     """Decode one Execute request; a Data message comes out as an IncomingBatch.
 
@@ -65,11 +51,9 @@ def decode_engine_message(raw: bytes) -> EngineItem:
     batch = _decode_data_envelope(raw)
     if batch is not None:
         return batch
-    message = pb.EngineMessage()
-    try:
-        message.ParseFromString(raw)
-    except DecodeError as exc:
-        return UndecodableMessage(f"a message on the Execute call is not an EngineMessage: {exc}")
+    message = parse_engine_message(raw, "a message on the Execute call")
+    if isinstance(message, UndecodableMessage):
+        return message
     if message.WhichOneof("kind") == "data":
         # A Data message not in the canonical shape (unknown fields, say): protobuf has parsed
         # it, and the one copy made reading the field is the price of the odd shape.

@@ -1,8 +1,9 @@
 """Run the quiver Python worker.
 
-``python -m quiver.worker --id ID --connection unix:PATH`` connects to the engine (transport
-``uds``, the default); ``python -m quiver.worker --transport grpc --id ID --connection
-grpc+unix:PATH`` (or ``grpc+tcp:HOST:PORT``) serves the UdfWorker gRPC service there instead.
+``python -m quiver.worker --id ID --connection ENDPOINT``: the endpoint's scheme picks the
+transport (:mod:`quiver.transport`). ``unix:PATH`` connects to the engine and speaks frames
+(``uds``); ``grpc+unix:PATH`` or ``grpc+tcp:HOST:PORT`` serves the UdfWorker gRPC service there
+(``grpc``). ``--transport uds|grpc``, when given, must agree with the scheme.
 
 Exit status: 0 after Shutdown, SIGTERM/SIGINT or the engine closing the connection (over grpc: the
 process that started the worker exiting); 1 when the connection breaks (inside a frame, or a frame
@@ -19,11 +20,14 @@ import signal
 import sys
 from collections.abc import Sequence
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from quiver.transport.base import WorkerConfig
 
 SECRET_ENV = "QUIVER_WORKER_SECRET"
+# Also in quiver.transport.base, which this module imports only once the usage is known to be right.
 EXIT_OK = 0
-EXIT_CONNECTION_LOST = 1
 EXIT_USAGE = 2
 
 
@@ -45,9 +49,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--transport",
-        default="uds",
         choices=["uds", "grpc"],
-        help="uds: connect to the engine and speak frames (default); grpc: serve UdfWorker",
+        help="uds: connect to the engine and speak frames; grpc: serve UdfWorker (default: "
+        "the one the --connection scheme names)",
     )
     parser.add_argument("--tls-cert", help="grpc: PEM certificate chain to serve TLS with")
     parser.add_argument("--tls-key", help="grpc: PEM private key of --tls-cert")
@@ -60,9 +64,21 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
-    if args.tls_cert is not None and args.transport != "grpc":
+    if args.tls_cert is not None and _transport_name(args) != "grpc":
         parser.error("--tls-cert and --tls-key are for --transport grpc")
     return args
+
+
+def _transport_name(args: argparse.Namespace) -> str | None:
+    """Name the transport --transport asks for, else the one the endpoint's scheme names."""
+    from quiver.transport import EndpointError, transport_name
+
+    if args.transport is not None:
+        return args.transport
+    try:
+        return transport_name(args.connection)
+    except EndpointError:
+        return None  # reported when the worker starts
 
 
 def setup_process(worker_id: str, level: str) -> logging.Logger:
@@ -89,62 +105,51 @@ def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
 
 
 def run(args: argparse.Namespace, log: logging.Logger) -> int:
-    """Serve executions over the chosen transport; return the exit status."""
-    if args.transport == "grpc":
-        return run_grpc(args, log)
-    return run_uds(args, log)
-
-
-def run_uds(args: argparse.Namespace, log: logging.Logger) -> int:
-    """Connect, say Hello and serve executions; return the exit status."""
+    """Serve executions over the transport the endpoint names; return the exit status."""
     # Imported here so that the usage errors above need neither pyarrow nor protobuf.
-    from quiver.protocol.framing import FramingError
-    from quiver.worker.connection import Connection, EndpointError
-    from quiver.worker.server import WorkerServer
+    from quiver.transport import EndpointError, transport_for, transport_name
 
-    secret = os.environ.pop(SECRET_ENV, None)  # UDFs and their children need not see it
-    if secret is None:
-        log.error("%s is not set; the engine passes the worker's secret in it", SECRET_ENV)
-        return EXIT_USAGE
     try:
-        conn = Connection.connect(args.connection)
+        name = transport_name(args.connection)
     except EndpointError as exc:
         log.error("%s", exc)
         return EXIT_USAGE
-    except OSError as exc:
-        log.error("cannot connect to %s: %s", args.connection, exc)
-        return EXIT_CONNECTION_LOST
+    if args.transport is not None and args.transport != name:
+        log.error(
+            "--transport %s does not take the endpoint %r (a %s endpoint)",
+            args.transport,
+            args.connection,
+            name,
+        )
+        return EXIT_USAGE
     try:
-        log.info("connected to %s (pid %d)", args.connection, os.getpid())
-        conn.send_hello(args.id, secret.encode())
-        WorkerServer(conn, log).serve()
-        return EXIT_OK
+        transport = transport_for(args.connection)
+    except ImportError as exc:
+        log.error("the %s transport needs a package that is missing (%s)", name, exc)
+        return EXIT_USAGE
+    config = _config(args, log)
+    if config is None:
+        return EXIT_USAGE
+    from quiver.worker.state_machine import WorkerStateMachine
+
+    try:
+        return transport.serve(
+            config, lambda sink, cancel_ahead: WorkerStateMachine(sink, log, cancel_ahead)
+        )
     except TerminationRequested:
         log.info("SIGTERM/SIGINT: exiting")
         return EXIT_OK
-    except FramingError as exc:
-        log.error("connection to the engine lost: %s", exc)
-        return EXIT_CONNECTION_LOST
-    except OSError as exc:
-        log.error("connection to the engine lost: %s", exc)
-        return EXIT_CONNECTION_LOST
-    finally:
-        conn.close()
 
 
-def run_grpc(args: argparse.Namespace, log: logging.Logger) -> int:
-    """Serve the UdfWorker gRPC service until Manage says Shutdown or SIGTERM; return the status."""
-    try:
-        from quiver.worker.connection import EndpointError
-        from quiver.worker.grpc_server import GrpcWorker
-    except ImportError as exc:
-        log.error("the grpc transport needs the grpcio package (pip install grpcio): %s", exc)
-        return EXIT_USAGE
+def _config(args: argparse.Namespace, log: logging.Logger) -> WorkerConfig | None:
+    """Gather the worker's secret, identity and TLS files; None (logged) when one is missing."""
+    from quiver.transport.base import WorkerConfig
+    from quiver.worker.state_machine import worker_hello
 
     secret = os.environ.pop(SECRET_ENV, None)  # UDFs and their children need not see it
     if secret is None:
         log.error("%s is not set; the engine passes the worker's secret in it", SECRET_ENV)
-        return EXIT_USAGE
+        return None
     tls = None
     if args.tls_cert is not None:
         try:
@@ -152,29 +157,8 @@ def run_grpc(args: argparse.Namespace, log: logging.Logger) -> int:
                 tls = (key.read(), cert.read())
         except OSError as exc:
             log.error("cannot read the TLS key or certificate: %s", exc)
-            return EXIT_USAGE
-    try:
-        worker = GrpcWorker.start(args.connection, args.id, secret.encode(), log, tls)
-    except EndpointError as exc:
-        log.error("%s", exc)
-        return EXIT_USAGE
-    except OSError as exc:
-        log.error("%s", exc)
-        return EXIT_CONNECTION_LOST
-    # Exactly this line, whatever the log level: people and scripts look for it.
-    sys.stderr.write(f"quiver-worker[{args.id}] serving grpc on {worker.endpoint}\n")
-    try:
-        if worker.wait_for_shutdown() == "orphaned":
-            log.info("the process that started the worker exited; stopping")
-            worker.cancel_all("the engine is gone")
-        else:
-            log.info("Shutdown: exiting")
-    except TerminationRequested:
-        log.info("SIGTERM/SIGINT: stopping")
-        worker.cancel_all("the worker got SIGTERM")
-    finally:
-        worker.stop()
-    return EXIT_OK
+            return None
+    return WorkerConfig(args.connection, worker_hello(args.id), secret.encode(), log, tls)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

@@ -15,6 +15,7 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 
 from quiver._proto import pb
+from quiver.protocol import PROTOCOL_VERSION
 from quiver.udf import (
     EVAL_TYPES,
     SCALAR_ARROW,
@@ -27,7 +28,6 @@ from quiver.worker.errors import ExecutionError, ProtocolError, UserError, Worke
 from quiver.worker.evaluators import EVALUATORS, ArrowEvaluator, coerce_result
 from quiver.worker.loader import load_udf_object
 
-PROTOCOL_VERSION = 1
 _READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
 _EVAL_TYPE_NAMES = {
     pb.SCALAR_ARROW: SCALAR_ARROW,
@@ -248,23 +248,44 @@ class Execution:
 
 
 def decode_batch(body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
-    """Read the single record batch of an Arrow IPC stream without copying aligned buffers.
+    """Read and fully validate the single record batch of an Arrow IPC stream.
 
-    From a file-like ``body`` the reader gets memoryview slices of the received bytes (see
-    :class:`quiver.io.ZeroCopyByteStream`), which Arrow wraps rather than copies. A buffer that is
-    not aligned for its type is copied once: UDFs and Arrow's kernels may assume alignment, and
-    a grpc message puts the Arrow bytes wherever its field tags end (uds bodies are aligned).
+    Aligned buffers are not copied: from a ``pa.Buffer`` the reader slices it, and from a
+    file-like ``body`` it gets memoryview slices of the received bytes (see
+    :class:`quiver.io.ZeroCopyByteStream`). A buffer that is not aligned for its type is copied
+    once: UDFs and Arrow's kernels may assume alignment, and a grpc message puts the Arrow bytes
+    wherever its field tags end (uds bodies are aligned).
+
+    The batch comes from another process, so it is checked the way Arrow checks untrusted data
+    (``validate(full=True)``: buffer sizes, offsets, dictionary indices, UTF-8, nested children)
+    before any UDF or kernel reads it; bad bytes must give a ProtocolError, never a crash.
     """
     try:
         reader = pa.ipc.open_stream(body, options=_READ_OPTIONS)
         batches = list(reader)
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise ProtocolError(f"a Data body is not a valid Arrow IPC stream: {exc}") from exc
+    except Exception as exc:  # whatever Arrow makes of bad bytes, it is the peer's error
+        raise ProtocolError(f"a Data body is not a valid Arrow IPC stream: {_reason(exc)}") from exc
     if len(batches) != 1:
         raise ProtocolError(
             f"a Data body must hold exactly one record batch, but it holds {len(batches)}"
         )
-    return batches[0]
+    batch = batches[0]
+    try:
+        _check_names(batch.schema)
+        batch.validate(full=True)
+    except Exception as exc:
+        raise ProtocolError(f"a Data batch is not valid Arrow data: {_reason(exc)}") from exc
+    return batch
+
+
+def _check_names(schema: pa.Schema) -> None:
+    """Raise when a field name, at any depth, is not UTF-8 (Python would fail reading it later)."""
+    str(schema)
+
+
+def _reason(exc: BaseException) -> str:
+    """Say what went wrong, with the exception's class when its message alone is unclear."""
+    return str(exc) if isinstance(exc, pa.ArrowException) else f"{type(exc).__name__}: {exc}"
 
 
 class _BufferListSink(io.RawIOBase):
@@ -323,9 +344,11 @@ def _read_schema(data: bytes, what: str) -> pa.Schema | None:
     if not data:
         return None
     try:
-        return pa.ipc.read_schema(pa.py_buffer(data))
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        raise ProtocolError(f"{what} is not an Arrow IPC schema message: {exc}") from exc
+        schema = pa.ipc.read_schema(pa.py_buffer(data))
+        _check_names(schema)
+    except Exception as exc:  # whatever Arrow makes of bad bytes, it is the peer's error
+        raise ProtocolError(f"{what} is not an Arrow IPC schema message: {_reason(exc)}") from exc
+    return schema
 
 
 def _engine_return_type(definition: pb.UdfDefinition) -> pa.DataType | None:

@@ -1,9 +1,10 @@
 """The worker's state machine (docs/protocol.md, section 2): idle, running, failed.
 
-It knows nothing of sockets or calls. A transport adapter feeds it the engine's messages and
-batches and hands it a :class:`MessageSink` that carries its answers away: the ``uds`` server
-(:mod:`quiver.worker.server`) over frames, the ``grpc`` servicer (:mod:`quiver.worker.grpc_server`)
-over the messages of an Execute call.
+It knows nothing of sockets or calls: it is the :class:`~quiver.transport.base.Session` a
+transport (:mod:`quiver.transport`) feeds the engine's items to, and it answers through the
+transport's :class:`~quiver.transport.base.MessageSink`. Whatever the items hold, it answers
+with a message (an Error when they are malformed) and never lets an exception out, except
+:class:`~quiver.transport.base.ChannelClosed` when the engine can no longer be answered.
 """
 
 from __future__ import annotations
@@ -12,14 +13,17 @@ import enum
 import logging
 import os
 import platform
-from collections.abc import Callable, Sequence
-from typing import BinaryIO, Protocol
+from collections.abc import Callable
+from typing import BinaryIO
 
 import pyarrow as pa
 
 from quiver._proto import pb
-from quiver.worker.errors import ExecutionError, ProtocolError, UserError
-from quiver.worker.execution import PROTOCOL_VERSION, Execution
+from quiver.protocol import PROTOCOL_VERSION
+from quiver.protocol.items import EngineItem, IncomingBatch, UndecodableMessage
+from quiver.transport.base import ChannelClosed, MessageSink
+from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
+from quiver.worker.execution import Execution
 
 # What a batch arrives as: one Arrow buffer (uds) or a stream over the received bytes (grpc).
 BatchBody = pa.Buffer | BinaryIO
@@ -31,16 +35,6 @@ class State(enum.Enum):
     IDLE = "idle"
     RUNNING = "running"
     FAILED = "failed"
-
-
-class MessageSink(Protocol):
-    """Carry the state machine's answers to the engine."""
-
-    def send_message(self, message: pb.WorkerMessage) -> None:
-        """Send one control message."""
-
-    def send_data(self, sequence: int, body: Sequence[bytes | pa.Buffer]) -> None:
-        """Send the result batch of ``sequence`` (one Arrow IPC stream, as buffers)."""
 
 
 def worker_hello(worker_id: str, secret: bytes = b"") -> pb.Hello:
@@ -77,8 +71,59 @@ class WorkerStateMachine:
         # FinishResponse / CancelResponse sent so far: a grpc call ends after its first one.
         self.executions_ended = 0
 
-    def handle(self, message: pb.EngineMessage) -> None:
-        """Handle one EngineMessage; a transport deals with Shutdown before it gets here."""
+    # ---- the Session interface ----
+
+    @property
+    def idle(self) -> bool:
+        """Tell whether no execution is under way."""
+        return self.state is State.IDLE
+
+    @property
+    def running(self) -> bool:
+        """Tell whether an execution is under way and has not failed."""
+        return self.state is State.RUNNING
+
+    def handle(self, item: EngineItem) -> None:
+        """Act on one item from the engine; a transport deals with Shutdown before it gets here.
+
+        A failure of the worker's own code while handling it fails the execution with a
+        WorkerError rather than ending the process: the engine gets an answer either way.
+        """
+        try:
+            self._dispatch(item)
+        except ChannelClosed:
+            raise
+        except Exception as exc:
+            self.log.exception("unexpected failure handling %s", _describe(item))
+            self._fail_unexpected(exc, item)
+
+    def cancel(self, reason: str) -> None:
+        """Cancel the running execution from the worker's side (Shutdown, SIGTERM)."""
+        self.on_cancel(pb.Cancel(reason=reason))
+
+    def _fail_unexpected(self, exc: Exception, item: EngineItem) -> None:
+        """Report an exception the worker did not expect as a WorkerError."""
+        error = WorkerError(
+            f"the worker failed handling {_describe(item)}: {type(exc).__name__}: {exc}"
+        )
+        sequence = item.sequence if isinstance(item, IncomingBatch) else None
+        if self.state is State.IDLE:
+            self._send_error(error.to_proto(), sequence)
+        elif self.state is State.RUNNING:
+            self.fail(error, sequence)
+        # FAILED: the execution's one Error has been sent; the log has this one.
+
+    def _dispatch(self, item: EngineItem) -> None:
+        """Hand one item to the handler of its kind."""
+        if isinstance(item, IncomingBatch):
+            arrow_ipc = item.arrow_ipc
+            body = arrow_ipc if isinstance(arrow_ipc, pa.Buffer) else pa.py_buffer(arrow_ipc)
+            self.on_batch(item.sequence, body)
+            return
+        if isinstance(item, UndecodableMessage):
+            self.reject(item.reason)
+            return
+        message = item
         kind = message.WhichOneof("kind")
         if kind is None:
             self.reject("an EngineMessage holds no message (unknown or empty 'kind')")
@@ -99,6 +144,7 @@ class WorkerStateMachine:
         }[kind]
         handler(getattr(message, kind))
 
+    # ---- messages ----
     # ---- messages ----
 
     def on_init(self, init: pb.Init) -> None:
@@ -253,3 +299,12 @@ class WorkerStateMachine:
         """Return the current execution (the state says there is one)."""
         assert self.execution is not None
         return self.execution
+
+
+def _describe(item: EngineItem) -> str:
+    """Name an item in a log line or an error message."""
+    if isinstance(item, IncomingBatch):
+        return f"Data (sequence {item.sequence})"
+    if isinstance(item, UndecodableMessage):
+        return "an undecodable message"
+    return f"{item.WhichOneof('kind') or 'an empty'} message"
