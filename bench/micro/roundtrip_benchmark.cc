@@ -1,6 +1,7 @@
-// quiver_bench_roundtrip: one string column through a real Python worker over uds and back
-// (an identity pa.Array UDF), beside the physical limits measured in the same run: memcpy
-// of the same bytes, and a raw Unix-socket transfer of the same bytes.
+// quiver_bench_roundtrip: one string column through a real worker over uds and back (an
+// identity UDF: the Python worker's pa.Array function, or the C++ SDK's example worker), beside the
+// physical limits measured in the same run: memcpy of the same bytes, and a raw Unix-socket
+// transfer of the same bytes.
 //
 // The worker is driven through WorkerSession directly: Start, WaitUntilReady, then Send and
 // Receive in a pipelined loop with up to kInFlight batches unanswered, as UdfOperator does.
@@ -55,30 +56,33 @@ std::string Python() {
 
 // The transports the round trip is measured over, side by side in one run.
 const char* const kTransports[] = {"uds", "grpc+unix"};
+// The workers: quiver's Python worker and the C++ SDK's example worker.
+const char* const kWorkers[] = {"python", "c++"};
 
-// One worker process per transport, started on first use and shared by every
-// round-trip benchmark over that transport.
+// One worker process per (worker, transport), started on first use and shared by
+// every round-trip benchmark over that pair.
 class SharedWorker {
  public:
-  static worker::Worker* Get(const std::string& transport) {
+  static worker::Worker* Get(const std::string& kind, const std::string& transport) {
     static std::map<std::string, std::unique_ptr<SharedWorker>> workers;
-    auto& shared = workers[transport];
-    if (shared == nullptr) shared.reset(new SharedWorker(transport));
+    auto& shared = workers[kind + " " + transport];
+    if (shared == nullptr) shared.reset(new SharedWorker(kind, transport));
     return shared->worker_.get();
   }
 
   ~SharedWorker() { dispatcher_->Release(std::move(worker_)); }
 
  private:
-  explicit SharedWorker(const std::string& transport) {
+  SharedWorker(const std::string& kind, const std::string& transport) {
     worker::WorkerSpec spec;
-    spec.command = worker::PythonWorkerCommand(Python());
+    spec.command = kind == "python" ? worker::PythonWorkerCommand(Python())
+                                    : std::vector<std::string>{QUIVER_BENCH_CPP_WORKER};
     spec.transport = transport;
     auto dispatcher = worker::WorkerDispatcher::Make(spec);
     if (!dispatcher.ok()) Die("making the dispatcher", dispatcher.status());
     dispatcher_ = std::move(dispatcher).ValueUnsafe();
     auto worker = dispatcher_->Acquire();
-    if (!worker.ok()) Die("starting a worker with " + Python(), worker.status());
+    if (!worker.ok()) Die("starting a " + kind + " worker", worker.status());
     worker_ = std::move(worker).ValueUnsafe();
   }
 
@@ -86,8 +90,9 @@ class SharedWorker {
   std::unique_ptr<worker::Worker> worker_;
 };
 
-// The Init of a session running bench/micro/identity_udf.py:identity on column 0.
-v1::Init IdentityInit(const arrow::Schema& schema) {
+// The Init of a session running an identity UDF on column 0: for Python
+// bench/micro/identity_udf.py:identity, for C++ the example worker's "identity".
+v1::Init IdentityInit(const arrow::Schema& schema, const std::string& kind) {
   v1::Init init;
   init.set_protocol_version(1);
   init.set_data_format(v1::ARROW_IPC_STREAM);
@@ -95,10 +100,25 @@ v1::Init IdentityInit(const arrow::Schema& schema) {
   init.set_session_time_zone("UTC");
   v1::UdfDefinition* udf = init.add_udfs();
   udf->set_name("result");
-  udf->set_payload_format("python/ref");
-  udf->set_payload(std::string(QUIVER_BENCH_UDF_FILE) + ":identity");
+  if (kind == "python") {
+    udf->set_payload_format("python/ref");
+    udf->set_payload(std::string(QUIVER_BENCH_UDF_FILE) + ":identity");
+  } else {
+    udf->set_payload_format("symbol");
+    udf->set_payload("identity");
+  }
   udf->add_argument_offsets(0);
   return init;
+}
+
+std::unique_ptr<worker::WorkerSession> StartIdentity(const arrow::Schema& schema,
+                                                     const std::string& kind,
+                                                     const std::string& transport) {
+  auto session =
+      worker::WorkerSession::Start(SharedWorker::Get(kind, transport), IdentityInit(schema, kind));
+  if (!session.ok()) Die("starting a session", session.status());
+  if (auto ready = (*session)->WaitUntilReady(); !ready.ok()) Die("Init", ready);
+  return std::move(session).ValueUnsafe();
 }
 
 // Sends `count` batches with at most kInFlight unanswered, and receives every result.
@@ -124,16 +144,32 @@ void PipelinedRoundTrips(worker::WorkerSession* session, const arrow::RecordBatc
 void BM_WorkerRoundTrip(benchmark::State& state) {
   const auto batch = StringBatch(state.range(0));
   const std::string transport = kTransports[state.range(1)];
-  auto session =
-      worker::WorkerSession::Start(SharedWorker::Get(transport), IdentityInit(*batch->schema()));
-  if (!session.ok()) Die("starting a session", session.status());
-  if (auto ready = (*session)->WaitUntilReady(); !ready.ok()) Die("Init", ready);
+  const std::string kind = kWorkers[state.range(2)];
+  auto session = StartIdentity(*batch->schema(), kind, transport);
   uint64_t sequence = 0;
-  for (auto _ : state) PipelinedRoundTrips(session->get(), *batch, &sequence, kBatchesPerIteration);
-  if (auto metrics = (*session)->Finish(); !metrics.ok()) Die("finishing", metrics.status());
+  for (auto _ : state) PipelinedRoundTrips(session.get(), *batch, &sequence, kBatchesPerIteration);
+  if (auto metrics = session->Finish(); !metrics.ok()) Die("finishing", metrics.status());
   const int64_t bytes = arrow::util::TotalBufferSize(*batch);
   state.SetBytesProcessed(state.iterations() * kBatchesPerIteration * bytes);
-  state.SetLabel(SizeLabel(state.range(0)) + " " + transport);
+  state.SetLabel(SizeLabel(state.range(0)) + " " + transport + " " + kind);
+}
+
+// One 1-row batch at a time, sent and answered before the next: the per-batch
+// overhead of the protocol, the transport and the worker (median of the iterations).
+void BM_OneRowRoundTrip(benchmark::State& state) {
+  const auto batch = StringBatch(1);  // one row of 100 characters
+  const std::string transport = kTransports[state.range(0)];
+  const std::string kind = kWorkers[state.range(1)];
+  auto session = StartIdentity(*batch->schema(), kind, transport);
+  uint64_t sequence = 0;
+  for (auto _ : state) {
+    if (auto sent = session->Send(sequence, *batch); !sent.ok()) Die("sending a batch", sent);
+    auto result = session->Receive(sequence++, 1);
+    if (!result.ok()) Die("receiving a result", result.status());
+    benchmark::DoNotOptimize(result->get());
+  }
+  if (auto metrics = session->Finish(); !metrics.ok()) Die("finishing", metrics.status());
+  state.SetLabel("1 row " + transport + " " + kind);
 }
 
 // Two arenas larger than the caches, touched once so their pages are resident.
@@ -221,15 +257,25 @@ void BatchSizes(benchmark::internal::Benchmark* benchmark) {
   benchmark->UseRealTime();
 }
 
-// Every batch size over every transport, so uds and gRPC are compared in one run.
-void BatchSizesAndTransports(benchmark::internal::Benchmark* benchmark) {
+// Every batch size over every transport and worker, compared in one run.
+void BatchSizesTransportsAndWorkers(benchmark::internal::Benchmark* benchmark) {
   for (int64_t size : {64 << 10, 256 << 10, 1 << 20, 4 << 20, 16 << 20}) {
-    for (int64_t transport = 0; transport < 2; ++transport) benchmark->Args({size, transport});
+    for (int64_t transport = 0; transport < 2; ++transport) {
+      for (int64_t worker = 0; worker < 2; ++worker) benchmark->Args({size, transport, worker});
+    }
   }
   benchmark->UseRealTime();
 }
 
-BENCHMARK(BM_WorkerRoundTrip)->Apply(BatchSizesAndTransports);
+void TransportsAndWorkers(benchmark::internal::Benchmark* benchmark) {
+  for (int64_t transport = 0; transport < 2; ++transport) {
+    for (int64_t worker = 0; worker < 2; ++worker) benchmark->Args({transport, worker});
+  }
+  benchmark->UseRealTime();
+}
+
+BENCHMARK(BM_WorkerRoundTrip)->Apply(BatchSizesTransportsAndWorkers);
+BENCHMARK(BM_OneRowRoundTrip)->Apply(TransportsAndWorkers);
 BENCHMARK(BM_Memcpy)->Apply(BatchSizes);
 BENCHMARK(BM_UnixSocket)->Apply(BatchSizes);
 

@@ -238,3 +238,121 @@ class _TypeParser:
         """Fail unless only blanks are left."""
         if self.peek():
             raise _ParseError(f"unexpected {self.text[self.pos :]!r} at offset {self.pos}")
+
+
+# ---- layouts and conversions (the type contract, docs/types.md) ----
+
+
+def plain_type(data_type: pa.DataType) -> pa.DataType:
+    """Return ``data_type`` with every encoded or view layout replaced by its plain layout.
+
+    Dictionary and run-end encoded types become their value type, ``string_view`` becomes
+    ``string`` and ``binary_view`` becomes ``binary``, at any depth of lists, structs and maps:
+    most pyarrow.compute kernels accept only the plain layouts.
+    """
+    if pa.types.is_dictionary(data_type):
+        return plain_type(data_type.value_type)
+    if pa.types.is_run_end_encoded(data_type):
+        return plain_type(data_type.value_type)
+    if pa.types.is_string_view(data_type):
+        return pa.string()
+    if pa.types.is_binary_view(data_type):
+        return pa.binary()
+    if pa.types.is_map(data_type):
+        return pa.map_(plain_type(data_type.key_type), plain_type(data_type.item_type))
+    if pa.types.is_list(data_type) or pa.types.is_large_list(data_type):
+        field = data_type.value_field
+        plain = field.with_type(plain_type(field.type))
+        return pa.list_(plain) if pa.types.is_list(data_type) else pa.large_list(plain)
+    if pa.types.is_fixed_size_list(data_type):
+        field = data_type.value_field
+        return pa.list_(field.with_type(plain_type(field.type)), data_type.list_size)
+    if pa.types.is_struct(data_type):
+        return pa.struct([f.with_type(plain_type(f.type)) for f in data_type.fields])
+    return data_type
+
+
+def converts_exactly(source: pa.DataType, target: pa.DataType) -> bool:
+    """Tell whether values of ``source`` may be converted to ``target`` for a UDF's result.
+
+    Only conversions within one kind of value are allowed (integers to wider integers or to
+    floats or decimals, floats to wider floats or to integers, strings between their layouts,
+    timestamps between units and zones, ...). Whether each value survives is checked when
+    the values are converted; this only rules out conversions that change what a value means
+    (a number into a string, a bool into a number, a local time into an instant).
+    """
+    if source == target or pa.types.is_null(source):
+        return True
+    if pa.types.is_dictionary(source) or pa.types.is_run_end_encoded(source):
+        return converts_exactly(source.value_type, target)
+    for kind in _SAME_KIND:
+        if kind(source) and kind(target):
+            return True
+    if pa.types.is_integer(source):
+        return pa.types.is_floating(target) or pa.types.is_decimal(target)
+    if pa.types.is_floating(source):
+        # A narrower float rounds (or overflows to inf) without an error: not exact.
+        wider = pa.types.is_floating(target) and target.bit_width >= source.bit_width
+        return wider or pa.types.is_integer(target)
+    if pa.types.is_timestamp(source) and pa.types.is_timestamp(target):
+        # Between zones the instant stays; a zoned and a local time mean different things.
+        return (source.tz is None) == (target.tz is None)
+    return _nested_converts_exactly(source, target)
+
+
+def _nested_converts_exactly(source: pa.DataType, target: pa.DataType) -> bool:
+    """Apply :func:`converts_exactly` to the children of lists, maps and structs."""
+    if _is_list_like(source) and _is_list_like(target):
+        return converts_exactly(source.value_type, target.value_type)
+    if pa.types.is_map(source) and pa.types.is_map(target):
+        return converts_exactly(source.key_type, target.key_type) and converts_exactly(
+            source.item_type, target.item_type
+        )
+    if pa.types.is_struct(source) and pa.types.is_struct(target):
+        # Arrow matches struct fields by name.
+        by_name = {f.name: f.type for f in source.fields}
+        names = [f.name for f in target.fields]
+        return sorted(by_name) == sorted(names) and all(
+            converts_exactly(by_name[f.name], f.type) for f in target.fields
+        )
+    return False
+
+
+def _is_list_like(data_type: pa.DataType) -> bool:
+    """Tell whether ``data_type`` is a list, large list or fixed-size list."""
+    return (
+        pa.types.is_list(data_type)
+        or pa.types.is_large_list(data_type)
+        or pa.types.is_fixed_size_list(data_type)
+    )
+
+
+def _is_string_like(data_type: pa.DataType) -> bool:
+    """Tell whether ``data_type`` is one of the layouts of UTF-8 strings."""
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_string_view(data_type)
+    )
+
+
+def _is_binary_like(data_type: pa.DataType) -> bool:
+    """Tell whether ``data_type`` is one of the layouts of variable-size bytes."""
+    return (
+        pa.types.is_binary(data_type)
+        or pa.types.is_large_binary(data_type)
+        or pa.types.is_binary_view(data_type)
+    )
+
+
+# Kinds whose members convert among themselves (each value checked on the way).
+_SAME_KIND: tuple[Callable[[pa.DataType], bool], ...] = (
+    pa.types.is_integer,
+    pa.types.is_decimal,
+    pa.types.is_boolean,
+    _is_string_like,
+    _is_binary_like,
+    pa.types.is_date,
+    pa.types.is_time,
+    pa.types.is_duration,
+)

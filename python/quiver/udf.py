@@ -35,11 +35,14 @@ class UserDefinedFunction:
     Calling the object calls the function, so UDFs can be tested in process.
     """
 
-    def __init__(self, func: Callable[..., Any], returns: pa.DataType, eval_type: str) -> None:
+    def __init__(
+        self, func: Callable[..., Any], returns: pa.DataType, eval_type: str, decode: bool = True
+    ) -> None:
         """Wrap ``func``; ``returns`` and ``eval_type`` must already be validated."""
         self.func = func
         self.returns = returns
         self.eval_type = eval_type
+        self.decode = decode
         functools.update_wrapper(self, func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -49,18 +52,27 @@ class UserDefinedFunction:
     def __repr__(self) -> str:
         """Show the function, its return type and its eval type."""
         name = getattr(self.func, "__qualname__", repr(self.func))
-        return f"<quiver.udf {name} returns={self.returns} eval_type={self.eval_type}>"
+        decode = "" if self.decode else " decode=False"
+        return f"<quiver.udf {name} returns={self.returns} eval_type={self.eval_type}{decode}>"
 
 
 @overload
 def udf(
-    func: Callable[..., Any], *, returns: pa.DataType | str, eval_type: str | None = None
+    func: Callable[..., Any],
+    *,
+    returns: pa.DataType | str,
+    eval_type: str | None = None,
+    decode: bool = True,
 ) -> UserDefinedFunction: ...
 
 
 @overload
 def udf(
-    func: None = None, *, returns: pa.DataType | str, eval_type: str | None = None
+    func: None = None,
+    *,
+    returns: pa.DataType | str,
+    eval_type: str | None = None,
+    decode: bool = True,
 ) -> Callable[[Callable[..., Any]], UserDefinedFunction]: ...
 
 
@@ -69,22 +81,29 @@ def udf(
     *,
     returns: pa.DataType | str,
     eval_type: str | None = None,
+    decode: bool = True,
 ) -> UserDefinedFunction | Callable[[Callable[..., Any]], UserDefinedFunction]:
     """Declare a UDF: ``@quiver.udf(returns="int64")`` above a function.
 
     ``returns`` is a pyarrow DataType or a type string (see :func:`quiver.parse_type`).
     ``eval_type`` ("scalar_arrow", "scalar_pandas" or "scalar_arrow_iter") overrides the
     inference from the function's parameter type hints.
+    ``decode`` (default True) hands arguments over in their plain layout: dictionary-encoded,
+    run-end encoded and view columns arrive decoded (``pa.DictionaryArray`` becomes its value
+    type, ``string_view`` becomes ``string``); ``decode=False`` passes them as they are (see
+    docs/types.md).
     """
     return_type = as_data_type(returns)
     if eval_type is not None and eval_type not in EVAL_TYPES:
         raise ValueError(f"eval_type must be one of {', '.join(EVAL_TYPES)}, not {eval_type!r}")
+    if not isinstance(decode, bool):
+        raise TypeError(f"decode= must be True or False, not {decode!r}")
 
     def decorate(function: Callable[..., Any]) -> UserDefinedFunction:
         if not callable(function):
             raise TypeError(f"@quiver.udf decorates functions, not {type(function).__name__}")
         chosen = eval_type if eval_type is not None else infer_eval_type(function)
-        return UserDefinedFunction(function, return_type, chosen)
+        return UserDefinedFunction(function, return_type, chosen, decode)
 
     return decorate if func is None else decorate(func)
 

@@ -130,7 +130,7 @@ class EngineHarness(ExpectingReceiver):
         env = dict(os.environ)
         env["QUIVER_WORKER_SECRET"] = self.secret
         env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_ROOT), str(TESTS_DIR)])
-        command = [sys.executable, "-m", "quiver.worker", "--id", self.worker_id]
+        command = [*self.worker_command(), "--id", self.worker_id]
         command += ["--connection", f"unix:{self.socket_path}", *extra_args]
         with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
             self.proc = subprocess.Popen(command, env=env, stdout=out, stderr=err)
@@ -139,6 +139,10 @@ class EngineHarness(ExpectingReceiver):
         first = self.recv()
         assert first.kind == "hello", f"first message is {first.kind}, not hello"
         return first.message.hello
+
+    def worker_command(self) -> list[str]:
+        """Return the program that starts the worker (the engine appends --id and --connection)."""
+        return [sys.executable, "-m", "quiver.worker"]
 
     def wait(self, timeout: float = TIMEOUT) -> int:
         """Wait for the worker to exit; return its exit status."""

@@ -214,7 +214,7 @@ def test_error_in_a_later_batch_names_that_batch(engine: EngineHarness) -> None:
     ("ref", "fragments"),
     [
         ("faulty.py:too_short", ["'bad'", "returned 4 rows for a batch of 5 rows"]),
-        ("faulty.py:wrong_type", ["'bad'", "type int32", "return type is int64"]),
+        ("faulty.py:wrong_type", ["'bad'", "type string", "return type is int64"]),
         ("faulty.py:reads_ahead", ["'bad'", "asked for the next batch"]),
     ],
 )

@@ -1,7 +1,8 @@
 """Call a UDF the way its eval type says, and turn what it returns into an Arrow array.
 
 Each evaluator splits a call into ``prepare`` (convert the arguments; worker code), ``call``
-(the user's code, timed as UDF time) and the shared :func:`coerce_result`.
+(the user's code, timed as UDF time) and the shared :func:`coerce_result`. What a UDF receives
+and what it may return is the type contract of docs/types.md.
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
+from quiver.types import converts_exactly, plain_type
 from quiver.udf import SCALAR_ARROW, SCALAR_ARROW_ITER, SCALAR_PANDAS
 from quiver.worker.errors import WorkerError
 
@@ -19,13 +22,38 @@ from quiver.worker.errors import WorkerError
 class ArrowEvaluator:
     """scalar_arrow: ``f(pa.Array, ...)`` once per batch."""
 
-    def __init__(self, func: Callable[..., Any], udf_name: str, session_time_zone: str) -> None:
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        udf_name: str,
+        session_time_zone: str,
+        decode: bool = True,
+    ) -> None:
         self.func = func
         self.udf_name = udf_name
+        self.decode = decode
 
     def prepare(self, args: list[pa.Array]) -> list[Any]:
-        """Pass the Arrow arrays through unchanged."""
-        return args
+        """Pass the Arrow arrays, decoded to their plain layout unless the UDF keeps them."""
+        if not self.decode:
+            return args
+        return [self._decoded(arg) for arg in args]
+
+    def _decoded(self, arg: pa.Array) -> pa.Array:
+        """Return ``arg`` in its plain layout (dictionaries and views decoded)."""
+        plain = plain_type(arg.type)
+        if plain == arg.type:
+            return arg
+        try:
+            if pa.types.is_run_end_encoded(arg.type):
+                return self._decoded(pc.run_end_decode(arg))
+            return arg.cast(plain)
+        except pa.ArrowException as exc:
+            raise WorkerError(
+                f"cannot decode argument of type {arg.type} for UDF {self.udf_name!r} to "
+                f"{plain}: {exc}; declare the UDF with decode=False to receive it as it is",
+                self.udf_name,
+            ) from exc
 
     def call(self, args: list[Any]) -> Any:
         """Call the UDF on one batch's arguments."""
@@ -41,14 +69,21 @@ class ArrowEvaluator:
 class PandasEvaluator(ArrowEvaluator):
     """scalar_pandas: ``f(pd.Series, ...)`` once per batch."""
 
-    def __init__(self, func: Callable[..., Any], udf_name: str, session_time_zone: str) -> None:
-        super().__init__(func, udf_name, session_time_zone)
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        udf_name: str,
+        session_time_zone: str,
+        decode: bool = True,
+    ) -> None:
+        super().__init__(func, udf_name, session_time_zone, decode)
         self.session_time_zone = session_time_zone
 
     def prepare(self, args: list[pa.Array]) -> list[Any]:
-        """Convert each argument to a pandas Series."""
+        """Convert each argument (decoded unless the UDF keeps it) to a pandas Series."""
+        arrays = super().prepare(args)
         try:
-            return [self._to_series(arg) for arg in args]
+            return [self._to_series(arg) for arg in arrays]
         except (pa.ArrowException, TypeError, ValueError) as exc:
             raise WorkerError(
                 f"cannot convert the arguments of UDF {self.udf_name!r} to pandas: {exc}",
@@ -56,8 +91,13 @@ class PandasEvaluator(ArrowEvaluator):
             ) from exc
 
     def _to_series(self, arg: pa.Array) -> Any:
-        """Convert one array; move zoned timestamps to the session time zone."""
-        series = arg.to_pandas()
+        """Convert one array; move zoned timestamps to the session time zone.
+
+        Integers and bools with nulls become pandas' nullable dtypes (Int64, boolean) rather
+        than float64 with NaN or object: float64 would round integers above 2**53.
+        """
+        mapper = _nullable_dtype if arg.null_count and _has_nullable_dtype(arg.type) else None
+        series = arg.to_pandas(types_mapper=mapper)
         if self.session_time_zone and pa.types.is_timestamp(arg.type) and arg.type.tz:
             series = series.dt.tz_convert(self.session_time_zone)
         return series
@@ -105,8 +145,14 @@ class ArrowIterEvaluator(ArrowEvaluator):
     The UDF runs lazily: each batch is offered to its iterator and one result pulled out.
     """
 
-    def __init__(self, func: Callable[..., Any], udf_name: str, session_time_zone: str) -> None:
-        super().__init__(func, udf_name, session_time_zone)
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        udf_name: str,
+        session_time_zone: str,
+        decode: bool = True,
+    ) -> None:
+        super().__init__(func, udf_name, session_time_zone, decode)
         self._feeder = _BatchFeeder(udf_name)
         self._results: Iterator[Any] | None = None
 
@@ -178,7 +224,8 @@ EVALUATORS: dict[str, type[ArrowEvaluator]] = {
 def coerce_result(value: Any, return_type: pa.DataType, udf_name: str, num_rows: int) -> pa.Array:
     """Return a UDF's result as an Array of ``return_type`` and ``num_rows`` rows.
 
-    Raises WorkerError, naming the UDF, the expected and the actual, when it is not one.
+    A result of another type is converted only when no value changes (docs/types.md, "Results");
+    otherwise WorkerError names the UDF, the types, and the first row and value that do not fit.
     """
     array = _to_array(value, return_type, udf_name)
     if len(array) != num_rows:
@@ -188,35 +235,152 @@ def coerce_result(value: Any, return_type: pa.DataType, udf_name: str, num_rows:
             udf_name,
         )
     if array.type != return_type:
-        raise WorkerError(
-            f"UDF {udf_name!r} returned an array of type {array.type}, but its return type is "
-            f"{return_type}",
-            udf_name,
-        )
+        array = _convert(array, return_type, udf_name)
     return array
 
 
 def _to_array(value: Any, return_type: pa.DataType, udf_name: str) -> pa.Array:
-    """Convert a pa.Array, pa.ChunkedArray, pandas object, numpy array or list to an Array."""
+    """Convert a pa.Array, pa.ChunkedArray, pandas object, numpy array or list to an Array.
+
+    pandas and numpy values go through pandas' conventions (NaN and None are nulls); lists
+    keep NaN as a value. Their type is inferred from the values, then converted to
+    ``return_type`` by the same checked rules as an Arrow result; values whose type cannot be
+    inferred (maps, mixed objects) are converted straight to ``return_type``.
+    """
     if isinstance(value, pa.Array):
         return value
     if isinstance(value, pa.ChunkedArray):
         return value.combine_chunks()
-    try:
-        if _is_pandas_or_numpy(value):
-            return pa.Array.from_pandas(value, type=return_type)
-        if isinstance(value, (list, tuple)):
-            return pa.array(value, type=return_type)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
+    if _is_pandas_or_numpy(value):
+        from_pandas = True
+    elif isinstance(value, (list, tuple)):
+        from_pandas = False
+    else:
         raise WorkerError(
-            f"UDF {udf_name!r} returned values that do not convert to {return_type}: {exc}",
+            f"UDF {udf_name!r} returned {type(value).__name__}; expected a pyarrow Array (or a "
+            "ChunkedArray, pandas Series, numpy array or list) of its return type",
+            udf_name,
+        )
+    try:
+        return pa.array(value, from_pandas=from_pandas)
+    except _CONVERSION_ERRORS:
+        pass  # no single type fits every value: try the declared one
+    try:
+        return pa.array(value, type=return_type, from_pandas=from_pandas)
+    except _CONVERSION_ERRORS as exc:
+        row = _first_unconvertible_value(value, return_type, from_pandas)
+        raise WorkerError(
+            f"UDF {udf_name!r} returned values that do not convert to its return type "
+            f"{return_type}{_row_text(row)}: {exc}",
             udf_name,
         ) from exc
-    raise WorkerError(
-        f"UDF {udf_name!r} returned {type(value).__name__}; expected a pyarrow Array (or a "
-        "ChunkedArray, pandas Series, numpy array or list) of its return type",
-        udf_name,
-    )
+
+
+_CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
+
+
+def _convert(array: pa.Array, return_type: pa.DataType, udf_name: str) -> pa.Array:
+    """Convert ``array`` to ``return_type`` when every value survives; else raise WorkerError."""
+    if not converts_exactly(array.type, return_type):
+        raise WorkerError(
+            f"UDF {udf_name!r} returned an array of type {array.type}, but its return type is "
+            f"{return_type}; quiver converts a result only between types of the same kind (see "
+            "docs/types.md): convert it in the UDF",
+            udf_name,
+        )
+    try:
+        return _checked_cast(array, return_type)
+    except pa.ArrowNotImplementedError as exc:
+        raise WorkerError(
+            f"UDF {udf_name!r} returned an array of type {array.type}, which Arrow cannot "
+            f"convert to its return type {return_type} ({exc}): convert it in the UDF",
+            udf_name,
+        ) from exc
+    except pa.ArrowException as exc:
+        row = _first_failing_row(array, return_type)
+        value = "values" if row is None else f"{_value_text(array[row].as_py())} at row {row}"
+        raise WorkerError(
+            f"UDF {udf_name!r} returned {value}, which does not fit its return type "
+            f"{return_type} without loss (the result has type {array.type}; {exc})",
+            udf_name,
+        ) from exc
+
+
+def _checked_cast(array: pa.Array, return_type: pa.DataType) -> pa.Array:
+    """Cast with Arrow's value checks (overflow, truncation, rescaling, lost precision)."""
+    if pa.types.is_integer(array.type) and pa.types.is_decimal(return_type):
+        # Arrow checks an integer-to-decimal cast by type (int64 needs 19 digits), not by
+        # value: go through a decimal wide enough for any integer, then check the values.
+        wide = pa.decimal256(76, return_type.scale) if return_type.scale > 18 else None
+        array = array.cast(wide or pa.decimal128(38, return_type.scale), safe=True)
+    try:
+        return array.cast(return_type, safe=True)
+    except pa.ArrowInvalid:
+        if not pa.types.is_nested(array.type) or len(array) == 0:
+            raise
+    # A sliced nested array shares its parent's children, and Arrow's cast checks all of
+    # them; a copy of the rows holds only their own values.
+    return array.take(pa.array(range(len(array)), pa.int64())).cast(return_type, safe=True)
+
+
+def _first_failing_row(array: pa.Array, return_type: pa.DataType) -> int | None:
+    """Find the first row whose value fails the checked cast, by bisection over slices."""
+    lo, hi = 0, len(array)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        # take() copies the rows: a slice of a nested array still shares (and its cast still
+        # checks) every child value.
+        rows = array.take(pa.array(range(lo, mid), pa.int64()))
+        try:
+            _checked_cast(rows, return_type)
+        except pa.ArrowException:
+            hi = mid
+        else:
+            lo = mid
+    return lo if hi - lo == 1 else None
+
+
+def _first_unconvertible_value(
+    value: Any, return_type: pa.DataType, from_pandas: bool
+) -> tuple[int, Any] | None:
+    """Find the first row of a pandas, numpy or list result that does not convert, and its value."""
+    items = value.tolist() if hasattr(value, "tolist") else list(value)
+    for row, item in enumerate(items):
+        try:
+            pa.array([item], type=return_type, from_pandas=from_pandas)
+        except _CONVERSION_ERRORS:
+            return row, item
+    return None
+
+
+def _row_text(found: tuple[int, Any] | None) -> str:
+    """Say which row and value failed, when one was found."""
+    if found is None:
+        return ""
+    row, item = found
+    return f" (row {row}: {_value_text(item)})"
+
+
+def _value_text(item: Any) -> str:
+    """Show a value the way Python writes it, cut to a readable length."""
+    text = repr(item)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _has_nullable_dtype(data_type: pa.DataType) -> bool:
+    """Tell whether pandas has a nullable dtype that keeps this column's values exactly."""
+    return pa.types.is_integer(data_type) or pa.types.is_boolean(data_type)
+
+
+def _nullable_dtype(data_type: pa.DataType) -> Any:
+    """Return pandas' nullable dtype for an integer or bool type (a ``to_pandas`` types_mapper)."""
+    if not _has_nullable_dtype(data_type):
+        return None  # every other type converts the usual way
+    import pandas as pd  # loaded already: this evaluator only runs pandas UDFs
+
+    if pa.types.is_boolean(data_type):
+        return pd.BooleanDtype()
+    return pd.api.types.pandas_dtype(str(data_type).capitalize().replace("Uint", "UInt"))
 
 
 def _is_pandas_or_numpy(value: Any) -> bool:

@@ -142,8 +142,10 @@ class Execution:
         obj = load_udf_object(name, definition.payload_format, bytes(self.payloads[index]))
         engine_type = _engine_return_type(definition)
         engine_eval = _engine_eval_type(definition)
+        decode = True  # an undecorated function gets plain layouts (docs/types.md)
         if isinstance(obj, UserDefinedFunction):
             func, return_type, eval_type = obj.func, obj.returns, obj.eval_type
+            decode = obj.decode
             _check_declared(name, return_type, engine_type, eval_type, engine_eval)
         else:
             func = obj
@@ -151,7 +153,7 @@ class Execution:
         offsets = tuple(definition.argument_offsets)
         self._check_offsets(name, offsets)
         _check_arity(name, func, len(offsets), eval_type)
-        evaluator = EVALUATORS[eval_type](func, name, self.init.session_time_zone)
+        evaluator = EVALUATORS[eval_type](func, name, self.init.session_time_zone, decode)
         self.log.debug("UDF %r: %s returns %s, arguments %s", name, eval_type, return_type, offsets)
         return BoundUdf(name, offsets, return_type, eval_type, evaluator)
 

@@ -1,0 +1,85 @@
+#include "quiver/sdk/command_line.h"
+
+#include <map>
+
+namespace quiver::sdk {
+namespace {
+
+arrow::Result<LogLevel> ParseLogLevel(const std::string& text) {
+  static const std::map<std::string, LogLevel> kLevels = {{"debug", LogLevel::kDebug},
+                                                          {"info", LogLevel::kInfo},
+                                                          {"warning", LogLevel::kWarning},
+                                                          {"error", LogLevel::kError}};
+  auto found = kLevels.find(text);
+  if (found == kLevels.end()) {
+    return arrow::Status::Invalid("--log-level is '", text, "'; use debug, info, warning or error");
+  }
+  return found->second;
+}
+
+arrow::Status Set(WorkerOptions* options, const std::string& flag, const std::string& value) {
+  if (flag == "--id") {
+    options->id = value;
+  } else if (flag == "--connection") {
+    options->connection = value;
+  } else if (flag == "--transport") {
+    if (value != "uds" && value != "grpc") {
+      return arrow::Status::Invalid("--transport is '", value, "'; use uds or grpc");
+    }
+    options->transport = value;
+  } else if (flag == "--tls-cert") {
+    options->tls_cert_file = value;
+  } else if (flag == "--tls-key") {
+    options->tls_key_file = value;
+  } else if (flag == "--log-level") {
+    ARROW_ASSIGN_OR_RAISE(options->log_level, ParseLogLevel(value));
+  } else {
+    return arrow::Status::Invalid("unknown option '", flag, "'");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Status Check(const WorkerOptions& options) {
+  if (options.id.empty()) return arrow::Status::Invalid("--id is required");
+  if (options.connection.empty()) return arrow::Status::Invalid("--connection is required");
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return arrow::Status::Invalid("--tls-cert and --tls-key go together");
+  }
+  if (!options.tls_cert_file.empty() && options.transport != "grpc") {
+    return arrow::Status::Invalid("--tls-cert and --tls-key are for --transport grpc");
+  }
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+std::string Usage(const std::string& program) {
+  return "usage: " + program +
+         " --id ID --connection ENDPOINT [--transport uds|grpc]\n"
+         "       [--tls-cert FILE --tls-key FILE] [--log-level debug|info|warning|error]\n"
+         "Runs UDFs for a quiver engine, which starts this program (docs/protocol.md).\n"
+         "  uds:  ENDPOINT is unix:/path/to/socket, where the engine listens\n"
+         "  grpc: ENDPOINT is grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT to serve on\n"
+         "The engine passes the worker's secret in QUIVER_WORKER_SECRET.\n";
+}
+
+arrow::Result<WorkerOptions> ParseCommandLine(const std::vector<std::string>& arguments) {
+  WorkerOptions options;
+  for (size_t i = 0; i < arguments.size(); ++i) {
+    std::string flag = arguments[i];
+    std::string value;
+    if (const size_t equals = flag.find('='); flag.rfind("--", 0) == 0 && equals != flag.npos) {
+      value = flag.substr(equals + 1);
+      flag.resize(equals);
+    } else if (i + 1 < arguments.size()) {
+      value = arguments[++i];
+    } else {
+      return arrow::Status::Invalid("option '", flag, "' needs a value");
+    }
+    ARROW_RETURN_NOT_OK(Set(&options, flag, value));
+  }
+  ARROW_RETURN_NOT_OK(Check(options));
+  return options;
+}
+
+}  // namespace quiver::sdk

@@ -1,0 +1,198 @@
+#include "quiver/sdk/uds_server.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <utility>
+
+#include <arrow/buffer.h>
+#include <arrow/io/memory.h>
+
+#include "quiver/io/unix_socket.h"
+#include "quiver/protocol/batch_codec.h"
+#include "quiver/protocol/frame_codec.h"
+#include "quiver/sdk/errors.h"
+#include "quiver/sdk/hello.h"
+#include "quiver/sdk/log.h"
+#include "quiver/sdk/stop_watcher.h"
+#include "quiver/sdk/worker_state.h"
+
+namespace quiver::sdk {
+namespace {
+
+constexpr char kUnixScheme[] = "unix:";
+
+// Writes the state machine's answers as frames.
+class FrameSink : public MessageSink {
+ public:
+  explicit FrameSink(int fd) : fd_(fd) {}
+
+  arrow::Status SendControl(const v1::WorkerMessage& message) override {
+    auto buffer = arrow::Buffer::FromString(message.SerializeAsString());
+    ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeControlFrame(std::move(buffer)));
+    return io::SendAll(fd_, frame.buffers, io::kNoDeadline);
+  }
+
+  arrow::Status SendData(uint64_t sequence, const arrow::RecordBatch& batch) override {
+    ARROW_ASSIGN_OR_RAISE(auto body, protocol::EncodeBatchStream(batch));
+    ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeDataFrame(sequence, std::move(body)));
+    return io::SendAll(fd_, frame.buffers, io::kNoDeadline);
+  }
+
+ private:
+  int fd_;
+};
+
+// What reading the next frame found.
+struct Incoming {
+  std::optional<protocol::Frame> frame;  // empty: the engine closed at a frame boundary
+  arrow::Status bad_frame;               // a header that breaks the framing rules
+};
+
+class UdsServer {
+ public:
+  UdsServer(io::UniqueFd socket, const Registry* registry)
+      : socket_(std::move(socket)), sink_(socket_.get()), machine_(registry, &sink_) {}
+
+  // Serves until the end; returns the exit status.
+  int Serve(const WorkerOptions& options, const std::string& secret) {
+    auto watcher = StopWatcher::Start(/*watch_parent=*/false, [this](const std::string& reason) {
+      Log(LogLevel::kInfo, reason + ": exiting");
+      stopping_ = true;
+      ::shutdown(socket_.get(), SHUT_RD);  // the blocked read returns the end of the stream
+    });
+    if (!watcher.ok()) return Lost(watcher.status());
+    v1::WorkerMessage hello;
+    *hello.mutable_hello() = MakeHello(options.id, secret);
+    if (auto sent = sink_.SendControl(hello); !sent.ok()) return Lost(sent);
+    while (true) {
+      auto incoming = ReadFrame();
+      if (stopping_) return Exit(kExitOk);
+      if (!incoming.ok()) return Lost(incoming.status());
+      if (!incoming->bad_frame.ok()) return RejectFrame(incoming->bad_frame);
+      if (!incoming->frame) {
+        Log(LogLevel::kInfo, "the engine closed the connection; exiting");
+        return Exit(kExitOk);
+      }
+      bool go_on = true;
+      if (auto handled = Handle(*incoming->frame, &go_on); !handled.ok()) return Lost(handled);
+      if (!go_on) return Exit(kExitOk);
+    }
+  }
+
+ private:
+  arrow::Result<Incoming> ReadFrame() {
+    uint8_t header_bytes[protocol::kFrameHeaderSize];
+    ARROW_ASSIGN_OR_RAISE(int64_t got, io::ReceiveAll(socket_.get(), header_bytes,
+                                                      protocol::kFrameHeaderSize, io::kNoDeadline));
+    Incoming incoming;
+    if (got == 0) return incoming;
+    if (got < protocol::kFrameHeaderSize) return Truncated();
+    auto header = protocol::ReadFrameHeader(header_bytes, protocol::FramingLimits{});
+    if (!header.ok()) {
+      incoming.bad_frame = header.status();
+      return incoming;
+    }
+    protocol::Frame frame;
+    frame.kind = header->kind;
+    frame.sequence = header->sequence;
+    ARROW_ASSIGN_OR_RAISE(frame.metadata, ReadPart(header->metadata_length));
+    ARROW_ASSIGN_OR_RAISE(frame.body, ReadPart(header->body_length));
+    incoming.frame = std::move(frame);
+    return incoming;
+  }
+
+  // Reads `length` bytes into one 64-byte-aligned buffer that Arrow slices in place.
+  arrow::Result<std::shared_ptr<arrow::Buffer>> ReadPart(int64_t length) {
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buffer, arrow::AllocateBuffer(length));
+    ARROW_ASSIGN_OR_RAISE(int64_t got, io::ReceiveAll(socket_.get(), buffer->mutable_data(), length,
+                                                      io::kNoDeadline));
+    if (got < length) return Truncated();
+    return buffer;
+  }
+
+  static arrow::Status Truncated() {
+    return arrow::Status::IOError("the connection ended inside a frame");
+  }
+
+  arrow::Status Handle(const protocol::Frame& frame, bool* go_on) {
+    if (frame.kind == protocol::FrameKind::kData) {
+      return machine_.OnBatch(frame.sequence,
+                              std::make_shared<arrow::io::BufferReader>(frame.body));
+    }
+    v1::EngineMessage message;
+    if (!message.ParseFromArray(frame.metadata->data(), static_cast<int>(frame.metadata->size()))) {
+      return machine_.Reject("a control frame does not hold a quiver.v1.EngineMessage");
+    }
+    if (message.has_data()) {
+      return machine_.Reject(
+          "EngineMessage.data must not be sent over uds; batches travel as data frames");
+    }
+    if (message.has_shutdown()) return OnShutdown(message.shutdown(), go_on);
+    return machine_.OnMessage(message);
+  }
+
+  // Echoes Shutdown and stops, when idle or told to cancel the running execution.
+  arrow::Status OnShutdown(const v1::Shutdown& shutdown, bool* go_on) {
+    if (machine_.state() != WorkerState::kIdle && !shutdown.cancel_running()) {
+      return machine_.Reject("Shutdown during an execution (set cancel_running to stop it)");
+    }
+    machine_.Close();
+    v1::WorkerMessage answer;
+    answer.mutable_shutdown()->set_cancel_running(shutdown.cancel_running());
+    *go_on = false;
+    Log(LogLevel::kInfo, "Shutdown: exiting");
+    return sink_.SendControl(answer);
+  }
+
+  // A bad frame: the byte stream cannot be trusted any more (docs/protocol.md, section 4).
+  int RejectFrame(const arrow::Status& problem) {
+    Log(LogLevel::kError, "bad frame from the engine: " + problem.message());
+    v1::WorkerMessage answer;
+    *answer.mutable_error() = ErrorOf(ProtocolError("bad frame: " + problem.message()));
+    (void)sink_.SendControl(answer);  // best effort
+    return Exit(kExitConnectionLost);
+  }
+
+  int Lost(const arrow::Status& status) {
+    Log(LogLevel::kError, "connection to the engine lost: " + status.ToString());
+    return Exit(kExitConnectionLost);
+  }
+
+  int Exit(int status) {
+    machine_.Close();
+    socket_.Reset();
+    return status;
+  }
+
+  io::UniqueFd socket_;
+  FrameSink sink_;
+  WorkerStateMachine machine_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace
+
+int ServeUds(const WorkerOptions& options, const std::string& secret, const Registry& registry) {
+  if (options.connection.rfind(kUnixScheme, 0) != 0) {
+    Log(LogLevel::kError, "unsupported endpoint '" + options.connection +
+                              "': the uds transport connects to unix:/path/to/socket");
+    return kExitUsage;
+  }
+  const std::string path = options.connection.substr(sizeof(kUnixScheme) - 1);
+  auto socket = io::ConnectUnixSocket(path);
+  if (!socket.ok()) {
+    Log(LogLevel::kError,
+        "cannot connect to " + options.connection + ": " + socket.status().ToString());
+    return kExitConnectionLost;
+  }
+  Log(LogLevel::kInfo,
+      "connected to " + options.connection + " (pid " + std::to_string(::getpid()) + ")");
+  UdsServer server(*std::move(socket), &registry);
+  return server.Serve(options, secret);
+}
+
+}  // namespace quiver::sdk
