@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include <arrow/ipc/writer.h>
 #include <arrow/type.h>
@@ -46,6 +48,26 @@ std::string Seconds(std::chrono::milliseconds timeout) {
 
 }  // namespace
 
+std::vector<v1::EngineMessage> SplitLargePayloads(const v1::Init& init, size_t chunk_bytes) {
+  std::vector<v1::EngineMessage> messages(1);
+  v1::Init* head = messages.front().mutable_init();
+  *head = init;
+  for (int index = 0; index < head->udfs_size(); ++index) {
+    std::string* payload = head->mutable_udfs(index)->mutable_payload();
+    if (payload->size() <= chunk_bytes) continue;
+    // The first chunk stays in Init; the rest follow in order.
+    for (size_t offset = chunk_bytes; offset < payload->size(); offset += chunk_bytes) {
+      v1::PayloadChunk* chunk = messages.emplace_back().mutable_payload_chunk();
+      chunk->set_udf_index(static_cast<uint32_t>(index));
+      chunk->set_data(payload->substr(offset, chunk_bytes));
+    }
+    payload->resize(chunk_bytes);
+  }
+  head = messages.front().mutable_init();  // emplace_back may have moved it
+  head->set_payload_chunk_count(static_cast<uint32_t>(messages.size() - 1));
+  return messages;
+}
+
 WorkerSession::WorkerSession(Worker* worker) : worker_(worker) {}
 
 WorkerSession::~WorkerSession() {
@@ -57,10 +79,11 @@ arrow::Result<std::unique_ptr<WorkerSession>> WorkerSession::Start(Worker* worke
                                                                    const v1::Init& init) {
   std::unique_ptr<WorkerSession> session(new WorkerSession(worker));
   worker->CountExecution();
-  v1::EngineMessage message;
-  *message.mutable_init() = init;
-  if (!worker->connection().SendControl(message, session->BatchDeadline()).ok()) {
-    return session->Broken("while sending Init");
+  std::vector<v1::EngineMessage> messages = SplitLargePayloads(init);
+  for (const v1::EngineMessage& message : messages) {
+    if (!worker->connection().SendControl(message, session->BatchDeadline()).ok()) {
+      return session->Broken("while sending Init");
+    }
   }
   session->udf_count_ = init.udfs_size();
   session->receiver_ = std::thread([raw = session.get()] { raw->ReceiveLoop(); });

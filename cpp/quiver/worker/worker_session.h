@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
@@ -18,6 +20,16 @@
 #include "quiver/worker/worker.h"
 
 namespace quiver::worker {
+
+/// Largest UDF payload sent inside Init; a larger one (a function shipped by
+/// value) goes on in PayloadChunk messages, so that no message nears a
+/// transport's size limit (gRPC's default is 4 MiB).
+inline constexpr size_t kPayloadChunkBytes = size_t{1} << 20;
+
+/// Returns the messages that start an execution of `init`: Init, with each
+/// payload cut to `chunk_bytes`, then one PayloadChunk per further piece.
+std::vector<v1::EngineMessage> SplitLargePayloads(const v1::Init& init,
+                                                  size_t chunk_bytes = kPayloadChunkBytes);
 
 /// \brief One UDF execution on one worker (docs/protocol.md, section 2, engine side).
 ///
