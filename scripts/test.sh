@@ -29,6 +29,22 @@ echo "==> Rust tests (cargo test: the worker SDK's codec and state machine)"
 (cd rust && cargo test --release --locked --offline --workspace --quiet)
 took "cargo test"
 
+echo "==> conformance kit: every in-repo worker on every transport (quiver conformance)"
+conformance() {
+  local name="$1"
+  shift
+  echo "--- $name"
+  build/cpp/quiver/cli/quiver conformance --transport all "$@"
+}
+conformance "Python worker" --payload-format python/ref -- .venv/bin/python -m quiver.worker
+conformance "C++ example worker" -- build/cpp/examples/udf_worker/quiver_example_udf_worker
+# The Rust example worker, when the Rust workspace is there and built (scripts/setup.sh).
+rust_worker=rust/target/release/examples/udfs
+if [ -d rust ] && [ -x "$rust_worker" ]; then
+  conformance "Rust example worker" -- "$rust_worker"
+fi
+took "conformance kit"
+
 echo "==> Python tests (pytest): the package, the quiver command end to end, the benchmark harness"
 .venv/bin/python -m pytest python/tests tests -q -n "$(nproc)" --dist loadfile
 took "pytest"

@@ -93,9 +93,9 @@ void InterruptWatchdog::SetCleanupPath(std::string path) {
   cleanup_path_ = std::move(path);
 }
 
-void InterruptWatchdog::SetCleanupDirectory(std::string path) {
+void InterruptWatchdog::AddCleanupDirectory(std::string path) {
   std::lock_guard<std::mutex> lock(mutex_);
-  cleanup_directory_ = std::move(path);
+  cleanup_directories_.push_back(std::move(path));
 }
 
 void InterruptWatchdog::Watch() {
@@ -111,9 +111,9 @@ void InterruptWatchdog::Watch() {
     if (interrupt_count.load() < 2 && now - interrupted_at < grace_) continue;
     if (!cleanup_path_.empty()) ::unlink(cleanup_path_.c_str());
     KillChildProcesses();
-    if (!cleanup_directory_.empty()) {
+    for (const std::string& directory : cleanup_directories_) {
       std::error_code ignored;
-      std::filesystem::remove_all(cleanup_directory_, ignored);
+      std::filesystem::remove_all(directory, ignored);
     }
     std::fprintf(stderr, "\nquiver: interrupted\n");
     std::fflush(stderr);

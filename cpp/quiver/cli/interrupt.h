@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace quiver::cli {
 
@@ -36,9 +37,9 @@ class InterruptWatchdog {
   /// Sets the file to remove before ending the process ("" for none).
   void SetCleanupPath(std::string path);
 
-  /// Sets a directory to remove with its contents before ending the process
-  /// (the workers' private socket directory; "" for none).
-  void SetCleanupDirectory(std::string path);
+  /// Adds a directory to remove with its contents before ending the process
+  /// (a dispatcher's private socket directory; one per worker runtime).
+  void AddCleanupDirectory(std::string path);
 
  private:
   void Watch();
@@ -48,7 +49,7 @@ class InterruptWatchdog {
   std::condition_variable stop_requested_;
   bool stop_ = false;
   std::string cleanup_path_;
-  std::string cleanup_directory_;
+  std::vector<std::string> cleanup_directories_;
   std::thread thread_;
 };
 
