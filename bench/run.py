@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import importlib.util
 import json
 import subprocess
 import sys
@@ -160,6 +161,8 @@ class Harness:
 
     def cannot_run(self, peer: Peer) -> str:
         """Return why `peer` cannot run here, or "" when it can."""
+        if peer.kind == "quiver-session" and importlib.util.find_spec("quiver._engine") is None:
+            return "quiver._engine is not built (bash scripts/setup.sh)"
         if peer.kind == "quiver" and not self.arguments.quiver.is_file():
             return f"no quiver binary at {self.arguments.quiver}"
         if peer.kind == "quiver" and peer.mode == "rows" and not self.input_mode_flag:

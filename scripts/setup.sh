@@ -82,7 +82,8 @@ create_python_environment() {
   local stamp="$venv/.quiver-installed"
   if [ ! -f "$stamp" ] || [ "$root/python/pyproject.toml" -nt "$stamp" ]; then
     step "installing the quiver package (editable) into .venv"
-    "$venv/bin/python" -m pip install -q --no-deps -e "$root/python"
+    # Compiles nothing: build() below links quiver._engine and the command into python/quiver.
+    "$venv/bin/python" -m pip install -q --no-deps --no-build-isolation -e "$root/python"
     touch "$stamp"
   fi
 }
@@ -96,7 +97,7 @@ generate_python_protocol() {
      --pyi_out=python --grpc_python_out=python proto/quiver/v1/quiver.proto)
 }
 
-# Without --tests only the quiver command is configured and built: no test or
+# Without --tests only the quiver command and quiver._engine are built: no test or
 # benchmark targets, so a first run of the example compiles what it runs.
 build() {
   local tests=OFF
@@ -109,7 +110,7 @@ build() {
   if [ "$with_tests" = 1 ]; then
     cmake --build "$build_dir" --parallel "${QUIVER_JOBS:-$(nproc)}"
   else
-    cmake --build "$build_dir" --parallel "${QUIVER_JOBS:-$(nproc)}" --target quiver
+    cmake --build "$build_dir" --parallel "${QUIVER_JOBS:-$(nproc)}" --target quiver _engine
   fi
 }
 

@@ -56,7 +56,7 @@ took "lint"
 if [ "${QUIVER_SANITIZE:-0}" = 1 ]; then
   echo "==> C++ tests under AddressSanitizer and UndefinedBehaviorSanitizer"
   QUIVER_BUILD_DIR="$root/build-asan" \
-    QUIVER_CMAKE_ARGS="-DQUIVER_SANITIZE=address,undefined -DQUIVER_BUILD_BENCHMARKS=OFF -DCMAKE_BUILD_TYPE=Debug" \
+    QUIVER_CMAKE_ARGS="-DQUIVER_SANITIZE=address,undefined -DQUIVER_BUILD_BENCHMARKS=OFF -DQUIVER_BUILD_PYTHON=OFF -DCMAKE_BUILD_TYPE=Debug" \
     bash scripts/setup.sh --tests
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 600 -j "$(nproc)"

@@ -27,6 +27,13 @@ RATIOS: tuple[Ratio, ...] = (
     Ratio("quiver-vs-spark-rows", "quiver vs Spark row-based", "quiver-columnar", "spark-rows"),
     Ratio("quiver-vs-duckdb", "quiver vs DuckDB", "quiver-columnar", "duckdb"),
     Ratio("quiver-vs-polars", "quiver vs Polars", "quiver-columnar", "polars"),
+    Ratio(
+        "session-vs-spark-columnar",
+        "quiver.Session vs Spark columnar",
+        "quiver-session",
+        "spark-columnar",
+    ),
+    Ratio("session-vs-polars", "quiver.Session vs Polars", "quiver-session", "polars"),
 )
 
 

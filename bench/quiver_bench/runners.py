@@ -118,6 +118,45 @@ class QuiverPeer(BasePeer):
         return Query(lambda: run_command(command), {"command": " ".join(command)})
 
 
+class QuiverSessionPeer(BasePeer):
+    """`quiver.Session.map` in process: one Session (its workers warm) throughout, as Spark
+    keeps its SparkSession; a run scans the Parquet file with pyarrow (65536-row batches,
+    every column), maps it and discards the result batches.
+
+    Start-up is the Session and a map over a one-row file (worker start, UDF import).
+    """
+
+    def __init__(self, options: PeerOptions) -> None:
+        super().__init__(options)
+        start = time.perf_counter()
+        import quiver
+
+        self.session = quiver.Session(workers=options.workers)
+        identity = next(s for s in SCENARIOS if s.udf == "identity")
+        self.query(identity, options.startup_file).run()
+        self.startup_ms = elapsed_ms(start)
+        self.settings = {"batch_rows": 65536, "workers": options.workers}
+
+    def query(self, scenario: Scenario, file: Path) -> Query:
+        import pyarrow.dataset as ds
+
+        import quiver
+
+        udfs = importlib.import_module("udfs")
+        call = quiver.call(getattr(udfs, scenario.udf), *scenario.arguments, name="result")
+        dataset = ds.dataset(file)
+
+        def run() -> None:
+            reader = dataset.scanner(batch_size=65536).to_reader()
+            for _batch in self.session.map(reader, udfs=[call]):
+                pass
+
+        return Query(run, {"udf": call.payload.decode(), "input": "pyarrow dataset scanner"})
+
+    def close(self) -> None:
+        self.session.close()
+
+
 def run_command(command: list[str]) -> None:
     """Run a command to its end; raise with its stderr when it fails."""
     done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -236,6 +275,7 @@ class PolarsPeer(BasePeer):
 
 PEER_CLASSES: dict[str, type[BasePeer]] = {
     "quiver": QuiverPeer,
+    "quiver-session": QuiverSessionPeer,
     "spark": SparkPeer,
     "duckdb": DuckDBPeer,
     "polars": PolarsPeer,

@@ -48,6 +48,7 @@ class Peer:
 PEERS: tuple[Peer, ...] = (
     Peer("quiver-columnar", "quiver columnar", "quiver", "columnar", "launcher"),
     Peer("quiver-rows", "quiver rows", "quiver", "rows", "launcher"),
+    Peer("quiver-session", "quiver.Session (warm)", "quiver-session", "columnar", "engine"),
     Peer("spark-columnar", "Spark columnar", "spark", "true"),
     Peer("spark-rows", "Spark row-based", "spark", "false"),
     Peer("duckdb", "DuckDB", "duckdb", root_role="engine"),

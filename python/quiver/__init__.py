@@ -1,10 +1,22 @@
 """quiver: run user-defined functions out of process over Apache Arrow batches.
 
-Users write UDFs with :func:`quiver.udf`; the ``quiver`` engine runs them in worker processes
-started as ``python -m quiver.worker`` and speaks the ``quiver.v1`` protocol with them
-(see docs/protocol.md).
+Users write UDFs with :func:`quiver.udf` and run them over Arrow data with
+:class:`quiver.Session` (``help(quiver.Session.map)``) or the ``quiver`` command; the engine
+runs them in worker processes started as ``python -m quiver.worker`` and speaks the
+``quiver.v1`` protocol with them (see docs/protocol.md).
 """
 
+from quiver.errors import (
+    InvalidInput,
+    ProtocolError,
+    QuiverError,
+    SessionClosed,
+    UdfError,
+    UdfTimeout,
+    WorkerCrashed,
+    WorkerError,
+)
+from quiver.session import Session, UdfCall, call
 from quiver.types import parse_type
 from quiver.udf import EVAL_TYPES, UserDefinedFunction, infer_eval_type, udf
 
@@ -12,8 +24,19 @@ __version__ = "0.1.0"
 
 __all__ = [
     "EVAL_TYPES",
+    "InvalidInput",
+    "ProtocolError",
+    "QuiverError",
+    "Session",
+    "SessionClosed",
+    "UdfCall",
+    "UdfError",
+    "UdfTimeout",
     "UserDefinedFunction",
+    "WorkerCrashed",
+    "WorkerError",
     "__version__",
+    "call",
     "infer_eval_type",
     "parse_type",
     "udf",

@@ -27,6 +27,7 @@ SCENARIOS = (
 PEERS = (
     "quiver-columnar",
     "quiver-rows",
+    "quiver-session",
     "spark-columnar",
     "spark-rows",
     "duckdb",

@@ -181,11 +181,13 @@ arrow::Status RunCommand(const RunOptions& options) {
   if (plan.uses_python) {
     ARROW_ASSIGN_OR_RAISE(auto python,
                           MakeDispatcher(options, worker::PythonWorkerCommand(options.python)));
+    watchdog.AddCleanupDirectory(python->private_directory());
     by_runtime[kPythonRuntime] = python.get();
     dispatchers.push_back(std::move(python));
   }
   for (const auto& [name, runtime] : plan.runtimes) {
     ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options, runtime.command));
+    watchdog.AddCleanupDirectory(dispatcher->private_directory());
     by_runtime[name] = dispatcher.get();
     dispatchers.push_back(std::move(dispatcher));
   }

@@ -2,11 +2,13 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
@@ -18,6 +20,16 @@
 #include "quiver/worker/worker.h"
 
 namespace quiver::worker {
+
+/// Largest UDF payload sent inside Init; a larger one (a function shipped by
+/// value) goes on in PayloadChunk messages, so that no message nears a
+/// transport's size limit (gRPC's default is 4 MiB).
+inline constexpr size_t kPayloadChunkBytes = size_t{1} << 20;
+
+/// Returns the messages that start an execution of `init`: Init, with each
+/// payload cut to `chunk_bytes`, then one PayloadChunk per further piece.
+std::vector<v1::EngineMessage> SplitLargePayloads(const v1::Init& init,
+                                                  size_t chunk_bytes = kPayloadChunkBytes);
 
 /// \brief One UDF execution on one worker (docs/protocol.md, section 2, engine side).
 ///
@@ -71,6 +83,9 @@ class WorkerSession {
   arrow::Status Lost(const arrow::Status& transport_error);
   void StopReceiving();
   io::Deadline BatchDeadline() const;
+  // The moment the worker's next answer is due: a batch timeout after it began
+  // to owe one (a batch was sent to it while it owed none, or its last answer came).
+  io::Deadline AnswerDeadline();
 
   Worker* worker_;
   int udf_count_ = 0;
@@ -79,7 +94,9 @@ class WorkerSession {
   std::mutex mutex_;
   std::condition_variable reply_arrived_;
   std::deque<arrow::Result<transport::WorkerReply>> replies_;
-  bool done_ = false;           // Finish or Abort completed
+  int64_t unanswered_ = 0;                            // batches sent, not yet answered
+  std::chrono::steady_clock::time_point owed_since_;  // see AnswerDeadline
+  bool done_ = false;                                 // Finish or Abort completed
   bool receiver_done_ = false;  // the receiving thread saw the end of the execution
 };
 

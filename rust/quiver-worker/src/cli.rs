@@ -5,8 +5,10 @@ use std::sync::Arc;
 use crate::registry::Registry;
 use crate::{grpc, uds};
 
-/// The environment variable the engine passes the worker's secret in.
+/// The environment variable that may hold the worker's secret (hand-started and remote workers).
 pub const SECRET_ENV: &str = "QUIVER_WORKER_SECRET";
+/// The environment variable naming an inherited descriptor to read the secret from (the engine's way).
+pub const SECRET_FD_ENV: &str = "QUIVER_WORKER_SECRET_FD";
 /// Exit status after `Shutdown`, SIGTERM/SIGINT or the engine closing the connection.
 pub const EXIT_OK: i32 = 0;
 /// Exit status when the connection breaks or cannot be made.
@@ -18,7 +20,8 @@ const USAGE: &str =
     "usage: WORKER --id ID --connection ENDPOINT [--transport uds|grpc] [--log-level LEVEL]
   uds (default):  --connection unix:/path/to/socket     (the engine listens; the worker connects)
   grpc:           --connection grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (the worker serves)
-  The secret comes from the environment variable QUIVER_WORKER_SECRET.";
+  The secret is read from the descriptor named by QUIVER_WORKER_SECRET_FD, or else taken from
+  QUIVER_WORKER_SECRET.";
 
 /// Which transport the worker speaks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,13 +108,13 @@ pub fn run(argv: &[String], registry: Registry) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let Some(secret) = std::env::var_os(SECRET_ENV) else {
-        eprintln!("quiver-worker[{}]: {SECRET_ENV} is not set; the engine passes the worker's secret in it", args.id);
-        return EXIT_USAGE;
+    let secret = match take_secret() {
+        Ok(secret) => secret,
+        Err(problem) => {
+            eprintln!("quiver-worker[{}]: {problem}", args.id);
+            return EXIT_USAGE;
+        }
     };
-    // UDFs and the processes they start need not see the secret.
-    std::env::remove_var(SECRET_ENV);
-    let secret = secret.into_encoded_bytes();
     // The protocol owns the socket, not stdout; what UDFs print belongs in the worker log (stderr).
     // SAFETY: dup2 on the process's own standard descriptors.
     unsafe { libc::dup2(2, 1) };
@@ -121,6 +124,40 @@ pub fn run(argv: &[String], registry: Registry) -> i32 {
         Transport::Uds => run_uds(&args, &secret, registry),
         Transport::Grpc => grpc::run(&args, secret, registry),
     }
+}
+
+/// Take the secret (docs/protocol.md, section 1): from the descriptor named by
+/// QUIVER_WORKER_SECRET_FD when set (read to its end once, then closed), else from
+/// QUIVER_WORKER_SECRET. Both variables leave the environment, so UDFs and the processes they
+/// start never see them.
+fn take_secret() -> Result<Vec<u8>, String> {
+    let fd = std::env::var_os(SECRET_FD_ENV);
+    let value = std::env::var_os(SECRET_ENV);
+    std::env::remove_var(SECRET_FD_ENV);
+    std::env::remove_var(SECRET_ENV);
+    if let Some(fd) = fd {
+        let fd: i32 = fd
+            .to_str()
+            .and_then(|text| text.trim().parse().ok())
+            .filter(|fd| *fd > 2)
+            .ok_or_else(|| format!("{SECRET_FD_ENV}={fd:?} is not a descriptor number"))?;
+        use std::io::Read;
+        use std::os::fd::FromRawFd;
+        // SAFETY: the engine handed this descriptor to the worker for this one read; the File
+        // takes it over and closes it when dropped.
+        let mut file = unsafe { std::fs::File::from_raw_fd(fd) };
+        let mut secret = Vec::new();
+        file.read_to_end(&mut secret).map_err(|err| {
+            format!("cannot read the secret from descriptor {fd} ({SECRET_FD_ENV}): {err}")
+        })?;
+        while secret.last().is_some_and(|byte| byte.is_ascii_whitespace()) {
+            secret.pop();
+        }
+        return Ok(secret);
+    }
+    value.map(|value| value.into_encoded_bytes()).ok_or_else(|| {
+        format!("neither {SECRET_FD_ENV} nor {SECRET_ENV} is set; the engine passes the worker's secret in one of them")
+    })
 }
 
 /// Connect, say Hello, serve; exit 0 on SIGTERM/SIGINT at any point.

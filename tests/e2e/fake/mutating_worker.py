@@ -27,13 +27,8 @@ import sys
 import pyarrow as pa
 
 from quiver._proto import pb
-from quiver.protocol.framing import (
-    HEADER_SIZE,
-    encode_control_frame,
-    encode_data_frame,
-    read_frame,
-    send_frame,
-)
+from quiver.protocol.framing import HEADER_SIZE, encode_control_frame, encode_data_frame
+from quiver.transport.uds import read_frame, send_frame
 
 BODY_MUTATIONS = ["flip", "flip", "flip", "truncate", "extend", "splice"]
 FRAME_MUTATIONS = ["length_short", "length_long", "sequence", "header_flip", "drop", "twice"]

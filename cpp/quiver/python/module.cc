@@ -1,0 +1,313 @@
+// quiver._engine: the Python binding of quiver::python::Engine (nanobind).
+//
+// Data cross the boundary through the Arrow C data interface only: the input
+// is an ArrowArrayStream capsule (__arrow_c_stream__), each result batch an
+// ArrowSchema + ArrowArray capsule pair that pyarrow imports without a copy.
+// Failures are raised as the exceptions of quiver.errors, built there from the
+// Status code, message and UdfErrorDetail.
+
+#include <Python.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <future>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include <arrow/buffer.h>
+#include <arrow/c/abi.h>
+#include <arrow/c/bridge.h>
+#include <arrow/compute/expression.h>
+#include <arrow/record_batch.h>
+#include <arrow/status.h>
+#include <nanobind/nanobind.h>
+#include <nanobind/stl/map.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/tuple.h>
+#include <nanobind/stl/unique_ptr.h>
+#include <nanobind/stl/vector.h>
+
+#include "quiver/exec/udf_call.h"
+#include "quiver/exec/udf_operator.h"
+#include "quiver/protocol/udf_error.h"
+#include "quiver/python/engine.h"
+
+namespace nb = nanobind;
+
+namespace quiver::python {
+namespace {
+
+// How often a wait for workers looks for Ctrl-C.
+constexpr auto kSignalPollInterval = std::chrono::milliseconds(50);
+
+// A failed Status on its way to Python (translated in RaiseStatus).
+struct StatusError : std::exception {
+  explicit StatusError(arrow::Status s) : status(std::move(s)) {}
+  const char* what() const noexcept override { return "quiver engine error"; }
+  arrow::Status status;
+};
+
+template <typename T>
+T ValueOrThrow(arrow::Result<T> result) {
+  if (!result.ok()) throw StatusError(result.status());
+  return std::move(result).ValueUnsafe();
+}
+
+const char* KindKey(UdfErrorKind kind) {
+  switch (kind) {
+    case UdfErrorKind::kUserError:
+      return "user_error";
+    case UdfErrorKind::kWorkerError:
+      return "worker_error";
+    case UdfErrorKind::kWrongRowCount:
+      return "wrong_row_count";
+    case UdfErrorKind::kWrongResultSchema:
+      return "wrong_result_schema";
+    case UdfErrorKind::kTimeout:
+      return "timeout";
+    case UdfErrorKind::kWorkerLost:
+      return "worker_lost";
+    case UdfErrorKind::kProtocolViolation:
+      return "protocol_violation";
+  }
+  return "unknown";
+}
+
+nb::object DetailDict(const arrow::Status& status) {
+  const UdfErrorDetail* detail = UdfErrorDetailOf(status);
+  if (detail == nullptr) return nb::none();
+  nb::dict out;
+  out["kind"] = KindKey(detail->kind);
+  out["udf_name"] = detail->udf_name;
+  out["error_class"] = detail->error_class;
+  out["traceback"] = detail->traceback;
+  out["worker"] = detail->worker;
+  out["worker_pid"] = detail->worker_pid;
+  out["exit_status"] = detail->exit_status ? nb::cast(*detail->exit_status) : nb::none();
+  out["signal"] = detail->signal ? nb::cast(*detail->signal) : nb::none();
+  out["log_tail"] = detail->log_tail;
+  out["retryable"] = detail->retryable();
+  return out;
+}
+
+// Sets the Python error for `status`: quiver.errors.from_engine picks the class.
+void RaiseStatus(const arrow::Status& status) {
+  nb::object from_engine = nb::module_::import_("quiver.errors").attr("from_engine");
+  nb::object error = from_engine(status.CodeAsString(), status.message(), DetailDict(status));
+  PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
+}
+
+// --- Arrow C data interface capsules -------------------------------------
+
+void ReleaseSchemaCapsule(PyObject* capsule) {
+  auto* schema = static_cast<ArrowSchema*>(PyCapsule_GetPointer(capsule, "arrow_schema"));
+  if (schema->release != nullptr) schema->release(schema);
+  delete schema;
+}
+
+void ReleaseArrayCapsule(PyObject* capsule) {
+  auto* array = static_cast<ArrowArray*>(PyCapsule_GetPointer(capsule, "arrow_array"));
+  if (array->release != nullptr) array->release(array);
+  delete array;
+}
+
+nb::object SchemaCapsule(const arrow::Schema& schema) {
+  auto* c_schema = new ArrowSchema;
+  arrow::Status exported = arrow::ExportSchema(schema, c_schema);
+  if (!exported.ok()) {
+    delete c_schema;
+    throw StatusError(exported);
+  }
+  return nb::steal(PyCapsule_New(c_schema, "arrow_schema", ReleaseSchemaCapsule));
+}
+
+nb::object BatchCapsules(const arrow::RecordBatch& batch) {
+  auto* c_schema = new ArrowSchema;
+  auto* c_array = new ArrowArray;
+  arrow::Status exported = arrow::ExportRecordBatch(batch, c_array, c_schema);
+  if (!exported.ok()) {
+    delete c_schema;
+    delete c_array;
+    throw StatusError(exported);
+  }
+  nb::object schema = nb::steal(PyCapsule_New(c_schema, "arrow_schema", ReleaseSchemaCapsule));
+  nb::object array = nb::steal(PyCapsule_New(c_array, "arrow_array", ReleaseArrayCapsule));
+  return nb::make_tuple(schema, array);
+}
+
+// Imports the stream of an "arrow_array_stream" capsule; the capsule is left
+// released (its destructor then does nothing), the columns are not copied.
+std::shared_ptr<arrow::RecordBatchReader> ImportStream(nb::handle capsule) {
+  auto* stream =
+      static_cast<ArrowArrayStream*>(PyCapsule_GetPointer(capsule.ptr(), "arrow_array_stream"));
+  if (stream == nullptr) throw nb::python_error();
+  return ValueOrThrow(arrow::ImportRecordBatchReader(stream));
+}
+
+// --- UDF calls from Python -------------------------------------------------
+
+arrow::compute::Expression DeserializeExpression(const nb::bytes& serialized) {
+  auto buffer = arrow::Buffer::FromString(std::string(serialized.c_str(), serialized.size()));
+  return ValueOrThrow(arrow::compute::Deserialize(std::move(buffer)));
+}
+
+// (name, payload_format, payload, [serialized expression, ...])
+using PyUdfCall = std::tuple<std::string, std::string, nb::bytes, std::vector<nb::bytes>>;
+
+exec::UdfCall ToUdfCall(const PyUdfCall& call) {
+  exec::UdfCall udf;
+  udf.name = std::get<0>(call);
+  udf.payload_format = std::get<1>(call);
+  const nb::bytes& payload = std::get<2>(call);
+  udf.payload.assign(payload.c_str(), payload.size());
+  for (const nb::bytes& argument : std::get<3>(call)) {
+    udf.arguments.push_back(DeserializeExpression(argument));
+  }
+  return udf;
+}
+
+// --- The Python-facing classes ---------------------------------------------
+
+class PyRun {
+ public:
+  explicit PyRun(std::unique_ptr<RunHandle> handle) : handle_(std::move(handle)) {}
+
+  nb::object schema() const { return SchemaCapsule(*handle_->schema()); }
+
+  // Returns (schema capsule, array capsule), or None at the end. Waits without
+  // the GIL, looking for Ctrl-C: then the run is cancelled and the
+  // KeyboardInterrupt raised at once.
+  nb::object read_next() {
+    auto future = handle_->ReadNextAsync();
+    bool interrupted = false;
+    {
+      nb::gil_scoped_release release;
+      while (future.wait_for(kSignalPollInterval) != std::future_status::ready) {
+        nb::gil_scoped_acquire acquire;
+        if (PyErr_CheckSignals() != 0) {
+          interrupted = true;
+          break;
+        }
+      }
+    }
+    if (interrupted) {
+      handle_->Cancel();
+      throw nb::python_error();
+    }
+    std::shared_ptr<arrow::RecordBatch> batch = ValueOrThrow(future.get());
+    if (batch == nullptr) return nb::none();
+    return BatchCapsules(*batch);
+  }
+
+  void cancel() { handle_->Cancel(); }
+
+  nb::dict metrics() const {
+    const exec::UdfRunMetrics metrics = handle_->metrics();
+    nb::dict out;
+    out["batches"] = metrics.batches;
+    out["rows"] = metrics.rows;
+    out["bytes_in"] = metrics.bytes_in;
+    out["worker_udf_seconds"] = std::chrono::duration<double>(metrics.worker_udf_time).count();
+    return out;
+  }
+
+ private:
+  std::unique_ptr<RunHandle> handle_;
+};
+
+class PyEngine {
+ public:
+  PyEngine(std::vector<std::string> command, std::string transport, double batch_timeout,
+           double start_timeout, std::map<std::string, std::string> environment,
+           int max_idle_workers) {
+    EngineOptions options;
+    options.command = std::move(command);
+    options.transport = std::move(transport);
+    options.batch_timeout = Milliseconds(batch_timeout);
+    options.start_timeout = Milliseconds(start_timeout);
+    options.environment = std::move(environment);
+    options.max_idle_workers = max_idle_workers;
+    engine_ = ValueOrThrow(Engine::Make(std::move(options)));
+  }
+
+  std::unique_ptr<PyRun> map(nb::handle stream, const std::vector<PyUdfCall>& udfs,
+                             std::optional<std::vector<std::string>> pass_through,
+                             int64_t batch_rows, int workers, int max_in_flight) {
+    exec::UdfOperatorOptions options;
+    for (const auto& call : udfs) options.udfs.push_back(ToUdfCall(call));
+    options.pass_through = std::move(pass_through);
+    options.pass_through_label = "select";
+    options.workers = workers;
+    options.max_batches_in_flight_per_worker = max_in_flight;
+    std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
+    arrow::Result<std::unique_ptr<RunHandle>> handle;
+    {
+      // Starting workers and their Init wait on other processes.
+      nb::gil_scoped_release release;
+      handle = engine_->Map(std::move(input), std::move(options), batch_rows);
+    }
+    return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
+  }
+
+  int64_t workers_started() const { return engine_->workers_started(); }
+
+  void close() {
+    nb::gil_scoped_release release;  // stopping workers waits for them to exit
+    engine_->Close();
+  }
+
+  bool closed() const { return engine_->closed(); }
+
+ private:
+  static std::chrono::milliseconds Milliseconds(double seconds) {
+    // Clamped so that "wait for ever" values such as 1e300 do not overflow.
+    const double clamped = std::min(std::max(seconds, 0.0), 1e9);
+    return std::chrono::milliseconds(static_cast<int64_t>(clamped * 1000.0 + 0.5));
+  }
+
+  std::unique_ptr<Engine> engine_;
+};
+
+}  // namespace
+}  // namespace quiver::python
+
+NB_MODULE(_engine, m) {
+  using quiver::python::PyEngine;
+  using quiver::python::PyRun;
+  m.doc() = "quiver's engine (C++); use quiver.Session, not this module.";
+  // Readers handed to pyarrow may still hold a Run when the interpreter ends.
+  nb::set_leak_warnings(false);
+
+  nb::register_exception_translator([](const std::exception_ptr& error, void*) {
+    try {
+      std::rethrow_exception(error);
+    } catch (const quiver::python::StatusError& status_error) {
+      quiver::python::RaiseStatus(status_error.status);
+    }
+  });
+
+  nb::class_<PyRun>(m, "Run", nb::is_weak_referenceable())
+      .def("schema", &PyRun::schema, "The output schema as an 'arrow_schema' capsule.")
+      .def("read_next", &PyRun::read_next,
+           "The next batch as (schema capsule, array capsule), or None at the end.")
+      .def("cancel", &PyRun::cancel, "Ends the run; its workers go back to the pool.")
+      .def("metrics", &PyRun::metrics, "Batches, rows, input bytes and UDF time so far.");
+
+  nb::class_<PyEngine>(m, "Engine")
+      .def(nb::init<std::vector<std::string>, std::string, double, double,
+                    std::map<std::string, std::string>, int>(),
+           nb::arg("command"), nb::arg("transport"), nb::arg("batch_timeout"),
+           nb::arg("start_timeout"), nb::arg("environment"), nb::arg("max_idle_workers"))
+      .def("map", &PyEngine::map, nb::arg("stream"), nb::arg("udfs"), nb::arg("pass_through"),
+           nb::arg("batch_rows"), nb::arg("workers"), nb::arg("max_in_flight"))
+      .def("workers_started", &PyEngine::workers_started)
+      .def("close", &PyEngine::close)
+      .def("closed", &PyEngine::closed);
+}

@@ -1,0 +1,363 @@
+"""``quiver.Session``: the engine in process, over anything that speaks the Arrow C stream.
+
+A session owns a warm pool of worker processes; each :meth:`Session.map` streams batches
+through them and returns a ``pyarrow.RecordBatchReader``. See ``help(quiver.Session.map)``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import importlib.util
+import os
+import sys
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from quiver.errors import InvalidInput, SessionClosed
+
+PYTHON_REF = "python/ref"
+PYTHON_CLOUDPICKLE = "python/cloudpickle"
+
+# The session's transport names, and the engine's transports they mean.
+_TRANSPORTS = {"uds": "uds", "grpc": "grpc+unix", "grpc+unix": "grpc+unix", "grpc+tcp": "grpc+tcp"}
+
+
+@dataclass(frozen=True)
+class UdfCall:
+    """One UDF applied to arguments; made by :func:`quiver.call`.
+
+    ``name`` is the result column, ``payload_format`` and ``payload`` how the worker finds the
+    function (``python/ref``: ``"module:qualname"`` or ``"/abs/file.py:func"``;
+    ``python/cloudpickle``: the function by value), ``arguments`` the column names, literals
+    and ``pyarrow.compute`` expressions it is called with.
+    """
+
+    name: str
+    payload_format: str
+    payload: bytes
+    arguments: tuple[Any, ...]
+
+
+def call(fn: Callable[..., Any] | str, *args: Any, name: str | None = None) -> UdfCall:
+    """Return a call of UDF ``fn`` on ``args`` for :meth:`Session.map`.
+
+    ``fn`` is one of:
+
+    - a function (usually ``@quiver.udf``-decorated) that workers can import by module and
+      qualified name: sent by reference;
+    - a function defined in ``__main__``, a notebook or another function: sent by value
+      (cloudpickle), so it needs nothing importable;
+    - a string ``"path/to/file.py:func"`` or ``"package.module:func"``.
+
+    Each argument is a column name (``"city"``), a ``pyarrow.compute`` expression
+    (``pc.field("a") + 1``, ``pc.utf8_upper(pc.field("name"))``) or any other value, taken
+    as a literal (use ``pc.scalar("text")`` for a string literal). ``name`` is the result
+    column (default: the function's name).
+
+    >>> quiver.call("udfs.py:clean", "city", name="city_clean")    # doctest: +SKIP
+    """
+    if isinstance(fn, str):
+        payload_format, payload, default_name = PYTHON_REF, *_resolve_ref(fn)
+    elif callable(fn):
+        payload_format, payload, default_name = _resolve_function(fn)
+    else:
+        raise TypeError(
+            f"quiver.call takes a function or a 'file.py:func' string, not {type(fn).__name__}"
+        )
+    return UdfCall(name or default_name, payload_format, payload, tuple(args))
+
+
+def _resolve_ref(ref: str) -> tuple[bytes, str]:
+    """Check a ``file.py:func`` or ``module:func`` reference; return its payload and name."""
+    target, sep, qualname = ref.rpartition(":")
+    if not sep or not target or not qualname:
+        raise InvalidInput(
+            f"UDF reference {ref!r} is not of the form 'path/to/file.py:func' or 'module:func'"
+        )
+    if target.endswith(".py") or os.sep in target:
+        path = os.path.abspath(target)
+        if not os.path.isfile(path):
+            raise InvalidInput(f"UDF reference {ref!r}: there is no file {path}")
+        return f"{path}:{qualname}".encode(), qualname.rsplit(".", 1)[-1]
+    if importlib.util.find_spec(target) is None:
+        raise InvalidInput(
+            f"UDF reference {ref!r}: module {target!r} cannot be imported here "
+            "(check its spelling and sys.path)"
+        )
+    return ref.encode(), qualname.rsplit(".", 1)[-1]
+
+
+def _resolve_function(fn: Callable[..., Any]) -> tuple[str, bytes, str]:
+    """Send ``fn`` by reference when a worker can import it as itself, else by value."""
+    module = getattr(fn, "__module__", None)
+    qualname = getattr(fn, "__qualname__", None)
+    name = getattr(fn, "__name__", None) or "udf"
+    if module and qualname and module != "__main__" and "<" not in qualname:
+        if _importable_as(fn, module, qualname):
+            return PYTHON_REF, f"{module}:{qualname}".encode(), name
+    import cloudpickle
+
+    return PYTHON_CLOUDPICKLE, cloudpickle.dumps(fn), name
+
+
+def _importable_as(fn: Any, module: str, qualname: str) -> bool:
+    """Return whether ``module:qualname`` names ``fn`` itself."""
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except Exception:
+        return False
+    return obj is fn
+
+
+def _expression(argument: Any) -> pc.Expression:
+    """A column name, an expression, or a literal, as an Arrow compute expression."""
+    if isinstance(argument, pc.Expression):
+        return argument
+    if isinstance(argument, str):
+        return pc.field(argument)
+    return pc.scalar(argument)
+
+
+def _serialized(expression: pc.Expression) -> bytes:
+    """The expression in Arrow's own serialization (``arrow::compute::Serialize``)."""
+    _, (buffer,) = expression.__reduce__()
+    return buffer.to_pybytes()
+
+
+def _stream_capsule(data: Any) -> Any:
+    """Return an ``arrow_array_stream`` capsule over ``data`` without copying its columns."""
+    if hasattr(data, "__arrow_c_stream__"):
+        return data.__arrow_c_stream__()
+    import pyarrow.dataset as ds
+
+    if isinstance(data, ds.Dataset):
+        return data.scanner().to_reader().__arrow_c_stream__()
+    if isinstance(data, ds.Scanner):
+        return data.to_reader().__arrow_c_stream__()
+    if hasattr(data, "collect") and hasattr(data, "lazy"):  # a Polars LazyFrame
+        return data.collect().__arrow_c_stream__()
+    raise TypeError(
+        f"Session.map needs Arrow data: an object with __arrow_c_stream__ (a pyarrow Table or "
+        f"RecordBatchReader, a Polars DataFrame, a DuckDB relation, ...), a pyarrow Dataset "
+        f"or Scanner; got {type(data).__module__}.{type(data).__qualname__}"
+    )
+
+
+class Session:
+    """A warm pool of UDF worker processes, and the engine that streams Arrow batches to them.
+
+    >>> import pyarrow as pa, quiver                                  # doctest: +SKIP
+    >>> with quiver.Session(workers=2) as s:                          # doctest: +SKIP
+    ...     out = s.map(pa.table({"name": ["ada"]}), udfs=[quiver.call(shout, "name")])
+    ...     print(out.read_all())
+
+    ``workers`` is the number of worker processes a ``map`` runs on (results keep the input's
+    order); they start on the first ``map`` and stay warm for the next ones. ``transport`` is
+    ``"uds"`` (framing over a Unix socket), ``"grpc"`` (gRPC over a Unix socket) or
+    ``"grpc+tcp"``. A worker that takes longer than ``batch_timeout`` seconds on one batch is
+    stopped (:class:`quiver.UdfTimeout`). ``python`` is the interpreter of the workers
+    (default: this one, with this process's ``sys.path``). ``max_in_flight`` bounds the
+    batches sent to one worker and not yet answered (memory).
+
+    Close the session (``with``, :meth:`close`) to stop its workers; they are also stopped
+    when it is garbage-collected and at interpreter exit.
+    """
+
+    def __init__(
+        self,
+        workers: int = 4,
+        transport: str = "uds",
+        batch_timeout: float = 60,
+        python: str | None = None,
+        *,
+        start_timeout: float = 30,
+        max_in_flight: int = 4,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        if workers < 1:
+            raise InvalidInput(f"workers must be at least 1, not {workers}")
+        if transport not in _TRANSPORTS:
+            raise InvalidInput(f"unknown transport {transport!r}; known: {', '.join(_TRANSPORTS)}")
+        try:
+            from quiver import _engine
+        except ImportError as exc:
+            raise ImportError(
+                "quiver's engine (quiver._engine) is not built: install the package with "
+                "`pip install ./python`, or build it with `bash scripts/setup.sh`"
+            ) from exc
+        self.workers = workers
+        self.transport = transport
+        self.batch_timeout = batch_timeout
+        self.max_in_flight = max_in_flight
+        command = [python or sys.executable, "-m", "quiver.worker"]
+        self._engine: Any = _engine.Engine(
+            command,
+            _TRANSPORTS[transport],
+            float(batch_timeout),
+            float(start_timeout),
+            _worker_environment(python, environment),
+            workers,
+        )
+        self._runs: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._lock = threading.Lock()
+        _open_sessions.add(self)
+
+    def map(
+        self,
+        data: Any,
+        udfs: Sequence[UdfCall | Callable[..., Any] | str],
+        batch_rows: int = 65536,
+        select: Sequence[str] | None = None,
+    ) -> pa.RecordBatchReader:
+        """Run ``udfs`` over ``data`` in the workers; return the results as a stream.
+
+        ``data`` is anything that exports the Arrow C stream (``__arrow_c_stream__``): a
+        pyarrow Table, RecordBatch or RecordBatchReader, a Polars DataFrame, a DuckDB relation;
+        or a pyarrow Dataset or Scanner. Its columns are not copied: the ones kept beside the
+        results are the input's own buffers.
+
+        ``udfs`` are :func:`quiver.call` results (a bare function or ``"file.py:func"`` string
+        is called on no argument). Each adds one column, named after the UDF, after the input
+        columns in ``select`` (default: all of them, ``[]`` for none). Batches larger than
+        ``batch_rows`` rows are cut (without a copy) before they go to a worker.
+
+        The result is a ``pyarrow.RecordBatchReader`` that computes batch by batch as it is
+        read, so memory stays flat: read it while the session is open, with pyarrow, Polars
+        (``pl.from_arrow``), DuckDB or ``pq.write_table``. Ctrl-C while reading cancels the
+        run; the session stays usable.
+
+        Example::
+
+            import pyarrow as pa, pyarrow.compute as pc, quiver
+
+            @quiver.udf(returns="string")
+            def shout(name: pa.Array) -> pa.Array:
+                return pc.utf8_upper(name)
+
+            table = pa.table({"id": [1, 2], "name": ["ada", "bob"], "score": [1.0, 2.5]})
+            with quiver.Session(workers=2) as s:
+                out = s.map(table,
+                            udfs=[quiver.call(shout, "name"),                  # a column
+                                  quiver.call("udfs.py:clean", pc.field("score") * 2),
+                                  quiver.call(lambda x: x, "id", name="same")],  # by value
+                            select=["id"])
+                print(out.read_all())          # id, shout, clean, same
+
+        Errors are :class:`quiver.QuiverError` subclasses: :class:`quiver.UdfError` (the UDF
+        raised; ``udf_name``, ``error_class``, ``traceback``), :class:`quiver.WorkerError` (a
+        UDF that does not load), :class:`quiver.WorkerCrashed`, :class:`quiver.UdfTimeout`,
+        :class:`quiver.ProtocolError`, :class:`quiver.InvalidInput` (a column that does not
+        exist, a duplicate name), :class:`quiver.SessionClosed`. A failure raises when the
+        batch it happened on is read; a wrong column or UDF reference raises here, before
+        any data moves.
+        """
+        engine = self._engine
+        if engine is None or engine.closed():
+            raise SessionClosed("this quiver.Session is closed; open a new one")
+        calls = [u if isinstance(u, UdfCall) else call(u) for u in udfs]
+        if not calls:
+            raise InvalidInput("Session.map needs at least one UDF in udfs=[...]")
+        stream = _stream_capsule(data)
+        engine_calls = [
+            (
+                c.name,
+                c.payload_format,
+                c.payload,
+                [_serialized(_expression(a)) for a in c.arguments],
+            )
+            for c in calls
+        ]
+        run = engine.map(
+            stream,
+            engine_calls,
+            None if select is None else list(select),
+            int(batch_rows),
+            self.workers,
+            self.max_in_flight,
+        )
+        self._runs.add(run)
+        schema = pa.Schema._import_from_c_capsule(run.schema())
+        return pa.RecordBatchReader.from_batches(schema, _read(run))
+
+    @property
+    def workers_started(self) -> int:
+        """How many worker processes this session has started so far."""
+        return self._engine.workers_started() if self._engine is not None else 0
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called."""
+        return self._engine is None or self._engine.closed()
+
+    def close(self) -> None:
+        """Cancel the runs still being read and stop the workers. Idempotent."""
+        engine = self._engine
+        if engine is None:
+            return
+        for run in list(self._runs):
+            run.cancel()
+        engine.close()
+        _open_sessions.discard(self)
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: S110 - never raise from a finalizer
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{self.workers_started} workers started"
+        return f"<quiver.Session workers={self.workers} transport={self.transport!r} {state}>"
+
+
+def _read(run: Any) -> Iterator[pa.RecordBatch]:
+    """Yield the run's batches; whatever stops the reading early ends the run."""
+    try:
+        while True:
+            item = run.read_next()
+            if item is None:
+                return
+            yield pa.RecordBatch._import_from_c_capsule(*item)
+    finally:
+        run.cancel()
+
+
+def _worker_environment(python: str | None, extra: dict[str, str] | None) -> dict[str, str]:
+    """The workers' extra environment: this process's sys.path (so that what imports here
+    imports there, when they run this interpreter) and one BLAS thread per worker."""
+    environment: dict[str, str] = {}
+    if python is None:
+        paths = [os.getcwd() if p == "" else p for p in sys.path]
+        environment["PYTHONPATH"] = os.pathsep.join(p for p in paths if os.path.isdir(p))
+    # A worker runs one UDF call at a time beside the engine: BLAS thread pools would spin
+    # and take the engine's cores. A user's own setting wins.
+    for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if variable not in os.environ:
+            environment[variable] = "1"
+    environment.update(extra or {})
+    return environment
+
+
+_open_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_open_sessions() -> None:
+    """Stop every session's workers when the interpreter exits."""
+    for session in list(_open_sessions):
+        session.close()
