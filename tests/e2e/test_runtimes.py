@@ -142,10 +142,14 @@ from quiver.v1 import quiver_pb2 as pb
 
 endpoint = sys.argv[sys.argv.index("--connection") + 1]
 worker_id = sys.argv[sys.argv.index("--id") + 1]
+if "QUIVER_WORKER_SECRET_FD" in os.environ:
+    with os.fdopen(int(os.environ["QUIVER_WORKER_SECRET_FD"]), "rb") as pipe:
+        secret = pipe.read()
+else:
+    secret = os.environ["QUIVER_WORKER_SECRET"].encode()
 connection = UdsConnection.connect(endpoint)
 hello = pb.WorkerMessage(hello=pb.Hello(
-    protocol_version=7, worker_id=worker_id, runtime="fake",
-    secret=os.environ["QUIVER_WORKER_SECRET"].encode(), pid=os.getpid()))
+    protocol_version=7, worker_id=worker_id, runtime="fake", secret=secret, pid=os.getpid()))
 connection.send_message(hello)
 connection.sock.recv(1)
 """

@@ -20,9 +20,10 @@ arrow::Status CheckHelloFields(const v1::Hello& hello, Probe& probe, bool with_s
                                const std::string& section) {
   const StartedWorker& started = probe.started();
   if (with_secret && hello.secret() != started.secret) {
-    return Violation(section,
-                     "Hello.secret is not QUIVER_WORKER_SECRET as its 64 ASCII characters (got " +
-                         std::to_string(hello.secret().size()) + " bytes)");
+    return Violation(
+        section,
+        "Hello.secret is not the secret the worker was given, as its 64 ASCII characters (got " +
+            std::to_string(hello.secret().size()) + " bytes)");
   }
   if (!with_secret && !hello.secret().empty()) {
     return Violation(section, "ManageResponse.worker carries the secret; it must not");
