@@ -3,7 +3,8 @@
 # Idempotent: a second run installs nothing and rebuilds only what changed.
 #
 #   bash scripts/setup.sh                  # what running quiver needs: the quiver command, .venv
-#   bash scripts/setup.sh --tests          # + test tools (GoogleTest, pytest, ruff, ...), every target
+#   bash scripts/setup.sh --tests          # + test tools (GoogleTest, pytest, ruff, ...), every target,
+#                                          #   the Rust workspace
 #   bash scripts/setup.sh --bench          # + the benchmark's peers (Java, PySpark, DuckDB, Polars)
 #   QUIVER_BUILD_DIR=build-asan QUIVER_CMAKE_ARGS="-DQUIVER_SANITIZE=address,undefined" \
 #     bash scripts/setup.sh --tests        # a second, sanitized build
@@ -32,6 +33,9 @@ debian_packages=(
 )
 # Building and running its tests and lint checks.
 debian_test_packages=(libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy)
+
+# The fuzz targets (QUIVER_FUZZ=1) need clang and its libFuzzer runtime.
+if [ "${QUIVER_FUZZ:-0}" = 1 ]; then debian_packages+=(clang libclang-rt-14-dev); fi
 
 install_debian_packages() {
   local wanted=("${debian_packages[@]}") missing=()
@@ -69,8 +73,12 @@ create_python_environment() {
     "$venv/bin/python" -m pip install -q --upgrade pip
   fi
   install_requirements "$root/python/requirements.txt" "the quiver package's requirements"
-  [ "$with_tests" = 1 ] && install_requirements "$root/python/requirements-test.txt" "the test tools"
-  [ "$with_bench" = 1 ] && install_requirements "$root/bench/requirements.txt" "the benchmark's peers"
+  if [ "$with_tests" = 1 ]; then
+    install_requirements "$root/python/requirements-test.txt" "the test tools"
+  fi
+  if [ "$with_bench" = 1 ]; then
+    install_requirements "$root/bench/requirements.txt" "the benchmark's peers"
+  fi
   local stamp="$venv/.quiver-installed"
   if [ ! -f "$stamp" ] || [ "$root/python/pyproject.toml" -nt "$stamp" ]; then
     step "installing the quiver package (editable) into .venv"
@@ -106,7 +114,26 @@ build() {
   fi
 }
 
+# The Rust worker SDK (rust/quiver-worker) and its example worker, which the tests and
+# `quiver run` start. cargo comes from the machine (rustup's ~/.cargo/bin included); when
+# there is none, from Debian's package (its Rust must be recent enough for arrow-rs).
+build_rust() {
+  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+  if ! command -v cargo >/dev/null; then
+    step "installing cargo (Debian package)"
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends cargo
+  fi
+  step "building the Rust workspace (release)"
+  # The first run fetches the crates Cargo.lock names; later runs build offline.
+  (cd "$root/rust" && cargo build --release --locked --workspace --examples --quiet)
+}
+
 install_debian_packages
 create_python_environment
 generate_python_protocol
 build
+# The example runs Python UDFs only; the tests also start the Rust example worker.
+if [ "$with_tests" = 1 ]; then build_rust; fi

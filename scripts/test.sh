@@ -4,6 +4,7 @@
 #
 #   bash scripts/test.sh             # everything
 #   QUIVER_SANITIZE=1 bash scripts/test.sh   # also the C++ suites under ASan + UBSan
+#   QUIVER_FUZZ=1 bash scripts/test.sh       # also each fuzz target for a bounded time
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -22,6 +23,28 @@ echo "==> C++ tests (ctest)"
 ctest --test-dir build --output-on-failure --timeout 300 -j "$(nproc)"
 took "ctest"
 
+echo "==> Rust tests (cargo test: the worker SDK's codec and state machine)"
+[ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
+# Release, like setup.sh's build, so the dependencies are not compiled a second time.
+(cd rust && cargo test --release --locked --offline --workspace --quiet)
+took "cargo test"
+
+echo "==> conformance kit: every in-repo worker on every transport (quiver conformance)"
+conformance() {
+  local name="$1"
+  shift
+  echo "--- $name"
+  build/cpp/quiver/cli/quiver conformance --transport all "$@"
+}
+conformance "Python worker" --payload-format python/ref -- .venv/bin/python -m quiver.worker
+conformance "C++ example worker" -- build/cpp/examples/udf_worker/quiver_example_udf_worker
+# The Rust example worker, when the Rust workspace is there and built (scripts/setup.sh).
+rust_worker=rust/target/release/examples/udfs
+if [ -d rust ] && [ -x "$rust_worker" ]; then
+  conformance "Rust example worker" -- "$rust_worker"
+fi
+took "conformance kit"
+
 echo "==> Python tests (pytest): the package, the quiver command end to end, the benchmark harness"
 .venv/bin/python -m pytest python/tests tests -q -n "$(nproc)" --dist loadfile
 took "pytest"
@@ -38,5 +61,10 @@ if [ "${QUIVER_SANITIZE:-0}" = 1 ]; then
   ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure --timeout 600 -j "$(nproc)"
   took "sanitized build and ctest"
+fi
+if [ "${QUIVER_FUZZ:-0}" = 1 ]; then
+  echo "==> fuzz targets (libFuzzer, ASan + UBSan), ${QUIVER_FUZZ_SECONDS:-20} s each"
+  bash scripts/fuzz.sh
+  took "fuzz build and runs"
 fi
 echo "==> all tests passed"

@@ -183,10 +183,6 @@ def test_e6_csv_input_types_are_inferred(quiver, tmp_path):
     assert_failed(refused, tmp_path / "refused.arrow", "type double", "decimal128(20, 3)")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine: Arrow's CSV reader skips empty lines, so a null in a one-column CSV is no row",
-)
 def test_e7_a_null_in_a_one_column_csv_is_a_row(quiver, tmp_path):
     source = tmp_path / "in.csv"
     source.write_text("x\n1\n\n3\n")

@@ -11,6 +11,8 @@ const char* Advice(UdfErrorKind kind) {
     case UdfErrorKind::kUserError:
       return "fix the UDF or its input; the traceback above shows where it raised";
     case UdfErrorKind::kWorkerError:
+      return "the worker could not load or run the UDF as declared (a function it does not "
+             "have, a wrong result type or length); fix the UDF spec or the UDF";
     case UdfErrorKind::kWrongRowCount:
     case UdfErrorKind::kWrongResultSchema:
       return "the UDF's result does not fit its declaration; fix the UDF";

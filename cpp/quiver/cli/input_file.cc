@@ -209,9 +209,12 @@ arrow::Result<InputFile> OpenCsv(const std::string& path,
   // CSV writer (so quiver's CSV output) writes for them.
   convert_options.strings_can_be_null = true;
   convert_options.quoted_strings_can_be_null = false;
-  auto reader =
-      arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), file, read_options,
-                                        arrow::csv::ParseOptions::Defaults(), convert_options);
+  auto parse_options = arrow::csv::ParseOptions::Defaults();
+  // A one-column file writes a null row as an empty line: skipping empty lines
+  // would silently drop those rows.
+  parse_options.ignore_empty_lines = false;
+  auto reader = arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), file,
+                                                  read_options, parse_options, convert_options);
   if (!reader.ok()) {
     return CannotRead(path, "CSV", reader.status(),
                       "quiver reads comma-separated files with a header row");

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <utility>
 
@@ -92,6 +93,11 @@ void InterruptWatchdog::SetCleanupPath(std::string path) {
   cleanup_path_ = std::move(path);
 }
 
+void InterruptWatchdog::AddCleanupDirectory(std::string path) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  cleanup_directories_.push_back(std::move(path));
+}
+
 void InterruptWatchdog::Watch() {
   std::unique_lock<std::mutex> lock(mutex_);
   std::chrono::steady_clock::time_point interrupted_at;
@@ -105,6 +111,10 @@ void InterruptWatchdog::Watch() {
     if (interrupt_count.load() < 2 && now - interrupted_at < grace_) continue;
     if (!cleanup_path_.empty()) ::unlink(cleanup_path_.c_str());
     KillChildProcesses();
+    for (const std::string& directory : cleanup_directories_) {
+      std::error_code ignored;
+      std::filesystem::remove_all(directory, ignored);
+    }
     std::fprintf(stderr, "\nquiver: interrupted\n");
     std::fflush(stderr);
     // _exit, not exit: other threads may be blocked inside the run, and static

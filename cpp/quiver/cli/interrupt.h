@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace quiver::cli {
 
@@ -22,7 +23,7 @@ int InterruptSignal();
 
 /// \brief Ends the process when it does not stop in time after an interrupt.
 ///
-/// Removes the registered file, kills the process's children (the workers),
+/// Removes the registered file and directory, kills the process's children (the workers),
 /// writes "quiver: interrupted" to stderr and calls _exit(128 + signal).
 /// Stopped (and joined) by its destructor.
 class InterruptWatchdog {
@@ -36,6 +37,10 @@ class InterruptWatchdog {
   /// Sets the file to remove before ending the process ("" for none).
   void SetCleanupPath(std::string path);
 
+  /// Adds a directory to remove with its contents before ending the process
+  /// (a dispatcher's private socket directory; one per worker runtime).
+  void AddCleanupDirectory(std::string path);
+
  private:
   void Watch();
 
@@ -44,6 +49,7 @@ class InterruptWatchdog {
   std::condition_variable stop_requested_;
   bool stop_ = false;
   std::string cleanup_path_;
+  std::vector<std::string> cleanup_directories_;
   std::thread thread_;
 };
 

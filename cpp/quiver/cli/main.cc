@@ -9,6 +9,7 @@
 #include <arrow/config.h>
 #include <CLI/CLI.hpp>
 
+#include "quiver/cli/conformance_command.h"
 #include "quiver/cli/failure_message.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/python_interpreter.h"
@@ -21,8 +22,8 @@ constexpr int kExitFailure = 1;
 constexpr int kExitUsage = 2;
 
 constexpr char kDescription[] =
-    "quiver runs Python user-defined functions (UDFs) over Apache Arrow data in worker "
-    "processes.";
+    "quiver runs user-defined functions (UDFs) over Apache Arrow data in worker processes "
+    "(Python, or any program that speaks the quiver.v1 protocol).";
 
 constexpr char kMainFooter[] = R"(Example:
   quiver run people.parquet --udf 'loud=udfs.py:shout(name)' -o out.parquet
@@ -49,6 +50,20 @@ constexpr char kRunFooter[] = R"(UDF specs (--udf, repeatable):
     def shout(name: pd.Series) -> pd.Series:
         return name.str.upper() + "!"
 
+Runtimes (--runtime, repeatable): UDFs in any language whose worker speaks the
+quiver.v1 protocol (e.g. built with the C++ or Rust worker SDK):
+  --runtime 'NAME=COMMAND [ARG ...]'       declares runtime NAME; its workers are
+                                          started as COMMAND ARG ... --id ID
+                                          --connection ENDPOINT
+  NAME=RUNTIME:FUNCTION(ARG, ...)         a UDF spec on that runtime: FUNCTION is
+                                          the name the worker registered (payload
+                                          format `symbol`)
+  NAME=py:PATH.py:FUNCTION(ARG, ...)      Python, named explicitly (`py` is the
+                                          default runtime; write py: for a Python
+                                          module named like a declared runtime)
+  Each runtime has its own workers (--workers each); results come back beside
+  each other in input order, in the order of the --udf options.
+
 Formats come from the extensions (or --input-format/--output-format):
   .parquet .pq    Parquet        .csv        CSV with a header row
   .arrow .feather .ipc           Arrow IPC file (input: file or stream)
@@ -64,11 +79,16 @@ Examples:
       --udf 'gross=udfs.py:price_with_tax(value)' --workers 4 -o out.arrow
   # compute an argument first, pass a constant
   quiver run people.csv --udf 'tag=udfs.py:label(utf8_lower(city), 3)' -o out.csv
+  # a C++ UDF and a Python UDF in one run
+  quiver run people.parquet --runtime 'cc=./build/my_udf_worker' \
+      --udf 'up=cc:upper(name)' --udf 'loud=py:udfs.py:shout(name)' -o out.parquet
   # measure the UDFs alone
   quiver run big.parquet --udf 'x=udfs.py:shout(name)' --output-format noop
 
 The output is written to a temporary file beside OUTPUT and renamed over it only
-when the run succeeded: a failed or interrupted run leaves no partial output.
+when the run succeeded: a failed or interrupted run leaves no partial output, and
+a temporary file left by a killed run is removed by the next run to that OUTPUT.
+OUTPUT may not be INPUT unless --force is given.
 Exit status: 0 success, 1 failure, 2 bad command line, 130 interrupted.)";
 
 std::string VersionText() {
@@ -93,6 +113,12 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_option("--udf", options.udf_specs,
                   "UDF to run: 'NAME=PATH.py:FUNCTION(ARG, ...)' (repeatable; see below)")
       ->required()
+      ->type_size(1)
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  run->add_option("--runtime", options.runtime_specs,
+                  "Another kind of worker: 'NAME=COMMAND [ARG ...]' (repeatable); UDF specs "
+                  "name it as NAME:FUNCTION(ARG, ...)")
       ->type_size(1)
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -131,6 +157,8 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
                   "Python that runs the workers (`PYTHON -m quiver.worker`); default: "
                   "$QUIVER_PYTHON, else the build's Python, else python3");
   run->add_flag("-q,--quiet", options.quiet, "Print no summary (errors still go to stderr)");
+  run->add_flag("--force", options.force,
+                "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");
   return run;
 }
 
@@ -166,6 +194,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   RunArguments arguments;
   CLI::App* run = AddRunCommand(app, arguments);
+  quiver::cli::ConformanceArguments conformance_arguments;
+  CLI::App* conformance = quiver::cli::AddConformanceCommand(app, conformance_arguments);
 
   if (argc <= 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
@@ -176,17 +206,20 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& error) {
     if (error.get_exit_code() == 0) return app.exit(error);  // --help, --version
     std::fprintf(stderr, "quiver: error: %s\nRun '%s --help' for usage.\n", error.what(),
-                 run->parsed() ? "quiver run" : "quiver");
+                 run->parsed()           ? "quiver run"
+                 : conformance->parsed() ? "quiver conformance"
+                                         : "quiver");
     return kExitUsage;
   }
+  // A worker that dies while we write to its socket must be an error, not SIGPIPE.
+  ::signal(SIGPIPE, SIG_IGN);
+  if (conformance->parsed()) return quiver::cli::RunConformanceCommand(conformance_arguments);
   FinishRunOptions(run, arguments);
 
   // Arrow 26 keeps its compute kernels (which CSV reading and argument
   // expressions use) in a library that must register them once.
   auto status = arrow::compute::Initialize();
   if (!status.ok()) return ReportFailure(status);
-  // A worker that dies while we write to its socket must be an error, not SIGPIPE.
-  ::signal(SIGPIPE, SIG_IGN);
   quiver::cli::InstallInterruptHandlers();
 
   status = quiver::cli::RunCommand(arguments.options);

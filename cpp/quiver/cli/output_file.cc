@@ -1,6 +1,10 @@
 #include "quiver/cli/output_file.h"
 
+#include <signal.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
 
 #include <filesystem>
 #include <system_error>
@@ -124,6 +128,52 @@ arrow::Status CheckOutputDirectory(const std::string& path) {
   return arrow::Status::OK();
 }
 
+arrow::Status CheckOutputIsNotInput(const std::string& input, const std::string& output,
+                                    bool force) {
+  if (force || input.empty() || output.empty()) return arrow::Status::OK();
+  std::error_code error;
+  // An output that does not exist yet cannot be the input; equivalent() sees
+  // through links and other spellings of one file.
+  if (!fs::exists(output, error) || !fs::equivalent(input, output, error) || error) {
+    return arrow::Status::OK();
+  }
+  return arrow::Status::Invalid("output ", output, " is the input file ", input,
+                                "; the run would replace its own input. Choose another output, "
+                                "or add --force to replace the input once the run succeeded");
+}
+
+namespace {
+
+// Returns the PID of `name` when it is a temporary file of output file `stem`
+// (".STEM.quiver-tmp-PID"), else 0.
+pid_t TemporaryFilePid(const std::string& name, const std::string& prefix) {
+  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return 0;
+  const char* first = name.data() + prefix.size();
+  const char* last = name.data() + name.size();
+  pid_t pid = 0;
+  auto [end, error] = std::from_chars(first, last, pid);
+  return error == std::errc() && end == last && pid > 0 ? pid : 0;
+}
+
+bool ProcessExists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
+
+}  // namespace
+
+std::vector<std::string> RemoveStaleTemporaryOutputs(const std::string& path) {
+  std::vector<std::string> removed;
+  const fs::path output(path);
+  const fs::path directory = output.parent_path().empty() ? fs::path(".") : output.parent_path();
+  const std::string prefix = "." + output.filename().string() + ".quiver-tmp-";
+  std::error_code error;
+  for (const auto& entry : fs::directory_iterator(directory, error)) {
+    const pid_t pid = TemporaryFilePid(entry.path().filename().string(), prefix);
+    // A live PID may be another run writing the same output right now.
+    if (pid == 0 || ProcessExists(pid) || !entry.is_regular_file(error)) continue;
+    if (fs::remove(entry.path(), error)) removed.push_back(entry.path().string());
+  }
+  return removed;
+}
+
 OutputFile::OutputFile(std::string path, std::string temporary_path)
     : path_(std::move(path)), temporary_path_(std::move(temporary_path)) {}
 
@@ -139,6 +189,7 @@ arrow::Result<std::unique_ptr<OutputFile>> OutputFile::Open(
     return output;
   }
   ARROW_RETURN_NOT_OK(CheckOutputDirectory(path));
+  RemoveStaleTemporaryOutputs(path);
   std::unique_ptr<OutputFile> output(
       new OutputFile(path, TemporaryOutputPath(path, static_cast<int>(::getpid()))));
   auto sink = arrow::io::FileOutputStream::Open(output->temporary_path_);

@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
@@ -23,11 +24,22 @@ std::string TemporaryOutputPath(const std::string& path, int pid);
 /// Checks, before any work starts, that the output's directory exists.
 arrow::Status CheckOutputDirectory(const std::string& path);
 
+/// Checks that `output` is not the file `input` (same path, or another name of
+/// the same file): replacing the input is refused unless `force` is set.
+arrow::Status CheckOutputIsNotInput(const std::string& input, const std::string& output,
+                                    bool force);
+
+/// Removes the temporary files of `path` (`.NAME.quiver-tmp-PID`) whose PID no
+/// longer exists: leftovers of a run that was killed (SIGKILL, a crash) before
+/// it could clean up. Files of live PIDs are left alone. Returns those removed.
+std::vector<std::string> RemoveStaleTemporaryOutputs(const std::string& path);
+
 /// Writes batches of one schema in one format; see the file comment.
 class OutputFile {
  public:
   /// Creates the temporary file for `path` (nothing for kNoop) and writes the
-  /// format's header for `schema`.
+  /// format's header for `schema`; first removes stale temporary files of
+  /// `path` left by killed runs (RemoveStaleTemporaryOutputs).
   static arrow::Result<std::unique_ptr<OutputFile>> Open(
       const std::string& path, FileFormat format, const std::shared_ptr<arrow::Schema>& schema);
 

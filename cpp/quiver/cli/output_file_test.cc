@@ -1,5 +1,6 @@
 #include "quiver/cli/output_file.h"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -136,6 +137,47 @@ TEST_F(FileTest, ChecksTheOutputDirectory) {
   EXPECT_FALSE(CheckOutputDirectory(dir_.string()).ok());
   ASSERT_OK(CheckOutputDirectory(Path("out.parquet")));
   ASSERT_OK(CheckOutputDirectory("relative.parquet"));
+}
+
+// Returns the PID of a process that has exited and been reaped.
+pid_t DeadPid() {
+  const pid_t child = ::fork();
+  if (child == 0) ::_exit(0);
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  return child;
+}
+
+void Touch(const std::string& path) { std::ofstream(path) << "partial"; }
+
+TEST_F(FileTest, RemovesTheTemporaryFileOfAKilledRun) {
+  const std::string stale = TemporaryOutputPath(Path("out.parquet"), DeadPid());
+  const std::string live = TemporaryOutputPath(Path("out.parquet"), ::getppid());
+  const std::string other = TemporaryOutputPath(Path("other.parquet"), DeadPid());
+  for (const auto& path : {stale, live, other}) Touch(path);
+  Touch(Path(".out.parquet.quiver-tmp-12x"));  // not a PID: not ours to remove
+
+  WriteFile("out.parquet", FileFormat::kParquet, FlatSchema(), {FlatBatch(0, 3)});
+  EXPECT_FALSE(fs::exists(stale));
+  EXPECT_TRUE(fs::exists(live)) << "a live process may be writing it";
+  EXPECT_TRUE(fs::exists(other)) << "it belongs to another output";
+  EXPECT_TRUE(fs::exists(Path(".out.parquet.quiver-tmp-12x")));
+  EXPECT_TRUE(fs::exists(Path("out.parquet")));
+}
+
+TEST_F(FileTest, RefusesToReplaceTheInputUnlessForced) {
+  Touch(Path("data.csv"));
+  fs::create_symlink(Path("data.csv"), Path("link.csv"));
+  auto status = CheckOutputIsNotInput(Path("data.csv"), Path("data.csv"), /*force=*/false);
+  ASSERT_FALSE(status.ok());
+  EXPECT_NE(status.message().find("is the input file"), std::string::npos) << status.message();
+  EXPECT_NE(status.message().find("--force"), std::string::npos) << status.message();
+  EXPECT_FALSE(CheckOutputIsNotInput(Path("data.csv"), Path("link.csv"), false).ok());
+  EXPECT_FALSE(CheckOutputIsNotInput(Path("data.csv"),
+                                     Path("./../") + dir_.filename().string() + "/data.csv", false)
+                   .ok());
+  ASSERT_OK(CheckOutputIsNotInput(Path("data.csv"), Path("data.csv"), /*force=*/true));
+  ASSERT_OK(CheckOutputIsNotInput(Path("data.csv"), Path("new.csv"), false));
 }
 
 TEST_F(FileTest, NoopWritesNothing) {

@@ -8,7 +8,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <memory>
+#include <set>
 #include <utility>
 
 #include <arrow/record_batch.h>
@@ -20,6 +22,7 @@
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_interpreter.h"
+#include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/exec/udf_checks.h"
@@ -41,6 +44,9 @@ struct RunPlan {
   FileFormat output_format;
   std::vector<exec::UdfCall> calls;
   std::optional<std::vector<std::string>> pass_through;
+  /// The runtimes the UDFs use, by name ("py" has no entry: it is the Python worker).
+  std::map<std::string, RuntimeSpec> runtimes;
+  bool uses_python = false;
 };
 
 arrow::Status CheckNumbers(const RunOptions& options) {
@@ -67,22 +73,40 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
       return UsageError("no output given; add -o OUTPUT (or --output-format noop)");
     }
     ARROW_RETURN_NOT_OK(CheckOutputDirectory(options.output));
+    auto same = CheckOutputIsNotInput(options.input, options.output, options.force);
+    if (!same.ok()) return UsageError(same.message());
   }
   const auto cwd = std::filesystem::current_path();
+  std::map<std::string, RuntimeSpec> declared;
+  std::set<std::string> names;
+  for (const auto& text : options.runtime_specs) {
+    ARROW_ASSIGN_OR_RAISE(auto runtime, ParseRuntimeSpec(text, cwd));
+    if (!names.insert(runtime.name).second) {
+      return UsageError("--runtime '" + runtime.name + "' is declared twice");
+    }
+    declared[runtime.name] = std::move(runtime);
+  }
   for (const auto& spec : options.udf_specs) {
-    ARROW_ASSIGN_OR_RAISE(auto call, ParseUdfSpec(spec, cwd));
+    ARROW_ASSIGN_OR_RAISE(auto call, ParseUdfSpec(spec, cwd, names));
+    if (call.runtime == kPythonRuntime) {
+      plan.uses_python = true;
+    } else {
+      plan.runtimes[call.runtime] = declared[call.runtime];
+    }
     plan.calls.push_back(std::move(call));
   }
   if (options.select) {
     ARROW_ASSIGN_OR_RAISE(plan.pass_through, ParseColumnList(*options.select));
   }
-  ARROW_RETURN_NOT_OK(CheckPythonInterpreter(options.python));
+  if (plan.uses_python) ARROW_RETURN_NOT_OK(CheckPythonInterpreter(options.python));
   return plan;
 }
 
-arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(const RunOptions& options) {
+// Makes the pool of one runtime's workers: `command` is the worker program.
+arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
+    const RunOptions& options, std::vector<std::string> command) {
   worker::WorkerSpec spec;
-  spec.command = worker::PythonWorkerCommand(options.python);
+  spec.command = std::move(command);
   // A worker runs one UDF call at a time on one core beside the engine: BLAS
   // thread pools (numpy's OpenBLAS) would only spin and take the engine's CPU.
   // The variables must be set before Python starts; a user's own setting wins.
@@ -151,9 +175,30 @@ arrow::Status RunCommand(const RunOptions& options) {
   // Checked before anything is set up, so a typo costs no worker start.
   ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(operator_options, *input.reader->schema()));
 
-  ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options));
-  ARROW_ASSIGN_OR_RAISE(auto udf_operator,
-                        exec::UdfOperator::Make(dispatcher.get(), std::move(operator_options)));
+  // One pool per runtime; Python alone keeps the single-pool operator.
+  std::vector<std::unique_ptr<worker::WorkerDispatcher>> dispatchers;
+  exec::RuntimeDispatchers by_runtime;
+  if (plan.uses_python) {
+    ARROW_ASSIGN_OR_RAISE(auto python,
+                          MakeDispatcher(options, worker::PythonWorkerCommand(options.python)));
+    watchdog.AddCleanupDirectory(python->private_directory());
+    by_runtime[kPythonRuntime] = python.get();
+    dispatchers.push_back(std::move(python));
+  }
+  for (const auto& [name, runtime] : plan.runtimes) {
+    ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options, runtime.command));
+    watchdog.AddCleanupDirectory(dispatcher->private_directory());
+    by_runtime[name] = dispatcher.get();
+    dispatchers.push_back(std::move(dispatcher));
+  }
+  std::unique_ptr<exec::UdfOperator> udf_operator;
+  if (plan.runtimes.empty()) {
+    ARROW_ASSIGN_OR_RAISE(udf_operator, exec::UdfOperator::Make(dispatchers.front().get(),
+                                                                std::move(operator_options)));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(udf_operator,
+                          exec::UdfOperator::Make(by_runtime, std::move(operator_options)));
+  }
   ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(input.reader));
   if (InterruptSignal() != 0) return Interrupted();
 

@@ -20,6 +20,8 @@ struct RunOptions {
   std::optional<std::string> output_format;
   /// --udf specs, in order (grammar in udf_spec.h).
   std::vector<std::string> udf_specs;
+  /// --runtime declarations, NAME=COMMAND [ARG ...] (grammar in runtime_spec.h).
+  std::vector<std::string> runtime_specs;
   /// --select text; nullopt keeps every input column.
   std::optional<std::string> select;
   int64_t batch_rows = 65536;
@@ -32,6 +34,8 @@ struct RunOptions {
   std::string transport = "uds";
   std::string python;
   bool quiet = false;
+  /// Allows the output to be the input file (replaced once the run succeeded).
+  bool force = false;
 };
 
 /// Runs `quiver run`. Checks everything it can (specs, formats, columns, the

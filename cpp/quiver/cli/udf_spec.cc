@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cstdlib>
 #include <optional>
+#include <set>
 #include <system_error>
 #include <utility>
 
@@ -22,7 +23,8 @@ namespace fs = std::filesystem;
 namespace cp = arrow::compute;
 
 constexpr char kSpecForm[] =
-    "a UDF spec is NAME=PATH.py:FUNCTION(ARG, ...) or NAME=module:FUNCTION(ARG, ...), "
+    "a UDF spec is NAME=PATH.py:FUNCTION(ARG, ...), NAME=module:FUNCTION(ARG, ...) or, for a "
+    "runtime declared with --runtime, NAME=RUNTIME:FUNCTION(ARG, ...), "
     "e.g. loud=udfs.py:shout(name)";
 constexpr char kArgumentForms[] =
     "an argument is a column (name, `any name`), a literal (1, 2.5, 'text', true, false, "
@@ -64,7 +66,9 @@ bool LooksLikeFilePath(std::string_view target) {
 // offsets into the text; errors print them 1-based with a caret.
 class SpecParser {
  public:
-  SpecParser(std::string_view text, std::string_view option) : text_(text), option_(option) {}
+  SpecParser(std::string_view text, std::string_view option,
+             const std::set<std::string>* runtimes = nullptr)
+      : text_(text), option_(option), runtimes_(runtimes) {}
 
   arrow::Result<exec::UdfCall> ParseSpec(const fs::path& cwd) {
     exec::UdfCall call;
@@ -76,6 +80,8 @@ class SpecParser {
                      kSpecForm);
     }
     SkipSpaces();
+    call.runtime = ParseRuntime();
+    if (call.runtime != kPythonRuntime) return ParseSymbolCall(std::move(call));
     ARROW_ASSIGN_OR_RAISE(const Reference reference, ParseReference());
     ARROW_ASSIGN_OR_RAISE(call.arguments, ParseArgumentList());
     SkipSpaces();
@@ -172,6 +178,45 @@ class SpecParser {
     if (Peek() == '`') return ReadQuoted();
     if (AtEnd() || !IsIdentStart(Peek())) return ErrorAt(pos_, "expected " + what, hint);
     return std::string(ReadIdentifier());
+  }
+
+  // Reads RUNTIME ':' when the text starts with `py:` or a declared runtime's
+  // name and a colon; returns the runtime, "py" when none is named.
+  std::string ParseRuntime() {
+    const size_t start = pos_;
+    const std::string name(ReadIdentifier());
+    const bool declared =
+        name == kPythonRuntime || (runtimes_ != nullptr && runtimes_->count(name));
+    if (declared && Peek() == ':') {
+      ++pos_;
+      SkipSpaces();
+      return name;
+    }
+    pos_ = start;
+    return kPythonRuntime;
+  }
+
+  // Parses SYMBOL '(' [ARG (',' ARG)*] ')' after a compiled runtime's prefix.
+  arrow::Result<exec::UdfCall> ParseSymbolCall(exec::UdfCall call) {
+    const size_t start = pos_;
+    const size_t paren = text_.find('(', start);
+    if (paren == std::string_view::npos) {
+      return ErrorAt(text_.size(), "expected '(' and the arguments after the function name",
+                     kSpecForm);
+    }
+    const std::string_view symbol = Trim(text_.substr(start, paren - start));
+    if (symbol.empty() || symbol.find_first_of(" \t)`'") != std::string_view::npos) {
+      return ErrorAt(start, "expected the name the worker of runtime '" + call.runtime +
+                                "' registered its function under, e.g. " + call.runtime +
+                                ":hash_name(name)");
+    }
+    pos_ = paren + 1;
+    ARROW_ASSIGN_OR_RAISE(call.arguments, ParseArgumentList());
+    SkipSpaces();
+    if (!AtEnd()) return ErrorAt(pos_, "unexpected text after the closing ')'", kSpecForm);
+    call.payload_format = "symbol";
+    call.payload = std::string(symbol);
+    return call;
   }
 
   // Finds the '(' that opens the UDF's arguments: the first one preceded by
@@ -355,6 +400,7 @@ class SpecParser {
 
   std::string_view text_;
   std::string_view option_;
+  const std::set<std::string>* runtimes_;
   size_t pos_ = 0;
 };
 
@@ -362,6 +408,11 @@ class SpecParser {
 
 arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const fs::path& cwd) {
   return SpecParser(spec, "--udf").ParseSpec(cwd);
+}
+
+arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const fs::path& cwd,
+                                          const std::set<std::string>& runtimes) {
+  return SpecParser(spec, "--udf", &runtimes).ParseSpec(cwd);
 }
 
 arrow::Result<std::vector<std::string>> ParseColumnList(std::string_view text) {

@@ -2,7 +2,13 @@
 
 // The grammar of `quiver run --udf` and `--select`.
 //
-//   spec      := NAME '=' REF '(' [ARG (',' ARG)*] ')'
+//   spec      := NAME '=' ['py' ':'] REF '(' [ARG (',' ARG)*] ')'     Python (runtime py)
+//              | NAME '=' RUNTIME ':' SYMBOL '(' [ARG (',' ARG)*] ')'  a declared --runtime
+//   RUNTIME   := IDENT declared with --runtime NAME=COMMAND; a spec whose text
+//                before its first ':' is such a name (or `py`) names that runtime,
+//                so a Python module named like a runtime is written py:module:FUNCTION
+//   SYMBOL    := the name the worker registered its function under (payload
+//                format "symbol"): any text without spaces, quotes or parentheses
 //   NAME      := IDENT | QUOTED                      the result column
 //   REF       := PATH.py ':' FUNCTION                a Python file; relative paths are
 //              | module.sub ':' FUNCTION            taken from the current directory
@@ -21,6 +27,7 @@
 // problem and draw a caret under it.
 
 #include <filesystem>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -37,6 +44,15 @@ namespace quiver::cli {
 /// file; compute function names must be in Arrow's function registry (so
 /// arrow::compute::Initialize() must have run). Syntax errors are usage errors.
 arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const std::filesystem::path& cwd);
+
+/// The runtime of Python UDFs, the default when a spec names none.
+inline constexpr char kPythonRuntime[] = "py";
+
+/// Same, where `runtimes` are the names declared with --runtime: a spec that
+/// starts with one of them and ':' runs on that runtime (UdfCall::runtime, payload
+/// format "symbol"); any other spec is Python (UdfCall::runtime "py").
+arrow::Result<exec::UdfCall> ParseUdfSpec(std::string_view spec, const std::filesystem::path& cwd,
+                                          const std::set<std::string>& runtimes);
 
 /// Parses a --select list: column names (IDENT or QUOTED) separated by commas;
 /// an empty or blank text is the empty list.

@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -197,6 +198,42 @@ TEST(ParseColumnList, RejectsBadLists) {
   EXPECT_NE(ParseColumnList("a b").status().message().find("expected ',' between column names"),
             std::string::npos);
   EXPECT_TRUE(IsUsageError(ParseColumnList("a,").status()));
+}
+
+TEST_F(UdfSpecTest, ADeclaredRuntimeNamesACompiledFunction) {
+  const std::set<std::string> runtimes = {"rs", "cc"};
+  ASSERT_OK_AND_ASSIGN(auto call, ParseUdfSpec("h = rs:hash_name(name, 3)", cwd_, runtimes));
+  EXPECT_EQ(call.runtime, "rs");
+  EXPECT_EQ(call.payload_format, "symbol");
+  EXPECT_EQ(call.payload, "hash_name");
+  ASSERT_EQ(call.arguments.size(), 2u);
+  EXPECT_EQ(call.arguments[0], cp::field_ref("name"));
+}
+
+TEST_F(UdfSpecTest, PythonIsTheDefaultRuntimeAndCanBeNamed) {
+  const std::set<std::string> runtimes = {"rs"};
+  ASSERT_OK_AND_ASSIGN(auto plain, ParseUdfSpec("x=udfs.py:clean(city)", cwd_, runtimes));
+  ASSERT_OK_AND_ASSIGN(auto named, ParseUdfSpec("x=py:udfs.py:clean(city)", cwd_, runtimes));
+  for (const auto& call : {plain, named}) {
+    EXPECT_EQ(call.runtime, "py");
+    EXPECT_EQ(call.payload_format, "python/ref");
+    EXPECT_EQ(call.payload, (cwd_ / "udfs.py").string() + ":clean");
+  }
+  // An undeclared prefix is a Python module; py: reaches a module named like a runtime.
+  ASSERT_OK_AND_ASSIGN(auto module, ParseUdfSpec("x=tools:clean(city)", cwd_, runtimes));
+  EXPECT_EQ(module.payload, "tools:clean");
+  ASSERT_OK_AND_ASSIGN(auto shadowed, ParseUdfSpec("x=py:rs:clean(city)", cwd_, runtimes));
+  EXPECT_EQ(shadowed.runtime, "py");
+  EXPECT_EQ(shadowed.payload, "rs:clean");
+}
+
+TEST_F(UdfSpecTest, ACompiledRuntimeSpecNeedsAFunctionAndParentheses) {
+  const std::set<std::string> runtimes = {"rs"};
+  auto missing = ParseUdfSpec("h=rs:(name)", cwd_, runtimes);
+  ASSERT_FALSE(missing.ok());
+  EXPECT_TRUE(IsUsageError(missing.status()));
+  EXPECT_NE(missing.status().message().find("registered"), std::string::npos);
+  EXPECT_FALSE(ParseUdfSpec("h=rs:hash_name", cwd_, runtimes).ok());
 }
 
 }  // namespace

@@ -13,8 +13,12 @@ namespace quiver::exec {
 struct UdfCall {
   /// Name of the result column; quoted in every error about this UDF.
   std::string name;
+  /// Which workers run it: a key of the dispatchers given to UdfOperator::Make
+  /// (e.g. "py", "rs"). The single-dispatcher UdfOperator::Make ignores it.
+  std::string runtime;
   /// How the worker finds the function: "python/ref" (payload "PATH.py:FUNCTION"
-  /// or "module:FUNCTION") or "python/cloudpickle".
+  /// or "module:FUNCTION"), "python/cloudpickle", or "symbol" (payload = the
+  /// name a compiled worker registered the function under).
   std::string payload_format = "python/ref";
   std::string payload;
   /// Arguments in order. A plain field reference is sent from the buffers it

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,16 +68,29 @@ class UdfRun : public arrow::RecordBatchReader {
   virtual UdfRunMetrics metrics() const = 0;
 };
 
-/// Runs UDFs over batches in worker processes taken from a dispatcher.
+/// The worker pools of an operator by runtime name (UdfCall::runtime): one
+/// dispatcher per kind of worker (a Python one, a compiled one, ...).
+using RuntimeDispatchers = std::map<std::string, worker::WorkerDispatcher*>;
+
+/// Runs UDFs over batches in worker processes taken from dispatchers.
 ///
 /// The operator holds no per-run state: every Execute makes a new UdfRun, so
-/// one operator can run many inputs, one after the other or at once.
+/// one operator can run many inputs, one after the other or at once. UDFs of
+/// several runtimes run on their own workers, each runtime's batches pipelined
+/// on its own; their results come back beside each other, in input order and
+/// in the order of `UdfOperatorOptions::udfs`.
 class UdfOperator {
  public:
   /// Checks `options` (CheckUdfNames; the checks against the input's schema run
   /// in Execute, see udf_checks.h) and makes an operator whose workers come from `dispatcher`,
-  /// which must outlive it and its runs.
+  /// which must outlive it and its runs. Every UDF runs there, whatever its runtime.
   static arrow::Result<std::unique_ptr<UdfOperator>> Make(worker::WorkerDispatcher* dispatcher,
+                                                          UdfOperatorOptions options);
+
+  /// Same, with one dispatcher per runtime: each UDF runs on the dispatcher of
+  /// its UdfCall::runtime, which must be a key of `dispatchers`. Errors name
+  /// the runtime and its worker command beside the UDFs.
+  static arrow::Result<std::unique_ptr<UdfOperator>> Make(RuntimeDispatchers dispatchers,
                                                           UdfOperatorOptions options);
 
   /// Starts a run over `input`: acquires workers, sends them the UDFs, and
@@ -86,9 +100,10 @@ class UdfOperator {
   ~UdfOperator();
 
  private:
-  UdfOperator(worker::WorkerDispatcher* dispatcher, UdfOperatorOptions options);
+  UdfOperator(RuntimeDispatchers dispatchers, bool name_runtimes, UdfOperatorOptions options);
 
-  worker::WorkerDispatcher* dispatcher_;
+  RuntimeDispatchers dispatchers_;
+  bool name_runtimes_;
   UdfOperatorOptions options_;
 };
 

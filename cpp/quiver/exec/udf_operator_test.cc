@@ -124,6 +124,68 @@ TEST(UdfOperator, SeveralUdfsExpressionsAndWorkersKeepInputOrder) {
   EXPECT_EQ(dispatcher->workers_started(), 3);
 }
 
+TEST(UdfOperator, RuntimesRunOnTheirOwnPoolsAndResultsKeepTheUdfOrder) {
+  auto first = MakeDispatcher();
+  auto second = MakeDispatcher();
+  auto input = Batches(25, 9);
+  UdfOperatorOptions options;
+  options.workers = 2;
+  options.max_batches_in_flight_per_worker = 2;
+  options.pass_through = std::vector<std::string>{"id"};
+  options.udfs = {Call("next", "plus_one", {cp::field_ref("id")}),
+                  Call("loud", "shout", {cp::field_ref("text")}),
+                  Call("pid_a", "process_id", {cp::field_ref("id")}),
+                  Call("pid_b", "process_id", {cp::field_ref("id")})};
+  options.udfs[0].runtime = "a";
+  options.udfs[1].runtime = "b";
+  options.udfs[2].runtime = "a";
+  options.udfs[3].runtime = "b";
+  ASSERT_OK_AND_ASSIGN(auto op,
+                       UdfOperator::Make({{"a", first.get()}, {"b", second.get()}}, options));
+  ASSERT_OK_AND_ASSIGN(auto run, op->Execute(Reader(input)));
+  EXPECT_EQ(run->schema()->ToString(),
+            "id: int64\nnext: int64\nloud: string\npid_a: int64\npid_b: int64");
+  ASSERT_OK_AND_ASSIGN(auto output, run->ToRecordBatches());
+  ASSERT_EQ(output.size(), input.size());
+  for (size_t i = 0; i < input.size(); ++i) {
+    const auto& ids = static_cast<const arrow::Int64Array&>(*output[i]->column(0));
+    const auto& next = static_cast<const arrow::Int64Array&>(*output[i]->column(1));
+    const auto& loud = static_cast<const arrow::StringArray&>(*output[i]->column(2));
+    const auto& pid_a = static_cast<const arrow::Int64Array&>(*output[i]->column(3));
+    const auto& pid_b = static_cast<const arrow::Int64Array&>(*output[i]->column(4));
+    for (int64_t r = 0; r < output[i]->num_rows(); ++r) {
+      EXPECT_EQ(ids.Value(r), static_cast<int64_t>(i * 9 + r));
+      EXPECT_EQ(next.Value(r), ids.Value(r) + 1);
+      if (!loud.IsNull(r))
+        EXPECT_EQ(loud.GetString(r), "ROW " + std::to_string(ids.Value(r)) + "!");
+      // Each runtime's UDFs ran in that runtime's own worker processes.
+      EXPECT_NE(pid_a.Value(r), pid_b.Value(r));
+    }
+  }
+  EXPECT_EQ(first->workers_started(), 2);
+  EXPECT_EQ(second->workers_started(), 2);
+}
+
+TEST(UdfOperator, AnErrorNamesTheRuntimeAndItsCommand) {
+  auto python = MakeDispatcher();
+  auto input = Batches(3, 10);
+  UdfOperatorOptions options;
+  options.udfs = {Call("fine", "plus_one", {cp::field_ref("id")}),
+                  Call("bad", "fails_on_seven", {cp::field_ref("id")})};
+  options.udfs[0].runtime = "py";
+  options.udfs[1].runtime = "other";
+  EXPECT_FALSE(UdfOperator::Make({{"py", python.get()}}, options).ok());
+  auto other = MakeDispatcher();
+  ASSERT_OK_AND_ASSIGN(auto op,
+                       UdfOperator::Make({{"py", python.get()}, {"other", other.get()}}, options));
+  ASSERT_OK_AND_ASSIGN(auto run, op->Execute(Reader(input)));
+  auto output = run->ToRecordBatches();
+  ASSERT_FALSE(output.ok());
+  const std::string message = output.status().message();
+  EXPECT_NE(message.find("'bad' (runtime 'other', worker command: "), std::string::npos) << message;
+  EXPECT_NE(message.find("quiver.worker"), std::string::npos) << message;
+}
+
 TEST(UdfOperator, EmptyBatchesAndEmptyInputs) {
   auto dispatcher = MakeDispatcher();
   UdfOperatorOptions options;

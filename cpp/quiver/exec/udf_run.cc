@@ -62,18 +62,22 @@ class UdfRunImpl : public UdfRun {
  public:
   UdfRunImpl(worker::WorkerDispatcher* dispatcher, const UdfOperatorOptions& options,
              std::shared_ptr<arrow::RecordBatchReader> input, ArgumentPlan plan,
-             std::vector<int> pass_through)
+             std::vector<int> pass_through, std::string runtime_label)
       : dispatcher_(dispatcher),
         options_(options),
         input_(std::move(input)),
         plan_(std::move(plan)),
-        pass_through_(std::move(pass_through)) {}
+        pass_through_(std::move(pass_through)),
+        runtime_label_(std::move(runtime_label)) {}
 
   ~UdfRunImpl() override { Stop(); }
 
   arrow::Status Start() {
     ARROW_ASSIGN_OR_RAISE(v1::Init init, MakeInit(options_.udfs, plan_));
-    ARROW_ASSIGN_OR_RAISE(workers_, dispatcher_->AcquireMany(options_.workers));
+    auto workers = dispatcher_->AcquireMany(options_.workers);
+    // A runtime's workers that do not start are named with the runtime.
+    if (!workers.ok() && !runtime_label_.empty()) return Fail(workers.status(), "while starting");
+    ARROW_ASSIGN_OR_RAISE(workers_, std::move(workers));
     for (auto& worker : workers_) {
       auto session = worker::WorkerSession::Start(worker.get(), init);
       if (!session.ok()) return Fail(session.status(), "while starting");
@@ -225,7 +229,7 @@ class UdfRunImpl : public UdfRun {
   arrow::Status Fail(const arrow::Status& status, const std::string& where) {
     if (failure_.ok()) {
       failure_ =
-          status.WithMessage("running UDFs ", UdfNames(options_.udfs),
+          status.WithMessage("running UDFs ", UdfNames(options_.udfs), runtime_label_,
                              where.empty() ? "" : " " + where, " failed: ", status.message());
     }
     Stop();
@@ -258,6 +262,7 @@ class UdfRunImpl : public UdfRun {
   std::shared_ptr<arrow::RecordBatchReader> input_;
   ArgumentPlan plan_;
   std::vector<int> pass_through_;
+  const std::string runtime_label_;
   std::unique_ptr<rows::ArrowRowWriter> row_writer_;  // rows input mode only
   std::shared_ptr<arrow::Schema> output_schema_;
   std::vector<std::unique_ptr<worker::Worker>> workers_;
@@ -275,14 +280,15 @@ class UdfRunImpl : public UdfRun {
 
 }  // namespace
 
-arrow::Result<std::shared_ptr<UdfRun>> StartUdfRun(
-    worker::WorkerDispatcher* dispatcher, const UdfOperatorOptions& options,
-    std::shared_ptr<arrow::RecordBatchReader> input) {
+arrow::Result<std::shared_ptr<UdfRun>> StartUdfRun(worker::WorkerDispatcher* dispatcher,
+                                                   const UdfOperatorOptions& options,
+                                                   std::shared_ptr<arrow::RecordBatchReader> input,
+                                                   const std::string& runtime_label) {
   const auto input_schema = input->schema();
   ARROW_ASSIGN_OR_RAISE(std::vector<int> pass_through, ResolvePassThrough(options, *input_schema));
   ARROW_ASSIGN_OR_RAISE(ArgumentPlan plan, ArgumentPlan::Make(options.udfs, *input_schema));
   auto run = std::make_shared<UdfRunImpl>(dispatcher, options, std::move(input), std::move(plan),
-                                          std::move(pass_through));
+                                          std::move(pass_through), runtime_label);
   ARROW_RETURN_NOT_OK(run->Start());
   return run;
 }

@@ -42,6 +42,7 @@ class ChunkedInputStream : public arrow::io::InputStream {
 
   /// Ends the stream with an error: a blocked or later read returns `status`.
   void Abort(arrow::Status status);
+  using arrow::io::InputStream::Abort;  // the FileInterface overload stays callable
 
   /// Describes a failure of a reader of this stream, adding how many bytes the
   /// stream lacked when the failure was caused by its end (a message cut short).

@@ -106,6 +106,10 @@ arrow::Result<FrameHeader> ReadFrameHeader(const uint8_t* bytes, const FramingLi
     return arrow::Status::IOError("control frame with a body of ", header.body_length,
                                   " bytes (control frames carry metadata only)");
   }
+  if (header.kind == FrameKind::kControl && header.sequence != 0) {
+    return arrow::Status::IOError("control frame with sequence ", header.sequence,
+                                  " (control frames carry sequence 0)");
+  }
   if (header.kind == FrameKind::kData && header.metadata_length != 0) {
     return arrow::Status::IOError("data frame with ", header.metadata_length,
                                   " bytes of metadata (data frames carry a body only)");

@@ -136,6 +136,12 @@ TEST(FrameCodec, KindAndPartsMustAgree) {
             std::string::npos);
 }
 
+TEST(FrameCodec, ControlFramesCarrySequenceZero) {
+  std::string bytes = Header(1, 0, 0);
+  bytes[8] = 7;  // the sequence field's low byte
+  EXPECT_NE(DecodeError(bytes).find("control frame with sequence 7"), std::string::npos);
+}
+
 TEST(FrameCodec, TruncationSaysWhatWasMissing) {
   EXPECT_NE(DecodeError(Header(2, 0, 10) + "abc").find("expected 10 bytes, got 3 (7 missing)"),
             std::string::npos);

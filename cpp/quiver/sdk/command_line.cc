@@ -60,7 +60,8 @@ std::string Usage(const std::string& program) {
          "Runs UDFs for a quiver engine, which starts this program (docs/protocol.md).\n"
          "  uds:  ENDPOINT is unix:/path/to/socket, where the engine listens\n"
          "  grpc: ENDPOINT is grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT to serve on\n"
-         "The engine passes the worker's secret in QUIVER_WORKER_SECRET.\n";
+         "The engine passes the worker's secret through the pipe descriptor that\n"
+         "QUIVER_WORKER_SECRET_FD names, or (workers started by hand) in QUIVER_WORKER_SECRET.\n";
 }
 
 arrow::Result<WorkerOptions> ParseCommandLine(const std::vector<std::string>& arguments) {

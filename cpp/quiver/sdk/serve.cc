@@ -2,6 +2,8 @@
 
 #include <unistd.h>
 
+#include <cctype>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -16,14 +18,43 @@ namespace quiver::sdk {
 namespace {
 
 constexpr char kSecretVariable[] = "QUIVER_WORKER_SECRET";
+constexpr char kSecretFdVariable[] = "QUIVER_WORKER_SECRET_FD";
 
-// Takes the secret out of the environment, so that UDFs and their children do not inherit it.
-bool TakeSecret(std::string* secret) {
-  const char* value = std::getenv(kSecretVariable);
-  if (value == nullptr) return false;
-  *secret = value;
-  ::unsetenv(kSecretVariable);
+// Reads the secret from the pipe descriptor `fd_text` names until its end, then closes it.
+bool ReadSecretFd(const std::string& fd_text, std::string* secret) {
+  char* end = nullptr;
+  const long fd = std::strtol(fd_text.c_str(), &end, 10);
+  if (fd_text.empty() || *end != '\0' || fd < 0) return false;
+  char buffer[256];
+  while (true) {
+    const ssize_t got = ::read(static_cast<int>(fd), buffer, sizeof(buffer));
+    if (got < 0 && errno == EINTR) continue;
+    if (got < 0) return false;
+    if (got == 0) break;
+    secret->append(buffer, static_cast<size_t>(got));
+  }
+  ::close(static_cast<int>(fd));
+  while (!secret->empty() && std::isspace(static_cast<unsigned char>(secret->back()))) {
+    secret->pop_back();
+  }
   return true;
+}
+
+// Takes the secret from the pipe QUIVER_WORKER_SECRET_FD names (engines that
+// start workers), else from QUIVER_WORKER_SECRET (workers started by hand), and
+// removes both variables, so that UDFs and their children do not inherit them.
+bool TakeSecret(std::string* secret) {
+  const char* fd_value = std::getenv(kSecretFdVariable);
+  const char* value = std::getenv(kSecretVariable);
+  const std::string fd_text = fd_value != nullptr ? fd_value : "";
+  if (value != nullptr) *secret = value;
+  ::unsetenv(kSecretFdVariable);
+  ::unsetenv(kSecretVariable);
+  if (fd_value != nullptr) {
+    secret->clear();
+    return ReadSecretFd(fd_text, secret);
+  }
+  return value != nullptr;
 }
 
 int UsageError(const std::string& program, const std::string& problem) {
@@ -54,8 +85,9 @@ int Serve(int argc, char** argv, const Registry& registry) {
   ::dup2(STDERR_FILENO, STDOUT_FILENO);
   std::string secret;
   if (!TakeSecret(&secret)) {
-    Log(LogLevel::kError,
-        std::string(kSecretVariable) + " is not set; the engine passes the worker's secret in it");
+    Log(LogLevel::kError, std::string("cannot read the worker's secret: neither ") +
+                              kSecretFdVariable + " (a readable pipe) nor " + kSecretVariable +
+                              " is set");
     return kExitUsage;
   }
   if (options->transport == "grpc") return ServeGrpc(*options, secret, registry);

@@ -60,6 +60,12 @@ class Connection {
   /// Closes both directions; a Receive blocked in another thread returns.
   virtual void Shutdown() = 0;
 
+  /// Asks a healthy worker to exit, waiting for its answer at most until
+  /// `deadline`, then shuts the connection down. Over a stream transport the
+  /// closed stream is the request (the default); a transport without a stream
+  /// between executions (gRPC) sends its shutdown call.
+  virtual void Close(io::Deadline /*deadline*/) { Shutdown(); }
+
   /// Returns where this connection goes, for messages ("unix:/tmp/...").
   virtual std::string endpoint() const = 0;
 };

@@ -1,14 +1,21 @@
 #include "quiver/worker/child_process.h"
 
 #include <fcntl.h>
+#include <linux/close_range.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <condition_variable>
+#include <cstdlib>
 #include <cstring>
+#include <deque>
+#include <functional>
+#include <mutex>
 #include <utility>
 
 extern char** environ;
@@ -35,35 +42,111 @@ std::vector<char*> Pointers(std::vector<std::string>& strings) {
   return pointers;
 }
 
-// Owns the spawn attributes and file actions of one posix_spawn call.
-struct SpawnSetup {
-  posix_spawnattr_t attributes;
-  posix_spawn_file_actions_t actions;
+// Returns the path execve runs for `program`: itself when it holds a '/', else
+// the first executable match on PATH. Resolved before fork, where the child may
+// only make async-signal-safe calls.
+std::string ResolveProgram(const std::string& program) {
+  if (program.find('/') != std::string::npos) return program;
+  const char* path = std::getenv("PATH");
+  std::string_view directories(path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin");
+  while (true) {
+    const size_t colon = directories.find(':');
+    std::string directory(directories.substr(0, colon));
+    const std::string candidate = (directory.empty() ? "." : directory) + "/" + program;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+    if (colon == std::string_view::npos) return program;  // execve reports ENOENT
+    directories.remove_prefix(colon + 1);
+  }
+}
 
-  explicit SpawnSetup(int output_fd) {
-    posix_spawnattr_init(&attributes);
-    posix_spawn_file_actions_init(&actions);
-    // Own process group, so stopping a worker also stops what it started.
-    posix_spawnattr_setpgroup(&attributes, 0);
-    // Default dispositions and an empty mask, whatever the engine changed for itself.
-    sigset_t defaults;
-    sigemptyset(&defaults);
-    for (int signal_number : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD})
-      sigaddset(&defaults, signal_number);
-    posix_spawnattr_setsigdefault(&attributes, &defaults);
-    sigset_t empty;
-    sigemptyset(&empty);
-    posix_spawnattr_setsigmask(&attributes, &empty);
-    posix_spawnattr_setflags(
-        &attributes, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, output_fd, 1);
-    posix_spawn_file_actions_adddup2(&actions, output_fd, 2);
+// In the forked child, before exec: only async-signal-safe calls. Reports a
+// failure as errno on `error_fd` and exits 127.
+[[noreturn]] void BecomeWorker(const char* program, char* const* argv, char* const* envp,
+                               int output_fd, int inherited_fd, int error_fd, pid_t parent) {
+  auto fail = [error_fd]() {
+    const int error = errno;
+    (void)!::write(error_fd, &error, sizeof(error));
+    ::_exit(127);
+  };
+  // Own process group, so stopping a worker also stops what it started.
+  if (::setpgid(0, 0) != 0) fail();
+  // Die with the engine, even when it is killed by SIGKILL. The signal comes
+  // when the engine's thread that forked ends: workers are forked on a thread
+  // that lives as long as the process (SpawnThread).
+  if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail();
+  if (::getppid() != parent) ::_exit(127);  // the engine died before prctl
+  // Default dispositions and an empty mask, whatever the engine changed for itself.
+  for (int signal_number : {SIGPIPE, SIGTERM, SIGINT, SIGCHLD, SIGHUP}) {
+    ::signal(signal_number, SIG_DFL);
   }
-  ~SpawnSetup() {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attributes);
+  sigset_t empty;
+  sigemptyset(&empty);
+  ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+  const int null_fd = ::open("/dev/null", O_RDONLY);
+  if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(output_fd, 1) < 0 ||
+      ::dup2(output_fd, 2) < 0) {
+    fail();
   }
+  // No descriptor of the engine reaches the worker but the ones it is given,
+  // whether or not whoever opened it asked for close-on-exec.
+  if (inherited_fd >= 0) {
+    if (inherited_fd != kInheritedFd && ::dup2(inherited_fd, kInheritedFd) < 0) fail();
+    if (::fcntl(kInheritedFd, F_SETFD, 0) != 0) fail();
+  }
+  const unsigned first_closed = inherited_fd >= 0 ? kInheritedFd + 1 : 3;
+  if (::syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    for (int fd = static_cast<int>(first_closed); fd < 65536; ++fd)
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  ::execve(program, argv, envp);
+  fail();
+  ::_exit(127);  // not reached: fail exits
+}
+
+// Runs tasks on one thread that lives as long as the process. PR_SET_PDEATHSIG
+// fires when the *thread* that forked a child ends, so forking on whatever
+// thread asks (a short-lived one in a thread pool) would kill healthy workers.
+class SpawnThread {
+ public:
+  static SpawnThread& Get() {
+    static SpawnThread* instance = new SpawnThread();  // never destroyed: outlives every caller
+    return *instance;
+  }
+
+  // Runs `task` on the spawn thread and waits for it.
+  void Run(const std::function<void()>& task) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    tasks_.push_back(&task);
+    const uint64_t ticket = ++submitted_;
+    wake_.notify_all();
+    done_.wait(lock, [&] { return finished_ >= ticket; });
+  }
+
+ private:
+  SpawnThread() {
+    std::thread([this] { Loop(); }).detach();
+  }
+
+  void Loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+      wake_.wait(lock, [&] { return !tasks_.empty(); });
+      const std::function<void()>* task = tasks_.front();
+      tasks_.pop_front();
+      lock.unlock();
+      (*task)();
+      lock.lock();
+      ++finished_;
+      done_.notify_all();
+    }
+  }
+
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable done_;
+  std::deque<const std::function<void()>*> tasks_;
+  uint64_t submitted_ = 0;
+  uint64_t finished_ = 0;
 };
 
 const char* SignalName(int signal_number) {
@@ -104,7 +187,7 @@ std::string ExitStatus::ToString() const {
 
 arrow::Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment,
-    int64_t log_capacity_bytes) {
+    int64_t log_capacity_bytes, int inherited_fd) {
   if (argv.empty()) return arrow::Status::Invalid("worker command is empty");
   int pipe_fds[2];
   if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
@@ -112,20 +195,44 @@ arrow::Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   }
   io::UniqueFd read_end(pipe_fds[0]);
   io::UniqueFd write_end(pipe_fds[1]);
+  // The child reports a failed exec here; a successful exec closes it.
+  if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+    return arrow::Status::IOError("pipe: ", std::strerror(errno));
+  }
+  io::UniqueFd error_read(pipe_fds[0]);
+  io::UniqueFd error_write(pipe_fds[1]);
+  const std::string program = ResolveProgram(argv[0]);
   std::vector<std::string> arguments = argv;
   std::vector<std::string> variables = MergedEnvironment(environment);
   auto argument_pointers = Pointers(arguments);
   auto variable_pointers = Pointers(variables);
-  SpawnSetup setup(write_end.get());
-  pid_t pid = 0;
-  const int error = ::posix_spawnp(&pid, arguments[0].c_str(), &setup.actions, &setup.attributes,
-                                   argument_pointers.data(), variable_pointers.data());
-  if (error != 0) {
+  const pid_t parent = ::getpid();
+  pid_t pid = -1;
+  int fork_error = 0;
+  SpawnThread::Get().Run([&] {
+    pid = ::fork();
+    if (pid == 0) {
+      BecomeWorker(program.c_str(), argument_pointers.data(), variable_pointers.data(),
+                   write_end.get(), inherited_fd, error_write.get(), parent);
+    }
+    fork_error = errno;
+  });
+  if (pid < 0) return arrow::Status::IOError("fork: ", std::strerror(fork_error));
+  write_end.Reset();  // the child holds the only write end now
+  error_write.Reset();
+  int exec_error = 0;
+  ssize_t got = 0;
+  do {
+    got = ::read(error_read.get(), &exec_error, sizeof(exec_error));
+  } while (got < 0 && errno == EINTR);
+  if (got > 0) {
+    int wait_status = 0;
+    while (::waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
+    }
     return arrow::Status::IOError("cannot start worker command '", argv[0],
-                                  "': ", std::strerror(error),
+                                  "': ", std::strerror(exec_error),
                                   "; check the program exists and is executable");
   }
-  write_end.Reset();  // the child holds the only write end now
   return std::unique_ptr<ChildProcess>(
       new ChildProcess(pid, std::move(read_end), log_capacity_bytes));
 }
@@ -186,6 +293,10 @@ std::optional<ExitStatus> ChildProcess::WaitFor(std::chrono::milliseconds timeou
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return exit_status_;
+}
+
+void ChildProcess::Signal(int signal_number) {
+  if (!TryWait()) ::kill(-pid_, signal_number);
 }
 
 ExitStatus ChildProcess::Terminate(std::chrono::milliseconds grace) {

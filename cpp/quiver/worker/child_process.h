@@ -27,6 +27,9 @@ struct ExitStatus {
   std::string ToString() const;
 };
 
+/// The descriptor number at which a child gets the `inherited_fd` of Spawn.
+inline constexpr int kInheritedFd = 3;
+
 /// \brief A child process whose stdout and stderr go to a BoundedLog.
 ///
 /// Move-only owner: destroying it stops the process (SIGTERM, then SIGKILL)
@@ -34,10 +37,14 @@ struct ExitStatus {
 class ChildProcess {
  public:
   /// Starts `argv` with the engine's environment plus `environment`, in its own
-  /// process group. Fails with the reason when the program cannot be started.
+  /// process group. The child inherits no descriptor of the engine but stdin
+  /// (/dev/null), stdout and stderr (the log) and, when `inherited_fd` >= 0,
+  /// that one as descriptor kInheritedFd. It is killed when the engine dies,
+  /// even by SIGKILL (PR_SET_PDEATHSIG). Fails with the reason when the program
+  /// cannot be started.
   static arrow::Result<std::unique_ptr<ChildProcess>> Spawn(
       const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment,
-      int64_t log_capacity_bytes);
+      int64_t log_capacity_bytes, int inherited_fd = -1);
 
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
@@ -54,6 +61,9 @@ class ChildProcess {
 
   /// Stops the process: SIGTERM, then SIGKILL after `grace`; reaps it.
   ExitStatus Terminate(std::chrono::milliseconds grace);
+
+  /// Sends `signal_number` to the process group unless the process was reaped.
+  void Signal(int signal_number);
 
  private:
   ChildProcess(pid_t pid, io::UniqueFd output, int64_t log_capacity_bytes);

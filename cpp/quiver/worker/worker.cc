@@ -1,5 +1,8 @@
 #include "quiver/worker/worker.h"
 
+#include <signal.h>
+
+#include <thread>
 #include <utility>
 
 namespace quiver::worker {
@@ -9,7 +12,57 @@ namespace {
 constexpr int kLogLinesInErrors = 20;
 // Time a failed worker gets to exit before its failure is described.
 constexpr std::chrono::milliseconds kExitWait{1000};
+// Time a healthy worker gets to exit by itself once asked to, before SIGTERM.
+constexpr std::chrono::milliseconds kPoliteExitWait{500};
+
+// Waits until every process in `processes` ended or `deadline` passed.
+void WaitForAll(const std::vector<ChildProcess*>& processes, io::Deadline deadline) {
+  while (true) {
+    bool all_ended = true;
+    for (ChildProcess* process : processes) all_ended = process->TryWait() && all_ended;
+    if (all_ended || std::chrono::steady_clock::now() >= deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
 }  // namespace
+
+void StopWorkers(std::vector<std::unique_ptr<Worker>> workers) {
+  std::vector<Worker*> raw;
+  for (auto& worker : workers) {
+    if (worker != nullptr) raw.push_back(worker.get());
+  }
+  Worker::StopAll(raw);
+  // Destroying them now finds their processes reaped.
+}
+
+void Worker::StopAll(const std::vector<Worker*>& workers) {
+  std::vector<ChildProcess*> processes;
+  std::chrono::milliseconds grace{0};
+  const io::Deadline polite = io::DeadlineIn(kPoliteExitWait);
+  std::vector<std::thread> requests;  // one per worker: the requests overlap
+  for (Worker* worker : workers) {
+    if (worker->stopped_) continue;
+    worker->stopped_ = true;
+    if (worker->process_ != nullptr && worker->broken_) {
+      // A broken worker may hang in a UDF and never read its connection.
+      worker->process_->Signal(SIGTERM);
+    }
+    if (worker->broken_ || worker->process_ == nullptr) {
+      // A remote worker serves others too: only its connection is closed.
+      worker->connection_->Shutdown();
+    } else {
+      requests.emplace_back([worker, polite] { worker->connection_->Close(polite); });
+    }
+    if (worker->process_ != nullptr) processes.push_back(worker->process_.get());
+    grace = std::max(grace, worker->spec_->stop_grace);
+  }
+  for (auto& request : requests) request.join();
+  WaitForAll(processes, polite);
+  for (ChildProcess* process : processes) process->Signal(SIGTERM);
+  WaitForAll(processes, io::DeadlineIn(grace));
+  for (ChildProcess* process : processes) process->Signal(SIGKILL);
+  for (ChildProcess* process : processes) process->Terminate(std::chrono::milliseconds(0));
+}
 
 std::string DescribeWorker(const std::string& id, pid_t pid) {
   return "worker " + id + " (pid " + std::to_string(pid) + ")";
@@ -50,13 +103,7 @@ Worker::Worker(std::string id, std::unique_ptr<ChildProcess> process,
       connection_(std::move(connection)),
       spec_(std::move(spec)) {}
 
-Worker::~Worker() {
-  // Closing the connection asks the worker to exit; Terminate makes sure.
-  connection_->Shutdown();
-  if (process_ != nullptr && !process_->WaitFor(std::chrono::milliseconds(200))) {
-    process_->Terminate(spec_->stop_grace);
-  }
-}
+Worker::~Worker() { StopAll({this}); }
 
 std::string Worker::Describe() const {
   if (process_ == nullptr) return "remote worker at " + connection_->endpoint();

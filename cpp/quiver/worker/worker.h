@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "quiver/protocol/udf_error.h"
 #include "quiver/transport/connection.h"
@@ -30,6 +31,14 @@ struct WorkerFailure {
 /// Waits briefly for the worker process `who` to exit, then describes how it
 /// ended and what it wrote last.
 WorkerFailure ExamineFailure(const std::string& who, ChildProcess& process);
+
+class Worker;
+
+/// Stops `workers` all at once, so that N workers take about as long as one:
+/// each healthy worker is asked to exit through its connection, a broken one
+/// gets SIGTERM at once; those still running after a short wait get SIGTERM,
+/// and SIGKILL after the spec's stop grace. Returns when all are reaped.
+void StopWorkers(std::vector<std::unique_ptr<Worker>> workers);
 
 /// \brief One running, authenticated worker process and its connection.
 ///
@@ -77,11 +86,16 @@ class Worker {
   std::string DescribeFailure() { return ExamineFailure().text; }
 
  private:
+  friend void StopWorkers(std::vector<std::unique_ptr<Worker>> workers);
+  // Stops the workers in `workers` together (see StopWorkers).
+  static void StopAll(const std::vector<Worker*>& workers);
+
   std::string id_;
   std::unique_ptr<ChildProcess> process_;
   std::unique_ptr<transport::Connection> connection_;
   std::shared_ptr<const WorkerSpec> spec_;
   bool broken_ = false;
+  bool stopped_ = false;  // StopAll ran
   int64_t executions_ = 0;
 };
 

@@ -1,9 +1,12 @@
 #include "quiver/worker/worker_dispatcher.h"
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <mutex>
@@ -25,6 +28,28 @@ std::string RandomSecret() {
   std::string secret;
   for (int i = 0; i < 64; ++i) secret += kDigits[source() % 16];
   return secret;
+}
+
+constexpr char kSecretVariable[] = "QUIVER_WORKER_SECRET";
+constexpr char kSecretFdVariable[] = "QUIVER_WORKER_SECRET_FD";
+
+// Returns the read end of a pipe that holds `secret` and nothing more (the
+// write end is closed, so the reader sees its end).
+arrow::Result<io::UniqueFd> SecretPipe(const std::string& secret) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    return arrow::Status::IOError("cannot make a pipe for a worker's secret: ",
+                                  std::strerror(errno));
+  }
+  io::UniqueFd read_end(fds[0]);
+  io::UniqueFd write_end(fds[1]);
+  // 64 bytes fit in any pipe buffer: the write neither blocks nor comes short.
+  if (::write(write_end.get(), secret.data(), secret.size()) !=
+      static_cast<ssize_t>(secret.size())) {
+    return arrow::Status::IOError("cannot write a worker's secret to its pipe: ",
+                                  std::strerror(errno));
+  }
+  return read_end;
 }
 
 arrow::Result<std::string> MakePrivateDirectory() {
@@ -68,10 +93,13 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
         directory_(std::move(directory)) {}
 
   ~WorkerDispatcherImpl() override {
+    std::vector<std::unique_ptr<Worker>> idle;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      idle_.clear();  // each Worker stops its process
+      for (auto& worker : idle_) idle.push_back(std::move(worker));
+      idle_.clear();
     }
+    StopWorkers(std::move(idle));
     std::error_code ignored;
     std::filesystem::remove_all(directory_, ignored);
   }
@@ -117,6 +145,8 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
 
   const WorkerSpec& spec() const override { return *spec_; }
 
+  const std::string& private_directory() const override { return directory_; }
+
   int64_t workers_started() const override {
     std::lock_guard<std::mutex> lock(mutex_);
     return workers_started_;
@@ -154,10 +184,15 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
                   {"--tls-cert", spec_->tls_certificate_file, "--tls-key", spec_->tls_key_file});
     }
     argv.insert(argv.end(), {"--id", starting.id, "--connection", starting.endpoint->endpoint()});
+    // The secret goes through a pipe the worker reads once and closes: in the
+    // environment, UDF code could read it from /proc/self/environ.
+    ARROW_ASSIGN_OR_RAISE(io::UniqueFd secret_pipe, SecretPipe(starting.secret));
     auto environment = spec_->environment;
-    environment["QUIVER_WORKER_SECRET"] = starting.secret;
-    ARROW_ASSIGN_OR_RAISE(starting.process,
-                          ChildProcess::Spawn(argv, environment, spec_->log_capacity_bytes));
+    environment.erase(kSecretVariable);
+    environment[kSecretFdVariable] = std::to_string(kInheritedFd);
+    ARROW_ASSIGN_OR_RAISE(
+        starting.process,
+        ChildProcess::Spawn(argv, environment, spec_->log_capacity_bytes, secret_pipe.get()));
     return starting;
   }
 

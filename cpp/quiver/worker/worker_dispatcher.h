@@ -48,6 +48,10 @@ class WorkerDispatcher {
   /// Returns the spec the workers are started with.
   virtual const WorkerSpec& spec() const = 0;
 
+  /// Returns the private 0700 directory of the workers' endpoints (sockets),
+  /// removed by the destructor; for a process that must exit without running it.
+  virtual const std::string& private_directory() const = 0;
+
   /// Returns how many worker processes this dispatcher has started so far.
   virtual int64_t workers_started() const = 0;
 };

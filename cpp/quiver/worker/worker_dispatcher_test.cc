@@ -83,7 +83,10 @@ TEST(WorkerDispatcher, WorkerThatNeverConnectsTimesOut) {
 
 TEST(WorkerDispatcher, WrongSecretIsRefused) {
   WorkerSpec spec = PythonSpec();
-  spec.command = {"sh", "-c", "QUIVER_WORKER_SECRET=wrong exec \"$0\" -m quiver.worker \"$@\"",
+  // The worker falls back on QUIVER_WORKER_SECRET without the engine's pipe.
+  spec.command = {"sh", "-c",
+                  "unset QUIVER_WORKER_SECRET_FD; QUIVER_WORKER_SECRET=wrong "
+                  "exec \"$0\" -m quiver.worker \"$@\"",
                   Python()};
   ASSERT_OK_AND_ASSIGN(auto dispatcher, WorkerDispatcher::Make(spec));
   auto worker = dispatcher->Acquire();

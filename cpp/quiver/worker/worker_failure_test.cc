@@ -113,5 +113,45 @@ TEST_F(WorkerFailure, HangingUdfIsATimeout) {
   EXPECT_TRUE(worker_->broken());
 }
 
+// A batch over the message limit is refused before anything is sent, on every
+// transport, with its number, its size and the limit; the worker stays usable.
+class OversizedBatch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(OversizedBatch, IsRefusedBeforeSendingNamingBatchSizeAndLimit) {
+  WorkerSpec spec;
+  spec.command = PythonWorkerCommand(quiver::testing::PythonForWorkers());
+  spec.transport = GetParam();
+  spec.max_message_bytes = 4096;
+  ASSERT_OK_AND_ASSIGN(auto dispatcher, WorkerDispatcher::Make(spec));
+  ASSERT_OK_AND_ASSIGN(auto worker, dispatcher->Acquire());
+  ASSERT_OK_AND_ASSIGN(auto session, WorkerSession::Start(worker.get(), MakeInit("identity")));
+  ASSERT_OK(session->WaitUntilReady());
+  arrow::StringBuilder builder;
+  ASSERT_OK(builder.AppendValues(std::vector<std::string>(3, std::string(10000, 'x'))));
+  auto big = arrow::RecordBatch::Make(Texts()->schema(), 3, {*builder.Finish()});
+  arrow::Status status = session->Send(0, *big);
+  ASSERT_FALSE(status.ok());
+  for (const char* needle :
+       {"batch 0 of 3 rows", "29.", "KiB", "over the limit of 4.00 KiB", "4096 bytes"}) {
+    EXPECT_NE(status.message().find(needle), std::string::npos) << needle << ": " << status;
+  }
+  // Nothing went out: the same session still answers a batch within the limit.
+  ASSERT_OK(session->Send(0, *Texts()));
+  ASSERT_OK_AND_ASSIGN(auto result, session->Receive(0, 3));
+  EXPECT_EQ(result->num_rows(), 3);
+  ASSERT_OK(session->Finish().status());
+  EXPECT_FALSE(worker->broken());
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryTransport, OversizedBatch,
+                         ::testing::Values("unix", "grpc+unix", "grpc+tcp"),
+                         [](const ::testing::TestParamInfo<std::string>& param) {
+                           std::string name = param.param;
+                           for (char& c : name) {
+                             if (c == '+') c = '_';
+                           }
+                           return name;
+                         });
+
 }  // namespace
 }  // namespace quiver::worker

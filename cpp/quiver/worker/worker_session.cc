@@ -1,12 +1,16 @@
 #include "quiver/worker/worker_session.h"
 
+#include <algorithm>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <arrow/ipc/writer.h>
 #include <arrow/type.h>
 
 #include "quiver/protocol/batch_codec.h"
+#include "quiver/protocol/result_validation.h"
 
 namespace quiver::worker {
 namespace {
@@ -20,6 +24,23 @@ bool EndsExecution(const transport::WorkerReply& reply) {
 arrow::Status Failed(const Worker& worker, UdfErrorKind kind, const arrow::Status& status) {
   return WithUdfError(status, worker.ErrorDetail(kind));
 }
+
+// Returns e.g. "2.31 GiB" or "512.00 KiB".
+std::string FormatBytes(int64_t bytes) {
+  static constexpr const char* kUnits[] = {"bytes", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  int unit = 0;
+  while (value >= 1024.0 && unit < 4) {
+    value /= 1024.0;
+    ++unit;
+  }
+  char text[32];
+  std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.2f %s", value, kUnits[unit]);
+  return text;
+}
+
+// Least time a worker gets to answer a Cancel, for replies already under way.
+constexpr std::chrono::milliseconds kLastWordWait{100};
 
 std::string Seconds(std::chrono::milliseconds timeout) {
   return std::to_string(timeout.count() / 1000.0).substr(0, 5) + " s";
@@ -80,13 +101,20 @@ arrow::Status WorkerSession::WaitUntilReady() {
     return Broken("answered Init with something other than InitResponse");
   }
   auto schema = protocol::DeserializeSchema(reply.control->init_response().result_schema());
-  if (!schema.ok() || (*schema)->num_fields() != udf_count_) {
+  if (!schema.ok()) {
+    worker_->MarkBroken();
+    return Failed(
+        *worker_, UdfErrorKind::kProtocolViolation,
+        arrow::Status::IOError(worker_->Describe(),
+                               " answered Init with a result schema that does not parse (",
+                               schema.status().message(), "): protocol violation"));
+  }
+  if ((*schema)->num_fields() != udf_count_) {
     Abort();
     return Failed(
         *worker_, UdfErrorKind::kProtocolViolation,
         arrow::Status::IOError(worker_->Describe(), " answered Init with a result schema of ",
-                               schema.ok() ? (*schema)->num_fields() : -1, " fields for ",
-                               udf_count_, " UDFs"));
+                               (*schema)->num_fields(), " fields for ", udf_count_, " UDFs"));
   }
   result_schema_ = *schema;
   return arrow::Status::OK();
@@ -96,12 +124,19 @@ io::Deadline WorkerSession::BatchDeadline() const {
   return io::DeadlineIn(worker_->spec().batch_timeout);
 }
 
+io::Deadline WorkerSession::AnswerDeadline() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (unanswered_ == 0) return BatchDeadline();
+  return owed_since_ + worker_->spec().batch_timeout;
+}
+
 void WorkerSession::ReceiveLoop() {
   while (true) {
     auto reply = worker_->connection().Receive(io::kNoDeadline);
     const bool last = !reply.ok() || EndsExecution(*reply);
     {
       std::lock_guard<std::mutex> lock(mutex_);
+      owed_since_ = std::chrono::steady_clock::now();  // the worker answered: it owes the next
       replies_.push_back(std::move(reply));
       receiver_done_ = last;
     }
@@ -161,6 +196,23 @@ arrow::Status WorkerSession::Lost(const arrow::Status& transport_error) {
 }
 
 arrow::Status WorkerSession::Send(uint64_t sequence, const arrow::RecordBatch& arguments) {
+  // Refused before anything goes out: the worker would drop the connection on
+  // a message over its limit, and over some transports the engine would first
+  // buffer all of it. Nothing was sent, so the worker stays usable.
+  const int64_t limit = worker_->spec().max_message_bytes;
+  int64_t size = 0;
+  ARROW_RETURN_NOT_OK(arrow::ipc::GetRecordBatchSize(arguments, &size));
+  if (size > limit) {
+    return arrow::Status::Invalid("batch ", sequence, " of ", arguments.num_rows(), " rows is ",
+                                  FormatBytes(size), " (", size,
+                                  " bytes) in Arrow IPC form, over the limit of ",
+                                  FormatBytes(limit), " (", limit, " bytes) for one message to ",
+                                  worker_->Describe(), "; use smaller batches (e.g. --batch-rows)");
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (unanswered_++ == 0) owed_since_ = std::chrono::steady_clock::now();
+  }
   arrow::Status status = worker_->connection().SendBatch(sequence, arguments, BatchDeadline());
   if (status.ok()) return status;
   // A send fails because the worker went away; the receiver saw why.
@@ -173,6 +225,10 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WorkerSession::Receive(uint64
     ARROW_ASSIGN_OR_RAISE(auto reply,
                           NextReply(BatchDeadline(), "batch " + std::to_string(sequence)));
     if (reply.control && reply.control->has_heartbeat()) continue;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      --unanswered_;
+    }
     if (reply.control && reply.control->has_error()) return ErrorFromWorker(reply.control->error());
     ARROW_RETURN_NOT_OK(CheckResult(reply, sequence, rows));
     return reply.batch;
@@ -208,6 +264,18 @@ arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply, ui
         arrow::Status::Invalid(worker_->Describe(), " returned columns ",
                                reply.batch->schema()->ToString(), " for batch ", sequence,
                                " where its InitResponse promised ", result_schema_->ToString()));
+  }
+  // Nothing may read a result's values before this check: bad offsets or
+  // UTF-8 would crash or corrupt whatever reads them next.
+  arrow::Status valid = protocol::ValidateResultBatch(*reply.batch);
+  if (!valid.ok()) {
+    worker_->MarkBroken();
+    return Failed(
+        *worker_, UdfErrorKind::kProtocolViolation,
+        arrow::Status::IOError(worker_->Describe(), " returned an invalid result for batch ",
+                               sequence, ": ", valid.message(),
+                               " (the worker was stopped; a UDF that builds arrays from raw "
+                               "buffers may have produced them)"));
   }
   return arrow::Status::OK();
 }
@@ -271,15 +339,20 @@ void WorkerSession::Abort() {
   if (done_) return;
   done_ = true;
   if (worker_->broken()) return;
+  // A Cancel does not extend the time the worker has for the batch it works on:
+  // a worker that hangs on it is given up when its answer was due, so that the
+  // N hung workers of one failed run are all given up within one batch timeout.
+  const io::Deadline deadline =
+      std::min(BatchDeadline(), std::max(AnswerDeadline(), io::DeadlineIn(kLastWordWait)));
   v1::EngineMessage message;
   message.mutable_cancel()->set_reason("the engine stopped the run");
-  if (!worker_->connection().SendControl(message, BatchDeadline()).ok()) {
+  if (!worker_->connection().SendControl(message, deadline).ok()) {
     worker_->MarkBroken();
     return;
   }
   // Results and errors already under way are dropped until the CancelResponse.
   while (true) {
-    auto reply = NextReply(BatchDeadline(), "Cancel");
+    auto reply = NextReply(deadline, "Cancel");
     if (!reply.ok()) return;  // NextReply marked the worker broken
     if (reply->control && reply->control->has_cancel_response()) return;
   }

@@ -83,6 +83,9 @@ class WorkerSession {
   arrow::Status Lost(const arrow::Status& transport_error);
   void StopReceiving();
   io::Deadline BatchDeadline() const;
+  // The moment the worker's next answer is due: a batch timeout after it began
+  // to owe one (a batch was sent to it while it owed none, or its last answer came).
+  io::Deadline AnswerDeadline();
 
   Worker* worker_;
   int udf_count_ = 0;
@@ -91,7 +94,9 @@ class WorkerSession {
   std::mutex mutex_;
   std::condition_variable reply_arrived_;
   std::deque<arrow::Result<transport::WorkerReply>> replies_;
-  bool done_ = false;           // Finish or Abort completed
+  int64_t unanswered_ = 0;                            // batches sent, not yet answered
+  std::chrono::steady_clock::time_point owed_since_;  // see AnswerDeadline
+  bool done_ = false;                                 // Finish or Abort completed
   bool receiver_done_ = false;  // the receiving thread saw the end of the execution
 };
 

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from quiver.transport.base import WorkerConfig
 
 SECRET_ENV = "QUIVER_WORKER_SECRET"
+SECRET_FD_ENV = "QUIVER_WORKER_SECRET_FD"
 # Also in quiver.transport.base, which this module imports only once the usage is known to be right.
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -146,9 +147,8 @@ def _config(args: argparse.Namespace, log: logging.Logger) -> WorkerConfig | Non
     from quiver.transport.base import WorkerConfig
     from quiver.worker.state_machine import worker_hello
 
-    secret = os.environ.pop(SECRET_ENV, None)  # UDFs and their children need not see it
+    secret = _take_secret(log)
     if secret is None:
-        log.error("%s is not set; the engine passes the worker's secret in it", SECRET_ENV)
         return None
     tls = None
     if args.tls_cert is not None:
@@ -159,6 +159,31 @@ def _config(args: argparse.Namespace, log: logging.Logger) -> WorkerConfig | Non
             log.error("cannot read the TLS key or certificate: %s", exc)
             return None
     return WorkerConfig(args.connection, worker_hello(args.id), secret.encode(), log, tls)
+
+
+def _take_secret(log: logging.Logger) -> str | None:
+    """Read the secret from the pipe QUIVER_WORKER_SECRET_FD names (then close it), else
+    from QUIVER_WORKER_SECRET; None (logged) when neither is usable."""
+    fd_text = os.environ.pop(SECRET_FD_ENV, None)
+    plain = os.environ.pop(SECRET_ENV, None)  # UDFs and their children need not see it
+    if fd_text is not None:
+        try:
+            fd = int(fd_text)
+            chunks = []
+            while chunk := os.read(fd, 4096):
+                chunks.append(chunk)
+            os.close(fd)
+            return b"".join(chunks).decode("ascii").strip()
+        except (ValueError, OSError, UnicodeDecodeError) as exc:
+            log.error("cannot read the secret from %s=%s: %s", SECRET_FD_ENV, fd_text, exc)
+            return None
+    if plain is None:
+        log.error(
+            "neither %s nor %s is set; the engine passes the worker's secret in one of them",
+            SECRET_FD_ENV,
+            SECRET_ENV,
+        )
+    return plain
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

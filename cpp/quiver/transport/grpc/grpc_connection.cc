@@ -6,6 +6,7 @@
 #include <thread>
 #include <utility>
 
+#include <grpc/grpc.h>
 #include <grpcpp/channel.h>
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
@@ -32,11 +33,28 @@ arrow::Status FromGrpc(const grpc::Status& status, const std::string& what) {
                                 status.error_message());
 }
 
-std::shared_ptr<grpc::Channel> MakeChannel(const GrpcTarget& target, const std::string& address) {
+// Reconnection pauses of a readiness probe: short, since a starting worker
+// binds its endpoint within milliseconds.
+constexpr int kProbeReconnectBackoffMs = 20;
+
+// `probe`: a channel only for readiness probes, which must not inherit the
+// connect backoff of earlier probes (gRPC's default starts at 1 s and grows):
+// it gets its own subchannels and short reconnection pauses.
+std::shared_ptr<grpc::Channel> MakeChannel(const GrpcTarget& target, const std::string& address,
+                                           bool probe = false) {
   grpc::ChannelArguments arguments;
   // quiver enforces its own message limits; gRPC's 4 MiB default would cut batches.
   arguments.SetMaxReceiveMessageSize(-1);
   arguments.SetMaxSendMessageSize(-1);
+  if (probe) {
+    arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kProbeReconnectBackoffMs);
+    arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kProbeReconnectBackoffMs);
+    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 4 * kProbeReconnectBackoffMs);
+  }
+  // gRPC sends the socket path as :authority for unix: targets, which some
+  // HTTP/2 servers (tonic, so Rust workers) reject as malformed.
+  if (address.starts_with("unix:")) arguments.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (target.tls_root_certificates.empty()) {
     credentials = grpc::InsecureChannelCredentials();
@@ -50,12 +68,13 @@ std::shared_ptr<grpc::Channel> MakeChannel(const GrpcTarget& target, const std::
 
 arrow::Result<v1::ManageResponse> Manage(grpc::Channel* channel, const std::string& secret,
                                          const v1::ManageRequest& request,
-                                         std::chrono::milliseconds timeout) {
+                                         std::chrono::milliseconds timeout,
+                                         bool wait_for_ready = true) {
   grpc::ClientContext context;
   context.AddMetadata(kSecretKey, secret);
   context.set_deadline(std::chrono::system_clock::now() + timeout);
   // A worker that is still starting is waited for, up to the deadline.
-  context.set_wait_for_ready(true);
+  context.set_wait_for_ready(wait_for_ready);
   const grpc::internal::RpcMethod method(kManageMethod, grpc::internal::RpcMethod::NORMAL_RPC);
   v1::ManageResponse response;
   grpc::Status status =
@@ -130,6 +149,21 @@ class GrpcConnection : public Connection {
     std::lock_guard<std::mutex> lock(mutex_);
     shut_down_ = true;
     if (call_ != nullptr) call_->context.TryCancel();
+  }
+
+  // A gRPC worker serves until told to stop: Manage(shutdown) is that request
+  // (the worker drains and exits at once), where SIGTERM would cost it its stop grace.
+  void Close(io::Deadline deadline) override {
+    if (!InCall()) {
+      v1::ManageRequest request;
+      request.mutable_shutdown();
+      const auto timeout = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - std::chrono::steady_clock::now());
+      if (timeout.count() > 0) {
+        (void)Manage(channel_.get(), target_.secret, request, timeout, /*wait_for_ready=*/false);
+      }
+    }
+    Shutdown();
   }
 
   std::string endpoint() const override { return target_.endpoint; }
@@ -259,7 +293,7 @@ arrow::Result<std::string> GrpcTargetOf(const std::string& endpoint) {
 arrow::Result<uint32_t> PingGrpcWorker(const GrpcTarget& target,
                                        std::chrono::milliseconds timeout) {
   ARROW_ASSIGN_OR_RAISE(std::string address, GrpcTargetOf(target.endpoint));
-  auto channel = MakeChannel(target, address);
+  auto channel = MakeChannel(target, address, /*probe=*/true);
   v1::ManageRequest request;
   request.mutable_heartbeat()->set_nonce(1);
   ARROW_ASSIGN_OR_RAISE(auto response, Manage(channel.get(), target.secret, request, timeout));

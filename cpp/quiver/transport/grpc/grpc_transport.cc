@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -63,7 +64,9 @@ arrow::Result<GrpcTarget> MakeTarget(std::string endpoint, std::string secret,
 
 class GrpcEndpoint : public WorkerEndpoint {
  public:
-  explicit GrpcEndpoint(GrpcTarget target) : target_(std::move(target)) {}
+  /// `socket_path`: the socket file of a grpc+unix endpoint, empty for TCP.
+  GrpcEndpoint(GrpcTarget target, std::string socket_path)
+      : target_(std::move(target)), socket_path_(std::move(socket_path)) {}
 
   std::string endpoint() const override { return target_.endpoint; }
   std::vector<std::string> worker_arguments() const override { return {"--transport", "grpc"}; }
@@ -76,6 +79,12 @@ class GrpcEndpoint : public WorkerEndpoint {
   arrow::Result<std::unique_ptr<Connection>> Accept(WorkerProcess& process,
                                                     const std::string& secret, io::Deadline,
                                                     io::Deadline) override {
+    if (!socket_path_.empty() && !std::filesystem::exists(socket_path_)) {
+      // Not bound yet: a probe now would only fail and slow the next ones.
+      last_failure_ = "the worker did not create " + socket_path_ + " yet";
+      std::this_thread::sleep_for(kProbePause);
+      return nullptr;
+    }
     GrpcTarget target = target_;
     target.secret = secret;
     auto pid = PingGrpcWorker(target, kProbeTimeout);
@@ -95,6 +104,7 @@ class GrpcEndpoint : public WorkerEndpoint {
 
  private:
   GrpcTarget target_;  // without the secret, which Accept is given
+  std::string socket_path_;
   std::string last_failure_;
 };
 
@@ -104,16 +114,17 @@ class GrpcTransport : public Transport {
 
   arrow::Result<std::unique_ptr<WorkerEndpoint>> Prepare(const EndpointOptions& options) override {
     std::string endpoint;
+    std::string socket_path;
     if (tcp_) {
       ARROW_ASSIGN_OR_RAISE(int port, FreeLoopbackPort());
       endpoint = "grpc+tcp:127.0.0.1:" + std::to_string(port);
     } else {
-      endpoint =
-          "grpc+unix:" + options.private_directory + "/worker-" + options.worker_id + ".sock";
+      socket_path = options.private_directory + "/worker-" + options.worker_id + ".sock";
+      endpoint = "grpc+unix:" + socket_path;
     }
     ARROW_ASSIGN_OR_RAISE(GrpcTarget target,
                           MakeTarget(std::move(endpoint), "", options.tls_root_certificates_file));
-    return std::make_unique<GrpcEndpoint>(std::move(target));
+    return std::make_unique<GrpcEndpoint>(std::move(target), std::move(socket_path));
   }
 
   arrow::Result<std::unique_ptr<Connection>> ConnectRemote(

@@ -1,0 +1,212 @@
+//! The command line the engine starts a worker with, and the process around the transports.
+
+use std::sync::Arc;
+
+use crate::registry::Registry;
+use crate::{grpc, uds};
+
+/// The environment variable the engine passes the worker's secret in.
+pub const SECRET_ENV: &str = "QUIVER_WORKER_SECRET";
+/// Exit status after `Shutdown`, SIGTERM/SIGINT or the engine closing the connection.
+pub const EXIT_OK: i32 = 0;
+/// Exit status when the connection breaks or cannot be made.
+pub const EXIT_CONNECTION_LOST: i32 = 1;
+/// Exit status for a usage error.
+pub const EXIT_USAGE: i32 = 2;
+
+const USAGE: &str =
+    "usage: WORKER --id ID --connection ENDPOINT [--transport uds|grpc] [--log-level LEVEL]
+  uds (default):  --connection unix:/path/to/socket     (the engine listens; the worker connects)
+  grpc:           --connection grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (the worker serves)
+  The secret comes from the environment variable QUIVER_WORKER_SECRET.";
+
+/// Which transport the worker speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// Connect to the engine's Unix socket and speak frames.
+    Uds,
+    /// Serve the `UdfWorker` gRPC service.
+    Grpc,
+}
+
+/// The parsed command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Args {
+    /// The worker id the engine gave.
+    pub id: String,
+    /// Where to connect (uds) or serve (grpc).
+    pub connection: String,
+    /// uds or grpc.
+    pub transport: Transport,
+}
+
+/// Parse the engine's command line (without the program name).
+pub fn parse_args(argv: &[String]) -> Result<Args, String> {
+    let (mut id, mut connection, mut transport) = (None, None, None);
+    let mut rest = argv.iter();
+    while let Some(flag) = rest.next() {
+        let (name, inline) = match flag.split_once('=') {
+            Some((name, value)) if name.starts_with("--") => (name, Some(value.to_owned())),
+            _ => (flag.as_str(), None),
+        };
+        let mut value = || {
+            inline
+                .clone()
+                .or_else(|| rest.next().cloned())
+                .ok_or(format!("{name} needs a value"))
+        };
+        match name {
+            "--id" => id = Some(value()?),
+            "--connection" => connection = Some(value()?),
+            "--transport" => {
+                transport = Some(match value()?.as_str() {
+                    "uds" => Transport::Uds,
+                    "grpc" => Transport::Grpc,
+                    other => return Err(format!("--transport {other}: this worker speaks uds and grpc")),
+                })
+            }
+            "--log-level" => drop(value()?),
+            "--tls-cert" | "--tls-key" => {
+                return Err(format!("{name}: this Rust worker serves gRPC in plaintext only (Unix sockets and loopback)"))
+            }
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    let id = id.ok_or("--id is required")?;
+    let connection = connection.ok_or("--connection is required")?;
+    let transport = transport.unwrap_or(if connection.starts_with("grpc+") {
+        Transport::Grpc
+    } else {
+        Transport::Uds
+    });
+    Ok(Args {
+        id,
+        connection,
+        transport,
+    })
+}
+
+/// What `Hello.runtime` says about this worker.
+pub fn runtime_description() -> String {
+    format!(
+        "rust {} quiver-worker {} arrow-rs {}",
+        env!("QUIVER_RUSTC_VERSION"),
+        env!("CARGO_PKG_VERSION"),
+        crate::ARROW_VERSION
+    )
+}
+
+/// Run the worker the engine started; return the exit status.
+pub fn run(argv: &[String], registry: Registry) -> i32 {
+    let args = match parse_args(argv) {
+        Ok(args) => args,
+        Err(problem) => {
+            eprintln!("quiver-worker: {problem}\n{USAGE}");
+            return EXIT_USAGE;
+        }
+    };
+    let Some(secret) = std::env::var_os(SECRET_ENV) else {
+        eprintln!("quiver-worker[{}]: {SECRET_ENV} is not set; the engine passes the worker's secret in it", args.id);
+        return EXIT_USAGE;
+    };
+    // UDFs and the processes they start need not see the secret.
+    std::env::remove_var(SECRET_ENV);
+    let secret = secret.into_encoded_bytes();
+    // The protocol owns the socket, not stdout; what UDFs print belongs in the worker log (stderr).
+    // SAFETY: dup2 on the process's own standard descriptors.
+    unsafe { libc::dup2(2, 1) };
+    crate::execution::install_panic_hook();
+    let registry = Arc::new(registry);
+    match args.transport {
+        Transport::Uds => run_uds(&args, &secret, registry),
+        Transport::Grpc => grpc::run(&args, secret, registry),
+    }
+}
+
+/// Connect, say Hello, serve; exit 0 on SIGTERM/SIGINT at any point.
+fn run_uds(args: &Args, secret: &[u8], registry: Arc<Registry>) -> i32 {
+    exit_on_stop_signals();
+    let mut conn = match uds::Connection::connect(&args.connection) {
+        Ok(conn) => conn,
+        Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
+            eprintln!("quiver-worker[{}]: {err}", args.id);
+            return EXIT_USAGE;
+        }
+        Err(err) => {
+            eprintln!(
+                "quiver-worker[{}]: cannot connect to {}: {err}",
+                args.id, args.connection
+            );
+            return EXIT_CONNECTION_LOST;
+        }
+    };
+    let hello = crate::hello(&args.id, secret.to_vec());
+    if let Err(err) = conn.send(&crate::machine::message_of(
+        crate::proto::worker_message::Kind::Hello(hello),
+    )) {
+        eprintln!("quiver-worker[{}]: cannot send Hello: {err}", args.id);
+        return EXIT_CONNECTION_LOST;
+    }
+    match uds::serve_connection(&mut conn, registry) {
+        uds::Ending::Done => EXIT_OK,
+        uds::Ending::Lost(why) => {
+            eprintln!(
+                "quiver-worker[{}]: connection to the engine lost: {why}",
+                args.id
+            );
+            EXIT_CONNECTION_LOST
+        }
+    }
+}
+
+extern "C" fn exit_now(_signal: libc::c_int) {
+    // SAFETY: _exit is async-signal-safe; a worker stopped by its engine has nothing to flush.
+    unsafe { libc::_exit(EXIT_OK) }
+}
+
+/// SIGTERM and SIGINT end the worker with status 0, even inside a UDF.
+fn exit_on_stop_signals() {
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: installs a handler that only calls _exit.
+        unsafe { libc::signal(signal, exit_now as *const () as libc::sighandler_t) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(text: &str) -> Result<Args, String> {
+        parse_args(
+            &text
+                .split_whitespace()
+                .map(str::to_owned)
+                .collect::<Vec<_>>(),
+        )
+    }
+
+    #[test]
+    fn the_engine_command_lines_parse() {
+        let uds = args("--id 3 --connection unix:/tmp/x.sock").unwrap();
+        assert_eq!((uds.id.as_str(), uds.transport), ("3", Transport::Uds));
+        let grpc = args("--transport grpc --id 4 --connection grpc+tcp:127.0.0.1:5000").unwrap();
+        assert_eq!(grpc.transport, Transport::Grpc);
+        assert_eq!(
+            args("--id=5 --connection=grpc+unix:/s").unwrap().transport,
+            Transport::Grpc
+        );
+    }
+
+    #[test]
+    fn usage_errors_say_what_is_wrong() {
+        assert!(args("--connection unix:/x").unwrap_err().contains("--id"));
+        assert!(args("--id 1").unwrap_err().contains("--connection"));
+        assert!(args("--id 1 --connection unix:/x --bogus")
+            .unwrap_err()
+            .contains("--bogus"));
+        assert!(args("--id").unwrap_err().contains("needs a value"));
+        assert!(args("--id 1 --connection unix:/x --transport tcp")
+            .unwrap_err()
+            .contains("tcp"));
+    }
+}
