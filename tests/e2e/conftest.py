@@ -8,8 +8,10 @@ which must have the quiver package installed.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -69,3 +71,16 @@ class Quiver:
 def quiver(quiver_binary: Path, tmp_path: Path) -> Quiver:
     """Return a runner of the quiver binary whose current directory is tmp_path."""
     return Quiver(quiver_binary, tmp_path)
+
+
+@pytest.fixture
+def private_tmp(quiver):
+    """Point the engine's TMPDIR at a fresh short directory, to see its private directory there.
+
+    Short because a Unix socket path (the private directory's worker sockets) holds at most 107
+    bytes, and pytest's own temporary paths can be longer than that.
+    """
+    directory = Path(tempfile.mkdtemp(prefix="qv-"))
+    quiver.env["TMPDIR"] = str(directory)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)

@@ -16,15 +16,6 @@ from quiver_e2e import assert_failed, leftovers, people_table, spec, write_table
 TRANSPORTS = ["uds", "grpc"]
 
 
-@pytest.fixture
-def private_tmp(quiver, tmp_path):
-    """Point the engine's TMPDIR at a fresh directory, to see its private directory there."""
-    directory = tmp_path / "tmp"
-    directory.mkdir()
-    quiver.env["TMPDIR"] = str(directory)
-    return directory
-
-
 def children_of(pid: int) -> list[int]:
     """Return the pids of the live (not zombie) processes whose parent is `pid`."""
     found = []

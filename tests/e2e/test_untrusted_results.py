@@ -9,7 +9,6 @@ problem, and nothing left behind.
 
 from __future__ import annotations
 
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -20,15 +19,6 @@ CASES = {
     "bad_offsets": "non-monotonic offset",
     "bad_utf8": "Invalid UTF8",
 }
-
-
-@pytest.fixture
-def private_tmp(quiver):
-    """Point the engine's TMPDIR at a fresh short directory (socket paths must stay short)."""
-    directory = Path(tempfile.mkdtemp(prefix="qv-"))
-    quiver.env["TMPDIR"] = str(directory)
-    yield directory
-    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.mark.parametrize("suffix", [".parquet", ".csv", ".arrow"])

@@ -30,6 +30,17 @@ from quiver._proto import pb
 from quiver.protocol.framing import HEADER_SIZE, encode_control_frame, encode_data_frame
 from quiver.transport.uds import read_frame, send_frame
 
+
+def take_secret() -> bytes:
+    """Return the secret as the engine passes it (docs/protocol.md, section 1): from the pipe
+    QUIVER_WORKER_SECRET_FD names, else from QUIVER_WORKER_SECRET."""
+    fd_text = os.environ.pop("QUIVER_WORKER_SECRET_FD", None)
+    if fd_text is not None:
+        with os.fdopen(int(fd_text), "rb") as pipe:
+            return pipe.read().strip()
+    return os.environ.pop("QUIVER_WORKER_SECRET", "").encode()
+
+
 BODY_MUTATIONS = ["flip", "flip", "flip", "truncate", "extend", "splice"]
 FRAME_MUTATIONS = ["length_short", "length_long", "sequence", "header_flip", "drop", "twice"]
 IDLE_SECONDS = 1.5  # a worker whose engine went quiet (waiting on a lying frame) leaves
@@ -60,7 +71,7 @@ class FakeWorker:
 
     def serve(self, worker_id: str) -> None:
         """Say Hello, then answer frames until the engine closes or says Shutdown."""
-        secret = os.environ.pop("QUIVER_WORKER_SECRET", "").encode()
+        secret = take_secret()
         hello = pb.Hello(protocol_version=1, worker_id=worker_id, secret=secret, runtime="fake")
         self.send_control(pb.WorkerMessage(hello=hello), damage=False)
         self.sock.settimeout(IDLE_SECONDS)
