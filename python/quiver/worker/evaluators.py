@@ -31,6 +31,8 @@ class ArrowEvaluator:
     ) -> None:
         self.func = func
         self.udf_name = udf_name
+        # pandas evaluators convert zoned timestamps to it; Arrow UDFs get them as they are.
+        self.session_time_zone = session_time_zone
         self.decode = decode
 
     def prepare(self, args: list[pa.Array]) -> list[Any]:
@@ -68,16 +70,6 @@ class ArrowEvaluator:
 
 class PandasEvaluator(ArrowEvaluator):
     """scalar_pandas: ``f(pd.Series, ...)`` once per batch."""
-
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        udf_name: str,
-        session_time_zone: str,
-        decode: bool = True,
-    ) -> None:
-        super().__init__(func, udf_name, session_time_zone, decode)
-        self.session_time_zone = session_time_zone
 
     def prepare(self, args: list[pa.Array]) -> list[Any]:
         """Convert each argument (decoded unless the UDF keeps it) to a pandas Series."""
