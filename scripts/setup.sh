@@ -103,8 +103,12 @@ build() {
   local tests=OFF
   [ "$with_tests" = 1 ] && tests=ON
   step "configuring $build_dir (tests and benchmarks: $tests)"
+  # ccache, when the machine has it, makes rebuilds of other checkouts and build
+  # directories cheap; it is optional and never installed here.
+  local launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   # shellcheck disable=SC2086
-  cmake -S "$root" -B "$build_dir" -G Ninja -DQUIVER_PYTHON="$venv/bin/python" \
+  cmake -S "$root" -B "$build_dir" -G Ninja -DQUIVER_PYTHON="$venv/bin/python" "${launcher[@]}" \
     -DQUIVER_BUILD_TESTS="$tests" -DQUIVER_BUILD_BENCHMARKS="$tests" ${QUIVER_CMAKE_ARGS:-} >/dev/null
   step "building $build_dir"
   if [ "$with_tests" = 1 ]; then
