@@ -57,6 +57,9 @@ _HALF_CLOSE = object()
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
+    # grpc-core's default :authority for a unix: target is the socket path, which some HTTP/2
+    # servers (the Rust SDK's) refuse as malformed; a host name is what HTTP/2 expects.
+    ("grpc.default_authority", "localhost"),
 ]
 
 
@@ -175,7 +178,7 @@ class GrpcWorkerProcess:
         env = dict(os.environ)
         env["QUIVER_WORKER_SECRET"] = self.secret
         env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_ROOT), str(TESTS_DIR)])
-        command = [sys.executable, "-m", "quiver.worker", "--transport", "grpc"]
+        command = [*self.worker_command(), "--transport", "grpc"]
         command += ["--id", self.worker_id, "--connection", self.endpoint]
         if self.tls is not None:
             command += ["--tls-cert", str(self.tls[0]), "--tls-key", str(self.tls[1])]
@@ -192,6 +195,10 @@ class GrpcWorkerProcess:
         self.stub = quiver_pb2_grpc.UdfWorkerStub(self.channel)
         self.heartbeat(1)
         return self
+
+    def worker_command(self) -> list[str]:
+        """Return the program that starts the worker (the test appends the gRPC arguments)."""
+        return [sys.executable, "-m", "quiver.worker"]
 
     def _wait_for_ready_line(self) -> str:
         """Wait for the worker's "serving grpc on ENDPOINT" line; return ENDPOINT."""
