@@ -1,174 +1,29 @@
 #include "quiver/sdk/grpc_codec.h"
 
-#include <algorithm>
-#include <string>
+#include <memory>
 #include <utility>
 #include <vector>
 
-#include <arrow/buffer.h>
-
+#include "quiver/grpc_wire/data_envelope.h"
 #include "quiver/io/chunked_input_stream.h"
-#include "quiver/protocol/batch_codec.h"
 
 namespace quiver::sdk {
-namespace {
-
-// Protobuf wire-format tags of the fields written and parsed by hand.
-constexpr uint8_t kDataTag = (3 << 3) | 2;       // EngineMessage.data, WorkerMessage.data
-constexpr uint64_t kSequenceTag = (1 << 3) | 0;  // Data.sequence
-constexpr uint64_t kArrowIpcTag = (2 << 3) | 2;  // Data.arrow_ipc
-constexpr size_t kMaxVarintSize = 10;
-
-size_t VarintSize(uint64_t value) {
-  size_t size = 1;
-  for (; value >= 0x80; value >>= 7) ++size;
-  return size;
-}
-
-// Writes `value` as a varint of exactly `size` bytes (at least its minimal size):
-// protobuf accepts redundant continuation bytes.
-void AppendVarint(uint64_t value, size_t size, std::string* out) {
-  for (size_t i = 0; i + 1 < size; ++i, value >>= 7) {
-    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-  }
-  out->push_back(static_cast<char>(value & 0x7f));
-}
-
-// A grpc::Slice that keeps an Arrow buffer alive for as long as gRPC needs it.
-grpc::Slice SliceOf(const std::shared_ptr<arrow::Buffer>& buffer) {
-  auto* owner = new std::shared_ptr<arrow::Buffer>(buffer);
-  return grpc::Slice(
-      const_cast<uint8_t*>(buffer->data()), static_cast<size_t>(buffer->size()),
-      [](void* user_data) { delete static_cast<std::shared_ptr<arrow::Buffer>*>(user_data); },
-      owner);
-}
-
-// Holds the slice of a SliceBuffer; a base class, so it is built before the Buffer
-// that points into it (small slices keep their bytes inline).
-struct SliceHolder {
-  grpc::Slice held;
-};
-
-// An Arrow buffer over part of a received grpc::Slice, holding a reference to it.
-class SliceBuffer : private SliceHolder, public arrow::Buffer {
- public:
-  SliceBuffer(grpc::Slice slice, size_t offset, size_t length)
-      : SliceHolder{std::move(slice)},
-        arrow::Buffer(held.begin() + offset, static_cast<int64_t>(length)) {}
-};
-
-// Reads protobuf wire format across the slices of a received message.
-class SliceCursor {
- public:
-  explicit SliceCursor(std::vector<grpc::Slice> slices) : slices_(std::move(slices)) {}
-
-  uint64_t consumed() const { return consumed_; }
-
-  arrow::Result<uint64_t> ReadVarint() {
-    uint64_t value = 0;
-    for (size_t i = 0; i < kMaxVarintSize; ++i) {
-      ARROW_ASSIGN_OR_RAISE(uint8_t byte, ReadByte());
-      value |= static_cast<uint64_t>(byte & 0x7f) << (7 * i);
-      if ((byte & 0x80) == 0) return value;
-    }
-    return arrow::Status::Invalid("a varint longer than 10 bytes");
-  }
-
-  // Takes `length` bytes as Arrow buffers over the slices (no copy).
-  arrow::Status Take(uint64_t length, std::vector<std::shared_ptr<arrow::Buffer>>* pieces) {
-    while (length > 0) {
-      SkipEmpty();
-      if (index_ == slices_.size()) return Truncated();
-      const size_t take = std::min<size_t>(length, slices_[index_].size() - offset_);
-      if (pieces != nullptr) {
-        pieces->push_back(std::make_shared<SliceBuffer>(slices_[index_], offset_, take));
-      }
-      offset_ += take;
-      consumed_ += take;
-      length -= take;
-    }
-    return arrow::Status::OK();
-  }
-
- private:
-  arrow::Result<uint8_t> ReadByte() {
-    SkipEmpty();
-    if (index_ == slices_.size()) return Truncated();
-    ++consumed_;
-    return slices_[index_].begin()[offset_++];
-  }
-  void SkipEmpty() {
-    while (index_ < slices_.size() && offset_ == slices_[index_].size()) {
-      ++index_;
-      offset_ = 0;
-    }
-  }
-  static arrow::Status Truncated() {
-    return arrow::Status::Invalid("the message ends in the middle of a field");
-  }
-
-  std::vector<grpc::Slice> slices_;
-  size_t index_ = 0;
-  size_t offset_ = 0;
-  uint64_t consumed_ = 0;
-};
-
-// Skips a field of `wire_type` that this codec does not read.
-arrow::Status SkipField(SliceCursor* cursor, uint64_t wire_type) {
-  switch (wire_type) {
-    case 0:
-      return cursor->ReadVarint().status();
-    case 1:
-      return cursor->Take(8, nullptr);
-    case 2: {
-      ARROW_ASSIGN_OR_RAISE(uint64_t length, cursor->ReadVarint());
-      return cursor->Take(length, nullptr);
-    }
-    case 5:
-      return cursor->Take(4, nullptr);
-    default:
-      return arrow::Status::Invalid("a field of unknown wire type ", wire_type);
-  }
-}
-
-// Parses EngineMessage.data, whose tag was read: the Data message's length and fields.
-arrow::Result<EngineRequest> DecodeData(SliceCursor* cursor) {
-  ARROW_ASSIGN_OR_RAISE(uint64_t length, cursor->ReadVarint());
-  const uint64_t end = cursor->consumed() + length;
-  EngineRequest request;
-  std::vector<std::shared_ptr<arrow::Buffer>> ipc;
-  while (cursor->consumed() < end) {
-    ARROW_ASSIGN_OR_RAISE(uint64_t tag, cursor->ReadVarint());
-    if (tag == kSequenceTag) {
-      ARROW_ASSIGN_OR_RAISE(request.sequence, cursor->ReadVarint());
-    } else if (tag == kArrowIpcTag) {
-      ARROW_ASSIGN_OR_RAISE(uint64_t size, cursor->ReadVarint());
-      ipc.clear();  // the last occurrence of a field wins, as in protobuf
-      ARROW_RETURN_NOT_OK(cursor->Take(size, &ipc));
-    } else {
-      ARROW_RETURN_NOT_OK(SkipField(cursor, tag & 7));
-    }
-  }
-  if (cursor->consumed() != end) return arrow::Status::Invalid("a Data field overruns its length");
-  auto stream = std::make_shared<io::ChunkedInputStream>();
-  for (auto& piece : ipc) ARROW_RETURN_NOT_OK(stream->Append(std::move(piece)));
-  stream->Finish();
-  request.body = std::move(stream);
-  return request;
-}
-
-}  // namespace
 
 arrow::Result<EngineRequest> DecodeEngineRequest(const grpc::ByteBuffer& buffer) {
   std::vector<grpc::Slice> slices;
   if (!buffer.Dump(&slices).ok()) return arrow::Status::IOError("cannot read a gRPC message");
-  if (!slices.empty() && slices.front().size() > 0 && slices.front().begin()[0] == kDataTag) {
-    SliceCursor cursor(std::move(slices));
-    ARROW_RETURN_NOT_OK(cursor.ReadVarint().status());  // the tag
-    auto request = DecodeData(&cursor);
-    if (!request.ok()) {
-      return arrow::Status::Invalid("a Data message does not decode: ", request.status().message());
+  if (grpc_wire::IsDataEnvelope(slices)) {
+    auto envelope = grpc_wire::DecodeDataEnvelope(std::move(slices));
+    if (!envelope.ok()) {
+      return arrow::Status::Invalid("a Data message does not decode: ",
+                                    envelope.status().message());
     }
+    auto stream = std::make_shared<io::ChunkedInputStream>();
+    for (auto& piece : envelope->arrow_ipc) ARROW_RETURN_NOT_OK(stream->Append(std::move(piece)));
+    stream->Finish();
+    EngineRequest request;
+    request.sequence = envelope->sequence;
+    request.body = std::move(stream);
     return request;
   }
   grpc::Slice whole;
@@ -190,33 +45,7 @@ grpc::ByteBuffer EncodeWorkerControl(const v1::WorkerMessage& message) {
 
 arrow::Result<grpc::ByteBuffer> EncodeWorkerData(uint64_t sequence,
                                                  const arrow::RecordBatch& batch) {
-  ARROW_ASSIGN_OR_RAISE(auto body, protocol::EncodeBatchStream(batch));
-  uint64_t ipc_length = 0;
-  for (const auto& buffer : body) ipc_length += static_cast<uint64_t>(buffer->size());
-  // Pad the sequence varint so that the prefix (everything before the Arrow
-  // bytes) is a multiple of 8 long: the engine then reads Arrow buffers in place.
-  size_t sequence_size = VarintSize(sequence);
-  uint64_t data_length = 0;
-  for (size_t size = sequence_size; size <= kMaxVarintSize; ++size) {
-    sequence_size = size;
-    data_length = 1 + size + 1 + VarintSize(ipc_length) + ipc_length;
-    const uint64_t prefix_size = 1 + VarintSize(data_length) + data_length - ipc_length;
-    if (prefix_size % 8 == 0) break;
-  }
-  std::string prefix;
-  prefix.push_back(static_cast<char>(kDataTag));
-  AppendVarint(data_length, VarintSize(data_length), &prefix);
-  prefix.push_back(static_cast<char>(kSequenceTag));
-  AppendVarint(sequence, sequence_size, &prefix);
-  prefix.push_back(static_cast<char>(kArrowIpcTag));
-  AppendVarint(ipc_length, VarintSize(ipc_length), &prefix);
-  std::vector<grpc::Slice> slices;
-  slices.reserve(body.size() + 1);
-  slices.emplace_back(prefix);
-  for (const auto& buffer : body) {
-    if (buffer->size() > 0) slices.push_back(SliceOf(buffer));
-  }
-  return grpc::ByteBuffer(slices.data(), slices.size());
+  return grpc_wire::EncodeDataEnvelope(sequence, batch);
 }
 
 }  // namespace quiver::sdk

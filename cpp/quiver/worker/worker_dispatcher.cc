@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -248,9 +249,20 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     return std::make_unique<Worker>(id, nullptr, std::move(connection), spec_);
   }
 
+  // What to check when a worker does not start: the Python package for quiver's own
+  // worker, the protocol for any other program.
   std::string Hint() const {
-    return "\n(worker command: " + (spec_->command.empty() ? "" : spec_->command[0]) +
-           " ...; is the quiver Python package installed for it?)";
+    const std::vector<std::string>& command = spec_->command;
+    const std::string program = command.empty() ? "" : command[0];
+    const bool python_worker =
+        std::find(command.begin(), command.end(), "quiver.worker") != command.end();
+    if (python_worker) {
+      return "\n(worker command: " + program +
+             " ...; is the quiver Python package installed for it?)";
+    }
+    return "\n(worker command: " + program +
+           " ...; does it speak the quiver worker protocol? `quiver conformance -- " + program +
+           "` checks it against docs/protocol.md)";
   }
 
   std::shared_ptr<const WorkerSpec> spec_;
