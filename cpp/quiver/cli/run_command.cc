@@ -17,6 +17,7 @@
 #include <arrow/result.h>
 
 #include "quiver/cli/file_format.h"
+#include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/input_file.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/output_file.h"
@@ -119,6 +120,7 @@ arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
   spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
   // One run per process: keeping idle workers buys nothing.
   spec.max_idle_workers = options.workers;
+  ApplyForkServerOptions(options, spec.command, &spec);
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
