@@ -23,6 +23,7 @@
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_interpreter.h"
+#include "quiver/cli/read_ahead.h"
 #include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
@@ -201,7 +202,7 @@ arrow::Status RunCommand(const RunOptions& options) {
     ARROW_ASSIGN_OR_RAISE(udf_operator,
                           exec::UdfOperator::Make(by_runtime, std::move(operator_options)));
   }
-  ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(input.reader));
+  ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(ReadFirstBatchAhead(input.reader)));
   if (InterruptSignal() != 0) return Interrupted();
 
   ARROW_ASSIGN_OR_RAISE(auto output,

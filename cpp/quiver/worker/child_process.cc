@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -248,8 +248,8 @@ ChildProcess::ChildProcess(pid_t pid, io::UniqueFd output, int64_t log_capacity_
 }
 
 std::unique_ptr<ChildProcess> ChildProcess::Adopt(pid_t pid, io::UniqueFd output,
-                                                 int64_t log_capacity_bytes,
-                                                 io::UniqueFd exit_channel) {
+                                                  int64_t log_capacity_bytes,
+                                                  io::UniqueFd exit_channel) {
   std::unique_ptr<ChildProcess> process(
       new ChildProcess(pid, std::move(output), log_capacity_bytes));
   process->adopted_ = true;

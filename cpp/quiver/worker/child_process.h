@@ -62,8 +62,7 @@ class ChildProcess {
   /// pid is not reused while this object may still signal it. `output` is the
   /// read end of the process's stdout and stderr.
   static std::unique_ptr<ChildProcess> Adopt(pid_t pid, io::UniqueFd output,
-                                             int64_t log_capacity_bytes,
-                                             io::UniqueFd exit_channel);
+                                             int64_t log_capacity_bytes, io::UniqueFd exit_channel);
 
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;

@@ -28,8 +28,8 @@ constexpr int kAnswerTimeoutMs = 5000;
 // Variables that change what the server's Python imports or how it runs: a
 // server started under other values serves other runs (ForkServerSocket).
 constexpr const char* kKeyVariables[] = {
-    "PYTHONPATH",     "PYTHONHOME",        "PYTHONSAFEPATH",  "PYTHONNOUSERSITE",
-    "PYTHONUSERBASE", "VIRTUAL_ENV",       "LD_LIBRARY_PATH", "LD_PRELOAD",
+    "PYTHONPATH",           "PYTHONHOME",      "PYTHONSAFEPATH",  "PYTHONNOUSERSITE",
+    "PYTHONUSERBASE",       "VIRTUAL_ENV",     "LD_LIBRARY_PATH", "LD_PRELOAD",
     "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"};
 
 std::string Getenv(const char* name) {
@@ -97,12 +97,17 @@ arrow::Status StartServer(const std::string& python, const std::string& socket,
   io::UniqueFd log_fd(::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   io::UniqueFd null_fd(::open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (!log_fd.valid() || !null_fd.valid()) {
-    return arrow::Status::IOError("cannot open ", log, " for the fork server's output: ",
-                                  std::strerror(errno));
+    return arrow::Status::IOError("cannot open ", log,
+                                  " for the fork server's output: ", std::strerror(errno));
   }
   const std::string program = ResolveProgram(python);
-  std::vector<std::string> arguments = {python,   "-m", "quiver.forkserver", "--socket",
-                                        socket, "--idle-timeout", std::to_string(idle_timeout_seconds)};
+  std::vector<std::string> arguments = {python,
+                                        "-m",
+                                        "quiver.forkserver",
+                                        "--socket",
+                                        socket,
+                                        "--idle-timeout",
+                                        std::to_string(idle_timeout_seconds)};
   auto argv = Pointers(arguments);
   auto envp = Pointers(environment);
   const pid_t pid = ::fork();
@@ -167,7 +172,8 @@ arrow::Status SendRequest(int fd, const std::string& request, const std::vector<
     }
     const ssize_t done = ::sendmsg(fd, &message, MSG_NOSIGNAL);
     if (done < 0 && errno == EINTR) continue;
-    if (done <= 0) return arrow::Status::IOError("sending to the fork server: ", std::strerror(errno));
+    if (done <= 0)
+      return arrow::Status::IOError("sending to the fork server: ", std::strerror(errno));
     sent += static_cast<size_t>(done);
   }
   return arrow::Status::OK();
