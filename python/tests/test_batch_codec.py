@@ -53,3 +53,16 @@ def test_the_fast_path_keeps_the_checks():
     bad[-40:-8] = b"\xff" * 32  # the string data and offsets' tail
     with pytest.raises(ProtocolError):
         decoder.decode(joined([bytes(bad)]))
+
+
+def test_later_bodies_skip_the_general_reader(monkeypatch):
+    import quiver.worker.execution as execution
+
+    calls = []
+    general = execution.decode_batch
+    monkeypatch.setattr(execution, "decode_batch", lambda body: calls.append(1) or general(body))
+    decoder = BatchDecoder()
+    body = joined(encode_batch(BATCHES[0]))
+    for _ in range(3):
+        decoder.decode(body)
+    assert len(calls) == 1

@@ -10,7 +10,8 @@ schema's work once per execution:
   schema message serialized once; for large batches (over :data:`COPY_LIMIT`) and schemas with
   dictionaries it keeps the zero-copy stream writer of ``execution.encode_batch``.
 - :class:`BatchDecoder` recognises the schema message by its bytes (compared, not parsed) and
-  reads the record batch message straight against the schema parsed the first time; anything
+  reads the one record batch message between it and the end of the stream against the schema
+  parsed the first time; anything
   else (another schema, dictionaries, a body not 8-byte aligned) goes the general way.
 
 Both keep every check of the general path: exactly one record batch, full validation.
@@ -39,6 +40,11 @@ def has_dictionary(schema: pa.Schema) -> bool:
     return any(walk(field.type) for field in schema)
 
 
+def _encapsulated_size(message: pa.ipc.Message) -> int:
+    """Return the bytes ``message`` takes in a stream: continuation and length, metadata, body."""
+    return 8 + message.metadata.size + message.body.size
+
+
 class ResultEncoder:
     """Encode the result batches of one execution (all of ``schema``) as IPC streams."""
 
@@ -61,7 +67,7 @@ class BatchDecoder:
 
     def __init__(self) -> None:
         """Start knowing no schema."""
-        self._schema_metadata: pa.Buffer | None = None
+        self._schema_message: bytes | None = None
         self._schema: pa.Schema | None = None
 
     def decode(self, body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
@@ -75,32 +81,29 @@ class BatchDecoder:
             return batch
         batch = decode_batch(body)
         if not has_dictionary(batch.schema):
-            first = pa.ipc.MessageReader.open_stream(body).read_next_message()
-            self._schema_metadata = first.metadata
+            first = pa.ipc.read_message(body)
+            self._schema_message = bytes(memoryview(body).cast("B")[: _encapsulated_size(first)])
             self._schema = batch.schema
         return batch
 
     def _decode_known(self, body: pa.Buffer) -> pa.RecordBatch | None:
-        """Decode a stream whose schema message is the one seen before; None otherwise."""
-        if self._schema_metadata is None:
+        """Decode ``schema message, one record batch message, end of stream`` whose schema
+        message has the bytes seen before; None for anything else (the general path decides)."""
+        known = self._schema_message
+        if known is None:
             return None
+        size = len(known)
+        view = memoryview(body).cast("B")
+        if view.nbytes < size + 16 or view[:size] != known or view[-8:] != END_OF_STREAM:
+            return None
+        middle = body.slice(size, body.size - size - 8)
         try:
-            reader = pa.ipc.MessageReader.open_stream(body)
-            first = reader.read_next_message()
-            if first.type != "schema" or not first.metadata.equals(self._schema_metadata):
+            message = pa.ipc.read_message(middle)
+            # Exactly one message between the schema and the end: no second batch hides there.
+            if message.type != "record batch" or _encapsulated_size(message) != middle.size:
                 return None
-            second = reader.read_next_message()
-            if second.type != "record batch":
-                return None
-            batch = pa.ipc.read_record_batch(second, self._schema)
+            batch = pa.ipc.read_record_batch(message, self._schema)
         except Exception:  # noqa: BLE001 - the general path reports bad bytes precisely
-            return None
-        try:
-            reader.read_next_message()
-            return None  # a second message: the general path says what is wrong
-        except StopIteration:
-            pass  # the end of the stream right after the batch: the only shape accepted here
-        except Exception:  # noqa: BLE001
             return None
         return self._validated(batch)
 
