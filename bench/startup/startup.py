@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -68,6 +69,8 @@ def main() -> int:
         warm.append(run_once(args.quiver, work, env))
         cold.append(run_once(args.quiver, work, env, "--no-daemon"))
     _stop_servers(fork_dir)
+    shutil.rmtree(fork_dir, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
     result = {
         "runs": args.runs,
         "warm_median_ms": statistics.median(warm) * 1e3,

@@ -5,6 +5,7 @@ workers, and the server exits when idle."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import tempfile
 import time
@@ -94,6 +95,7 @@ def fork_dir(quiver):
     yield directory
     for pid in servers_in(directory):
         os.kill(pid, signal.SIGTERM)
+    shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture
