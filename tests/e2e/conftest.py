@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,6 +23,26 @@ def _binary() -> Path:
     return Path(
         os.environ.get("QUIVER_BINARY", ROOT / "build" / "cpp" / "quiver" / "cli" / "quiver")
     )
+
+
+# The runs' fork server lives in a directory of this session (not the user's), stopped at its end.
+_FORK_SERVER_DIR = Path(tempfile.mkdtemp(prefix="qfs-"))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_fork_servers():
+    """Stop the fork servers the session's runs started, and remove their directory."""
+    yield
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if "quiver.forkserver" in cmdline and str(_FORK_SERVER_DIR) in cmdline:
+            os.kill(int(entry.name), signal.SIGTERM)
+    shutil.rmtree(_FORK_SERVER_DIR, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +63,9 @@ class Quiver:
     def __init__(self, binary: Path, cwd: Path) -> None:
         self.binary = binary
         self.cwd = cwd
-        self.env = dict(os.environ, QUIVER_PYTHON=sys.executable)
+        self.env = dict(
+            os.environ, QUIVER_PYTHON=sys.executable, QUIVER_FORKSERVER_DIR=str(_FORK_SERVER_DIR)
+        )
 
     def __call__(self, *args: object, timeout: float = 60) -> subprocess.CompletedProcess:
         """Run `quiver ARGS...` to its end and return what it did."""

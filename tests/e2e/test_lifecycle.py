@@ -16,6 +16,13 @@ from quiver_e2e import assert_failed, leftovers, people_table, spec, write_table
 TRANSPORTS = ["uds", "grpc"]
 
 
+@pytest.fixture(autouse=True)
+def _workers_are_the_engines_children(quiver):
+    """These tests look at the engine's own children: workers are fork/exec'd, not forked by the
+    fork server (whose lifecycle tests are in test_forkserver.py)."""
+    quiver.env["QUIVER_NO_DAEMON"] = "1"
+
+
 def children_of(pid: int) -> list[int]:
     """Return the pids of the live (not zombie) processes whose parent is `pid`."""
     found = []

@@ -11,6 +11,7 @@
 
 #include "quiver/cli/conformance_command.h"
 #include "quiver/cli/failure_message.h"
+#include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/run_command.h"
@@ -159,6 +160,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_flag("-q,--quiet", options.quiet, "Print no summary (errors still go to stderr)");
   run->add_flag("--force", options.force,
                 "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");
+  quiver::cli::AddForkServerOptions(run, options);
   return run;
 }
 

@@ -17,11 +17,13 @@
 #include <arrow/result.h>
 
 #include "quiver/cli/file_format.h"
+#include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/input_file.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_interpreter.h"
+#include "quiver/cli/read_ahead.h"
 #include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
@@ -119,6 +121,7 @@ arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
   spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
   // One run per process: keeping idle workers buys nothing.
   spec.max_idle_workers = options.workers;
+  ApplyForkServerOptions(options, spec.command, &spec);
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
@@ -199,7 +202,7 @@ arrow::Status RunCommand(const RunOptions& options) {
     ARROW_ASSIGN_OR_RAISE(udf_operator,
                           exec::UdfOperator::Make(by_runtime, std::move(operator_options)));
   }
-  ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(input.reader));
+  ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(ReadFirstBatchAhead(input.reader)));
   if (InterruptSignal() != 0) return Interrupted();
 
   ARROW_ASSIGN_OR_RAISE(auto output,

@@ -36,6 +36,8 @@ struct RunOptions {
   bool quiet = false;
   /// Allows the output to be the input file (replaced once the run succeeded).
   bool force = false;
+  /// Start Python workers by fork/exec, not through the fork server (--no-daemon).
+  bool no_daemon = false;
 };
 
 /// Runs `quiver run`. Checks everything it can (specs, formats, columns, the

@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <condition_variable>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -21,9 +22,7 @@
 extern char** environ;
 
 namespace quiver::worker {
-namespace {
 
-// Joins the engine's environment with `overrides` (which win) as "KEY=VALUE" strings.
 std::vector<std::string> MergedEnvironment(const std::map<std::string, std::string>& overrides) {
   std::vector<std::string> merged;
   for (char** entry = environ; *entry != nullptr; ++entry) {
@@ -35,6 +34,8 @@ std::vector<std::string> MergedEnvironment(const std::map<std::string, std::stri
   return merged;
 }
 
+namespace {
+
 std::vector<char*> Pointers(std::vector<std::string>& strings) {
   std::vector<char*> pointers;
   for (auto& text : strings) pointers.push_back(text.data());
@@ -42,9 +43,9 @@ std::vector<char*> Pointers(std::vector<std::string>& strings) {
   return pointers;
 }
 
-// Returns the path execve runs for `program`: itself when it holds a '/', else
-// the first executable match on PATH. Resolved before fork, where the child may
-// only make async-signal-safe calls.
+}  // namespace
+
+// Resolved before fork, where the child may only make async-signal-safe calls.
 std::string ResolveProgram(const std::string& program) {
   if (program.find('/') != std::string::npos) return program;
   const char* path = std::getenv("PATH");
@@ -58,6 +59,8 @@ std::string ResolveProgram(const std::string& program) {
     directories.remove_prefix(colon + 1);
   }
 }
+
+namespace {
 
 // In the forked child, before exec: only async-signal-safe calls. Reports a
 // failure as errno on `error_fd` and exits 127.
@@ -244,6 +247,52 @@ ChildProcess::ChildProcess(pid_t pid, io::UniqueFd output, int64_t log_capacity_
   output_reader_ = std::thread([this] { CollectOutput(); });
 }
 
+std::unique_ptr<ChildProcess> ChildProcess::Adopt(pid_t pid, io::UniqueFd output,
+                                                  int64_t log_capacity_bytes,
+                                                  io::UniqueFd exit_channel) {
+  std::unique_ptr<ChildProcess> process(
+      new ChildProcess(pid, std::move(output), log_capacity_bytes));
+  process->adopted_ = true;
+  process->exit_channel_ = std::move(exit_channel);
+  return process;
+}
+
+bool ChildProcess::ReadExitReport(int timeout_ms) {
+  std::lock_guard<std::mutex> lock(exit_mutex_);
+  if (exit_status_) return true;
+  while (exit_report_.find('\n') == std::string::npos) {
+    pollfd entry{exit_channel_.get(), POLLIN, 0};
+    const int ready = ::poll(&entry, 1, timeout_ms);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready == 0) return false;
+    char buffer[64];
+    const ssize_t got = ready < 0 ? -1 : ::read(exit_channel_.get(), buffer, sizeof(buffer));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0 || exit_report_.size() > 64) {
+      // The fork server died (and its workers with it, by PR_SET_PDEATHSIG) or
+      // sent nonsense: the process is gone or about to be.
+      exit_report_ = "signal " + std::to_string(SIGKILL) + "\n";
+      break;
+    }
+    exit_report_.append(buffer, static_cast<size_t>(got));
+  }
+  ExitStatus status;
+  int value = SIGKILL;
+  const std::string line = exit_report_.substr(0, exit_report_.find('\n'));
+  if (std::sscanf(line.c_str(), "exit %d", &value) == 1 && value >= 0 && value < 256) {
+    status.code = value;
+  } else {
+    status.signaled = true;
+    status.code = std::sscanf(line.c_str(), "signal %d", &value) == 1 && value > 0 && value < 65
+                      ? value
+                      : SIGKILL;
+  }
+  exit_status_ = status;
+  reaped_ = true;
+  exit_channel_.Reset();  // the fork server reaps the zombie now
+  return true;
+}
+
 ChildProcess::~ChildProcess() {
   if (!exit_status_) Terminate(std::chrono::milliseconds(1000));
   if (output_reader_.joinable()) output_reader_.join();
@@ -282,6 +331,10 @@ void ChildProcess::Reap(int wait_status) {
 
 std::optional<ExitStatus> ChildProcess::TryWait() {
   if (exit_status_) return exit_status_;
+  if (adopted_) {
+    ReadExitReport(0);
+    return exit_status_;
+  }
   int wait_status = 0;
   if (::waitpid(pid_, &wait_status, WNOHANG) == pid_) Reap(wait_status);
   return exit_status_;
@@ -304,6 +357,10 @@ ExitStatus ChildProcess::Terminate(std::chrono::milliseconds grace) {
   ::kill(-pid_, SIGTERM);
   if (WaitFor(grace)) return *exit_status_;
   ::kill(-pid_, SIGKILL);
+  if (adopted_) {
+    ReadExitReport(-1);
+    return *exit_status_;
+  }
   int wait_status = 0;
   while (::waitpid(pid_, &wait_status, 0) < 0 && errno == EINTR) {
   }

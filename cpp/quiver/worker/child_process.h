@@ -6,6 +6,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -30,6 +31,14 @@ struct ExitStatus {
 /// The descriptor number at which a child gets the `inherited_fd` of Spawn.
 inline constexpr int kInheritedFd = 3;
 
+/// Returns the engine's environment joined with `overrides` (which win), as
+/// "KEY=VALUE" strings.
+std::vector<std::string> MergedEnvironment(const std::map<std::string, std::string>& overrides);
+
+/// Returns the path execve runs for `program`: itself when it holds a '/', else
+/// the first executable match on PATH (else `program`, for execve to report).
+std::string ResolveProgram(const std::string& program);
+
 /// \brief A child process whose stdout and stderr go to a BoundedLog.
 ///
 /// Move-only owner: destroying it stops the process (SIGTERM, then SIGKILL)
@@ -46,11 +55,22 @@ class ChildProcess {
       const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment,
       int64_t log_capacity_bytes, int inherited_fd = -1);
 
+  /// Takes over a process another process forked for the engine (the fork
+  /// server, fork_server.h): the engine cannot waitpid it, so its end comes as
+  /// one line on `exit_channel`, "exit N" or "signal N" (end of file without
+  /// one counts as SIGKILL). Closing the channel lets the forker reap it, so the
+  /// pid is not reused while this object may still signal it. `output` is the
+  /// read end of the process's stdout and stderr.
+  static std::unique_ptr<ChildProcess> Adopt(pid_t pid, io::UniqueFd output,
+                                             int64_t log_capacity_bytes, io::UniqueFd exit_channel);
+
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   pid_t pid() const { return pid_; }
+  /// Returns true for a process taken over with Adopt (forked by the fork server).
+  bool adopted() const { return adopted_; }
   const BoundedLog& log() const { return *log_; }
 
   /// Returns the exit status if the process ended, reaping it; never blocks.
@@ -69,6 +89,9 @@ class ChildProcess {
   ChildProcess(pid_t pid, io::UniqueFd output, int64_t log_capacity_bytes);
   void CollectOutput();
   void Reap(int wait_status);
+  // For an adopted process: reads its exit line, waiting up to `timeout_ms`
+  // (-1: for ever); returns true once the exit status is known.
+  bool ReadExitReport(int timeout_ms);
 
   pid_t pid_;
   std::optional<ExitStatus> exit_status_;
@@ -76,6 +99,10 @@ class ChildProcess {
   std::unique_ptr<BoundedLog> log_;
   io::UniqueFd output_;
   std::thread output_reader_;
+  bool adopted_ = false;
+  std::mutex exit_mutex_;  // guards the exit channel of an adopted process
+  io::UniqueFd exit_channel_;
+  std::string exit_report_;
 };
 
 }  // namespace quiver::worker

@@ -21,6 +21,19 @@ struct RemoteWorker {
   std::string tls_root_certificates_file;
 };
 
+/// The per-user fork server that forks Python workers from an interpreter that
+/// has imported pyarrow and pandas already (fork_server.h, docs/decisions.md).
+struct ForkServerSpec {
+  /// The Python that runs the server, the one of the spec's `PYTHON -m
+  /// quiver.worker` command. Empty: every worker is fork/exec'd directly.
+  std::string python;
+  /// Private directory of the server's socket. Empty: $QUIVER_FORKSERVER_DIR,
+  /// else $XDG_RUNTIME_DIR/quiver, else /tmp/quiver-UID.
+  std::string directory;
+  /// Seconds without a request or a running worker before the server exits.
+  double idle_timeout_seconds = 300;
+};
+
 /// How to start and manage workers of one kind.
 struct WorkerSpec {
   /// Program and arguments; the dispatcher appends the transport's worker
@@ -37,6 +50,9 @@ struct WorkerSpec {
   /// When not empty, workers are not started: connections go to these running
   /// workers (round robin), and stopping a worker only closes its connection.
   std::vector<RemoteWorker> remote_workers;
+  /// Start Python workers through the user's fork server when it runs (one is
+  /// started for later runs when it does not); any failure falls back to fork/exec.
+  ForkServerSpec fork_server;
   /// Extra environment variables for the worker (added to the engine's own).
   std::map<std::string, std::string> environment;
   /// Keep workers alive between runs and hand them out again.

@@ -71,13 +71,15 @@ def encode_worker_message(item: WorkerItem) -> bytes:
     """
     if isinstance(item, pb.WorkerMessage):
         return item.SerializeToString()
-    body = memoryview(item.arrow_ipc).cast("B")
+    pieces = item.arrow_ipc if isinstance(item.arrow_ipc, tuple) else (item.arrow_ipc,)
+    views = [memoryview(piece).cast("B") for piece in pieces]
+    body_bytes = sum(view.nbytes for view in views)
     # Three varints precede the Arrow bytes: the Data length, the sequence, the Arrow length.
     # Data's length is at most 18 bytes of header plus the body: size its varint for that.
     shortest = [
-        _varint_size(2 + _MAX_VARINT_BYTES + _MAX_LENGTH_VARINT_BYTES + body.nbytes),
+        _varint_size(2 + _MAX_VARINT_BYTES + _MAX_LENGTH_VARINT_BYTES + body_bytes),
         _varint_size(item.sequence),
-        _varint_size(body.nbytes),
+        _varint_size(body_bytes),
     ]
     limits = [_MAX_LENGTH_VARINT_BYTES, _MAX_VARINT_BYTES, _MAX_LENGTH_VARINT_BYTES]
     sizes = list(shortest)
@@ -88,7 +90,7 @@ def encode_worker_message(item: WorkerItem) -> bytes:
         padding -= grow
     if padding:
         sizes = shortest  # only with huge sequence numbers: then the receiver may copy
-    data_length = 1 + sizes[1] + 1 + sizes[2] + body.nbytes
+    data_length = 1 + sizes[1] + 1 + sizes[2] + body_bytes
     prefix = b"".join(
         (
             bytes([_DATA_ENVELOPE_TAG]),
@@ -96,12 +98,13 @@ def encode_worker_message(item: WorkerItem) -> bytes:
             bytes([_SEQUENCE_TAG]),
             _varint(item.sequence, sizes[1]),
             bytes([_ARROW_IPC_TAG]),
-            _varint(body.nbytes, sizes[2]),
+            _varint(body_bytes, sizes[2]),
         )
     )
     # grpcio sends only a ``bytes`` object, so this join is the one copy of the result batch that
-    # cannot be avoided on this side.
-    return b"".join((prefix, body))
+    # cannot be avoided on this side (grpcio then copies that object into its own slice: the
+    # second copy, in grpcio's C core, which Python cannot reach).
+    return b"".join((prefix, *views))
 
 
 def _decode_data_envelope(raw: bytes) -> IncomingBatch | None:

@@ -31,10 +31,11 @@ class UndecodableMessage:
 
 @dataclass(frozen=True)
 class OutgoingBatch:
-    """Carry ``WorkerMessage{data}`` whose Arrow bytes are still an Arrow buffer."""
+    """Carry ``WorkerMessage{data}`` whose Arrow bytes are still Arrow buffers: one, or the
+    pieces of the IPC stream in order (joined only once, into the message gRPC sends)."""
 
     sequence: int
-    arrow_ipc: pa.Buffer
+    arrow_ipc: pa.Buffer | bytes | tuple[pa.Buffer | bytes, ...]
 
 
 EngineItem = pb.EngineMessage | IncomingBatch | UndecodableMessage

@@ -24,6 +24,7 @@ from quiver.udf import (
     UserDefinedFunction,
     infer_eval_type,
 )
+from quiver.worker.batch_codec import BatchDecoder, ResultEncoder
 from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
 from quiver.worker.evaluators import EVALUATORS, ArrowEvaluator, coerce_result
 from quiver.worker.loader import load_udf_object
@@ -89,6 +90,8 @@ class Execution:
         self.udfs: list[BoundUdf] | None = None
         self.input_schema: pa.Schema | None = None
         self.result_schema: pa.Schema | None = None
+        self.decoder = BatchDecoder()
+        self.encoder: ResultEncoder | None = None
 
     @property
     def loaded(self) -> bool:
@@ -118,6 +121,7 @@ class Execution:
             [pa.field(udf.name, udf.return_type, nullable=True) for udf in udfs]
         )
         self.udfs = udfs
+        self.encoder = ResultEncoder(self.result_schema)
         return self.result_schema.serialize().to_pybytes()
 
     def _check_init(self) -> None:
@@ -181,7 +185,8 @@ class Execution:
         columns = [self._run_udf(udf, batch) for udf in self.udfs]
         started = time.perf_counter_ns()
         result = pa.RecordBatch.from_arrays(columns, schema=self.result_schema)
-        encoded = encode_batch(result)
+        assert self.encoder is not None
+        encoded = self.encoder.encode(result)
         self.metrics.codec_nanos += time.perf_counter_ns() - started
         self.metrics.batches += 1
         self.metrics.rows_in += batch.num_rows
@@ -190,7 +195,7 @@ class Execution:
 
     def _decode(self, body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
         """Read the one record batch of a Data body and check it against the input schema."""
-        batch = decode_batch(body)
+        batch = self.decoder.decode(body)
         expected = self.input_schema
         if expected is not None and batch.schema.types != expected.types:
             raise ProtocolError(

@@ -40,8 +40,8 @@ class ExecuteCall:
         self.outbox.append(message)
 
     def send_data(self, sequence: int, body: Sequence[bytes | pa.Buffer]) -> None:
-        """Queue a result batch; grpcio needs one contiguous message, so it is joined here."""
-        self.outbox.append(OutgoingBatch(sequence, pa.py_buffer(b"".join(body))))
+        """Queue a result batch; its pieces are joined once, with the envelope, when encoded."""
+        self.outbox.append(OutgoingBatch(sequence, tuple(body)))
 
     # ---- serving ----
 
