@@ -231,7 +231,7 @@ class Session:
         is called on no argument). Each adds one column, named after the UDF, after the input
         columns in ``select`` (default: all of them, ``[]`` for none). Batches larger than
         ``batch_rows`` rows, or whose UDF arguments hold more than ``batch_bytes`` bytes
-        (default 16 MiB), are cut (without a copy) before they go to a worker; a single row
+        (default 4 MiB), are cut (without a copy) before they go to a worker; a single row
         larger than ``batch_bytes`` goes alone.
 
         The result is a ``pyarrow.RecordBatchReader`` that computes batch by batch as it is

@@ -69,8 +69,8 @@ def test_the_row_cap_still_holds_under_the_byte_cap(quiver, tmp_path, big_input)
 def test_the_default_cap_cuts_a_batch_of_20_mb(quiver, tmp_path, big_input):
     got = shapes(quiver, tmp_path, big_input, "--batch-rows", "1000")
     sizes = got.column("bytes").to_pylist()
-    assert max(sizes) <= 16 * MIB
-    assert 1 < max(got.column("rows").to_pylist()) <= 16
+    assert max(sizes) <= 4 * MIB  # the default
+    assert max(got.column("rows").to_pylist()) == 4
 
 
 def test_small_rows_are_not_cut(quiver, tmp_path):

@@ -9,7 +9,7 @@ namespace quiver::cli {
 void AddEngineOptions(CLI::App* run, RunOptions& options) {
   run->add_option("--batch-bytes", options.batch_bytes,
                   "Most bytes of UDF arguments per batch sent to a worker, beside --batch-rows "
-                  "(e.g. 16MiB, 512KiB); a larger batch is cut, a row over it goes alone")
+                  "(e.g. 4MiB, 512KiB); a larger batch is cut, a row over it goes alone")
       ->transform(CLI::AsSizeValue(/*kb_is_1000=*/false))
       ->capture_default_str();
 }

@@ -147,8 +147,8 @@ std::vector<int> FieldIndices(const arrow::Schema& schema,
                               const std::optional<std::vector<std::string>>& columns) {
   std::vector<int> indices;
   for (int i = 0; i < schema.num_fields(); ++i) {
-    if (!columns || std::find(columns->begin(), columns->end(), schema.field(i)->name()) !=
-                        columns->end()) {
+    if (!columns ||
+        std::find(columns->begin(), columns->end(), schema.field(i)->name()) != columns->end()) {
       indices.push_back(i);
     }
   }

@@ -24,7 +24,7 @@ struct InputReadOptions {
   /// at least batch_rows rows when they fit and up to kMaxDecodeRows, so that
   /// 1-row batches do not pay a decode each and 1 MB strings do not decode
   /// 65536 at a time.
-  int64_t batch_bytes = int64_t{16} << 20;
+  int64_t batch_bytes = int64_t{4} << 20;
   /// Only these columns are read (names; names the file lacks are left to the
   /// checks, which see InputFile::file_schema). nullopt reads every column.
   std::optional<std::vector<std::string>> columns;

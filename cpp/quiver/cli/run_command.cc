@@ -195,8 +195,8 @@ arrow::Status RunCommand(const RunOptions& options) {
   const auto start = Clock::now();
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
   InterruptWatchdog watchdog(kInterruptGrace);
-  ARROW_ASSIGN_OR_RAISE(InputFile input,
-                        OpenInputFile(options.input, plan.input_format, ReadOptionsOf(options, plan)));
+  ARROW_ASSIGN_OR_RAISE(InputFile input, OpenInputFile(options.input, plan.input_format,
+                                                       ReadOptionsOf(options, plan)));
   exec::UdfOperatorOptions operator_options;
   operator_options.udfs = plan.calls;
   operator_options.pass_through = plan.pass_through;

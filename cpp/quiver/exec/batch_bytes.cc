@@ -44,9 +44,9 @@ arrow::Result<int64_t> RowsThatFit(const arrow::RecordBatch& batch, int64_t offs
   // rows are alike, then halve the interval.
   int64_t fits = 1;
   int64_t too_large = left;
-  int64_t guess = std::max<int64_t>(1, static_cast<int64_t>(static_cast<double>(left) *
-                                                            static_cast<double>(max_bytes) /
-                                                            static_cast<double>(all)));
+  int64_t guess = std::max<int64_t>(
+      1, static_cast<int64_t>(static_cast<double>(left) * static_cast<double>(max_bytes) /
+                              static_cast<double>(all)));
   while (too_large - fits > 1) {
     const int64_t rows = guess > fits && guess < too_large ? guess : fits + (too_large - fits) / 2;
     guess = 0;

@@ -70,8 +70,8 @@ TEST(BatchBytes, UnevenRowsAndRowsOverTheCap) {
 
 TEST(BatchBytes, BatchesWithinTheCapPassThroughUntouched) {
   auto batch = Strings({10, 20, 30});
-  auto reader = CapBatchBytes(*arrow::RecordBatchReader::Make({batch, batch->Slice(0, 0)}), {0},
-                              1 << 20);
+  auto reader =
+      CapBatchBytes(*arrow::RecordBatchReader::Make({batch, batch->Slice(0, 0)}), {0}, 1 << 20);
   std::shared_ptr<arrow::RecordBatch> out;
   ASSERT_OK(reader->ReadNext(&out));
   EXPECT_EQ(out, batch);  // the same object: no slice, no copy

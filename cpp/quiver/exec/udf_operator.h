@@ -39,7 +39,7 @@ enum class InputMode {
 
 /// The default of UdfOperatorOptions::max_batch_bytes (docs/decisions.md says
 /// how it was chosen).
-inline constexpr int64_t kDefaultMaxBatchBytes = int64_t{16} << 20;
+inline constexpr int64_t kDefaultMaxBatchBytes = int64_t{4} << 20;
 
 /// How an operator runs.
 struct UdfOperatorOptions {

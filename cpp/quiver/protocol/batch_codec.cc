@@ -224,8 +224,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> DecodeAfterKnownSchema(
   if (message == nullptr || message->type() != arrow::ipc::MessageType::RECORD_BATCH) {
     return nullptr;
   }
-  ARROW_ASSIGN_OR_RAISE(auto batch, arrow::ipc::ReadRecordBatch(*message, schema.schema,
-                                                                nullptr, ReadOptions()));
+  ARROW_ASSIGN_OR_RAISE(
+      auto batch, arrow::ipc::ReadRecordBatch(*message, schema.schema, nullptr, ReadOptions()));
   ARROW_ASSIGN_OR_RAISE(auto extra, arrow::ipc::ReadMessage(&reader));
   if (extra != nullptr) return nullptr;
   return batch;

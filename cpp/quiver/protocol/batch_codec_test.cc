@@ -6,8 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <arrow/array.h>
-#include <arrow/builder.h>
 #include <arrow/array/util.h>
+#include <arrow/builder.h>
 #include <arrow/io/memory.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/type.h>
@@ -149,8 +149,8 @@ TEST(BatchCodec, TheSchemaMessageIsSerializedOncePerSchema) {
   EXPECT_EQ(first.front()->data(), second.front()->data());
   EXPECT_EQ(first.front()->data(), third.front()->data());
   // Another schema gets its own message.
-  auto renamed = arrow::RecordBatch::Make(arrow::schema({arrow::field("other", arrow::utf8())}),
-                                          10, batch->columns());
+  auto renamed = arrow::RecordBatch::Make(arrow::schema({arrow::field("other", arrow::utf8())}), 10,
+                                          batch->columns());
   ASSERT_OK_AND_ASSIGN(auto fourth, EncodeBatchStream(*renamed));
   EXPECT_NE(first.front()->data(), fourth.front()->data());
   ASSERT_OK_AND_ASSIGN(auto decoded, DecodeBatchStream(Join(fourth)));
@@ -160,7 +160,8 @@ TEST(BatchCodec, TheSchemaMessageIsSerializedOncePerSchema) {
 TEST(BatchCodec, BodiesWithAKnownSchemaDecodeLikeAnyOther) {
   auto schema = arrow::schema({arrow::field("data", arrow::utf8())});
   auto batch = arrow::RecordBatch::Make(schema, 1000, {LargeStrings(1000)});
-  ASSERT_OK_AND_ASSIGN(auto first, DecodeBatchStream(arrow::Buffer::FromString(WriterBytes(*batch))));
+  ASSERT_OK_AND_ASSIGN(auto first,
+                       DecodeBatchStream(arrow::Buffer::FromString(WriterBytes(*batch))));
   for (int64_t offset : {0, 7, 500}) {
     auto part = batch->Slice(offset, 20);
     ASSERT_OK_AND_ASSIGN(auto decoded,
