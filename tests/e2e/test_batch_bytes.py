@@ -20,7 +20,7 @@ def big_strings(rows: int) -> pa.Table:
 
 @pytest.fixture(scope="module")
 def big_input(tmp_path_factory) -> pa.Table:
-    return big_strings(20)
+    return big_strings(12)
 
 
 def shapes(quiver, tmp_path, table: pa.Table, *options: object) -> pa.Table:
