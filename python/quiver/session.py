@@ -217,6 +217,8 @@ class Session:
         udfs: Sequence[UdfCall | Callable[..., Any] | str],
         batch_rows: int = 65536,
         select: Sequence[str] | None = None,
+        *,
+        batch_bytes: int | None = None,
     ) -> pa.RecordBatchReader:
         """Run ``udfs`` over ``data`` in the workers; return the results as a stream.
 
@@ -228,7 +230,9 @@ class Session:
         ``udfs`` are :func:`quiver.call` results (a bare function or ``"file.py:func"`` string
         is called on no argument). Each adds one column, named after the UDF, after the input
         columns in ``select`` (default: all of them, ``[]`` for none). Batches larger than
-        ``batch_rows`` rows are cut (without a copy) before they go to a worker.
+        ``batch_rows`` rows, or whose UDF arguments hold more than ``batch_bytes`` bytes
+        (default 4 MiB), are cut (without a copy) before they go to a worker; a single row
+        larger than ``batch_bytes`` goes alone.
 
         The result is a ``pyarrow.RecordBatchReader`` that computes batch by batch as it is
         read, so memory stays flat: read it while the session is open, with pyarrow, Polars
@@ -263,6 +267,8 @@ class Session:
         engine = self._engine
         if engine is None or engine.closed():
             raise SessionClosed("this quiver.Session is closed; open a new one")
+        if batch_bytes is not None and batch_bytes < 1:
+            raise InvalidInput(f"batch_bytes must be at least 1, not {batch_bytes}")
         calls = [u if isinstance(u, UdfCall) else call(u) for u in udfs]
         if not calls:
             raise InvalidInput("Session.map needs at least one UDF in udfs=[...]")
@@ -283,6 +289,7 @@ class Session:
             int(batch_rows),
             self.workers,
             self.max_in_flight,
+            None if batch_bytes is None else int(batch_bytes),
         )
         self._runs.add(run)
         schema = pa.Schema._import_from_c_capsule(run.schema())

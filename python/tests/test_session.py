@@ -290,3 +290,23 @@ def test_polars_and_duckdb_in_and_out(session, tmp_path):
         tmp_path / "out.parquet",
     )
     assert pq.read_table(tmp_path / "out.parquet").column_names == ["id", "name", "shout"]
+
+
+@quiver.udf(returns="int64")
+def rows_in_batch(x: pa.Array) -> pa.Array:
+    return pa.array([len(x)] * len(x), type=pa.int64())
+
+
+def test_batches_over_batch_bytes_are_cut_into_pieces_of_whole_rows(session):
+    # One input batch of 20 distinct 100 KB strings (2 MB): 250 KiB holds two of them.
+    values = [os.urandom(50_000).hex() for _ in range(20)]
+    table = pa.table({"id": pa.array(range(20), pa.int64()), "s": values})
+    out = session.map(
+        table, udfs=[quiver.call(rows_in_batch, "s")], select=["id"], batch_bytes=250 << 10
+    ).read_all()
+    assert out["id"].to_pylist() == list(range(20))
+    assert set(out["rows_in_batch"].to_pylist()) == {2}
+    whole = session.map(table, udfs=[quiver.call(rows_in_batch, "s")], select=[]).read_all()
+    assert set(whole["rows_in_batch"].to_pylist()) == {20}  # 2 MB is under the default cap
+    with pytest.raises(quiver.InvalidInput, match="batch_bytes"):
+        session.map(table, udfs=[quiver.call(rows_in_batch, "s")], batch_bytes=0)

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <optional>
+#include <string>
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include <arrow/buffer.h>
 #include <arrow/csv/options.h>
@@ -12,9 +15,13 @@
 #include <arrow/io/file.h>
 #include <arrow/ipc/reader.h>
 #include <parquet/arrow/reader.h>
+#include <parquet/arrow/schema.h>
 #include <parquet/file_reader.h>
 #include <parquet/metadata.h>
 #include <parquet/properties.h>
+#include <parquet/size_statistics.h>
+
+#include "quiver/cli/read_ahead.h"
 
 namespace quiver::cli {
 namespace {
@@ -84,6 +91,18 @@ class SlicingReader : public arrow::RecordBatchReader {
   int64_t offset_ = 0;
 };
 
+// Wraps `inner` (read ahead on a thread when asked) in a SlicingReader.
+std::shared_ptr<arrow::RecordBatchReader> Sliced(std::shared_ptr<void> owner,
+                                                 std::shared_ptr<arrow::RecordBatchReader> inner,
+                                                 const InputReadOptions& options,
+                                                 const std::string& path) {
+  if (options.read_ahead_batches > 0) {
+    inner = ReadAhead(std::move(inner), options.read_ahead_batches);
+  }
+  return std::make_shared<SlicingReader>(std::move(owner), std::move(inner), options.batch_rows,
+                                         path);
+}
+
 // Reads the batches of an Arrow IPC file in order.
 class IpcFileBatchReader : public arrow::RecordBatchReader {
  public:
@@ -122,29 +141,87 @@ arrow::Status CheckIsFile(const std::string& path) {
   return arrow::Status::OK();
 }
 
+// Returns the indices of the fields of `schema` that `columns` names (all
+// without `columns`), in the file's order.
+std::vector<int> FieldIndices(const arrow::Schema& schema,
+                              const std::optional<std::vector<std::string>>& columns) {
+  std::vector<int> indices;
+  for (int i = 0; i < schema.num_fields(); ++i) {
+    if (!columns ||
+        std::find(columns->begin(), columns->end(), schema.field(i)->name()) != columns->end()) {
+      indices.push_back(i);
+    }
+  }
+  return indices;
+}
+
+void AddLeaves(const parquet::arrow::SchemaField& field, std::vector<int>* leaves) {
+  if (field.is_leaf()) leaves->push_back(field.column_index);
+  for (const auto& child : field.children) AddLeaves(child, leaves);
+}
+
+// Row groups looked at to estimate the decoded bytes of a row.
+constexpr int kSampledRowGroups = 16;
+
+// Returns how many rows to decode at a time: about options.batch_bytes of the
+// columns read (by the file's sizes, unencoded where the writer recorded them),
+// at least one row, at least batch_rows rows when they fit, at most
+// max(batch_rows, kMaxDecodeRows).
+int64_t DecodeRows(const parquet::FileMetaData& metadata, const std::vector<int>& leaves,
+                   const InputReadOptions& options) {
+  int64_t bytes = 0;
+  int64_t rows = 0;
+  for (int g = 0; g < std::min(metadata.num_row_groups(), kSampledRowGroups); ++g) {
+    auto group = metadata.RowGroup(g);
+    rows += group->num_rows();
+    for (int leaf : leaves) {
+      auto chunk = group->ColumnChunk(leaf);
+      int64_t chunk_bytes = chunk->total_uncompressed_size();
+      // A dictionary-encoded chunk is much smaller than its decoded values.
+      if (auto sizes = chunk->size_statistics();
+          sizes != nullptr && sizes->unencoded_byte_array_data_bytes.has_value()) {
+        chunk_bytes = std::max(chunk_bytes, *sizes->unencoded_byte_array_data_bytes);
+      }
+      bytes += chunk_bytes;
+    }
+  }
+  const int64_t row_bytes = rows > 0 ? std::max<int64_t>(1, bytes / rows) : 1;
+  const int64_t fit = std::max<int64_t>(1, options.batch_bytes / row_bytes);
+  return std::min(fit, std::max(options.batch_rows, kMaxDecodeRows));
+}
+
 arrow::Result<InputFile> OpenParquet(const std::string& path,
                                      const std::shared_ptr<arrow::io::ReadableFile>& file,
-                                     int64_t batch_rows) {
+                                     const InputReadOptions& options) {
   constexpr char kAdvice[] = "is it a Parquet file? Name its format with --input-format";
   parquet::ArrowReaderProperties properties;
-  properties.set_batch_size(batch_rows);
   // Pre-buffering reads whole row groups' column chunks ahead into memory: with
   // large row groups the engine's memory would grow with the input. Batches are
   // read as they are needed instead.
   properties.set_pre_buffer(false);
+  properties.set_use_threads(options.use_threads);
   parquet::arrow::FileReaderBuilder builder;
   auto status = builder.Open(file);
   if (!status.ok()) return CannotRead(path, "Parquet", status, kAdvice);
-  const int64_t total_rows = builder.raw_reader()->metadata()->num_rows();
+  const auto metadata = builder.raw_reader()->metadata();
   auto reader = builder.properties(properties)->Build();
   if (!reader.ok()) return CannotRead(path, "Parquet", reader.status(), kAdvice);
   std::shared_ptr<parquet::arrow::FileReader> owner = std::move(reader).ValueUnsafe();
-  auto batches = owner->GetRecordBatchReader();
-  if (!batches.ok()) return CannotRead(path, "Parquet", batches.status(), kAdvice);
   InputFile input;
-  input.reader =
-      std::make_shared<SlicingReader>(owner, std::move(batches).ValueUnsafe(), batch_rows, path);
-  input.total_rows = total_rows;
+  auto got_schema = owner->GetSchema(&input.file_schema);
+  if (!got_schema.ok()) return CannotRead(path, "Parquet", got_schema, kAdvice);
+  std::vector<int> leaves;
+  for (int field : FieldIndices(*input.file_schema, options.columns)) {
+    AddLeaves(owner->manifest().schema_fields[field], &leaves);
+  }
+  owner->set_batch_size(DecodeRows(*metadata, leaves, options));
+  std::vector<int> row_groups(metadata->num_row_groups());
+  for (int g = 0; g < metadata->num_row_groups(); ++g) row_groups[g] = g;
+  auto batches = options.columns ? owner->GetRecordBatchReader(row_groups, leaves)
+                                 : owner->GetRecordBatchReader(row_groups);
+  if (!batches.ok()) return CannotRead(path, "Parquet", batches.status(), kAdvice);
+  input.reader = Sliced(owner, std::move(batches).ValueUnsafe(), options, path);
+  input.total_rows = metadata->num_rows();
   input.format = FileFormat::kParquet;
   return input;
 }
@@ -158,19 +235,25 @@ arrow::Result<bool> HasArrowFileMagic(const std::shared_ptr<arrow::io::ReadableF
 
 arrow::Result<InputFile> OpenArrowIpc(const std::string& path,
                                       const std::shared_ptr<arrow::io::ReadableFile>& file,
-                                      int64_t batch_rows) {
+                                      const InputReadOptions& options) {
   ARROW_ASSIGN_OR_RAISE(const bool is_file, HasArrowFileMagic(file));
   InputFile input;
+  auto read_options = arrow::ipc::IpcReadOptions::Defaults();
   if (is_file) {
     auto reader = arrow::ipc::RecordBatchFileReader::Open(file);
     if (!reader.ok()) {
       return CannotRead(path, "an Arrow IPC file", reader.status(),
                         "the file starts like one but its footer is broken or missing");
     }
+    input.file_schema = (*reader)->schema();
+    if (options.columns) {
+      // Opened again to decode only the columns needed (the footer is read twice).
+      read_options.included_fields = FieldIndices(*input.file_schema, options.columns);
+      ARROW_ASSIGN_OR_RAISE(*reader, arrow::ipc::RecordBatchFileReader::Open(file, read_options));
+    }
     auto rows = (*reader)->CountRows();
     if (rows.ok()) input.total_rows = *rows;
-    input.reader = std::make_shared<SlicingReader>(
-        nullptr, std::make_shared<IpcFileBatchReader>(*reader), batch_rows, path);
+    input.reader = Sliced(nullptr, std::make_shared<IpcFileBatchReader>(*reader), options, path);
     input.format = FileFormat::kArrowFile;
     return input;
   }
@@ -181,34 +264,45 @@ arrow::Result<InputFile> OpenArrowIpc(const std::string& path,
                       "it is no Arrow IPC file either (no ARROW1 magic). Name its format with "
                       "--input-format");
   }
-  input.reader = std::make_shared<SlicingReader>(file, *reader, batch_rows, path);
+  input.file_schema = (*reader)->schema();
+  if (options.columns) {
+    // Opened again from the start to decode only the columns needed.
+    read_options.included_fields = FieldIndices(*input.file_schema, options.columns);
+    ARROW_RETURN_NOT_OK(file->Seek(0));
+    ARROW_ASSIGN_OR_RAISE(*reader, arrow::ipc::RecordBatchStreamReader::Open(file, read_options));
+  }
+  input.reader = Sliced(file, *reader, options, path);
   input.format = FileFormat::kArrowStream;
   return input;
 }
 
-// Estimates the bytes of `batch_rows` rows from the first rows of the file.
+// Estimates the bytes of `batch_rows` rows from the first rows of the file,
+// at most `batch_bytes` (but never under kMinCsvBlockBytes).
 arrow::Result<int32_t> CsvBlockSize(const std::shared_ptr<arrow::io::ReadableFile>& file,
-                                    int64_t batch_rows) {
+                                    int64_t batch_rows, int64_t batch_bytes) {
   ARROW_ASSIGN_OR_RAISE(const int64_t size, file->GetSize());
   ARROW_ASSIGN_OR_RAISE(auto sample, file->ReadAt(0, std::min(size, kCsvSampleBytes)));
   const auto* begin = sample->data();
   const int64_t lines = std::max<int64_t>(1, std::count(begin, begin + sample->size(), '\n'));
   const int64_t row_bytes = std::max<int64_t>(1, sample->size() / lines);
-  const double wanted = static_cast<double>(row_bytes) * static_cast<double>(batch_rows);
+  const double wanted = std::min(static_cast<double>(row_bytes) * static_cast<double>(batch_rows),
+                                 static_cast<double>(batch_bytes));
   return static_cast<int32_t>(std::clamp<double>(wanted, kMinCsvBlockBytes, kMaxCsvBlockBytes));
 }
 
-arrow::Result<InputFile> OpenCsv(const std::string& path,
-                                 const std::shared_ptr<arrow::io::ReadableFile>& file,
-                                 int64_t batch_rows) {
+arrow::Result<std::shared_ptr<arrow::csv::StreamingReader>> OpenCsvReader(
+    const std::string& path, const std::shared_ptr<arrow::io::ReadableFile>& file,
+    const InputReadOptions& options, std::vector<std::string> include_columns) {
   auto read_options = arrow::csv::ReadOptions::Defaults();
-  ARROW_ASSIGN_OR_RAISE(read_options.block_size, CsvBlockSize(file, batch_rows));
+  ARROW_ASSIGN_OR_RAISE(read_options.block_size,
+                        CsvBlockSize(file, options.batch_rows, options.batch_bytes));
   ARROW_RETURN_NOT_OK(file->Seek(0));  // reading the sample left the position undefined
   auto convert_options = arrow::csv::ConvertOptions::Defaults();
   // An empty unquoted field is null and "" is the empty string: what Arrow's
   // CSV writer (so quiver's CSV output) writes for them.
   convert_options.strings_can_be_null = true;
   convert_options.quoted_strings_can_be_null = false;
+  convert_options.include_columns = std::move(include_columns);
   auto parse_options = arrow::csv::ParseOptions::Defaults();
   // A one-column file writes a null row as an empty line: skipping empty lines
   // would silently drop those rows.
@@ -219,8 +313,27 @@ arrow::Result<InputFile> OpenCsv(const std::string& path,
     return CannotRead(path, "CSV", reader.status(),
                       "quiver reads comma-separated files with a header row");
   }
+  return std::move(reader).ValueUnsafe();
+}
+
+arrow::Result<InputFile> OpenCsv(const std::string& path,
+                                 const std::shared_ptr<arrow::io::ReadableFile>& file,
+                                 const InputReadOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto reader, OpenCsvReader(path, file, options, {}));
   InputFile input;
-  input.reader = std::make_shared<SlicingReader>(file, *reader, batch_rows, path);
+  input.file_schema = reader->schema();
+  std::shared_ptr<arrow::io::ReadableFile> source = file;
+  const std::vector<int> kept = FieldIndices(*input.file_schema, options.columns);
+  if (static_cast<int>(kept.size()) < input.file_schema->num_fields()) {
+    // Read again, from a file of its own, converting only the columns needed:
+    // the first reader may still be reading ahead from `file`.
+    std::vector<std::string> names;
+    for (int index : kept) names.push_back(input.file_schema->field(index)->name());
+    reader.reset();
+    ARROW_ASSIGN_OR_RAISE(source, arrow::io::ReadableFile::Open(path));
+    ARROW_ASSIGN_OR_RAISE(reader, OpenCsvReader(path, source, options, std::move(names)));
+  }
+  input.reader = Sliced(source, reader, options, path);
   input.format = FileFormat::kCsv;
   return input;
 }
@@ -229,7 +342,15 @@ arrow::Result<InputFile> OpenCsv(const std::string& path,
 
 arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat format,
                                        int64_t batch_rows) {
-  if (batch_rows <= 0) return arrow::Status::Invalid("--batch-rows must be positive");
+  InputReadOptions options;
+  options.batch_rows = batch_rows;
+  return OpenInputFile(path, format, options);
+}
+
+arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat format,
+                                       const InputReadOptions& options) {
+  if (options.batch_rows <= 0) return arrow::Status::Invalid("--batch-rows must be positive");
+  if (options.batch_bytes <= 0) return arrow::Status::Invalid("--batch-bytes must be positive");
   ARROW_RETURN_NOT_OK(CheckIsFile(path));
   auto file = arrow::io::ReadableFile::Open(path);
   if (!file.ok()) {
@@ -238,12 +359,12 @@ arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat forma
   }
   switch (format) {
     case FileFormat::kParquet:
-      return OpenParquet(path, *file, batch_rows);
+      return OpenParquet(path, *file, options);
     case FileFormat::kCsv:
-      return OpenCsv(path, *file, batch_rows);
+      return OpenCsv(path, *file, options);
     case FileFormat::kArrowFile:
     case FileFormat::kArrowStream:
-      return OpenArrowIpc(path, *file, batch_rows);
+      return OpenArrowIpc(path, *file, options);
     case FileFormat::kNoop:
       break;
   }

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "quiver/cli/conformance_command.h"
+#include "quiver/cli/engine_options.h"
 #include "quiver/cli/failure_message.h"
 #include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/interrupt.h"
@@ -136,6 +137,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
                   "extension)");
   run->add_option("--batch-rows", options.batch_rows, "Most rows per batch sent to a worker")
       ->capture_default_str();
+  quiver::cli::AddEngineOptions(run, options);
   run->add_option("--workers", options.workers, "Worker processes")->capture_default_str();
   run->add_option("--batch-timeout", options.batch_timeout_seconds,
                   "Seconds a worker has to answer one batch")

@@ -6,10 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
 
+#include <arrow/builder.h>
 #include <arrow/compute/initialize.h>
 #include <arrow/json/from_string.h>
 #include <arrow/record_batch.h>
@@ -274,6 +276,63 @@ TEST_F(FileTest, ExplainsACorruptInput) {
     EXPECT_NE(input.status().message().find("--input-format"), std::string::npos)
         << input.status().message();
   }
+}
+
+// Reading only some columns: every format hands out those, in the file's order,
+// and still tells the file's whole schema.
+TEST_F(FileTest, ReadsOnlyTheColumnsAskedForInEveryFormat) {
+  const std::vector<std::pair<std::string, FileFormat>> files = {
+      {"in.parquet", FileFormat::kParquet},
+      {"in.csv", FileFormat::kCsv},
+      {"in.arrow", FileFormat::kArrowFile},
+      {"in.arrows", FileFormat::kArrowStream}};
+  for (const auto& [name, format] : files) {
+    WriteFile(name, format, FlatSchema(), {FlatBatch(0, 30), FlatBatch(30, 30)});
+    InputReadOptions options;
+    options.batch_rows = 25;
+    options.columns = std::vector<std::string>{"value", "id", "not_there"};
+    for (int read_ahead : {0, 2}) {
+      options.read_ahead_batches = read_ahead;
+      ASSERT_OK_AND_ASSIGN(InputFile input, OpenInputFile(Path(name), format, options));
+      EXPECT_EQ(input.file_schema->num_fields(), 3) << name;
+      ASSERT_EQ(input.reader->schema()->num_fields(), 2) << name;
+      EXPECT_EQ(input.reader->schema()->field(0)->name(), "id") << name;
+      EXPECT_EQ(input.reader->schema()->field(1)->name(), "value") << name;
+      ASSERT_OK_AND_ASSIGN(auto batches, input.reader->ToRecordBatches());
+      int64_t rows = 0;
+      for (const auto& batch : batches) {
+        EXPECT_LE(batch->num_rows(), 25) << name;
+        EXPECT_EQ(batch->num_columns(), 2) << name;
+        rows += batch->num_rows();
+      }
+      EXPECT_EQ(rows, 60) << name;
+    }
+  }
+}
+
+TEST_F(FileTest, ParquetDecodesAboutBatchBytesAtATime) {
+  // 200 rows of 10 kB strings: a cap of 50 kB decodes 5 rows at a time.
+  arrow::StringBuilder builder;
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_OK(builder.Append(std::to_string(i) + std::string(10000, 'a' + i % 26)));
+  }
+  auto schema = arrow::schema({arrow::field("s", arrow::utf8())});
+  WriteFile("big.parquet", FileFormat::kParquet, schema,
+            {arrow::RecordBatch::Make(schema, 200, {*builder.Finish()})});
+  InputReadOptions options;
+  options.batch_rows = 1000;
+  options.batch_bytes = 50000;
+  ASSERT_OK_AND_ASSIGN(InputFile input,
+                       OpenInputFile(Path("big.parquet"), FileFormat::kParquet, options));
+  ASSERT_OK_AND_ASSIGN(auto batches, input.reader->ToRecordBatches());
+  ASSERT_FALSE(batches.empty());
+  for (const auto& batch : batches) EXPECT_LE(batch->num_rows(), 6);
+  // 1-row batches are cut from larger decodes, still one row each.
+  options.batch_rows = 1;
+  options.batch_bytes = int64_t{16} << 20;
+  ASSERT_OK_AND_ASSIGN(input, OpenInputFile(Path("big.parquet"), FileFormat::kParquet, options));
+  ASSERT_OK_AND_ASSIGN(batches, input.reader->ToRecordBatches());
+  EXPECT_EQ(batches.size(), 200u);
 }
 
 }  // namespace

@@ -1,55 +1,89 @@
 #include "quiver/cli/read_ahead.h"
 
-#include <future>
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <thread>
 #include <utility>
 
 #include <arrow/result.h>
-#include <arrow/status.h>
 
 namespace quiver::cli {
 namespace {
 
-using BatchResult = arrow::Result<std::shared_ptr<arrow::RecordBatch>>;
-
-class FirstBatchAheadReader : public arrow::RecordBatchReader {
+class ReadAheadReader : public arrow::RecordBatchReader {
  public:
-  explicit FirstBatchAheadReader(std::shared_ptr<arrow::RecordBatchReader> input)
-      : input_(std::move(input)) {
-    first_ = std::async(std::launch::async, [reader = input_.get()]() -> BatchResult {
-      std::shared_ptr<arrow::RecordBatch> batch;
-      ARROW_RETURN_NOT_OK(reader->ReadNext(&batch));
-      return batch;
-    });
+  ReadAheadReader(std::shared_ptr<arrow::RecordBatchReader> input, int batches)
+      : input_(std::move(input)), capacity_(static_cast<size_t>(batches)) {
+    thread_ = std::thread([this] { Run(); });
   }
 
-  // The future's destructor waits for the read: it never outlives `input_`.
-  ~FirstBatchAheadReader() override = default;
+  ~ReadAheadReader() override {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    changed_.notify_all();
+    thread_.join();
+  }
 
   std::shared_ptr<arrow::Schema> schema() const override { return input_->schema(); }
 
-  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* batch) override {
-    if (first_.valid()) {
-      ARROW_ASSIGN_OR_RAISE(*batch, first_.get());
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    std::unique_lock<std::mutex> lock(mutex_);
+    changed_.wait(lock, [&] { return !ready_.empty() || ended_; });
+    if (ready_.empty()) {
+      *out = nullptr;
       return arrow::Status::OK();
     }
-    return input_->ReadNext(batch);
-  }
-
-  arrow::Status Close() override {
-    if (first_.valid()) first_.wait();
-    return input_->Close();
+    auto next = std::move(ready_.front());
+    ready_.pop_front();
+    lock.unlock();
+    changed_.notify_all();  // room for one more
+    if (!next.ok()) return next.status();
+    *out = std::move(next).ValueUnsafe();
+    return arrow::Status::OK();
   }
 
  private:
+  void Run() {
+    while (true) {
+      {
+        std::unique_lock<std::mutex> lock(mutex_);
+        changed_.wait(lock, [&] { return ready_.size() < capacity_ || stopping_; });
+        if (stopping_) break;
+      }
+      std::shared_ptr<arrow::RecordBatch> batch;
+      arrow::Status status = input_->ReadNext(&batch);
+      const bool last = !status.ok() || batch == nullptr;
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!status.ok()) ready_.emplace_back(status);
+        if (batch != nullptr) ready_.emplace_back(std::move(batch));
+        ended_ = last;
+      }
+      changed_.notify_all();
+      if (last) return;
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    ended_ = true;
+  }
+
   std::shared_ptr<arrow::RecordBatchReader> input_;
-  std::future<BatchResult> first_;
+  const size_t capacity_;
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<arrow::Result<std::shared_ptr<arrow::RecordBatch>>> ready_;
+  bool ended_ = false;     // the thread read the end or an error: nothing more comes
+  bool stopping_ = false;  // the reader is being destroyed
+  std::thread thread_;     // last: started once everything above exists
 };
 
 }  // namespace
 
-std::shared_ptr<arrow::RecordBatchReader> ReadFirstBatchAhead(
-    std::shared_ptr<arrow::RecordBatchReader> input) {
-  return std::make_shared<FirstBatchAheadReader>(std::move(input));
+std::shared_ptr<arrow::RecordBatchReader> ReadAhead(std::shared_ptr<arrow::RecordBatchReader> input,
+                                                    int batches) {
+  return std::make_shared<ReadAheadReader>(std::move(input), batches);
 }
 
 }  // namespace quiver::cli

@@ -1,8 +1,7 @@
 #pragma once
 
-// Overlaps reading the input's first batch with the workers' start: a run
-// starts its workers (and waits for their InitResponse) before it reads any
-// input, so the first read used to wait for the slowest worker.
+// Reading ahead: the next batches of a reader are decoded on a thread of their
+// own while the caller works (sends batches, waits for workers).
 
 #include <memory>
 
@@ -10,9 +9,11 @@
 
 namespace quiver::cli {
 
-/// Returns a reader of `input`'s batches whose first batch is already being
-/// read on another thread. Errors of that read come from the first ReadNext.
-std::shared_ptr<arrow::RecordBatchReader> ReadFirstBatchAhead(
-    std::shared_ptr<arrow::RecordBatchReader> input);
+/// Returns a reader of the batches of `input`, which a thread reads up to
+/// `batches` ahead of the caller (so memory holds at most that many more
+/// batches). Errors come out in order, after the batches before them.
+/// Destroying the reader stops the thread once its current read returns.
+std::shared_ptr<arrow::RecordBatchReader> ReadAhead(std::shared_ptr<arrow::RecordBatchReader> input,
+                                                    int batches);
 
 }  // namespace quiver::cli

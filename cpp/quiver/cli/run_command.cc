@@ -11,6 +11,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <thread>
 #include <utility>
 
 #include <arrow/record_batch.h>
@@ -23,10 +24,10 @@
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_interpreter.h"
-#include "quiver/cli/read_ahead.h"
 #include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
+#include "quiver/exec/argument_plan.h"
 #include "quiver/exec/udf_checks.h"
 #include "quiver/exec/udf_operator.h"
 #include "quiver/worker/worker_dispatcher.h"
@@ -39,6 +40,9 @@ using Clock = std::chrono::steady_clock;
 
 // Time a run has after Ctrl-C to stop by itself before the watchdog ends it.
 constexpr auto kInterruptGrace = std::chrono::seconds(3);
+// Decoded input batches read while the workers compute (each at most about
+// --batch-bytes of the columns read).
+constexpr int kReadAheadBatches = 2;
 
 // What the command line asks for, parsed and checked before any file is opened.
 struct RunPlan {
@@ -53,6 +57,7 @@ struct RunPlan {
 
 arrow::Status CheckNumbers(const RunOptions& options) {
   if (options.batch_rows <= 0) return UsageError("--batch-rows must be at least 1");
+  if (options.batch_bytes <= 0) return UsageError("--batch-bytes must be at least 1 byte");
   if (options.workers <= 0) return UsageError("--workers must be at least 1");
   if (options.max_in_flight <= 0) return UsageError("--max-in-flight must be at least 1");
   if (!(options.batch_timeout_seconds > 0)) {
@@ -125,6 +130,33 @@ arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
+// Returns the input columns a run reads: the UDFs' arguments and --select;
+// nullopt (every column) without --select, which keeps them all.
+std::optional<std::vector<std::string>> NeededColumns(
+    const std::vector<exec::UdfCall>& calls,
+    const std::optional<std::vector<std::string>>& pass_through) {
+  if (!pass_through) return std::nullopt;
+  auto names = exec::ArgumentColumnNames(calls);
+  if (!names) return std::nullopt;
+  for (const auto& name : *pass_through) {
+    if (std::find(names->begin(), names->end(), name) == names->end()) names->push_back(name);
+  }
+  return names;
+}
+
+// How to read the input: only the columns the run uses, read ahead of the
+// workers, Parquet decoded on Arrow's threads when cores are left over.
+InputReadOptions ReadOptionsOf(const RunOptions& options, const RunPlan& plan) {
+  InputReadOptions read;
+  read.batch_rows = options.batch_rows;
+  read.batch_bytes = options.batch_bytes;
+  read.columns = NeededColumns(plan.calls, plan.pass_through);
+  const unsigned cores = std::thread::hardware_concurrency();
+  read.use_threads = cores >= static_cast<unsigned>(options.workers) + 2;
+  read.read_ahead_batches = kReadAheadBatches;
+  return read;
+}
+
 arrow::Status Interrupted() {
   const int signal_number = InterruptSignal();
   const std::string name = signal_number == SIGINT    ? "SIGINT"
@@ -165,18 +197,19 @@ arrow::Status RunCommand(const RunOptions& options) {
   const auto start = Clock::now();
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
   InterruptWatchdog watchdog(kInterruptGrace);
-  ARROW_ASSIGN_OR_RAISE(InputFile input,
-                        OpenInputFile(options.input, plan.input_format, options.batch_rows));
+  ARROW_ASSIGN_OR_RAISE(InputFile input, OpenInputFile(options.input, plan.input_format,
+                                                       ReadOptionsOf(options, plan)));
   exec::UdfOperatorOptions operator_options;
   operator_options.udfs = plan.calls;
   operator_options.pass_through = plan.pass_through;
   operator_options.pass_through_label = "--select";
   operator_options.workers = options.workers;
   operator_options.max_batches_in_flight_per_worker = options.max_in_flight;
+  operator_options.max_batch_bytes = options.batch_bytes;
   operator_options.input_mode =
       options.input_mode == "rows" ? exec::InputMode::kRows : exec::InputMode::kColumnar;
   // Checked before anything is set up, so a typo costs no worker start.
-  ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(operator_options, *input.reader->schema()));
+  ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(operator_options, *input.file_schema));
 
   // One pool per runtime; Python alone keeps the single-pool operator.
   std::vector<std::unique_ptr<worker::WorkerDispatcher>> dispatchers;
@@ -202,7 +235,7 @@ arrow::Status RunCommand(const RunOptions& options) {
     ARROW_ASSIGN_OR_RAISE(udf_operator,
                           exec::UdfOperator::Make(by_runtime, std::move(operator_options)));
   }
-  ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(ReadFirstBatchAhead(input.reader)));
+  ARROW_ASSIGN_OR_RAISE(auto run, udf_operator->Execute(input.reader));
   if (InterruptSignal() != 0) return Interrupted();
 
   ARROW_ASSIGN_OR_RAISE(auto output,

@@ -25,6 +25,8 @@ struct RunOptions {
   /// --select text; nullopt keeps every input column.
   std::optional<std::string> select;
   int64_t batch_rows = 65536;
+  /// --batch-bytes: most bytes of UDF arguments per batch (UdfOperatorOptions::max_batch_bytes).
+  int64_t batch_bytes = int64_t{4} << 20;
   int workers = 1;
   double batch_timeout_seconds = 60;
   int max_in_flight = 4;

@@ -1,5 +1,6 @@
 #include "quiver/exec/argument_plan.h"
 
+#include <algorithm>
 #include <utility>
 
 #include <arrow/array/concatenate.h>
@@ -75,6 +76,23 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> ArgumentPlan::Build(
     }
   }
   return arrow::RecordBatch::Make(schema_, input->num_rows(), std::move(columns));
+}
+
+std::optional<std::vector<std::string>> ArgumentColumnNames(const std::vector<UdfCall>& udfs) {
+  std::vector<std::string> names;
+  for (const auto& udf : udfs) {
+    for (const auto& argument : udf.arguments) {
+      for (const auto& ref : arrow::compute::FieldsInExpression(argument)) {
+        const arrow::FieldRef* top = &ref;
+        if (ref.IsNested()) top = &ref.nested_refs()->front();
+        if (!top->IsName()) return std::nullopt;
+        if (std::find(names.begin(), names.end(), *top->name()) == names.end()) {
+          names.push_back(*top->name());
+        }
+      }
+    }
+  }
+  return names;
 }
 
 }  // namespace quiver::exec

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,5 +52,10 @@ class ArgumentPlan {
   std::shared_ptr<arrow::Schema> schema_;
   std::vector<std::vector<int>> offsets_;
 };
+
+/// Returns the names of the input columns the arguments of `udfs` read (each
+/// once, in order of appearance), or nullopt when an argument refers to a
+/// column other than by name (then every column may be needed).
+std::optional<std::vector<std::string>> ArgumentColumnNames(const std::vector<UdfCall>& udfs);
 
 }  // namespace quiver::exec

@@ -3,13 +3,17 @@
 // beside each other in the order of the UDFs.
 
 #include <deque>
+#include <limits>
 #include <mutex>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <arrow/compute/expression.h>
 #include <arrow/type.h>
 
+#include "quiver/exec/batch_bytes.h"
 #include "quiver/exec/udf_run_internal.h"
 #include "quiver/worker/worker_dispatcher.h"
 
@@ -176,6 +180,20 @@ std::vector<RuntimeGroup> GroupByRuntime(const UdfOperatorOptions& options) {
   return groups;
 }
 
+// Returns the indices of the input columns the UDFs' arguments read.
+std::vector<int> ArgumentColumns(const UdfOperatorOptions& options, const arrow::Schema& input) {
+  std::set<int> columns;
+  for (const auto& udf : options.udfs) {
+    for (const auto& argument : udf.arguments) {
+      for (const auto& ref : arrow::compute::FieldsInExpression(argument)) {
+        auto path = ref.FindOneOrNone(input);
+        if (path.ok() && !path->empty()) columns.insert((*path)[0]);
+      }
+    }
+  }
+  return {columns.begin(), columns.end()};
+}
+
 }  // namespace
 
 arrow::Result<std::shared_ptr<UdfRun>> StartRuntimeRuns(
@@ -189,11 +207,16 @@ arrow::Result<std::shared_ptr<UdfRun>> StartRuntimeRuns(
     return StartUdfRun(dispatchers.at(groups.front().runtime), options, std::move(input),
                        label(groups.front()));
   }
+  // Every runtime's run must cut a batch at the same rows: the batches are cut
+  // once, before the tee, by the bytes of the columns any argument reads.
+  std::vector<int> measured = ArgumentColumns(options, *input->schema());
+  input = CapBatchBytes(std::move(input), std::move(measured), options.max_batch_bytes);
   auto tee = std::make_shared<BatchTee>(input, groups.size());
   int pass_through_columns = 0;
   for (size_t g = 0; g < groups.size(); ++g) {
     UdfOperatorOptions group_options = options;
     group_options.udfs = groups[g].udfs;
+    group_options.max_batch_bytes = std::numeric_limits<int64_t>::max();  // cut above
     // The pass-through columns travel with the first runtime's results only.
     if (g > 0) group_options.pass_through = std::vector<std::string>{};
     ARROW_ASSIGN_OR_RAISE(

@@ -17,6 +17,8 @@ arrow::Status CheckOptions(const UdfOperatorOptions& options) {
   if (options.max_batches_in_flight_per_worker < 1) {
     return arrow::Status::Invalid("max_batches_in_flight_per_worker must be at least 1");
   }
+  if (options.max_batch_bytes < 1)
+    return arrow::Status::Invalid("max_batch_bytes must be at least 1");
   ARROW_RETURN_NOT_OK(CheckUdfNames(options.udfs));
   // Compute kernels (argument expressions) are registered once per process.
   return arrow::compute::Initialize();

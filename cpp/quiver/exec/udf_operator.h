@@ -37,6 +37,10 @@ enum class InputMode {
   kRows,
 };
 
+/// The default of UdfOperatorOptions::max_batch_bytes (docs/decisions.md says
+/// how it was chosen).
+inline constexpr int64_t kDefaultMaxBatchBytes = int64_t{4} << 20;
+
 /// How an operator runs.
 struct UdfOperatorOptions {
   std::vector<UdfCall> udfs;
@@ -49,6 +53,11 @@ struct UdfOperatorOptions {
   int workers = 1;
   /// Batches sent to one worker and not yet answered; bounds memory.
   int max_batches_in_flight_per_worker = 4;
+  /// Most bytes of UDF arguments per batch sent to a worker (batch_bytes.h says
+  /// how they are counted): a larger input batch is cut into pieces of whole
+  /// rows, each within the cap; a single row over it goes alone. With the
+  /// input's own batch size (rows) this bounds the memory of engine and workers.
+  int64_t max_batch_bytes = kDefaultMaxBatchBytes;
   InputMode input_mode = InputMode::kColumnar;
 };
 

@@ -10,6 +10,7 @@
 #include <arrow/util/byte_size.h>
 
 #include "quiver/exec/argument_plan.h"
+#include "quiver/exec/batch_bytes.h"
 #include "quiver/exec/rows/arrow_row_writer.h"
 #include "quiver/exec/rows/row_batch.h"
 #include "quiver/exec/udf_checks.h"
@@ -145,31 +146,73 @@ class UdfRunImpl : public UdfRun {
     return arrow::Status::OK();
   }
 
-  // Reads input batches and sends them until every worker's window is full.
+  // Reads input batches and sends them, cut to the byte cap, until every
+  // worker's window is full.
   arrow::Status FillWindow() {
     const size_t window = sessions_.size() * options_.max_batches_in_flight_per_worker;
-    while (!input_done_ && pending_.size() < window) {
-      std::shared_ptr<arrow::RecordBatch> batch;
-      arrow::Status read = input_->ReadNext(&batch);
-      if (!read.ok()) return Fail(read.WithMessage("reading the input: ", read.message()), "");
-      if (batch == nullptr) {
-        input_done_ = true;
-        break;
+    while (pending_.size() < window) {
+      if (cutting_.input == nullptr) {
+        if (input_done_) break;
+        ARROW_RETURN_NOT_OK(ReadInput());
+        continue;
       }
-      if (options_.input_mode == InputMode::kRows) {
-        auto rebuilt = ThroughRows(*batch);
-        if (!rebuilt.ok()) return Fail(rebuilt.status(), "turning the input into rows");
-        batch = std::move(rebuilt).ValueUnsafe();
-      }
-      PendingBatch pending{next_sequence_++, -1, batch, rows_read_};
-      rows_read_ += batch->num_rows();
-      {
-        std::lock_guard<std::mutex> lock(metrics_mutex_);
-        metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
-      }
-      if (batch->num_rows() > 0) ARROW_RETURN_NOT_OK(Send(&pending));
-      pending_.push_back(std::move(pending));
+      ARROW_RETURN_NOT_OK(SendNextPiece());
     }
+    return arrow::Status::OK();
+  }
+
+  // Reads the next input batch into `cutting_` (an empty one is answered
+  // without a worker).
+  arrow::Status ReadInput() {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    arrow::Status read = input_->ReadNext(&batch);
+    if (!read.ok()) return Fail(read.WithMessage("reading the input: ", read.message()), "");
+    if (batch == nullptr) {
+      input_done_ = true;
+      return arrow::Status::OK();
+    }
+    if (options_.input_mode == InputMode::kRows) {
+      auto rebuilt = ThroughRows(*batch);
+      if (!rebuilt.ok()) return Fail(rebuilt.status(), "turning the input into rows");
+      batch = std::move(rebuilt).ValueUnsafe();
+    }
+    {
+      std::lock_guard<std::mutex> lock(metrics_mutex_);
+      metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
+    }
+    if (batch->num_rows() == 0) {
+      pending_.push_back(PendingBatch{next_sequence_++, -1, batch, rows_read_});
+      return arrow::Status::OK();
+    }
+    auto arguments = plan_.Build(batch);
+    if (!arguments.ok()) {
+      return Fail(arguments.status(), Where(PendingBatch{next_sequence_, -1, batch, rows_read_}));
+    }
+    cutting_ = {std::move(batch), std::move(arguments).ValueUnsafe(), 0};
+    return arrow::Status::OK();
+  }
+
+  // Sends the next piece of `cutting_` within the byte cap: the whole batch
+  // when it fits, as almost every batch does.
+  arrow::Status SendNextPiece() {
+    const int64_t rows = cutting_.input->num_rows();
+    int64_t take = rows;
+    if (cutting_.offset > 0 ||
+        BatchBytesUpperBound(*cutting_.arguments) > options_.max_batch_bytes) {
+      auto fit = RowsThatFit(*cutting_.arguments, cutting_.offset, options_.max_batch_bytes);
+      if (!fit.ok()) return Fail(fit.status(), "measuring the bytes of an input batch");
+      take = *fit;
+    }
+    const bool whole = take == rows;
+    PendingBatch pending{next_sequence_++, -1,
+                         whole ? cutting_.input : cutting_.input->Slice(cutting_.offset, take),
+                         rows_read_};
+    auto arguments = whole ? cutting_.arguments : cutting_.arguments->Slice(cutting_.offset, take);
+    rows_read_ += take;
+    cutting_.offset += take;
+    if (cutting_.offset >= rows) cutting_ = {};
+    ARROW_RETURN_NOT_OK(Send(&pending, *arguments));
+    pending_.push_back(std::move(pending));
     return arrow::Status::OK();
   }
 
@@ -184,12 +227,10 @@ class UdfRunImpl : public UdfRun {
     return row_writer_->Flush();
   }
 
-  arrow::Status Send(PendingBatch* pending) {
-    auto arguments = plan_.Build(pending->input);
-    if (!arguments.ok()) return Fail(arguments.status(), Where(*pending));
+  arrow::Status Send(PendingBatch* pending, const arrow::RecordBatch& arguments) {
     pending->session = next_session_;
     next_session_ = (next_session_ + 1) % static_cast<int>(sessions_.size());
-    arrow::Status sent = sessions_[pending->session]->Send(pending->sequence, **arguments);
+    arrow::Status sent = sessions_[pending->session]->Send(pending->sequence, arguments);
     if (!sent.ok()) return Fail(sent, Where(*pending));
     return arrow::Status::OK();
   }
@@ -255,6 +296,7 @@ class UdfRunImpl : public UdfRun {
     for (auto& worker : workers_) dispatcher_->Release(std::move(worker));
     workers_.clear();
     pending_.clear();
+    cutting_ = {};
   }
 
   worker::WorkerDispatcher* dispatcher_;
@@ -268,6 +310,12 @@ class UdfRunImpl : public UdfRun {
   std::vector<std::unique_ptr<worker::Worker>> workers_;
   std::vector<std::unique_ptr<worker::WorkerSession>> sessions_;
   std::deque<PendingBatch> pending_;
+  // The input batch being sent in pieces, and the first row not sent yet.
+  struct Cutting {
+    std::shared_ptr<arrow::RecordBatch> input;
+    std::shared_ptr<arrow::RecordBatch> arguments;
+    int64_t offset = 0;
+  } cutting_;
   int next_session_ = 0;
   uint64_t next_sequence_ = 0;
   int64_t rows_read_ = 0;

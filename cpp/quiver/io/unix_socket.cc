@@ -119,10 +119,12 @@ arrow::Status SendAll(int fd, const std::vector<std::shared_ptr<arrow::Buffer>>&
 }
 
 arrow::Result<int64_t> ReceiveAll(int fd, uint8_t* out, int64_t length, Deadline deadline) {
+  // Without a deadline one blocking call waits for all the bytes: no poll, and
+  // no wake-up per piece the sender wrote. Shutting the socket down ends it.
+  const int flags = deadline == kNoDeadline ? MSG_WAITALL : MSG_DONTWAIT;
   int64_t received = 0;
   while (received < length) {
-    const ssize_t got =
-        ::recv(fd, out + received, static_cast<size_t>(length - received), MSG_DONTWAIT);
+    const ssize_t got = ::recv(fd, out + received, static_cast<size_t>(length - received), flags);
     if (got > 0) {
       received += got;
       continue;

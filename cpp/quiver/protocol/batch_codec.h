@@ -19,12 +19,16 @@ namespace quiver::protocol {
 
 /// Encodes `batch` as an Arrow IPC stream (schema, dictionaries, the batch,
 /// end-of-stream). The returned buffers reference the batch's data buffers;
-/// only message headers and padding are new memory.
+/// only message headers and padding are new memory. The bytes are those of
+/// Arrow's stream writer; the schema message is serialized once per schema and
+/// thread and referenced by later bodies (the last few schemas are kept).
 arrow::Result<std::vector<std::shared_ptr<arrow::Buffer>>> EncodeBatchStream(
     const arrow::RecordBatch& batch);
 
 /// Decodes a Data body holding exactly one record batch. The batch's buffers are
-/// slices of `body` (no copy).
+/// slices of `body` (no copy). A body that starts with the same schema message
+/// bytes as one decoded before on this thread reuses that schema instead of
+/// parsing it again (the last few schemas are kept); the result is the same.
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> DecodeBatchStream(
     std::shared_ptr<arrow::Buffer> body);
 

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <arrow/array.h>
+#include <arrow/array/util.h>
 #include <arrow/builder.h>
 #include <arrow/io/memory.h>
+#include <arrow/ipc/writer.h>
 #include <arrow/type.h>
 
 #include "quiver/io/chunked_input_stream.h"
@@ -110,6 +112,87 @@ TEST(BatchCodec, BodyWithoutABatchIsAnError) {
   ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*batch));
   auto cut = arrow::SliceBuffer(Join(buffers), 0, 200);
   EXPECT_FALSE(DecodeBatchStream(cut).ok());
+}
+
+// The bytes Arrow's own stream writer produces for `batch`.
+std::string WriterBytes(const arrow::RecordBatch& batch) {
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  auto writer = arrow::ipc::MakeStreamWriter(sink, batch.schema()).ValueOrDie();
+  EXPECT_OK(writer->WriteRecordBatch(batch));
+  EXPECT_OK(writer->Close());
+  return sink->Finish().ValueOrDie()->ToString();
+}
+
+TEST(BatchCodec, BodiesAreTheBytesOfArrowsStreamWriter) {
+  auto strings = arrow::RecordBatch::Make(arrow::schema({arrow::field("data", arrow::utf8())}),
+                                          1000, {LargeStrings(1000)});
+  for (int round = 0; round < 2; ++round) {  // the second encodes from the cached schema
+    ASSERT_OK_AND_ASSIGN(auto buffers, EncodeBatchStream(*strings));
+    EXPECT_EQ(Join(buffers)->ToString(), WriterBytes(*strings));
+    ASSERT_OK_AND_ASSIGN(auto sliced, EncodeBatchStream(*strings->Slice(10, 3)));
+    EXPECT_EQ(Join(sliced)->ToString(), WriterBytes(*strings->Slice(10, 3)));
+    ASSERT_OK_AND_ASSIGN(auto sample, quiver::testing::MakeSampleBatch(round));
+    ASSERT_OK_AND_ASSIGN(auto with_dictionary, EncodeBatchStream(*sample));
+    EXPECT_EQ(Join(with_dictionary)->ToString(), WriterBytes(*sample));
+  }
+}
+
+TEST(BatchCodec, TheSchemaMessageIsSerializedOncePerSchema) {
+  auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field("data", arrow::utf8())}), 10,
+                                        {LargeStrings(10)});
+  ASSERT_OK_AND_ASSIGN(auto first, EncodeBatchStream(*batch));
+  ASSERT_OK_AND_ASSIGN(auto second, EncodeBatchStream(*batch->Slice(2, 5)));
+  // An equal schema in another object finds the same message too.
+  auto twin = arrow::RecordBatch::Make(arrow::schema({arrow::field("data", arrow::utf8())}), 10,
+                                       batch->columns());
+  ASSERT_OK_AND_ASSIGN(auto third, EncodeBatchStream(*twin));
+  EXPECT_EQ(first.front()->data(), second.front()->data());
+  EXPECT_EQ(first.front()->data(), third.front()->data());
+  // Another schema gets its own message.
+  auto renamed = arrow::RecordBatch::Make(arrow::schema({arrow::field("other", arrow::utf8())}), 10,
+                                          batch->columns());
+  ASSERT_OK_AND_ASSIGN(auto fourth, EncodeBatchStream(*renamed));
+  EXPECT_NE(first.front()->data(), fourth.front()->data());
+  ASSERT_OK_AND_ASSIGN(auto decoded, DecodeBatchStream(Join(fourth)));
+  EXPECT_EQ(decoded->schema()->field(0)->name(), "other");
+}
+
+TEST(BatchCodec, BodiesWithAKnownSchemaDecodeLikeAnyOther) {
+  auto schema = arrow::schema({arrow::field("data", arrow::utf8())});
+  auto batch = arrow::RecordBatch::Make(schema, 1000, {LargeStrings(1000)});
+  ASSERT_OK_AND_ASSIGN(auto first,
+                       DecodeBatchStream(arrow::Buffer::FromString(WriterBytes(*batch))));
+  for (int64_t offset : {0, 7, 500}) {
+    auto part = batch->Slice(offset, 20);
+    ASSERT_OK_AND_ASSIGN(auto decoded,
+                         DecodeBatchStream(arrow::Buffer::FromString(WriterBytes(*part))));
+    EXPECT_TRUE(decoded->Equals(*part));
+    EXPECT_EQ(decoded->schema(), first->schema());  // parsed once, then reused
+  }
+  // A field of the same name and another type is a different schema message.
+  auto numbers = arrow::RecordBatch::Make(arrow::schema({arrow::field("data", arrow::int64())}), 0,
+                                          {arrow::MakeArrayOfNull(arrow::int64(), 0).ValueOrDie()});
+  ASSERT_OK_AND_ASSIGN(auto other,
+                       DecodeBatchStream(arrow::Buffer::FromString(WriterBytes(*numbers))));
+  EXPECT_TRUE(other->schema()->field(0)->type()->Equals(arrow::int64()));
+}
+
+TEST(BatchCodec, AKnownSchemaFollowedByTwoBatchesIsStillAnError) {
+  auto schema = arrow::schema({arrow::field("data", arrow::utf8())});
+  auto batch = arrow::RecordBatch::Make(schema, 3, {LargeStrings(3)});
+  ASSERT_OK(DecodeBatchStream(arrow::Buffer::FromString(WriterBytes(*batch))).status());
+  auto sink = arrow::io::BufferOutputStream::Create().ValueOrDie();
+  auto writer = arrow::ipc::MakeStreamWriter(sink, schema).ValueOrDie();
+  ASSERT_OK(writer->WriteRecordBatch(*batch));
+  ASSERT_OK(writer->WriteRecordBatch(*batch));
+  ASSERT_OK(writer->Close());
+  auto two = DecodeBatchStream(sink->Finish().ValueOrDie());
+  ASSERT_FALSE(two.ok());
+  EXPECT_NE(two.status().message().find("more than one record batch"), std::string::npos);
+  // A known schema and a cut batch: the error of the general reader.
+  std::string cut = WriterBytes(*batch);
+  cut.resize(cut.size() - 40);
+  EXPECT_FALSE(DecodeBatchStream(arrow::Buffer::FromString(cut)).ok());
 }
 
 TEST(BatchCodec, SchemasRoundTrip) {

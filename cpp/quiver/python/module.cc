@@ -239,8 +239,10 @@ class PyEngine {
 
   std::unique_ptr<PyRun> map(nb::handle stream, const std::vector<PyUdfCall>& udfs,
                              std::optional<std::vector<std::string>> pass_through,
-                             int64_t batch_rows, int workers, int max_in_flight) {
+                             int64_t batch_rows, int workers, int max_in_flight,
+                             std::optional<int64_t> batch_bytes) {
     exec::UdfOperatorOptions options;
+    if (batch_bytes) options.max_batch_bytes = *batch_bytes;
     for (const auto& call : udfs) options.udfs.push_back(ToUdfCall(call));
     options.pass_through = std::move(pass_through);
     options.pass_through_label = "select";
@@ -306,7 +308,8 @@ NB_MODULE(_engine, m) {
            nb::arg("command"), nb::arg("transport"), nb::arg("batch_timeout"),
            nb::arg("start_timeout"), nb::arg("environment"), nb::arg("max_idle_workers"))
       .def("map", &PyEngine::map, nb::arg("stream"), nb::arg("udfs"), nb::arg("pass_through"),
-           nb::arg("batch_rows"), nb::arg("workers"), nb::arg("max_in_flight"))
+           nb::arg("batch_rows"), nb::arg("workers"), nb::arg("max_in_flight"),
+           nb::arg("batch_bytes") = nb::none())
       .def("workers_started", &PyEngine::workers_started)
       .def("close", &PyEngine::close)
       .def("closed", &PyEngine::closed);

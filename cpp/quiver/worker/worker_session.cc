@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include <arrow/array/data.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/type.h>
 
@@ -37,6 +38,28 @@ std::string FormatBytes(int64_t bytes) {
   char text[32];
   std::snprintf(text, sizeof(text), unit == 0 ? "%.0f %s" : "%.2f %s", value, kUnits[unit]);
   return text;
+}
+
+// Adds to `*bytes` and `*buffers` the buffers of `data`, its children and dictionary.
+void CountBuffers(const arrow::ArrayData& data, int64_t* bytes, int64_t* buffers) {
+  for (const auto& buffer : data.buffers) {
+    if (buffer == nullptr) continue;
+    *bytes += buffer->size();
+    *buffers += 1;
+  }
+  for (const auto& child : data.child_data) CountBuffers(*child, bytes, buffers);
+  if (data.dictionary != nullptr) CountBuffers(*data.dictionary, bytes, buffers);
+}
+
+// Returns at least the size of `batch` as an Arrow IPC stream, without building
+// it: every buffer whole (the IPC writer sends a sliced column's part only),
+// padded, plus generous room for the schema and message headers.
+int64_t IpcSizeUpperBound(const arrow::RecordBatch& batch) {
+  int64_t bytes = 0;
+  int64_t buffers = 0;
+  for (const auto& column : batch.column_data()) CountBuffers(*column, &bytes, &buffers);
+  constexpr int64_t kHeaderRoom = 64 << 10;
+  return bytes + 8 * buffers + kHeaderRoom + 1024 * (buffers + batch.num_columns());
 }
 
 // Least time a worker gets to answer a Cancel, for replies already under way.
@@ -132,12 +155,18 @@ io::Deadline WorkerSession::AnswerDeadline() {
 
 void WorkerSession::ReceiveLoop() {
   while (true) {
-    auto reply = worker_->connection().Receive(io::kNoDeadline);
-    const bool last = !reply.ok() || EndsExecution(*reply);
+    Received received{worker_->connection().Receive(io::kNoDeadline), arrow::Status::OK()};
+    const bool last = !received.reply.ok() || EndsExecution(*received.reply);
+    // Nothing may read a result's values before this check: bad offsets or
+    // UTF-8 would crash or corrupt whatever reads them next. It runs here so
+    // that it overlaps the caller's sending of the next batches.
+    if (received.reply.ok() && received.reply->batch != nullptr) {
+      received.validity = protocol::ValidateResultBatch(*received.reply->batch);
+    }
     {
       std::lock_guard<std::mutex> lock(mutex_);
       owed_since_ = std::chrono::steady_clock::now();  // the worker answered: it owes the next
-      replies_.push_back(std::move(reply));
+      replies_.push_back(std::move(received));
       receiver_done_ = last;
     }
     reply_arrived_.notify_all();
@@ -162,7 +191,8 @@ void WorkerSession::StopReceiving() {
 }
 
 arrow::Result<transport::WorkerReply> WorkerSession::NextReply(io::Deadline deadline,
-                                                               const std::string& what) {
+                                                               const std::string& what,
+                                                               arrow::Status* validity) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (!reply_arrived_.wait_until(lock, deadline, [&] { return !replies_.empty(); })) {
     lock.unlock();
@@ -173,11 +203,12 @@ arrow::Result<transport::WorkerReply> WorkerSession::NextReply(io::Deadline dead
                                Seconds(worker_->spec().batch_timeout),
                                " (the per-batch timeout) and was stopped; a UDF may hang"));
   }
-  auto reply = std::move(replies_.front());
+  Received received = std::move(replies_.front());
   replies_.pop_front();
   lock.unlock();
-  if (!reply.ok()) return Lost(reply.status());
-  return reply;
+  if (!received.reply.ok()) return Lost(received.reply.status());
+  if (validity != nullptr) *validity = std::move(received.validity);
+  return std::move(received.reply);
 }
 
 arrow::Status WorkerSession::Broken(const std::string& what) {
@@ -201,7 +232,10 @@ arrow::Status WorkerSession::Send(uint64_t sequence, const arrow::RecordBatch& a
   // buffer all of it. Nothing was sent, so the worker stays usable.
   const int64_t limit = worker_->spec().max_message_bytes;
   int64_t size = 0;
-  ARROW_RETURN_NOT_OK(arrow::ipc::GetRecordBatchSize(arguments, &size));
+  // The exact size costs a serialization pass; only batches near the limit pay it.
+  if (IpcSizeUpperBound(arguments) > limit) {
+    ARROW_RETURN_NOT_OK(arrow::ipc::GetRecordBatchSize(arguments, &size));
+  }
   if (size > limit) {
     return arrow::Status::Invalid("batch ", sequence, " of ", arguments.num_rows(), " rows is ",
                                   FormatBytes(size), " (", size,
@@ -222,20 +256,22 @@ arrow::Status WorkerSession::Send(uint64_t sequence, const arrow::RecordBatch& a
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> WorkerSession::Receive(uint64_t sequence,
                                                                           int64_t rows) {
   while (true) {
-    ARROW_ASSIGN_OR_RAISE(auto reply,
-                          NextReply(BatchDeadline(), "batch " + std::to_string(sequence)));
+    arrow::Status validity;
+    ARROW_ASSIGN_OR_RAISE(
+        auto reply, NextReply(BatchDeadline(), "batch " + std::to_string(sequence), &validity));
     if (reply.control && reply.control->has_heartbeat()) continue;
     {
       std::lock_guard<std::mutex> lock(mutex_);
       --unanswered_;
     }
     if (reply.control && reply.control->has_error()) return ErrorFromWorker(reply.control->error());
-    ARROW_RETURN_NOT_OK(CheckResult(reply, sequence, rows));
+    ARROW_RETURN_NOT_OK(CheckResult(reply, validity, sequence, rows));
     return reply.batch;
   }
 }
 
-arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply, uint64_t sequence,
+arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply,
+                                         const arrow::Status& validity, uint64_t sequence,
                                          int64_t rows) {
   if (!reply.batch) {
     worker_->MarkBroken();
@@ -265,9 +301,8 @@ arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply, ui
                                reply.batch->schema()->ToString(), " for batch ", sequence,
                                " where its InitResponse promised ", result_schema_->ToString()));
   }
-  // Nothing may read a result's values before this check: bad offsets or
-  // UTF-8 would crash or corrupt whatever reads them next.
-  arrow::Status valid = protocol::ValidateResultBatch(*reply.batch);
+  // The receiving thread validated the batch in full (ReceiveLoop).
+  const arrow::Status& valid = validity;
   if (!valid.ok()) {
     worker_->MarkBroken();
     return Failed(

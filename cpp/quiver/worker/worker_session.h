@@ -73,9 +73,18 @@ class WorkerSession {
   explicit WorkerSession(Worker* worker);
 
   void ReceiveLoop();
-  // Waits for the next reply until `deadline`; a timeout marks the worker broken.
-  arrow::Result<transport::WorkerReply> NextReply(io::Deadline deadline, const std::string& what);
-  arrow::Status CheckResult(const transport::WorkerReply& reply, uint64_t sequence, int64_t rows);
+  // A reply as the receiving thread hands it over: result batches were
+  // validated there, beside the caller's thread, which reads the verdict.
+  struct Received {
+    arrow::Result<transport::WorkerReply> reply;
+    arrow::Status validity;  // of reply->batch (protocol::ValidateResultBatch)
+  };
+  // Waits for the next reply until `deadline`; a timeout marks the worker
+  // broken. Sets `*validity`, when given, to the verdict on a result batch.
+  arrow::Result<transport::WorkerReply> NextReply(io::Deadline deadline, const std::string& what,
+                                                  arrow::Status* validity = nullptr);
+  arrow::Status CheckResult(const transport::WorkerReply& reply, const arrow::Status& validity,
+                            uint64_t sequence, int64_t rows);
   arrow::Status ErrorFromWorker(const v1::Error& error);
   // Marks the worker broken and explains its failure `what` (kWorkerLost).
   arrow::Status Broken(const std::string& what);
@@ -93,7 +102,7 @@ class WorkerSession {
   std::thread receiver_;
   std::mutex mutex_;
   std::condition_variable reply_arrived_;
-  std::deque<arrow::Result<transport::WorkerReply>> replies_;
+  std::deque<Received> replies_;
   int64_t unanswered_ = 0;                            // batches sent, not yet answered
   std::chrono::steady_clock::time_point owed_since_;  // see AnswerDeadline
   bool done_ = false;                                 // Finish or Abort completed
