@@ -23,6 +23,7 @@
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/runtime_spec.h"
+#include "quiver/cli/trust_options.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/exec/udf_checks.h"
@@ -119,6 +120,7 @@ arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
   spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
   // One run per process: keeping idle workers buys nothing.
   spec.max_idle_workers = options.workers;
+  ARROW_RETURN_NOT_OK(ApplyWorkerMemory(options, &spec));
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
@@ -170,6 +172,7 @@ arrow::Status RunCommand(const RunOptions& options) {
   operator_options.pass_through_label = "--select";
   operator_options.workers = options.workers;
   operator_options.max_batches_in_flight_per_worker = options.max_in_flight;
+  ARROW_RETURN_NOT_OK(ApplyInFlightBytes(options, &operator_options));
   operator_options.input_mode =
       options.input_mode == "rows" ? exec::InputMode::kRows : exec::InputMode::kColumnar;
   // Checked before anything is set up, so a typo costs no worker start.

@@ -36,6 +36,9 @@ struct RunOptions {
   bool quiet = false;
   /// Allows the output to be the input file (replaced once the run succeeded).
   bool force = false;
+  /// --worker-memory and --max-in-flight-bytes (trust_options.h).
+  std::string worker_memory;
+  std::string max_in_flight_bytes = "256M";
 };
 
 /// Runs `quiver run`. Checks everything it can (specs, formats, columns, the

@@ -49,6 +49,10 @@ struct UdfOperatorOptions {
   int workers = 1;
   /// Batches sent to one worker and not yet answered; bounds memory.
   int max_batches_in_flight_per_worker = 4;
+  /// Bytes in flight to one worker: its batches' input plus the largest result
+  /// seen so far for each; a batch always goes when none is in flight, so one
+  /// result larger than this still passes, alone (udf_run_window.h).
+  int64_t max_bytes_in_flight_per_worker = int64_t{256} << 20;
   InputMode input_mode = InputMode::kColumnar;
 };
 

@@ -10,6 +10,7 @@
 #include <arrow/util/byte_size.h>
 
 #include "quiver/exec/argument_plan.h"
+#include "quiver/exec/in_flight_bytes.h"
 #include "quiver/exec/rows/arrow_row_writer.h"
 #include "quiver/exec/rows/row_batch.h"
 #include "quiver/exec/udf_checks.h"
@@ -68,7 +69,8 @@ class UdfRunImpl : public UdfRun {
         input_(std::move(input)),
         plan_(std::move(plan)),
         pass_through_(std::move(pass_through)),
-        runtime_label_(std::move(runtime_label)) {}
+        runtime_label_(std::move(runtime_label)),
+        in_flight_bytes_(options.max_bytes_in_flight_per_worker, options.workers) {}
 
   ~UdfRunImpl() override { Stop(); }
 
@@ -148,7 +150,7 @@ class UdfRunImpl : public UdfRun {
   // Reads input batches and sends them until every worker's window is full.
   arrow::Status FillWindow() {
     const size_t window = sessions_.size() * options_.max_batches_in_flight_per_worker;
-    while (!input_done_ && pending_.size() < window) {
+    while (!input_done_ && pending_.size() < window && in_flight_bytes_.Allows(pending_.size())) {
       std::shared_ptr<arrow::RecordBatch> batch;
       arrow::Status read = input_->ReadNext(&batch);
       if (!read.ok()) return Fail(read.WithMessage("reading the input: ", read.message()), "");
@@ -163,9 +165,11 @@ class UdfRunImpl : public UdfRun {
       }
       PendingBatch pending{next_sequence_++, -1, batch, rows_read_};
       rows_read_ += batch->num_rows();
+      const int64_t input_bytes = arrow::util::TotalBufferSize(*batch);
+      in_flight_bytes_.SawInput(input_bytes);
       {
         std::lock_guard<std::mutex> lock(metrics_mutex_);
-        metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
+        metrics_.bytes_in += input_bytes;
       }
       if (batch->num_rows() > 0) ARROW_RETURN_NOT_OK(Send(&pending));
       pending_.push_back(std::move(pending));
@@ -202,6 +206,7 @@ class UdfRunImpl : public UdfRun {
     }
     auto received = sessions_[batch.session]->Receive(batch.sequence, batch.input->num_rows());
     if (!received.ok()) return Fail(received.status(), Where(batch));
+    in_flight_bytes_.SawResult(arrow::util::TotalBufferSize(**received));
     return received;
   }
 
@@ -268,6 +273,7 @@ class UdfRunImpl : public UdfRun {
   std::vector<std::unique_ptr<worker::Worker>> workers_;
   std::vector<std::unique_ptr<worker::WorkerSession>> sessions_;
   std::deque<PendingBatch> pending_;
+  InFlightBytes in_flight_bytes_;
   int next_session_ = 0;
   uint64_t next_sequence_ = 0;
   int64_t rows_read_ = 0;

@@ -193,6 +193,7 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     ARROW_ASSIGN_OR_RAISE(
         starting.process,
         ChildProcess::Spawn(argv, environment, spec_->log_capacity_bytes, secret_pipe.get()));
+    if (spec_->memory_limit_bytes > 0) starting.process->CapMemory(spec_->memory_limit_bytes);
     return starting;
   }
 
