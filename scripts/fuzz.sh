@@ -3,7 +3,7 @@
 # UndefinedBehaviorSanitizer (build-fuzz/), then runs each for a bounded time
 # from its checked-in seed corpus. A crash, a sanitizer report or a leak fails.
 #
-#   bash scripts/fuzz.sh                       # 20 s per target (what CI runs)
+#   bash scripts/fuzz.sh                       # 15 s per target (what CI runs)
 #   QUIVER_FUZZ_SECONDS=600 bash scripts/fuzz.sh frame_decoder_fuzz   # longer, one target
 #
 # New inputs found go to build-fuzz/corpus/TARGET (not to the checked-in seeds);
@@ -11,7 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${QUIVER_FUZZ_BUILD_DIR:-$root/build-fuzz}"
-seconds="${QUIVER_FUZZ_SECONDS:-20}"
+seconds="${QUIVER_FUZZ_SECONDS:-15}"
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(frame_decoder_fuzz chunked_input_stream_fuzz
   result_batch_fuzz worker_message_fuzz grpc_data_envelope_fuzz)

@@ -34,8 +34,9 @@ debian_packages=(
 # Building and running its tests and lint checks.
 debian_test_packages=(libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy)
 
-# The fuzz targets (QUIVER_FUZZ=1) need clang and its libFuzzer runtime.
-if [ "${QUIVER_FUZZ:-0}" = 1 ]; then debian_packages+=(clang libclang-rt-14-dev); fi
+# The sanitized build and the fuzz targets (QUIVER_SANITIZE=1, QUIVER_FUZZ=1) need clang
+# and its libFuzzer and sanitizer runtimes.
+if [ "${QUIVER_FUZZ:-0}" = 1 ] || [ "${QUIVER_SANITIZE:-0}" = 1 ]; then debian_packages+=(clang libclang-rt-14-dev); fi
 
 install_debian_packages() {
   local wanted=("${debian_packages[@]}") missing=()

@@ -94,6 +94,8 @@ _BY_KIND: dict[str, type[QuiverError]] = {
     "wrong_row_count": ProtocolError,
     "wrong_result_schema": ProtocolError,
     "protocol_violation": ProtocolError,
+    "over_memory_cap": WorkerCrashed,
+    "batch_too_large": InvalidInput,
 }
 
 _INVALID_CODES = {"Invalid", "Key error", "Type error", "Index error"}

@@ -22,6 +22,10 @@ const char* Advice(UdfErrorKind kind) {
       return "the worker process ended; its output above may say why (memory, a crash)";
     case UdfErrorKind::kProtocolViolation:
       return "the worker does not follow the quiver.v1 protocol; check its version";
+    case UdfErrorKind::kBatchTooLarge:
+      return "lower --batch-rows so that each batch fits in one message";
+    case UdfErrorKind::kOverMemoryCap:
+      return "raise --worker-memory, or lower --batch-rows if memory grows with the batch";
   }
   return "";
 }

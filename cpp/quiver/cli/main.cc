@@ -16,6 +16,7 @@
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/run_command.h"
+#include "quiver/cli/trust_options.h"
 #include "quiver/cli/usage_error.h"
 
 namespace {
@@ -163,6 +164,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_flag("--force", options.force,
                 "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");
   quiver::cli::AddForkServerOptions(run, options);
+  quiver::cli::AddTrustOptions(run, &options);
   return run;
 }
 

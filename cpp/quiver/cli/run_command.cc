@@ -25,6 +25,7 @@
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/runtime_spec.h"
+#include "quiver/cli/trust_options.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/exec/argument_plan.h"
@@ -127,6 +128,7 @@ arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
   // One run per process: keeping idle workers buys nothing.
   spec.max_idle_workers = options.workers;
   ApplyForkServerOptions(options, spec.command, &spec);
+  ARROW_RETURN_NOT_OK(ApplyWorkerMemory(options, &spec));
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
@@ -206,6 +208,7 @@ arrow::Status RunCommand(const RunOptions& options) {
   operator_options.workers = options.workers;
   operator_options.max_batches_in_flight_per_worker = options.max_in_flight;
   operator_options.max_batch_bytes = options.batch_bytes;
+  ARROW_RETURN_NOT_OK(ApplyInFlightBytes(options, &operator_options));
   operator_options.input_mode =
       options.input_mode == "rows" ? exec::InputMode::kRows : exec::InputMode::kColumnar;
   // Checked before anything is set up, so a typo costs no worker start.

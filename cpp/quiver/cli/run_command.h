@@ -40,6 +40,9 @@ struct RunOptions {
   bool force = false;
   /// Start Python workers by fork/exec, not through the fork server (--no-daemon).
   bool no_daemon = false;
+  /// --worker-memory and --max-in-flight-bytes (trust_options.h).
+  std::string worker_memory;
+  std::string max_in_flight_bytes = "256M";
 };
 
 /// Runs `quiver run`. Checks everything it can (specs, formats, columns, the

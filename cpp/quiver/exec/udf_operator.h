@@ -58,6 +58,10 @@ struct UdfOperatorOptions {
   /// rows, each within the cap; a single row over it goes alone. With the
   /// input's own batch size (rows) this bounds the memory of engine and workers.
   int64_t max_batch_bytes = kDefaultMaxBatchBytes;
+  /// Bytes in flight to one worker: its batches' input plus the largest result
+  /// seen so far for each; a batch always goes when none is in flight, so one
+  /// result larger than this still passes, alone (udf_run_window.h).
+  int64_t max_bytes_in_flight_per_worker = int64_t{256} << 20;
   InputMode input_mode = InputMode::kColumnar;
 };
 

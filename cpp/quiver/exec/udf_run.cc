@@ -11,6 +11,7 @@
 
 #include "quiver/exec/argument_plan.h"
 #include "quiver/exec/batch_bytes.h"
+#include "quiver/exec/in_flight_bytes.h"
 #include "quiver/exec/rows/arrow_row_writer.h"
 #include "quiver/exec/rows/row_batch.h"
 #include "quiver/exec/udf_checks.h"
@@ -69,7 +70,8 @@ class UdfRunImpl : public UdfRun {
         input_(std::move(input)),
         plan_(std::move(plan)),
         pass_through_(std::move(pass_through)),
-        runtime_label_(std::move(runtime_label)) {}
+        runtime_label_(std::move(runtime_label)),
+        in_flight_bytes_(options.max_bytes_in_flight_per_worker, options.workers) {}
 
   ~UdfRunImpl() override { Stop(); }
 
@@ -150,7 +152,7 @@ class UdfRunImpl : public UdfRun {
   // worker's window is full.
   arrow::Status FillWindow() {
     const size_t window = sessions_.size() * options_.max_batches_in_flight_per_worker;
-    while (pending_.size() < window) {
+    while (pending_.size() < window && in_flight_bytes_.Allows(pending_.size())) {
       if (cutting_.input == nullptr) {
         if (input_done_) break;
         ARROW_RETURN_NOT_OK(ReadInput());
@@ -211,6 +213,10 @@ class UdfRunImpl : public UdfRun {
     rows_read_ += take;
     cutting_.offset += take;
     if (cutting_.offset >= rows) cutting_ = {};
+    // What this piece's arguments reference, not the whole buffers it slices.
+    auto piece_bytes = arrow::util::ReferencedBufferSize(*arguments);
+    in_flight_bytes_.SawInput(piece_bytes.ok() ? *piece_bytes
+                                               : arrow::util::TotalBufferSize(*arguments));
     ARROW_RETURN_NOT_OK(Send(&pending, *arguments));
     pending_.push_back(std::move(pending));
     return arrow::Status::OK();
@@ -243,6 +249,7 @@ class UdfRunImpl : public UdfRun {
     }
     auto received = sessions_[batch.session]->Receive(batch.sequence, batch.input->num_rows());
     if (!received.ok()) return Fail(received.status(), Where(batch));
+    in_flight_bytes_.SawResult(arrow::util::TotalBufferSize(**received));
     return received;
   }
 
@@ -316,6 +323,7 @@ class UdfRunImpl : public UdfRun {
     std::shared_ptr<arrow::RecordBatch> arguments;
     int64_t offset = 0;
   } cutting_;
+  InFlightBytes in_flight_bytes_;
   int next_session_ = 0;
   uint64_t next_sequence_ = 0;
   int64_t rows_read_ = 0;

@@ -21,6 +21,10 @@ const char* UdfErrorKindName(UdfErrorKind kind) {
       return "worker lost";
     case UdfErrorKind::kProtocolViolation:
       return "protocol violation";
+    case UdfErrorKind::kBatchTooLarge:
+      return "batch too large";
+    case UdfErrorKind::kOverMemoryCap:
+      return "over memory cap";
   }
   return "unknown";
 }

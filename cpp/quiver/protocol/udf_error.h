@@ -33,6 +33,13 @@ enum class UdfErrorKind {
   kWorkerLost,
   /// The worker broke the protocol (an unexpected message, a wrong sequence).
   kProtocolViolation,
+  /// A batch was refused before it was sent: in Arrow IPC form it is over the
+  /// largest message a worker accepts (WorkerSpec::max_message_bytes). Nothing
+  /// was sent and the worker lives on; smaller batches succeed.
+  kBatchTooLarge,
+  /// The worker went over its memory cap (WorkerSpec::memory_limit_bytes) and
+  /// was stopped by the engine.
+  kOverMemoryCap,
 };
 
 /// Returns the kind's name, e.g. "user error", "worker lost".

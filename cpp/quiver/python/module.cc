@@ -76,6 +76,10 @@ const char* KindKey(UdfErrorKind kind) {
       return "worker_lost";
     case UdfErrorKind::kProtocolViolation:
       return "protocol_violation";
+    case UdfErrorKind::kBatchTooLarge:
+      return "batch_too_large";
+    case UdfErrorKind::kOverMemoryCap:
+      return "over_memory_cap";
   }
   return "unknown";
 }

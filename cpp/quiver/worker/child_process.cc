@@ -327,6 +327,12 @@ void ChildProcess::Reap(int wait_status) {
   }
   exit_status_ = status;
   reaped_ = true;
+  // The pid may be reused from now on: the watch must not look at it again.
+  if (memory_cap_ != nullptr) memory_cap_->Stop();
+}
+
+void ChildProcess::CapMemory(int64_t limit_bytes) {
+  memory_cap_ = std::make_unique<MemoryCap>(pid_, limit_bytes);
 }
 
 std::optional<ExitStatus> ChildProcess::TryWait() {

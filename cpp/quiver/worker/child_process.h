@@ -16,6 +16,7 @@
 
 #include "quiver/io/unique_fd.h"
 #include "quiver/worker/bounded_log.h"
+#include "quiver/worker/memory_cap.h"
 
 namespace quiver::worker {
 
@@ -85,6 +86,12 @@ class ChildProcess {
   /// Sends `signal_number` to the process group unless the process was reaped.
   void Signal(int signal_number);
 
+  /// Stops the process (SIGKILL) once its resident memory is over
+  /// `limit_bytes` (see MemoryCap); call once, right after Spawn.
+  void CapMemory(int64_t limit_bytes);
+  /// Returns the memory cap, or null when the process has none.
+  const MemoryCap* memory_cap() const { return memory_cap_.get(); }
+
  private:
   ChildProcess(pid_t pid, io::UniqueFd output, int64_t log_capacity_bytes);
   void CollectOutput();
@@ -103,6 +110,7 @@ class ChildProcess {
   std::mutex exit_mutex_;  // guards the exit channel of an adopted process
   io::UniqueFd exit_channel_;
   std::string exit_report_;
+  std::unique_ptr<MemoryCap> memory_cap_;  // last: its watch ends first
 };
 
 }  // namespace quiver::worker

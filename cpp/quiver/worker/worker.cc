@@ -83,6 +83,10 @@ WorkerFailure ExamineFailure(const std::string& who, ChildProcess& process) {
   failure.text = who;
   if (auto status = process.WaitFor(kExitWait)) {
     failure.text += " " + status->ToString();
+    if (process.memory_cap() != nullptr && process.memory_cap()->exceeded()) {
+      failure.detail.kind = UdfErrorKind::kOverMemoryCap;
+      failure.text += ": " + process.memory_cap()->Explanation();
+    }
     if (status->signaled) {
       failure.detail.signal = status->code;
     } else {

@@ -193,6 +193,7 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     environment.erase(kSecretVariable);
     environment[kSecretFdVariable] = std::to_string(kInheritedFd);
     ARROW_ASSIGN_OR_RAISE(starting.process, Spawn(argv, environment, secret_pipe.get()));
+    if (spec_->memory_limit_bytes > 0) starting.process->CapMemory(spec_->memory_limit_bytes);
     return starting;
   }
 

@@ -135,6 +135,10 @@ TEST_P(OversizedBatch, IsRefusedBeforeSendingNamingBatchSizeAndLimit) {
        {"batch 0 of 3 rows", "29.", "KiB", "over the limit of 4.00 KiB", "4096 bytes"}) {
     EXPECT_NE(status.message().find(needle), std::string::npos) << needle << ": " << status;
   }
+  const UdfErrorDetail* detail = UdfErrorDetailOf(status);
+  ASSERT_NE(detail, nullptr) << status.ToString();
+  EXPECT_EQ(detail->kind, UdfErrorKind::kBatchTooLarge);
+  EXPECT_FALSE(detail->retryable());
   // Nothing went out: the same session still answers a batch within the limit.
   ASSERT_OK(session->Send(0, *Texts()));
   ASSERT_OK_AND_ASSIGN(auto result, session->Receive(0, 3));

@@ -237,11 +237,13 @@ arrow::Status WorkerSession::Send(uint64_t sequence, const arrow::RecordBatch& a
     ARROW_RETURN_NOT_OK(arrow::ipc::GetRecordBatchSize(arguments, &size));
   }
   if (size > limit) {
-    return arrow::Status::Invalid("batch ", sequence, " of ", arguments.num_rows(), " rows is ",
-                                  FormatBytes(size), " (", size,
-                                  " bytes) in Arrow IPC form, over the limit of ",
-                                  FormatBytes(limit), " (", limit, " bytes) for one message to ",
-                                  worker_->Describe(), "; use smaller batches (e.g. --batch-rows)");
+    return WithUdfError(
+        arrow::Status::Invalid("batch ", sequence, " of ", arguments.num_rows(), " rows is ",
+                               FormatBytes(size), " (", size,
+                               " bytes) in Arrow IPC form, over the limit of ", FormatBytes(limit),
+                               " (", limit, " bytes) for one message to ", worker_->Describe(),
+                               "; use smaller batches (e.g. --batch-rows)"),
+        worker_->ErrorDetail(UdfErrorKind::kBatchTooLarge));
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);

@@ -67,6 +67,10 @@ struct WorkerSpec {
   std::chrono::milliseconds stop_grace{2000};
   /// Bytes of each worker's stdout and stderr kept for error messages.
   int64_t log_capacity_bytes = 64 * 1024;
+  /// Most resident memory (RSS) of each worker process, in bytes; a worker over
+  /// it is stopped and its run fails naming the cap (worker/memory_cap.h).
+  /// 0: no cap.
+  int64_t memory_limit_bytes = 0;
   /// Largest frame accepted from a worker.
   int64_t max_message_bytes = int64_t{2} << 30;
 };
