@@ -1,0 +1,15 @@
+#pragma once
+
+// The `quiver run` options of class UDFs and per-UDF Python environments:
+// --udf-arg NAME.KEY=VALUE (udf_args.h) and --requirements FILE (python_envs.h).
+
+#include <CLI/CLI.hpp>
+
+#include "quiver/cli/run_command.h"
+
+namespace quiver::cli {
+
+/// Adds --udf-arg and --requirements to `run`, bound to `options`.
+void AddClassEnvOptions(CLI::App* run, RunOptions* options);
+
+}  // namespace quiver::cli
