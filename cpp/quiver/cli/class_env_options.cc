@@ -1,5 +1,7 @@
 #include "quiver/cli/class_env_options.h"
 
+#include <CLI/CLI.hpp>
+
 namespace quiver::cli {
 
 void AddClassEnvOptions(CLI::App* run, RunOptions* options) {

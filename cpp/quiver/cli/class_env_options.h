@@ -3,9 +3,11 @@
 // The `quiver run` options of class UDFs and per-UDF Python environments:
 // --udf-arg NAME.KEY=VALUE (udf_args.h) and --requirements FILE (python_envs.h).
 
-#include <CLI/CLI.hpp>
-
 #include "quiver/cli/run_command.h"
+
+namespace CLI {
+class App;
+}
 
 namespace quiver::cli {
 
