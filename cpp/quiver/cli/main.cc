@@ -9,10 +9,10 @@
 #include <arrow/config.h>
 #include <CLI/CLI.hpp>
 
+#include "quiver/cli/class_env_options.h"
 #include "quiver/cli/conformance_command.h"
 #include "quiver/cli/failure_message.h"
 #include "quiver/cli/interrupt.h"
-#include "quiver/cli/class_env_options.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/run_command.h"
 #include "quiver/cli/usage_error.h"

@@ -142,8 +142,7 @@ arrow::Result<std::map<std::string, std::string>> AssignPythonEnvironments(
   }
   if (answered != python_calls.size()) {
     return arrow::Status::IOError("quiver.envs resolve answered for ", answered, " of ",
-                                  python_calls.size(), " Python UDFs: '", output.stdout_text,
-                                  "'");
+                                  python_calls.size(), " Python UDFs: '", output.stdout_text, "'");
   }
   return runtimes;
 }

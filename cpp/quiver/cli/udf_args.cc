@@ -115,8 +115,8 @@ arrow::Status ApplyUdfArgs(const std::vector<std::string>& texts,
       known += (known.empty() ? "" : ", ") + candidate.name;
     }
     if (call == nullptr) {
-      return UsageError("--udf-arg names UDF '" + name + "', but no --udf has that name (" +
-                        known + ")");
+      return UsageError("--udf-arg names UDF '" + name + "', but no --udf has that name (" + known +
+                        ")");
     }
     if (call->runtime != kPythonRuntime) {
       return UsageError("--udf-arg '" + name + "." + keys.front().first + "': UDF '" + name +
