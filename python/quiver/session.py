@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import importlib
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -43,9 +44,18 @@ class UdfCall:
     payload_format: str
     payload: bytes
     arguments: tuple[Any, ...]
+    constructor_args: str = ""
+    """A class UDF's constructor keyword arguments, as a JSON object ("" for none)."""
+    requirements: tuple[str, ...] = ()
+    """The packages the UDF's workers need (docs/environments.md); () runs it here."""
 
 
-def call(fn: Callable[..., Any] | str, *args: Any, name: str | None = None) -> UdfCall:
+def call(
+    fn: Callable[..., Any] | str,
+    *args: Any,
+    name: str | None = None,
+    init: dict[str, Any] | None = None,
+) -> UdfCall:
     """Return a call of UDF ``fn`` on ``args`` for :meth:`Session.map`.
 
     ``fn`` is one of:
@@ -61,17 +71,78 @@ def call(fn: Callable[..., Any] | str, *args: Any, name: str | None = None) -> U
     as a literal (use ``pc.scalar("text")`` for a string literal). ``name`` is the result
     column (default: the function's name).
 
+    A class UDF (``@quiver.udf`` on a class, docs/class-udfs.md) takes its constructor's
+    keyword arguments from ``init`` (JSON values: numbers, strings, lists, dicts, ...) or from
+    ``Model.bind(**kwargs)`` (any picklable values).
+
     >>> quiver.call("udfs.py:clean", "city", name="city_clean")    # doctest: +SKIP
+    >>> quiver.call(Model, "text", init={"path": "model.bin"})      # doctest: +SKIP
     """
+    from quiver.envs import declared_requirements, normalise
+    from quiver.udf import UserDefinedFunction
+
+    init_text = _init_json(init) if init else ""
     if isinstance(fn, str):
         payload_format, payload, default_name = PYTHON_REF, *_resolve_ref(fn)
+        requirements = declared_requirements(payload.decode())
     elif callable(fn):
+        requirements = fn.requirements if isinstance(fn, UserDefinedFunction) else ()
+        bound = _bound_as_json(fn) if isinstance(fn, UserDefinedFunction) else None
+        if bound is not None:  # by reference to the class, with its arguments beside it
+            fn, init_text = bound[0], _merged_json(bound[1], init_text)
         payload_format, payload, default_name = _resolve_function(fn)
     else:
         raise TypeError(
             f"quiver.call takes a function or a 'file.py:func' string, not {type(fn).__name__}"
         )
-    return UdfCall(name or default_name, payload_format, payload, tuple(args))
+    return UdfCall(
+        name or default_name,
+        payload_format,
+        payload,
+        tuple(args),
+        init_text,
+        normalise(requirements),
+    )
+
+
+def _init_json(init: dict[str, Any]) -> str:
+    """Encode a class UDF's constructor arguments as a JSON object."""
+    if not isinstance(init, dict) or not all(isinstance(k, str) for k in init):
+        raise TypeError(f"init= takes a dict of keyword arguments, not {init!r}")
+    try:
+        return json.dumps(init)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"init= values must be JSON values ({exc}); pass other objects with "
+            "quiver.call(Model.bind(**kwargs), ...), which pickles them"
+        ) from None
+
+
+def _merged_json(first: dict[str, Any], second_text: str) -> str:
+    """Merge two sets of constructor arguments (the second wins) into JSON text."""
+    merged = {**first, **(json.loads(second_text) if second_text else {})}
+    return json.dumps(merged) if merged else ""
+
+
+def _bound_as_json(fn: Any) -> tuple[Any, dict[str, Any]] | None:
+    """For ``Model.bind(...)`` with JSON arguments, return the unbound UDF and the arguments.
+
+    The unbound one can then go by reference; None when there are no arguments or they are
+    not JSON (the bound object then goes by value, arguments and all).
+    """
+    if not fn.init_kwargs:
+        return None
+    try:
+        json.dumps(fn.init_kwargs)
+    except (TypeError, ValueError):
+        return None
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    unbound = module
+    for part in (getattr(fn, "__qualname__", "") or "<none>").split("."):
+        unbound = getattr(unbound, part, None)
+    if getattr(unbound, "func", None) is not fn.func:
+        return None
+    return unbound, fn.init_kwargs
 
 
 def _resolve_ref(ref: str) -> tuple[bytes, str]:
@@ -199,14 +270,20 @@ class Session:
         self.batch_timeout = batch_timeout
         self.max_in_flight = max_in_flight
         command = [python or sys.executable, "-m", "quiver.worker"]
-        self._engine: Any = _engine.Engine(
-            command,
+        self._engine_args = (
             _TRANSPORTS[transport],
             float(batch_timeout),
             float(start_timeout),
+        )
+        self._extra_environment = environment
+        self._engine: Any = _engine.Engine(
+            command,
+            *self._engine_args,
             _worker_environment(python, environment),
             workers,
         )
+        # One more engine (worker pool) per requirement set, started on first use.
+        self._env_engines: dict[tuple[str, ...], Any] = {}
         self._runs: weakref.WeakSet[Any] = weakref.WeakSet()
         self._lock = threading.Lock()
         _open_sessions.add(self)
@@ -272,6 +349,50 @@ class Session:
         calls = [u if isinstance(u, UdfCall) else call(u) for u in udfs]
         if not calls:
             raise InvalidInput("Session.map needs at least one UDF in udfs=[...]")
+        groups: dict[tuple[str, ...], list[UdfCall]] = {}
+        for c in calls:
+            groups.setdefault(c.requirements, []).append(c)
+        if len(groups) == 1:
+            ((requirements, group),) = groups.items()
+            return self._map_on(self._engine_for(requirements), data, group, select, batch_rows)
+        # UDFs in several environments: one run per environment, each adding its results
+        # to the stream the next one reads; the last step puts the columns in order.
+        stream: Any = data
+        kept: list[str] | None = None if select is None else list(select)
+        for requirements, group in groups.items():
+            stream = self._map_on(self._engine_for(requirements), stream, group, None, batch_rows)
+            if kept is None:  # the first run's output is every input column, then its results
+                kept = stream.schema.names[: len(stream.schema) - len(group)]
+        return _project(stream, [*(kept or []), *(c.name for c in calls)])
+
+    def _engine_for(self, requirements: tuple[str, ...]) -> Any:
+        """The engine whose workers run in the environment of ``requirements``."""
+        if not requirements:
+            return self._engine
+        engine = self._env_engines.get(requirements)
+        if engine is None or engine.closed():
+            from quiver import _engine
+            from quiver.envs import ensure_env
+
+            python = str(ensure_env(requirements))
+            engine = _engine.Engine(
+                [python, "-m", "quiver.worker"],
+                *self._engine_args,
+                _env_worker_environment(self._extra_environment),
+                self.workers,
+            )
+            self._env_engines[requirements] = engine
+        return engine
+
+    def _map_on(
+        self,
+        engine: Any,
+        data: Any,
+        calls: Sequence[UdfCall],
+        select: Sequence[str] | None,
+        batch_rows: int,
+    ) -> pa.RecordBatchReader:
+        """Run ``calls`` over ``data`` on one engine's workers."""
         stream = _stream_capsule(data)
         engine_calls = [
             (
@@ -279,6 +400,7 @@ class Session:
                 c.payload_format,
                 c.payload,
                 [_serialized(_expression(a)) for a in c.arguments],
+                c.constructor_args,
             )
             for c in calls
         ]
@@ -313,6 +435,8 @@ class Session:
         for run in list(self._runs):
             run.cancel()
         engine.close()
+        for env_engine in self._env_engines.values():
+            env_engine.close()
         _open_sessions.discard(self)
 
     def __enter__(self) -> Session:
@@ -358,6 +482,42 @@ def _worker_environment(python: str | None, extra: dict[str, str] | None) -> dic
             environment[variable] = "1"
     environment.update(extra or {})
     return environment
+
+
+def _env_worker_environment(extra: dict[str, str] | None) -> dict[str, str]:
+    """The extra environment of workers in a requirements environment: this process's own
+    import paths (scripts, the working directory), but not its site-packages, which the
+    environment sees after its own packages (so that the requirements shadow them)."""
+    environment = _worker_environment("the environment's python", extra)
+    site_dirs = {os.path.realpath(p) for p in _site_directories()}
+    paths = [os.getcwd() if p == "" else p for p in sys.path]
+    own = [p for p in paths if os.path.isdir(p) and os.path.realpath(p) not in site_dirs]
+    own = [p for p in own if not os.path.realpath(p).startswith(_stdlib_prefixes())]
+    if own:
+        environment.setdefault("PYTHONPATH", os.pathsep.join(own))
+    return environment
+
+
+def _site_directories() -> list[str]:
+    """This interpreter's site-packages directories."""
+    import site
+    import sysconfig
+
+    return [*site.getsitepackages(), sysconfig.get_path("purelib"), sysconfig.get_path("platlib")]
+
+
+def _stdlib_prefixes() -> tuple[str, ...]:
+    """Where the standard library lives (it is in every environment already)."""
+    import sysconfig
+
+    paths = (sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"))
+    return tuple(os.path.realpath(p) for p in paths if p)
+
+
+def _project(reader: pa.RecordBatchReader, names: list[str]) -> pa.RecordBatchReader:
+    """Stream ``reader``'s batches with only ``names``, in that order (no copy)."""
+    schema = pa.schema([reader.schema.field(n) for n in names])
+    return pa.RecordBatchReader.from_batches(schema, (b.select(names) for b in reader))
 
 
 _open_sessions: weakref.WeakSet[Session] = weakref.WeakSet()

@@ -7,7 +7,7 @@ import functools
 import inspect
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, overload
 
 import pyarrow as pa
@@ -36,14 +36,44 @@ class UserDefinedFunction:
     """
 
     def __init__(
-        self, func: Callable[..., Any], returns: pa.DataType, eval_type: str, decode: bool = True
+        self,
+        func: Callable[..., Any],
+        returns: pa.DataType,
+        eval_type: str,
+        decode: bool = True,
+        requirements: tuple[str, ...] = (),
+        init_kwargs: dict[str, Any] | None = None,
     ) -> None:
-        """Wrap ``func``; ``returns`` and ``eval_type`` must already be validated."""
+        """Wrap ``func``; ``returns`` and ``eval_type`` must already be validated.
+
+        ``func`` may be a class (a class UDF, see docs/class-udfs.md): workers build one
+        instance per process with ``init_kwargs`` and call it per batch.
+        """
         self.func = func
         self.returns = returns
         self.eval_type = eval_type
         self.decode = decode
-        functools.update_wrapper(self, func)
+        self.requirements = requirements
+        self.init_kwargs = dict(init_kwargs or {})
+        # A class's __dict__ (its methods) must not land on the wrapper; a function's may.
+        functools.update_wrapper(self, func, updated=() if inspect.isclass(func) else ("__dict__",))
+
+    @property
+    def is_class(self) -> bool:
+        """Tell whether this UDF is a class whose instances are called per batch."""
+        return inspect.isclass(self.func)
+
+    def bind(self, **init_kwargs: Any) -> UserDefinedFunction:
+        """Return this class UDF with keyword arguments for its constructor.
+
+        >>> quiver.call(Model.bind(threshold=0.5), "x")               # doctest: +SKIP
+        """
+        if not self.is_class:
+            raise TypeError(f"{self!r} is a function; only class UDFs take constructor arguments")
+        merged = {**self.init_kwargs, **init_kwargs}
+        return UserDefinedFunction(
+            self.func, self.returns, self.eval_type, self.decode, self.requirements, merged
+        )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the wrapped function."""
@@ -53,7 +83,12 @@ class UserDefinedFunction:
         """Show the function, its return type and its eval type."""
         name = getattr(self.func, "__qualname__", repr(self.func))
         decode = "" if self.decode else " decode=False"
-        return f"<quiver.udf {name} returns={self.returns} eval_type={self.eval_type}{decode}>"
+        kind = " class" if self.is_class else ""
+        reqs = f" requirements={list(self.requirements)}" if self.requirements else ""
+        return (
+            f"<quiver.udf{kind} {name} returns={self.returns} eval_type={self.eval_type}"
+            f"{decode}{reqs}>"
+        )
 
 
 @overload
@@ -63,6 +98,7 @@ def udf(
     returns: pa.DataType | str,
     eval_type: str | None = None,
     decode: bool = True,
+    requirements: Sequence[str] = (),
 ) -> UserDefinedFunction: ...
 
 
@@ -73,6 +109,7 @@ def udf(
     returns: pa.DataType | str,
     eval_type: str | None = None,
     decode: bool = True,
+    requirements: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], UserDefinedFunction]: ...
 
 
@@ -82,6 +119,7 @@ def udf(
     returns: pa.DataType | str,
     eval_type: str | None = None,
     decode: bool = True,
+    requirements: Sequence[str] = (),
 ) -> UserDefinedFunction | Callable[[Callable[..., Any]], UserDefinedFunction]:
     """Declare a UDF: ``@quiver.udf(returns="int64")`` above a function.
 
@@ -92,6 +130,15 @@ def udf(
     run-end encoded and view columns arrive decoded (``pa.DictionaryArray`` becomes its value
     type, ``string_view`` becomes ``string``); ``decode=False`` passes them as they are (see
     docs/types.md).
+
+    On a class, ``@quiver.udf`` declares a class UDF: each worker builds one instance (its
+    ``__init__`` runs once, e.g. to load a model), calls it per batch through ``__call__`` (the
+    hints of ``__call__`` pick the eval type) and calls its ``close()``, if any, when the worker
+    stops (docs/class-udfs.md).
+
+    ``requirements`` (pip requirement strings, e.g. ``["numpy<2"]``) runs the UDF's workers
+    in a virtual environment with them installed, built once and cached
+    (docs/environments.md).
     """
     return_type = as_data_type(returns)
     if eval_type is not None and eval_type not in EVAL_TYPES:
@@ -99,21 +146,41 @@ def udf(
     if not isinstance(decode, bool):
         raise TypeError(f"decode= must be True or False, not {decode!r}")
 
+    reqs = _requirement_list(requirements)
+
     def decorate(function: Callable[..., Any]) -> UserDefinedFunction:
         if not callable(function):
-            raise TypeError(f"@quiver.udf decorates functions, not {type(function).__name__}")
+            raise TypeError(
+                f"@quiver.udf decorates functions and classes, not {type(function).__name__}"
+            )
+        if inspect.isclass(function) and not any("__call__" in vars(k) for k in function.__mro__):
+            raise TypeError(f"class UDF {function.__qualname__} has no __call__ method")
         chosen = eval_type if eval_type is not None else infer_eval_type(function)
-        return UserDefinedFunction(function, return_type, chosen, decode)
+        return UserDefinedFunction(function, return_type, chosen, decode, reqs)
 
     return decorate if func is None else decorate(func)
+
+
+def _requirement_list(requirements: Sequence[str]) -> tuple[str, ...]:
+    """Check ``requirements=`` (a list of pip requirement strings) and return it as a tuple."""
+    if isinstance(requirements, str) or not all(isinstance(r, str) for r in requirements):
+        raise TypeError(
+            f"requirements= takes a list of requirement strings such as ['numpy<2'], "
+            f"not {requirements!r}"
+        )
+    return tuple(r.strip() for r in requirements if r.strip())
 
 
 def infer_eval_type(func: Callable[..., Any]) -> str:
     """Return the eval type that ``func``'s parameter type hints call for.
 
+    For a class, the hints of its ``__call__`` (after ``self``) count.
     Raises TypeError when the hints are missing, mixed or of an unknown kind.
     """
     name = getattr(func, "__qualname__", repr(func))
+    if inspect.isclass(func):
+        func = func.__call__  # type: ignore[operator]
+        name = f"{name}.__call__"
     params, hints = _parameters_and_hints(func, name)
     kinds = {pname: _hint_kind(hints[pname]) for pname in params if pname in hints}
     if not kinds:
@@ -148,6 +215,8 @@ def _parameters_and_hints(func: Callable[..., Any], name: str) -> tuple[list[str
         inspect.Parameter.VAR_POSITIONAL,
     )
     params = [p.name for p in signature.parameters.values() if p.kind in positional]
+    if name.endswith(".__call__") and params:
+        params = params[1:]  # a class UDF's self
     try:
         hints = typing.get_type_hints(func)
     except Exception as exc:  # noqa: BLE001 - any failure to resolve hints means the same

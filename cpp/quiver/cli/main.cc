@@ -9,6 +9,7 @@
 #include <arrow/config.h>
 #include <CLI/CLI.hpp>
 
+#include "quiver/cli/class_env_options.h"
 #include "quiver/cli/conformance_command.h"
 #include "quiver/cli/engine_options.h"
 #include "quiver/cli/failure_message.h"
@@ -160,6 +161,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_option("--python", options.python,
                   "Python that runs the workers (`PYTHON -m quiver.worker`); default: "
                   "$QUIVER_PYTHON, else the build's Python, else python3");
+  quiver::cli::AddClassEnvOptions(run, &options);
   run->add_flag("-q,--quiet", options.quiet, "Print no summary (errors still go to stderr)");
   run->add_flag("--force", options.force,
                 "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");

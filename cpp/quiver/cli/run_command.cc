@@ -23,9 +23,11 @@
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/progress.h"
+#include "quiver/cli/python_envs.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/trust_options.h"
+#include "quiver/cli/udf_args.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/exec/argument_plan.h"
@@ -103,6 +105,7 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
     }
     plan.calls.push_back(std::move(call));
   }
+  ARROW_RETURN_NOT_OK(ApplyUdfArgs(options.udf_args, &plan.calls));
   if (options.select) {
     ARROW_ASSIGN_OR_RAISE(plan.pass_through, ParseColumnList(*options.select));
   }
@@ -214,6 +217,17 @@ arrow::Status RunCommand(const RunOptions& options) {
   // Checked before anything is set up, so a typo costs no worker start.
   ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(operator_options, *input.file_schema));
 
+  // Python UDFs with requirements run on runtimes of their own ("py@ENV").
+  ARROW_ASSIGN_OR_RAISE(
+      auto environments,
+      AssignPythonEnvironments({options.python, options.requirements_file, options.quiet},
+                               &operator_options.udfs));
+  plan.uses_python = std::any_of(operator_options.udfs.begin(), operator_options.udfs.end(),
+                                 [](const auto& call) { return call.runtime == kPythonRuntime; });
+  for (const auto& [name, python] : environments) {
+    plan.runtimes[name] = {name, worker::PythonWorkerCommand(python)};
+  }
+
   // One pool per runtime; Python alone keeps the single-pool operator.
   std::vector<std::unique_ptr<worker::WorkerDispatcher>> dispatchers;
   exec::RuntimeDispatchers by_runtime;
@@ -231,7 +245,7 @@ arrow::Status RunCommand(const RunOptions& options) {
     dispatchers.push_back(std::move(dispatcher));
   }
   std::unique_ptr<exec::UdfOperator> udf_operator;
-  if (plan.runtimes.empty()) {
+  if (plan.runtimes.empty() && plan.uses_python) {
     ARROW_ASSIGN_OR_RAISE(udf_operator, exec::UdfOperator::Make(dispatchers.front().get(),
                                                                 std::move(operator_options)));
   } else {

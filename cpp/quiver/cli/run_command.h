@@ -22,6 +22,10 @@ struct RunOptions {
   std::vector<std::string> udf_specs;
   /// --runtime declarations, NAME=COMMAND [ARG ...] (grammar in runtime_spec.h).
   std::vector<std::string> runtime_specs;
+  /// --udf-arg NAME.KEY=VALUE texts: class UDF constructor arguments (udf_args.h).
+  std::vector<std::string> udf_args;
+  /// --requirements FILE for the Python UDFs' environment; empty for none (python_envs.h).
+  std::string requirements_file;
   /// --select text; nullopt keeps every input column.
   std::optional<std::string> select;
   int64_t batch_rows = 65536;

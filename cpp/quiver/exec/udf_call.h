@@ -27,6 +27,9 @@ struct UdfCall {
   /// The result type when the engine knows it; null lets the worker decide
   /// (a Python UDF's `returns=`). When both are set they must agree.
   std::shared_ptr<arrow::DataType> return_type;
+  /// Keyword arguments for a class UDF's constructor, as a JSON object text
+  /// (UdfDefinition.constructor_args); empty when there are none.
+  std::string constructor_args;
 };
 
 }  // namespace quiver::exec

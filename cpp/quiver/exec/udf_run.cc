@@ -50,6 +50,7 @@ arrow::Result<v1::Init> MakeInit(const std::vector<UdfCall>& udfs, const Argumen
     definition->set_name(udfs[i].name);
     definition->set_payload_format(udfs[i].payload_format);
     definition->set_payload(udfs[i].payload);
+    definition->set_constructor_args(udfs[i].constructor_args);
     for (int offset : plan.offsets()[i]) definition->add_argument_offsets(offset);
     if (udfs[i].return_type != nullptr) {
       ARROW_ASSIGN_OR_RAISE(*definition->mutable_return_type(),

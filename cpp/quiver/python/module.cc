@@ -162,8 +162,9 @@ arrow::compute::Expression DeserializeExpression(const nb::bytes& serialized) {
   return ValueOrThrow(arrow::compute::Deserialize(std::move(buffer)));
 }
 
-// (name, payload_format, payload, [serialized expression, ...])
-using PyUdfCall = std::tuple<std::string, std::string, nb::bytes, std::vector<nb::bytes>>;
+// (name, payload_format, payload, [serialized expression, ...], constructor_args JSON)
+using PyUdfCall =
+    std::tuple<std::string, std::string, nb::bytes, std::vector<nb::bytes>, std::string>;
 
 exec::UdfCall ToUdfCall(const PyUdfCall& call) {
   exec::UdfCall udf;
@@ -174,6 +175,7 @@ exec::UdfCall ToUdfCall(const PyUdfCall& call) {
   for (const nb::bytes& argument : std::get<3>(call)) {
     udf.arguments.push_back(DeserializeExpression(argument));
   }
+  udf.constructor_args = std::get<4>(call);
   return udf;
 }
 

@@ -131,6 +131,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> int:
     config = _config(args, log)
     if config is None:
         return EXIT_USAGE
+    from quiver.worker.instances import close_all
     from quiver.worker.state_machine import WorkerStateMachine
 
     try:
@@ -140,6 +141,8 @@ def run(args: argparse.Namespace, log: logging.Logger) -> int:
     except TerminationRequested:
         log.info("SIGTERM/SIGINT: exiting")
         return EXIT_OK
+    finally:
+        close_all(log)  # class UDFs' close(): the worker stops here whatever ended it
 
 
 def _config(args: argparse.Namespace, log: logging.Logger) -> WorkerConfig | None:

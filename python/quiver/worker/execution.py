@@ -27,6 +27,7 @@ from quiver.udf import (
 from quiver.worker.batch_codec import BatchDecoder, ResultEncoder
 from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
 from quiver.worker.evaluators import EVALUATORS, ArrowEvaluator, coerce_result
+from quiver.worker.instances import instance_for, parse_constructor_args
 from quiver.worker.loader import load_udf_object
 
 _READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
@@ -154,12 +155,30 @@ class Execution:
         else:
             func = obj
             return_type, eval_type = _undecorated_types(name, obj, engine_type, engine_eval)
+        func = self._callable(name, definition, obj, func, index)
         offsets = tuple(definition.argument_offsets)
         self._check_offsets(name, offsets)
         _check_arity(name, func, len(offsets), eval_type)
         evaluator = EVALUATORS[eval_type](func, name, self.init.session_time_zone, decode)
         self.log.debug("UDF %r: %s returns %s, arguments %s", name, eval_type, return_type, offsets)
         return BoundUdf(name, offsets, return_type, eval_type, evaluator)
+
+    def _callable(
+        self, name: str, definition: pb.UdfDefinition, obj: Any, func: Any, index: int
+    ) -> Any:
+        """Return what is called per batch: ``func``, or this worker's instance of a class UDF."""
+        kwargs = dict(getattr(obj, "init_kwargs", None) or {})
+        kwargs.update(parse_constructor_args(name, getattr(definition, "constructor_args", "")))
+        if not inspect.isclass(func):
+            if kwargs:
+                raise WorkerError(
+                    f"UDF {name!r} is a function, but constructor arguments were given "
+                    f"({', '.join(kwargs)}); only class UDFs take them",
+                    name,
+                )
+            return func
+        payload = bytes(self.payloads[index])
+        return instance_for(name, func, kwargs, definition.payload_format, payload)
 
     def _check_offsets(self, name: str, offsets: tuple[int, ...]) -> None:
         """Reject argument offsets outside the input schema."""
