@@ -90,8 +90,14 @@ def test_errors_pickle_with_their_fields() -> None:
     errors = [
         quiver.UdfError(
             "UDF 'f' raised",
-            {"kind": "user_error", "udf_name": "f", "error_class": "ValueError",
-             "traceback": "Traceback ...", "worker": "worker 1 (pid 7)", "worker_pid": 7},
+            {
+                "kind": "user_error",
+                "udf_name": "f",
+                "error_class": "ValueError",
+                "traceback": "Traceback ...",
+                "worker": "worker 1 (pid 7)",
+                "worker_pid": 7,
+            },
         ),
         quiver.WorkerError("no such function", {"kind": "worker_error", "udf_name": "g"}),
         quiver.WorkerCrashed(
@@ -117,9 +123,24 @@ def test_cli_refuses_what_ray_runs_do_not_support(tmp_path: Path) -> None:
     pq.write_table(pa.table({"x": [1]}), data)
     (tmp_path / "u.py").write_text("import quiver\n")
     done = subprocess.run(
-        [str(binary), "run", str(data), "--udf", "y=u.py:f(x)", "-o", str(tmp_path / "out"),
-         "--ray", "auto", "--runtime", "cc=/bin/true"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        [
+            str(binary),
+            "run",
+            str(data),
+            "--udf",
+            "y=u.py:f(x)",
+            "-o",
+            str(tmp_path / "out"),
+            "--ray",
+            "auto",
+            "--runtime",
+            "cc=/bin/true",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 2, done.stderr
     assert "--runtime cannot be used with --ray" in done.stderr
@@ -154,11 +175,13 @@ def dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for i in range(FILES):
         ids = pa.array(range(i * ROWS_PER_FILE, (i + 1) * ROWS_PER_FILE), pa.int64())
         pq.write_table(
-            pa.table({
-                "id": ids,
-                "name": pc.binary_join_element_wise("n", pc.cast(ids, pa.string()), ""),
-                "value": pc.divide(pc.cast(ids, pa.float64()), 4.0),
-            }),
+            pa.table(
+                {
+                    "id": ids,
+                    "name": pc.binary_join_element_wise("n", pc.cast(ids, pa.string()), ""),
+                    "value": pc.divide(pc.cast(ids, pa.float64()), 4.0),
+                }
+            ),
             root / "in" / f"part-{i}.parquet",
             row_group_size=1000,
         )
@@ -273,8 +296,15 @@ def test_cli_on_ray_writes_what_local_runs_write_even_when_a_worker_dies(
     udfs = ["--udf", "loud=udfs.py:shout(name)", "--udf", "twice=udfs.py:double(value)"]
     out = tmp_path / "out"
     done = _quiver(
-        dataset, "in", *udfs, "--udf", "k=udfs.py:kill_worker_once(id)", "-o", out,
-        "--ray", cluster.address,  # type: ignore[attr-defined]
+        dataset,
+        "in",
+        *udfs,
+        "--udf",
+        "k=udfs.py:kill_worker_once(id)",
+        "-o",
+        out,
+        "--ray",
+        cluster.address,  # type: ignore[attr-defined]
     )
     assert done.returncode == 0, done.stderr
     assert marker.exists(), "no worker was killed: the test tests nothing"
@@ -296,8 +326,14 @@ def test_cli_on_ray_fails_whole_on_a_udf_error(
 ) -> None:
     out = tmp_path / "out"
     done = _quiver(
-        dataset, f"{dataset}/in/*.parquet", "--udf", "r=udfs.py:reject(id)", "-o", out,
-        "--ray", cluster.address,  # type: ignore[attr-defined]
+        dataset,
+        f"{dataset}/in/*.parquet",
+        "--udf",
+        "r=udfs.py:reject(id)",
+        "-o",
+        out,
+        "--ray",
+        cluster.address,  # type: ignore[attr-defined]
     )
     assert done.returncode == 1, done.stderr
     assert "'reject'" in done.stderr and f"row {KILL_AT} is rejected" in done.stderr

@@ -124,8 +124,9 @@ def main(argv: list[str] | None = None) -> int:
             print(error.traceback.rstrip(), file=sys.stderr)
         return EXIT_FAILURE
     except Exception as error:  # Ray's own failures: a lost node, an unreachable cluster
-        print(f"quiver: error: the Ray job failed: {type(error).__name__}: {error}",
-              file=sys.stderr)
+        print(
+            f"quiver: error: the Ray job failed: {type(error).__name__}: {error}", file=sys.stderr
+        )
         return EXIT_FAILURE
     if not options.quiet:
         sys.stderr.write(summary.text())

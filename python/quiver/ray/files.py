@@ -48,7 +48,9 @@ def list_inputs(sources: str | Iterable[str]) -> list[str]:
                 raise InvalidInput(f"no file matches the pattern {source!r}")
             found += matches
         else:
-            raise InvalidInput(f"input {source} does not exist (give a file, a directory or a glob)")
+            raise InvalidInput(
+                f"input {source} does not exist (give a file, a directory or a glob)"
+            )
     return [os.path.abspath(p) for p in found]
 
 
@@ -83,7 +85,7 @@ def output_names(inputs: list[str], fmt: str) -> list[str]:
     """One output file name per input: its stem and the output format's extension."""
     names = [os.path.splitext(os.path.basename(p))[0] + OUTPUT_EXTENSIONS[fmt] for p in inputs]
     seen: dict[str, str] = {}
-    for path, name in zip(inputs, names):
+    for path, name in zip(inputs, names, strict=True):
         if name in seen:
             raise InvalidInput(
                 f"inputs {seen[name]} and {path} would both be written to {name}; "

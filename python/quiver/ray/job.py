@@ -219,7 +219,7 @@ def run_files(
         pool = [actor_class.remote(calls, options) for _ in range(count)]
         tasks = [
             (s, f, os.path.join(temporary, n), out_format)
-            for s, f, n in zip(sources, in_formats, names)
+            for s, f, n in zip(sources, in_formats, names, strict=True)
         ]
         results = _schedule(pool, tasks, progress)
         _commit(temporary, output)

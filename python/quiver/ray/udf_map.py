@@ -117,7 +117,7 @@ def _as_table(batch: Any) -> tuple[pa.Table, Callable[[pa.Table], Any]]:
     if isinstance(batch, dict):
         return pa.table(batch), lambda table: {
             name: column.to_numpy(zero_copy_only=False)
-            for name, column in zip(table.column_names, table.columns)
+            for name, column in zip(table.column_names, table.columns, strict=True)
         }
     import pandas as pd
 
