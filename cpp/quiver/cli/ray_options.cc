@@ -135,23 +135,23 @@ arrow::Result<std::vector<std::string>> RayDriverCommand(const RunOptions& optio
   ARROW_RETURN_NOT_OK(CheckRayOptions(options, ray));
   ARROW_ASSIGN_OR_RAISE(const std::string calls, CallsJson(options.udf_specs));
   ARROW_RETURN_NOT_OK(CheckPythonInterpreter(options.python));
-  std::vector<std::string> command = {options.python, "-m", "quiver.ray", "run",
-                                      options.input,  "-o", options.output, "--calls",
+  std::vector<std::string> command = {options.python, "-m",    "quiver.ray",   "run",
+                                      options.input,  "-o",    options.output, "--calls",
                                       calls,          "--ray", ray.address};
   if (options.select) {
     ARROW_ASSIGN_OR_RAISE(auto columns, ParseColumnList(*options.select));
     command.insert(command.end(), {"--select", JsonStringList(columns)});
   }
-  if (options.input_format) command.insert(command.end(), {"--input-format", *options.input_format});
+  if (options.input_format)
+    command.insert(command.end(), {"--input-format", *options.input_format});
   if (options.output_format) {
     command.insert(command.end(), {"--output-format", *options.output_format});
   }
-  command.insert(command.end(),
-                 {"--batch-rows", std::to_string(options.batch_rows), "--workers",
-                  std::to_string(options.workers), "--batch-timeout",
-                  std::to_string(options.batch_timeout_seconds), "--max-in-flight",
-                  std::to_string(options.max_in_flight), "--transport", options.transport,
-                  "--retries", std::to_string(ray.retries)});
+  command.insert(command.end(), {"--batch-rows", std::to_string(options.batch_rows), "--workers",
+                                 std::to_string(options.workers), "--batch-timeout",
+                                 std::to_string(options.batch_timeout_seconds), "--max-in-flight",
+                                 std::to_string(options.max_in_flight), "--transport",
+                                 options.transport, "--retries", std::to_string(ray.retries)});
   if (ray.actors > 0) command.insert(command.end(), {"--actors", std::to_string(ray.actors)});
   if (options.force) command.emplace_back("--force");
   if (options.quiet) command.emplace_back("--quiet");
