@@ -57,8 +57,18 @@ class LocalCluster:
         self.address = ""
         self._ports: list[int] = []
 
-    def start(self) -> LocalCluster:
-        """Start the nodes; on any failure stop what started and raise."""
+    def start(self, attempts: int = 2) -> LocalCluster:
+        """Start the nodes; on a failure stop what started and try again (Ray gives a raylet
+        a fixed 30 s to register, which a loaded machine can miss), then raise."""
+        for attempt in range(attempts):
+            try:
+                return self._start()
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+        return self
+
+    def _start(self) -> LocalCluster:
         self.directory = tempfile.mkdtemp(prefix="qr", dir="/tmp")
         self.port = _free_port()
         self.address = f"127.0.0.1:{self.port}"
