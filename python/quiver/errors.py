@@ -35,6 +35,11 @@ class QuiverError(Exception):
         self.worker_pid: int = int(detail.get("worker_pid", 0))
         self.log_tail: str = detail.get("log_tail", "")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Ray and multiprocessing ship exceptions between processes by pickling: rebuild
+        # with every field (those of subclasses too) without calling __init__ again.
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
 
 class UdfError(QuiverError):
     """A UDF raised an exception in its worker (the worker lives on).
@@ -84,6 +89,14 @@ class InvalidInput(QuiverError, ValueError):
 
 class SessionClosed(QuiverError, RuntimeError):
     """The session was closed; open a new :class:`quiver.Session`."""
+
+
+def _rebuild(cls: type[QuiverError], args: tuple[Any, ...], fields: dict[str, Any]) -> QuiverError:
+    """Unpickle a :class:`QuiverError` of class ``cls`` (see ``QuiverError.__reduce__``)."""
+    error = cls.__new__(cls, *args)
+    Exception.__init__(error, *args)
+    error.__dict__.update(fields)
+    return error
 
 
 _BY_KIND: dict[str, type[QuiverError]] = {

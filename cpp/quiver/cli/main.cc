@@ -16,6 +16,7 @@
 #include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/python_interpreter.h"
+#include "quiver/cli/ray_options.h"
 #include "quiver/cli/run_command.h"
 #include "quiver/cli/trust_options.h"
 #include "quiver/cli/usage_error.h"
@@ -202,6 +203,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   RunArguments arguments;
   CLI::App* run = AddRunCommand(app, arguments);
+  quiver::cli::RayOptions ray_options;
+  quiver::cli::AddRayOptions(run, ray_options);
   quiver::cli::ConformanceArguments conformance_arguments;
   CLI::App* conformance = quiver::cli::AddConformanceCommand(app, conformance_arguments);
 
@@ -228,6 +231,9 @@ int main(int argc, char** argv) {
   // expressions use) in a library that must register them once.
   auto status = arrow::compute::Initialize();
   if (!status.ok()) return ReportFailure(status);
+  if (!ray_options.address.empty()) {
+    return ReportFailure(quiver::cli::RunOnRay(arguments.options, ray_options));
+  }
   quiver::cli::InstallInterruptHandlers();
 
   status = quiver::cli::RunCommand(arguments.options);

@@ -1,0 +1,137 @@
+"""``python -m quiver.ray run``: the driver of ``quiver run ... --ray ADDRESS``.
+
+The ``quiver`` command parses and checks its options (the same --udf grammar and errors as a
+local run), then replaces itself with this driver, passing the parsed UDF calls as JSON in
+``--calls``: a list of ``{"name", "payload_format", "payload", "arguments"}``, each argument
+an Arrow compute expression serialized by ``arrow::compute::Serialize``, base64-encoded.
+
+Exit status as ``quiver run``: 0 success, 1 failure, 2 bad command line, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import sys
+from typing import Any
+
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def parse_calls(text: str) -> list[Any]:
+    """The UDF calls of ``--calls`` as :class:`quiver.UdfCall` objects."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from quiver.session import UdfCall
+
+    return [
+        UdfCall(
+            entry["name"],
+            entry["payload_format"],
+            entry["payload"].encode(),
+            tuple(
+                pc.Expression._deserialize(pa.py_buffer(base64.b64decode(a)))
+                for a in entry["arguments"]
+            ),
+        )
+        for entry in json.loads(text)
+    ]
+
+
+def arguments(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m quiver.ray",
+        description="Run quiver UDFs over files on a Ray cluster (quiver run ... --ray).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="one output file per input file")
+    run.add_argument("inputs", nargs="+", help="input files, directories or globs")
+    run.add_argument("-o", "--output", required=True, help="output directory")
+    run.add_argument("--calls", required=True, help="the parsed UDF calls, JSON")
+    run.add_argument("--ray", default="auto", help="cluster address, 'auto' or 'local'")
+    run.add_argument("--select", default=None, help="JSON list of columns to keep")
+    run.add_argument("--input-format")
+    run.add_argument("--output-format")
+    run.add_argument("--batch-rows", type=int, default=65536)
+    run.add_argument("--workers", type=int, default=1)
+    run.add_argument("--actors", type=int, default=None)
+    run.add_argument("--batch-timeout", type=float, default=60)
+    run.add_argument("--max-in-flight", type=int, default=4)
+    run.add_argument("--transport", default="uds")
+    run.add_argument("--python", default=None)
+    run.add_argument("--retries", type=int, default=2)
+    run.add_argument("--force", action="store_true")
+    run.add_argument("-q", "--quiet", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = arguments(sys.argv[1:] if argv is None else argv)
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        print(
+            "quiver: error: --ray needs Ray in the Python that runs quiver "
+            f"({sys.executable}): pip install 'quiver[ray]'",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    from quiver.errors import InvalidInput, QuiverError
+    from quiver.ray.job import run_files
+
+    def progress(done: int, total: int, result: Any) -> None:
+        if not options.quiet:
+            print(
+                f"quiver: [{done}/{total}] {result.source}: {result.rows:,} rows in "
+                f"{result.seconds:.2f} s on node {result.node}",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    try:
+        summary = run_files(
+            options.inputs,
+            options.output,
+            parse_calls(options.calls),
+            address=options.ray,
+            workers=options.workers,
+            actors=options.actors,
+            batch_rows=options.batch_rows,
+            select=None if options.select is None else json.loads(options.select),
+            input_format=options.input_format,
+            output_format=options.output_format,
+            batch_timeout=options.batch_timeout,
+            max_in_flight=options.max_in_flight,
+            transport=options.transport,
+            python=options.python,
+            retries=options.retries,
+            force=options.force,
+            progress=progress,
+        )
+    except KeyboardInterrupt:
+        print("quiver: interrupted; no output was written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except InvalidInput as error:
+        print(f"quiver: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except QuiverError as error:
+        print(f"quiver: error: {error}", file=sys.stderr)
+        if getattr(error, "traceback", ""):
+            print(error.traceback.rstrip(), file=sys.stderr)
+        return EXIT_FAILURE
+    except Exception as error:  # Ray's own failures: a lost node, an unreachable cluster
+        print(
+            f"quiver: error: the Ray job failed: {type(error).__name__}: {error}", file=sys.stderr
+        )
+        return EXIT_FAILURE
+    if not options.quiet:
+        sys.stderr.write(summary.text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
