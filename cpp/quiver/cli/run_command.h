@@ -10,6 +10,8 @@
 
 #include <arrow/status.h>
 
+#include "quiver/cli/kind_options.h"
+
 namespace quiver::cli {
 
 /// The options of `quiver run`, as given on the command line.
@@ -36,6 +38,8 @@ struct RunOptions {
   bool quiet = false;
   /// Allows the output to be the input file (replaced once the run succeeded).
   bool force = false;
+  /// --group-by/--apply/--agg/--udtf: the grouped and table kinds (kind_options.h).
+  KindOptions kinds;
 };
 
 /// Runs `quiver run`. Checks everything it can (specs, formats, columns, the
