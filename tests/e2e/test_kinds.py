@@ -32,8 +32,18 @@ def test_grouped_map_pandas_sees_whole_groups_across_batches(quiver, tmp_path, w
     source = write_table(table, tmp_path / "in.parquet", batch_rows=40)
     out = tmp_path / "out.parquet"
     result = quiver(
-        "run", source, "--group-by", "k", "--apply", f"{udf_file('kinds')}:summarise",
-        "--batch-rows", 50, "--workers", workers, "-o", out,
+        "run",
+        source,
+        "--group-by",
+        "k",
+        "--apply",
+        f"{udf_file('kinds')}:summarise",
+        "--batch-rows",
+        50,
+        "--workers",
+        workers,
+        "-o",
+        out,
     )
     assert_ok(result)
     got = read_table(out)
@@ -51,8 +61,16 @@ def test_grouped_map_arrow_returns_many_rows_per_group(quiver, tmp_path):
     source = write_table(table, tmp_path / "in.arrow", batch_rows=16)
     out = tmp_path / "out.arrow"
     result = quiver(
-        "run", source, "--group-by", "k", "--apply", f"{udf_file('kinds')}:ranked",
-        "--batch-rows", 30, "-o", out,
+        "run",
+        source,
+        "--group-by",
+        "k",
+        "--apply",
+        f"{udf_file('kinds')}:ranked",
+        "--batch-rows",
+        30,
+        "-o",
+        out,
     )
     assert_ok(result)
     got = read_table(out).to_pylist()
@@ -69,8 +87,16 @@ def test_grouped_map_group_over_the_limit_fails_naming_it(quiver, tmp_path):
     source = write_table(table, tmp_path / "in.parquet")
     out = tmp_path / "out.parquet"
     result = quiver(
-        "run", source, "--group-by", "k", "--apply", f"{udf_file('kinds')}:summarise",
-        "--max-group-bytes", 1000, "-o", out,
+        "run",
+        source,
+        "--group-by",
+        "k",
+        "--apply",
+        f"{udf_file('kinds')}:summarise",
+        "--max-group-bytes",
+        1000,
+        "-o",
+        out,
     )
     assert_failed(result, out, "grouped map 'summarise'", "k=0", "--max-group-bytes")
 
@@ -79,8 +105,14 @@ def test_grouped_map_result_without_a_declared_column_fails(quiver, tmp_path):
     source = write_table(keyed_table(), tmp_path / "in.parquet")
     out = tmp_path / "out.parquet"
     result = quiver(
-        "run", source, "--group-by", "k", "--apply", f"{udf_file('kinds')}:wrong_columns",
-        "-o", out,
+        "run",
+        source,
+        "--group-by",
+        "k",
+        "--apply",
+        f"{udf_file('kinds')}:wrong_columns",
+        "-o",
+        out,
     )
     assert_failed(result, out, "wrong_columns", "missing")
 
@@ -89,8 +121,14 @@ def test_grouped_map_user_error_names_the_function(quiver, tmp_path):
     source = write_table(keyed_table(), tmp_path / "in.parquet")
     out = tmp_path / "out.parquet"
     result = quiver(
-        "run", source, "--group-by", "k", "--apply", f"{udf_file('kinds')}:explode_on_seven",
-        "-o", out,
+        "run",
+        source,
+        "--group-by",
+        "k",
+        "--apply",
+        f"{udf_file('kinds')}:explode_on_seven",
+        "-o",
+        out,
     )
     assert_failed(result, out, "explode_on_seven", "ValueError", "no sevens")
 
@@ -99,8 +137,14 @@ def test_grouped_map_unknown_key_suggests_a_column(quiver, tmp_path):
     source = write_table(keyed_table(), tmp_path / "in.parquet")
     out = tmp_path / "out.parquet"
     result = quiver(
-        "run", source, "--group-by", "nmae", "--apply", f"{udf_file('kinds')}:summarise",
-        "-o", out,
+        "run",
+        source,
+        "--group-by",
+        "nmae",
+        "--apply",
+        f"{udf_file('kinds')}:summarise",
+        "-o",
+        out,
     )
     assert_failed(result, out, "'nmae'", "did you mean 'name'")
 
@@ -121,10 +165,20 @@ def test_simple_udafs_give_one_value_per_group(quiver, tmp_path, workers):
     source = write_table(table, tmp_path / "in.parquet", batch_rows=40)
     out = tmp_path / "out.parquet"
     result = quiver(
-        "run", source, "--group-by", "k",
-        "--agg", f"rmean={udf_file('kinds')}:robust_mean(x)",
-        "--agg", f"count={udf_file('kinds')}:count_arrow(name)",
-        "--batch-rows", 64, "--workers", workers, "-o", out,
+        "run",
+        source,
+        "--group-by",
+        "k",
+        "--agg",
+        f"rmean={udf_file('kinds')}:robust_mean(x)",
+        "--agg",
+        f"count={udf_file('kinds')}:count_arrow(name)",
+        "--batch-rows",
+        64,
+        "--workers",
+        workers,
+        "-o",
+        out,
     )
     assert_ok(result)
     got = read_table(out)
@@ -144,8 +198,18 @@ def partial_run(quiver, tmp_path, function: str, workers: int) -> dict:
     source = write_table(table, tmp_path / "in.parquet", batch_rows=50)
     out = tmp_path / f"out-{function}-{workers}.parquet"
     result = quiver(
-        "run", source, "--group-by", "k", "--agg", f"m={udf_file('kinds')}:{function}(x)",
-        "--batch-rows", 50, "--workers", workers, "-o", out,
+        "run",
+        source,
+        "--group-by",
+        "k",
+        "--agg",
+        f"m={udf_file('kinds')}:{function}(x)",
+        "--batch-rows",
+        50,
+        "--workers",
+        workers,
+        "-o",
+        out,
     )
     assert_ok(result)
     got = read_table(out)
@@ -184,8 +248,18 @@ def test_udtf_generator_repeats_pass_through_columns_in_order(quiver, tmp_path):
     source = write_table(table, tmp_path / "in.parquet", batch_rows=3)
     out = tmp_path / "out.parquet"
     result = quiver(
-        "run", source, "--udtf", f"w={udf_file('kinds')}:words(text)", "--select", "id",
-        "--batch-rows", 3, "--workers", 2, "-o", out,
+        "run",
+        source,
+        "--udtf",
+        f"w={udf_file('kinds')}:words(text)",
+        "--select",
+        "id",
+        "--batch-rows",
+        3,
+        "--workers",
+        2,
+        "-o",
+        out,
     )
     assert_ok(result)
     got = read_table(out)
@@ -210,7 +284,12 @@ def test_udtf_batch_form_keeps_every_input_column(quiver, tmp_path):
     assert_ok(result)
     got = read_table(out).to_pylist()
     assert [(r["tag"], r["copy"]) for r in got] == [
-        ("a", 0), ("a", 1), ("c", 0), ("e", 0), ("e", 1), ("e", 2),
+        ("a", 0),
+        ("a", 1),
+        ("c", 0),
+        ("e", 0),
+        ("e", 1),
+        ("e", 2),
     ]
     assert list(got[0]) == ["n", "tag", "copy"]
 

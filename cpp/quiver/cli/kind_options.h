@@ -32,7 +32,9 @@ struct KindOptions {
   int64_t max_group_bytes = int64_t{512} << 20;
 
   /// Whether the run is of one of these kinds (rather than of --udf).
-  bool Active() const { return !group_by.empty() || !apply.empty() || !aggs.empty() || !udtf.empty(); }
+  bool Active() const {
+    return !group_by.empty() || !apply.empty() || !aggs.empty() || !udtf.empty();
+  }
 };
 
 /// Adds the options above to the `run` subcommand, bound to `options`.

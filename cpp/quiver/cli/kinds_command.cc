@@ -38,8 +38,8 @@ using exec::grouped::BatchSink;
 
 arrow::Status CheckKindOptions(const RunOptions& options) {
   const KindOptions& kinds = options.kinds;
-  const int chosen = (kinds.apply.empty() ? 0 : 1) + (kinds.aggs.empty() ? 0 : 1) +
-                     (kinds.udtf.empty() ? 0 : 1);
+  const int chosen =
+      (kinds.apply.empty() ? 0 : 1) + (kinds.aggs.empty() ? 0 : 1) + (kinds.udtf.empty() ? 0 : 1);
   if (!options.udf_specs.empty() || !options.runtime_specs.empty()) {
     return UsageError(
         "--udf and --runtime cannot be combined with --apply, --agg or --udtf; run them "
@@ -85,14 +85,15 @@ arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakePythonDispatcher(
 
 // --apply takes 'PATH.py:FUNCTION' (no arguments: the function gets whole
 // groups); the function's name names it in errors.
-arrow::Result<exec::UdfCall> ParseApply(const std::string& text,
-                                        const std::filesystem::path& cwd) {
+arrow::Result<exec::UdfCall> ParseApply(const std::string& text, const std::filesystem::path& cwd) {
   const auto colon = text.rfind(':');
   std::string name = colon == std::string::npos ? "apply" : text.substr(colon + 1);
   if (name.empty() || name.find_first_of(" ()`'") != std::string::npos) name = "apply";
   if (text.find('(') != std::string::npos) {
-    return UsageError("--apply takes 'PATH.py:FUNCTION' without arguments (the function gets "
-                      "all columns of each group), not '" + text + "'");
+    return UsageError(
+        "--apply takes 'PATH.py:FUNCTION' without arguments (the function gets "
+        "all columns of each group), not '" +
+        text + "'");
   }
   return ParseUdfSpec("`" + name + "`=" + text + "()", cwd);
 }
@@ -128,8 +129,7 @@ arrow::Status WriteRun(Run* run, const RunOptions& options, FileFormat format,
 // Aggregates know their output schema once they ran; their output (a row per
 // group) is held, then written.
 arrow::Status WriteAggregates(exec::grouped::GroupedAggRun* run, const RunOptions& options,
-                              FileFormat format, InterruptWatchdog* watchdog,
-                              RunSummary* summary) {
+                              FileFormat format, InterruptWatchdog* watchdog, RunSummary* summary) {
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   ARROW_RETURN_NOT_OK(run->Run([&](std::shared_ptr<arrow::RecordBatch> batch) {
     if (InterruptSignal() != 0) return Interrupted();
@@ -188,7 +188,9 @@ arrow::Status RunKindCommand(const RunOptions& options) {
     calls.push_back(std::move(call));
   }
   std::optional<std::vector<std::string>> pass_through;
-  if (options.select) ARROW_ASSIGN_OR_RAISE(pass_through, ParseColumnList(*options.select));
+  if (options.select) {
+    ARROW_ASSIGN_OR_RAISE(pass_through, ParseColumnList(*options.select));
+  }
   ARROW_RETURN_NOT_OK(CheckPythonInterpreter(options.python));
 
   InterruptWatchdog watchdog(std::chrono::seconds(3));
@@ -199,8 +201,9 @@ arrow::Status RunKindCommand(const RunOptions& options) {
   RunSummary summary;
   exec::grouped::KindMetrics metrics;
   if (!kinds.apply.empty()) {
-    ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedMapRun::Start(
-                                        dispatcher.get(), calls.front(), exec_options, input.reader));
+    ARROW_ASSIGN_OR_RAISE(
+        auto run, exec::grouped::GroupedMapRun::Start(dispatcher.get(), calls.front(), exec_options,
+                                                      input.reader));
     ARROW_RETURN_NOT_OK(WriteRun(run.get(), options, output_format, &watchdog, &summary));
     metrics = run->metrics();
   } else if (!kinds.aggs.empty()) {

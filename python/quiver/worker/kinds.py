@@ -90,7 +90,9 @@ class KindExecution:
         width = len(self.execution.input_schema or [])
         offsets = tuple(definition.argument_offsets)
         if any(offset < 0 or offset >= width for offset in offsets):
-            raise ProtocolError(f"UDF {name!r} has argument offsets {list(offsets)} outside the input")
+            raise ProtocolError(
+                f"UDF {name!r} has argument offsets {list(offsets)} outside the input"
+            )
         if self.eval_type == pb.GROUPED_AGG_MERGE and (len(offsets) != 2 or not obj.partial):
             raise WorkerError(
                 f"UDF {name!r}: only a partial UDAF (init/update/merge/finish) merges states", name
@@ -144,7 +146,9 @@ class KindExecution:
         ]
         return _concat_tables(pieces, schema, name)
 
-    def _aggregate(self, index: int, batch: pa.RecordBatch, bounds: list[tuple[int, int]]) -> pa.Array:
+    def _aggregate(
+        self, index: int, batch: pa.RecordBatch, bounds: list[tuple[int, int]]
+    ) -> pa.Array:
         name, offsets, fn = self.udfs[index]
         if self.eval_type == pb.GROUPED_AGG_MERGE:
             return self._merge(index, batch, bounds)
@@ -209,7 +213,9 @@ class KindExecution:
         try:
             index_array = pa.array(index, type=pa.int32())
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-            raise WorkerError(f"UDTF {name!r} returned row indices that are not int32: {exc}", name) from exc
+            raise WorkerError(
+                f"UDTF {name!r} returned row indices that are not int32: {exc}", name
+            ) from exc
         if any(len(column) != len(index_array) for column in columns):
             raise WorkerError(
                 f"UDTF {name!r} returned {len(index_array)} row indices for "
@@ -310,9 +316,7 @@ def _concat_frames(frames: list[Any], schema: pa.Schema, name: str) -> pa.Record
     if not frames:
         return pa.RecordBatch.from_pylist([], schema=schema)
     frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    columns = [
-        _coerce(frame[field.name], field.type, name, len(frame)) for field in schema
-    ]
+    columns = [_coerce(frame[field.name], field.type, name, len(frame)) for field in schema]
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
@@ -342,9 +346,7 @@ def _table_columns(result: Any, schema: pa.Schema, name: str) -> pa.Table:
             f"returns= ({schema})",
             name,
         )
-    arrays = [
-        _coerce(result.column(f.name), f.type, name, result.num_rows) for f in schema
-    ]
+    arrays = [_coerce(result.column(f.name), f.type, name, result.num_rows) for f in schema]
     return pa.Table.from_arrays(arrays, schema=schema)
 
 

@@ -53,9 +53,9 @@ class GroupedAggRun {
   GroupedAggRun() = default;
   arrow::Status RunSimple(const BatchSink& sink);
   arrow::Status RunPartial(const BatchSink& sink);
-  arrow::Status MergeStates(const std::vector<std::vector<std::shared_ptr<arrow::RecordBatch>>>&
-                                states_by_worker,
-                            const BatchSink& sink);
+  arrow::Status MergeStates(
+      const std::vector<std::vector<std::shared_ptr<arrow::RecordBatch>>>& states_by_worker,
+      const BatchSink& sink);
   arrow::Status SetOutputSchema(const arrow::Schema& keys, const arrow::Schema& values);
   arrow::Status Emit(const std::shared_ptr<arrow::RecordBatch>& keys,
                      const std::shared_ptr<arrow::RecordBatch>& values, const BatchSink& sink);

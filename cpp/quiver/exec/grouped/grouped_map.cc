@@ -14,8 +14,8 @@ arrow::Status CheckResultSchema(const UdfCall& function, const arrow::Schema& sc
   std::set<std::string> names;
   for (const auto& field : schema.fields()) {
     if (field->name().empty() || !names.insert(field->name()).second) {
-      return arrow::Status::Invalid("grouped map '", function.name,
-                                    "' declares the result schema ", schema.ToString(),
+      return arrow::Status::Invalid("grouped map '", function.name, "' declares the result schema ",
+                                    schema.ToString(),
                                     ", whose column names are not all distinct and non-empty");
     }
   }
@@ -43,10 +43,10 @@ arrow::Result<std::unique_ptr<GroupedMapRun>> GroupedMapRun::Start(
   std::iota(columns.begin(), columns.end(), 0);
   ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit({function}, v1::GROUPED_MAP,
                                                 *GroupedSchema(schema, columns), {offsets}));
-  ARROW_ASSIGN_OR_RAISE(
-      run->pool_, SessionPool::Start(dispatcher, init, options.workers,
-                                     options.max_batches_in_flight_per_worker,
-                                     "running grouped map '" + function.name + "'"));
+  ARROW_ASSIGN_OR_RAISE(run->pool_,
+                        SessionPool::Start(dispatcher, init, options.workers,
+                                           options.max_batches_in_flight_per_worker,
+                                           "running grouped map '" + function.name + "'"));
   ARROW_RETURN_NOT_OK(CheckResultSchema(function, *run->pool_->result_schema()));
   run->function_ = std::move(function);
   run->options_ = std::move(options);

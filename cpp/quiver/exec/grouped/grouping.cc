@@ -112,11 +112,11 @@ arrow::Status ForEachGroupedBatch(const arrow::RecordBatch& batch, const Groupin
         ARROW_ASSIGN_OR_RAISE(int64_t bytes, arrow::util::ReferencedBufferSize(*group));
         if (bytes > options.max_group_bytes) {
           const int64_t row = static_cast<int64_t>(grouping.order->Value(offsets[g]));
-          return arrow::Status::CapacityError(
-              "the group ", DescribeGroup(batch, row, options.keys), " holds ",
-              offsets[g + 1] - offsets[g], " rows and ", bytes, " bytes, over ",
-              options.limit_label, " (", options.max_group_bytes,
-              " bytes); raise the limit or group by more columns");
+          return arrow::Status::CapacityError("the group ", DescribeGroup(batch, row, options.keys),
+                                              " holds ", offsets[g + 1] - offsets[g], " rows and ",
+                                              bytes, " bytes, over ", options.limit_label, " (",
+                                              options.max_group_bytes,
+                                              " bytes); raise the limit or group by more columns");
         }
       }
     }

@@ -19,10 +19,11 @@ std::shared_ptr<arrow::RecordBatch> KeysAndValues(const std::vector<int64_t>& ke
   EXPECT_TRUE(key_builder.AppendValues(keys).ok());
   arrow::StringBuilder value_builder;
   EXPECT_TRUE(value_builder.AppendValues(values).ok());
-  auto schema = arrow::schema({arrow::field("k", arrow::int64()), arrow::field("v", arrow::utf8())});
-  return arrow::RecordBatch::Make(schema, static_cast<int64_t>(keys.size()),
-                                  {key_builder.Finish().ValueOrDie(),
-                                   value_builder.Finish().ValueOrDie()});
+  auto schema =
+      arrow::schema({arrow::field("k", arrow::int64()), arrow::field("v", arrow::utf8())});
+  return arrow::RecordBatch::Make(
+      schema, static_cast<int64_t>(keys.size()),
+      {key_builder.Finish().ValueOrDie(), value_builder.Finish().ValueOrDie()});
 }
 
 class GroupingTest : public ::testing::Test {
@@ -37,9 +38,11 @@ TEST_F(GroupingTest, GroupsInOrderOfFirstRowAndKeepsRowOrderWithinAGroup) {
   EXPECT_EQ(grouping->num_groups(), 3);
   EXPECT_EQ(grouping->offsets, (std::vector<int64_t>{0, 3, 5, 6}));
   std::vector<uint64_t> order;
-  for (int64_t i = 0; i < grouping->order->length(); ++i) order.push_back(grouping->order->Value(i));
+  for (int64_t i = 0; i < grouping->order->length(); ++i)
+    order.push_back(grouping->order->Value(i));
   EXPECT_EQ(order, (std::vector<uint64_t>{0, 2, 5, 1, 4, 3}));
-  EXPECT_EQ(grouping->keys->column(0)->ToString(), (*arrow::json::ArrayFromJSONString(arrow::int64(), "[7, 3, 9]"))->ToString());
+  EXPECT_EQ(grouping->keys->column(0)->ToString(),
+            (*arrow::json::ArrayFromJSONString(arrow::int64(), "[7, 3, 9]"))->ToString());
 }
 
 TEST_F(GroupingTest, BatchesHoldWholeGroupsNumberedFromZero) {

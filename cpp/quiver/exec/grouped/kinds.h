@@ -62,8 +62,7 @@ arrow::Result<std::vector<int>> ResolveColumns(const arrow::Schema& schema,
 
 /// Returns the position of the plain column UDF argument `argument` names;
 /// other expressions are refused (the grouped kinds take columns).
-arrow::Result<int> ArgumentColumn(const UdfCall& udf, size_t argument,
-                                  const arrow::Schema& schema);
+arrow::Result<int> ArgumentColumn(const UdfCall& udf, size_t argument, const arrow::Schema& schema);
 
 /// Reads every batch of `input` into one batch (the grouped kinds need all
 /// rows of a group before they send it), counting rows and bytes.

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include <arrow/type.h>
+
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_session.h"
@@ -13,9 +15,10 @@ SessionPool::SessionPool(worker::WorkerDispatcher* dispatcher, int window, std::
 
 SessionPool::~SessionPool() { Stop(); }
 
-arrow::Result<std::unique_ptr<SessionPool>> SessionPool::Start(
-    worker::WorkerDispatcher* dispatcher, const v1::Init& init, int workers,
-    int window_per_worker, std::string label) {
+arrow::Result<std::unique_ptr<SessionPool>> SessionPool::Start(worker::WorkerDispatcher* dispatcher,
+                                                               const v1::Init& init, int workers,
+                                                               int window_per_worker,
+                                                               std::string label) {
   std::unique_ptr<SessionPool> pool(
       new SessionPool(dispatcher, window_per_worker < 1 ? 1 : window_per_worker, std::move(label)));
   auto acquired = dispatcher->AcquireMany(workers < 1 ? 1 : workers);
@@ -34,10 +37,10 @@ arrow::Result<std::unique_ptr<SessionPool>> SessionPool::Start(
     if (pool->result_schema_ == nullptr) {
       pool->result_schema_ = schema;
     } else if (!pool->result_schema_->Equals(*schema, /*check_metadata=*/false)) {
-      return pool->Fail(arrow::Status::Invalid("workers disagree on the result schema: ",
-                                               pool->result_schema_->ToString(), " vs ",
-                                               schema->ToString()),
-                        "while starting");
+      return pool->Fail(
+          arrow::Status::Invalid("workers disagree on the result schema: ",
+                                 pool->result_schema_->ToString(), " vs ", schema->ToString()),
+          "while starting");
     }
   }
   return pool;

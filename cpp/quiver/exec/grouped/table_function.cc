@@ -5,6 +5,7 @@
 #include <set>
 #include <utility>
 
+#include <arrow/array/array_primitive.h>
 #include <arrow/compute/api_vector.h>
 #include <arrow/datum.h>
 #include <arrow/type.h>
@@ -32,14 +33,16 @@ arrow::Status CheckRowIndices(const std::string& udtf, const arrow::Array& indic
                                     " rows: indices must be in [0, ", input_rows, ")");
     }
     if (index < previous) {
-      return arrow::Status::Invalid("UDTF '", udtf, "' returned input row index ", index,
-                                    " after ", previous, " (output row ", i, ") for ", batch,
+      return arrow::Status::Invalid("UDTF '", udtf, "' returned input row index ", index, " after ",
+                                    previous, " (output row ", i, ") for ", batch,
                                     ": indices must not decrease (output keeps input order)");
     }
     previous = index;
   }
   return arrow::Status::OK();
 }
+
+TableFunctionRun::TableFunctionRun(ArgumentPlan plan) : plan_(std::move(plan)) {}
 
 TableFunctionRun::~TableFunctionRun() = default;
 
@@ -57,8 +60,8 @@ arrow::Result<std::unique_ptr<TableFunctionRun>> TableFunctionRun::Start(
     run->pass_through_.resize(schema.num_fields());
     std::iota(run->pass_through_.begin(), run->pass_through_.end(), 0);
   }
-  ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit({udtf}, v1::TABLE_FUNCTION,
-                                                *run->plan_.schema(), run->plan_.offsets()));
+  ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit({udtf}, v1::TABLE_FUNCTION, *run->plan_.schema(),
+                                                run->plan_.offsets()));
   const std::string label = "running UDTF '" + udtf.name + "'";
   ARROW_ASSIGN_OR_RAISE(run->pool_,
                         SessionPool::Start(dispatcher, init, options.workers,

@@ -50,7 +50,7 @@ class TableFunctionRun {
   const KindMetrics& metrics() const { return metrics_; }
 
  private:
-  explicit TableFunctionRun(ArgumentPlan plan) : plan_(std::move(plan)) {}
+  explicit TableFunctionRun(ArgumentPlan plan);
   arrow::Status Emit(const arrow::RecordBatch& input, const arrow::RecordBatch& result,
                      int64_t batch_number, const BatchSink& sink);
 
