@@ -80,6 +80,9 @@ def spark_runner(data: Path, workers: int):
     """A run of PySpark's applyInPandas, on one SparkSession kept for every run."""
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    # Spark's Python workers import the body by module name, as this process does.
+    paths = [str(ROOT / "bench"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    os.environ["PYTHONPATH"] = os.pathsep.join(paths)
     from pyspark.sql import SparkSession
 
     from grouped_udfs import center_body
