@@ -300,6 +300,8 @@ def _frame_columns(result: Any, schema: pa.Schema, name: str) -> Any:
             "DataFrame with the columns of its returns=",
             name,
         )
+    if list(result.columns) == schema.names:
+        return result  # already as declared: selecting would copy for nothing
     missing = [n for n in schema.names if n not in result.columns]
     if missing:
         raise WorkerError(
