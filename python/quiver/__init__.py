@@ -16,6 +16,7 @@ from quiver.errors import (
     WorkerCrashed,
     WorkerError,
 )
+from quiver.kinds import KindFunction, grouped_map, udaf, udtf
 from quiver.session import Session, UdfCall, call
 from quiver.types import parse_type
 from quiver.udf import EVAL_TYPES, UserDefinedFunction, infer_eval_type, udf
@@ -25,6 +26,7 @@ __version__ = "0.1.0"
 __all__ = [
     "EVAL_TYPES",
     "InvalidInput",
+    "KindFunction",
     "ProtocolError",
     "QuiverError",
     "Session",
@@ -37,7 +39,10 @@ __all__ = [
     "WorkerError",
     "__version__",
     "call",
+    "grouped_map",
     "infer_eval_type",
     "parse_type",
+    "udaf",
     "udf",
+    "udtf",
 ]

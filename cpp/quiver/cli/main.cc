@@ -117,7 +117,6 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_option("INPUT", options.input, "Input file (Parquet, CSV or Arrow IPC)")->required();
   run->add_option("--udf", options.udf_specs,
                   "UDF to run: 'NAME=PATH.py:FUNCTION(ARG, ...)' (repeatable; see below)")
-      ->required()
       ->type_size(1)
       ->expected(1)
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
@@ -164,6 +163,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
                   "$QUIVER_PYTHON, else the build's Python, else python3");
   quiver::cli::AddClassEnvOptions(run, &options);
   run->add_flag("-q,--quiet", options.quiet, "Print no summary (errors still go to stderr)");
+  quiver::cli::AddKindOptions(run, &options.kinds);
   run->add_flag("--force", options.force,
                 "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");
   quiver::cli::AddForkServerOptions(run, options);

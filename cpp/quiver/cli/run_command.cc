@@ -199,6 +199,7 @@ arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t
 }  // namespace
 
 arrow::Status RunCommand(const RunOptions& options) {
+  if (options.kinds.Active()) return RunKindCommand(options);
   const auto start = Clock::now();
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
   InterruptWatchdog watchdog(kInterruptGrace);

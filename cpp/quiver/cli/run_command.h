@@ -10,6 +10,8 @@
 
 #include <arrow/status.h>
 
+#include "quiver/cli/kind_options.h"
+
 namespace quiver::cli {
 
 /// The options of `quiver run`, as given on the command line.
@@ -47,6 +49,8 @@ struct RunOptions {
   /// --worker-memory and --max-in-flight-bytes (trust_options.h).
   std::string worker_memory;
   std::string max_in_flight_bytes = "256M";
+  /// --group-by/--apply/--agg/--udtf: the grouped and table kinds (kind_options.h).
+  KindOptions kinds;
 };
 
 /// Runs `quiver run`. Checks everything it can (specs, formats, columns, the

@@ -109,6 +109,11 @@ arrow::Result<std::unique_ptr<WorkerSession>> WorkerSession::Start(Worker* worke
     }
   }
   session->udf_count_ = init.udfs_size();
+  // Grouped and table kinds (eval types 10-19) answer with schemas and row
+  // counts of their own (docs/protocol.md, section 9); their callers check them.
+  for (const auto& udf : init.udfs()) {
+    if (udf.eval_type() >= 10 && udf.eval_type() < 20) session->udf_count_ = -1;
+  }
   session->receiver_ = std::thread([raw = session.get()] { raw->ReceiveLoop(); });
   return session;
 }
@@ -132,7 +137,7 @@ arrow::Status WorkerSession::WaitUntilReady() {
                                " answered Init with a result schema that does not parse (",
                                schema.status().message(), "): protocol violation"));
   }
-  if ((*schema)->num_fields() != udf_count_) {
+  if (udf_count_ >= 0 && (*schema)->num_fields() != udf_count_) {
     Abort();
     return Failed(
         *worker_, UdfErrorKind::kProtocolViolation,
@@ -290,7 +295,7 @@ arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply,
                                          " when the answer to batch ", sequence,
                                          " was due (protocol violation)"));
   }
-  if (reply.batch->num_rows() != rows) {
+  if (rows >= 0 && reply.batch->num_rows() != rows) {
     return Failed(*worker_, UdfErrorKind::kWrongRowCount,
                   arrow::Status::Invalid(worker_->Describe(), " returned ", reply.batch->num_rows(),
                                          " rows for batch ", sequence, " of ", rows,

@@ -57,7 +57,8 @@ class WorkerSession {
   arrow::Status Send(uint64_t sequence, const arrow::RecordBatch& arguments);
 
   /// Waits for the result of `sequence`, which must be the oldest unanswered
-  /// batch of this session and have `rows` rows.
+  /// batch of this session and have `rows` rows (any number when `rows` is -1:
+  /// the grouped and table kinds, whose callers check the rows themselves).
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Receive(uint64_t sequence, int64_t rows);
 
   /// Ends the execution after all results were received; returns the worker's metrics.
@@ -97,7 +98,7 @@ class WorkerSession {
   io::Deadline AnswerDeadline();
 
   Worker* worker_;
-  int udf_count_ = 0;
+  int udf_count_ = 0;  // -1: a grouped or table kind, any result width
   std::shared_ptr<arrow::Schema> result_schema_;
   std::thread receiver_;
   std::mutex mutex_;

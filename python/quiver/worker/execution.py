@@ -28,6 +28,7 @@ from quiver.worker.batch_codec import BatchDecoder, ResultEncoder
 from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
 from quiver.worker.evaluators import EVALUATORS, ArrowEvaluator, coerce_result
 from quiver.worker.instances import instance_for, parse_constructor_args
+from quiver.worker.kinds import KindExecution, is_kind_init
 from quiver.worker.loader import load_udf_object
 
 _READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
@@ -93,6 +94,7 @@ class Execution:
         self.result_schema: pa.Schema | None = None
         self.decoder = BatchDecoder()
         self.encoder: ResultEncoder | None = None
+        self.kind: KindExecution | None = None  # grouped and table kinds (worker/kinds.py)
 
     @property
     def loaded(self) -> bool:
@@ -117,6 +119,11 @@ class Execution:
         """Check the Init, load every UDF and return the serialized result schema."""
         self._check_init()
         self.input_schema = _read_schema(self.init.input_schema, "Init.input_schema")
+        if is_kind_init(self.init):
+            self.kind = KindExecution(self)
+            self.result_schema = self.kind.result_schema
+            self.udfs = []
+            return self.result_schema.serialize().to_pybytes()
         udfs = [self._bind(i, definition) for i, definition in enumerate(self.init.udfs)]
         self.result_schema = pa.schema(
             [pa.field(udf.name, udf.return_type, nullable=True) for udf in udfs]
@@ -201,11 +208,18 @@ class Execution:
         started = time.perf_counter_ns()
         batch = self._decode(body)
         self.metrics.codec_nanos += time.perf_counter_ns() - started
-        columns = [self._run_udf(udf, batch) for udf in self.udfs]
+        if self.kind is not None:
+            result = self.kind.run(batch)
+        else:
+            columns = [self._run_udf(udf, batch) for udf in self.udfs]
+            result = pa.RecordBatch.from_arrays(columns, schema=self.result_schema)
         started = time.perf_counter_ns()
-        result = pa.RecordBatch.from_arrays(columns, schema=self.result_schema)
-        assert self.encoder is not None
-        encoded = self.encoder.encode(result)
+        # Scalar results have the Init's result schema, encoded with its message kept; the
+        # grouped and table kinds encode their own.
+        if self.encoder is not None:
+            encoded = self.encoder.encode(result)
+        else:
+            encoded = encode_batch(result)
         self.metrics.codec_nanos += time.perf_counter_ns() - started
         self.metrics.batches += 1
         self.metrics.rows_in += batch.num_rows

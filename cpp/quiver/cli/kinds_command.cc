@@ -1,0 +1,229 @@
+// `quiver run` for the grouped and table kinds (kind_options.h).
+
+#include <signal.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+
+#include "quiver/cli/file_format.h"
+#include "quiver/cli/input_file.h"
+#include "quiver/cli/interrupt.h"
+#include "quiver/cli/kind_options.h"
+#include "quiver/cli/output_file.h"
+#include "quiver/cli/progress.h"
+#include "quiver/cli/python_interpreter.h"
+#include "quiver/cli/run_command.h"
+#include "quiver/cli/udf_spec.h"
+#include "quiver/cli/usage_error.h"
+#include "quiver/exec/grouped/grouped_agg.h"
+#include "quiver/exec/grouped/grouped_map.h"
+#include "quiver/exec/grouped/table_function.h"
+#include "quiver/worker/worker_dispatcher.h"
+#include "quiver/worker/worker_spec.h"
+
+namespace quiver::cli {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using exec::grouped::BatchSink;
+
+arrow::Status CheckKindOptions(const RunOptions& options) {
+  const KindOptions& kinds = options.kinds;
+  const int chosen =
+      (kinds.apply.empty() ? 0 : 1) + (kinds.aggs.empty() ? 0 : 1) + (kinds.udtf.empty() ? 0 : 1);
+  if (!options.udf_specs.empty() || !options.runtime_specs.empty()) {
+    return UsageError(
+        "--udf and --runtime cannot be combined with --apply, --agg or --udtf; run them "
+        "separately");
+  }
+  if (chosen != 1) {
+    return UsageError("give exactly one of --apply, --agg (repeatable) or --udtf");
+  }
+  if (!kinds.udtf.empty() && !kinds.group_by.empty()) {
+    return UsageError("--udtf takes no --group-by (a table function sees one row at a time)");
+  }
+  if (kinds.udtf.empty() && kinds.group_by.empty()) {
+    return UsageError(std::string(kinds.apply.empty() ? "--agg" : "--apply") +
+                      " needs --group-by KEY[,KEY...]");
+  }
+  if (kinds.udtf.empty() && options.select) {
+    return UsageError("--select applies to --udtf; the output of --apply and --agg is their own");
+  }
+  if (kinds.max_group_bytes <= 0) return UsageError("--max-group-bytes must be at least 1");
+  if (options.batch_rows <= 0) return UsageError("--batch-rows must be at least 1");
+  if (options.workers <= 0) return UsageError("--workers must be at least 1");
+  if (options.max_in_flight <= 0) return UsageError("--max-in-flight must be at least 1");
+  if (options.input_mode != "columnar") {
+    return UsageError("--input-mode rows applies to --udf only");
+  }
+  return arrow::Status::OK();
+}
+
+arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakePythonDispatcher(
+    const RunOptions& options) {
+  worker::WorkerSpec spec;
+  spec.command = worker::PythonWorkerCommand(options.python);
+  // As for --udf: one core per worker, no BLAS thread pools.
+  for (const char* variable : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
+    if (std::getenv(variable) == nullptr) spec.environment[variable] = "1";
+  }
+  spec.transport = options.transport == "grpc" ? "grpc+unix" : options.transport;
+  const double seconds = std::min(options.batch_timeout_seconds, 1e9);
+  spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
+  spec.max_idle_workers = options.workers;
+  return worker::WorkerDispatcher::Make(std::move(spec));
+}
+
+// --apply takes 'PATH.py:FUNCTION' (no arguments: the function gets whole
+// groups); the function's name names it in errors.
+arrow::Result<exec::UdfCall> ParseApply(const std::string& text, const std::filesystem::path& cwd) {
+  const auto colon = text.rfind(':');
+  std::string name = colon == std::string::npos ? "apply" : text.substr(colon + 1);
+  if (name.empty() || name.find_first_of(" ()`'") != std::string::npos) name = "apply";
+  if (text.find('(') != std::string::npos) {
+    return UsageError(
+        "--apply takes 'PATH.py:FUNCTION' without arguments (the function gets "
+        "all columns of each group), not '" +
+        text + "'");
+  }
+  return ParseUdfSpec("`" + name + "`=" + text + "()", cwd);
+}
+
+arrow::Status Interrupted() {
+  return arrow::Status::Cancelled("interrupted by signal ", InterruptSignal(),
+                                  "; no output was written");
+}
+
+// Writes every batch a kind hands out, stopping when interrupted.
+BatchSink Writer(OutputFile* output, RunSummary* summary) {
+  return [output, summary](std::shared_ptr<arrow::RecordBatch> batch) -> arrow::Status {
+    if (InterruptSignal() != 0) return Interrupted();
+    ARROW_RETURN_NOT_OK(output->Write(batch));
+    summary->rows += batch->num_rows();
+    summary->batches += 1;
+    return arrow::Status::OK();
+  };
+}
+
+template <typename Run>
+arrow::Status WriteRun(Run* run, const RunOptions& options, FileFormat format,
+                       InterruptWatchdog* watchdog, RunSummary* summary) {
+  ARROW_ASSIGN_OR_RAISE(auto output, OutputFile::Open(options.output, format, run->schema()));
+  watchdog->SetCleanupPath(output->temporary_path());
+  ARROW_RETURN_NOT_OK(run->Run(Writer(output.get(), summary)));
+  ARROW_RETURN_NOT_OK(output->Commit());
+  watchdog->SetCleanupPath("");
+  summary->output = output->path();
+  return arrow::Status::OK();
+}
+
+// Aggregates know their output schema once they ran; their output (a row per
+// group) is held, then written.
+arrow::Status WriteAggregates(exec::grouped::GroupedAggRun* run, const RunOptions& options,
+                              FileFormat format, InterruptWatchdog* watchdog, RunSummary* summary) {
+  std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
+  ARROW_RETURN_NOT_OK(run->Run([&](std::shared_ptr<arrow::RecordBatch> batch) {
+    if (InterruptSignal() != 0) return Interrupted();
+    batches.push_back(std::move(batch));
+    return arrow::Status::OK();
+  }));
+  ARROW_ASSIGN_OR_RAISE(auto output, OutputFile::Open(options.output, format, run->schema()));
+  watchdog->SetCleanupPath(output->temporary_path());
+  auto write = Writer(output.get(), summary);
+  for (auto& batch : batches) ARROW_RETURN_NOT_OK(write(std::move(batch)));
+  ARROW_RETURN_NOT_OK(output->Commit());
+  watchdog->SetCleanupPath("");
+  summary->output = output->path();
+  return arrow::Status::OK();
+}
+
+}  // namespace
+
+arrow::Status RunKindCommand(const RunOptions& options) {
+  const auto start = Clock::now();
+  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  const KindOptions& kinds = options.kinds;
+  ARROW_ASSIGN_OR_RAISE(auto input_format, ResolveInputFormat(options.input, options.input_format));
+  ARROW_ASSIGN_OR_RAISE(auto output_format,
+                        ResolveOutputFormat(options.output, options.output_format));
+  if (output_format != FileFormat::kNoop) {
+    if (options.output.empty()) {
+      return UsageError("no output given; add -o OUTPUT (or --output-format noop)");
+    }
+    ARROW_RETURN_NOT_OK(CheckOutputDirectory(options.output));
+    auto same = CheckOutputIsNotInput(options.input, options.output, options.force);
+    if (!same.ok()) return UsageError(same.message());
+  }
+  const auto cwd = std::filesystem::current_path();
+  exec::grouped::KindOptions exec_options;
+  if (!kinds.group_by.empty()) {
+    ARROW_ASSIGN_OR_RAISE(exec_options.group_by, ParseColumnList(kinds.group_by));
+    if (exec_options.group_by.empty()) return UsageError("--group-by names no column");
+  }
+  exec_options.batch_rows = options.batch_rows;
+  exec_options.max_group_bytes = kinds.max_group_bytes;
+  exec_options.max_group_bytes_label = "--max-group-bytes";
+  exec_options.workers = options.workers;
+  exec_options.max_batches_in_flight_per_worker = options.max_in_flight;
+  std::vector<exec::UdfCall> calls;
+  if (!kinds.apply.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto call, ParseApply(kinds.apply, cwd));
+    calls.push_back(std::move(call));
+  }
+  for (const auto& spec : kinds.aggs) {
+    ARROW_ASSIGN_OR_RAISE(auto call, ParseUdfSpec(spec, cwd));
+    calls.push_back(std::move(call));
+  }
+  if (!kinds.udtf.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto call, ParseUdfSpec(kinds.udtf, cwd));
+    calls.push_back(std::move(call));
+  }
+  std::optional<std::vector<std::string>> pass_through;
+  if (options.select) {
+    ARROW_ASSIGN_OR_RAISE(pass_through, ParseColumnList(*options.select));
+  }
+  ARROW_RETURN_NOT_OK(CheckPythonInterpreter(options.python));
+
+  InterruptWatchdog watchdog(std::chrono::seconds(3));
+  ARROW_ASSIGN_OR_RAISE(InputFile input,
+                        OpenInputFile(options.input, input_format, options.batch_rows));
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakePythonDispatcher(options));
+  watchdog.AddCleanupDirectory(dispatcher->private_directory());
+  RunSummary summary;
+  exec::grouped::KindMetrics metrics;
+  if (!kinds.apply.empty()) {
+    ARROW_ASSIGN_OR_RAISE(
+        auto run, exec::grouped::GroupedMapRun::Start(dispatcher.get(), calls.front(), exec_options,
+                                                      input.reader));
+    ARROW_RETURN_NOT_OK(WriteRun(run.get(), options, output_format, &watchdog, &summary));
+    metrics = run->metrics();
+  } else if (!kinds.aggs.empty()) {
+    ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedAggRun::Start(
+                                        dispatcher.get(), calls, exec_options, input.reader));
+    ARROW_RETURN_NOT_OK(WriteAggregates(run.get(), options, output_format, &watchdog, &summary));
+    metrics = run->metrics();
+  } else {
+    ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::TableFunctionRun::Start(
+                                        dispatcher.get(), calls.front(), pass_through, "--select",
+                                        exec_options, input.reader));
+    ARROW_RETURN_NOT_OK(WriteRun(run.get(), options, output_format, &watchdog, &summary));
+    metrics = run->metrics();
+  }
+  summary.bytes = metrics.bytes_in;
+  summary.worker_udf_time = std::chrono::nanoseconds(metrics.worker_udf_nanos);
+  summary.elapsed = Clock::now() - start;
+  summary.workers = options.workers;
+  if (!options.quiet) std::fputs(FormatSummary(summary).c_str(), stderr);
+  return arrow::Status::OK();
+}
+
+}  // namespace quiver::cli

@@ -1,0 +1,250 @@
+#include "quiver/exec/grouped/grouped_agg.h"
+
+#include <limits>
+#include <map>
+#include <utility>
+
+#include <arrow/array/util.h>
+#include <arrow/scalar.h>
+#include <arrow/table.h>
+#include <arrow/type.h>
+#include <arrow/util/byte_size.h>
+#include <arrow/util/key_value_metadata.h>
+
+#include "quiver/exec/grouped/grouping.h"
+#include "quiver/exec/grouped/session_pool.h"
+
+namespace quiver::exec::grouped {
+namespace {
+
+// Name of the column of merge batches saying which worker made a state.
+constexpr char kPartitionColumn[] = "__partition";
+
+std::string UdafNames(const std::vector<UdfCall>& udafs) {
+  std::string names;
+  for (const auto& udaf : udafs) names += (names.empty() ? "'" : ", '") + udaf.name + "'";
+  return names;
+}
+
+bool IsPartial(const arrow::Field& field) {
+  if (field.metadata() == nullptr) return false;
+  auto form = field.metadata()->Get(kAggFormKey);
+  return form.ok() && *form == "partial";
+}
+
+GroupedBatchOptions Batching(const KindOptions& options, std::vector<int> keys) {
+  GroupedBatchOptions batching;
+  batching.batch_rows = options.batch_rows;
+  batching.max_group_bytes = options.max_group_bytes;
+  batching.limit_label = options.max_group_bytes_label;
+  batching.keys = std::move(keys);
+  return batching;
+}
+
+}  // namespace
+
+GroupedAggRun::~GroupedAggRun() = default;
+
+arrow::Result<std::unique_ptr<GroupedAggRun>> GroupedAggRun::Start(
+    worker::WorkerDispatcher* dispatcher, std::vector<UdfCall> udafs, KindOptions options,
+    std::shared_ptr<arrow::RecordBatchReader> input) {
+  std::unique_ptr<GroupedAggRun> run(new GroupedAggRun());
+  const auto& schema = *input->schema();
+  if (udafs.empty()) return arrow::Status::Invalid("grouped aggregates need at least one UDAF");
+  if (options.group_by.empty()) return arrow::Status::Invalid("aggregates need key columns");
+  ARROW_ASSIGN_OR_RAISE(run->keys_, ResolveColumns(schema, options.group_by, "the group keys"));
+  // Each argument column is sent once, however many UDAFs take it.
+  std::map<int, int> sent;
+  std::vector<std::vector<int>> offsets;
+  for (const auto& udaf : udafs) {
+    offsets.emplace_back();
+    for (size_t a = 0; a < udaf.arguments.size(); ++a) {
+      ARROW_ASSIGN_OR_RAISE(int column, ArgumentColumn(udaf, a, schema));
+      auto [found, added] = sent.emplace(column, static_cast<int>(run->arguments_.size()));
+      if (added) run->arguments_.push_back(column);
+      offsets.back().push_back(found->second + 1);  // after the group column
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit(udafs, v1::GROUPED_AGG,
+                                                *GroupedSchema(schema, run->arguments_), offsets));
+  const std::string label = "running aggregates " + UdafNames(udafs);
+  ARROW_ASSIGN_OR_RAISE(run->pool_,
+                        SessionPool::Start(dispatcher, init, options.workers,
+                                           options.max_batches_in_flight_per_worker, label));
+  const auto& results = *run->pool_->result_schema();
+  if (results.num_fields() != static_cast<int>(udafs.size())) {
+    return arrow::Status::Invalid(label, ": the workers answered Init with ", results.num_fields(),
+                                  " result fields for ", udafs.size(), " UDAFs");
+  }
+  run->partial_ = IsPartial(*results.field(0));
+  for (int i = 0; i < results.num_fields(); ++i) {
+    if (IsPartial(*results.field(i)) != run->partial_) {
+      return arrow::Status::NotImplemented(
+          label, ": UDAFs '", udafs[0].name, "' and '", udafs[i].name,
+          "' are of different forms (one simple, one partial); run them in separate runs");
+    }
+    if (run->partial_ && results.field(i)->type()->id() != arrow::Type::BINARY) {
+      return arrow::Status::Invalid(label, ": partial UDAF '", udafs[i].name,
+                                    "' must answer with binary states, not ",
+                                    results.field(i)->type()->ToString());
+    }
+  }
+  run->dispatcher_ = dispatcher;
+  run->udafs_ = std::move(udafs);
+  run->options_ = std::move(options);
+  run->input_ = std::move(input);
+  return run;
+}
+
+arrow::Status GroupedAggRun::Run(const BatchSink& sink) {
+  return partial_ ? RunPartial(sink) : RunSimple(sink);
+}
+
+arrow::Status GroupedAggRun::SetOutputSchema(const arrow::Schema& keys,
+                                             const arrow::Schema& values) {
+  arrow::FieldVector fields = keys.fields();
+  for (int i = 0; i < values.num_fields(); ++i) {
+    fields.push_back(arrow::field(udafs_[i].name, values.field(i)->type()));
+  }
+  output_schema_ = arrow::schema(std::move(fields));
+  return arrow::Status::OK();
+}
+
+arrow::Status GroupedAggRun::Emit(const std::shared_ptr<arrow::RecordBatch>& keys,
+                                  const std::shared_ptr<arrow::RecordBatch>& values,
+                                  const BatchSink& sink) {
+  arrow::ArrayVector columns = keys->columns();
+  for (const auto& column : values->columns()) columns.push_back(column);
+  metrics_.rows_out += keys->num_rows();
+  return sink(arrow::RecordBatch::Make(output_schema_, keys->num_rows(), std::move(columns)));
+}
+
+arrow::Status GroupedAggRun::RunSimple(const BatchSink& sink) {
+  ARROW_ASSIGN_OR_RAISE(auto whole, ReadWhole(input_.get(), &metrics_));
+  ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*whole, keys_));
+  ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pool_->result_schema()));
+  auto take = [&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(Answer answer, pool_->Next());
+    return Emit(grouping.keys->Slice(answer.tag, answer.result->num_rows()), answer.result, sink);
+  };
+  auto send = [&](std::shared_ptr<arrow::RecordBatch> batch, int64_t first,
+                  int64_t groups) -> arrow::Status {
+    while (pool_->Full()) ARROW_RETURN_NOT_OK(take());
+    // One value per group: the session checks the row count.
+    return pool_->Submit(*batch, groups, first);
+  };
+  ARROW_RETURN_NOT_OK(
+      ForEachGroupedBatch(*whole, grouping, arguments_, Batching(options_, keys_), send));
+  while (!pool_->Empty()) ARROW_RETURN_NOT_OK(take());
+  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pool_->Finish());
+  metrics_.worker_udf_nanos += nanos;
+  return arrow::Status::OK();
+}
+
+arrow::Status GroupedAggRun::RunPartial(const BatchSink& sink) {
+  // Step 1: every input batch, grouped on its own, becomes one state per
+  // group piece; states are kept apart by the worker that made them.
+  std::vector<std::vector<std::shared_ptr<arrow::RecordBatch>>> states(pool_->workers());
+  std::map<int64_t, std::shared_ptr<arrow::RecordBatch>> piece_keys;  // by tag
+  int64_t next_tag = 0;
+  auto take = [&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(Answer answer, pool_->Next());
+    auto keys = piece_keys[answer.tag];
+    piece_keys.erase(answer.tag);
+    const int64_t rows = keys->num_rows();
+    arrow::ArrayVector columns = keys->columns();
+    ARROW_ASSIGN_OR_RAISE(auto partition,
+                          arrow::MakeArrayFromScalar(arrow::Int32Scalar(answer.worker), rows));
+    columns.push_back(partition);
+    arrow::FieldVector fields = keys->schema()->fields();
+    fields.push_back(arrow::field(kPartitionColumn, arrow::int32(), false));
+    for (int i = 0; i < answer.result->num_columns(); ++i) {
+      columns.push_back(answer.result->column(i));
+      fields.push_back(arrow::field("__state_" + std::to_string(i), arrow::binary()));
+    }
+    states[answer.worker].push_back(
+        arrow::RecordBatch::Make(arrow::schema(fields), rows, std::move(columns)));
+    return arrow::Status::OK();
+  };
+  const auto batching = Batching(options_, keys_);
+  while (true) {
+    std::shared_ptr<arrow::RecordBatch> batch;
+    arrow::Status read = input_->ReadNext(&batch);
+    if (!read.ok()) return read.WithMessage("reading the input: ", read.message());
+    if (batch == nullptr) break;
+    metrics_.rows_in += batch->num_rows();
+    metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
+    ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*batch, keys_));
+    auto send = [&](std::shared_ptr<arrow::RecordBatch> piece, int64_t first,
+                    int64_t groups) -> arrow::Status {
+      while (pool_->Full()) ARROW_RETURN_NOT_OK(take());
+      piece_keys[next_tag] = grouping.keys->Slice(first, groups);
+      return pool_->Submit(*piece, groups, next_tag++);
+    };
+    ARROW_RETURN_NOT_OK(ForEachGroupedBatch(*batch, grouping, arguments_, batching, send));
+  }
+  while (!pool_->Empty()) ARROW_RETURN_NOT_OK(take());
+  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pool_->Finish());
+  metrics_.worker_udf_nanos += nanos;
+  pool_.reset();  // the workers go back to the pool, warm for step 2
+  return MergeStates(states, sink);
+}
+
+arrow::Status GroupedAggRun::MergeStates(
+    const std::vector<std::vector<std::shared_ptr<arrow::RecordBatch>>>& states_by_worker,
+    const BatchSink& sink) {
+  // Step 2: the states of each key, ordered by worker, then by input order.
+  const int key_count = static_cast<int>(keys_.size());
+  arrow::FieldVector fields;
+  for (int key : keys_) fields.push_back(input_->schema()->field(key));
+  fields.push_back(arrow::field(kPartitionColumn, arrow::int32(), false));
+  for (size_t i = 0; i < udafs_.size(); ++i) {
+    fields.push_back(arrow::field("__state_" + std::to_string(i), arrow::binary()));
+  }
+  const auto states_schema = arrow::schema(fields);
+  std::vector<std::shared_ptr<arrow::RecordBatch>> ordered;
+  for (const auto& batches : states_by_worker) {
+    for (const auto& batch : batches) {
+      ARROW_ASSIGN_OR_RAISE(auto renamed, batch->ReplaceSchema(states_schema));
+      ordered.push_back(std::move(renamed));
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(states_schema, ordered));
+  ARROW_ASSIGN_OR_RAISE(auto all_states, table->CombineChunksToBatch());
+  std::vector<int> key_positions;
+  for (int i = 0; i < key_count; ++i) key_positions.push_back(i);
+  std::vector<int> columns;  // the partition, then one state column per UDAF
+  std::vector<std::vector<int>> offsets;
+  for (size_t i = 0; i <= udafs_.size(); ++i) columns.push_back(key_count + static_cast<int>(i));
+  for (size_t i = 0; i < udafs_.size(); ++i) offsets.push_back({1, 2 + static_cast<int>(i)});
+  ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit(udafs_, v1::GROUPED_AGG_MERGE,
+                                                *GroupedSchema(*states_schema, columns), offsets));
+  ARROW_ASSIGN_OR_RAISE(
+      pool_, SessionPool::Start(dispatcher_, init, options_.workers,
+                                options_.max_batches_in_flight_per_worker,
+                                "merging the states of aggregates " + UdafNames(udafs_)));
+  if (pool_->result_schema()->num_fields() != static_cast<int>(udafs_.size())) {
+    return arrow::Status::Invalid("the workers answered the merge Init with ",
+                                  pool_->result_schema()->num_fields(), " fields for ",
+                                  udafs_.size(), " UDAFs");
+  }
+  ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*all_states, key_positions));
+  ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pool_->result_schema()));
+  auto take = [&]() -> arrow::Status {
+    ARROW_ASSIGN_OR_RAISE(Answer answer, pool_->Next());
+    return Emit(grouping.keys->Slice(answer.tag, answer.result->num_rows()), answer.result, sink);
+  };
+  auto send = [&](std::shared_ptr<arrow::RecordBatch> batch, int64_t first,
+                  int64_t groups) -> arrow::Status {
+    while (pool_->Full()) ARROW_RETURN_NOT_OK(take());
+    return pool_->Submit(*batch, groups, first);
+  };
+  auto batching = Batching(options_, key_positions);
+  ARROW_RETURN_NOT_OK(ForEachGroupedBatch(*all_states, grouping, columns, batching, send));
+  while (!pool_->Empty()) ARROW_RETURN_NOT_OK(take());
+  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pool_->Finish());
+  metrics_.worker_udf_nanos += nanos;
+  return arrow::Status::OK();
+}
+
+}  // namespace quiver::exec::grouped

@@ -1,0 +1,72 @@
+#pragma once
+
+// What the grouped and table kinds share: their options, the Init they send,
+// and reading an input whole.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <arrow/record_batch.h>
+#include <arrow/result.h>
+#include <arrow/type_fwd.h>
+
+#include "quiver/exec/udf_call.h"
+#include "quiver/v1/quiver.pb.h"
+
+namespace quiver::worker {
+class WorkerDispatcher;
+}
+
+namespace quiver::exec::grouped {
+
+/// How a grouped or table kind runs.
+struct KindOptions {
+  /// Key columns (grouped kinds only).
+  std::vector<std::string> group_by;
+  /// Most rows per batch sent to a worker (whole groups: a larger group goes alone).
+  int64_t batch_rows = 65536;
+  /// Largest group, in Arrow buffer bytes; a larger one fails the run.
+  int64_t max_group_bytes = int64_t{512} << 20;
+  /// What the caller calls max_group_bytes in errors.
+  std::string max_group_bytes_label = "max_group_bytes";
+  int workers = 1;
+  int max_batches_in_flight_per_worker = 4;
+};
+
+/// Receives the output batches of a kind, in order.
+using BatchSink = std::function<arrow::Status(std::shared_ptr<arrow::RecordBatch>)>;
+
+/// Figures about one run.
+struct KindMetrics {
+  int64_t rows_in = 0;
+  int64_t bytes_in = 0;
+  int64_t rows_out = 0;
+  /// Time the workers spent inside UDF calls, summed over workers and steps.
+  int64_t worker_udf_nanos = 0;
+};
+
+/// Makes the Init of a grouped or table kind: every UDF gets `eval_type` and
+/// its `offsets` into batches of `sent_schema`.
+arrow::Result<v1::Init> MakeKindInit(const std::vector<UdfCall>& udfs, v1::EvalType eval_type,
+                                     const arrow::Schema& sent_schema,
+                                     const std::vector<std::vector<int>>& offsets);
+
+/// Returns the positions of `names` in `schema`; an unknown name is an error
+/// that says `what` it was for and suggests the closest column.
+arrow::Result<std::vector<int>> ResolveColumns(const arrow::Schema& schema,
+                                               const std::vector<std::string>& names,
+                                               const std::string& what);
+
+/// Returns the position of the plain column UDF argument `argument` names;
+/// other expressions are refused (the grouped kinds take columns).
+arrow::Result<int> ArgumentColumn(const UdfCall& udf, size_t argument, const arrow::Schema& schema);
+
+/// Reads every batch of `input` into one batch (the grouped kinds need all
+/// rows of a group before they send it), counting rows and bytes.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> ReadWhole(arrow::RecordBatchReader* input,
+                                                             KindMetrics* metrics);
+
+}  // namespace quiver::exec::grouped
