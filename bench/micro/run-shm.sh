@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs quiver_bench_shm (the identity round trip over shm beside uds, memcpy and a raw
-# socket) and writes its JSON and a Markdown summary into bench/results/micro/, or the
+# socket) and writes its JSON and a Markdown summary into bench/results/shm/, or the
 # folder given.
 #
 #   bash bench/micro/run-shm.sh [OUT_DIR]
@@ -11,7 +11,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 build="${QUIVER_BUILD_DIR:-$root/build}"
-out="${1:-$root/bench/results/micro}"
+out="${1:-$root/bench/results/shm}"
 export QUIVER_PYTHON="${QUIVER_PYTHON:-$root/.venv/bin/python}"
 mkdir -p "$out"
 binary="$build/bench/quiver_bench_shm"
@@ -22,6 +22,6 @@ fi
 # shellcheck disable=SC2086
 "$binary" --benchmark_format=json \
   ${BENCHMARK_ARGS:---benchmark_repetitions=5 --benchmark_report_aggregates_only=true} \
-  > "$out/shm.json"
-"$QUIVER_PYTHON" "$root/bench/micro/summarize_shm.py" "$out/shm.json" > "$out/shm.md"
-cat "$out/shm.md"
+  > "$out/micro.json"
+"$QUIVER_PYTHON" "$root/bench/micro/summarize_shm.py" "$out/micro.json" > "$out/micro.md"
+cat "$out/micro.md"

@@ -16,9 +16,9 @@ namespace quiver::transport::shm {
 /// The sizes of a worker's two arenas.
 struct ArenaSizes {
   /// Engine -> worker: the Arrow IPC streams of input batches.
-  int64_t input_bytes = int64_t{64} << 20;
+  int64_t input_bytes = int64_t{256} << 20;
   /// Worker -> engine: the Arrow IPC streams of results.
-  int64_t output_bytes = int64_t{64} << 20;
+  int64_t output_bytes = int64_t{256} << 20;
 };
 
 /// Returns the default sizes, or QUIVER_SHM_ARENA_BYTES (bytes, for both arenas) when set.
