@@ -37,6 +37,10 @@ conformance() {
   build/cpp/quiver/cli/quiver conformance --transport all "$@"
 }
 conformance "Python worker" --payload-format python/ref -- .venv/bin/python -m quiver.worker
+# shm is the Python worker's only: the compiled SDKs' workers do not speak it (docs/protocol.md §8).
+echo "--- Python worker, shm"
+build/cpp/quiver/cli/quiver conformance --transport shm --payload-format python/ref \
+  -- .venv/bin/python -m quiver.worker
 conformance "C++ example worker" -- build/cpp/examples/udf_worker/quiver_example_udf_worker
 # The Rust example worker, when the Rust workspace is there and built (scripts/setup.sh).
 rust_worker=rust/target/release/examples/udfs

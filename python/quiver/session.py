@@ -27,7 +27,13 @@ PYTHON_REF = "python/ref"
 PYTHON_CLOUDPICKLE = "python/cloudpickle"
 
 # The session's transport names, and the engine's transports they mean.
-_TRANSPORTS = {"uds": "uds", "grpc": "grpc+unix", "grpc+unix": "grpc+unix", "grpc+tcp": "grpc+tcp"}
+_TRANSPORTS = {
+    "uds": "uds",
+    "shm": "shm",
+    "grpc": "grpc+unix",
+    "grpc+unix": "grpc+unix",
+    "grpc+tcp": "grpc+tcp",
+}
 
 
 @dataclass(frozen=True)

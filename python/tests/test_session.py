@@ -77,6 +77,12 @@ def test_map_runs_decorated_functions_by_reference(session):
     assert result["add"].to_pylist() == [2 * i for i in range(10)]
 
 
+def test_the_shm_transport_maps_the_same_results():
+    with quiver.Session(workers=2, transport="shm") as s:
+        out = s.map(TABLE, udfs=[quiver.call(su.shout, "name")], batch_rows=3).read_all()
+    assert out["shout"].to_pylist() == [f"N{i}" for i in range(10)]
+
+
 def test_results_stream_in_batches_of_at_most_batch_rows(session):
     out = session.map(TABLE, udfs=[quiver.call(su.add, "id", "id")], batch_rows=4, select=[])
     assert [b.num_rows for b in out] == [4, 4, 2]

@@ -17,7 +17,12 @@ from quiver.transport.base import EXIT_USAGE, WorkerConfig
 
 @pytest.mark.parametrize(
     ("endpoint", "name"),
-    [("unix:/tmp/e.sock", "uds"), ("grpc+unix:/tmp/w.sock", "grpc"), ("grpc+tcp::0", "grpc")],
+    [
+        ("unix:/tmp/e.sock", "uds"),
+        ("grpc+unix:/tmp/w.sock", "grpc"),
+        ("grpc+tcp::0", "grpc"),
+        ("shm:/tmp/e.sock", "shm"),
+    ],
 )
 def test_the_scheme_names_the_transport(endpoint: str, name: str) -> None:
     assert transport_name(endpoint) == name
@@ -25,7 +30,7 @@ def test_the_scheme_names_the_transport(endpoint: str, name: str) -> None:
     assert any(endpoint.startswith(scheme) for scheme in transport_for(endpoint).schemes)
 
 
-@pytest.mark.parametrize("endpoint", ["/tmp/e.sock", "tcp:host:1", "grpc:x", "shm:/q"])
+@pytest.mark.parametrize("endpoint", ["/tmp/e.sock", "tcp:host:1", "grpc:x", "mem:/q"])
 def test_unknown_schemes_are_endpoint_errors(endpoint: str) -> None:
     with pytest.raises(EndpointError, match="unix:"):
         transport_name(endpoint)

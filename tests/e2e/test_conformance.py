@@ -15,7 +15,7 @@ def _summary(stdout: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-@pytest.mark.parametrize("transport", ["uds", "grpc+unix"])
+@pytest.mark.parametrize("transport", ["uds", "grpc+unix", "shm"])
 def test_the_python_worker_passes(quiver, transport):
     result = quiver(
         "conformance",

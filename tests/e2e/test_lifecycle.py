@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from quiver_e2e import assert_failed, leftovers, people_table, spec, write_table
 
-TRANSPORTS = ["uds", "grpc"]
+TRANSPORTS = ["uds", "grpc", "shm"]
 
 
 @pytest.fixture(autouse=True)
@@ -164,9 +164,13 @@ def test_workers_inherit_no_descriptor_of_the_engine(quiver, tmp_path, transport
     assert entries["1"] == entries["2"] and entries["1"].startswith("pipe:"), listing
     # Nothing else the engine holds: no file of it, no pipe but the log.
     others = {fd: target for fd, target in entries.items() if int(fd) > 2}
+    if transport == "shm":  # the two arenas the engine handed over (mmap keeps a descriptor)
+        arenas = {fd for fd, target in others.items() if target.startswith("/memfd:quiver-shm-")}
+        assert len(arenas) == 2, listing
+        others = {fd: target for fd, target in others.items() if fd not in arenas}
     assert not [t for t in others.values() if t.startswith("/") and "/dev/" not in t], listing
     assert not [t for t in others.values() if t == entries["1"]], listing
-    if transport == "uds":  # the Python worker holds its socket and nothing more
+    if transport in ("uds", "shm"):  # the Python worker holds its socket and nothing more
         assert len(others) == 1 and next(iter(others.values())).startswith("socket:"), listing
 
 

@@ -37,6 +37,7 @@ VARIANTS = {
     "columnar-uds": [],
     "rows": ["--input-mode", "rows"],
     "grpc": ["--transport", "grpc"],
+    "shm": ["--transport", "shm"],
 }
 
 

@@ -114,7 +114,10 @@ def same_type(got: pa.DataType, want: pa.DataType, column: str) -> bool:
     return got.id == want.id if column in NESTED else got == want
 
 
-@pytest.mark.parametrize("variant", [[], ["--input-mode", "rows"], ["--transport", "grpc"]])
+@pytest.mark.parametrize(
+    "variant",
+    [[], ["--input-mode", "rows"], ["--transport", "grpc"], ["--transport", "shm"]],
+)
 @pytest.mark.parametrize(
     "route", ["parquet-parquet", "parquet-arrow", "arrow-arrows", "arrows-parquet"]
 )

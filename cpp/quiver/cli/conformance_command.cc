@@ -39,7 +39,7 @@ CLI::App* AddConformanceCommand(CLI::App& app, ConformanceArguments& arguments) 
   CLI::App* command = app.add_subcommand("conformance", kDescription);
   command->footer(kFooter);
   command->add_option("--transport", arguments.transport, "Transport to test, or all")
-      ->check(CLI::IsMember({"uds", "grpc+unix", "grpc+tcp", "all"}))
+      ->check(CLI::IsMember({"uds", "shm", "grpc+unix", "grpc+tcp", "all"}))
       ->capture_default_str();
   command
       ->add_option("--payload-format", arguments.payload_format,

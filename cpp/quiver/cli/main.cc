@@ -155,8 +155,9 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
       ->capture_default_str();
   run->add_option("--transport", options.transport,
                   "How workers are reached: uds (Unix socket), grpc (gRPC over a Unix "
-                  "socket), grpc+tcp (gRPC over loopback TCP)")
-      ->check(CLI::IsMember({"uds", "grpc", "grpc+unix", "grpc+tcp"}))
+                  "socket), grpc+tcp (gRPC over loopback TCP), shm (uds with batches in "
+                  "shared memory; Python workers)")
+      ->check(CLI::IsMember({"uds", "shm", "grpc", "grpc+unix", "grpc+tcp"}))
       ->capture_default_str();
   run->add_option("--python", options.python,
                   "Python that runs the workers (`PYTHON -m quiver.worker`); default: "

@@ -22,10 +22,10 @@ std::vector<Scenario> AllScenarios() {
 
 bool RunsOn(const Scenario& scenario, const std::string& transport) {
   switch (scenario.on) {
-    case On::kUdsOnly:
-      return transport == "uds";
+    case On::kUdsOnly:  // shm speaks the uds framing on its socket
+      return transport == "uds" || transport == "shm";
     case On::kGrpcOnly:
-      return transport != "uds";
+      return transport.rfind("grpc", 0) == 0;
     case On::kEvery:
       return true;
   }

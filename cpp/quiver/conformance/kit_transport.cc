@@ -9,6 +9,7 @@
 
 #include "quiver/io/unix_socket.h"
 #include "quiver/transport/registry.h"
+#include "quiver/transport/shm/shm_connection.h"
 #include "quiver/transport/uds/uds_connection.h"
 
 namespace quiver::conformance {
@@ -26,14 +27,20 @@ void Record(pid_t pid, std::shared_ptr<StartedWorker> worker) {
 // judged: the kit's "hello" scenario checks it and names what is wrong.
 class KitUdsEndpoint : public transport::WorkerEndpoint {
  public:
-  KitUdsEndpoint(std::string path, io::UniqueFd listener, transport::EndpointOptions options)
-      : path_(std::move(path)), listener_(std::move(listener)), options_(std::move(options)) {}
+  /// `shm`: after recording the first message, hand the worker its arenas as
+  /// the shm transport does.
+  KitUdsEndpoint(std::string path, io::UniqueFd listener, transport::EndpointOptions options,
+                 bool shm = false)
+      : path_(std::move(path)),
+        listener_(std::move(listener)),
+        options_(std::move(options)),
+        shm_(shm) {}
 
   ~KitUdsEndpoint() override {
     if (listener_.valid()) ::unlink(path_.c_str());
   }
 
-  std::string endpoint() const override { return "unix:" + path_; }
+  std::string endpoint() const override { return (shm_ ? "shm:" : "unix:") + path_; }
   std::vector<std::string> worker_arguments() const override { return {}; }
   transport::Readiness readiness() const override { return {"connect", "connected"}; }
 
@@ -46,36 +53,59 @@ class KitUdsEndpoint : public transport::WorkerEndpoint {
     listener_.Reset();
     ::unlink(path_.c_str());
     auto record = std::make_shared<StartedWorker>();
-    record->transport = "uds";
+    record->transport = shm_ ? "shm" : "uds";
     record->endpoint = endpoint();
     record->worker_id = options_.worker_id;
     record->secret = secret;
     record->raw_socket = io::UniqueFd(::dup(socket->get()));
+    if (shm_) {
+      auto connection =
+          transport::shm::MakeShmConnection(std::move(*socket), endpoint(), options_.limits);
+      ARROW_RETURN_NOT_OK(RecordFirst(*connection, process, record, deadline));
+      auto set_up = connection->Setup(transport::shm::DefaultArenaSizes(), deadline);
+      if (!set_up.ok()) return arrow::Status::IOError(process.Describe(), ": ", set_up.message());
+      Record(process.pid(), std::move(record));
+      return connection;
+    }
     auto connection =
         transport::uds::MakeUdsConnection(std::move(*socket), endpoint(), options_.limits);
-    auto first = connection->Receive(deadline);
-    if (!first.ok()) {
-      return arrow::Status::IOError("no first message from ", process.DescribeFailure());
-    }
-    if (first->control) record->first_message = *first->control;
+    ARROW_RETURN_NOT_OK(RecordFirst(*connection, process, record, deadline));
     Record(process.pid(), std::move(record));
     return connection;
   }
 
  private:
+  static arrow::Status RecordFirst(transport::Connection& connection,
+                                   transport::WorkerProcess& process,
+                                   const std::shared_ptr<StartedWorker>& record,
+                                   io::Deadline deadline) {
+    auto first = connection.Receive(deadline);
+    if (!first.ok()) {
+      return arrow::Status::IOError("no first message from ", process.DescribeFailure());
+    }
+    if (first->control) record->first_message = *first->control;
+    return arrow::Status::OK();
+  }
+
   std::string path_;
   io::UniqueFd listener_;
   transport::EndpointOptions options_;
+  bool shm_;
 };
 
 class KitUdsTransport : public transport::Transport {
  public:
+  explicit KitUdsTransport(bool shm = false) : shm_(shm) {}
+
   arrow::Result<std::unique_ptr<transport::WorkerEndpoint>> Prepare(
       const transport::EndpointOptions& options) override {
     std::string path = options.private_directory + "/worker-" + options.worker_id + ".sock";
     ARROW_ASSIGN_OR_RAISE(io::UniqueFd listener, io::ListenUnixSocket(path));
-    return std::make_unique<KitUdsEndpoint>(std::move(path), std::move(listener), options);
+    return std::make_unique<KitUdsEndpoint>(std::move(path), std::move(listener), options, shm_);
   }
+
+ private:
+  bool shm_;
 };
 
 // A registered transport's endpoint, recording the secret and endpoint of the
@@ -134,6 +164,8 @@ class RecordingTransport : public transport::Transport {
 arrow::Status RegisterKitTransports() {
   ARROW_RETURN_NOT_OK(
       transport::RegisterTransport({"conformance-uds"}, std::make_shared<KitUdsTransport>()));
+  ARROW_RETURN_NOT_OK(
+      transport::RegisterTransport({"conformance-shm"}, std::make_shared<KitUdsTransport>(true)));
   for (const char* name : {"grpc+unix", "grpc+tcp"}) {
     ARROW_ASSIGN_OR_RAISE(auto inner, transport::FindTransport(name));
     ARROW_RETURN_NOT_OK(transport::RegisterTransport(
@@ -147,9 +179,10 @@ arrow::Status RegisterKitTransports() {
 arrow::Result<std::string> KitTransport(const std::string& transport) {
   static const arrow::Status registered = RegisterKitTransports();
   ARROW_RETURN_NOT_OK(registered);
-  if (transport != "uds" && transport != "grpc+unix" && transport != "grpc+tcp") {
+  if (transport != "uds" && transport != "shm" && transport != "grpc+unix" &&
+      transport != "grpc+tcp") {
     return arrow::Status::Invalid("unknown transport '", transport,
-                                  "'; the kit tests uds, grpc+unix and grpc+tcp");
+                                  "'; the kit tests uds, shm, grpc+unix and grpc+tcp");
   }
   return "conformance-" + transport;
 }

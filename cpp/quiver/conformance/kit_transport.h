@@ -21,7 +21,7 @@ namespace quiver::conformance {
 
 /// What the kit learnt while a worker started.
 struct StartedWorker {
-  /// The transport under test: "uds", "grpc+unix" or "grpc+tcp".
+  /// The transport under test: "uds", "shm", "grpc+unix" or "grpc+tcp".
   std::string transport;
   /// The endpoint given with --connection.
   std::string endpoint;
@@ -29,13 +29,13 @@ struct StartedWorker {
   std::string worker_id;
   /// The secret given in QUIVER_WORKER_SECRET.
   std::string secret;
-  /// uds: the worker's first message, whatever it was.
+  /// uds and shm: the worker's first message, whatever it was.
   std::optional<v1::WorkerMessage> first_message;
-  /// uds: the connection's socket again (dup), for bytes that are not frames.
+  /// uds and shm: the connection's socket again (dup), for bytes that are not frames.
   io::UniqueFd raw_socket;
 };
 
-/// Registers the kit's wrapper of `transport` ("uds", "grpc+unix", "grpc+tcp")
+/// Registers the kit's wrapper of `transport` ("uds", "shm", "grpc+unix", "grpc+tcp")
 /// once per process and returns the name to put in WorkerSpec::transport.
 arrow::Result<std::string> KitTransport(const std::string& transport);
 

@@ -99,7 +99,7 @@ class Probe {
   /// What the kit recorded while the current worker started.
   const StartedWorker& started() const { return *started_; }
   const std::string& transport() const { return transport_; }
-  bool grpc() const { return transport_ != "uds"; }
+  bool grpc() const { return transport_.rfind("grpc", 0) == 0; }
   const ProbeOptions& options() const { return options_; }
 
   /// Returns an Init of `calls` over columns of `input_schema`.

@@ -26,6 +26,11 @@ arrow::Status WorkerStateMachine::OnMessage(const v1::EngineMessage& message) {
       return Reject("EngineMessage.data is not accepted here");
     case v1::EngineMessage::kShutdown:
       return Reject("Shutdown is not accepted here");
+    case v1::EngineMessage::kShmSetup:
+    case v1::EngineMessage::kShmData:
+    case v1::EngineMessage::kShmRelease:
+      // This SDK does not speak the shm transport (docs/protocol.md section 10).
+      return Reject("shm transport messages are not accepted by this worker");
     case v1::EngineMessage::KIND_NOT_SET:
       break;
   }

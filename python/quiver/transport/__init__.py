@@ -2,7 +2,9 @@
 
 ``unix:PATH`` is the ``uds`` transport (:mod:`quiver.transport.uds`): the worker connects to the
 engine and speaks frames. ``grpc+unix:PATH`` and ``grpc+tcp:HOST:PORT`` are the ``grpc``
-transport (:mod:`quiver.transport.grpc`): the worker serves the ``UdfWorker`` service. To add a
+transport (:mod:`quiver.transport.grpc`): the worker serves the ``UdfWorker`` service.
+``shm:PATH`` is the ``shm`` transport (:mod:`quiver.transport.shm`): uds frames, batches in shared
+memory. To add a
 transport, write a module with a :class:`~quiver.transport.base.Transport` and add its schemes to
 ``_REGISTRY`` (or call :func:`register`); the runtime does not change.
 """
@@ -32,6 +34,7 @@ def _lazy(module: str, attribute: str) -> Callable[[], Transport]:
 register("unix:", "uds", _lazy("quiver.transport.uds", "UdsTransport"))
 register("grpc+unix:", "grpc", _lazy("quiver.transport.grpc", "GrpcTransport"))
 register("grpc+tcp:", "grpc", _lazy("quiver.transport.grpc", "GrpcTransport"))
+register("shm:", "shm", _lazy("quiver.transport.shm", "ShmTransport"))
 
 
 def transport_name(endpoint: str) -> str:

@@ -77,6 +77,12 @@ impl Machine {
             Some(In::Cancel(cancel)) => self.on_cancel(&cancel.reason, peer),
             Some(In::Heartbeat(beat)) => peer.send_message(message_of(Out::Heartbeat(beat))),
             Some(In::Shutdown(_)) => self.reject("Shutdown is not accepted here", None, peer),
+            // This SDK does not speak the shm transport (docs/protocol.md section 10).
+            Some(In::ShmSetup(_) | In::ShmData(_) | In::ShmRelease(_)) => self.reject(
+                "shm transport messages are not accepted by this worker",
+                None,
+                peer,
+            ),
         }
     }
 

@@ -1,0 +1,362 @@
+#include "quiver/transport/shm/shm_connection.h"
+
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <iterator>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <utility>
+#include <vector>
+
+#include <google/protobuf/descriptor.h>
+
+#include "quiver/io/unix_socket.h"
+#include "quiver/protocol/batch_codec.h"
+#include "quiver/transport/shm/shm_arena.h"
+
+namespace quiver::transport::shm {
+namespace {
+
+// What the connection and the result buffers it handed out share: the output
+// arena stays mapped while any of them lives, and each tells, when dropped,
+// that its region may be written again.
+struct OutputState {
+  explicit OutputState(std::shared_ptr<SharedArena> mapped) : arena(std::move(mapped)) {}
+
+  std::shared_ptr<SharedArena> arena;
+  std::mutex mutex;
+  std::map<int64_t, int64_t> held;                    // offset -> length the engine reads
+  std::vector<std::pair<int64_t, int64_t>> released;  // to tell the worker
+
+  // Returns the held region overlapping [offset, offset + length), if any.
+  std::optional<std::pair<int64_t, int64_t>> Overlap(int64_t offset, int64_t length) const {
+    auto next = held.lower_bound(offset);
+    if (next != held.end() && next->first < offset + length) return *next;
+    if (next != held.begin()) {
+      auto previous = std::prev(next);
+      if (previous->first + previous->second > offset) return *previous;
+    }
+    return std::nullopt;
+  }
+};
+
+// One result region of the output arena, read in place; dropping the last
+// reference releases the region.
+class ArenaBuffer : public arrow::Buffer {
+ public:
+  ArenaBuffer(std::shared_ptr<OutputState> state, int64_t offset, int64_t length)
+      : arrow::Buffer(state->arena->data() + offset, length),
+        state_(std::move(state)),
+        offset_(offset) {}
+
+  ~ArenaBuffer() override {
+    std::lock_guard<std::mutex> lock(state_->mutex);
+    auto held = state_->held.find(offset_);
+    if (held == state_->held.end()) return;
+    state_->released.emplace_back(held->first, held->second);
+    state_->held.erase(held);
+  }
+
+ private:
+  std::shared_ptr<OutputState> state_;
+  int64_t offset_;
+};
+
+// The input arena: regions the engine wrote, until the worker answered their batch.
+struct InputState {
+  explicit InputState(std::shared_ptr<SharedArena> mapped)
+      : arena(std::move(mapped)), allocator(arena->size()) {}
+
+  std::shared_ptr<SharedArena> arena;
+  std::mutex mutex;
+  RegionAllocator allocator;
+  std::deque<std::pair<uint64_t, int64_t>> in_flight;  // (sequence, offset), in send order
+};
+
+arrow::Status Errno(const std::string& what) {
+  return arrow::Status::IOError(what, ": ", std::strerror(errno));
+}
+
+// Sends one small frame with `descriptors` attached as SCM_RIGHTS.
+arrow::Status SendWithDescriptors(int socket,
+                                  const std::vector<std::shared_ptr<arrow::Buffer>>& parts,
+                                  const std::vector<int>& descriptors, io::Deadline deadline) {
+  std::string bytes;
+  for (const auto& part : parts)
+    bytes.append(reinterpret_cast<const char*>(part->data()), part->size());
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * descriptors.size()));
+  iovec vector{bytes.data(), bytes.size()};
+  msghdr message{};
+  message.msg_iov = &vector;
+  message.msg_iovlen = 1;
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int) * descriptors.size());
+  std::memcpy(CMSG_DATA(header), descriptors.data(), sizeof(int) * descriptors.size());
+  while (true) {
+    const ssize_t sent = ::sendmsg(socket, &message, MSG_NOSIGNAL);
+    if (sent >= 0) {
+      if (static_cast<size_t>(sent) == bytes.size()) return arrow::Status::OK();
+      // The descriptors went with the first byte; the rest is ordinary bytes.
+      return io::SendAll(
+          socket, {arrow::Buffer::FromString(bytes.substr(static_cast<size_t>(sent)))}, deadline);
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK) return Errno("sending the shared memory");
+    pollfd entry{socket, POLLOUT, 0};
+    if (::poll(&entry, 1, 1000) < 0 && errno != EINTR) return Errno("poll");
+    if (std::chrono::steady_clock::now() > deadline) {
+      return arrow::Status::IOError("timed out sending the shared memory to the worker");
+    }
+  }
+}
+
+std::string KindName(const v1::WorkerMessage& message) {
+  const auto* field = v1::WorkerMessage::descriptor()->FindFieldByNumber(message.kind_case());
+  return field == nullptr ? std::string("an empty message") : std::string(field->name());
+}
+
+class ShmConnectionImpl : public ShmConnection {
+ public:
+  ShmConnectionImpl(io::UniqueFd socket, std::string endpoint, protocol::FramingLimits limits)
+      : socket_(std::move(socket)), endpoint_(std::move(endpoint)), decoder_(limits) {}
+
+  ~ShmConnectionImpl() override { Shutdown(); }
+
+  arrow::Status Setup(ArenaSizes sizes, io::Deadline deadline) override {
+    ARROW_ASSIGN_OR_RAISE(auto input, SharedArena::Create("quiver-shm-input", sizes.input_bytes,
+                                                          /*writable_here=*/true,
+                                                          /*seal_future_writes=*/true));
+    ARROW_ASSIGN_OR_RAISE(auto output, SharedArena::Create("quiver-shm-output", sizes.output_bytes,
+                                                           /*writable_here=*/false,
+                                                           /*seal_future_writes=*/false));
+    v1::EngineMessage message;
+    message.mutable_shm_setup()->set_input_bytes(static_cast<uint64_t>(input->size()));
+    message.mutable_shm_setup()->set_output_bytes(static_cast<uint64_t>(output->size()));
+    ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeControlFrame(
+                                          arrow::Buffer::FromString(message.SerializeAsString())));
+    ARROW_RETURN_NOT_OK(
+        SendWithDescriptors(socket_.get(), frame.buffers, {input->fd(), output->fd()}, deadline));
+    input->CloseDescriptor();
+    output->CloseDescriptor();
+    input_ = std::make_unique<InputState>(std::move(input));
+    output_ = std::make_shared<OutputState>(std::move(output));
+    auto reply = Receive(deadline);
+    if (!reply.ok()) {
+      return reply.status().WithMessage("the worker did not take the shared memory: ",
+                                        reply.status().message());
+    }
+    if (!reply->control || !reply->control->has_shm_ready()) {
+      return arrow::Status::IOError("the worker answered ShmSetup with ",
+                                    reply->control ? KindName(*reply->control) : "a data frame",
+                                    " instead of ShmReady: it does not speak the shm transport");
+    }
+    return arrow::Status::OK();
+  }
+
+  arrow::Status SendControl(const v1::EngineMessage& message, io::Deadline deadline) override {
+    ARROW_RETURN_NOT_OK(SendReleases(deadline));
+    return SendMessage(message, deadline);
+  }
+
+  arrow::Status SendBatch(uint64_t sequence, const arrow::RecordBatch& batch,
+                          io::Deadline deadline) override {
+    ARROW_RETURN_NOT_OK(SendReleases(deadline));
+    ARROW_ASSIGN_OR_RAISE(auto body, protocol::EncodeBatchStream(batch));
+    int64_t length = 0;
+    for (const auto& part : body) length += part->size();
+    std::optional<int64_t> offset = Reserve(sequence, length);
+    if (!offset) {  // no room: inline, as over uds
+      ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeDataFrame(sequence, std::move(body)));
+      return io::SendAll(socket_.get(), frame.buffers, deadline);
+    }
+    uint8_t* out = input_->arena->data() + *offset;
+    for (const auto& part : body) {
+      std::memcpy(out, part->data(), static_cast<size_t>(part->size()));
+      out += part->size();
+    }
+    v1::EngineMessage message;
+    v1::ShmData* data = message.mutable_shm_data();
+    data->set_sequence(sequence);
+    data->mutable_region()->set_offset(static_cast<uint64_t>(*offset));
+    data->mutable_region()->set_length(static_cast<uint64_t>(length));
+    return SendMessage(message, deadline);
+  }
+
+  arrow::Result<WorkerReply> Receive(io::Deadline deadline) override {
+    ARROW_ASSIGN_OR_RAISE(protocol::Frame frame, ReadFrame(deadline));
+    WorkerReply reply;
+    if (frame.kind == protocol::FrameKind::kData) {
+      reply.sequence = frame.sequence;
+      ARROW_ASSIGN_OR_RAISE(reply.batch, DecodeResult(frame.sequence, frame.body));
+      ReleaseInputUpTo(frame.sequence);
+      return reply;
+    }
+    reply.control.emplace();
+    if (!reply.control->ParseFromArray(frame.metadata->data(),
+                                       static_cast<int>(frame.metadata->size()))) {
+      return arrow::Status::IOError(
+          "the worker sent a control frame that is not a valid quiver.v1.WorkerMessage (",
+          frame.metadata->size(), " bytes)");
+    }
+    if (reply.control->has_shm_data()) return ReceiveShared(reply.control->shm_data());
+    if (reply.control->has_finish_response() || reply.control->has_cancel_response()) {
+      ReleaseInputUpTo(UINT64_MAX);  // the execution is over: the worker reads nothing more
+    }
+    return reply;
+  }
+
+  void Shutdown() override {
+    std::lock_guard<std::mutex> lock(shutdown_mutex_);
+    if (!shut_down_ && socket_.valid()) ::shutdown(socket_.get(), SHUT_RDWR);
+    shut_down_ = true;
+  }
+
+  std::string endpoint() const override { return endpoint_; }
+
+ private:
+  arrow::Status SendMessage(const v1::EngineMessage& message, io::Deadline deadline) {
+    ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeControlFrame(
+                                          arrow::Buffer::FromString(message.SerializeAsString())));
+    return io::SendAll(socket_.get(), frame.buffers, deadline);
+  }
+
+  // Tells the worker which result regions the engine dropped since the last message.
+  arrow::Status SendReleases(io::Deadline deadline) {
+    if (output_ == nullptr) return arrow::Status::OK();
+    std::vector<std::pair<int64_t, int64_t>> released;
+    {
+      std::lock_guard<std::mutex> lock(output_->mutex);
+      released.swap(output_->released);
+    }
+    if (released.empty()) return arrow::Status::OK();
+    v1::EngineMessage message;
+    for (const auto& [offset, length] : released) {
+      v1::ShmRegion* region = message.mutable_shm_release()->add_regions();
+      region->set_offset(static_cast<uint64_t>(offset));
+      region->set_length(static_cast<uint64_t>(length));
+    }
+    return SendMessage(message, deadline);
+  }
+
+  std::optional<int64_t> Reserve(uint64_t sequence, int64_t length) {
+    if (input_ == nullptr) return std::nullopt;
+    std::lock_guard<std::mutex> lock(input_->mutex);
+    std::optional<int64_t> offset = input_->allocator.Allocate(length);
+    if (offset) input_->in_flight.emplace_back(sequence, *offset);
+    return offset;
+  }
+
+  // The worker answers in order: once it answered `sequence`, it reads no
+  // input region of that batch or of an earlier one.
+  void ReleaseInputUpTo(uint64_t sequence) {
+    if (input_ == nullptr) return;
+    std::lock_guard<std::mutex> lock(input_->mutex);
+    while (!input_->in_flight.empty() && input_->in_flight.front().first <= sequence) {
+      input_->allocator.Free(input_->in_flight.front().second);
+      input_->in_flight.pop_front();
+    }
+  }
+
+  // A result the worker wrote into the output arena: every number is checked
+  // against the mapping before a byte of it is read.
+  arrow::Result<WorkerReply> ReceiveShared(const v1::ShmData& data) {
+    const uint64_t offset = data.region().offset();
+    const uint64_t length = data.region().length();
+    auto refuse = [&](const std::string& why) {
+      return arrow::Status::IOError("the worker sent a result for batch ", data.sequence(),
+                                    " in shared memory at offset ", offset, ", length ", length,
+                                    ", which ", why);
+    };
+    if (output_ == nullptr) return refuse("came before the shared memory was set up");
+    if (length == 0) return refuse("is empty (an Arrow IPC stream is at least 8 bytes)");
+    if (offset % 8 != 0) return refuse("is not 8-byte aligned");
+    if (!RegionFits(offset, length, output_->arena->size())) {
+      return refuse("lies outside the output arena of " + std::to_string(output_->arena->size()) +
+                    " bytes");
+    }
+    const auto start = static_cast<int64_t>(offset);
+    const auto size = static_cast<int64_t>(length);
+    {
+      std::lock_guard<std::mutex> lock(output_->mutex);
+      if (auto overlap = output_->Overlap(start, size)) {
+        return refuse("overlaps the region at offset " + std::to_string(overlap->first) +
+                      " that the engine still reads (a region is written again only after "
+                      "ShmRelease)");
+      }
+      output_->held.emplace(start, size);
+    }
+    auto buffer = std::make_shared<ArenaBuffer>(output_, start, size);
+    WorkerReply reply;
+    reply.sequence = data.sequence();
+    ARROW_ASSIGN_OR_RAISE(reply.batch, DecodeResult(data.sequence(), std::move(buffer)));
+    ReleaseInputUpTo(data.sequence());
+    return reply;
+  }
+
+  static arrow::Result<std::shared_ptr<arrow::RecordBatch>> DecodeResult(
+      uint64_t sequence, std::shared_ptr<arrow::Buffer> body) {
+    auto batch = protocol::DecodeBatchStream(std::move(body));
+    if (!batch.ok()) {
+      return batch.status().WithMessage(
+          "the worker sent a result for batch ", sequence,
+          " that is not a valid Arrow IPC stream: ", batch.status().message());
+    }
+    return batch;
+  }
+
+  arrow::Result<protocol::Frame> ReadFrame(io::Deadline deadline) {
+    while (true) {
+      if (std::optional<protocol::Frame> frame = decoder_.Next()) return std::move(*frame);
+      const int64_t wanted = decoder_.wanted();
+      ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> chunk, arrow::AllocateBuffer(wanted));
+      ARROW_ASSIGN_OR_RAISE(int64_t got,
+                            io::ReceiveAll(socket_.get(), chunk->mutable_data(), wanted, deadline));
+      if (got == 0 && decoder_.Finish().ok()) {
+        return arrow::Status::IOError("the worker closed the connection");
+      }
+      if (got < wanted) {
+        return arrow::Status::IOError("the worker closed the connection in the middle of a frame ",
+                                      decoder_.part(), " (", got, " of ", wanted,
+                                      " bytes arrived)");
+      }
+      ARROW_RETURN_NOT_OK(decoder_.Consume(std::move(chunk)));
+    }
+  }
+
+  io::UniqueFd socket_;
+  std::string endpoint_;
+  protocol::FrameDecoder decoder_;  // used by the receiving thread only
+  std::unique_ptr<InputState> input_;
+  std::shared_ptr<OutputState> output_;
+  std::mutex shutdown_mutex_;
+  bool shut_down_ = false;
+};
+
+}  // namespace
+
+ArenaSizes DefaultArenaSizes() {
+  ArenaSizes sizes;
+  if (const char* text = std::getenv("QUIVER_SHM_ARENA_BYTES"); text != nullptr && *text != '\0') {
+    const long long bytes = std::atoll(text);
+    if (bytes > 0) sizes.input_bytes = sizes.output_bytes = bytes;
+  }
+  return sizes;
+}
+
+std::unique_ptr<ShmConnection> MakeShmConnection(io::UniqueFd socket, std::string endpoint,
+                                                 protocol::FramingLimits limits) {
+  return std::make_unique<ShmConnectionImpl>(std::move(socket), std::move(endpoint), limits);
+}
+
+}  // namespace quiver::transport::shm
