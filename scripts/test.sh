@@ -37,7 +37,7 @@ conformance() {
   build/cpp/quiver/cli/quiver conformance --transport all "$@"
 }
 conformance "Python worker" --payload-format python/ref -- .venv/bin/python -m quiver.worker
-# shm is the Python worker's only: the compiled SDKs' workers do not speak it (docs/protocol.md §8).
+# shm is the Python worker's only: the compiled SDKs' workers do not speak it (docs/protocol.md §10).
 echo "--- Python worker, shm"
 build/cpp/quiver/cli/quiver conformance --transport shm --payload-format python/ref \
   -- .venv/bin/python -m quiver.worker

@@ -360,13 +360,17 @@ class Session:
             groups.setdefault(c.requirements, []).append(c)
         if len(groups) == 1:
             ((requirements, group),) = groups.items()
-            return self._map_on(self._engine_for(requirements), data, group, select, batch_rows)
+            return self._map_on(
+                self._engine_for(requirements), data, group, select, batch_rows, batch_bytes
+            )
         # UDFs in several environments: one run per environment, each adding its results
         # to the stream the next one reads; the last step puts the columns in order.
         stream: Any = data
         kept: list[str] | None = None if select is None else list(select)
         for requirements, group in groups.items():
-            stream = self._map_on(self._engine_for(requirements), stream, group, None, batch_rows)
+            stream = self._map_on(
+                self._engine_for(requirements), stream, group, None, batch_rows, batch_bytes
+            )
             if kept is None:  # the first run's output is every input column, then its results
                 kept = stream.schema.names[: len(stream.schema) - len(group)]
         return _project(stream, [*(kept or []), *(c.name for c in calls)])
@@ -397,6 +401,7 @@ class Session:
         calls: Sequence[UdfCall],
         select: Sequence[str] | None,
         batch_rows: int,
+        batch_bytes: int | None,
     ) -> pa.RecordBatchReader:
         """Run ``calls`` over ``data`` on one engine's workers."""
         stream = _stream_capsule(data)
