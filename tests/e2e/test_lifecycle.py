@@ -19,7 +19,7 @@ TRANSPORTS = ["uds", "grpc", "shm"]
 @pytest.fixture(autouse=True)
 def _workers_are_the_engines_children(quiver):
     """These tests look at the engine's own children: workers are fork/exec'd, not forked by the
-    fork server (whose lifecycle tests are in test_forkserver.py)."""
+    fork server (whose lifecycle tests are in test_forkserver_runs.py)."""
     quiver.env["QUIVER_NO_DAEMON"] = "1"
 
 

@@ -1,4 +1,4 @@
-"""UDFs of the grouped and table kinds, for tests/e2e/test_kinds.py."""
+"""UDFs of the grouped and table kinds, for tests/e2e/test_kinds_runs.py."""
 
 from __future__ import annotations
 
