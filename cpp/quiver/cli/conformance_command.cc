@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "quiver/cli/failure_message.h"
 #include "quiver/conformance/conformance.h"
 
 namespace quiver::cli {
@@ -74,7 +75,8 @@ int RunConformanceCommand(const ConformanceArguments& arguments) {
     std::fflush(stdout);
   });
   if (!summary.ok()) {
-    std::fprintf(stderr, "quiver: error: %s\n", summary.status().message().c_str());
+    std::fprintf(stderr, "quiver: error: %s\n",
+                 EscapeInvalidUtf8(summary.status().message()).c_str());
     return 1;
   }
   std::printf("%d passed, %d failed\n", summary->passed, summary->failed);

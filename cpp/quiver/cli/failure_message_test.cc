@@ -23,5 +23,17 @@ TEST(FailureMessage, AddsWhatTheDetailSays) {
   EXPECT_EQ(UdfErrorDetailOf(rewritten)->kind, UdfErrorKind::kTimeout);
 }
 
+// A worker chooses its result's field names: a byte that is not UTF-8 must not
+// reach the terminal as it is.
+TEST(FailureMessage, EscapesBytesThatAreNotUtf8) {
+  const auto status = arrow::Status::IOError("InitResponse promised \xf9: string");
+  EXPECT_EQ(FailureMessage(status), "InitResponse promised \\xf9: string");
+  EXPECT_EQ(EscapeInvalidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82"),
+            "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x99\x82");
+  EXPECT_EQ(EscapeInvalidUtf8("\xc3"), "\\xc3");                    // truncated
+  EXPECT_EQ(EscapeInvalidUtf8("\xc0\xaf"), "\\xc0\\xaf");           // overlong
+  EXPECT_EQ(EscapeInvalidUtf8("\xed\xa0\x80"), "\\xed\\xa0\\x80");  // surrogate
+}
+
 }  // namespace
 }  // namespace quiver::cli
