@@ -34,7 +34,13 @@ from quiver.transport.base import (
     WorkerConfig,
 )
 from quiver.transport.inbox import Inbox
-from quiver.transport.uds import UdsConnection, _converse, frame_item, receive_frame
+from quiver.transport.uds import (
+    UdsConnection,
+    _converse,
+    frame_item,
+    receive_frame,
+    send_hello,
+)
 
 SHM_SCHEME = "shm:"
 # Every region starts at a multiple of this (the engine's rule too), so buffers read in place
@@ -258,10 +264,7 @@ class ShmTransport:
             return EXIT_CONNECTION_LOST
         try:
             log.info("connected to %s (pid %d)", config.endpoint, config.hello.pid)
-            hello = pb.Hello()
-            hello.CopyFrom(config.hello)
-            hello.secret = config.secret
-            conn.send_message(pb.WorkerMessage(hello=hello))
+            send_hello(conn, config)
             conn.take_arenas()
             inbox = Inbox(shm_items(conn), log, "quiver-shm-reader")
             session = new_session(conn, inbox.cancel_ahead)

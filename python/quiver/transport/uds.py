@@ -185,10 +185,7 @@ class UdsTransport:
             return EXIT_CONNECTION_LOST
         try:
             log.info("connected to %s (pid %d)", config.endpoint, config.hello.pid)
-            hello = pb.Hello()
-            hello.CopyFrom(config.hello)
-            hello.secret = config.secret
-            conn.send_message(pb.WorkerMessage(hello=hello))
+            send_hello(conn, config)
             inbox = Inbox(frame_items(conn.sock), log, "quiver-uds-reader")
             session = new_session(conn, inbox.cancel_ahead)
             inbox.start()
@@ -198,6 +195,14 @@ class UdsTransport:
             return EXIT_CONNECTION_LOST
         finally:
             conn.close()
+
+
+def send_hello(conn: UdsConnection, config: WorkerConfig) -> None:
+    """Send the worker's Hello, with the secret, as the connection's first message."""
+    hello = pb.Hello()
+    hello.CopyFrom(config.hello)
+    hello.secret = config.secret
+    conn.send_message(pb.WorkerMessage(hello=hello))
 
 
 def _converse(inbox: Inbox, session: Session, conn: UdsConnection, log: logging.Logger) -> int:
