@@ -23,6 +23,8 @@
 
 namespace {
 
+constexpr int64_t kMostRowsTheEngineSends = int64_t{1} << 20;
+
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> Decode(const uint8_t* data, size_t size,
                                                           uint8_t path) {
   if (path % 2 == 0)
@@ -48,6 +50,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto batch = Decode(data + 1, size - 1, data[0]);
   if (!batch.ok()) return 0;
   if (!quiver::protocol::ValidateResultBatch(**batch).ok()) return 0;
+  // A valid batch of columns that need no buffers (null type, empty structs)
+  // may claim any length: 2^40 rows cost the CSV writer hours, not memory.
+  // The engine never writes such a batch, because it refuses a result whose
+  // length differs from the batch it sent; bound it the same way here.
+  if ((*batch)->num_rows() > kMostRowsTheEngineSends) return 0;
   ReadEveryValue(**batch);
   return 0;
 }
