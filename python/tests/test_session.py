@@ -276,6 +276,17 @@ def test_no_worker_outlives_the_interpreter_or_the_session(ending):
     assert wait_until_gone(workers) == set()
 
 
+def test_a_slice_of_a_view_column_sends_only_its_own_bytes(session):
+    # Polars exports strings as string_view; a slice of a view array keeps every data
+    # buffer of the column, and sending them whole sent the column with every batch.
+    rows, length = 20_000, 100
+    table = pa.table({"s": pa.array([f"{i:0{length}d}" for i in range(rows)], pa.string_view())})
+    batches = list(session.map(table, udfs=[quiver.call(su.buffer_bytes, "s")], batch_rows=1000))
+    assert [b.num_rows for b in batches] == [1000] * 20
+    received = max(max(b.column("buffer_bytes").to_pylist()) for b in batches)
+    assert received < 1000 * (length + 16) * 1.1, f"a 1,000-row batch arrived as {received} bytes"
+
+
 def test_polars_and_duckdb_in_and_out(session, tmp_path):
     pl = pytest.importorskip("polars")
     duckdb = pytest.importorskip("duckdb")

@@ -6,6 +6,8 @@
 #include <arrow/array/data.h>
 #include <arrow/util/byte_size.h>
 
+#include "quiver/exec/view_compaction.h"
+
 namespace quiver::exec {
 namespace {
 
@@ -20,11 +22,20 @@ int64_t WholeBuffers(const arrow::ArrayData& data) {
 }  // namespace
 
 arrow::Result<int64_t> BatchBytes(const arrow::RecordBatch& batch) {
-  auto referenced = arrow::util::ReferencedBufferSize(batch);
-  // Types whose ranges Arrow cannot tell count whole: a larger figure only
-  // makes pieces smaller.
-  if (!referenced.ok()) return BatchBytesUpperBound(batch);
-  return *referenced;
+  int64_t bytes = 0;
+  for (const auto& column : batch.column_data()) {
+    // View columns are sent compacted (view_compaction.h): count what they reference.
+    if (IsViewType(*column->type)) {
+      ARROW_ASSIGN_OR_RAISE(const int64_t view_bytes, ViewArrayBytes(*column));
+      bytes += view_bytes;
+      continue;
+    }
+    auto referenced = arrow::util::ReferencedBufferSize(*column);
+    // Types whose ranges Arrow cannot tell count whole: a larger figure only
+    // makes pieces smaller.
+    bytes += referenced.ok() ? *referenced : WholeBuffers(*column);
+  }
+  return bytes;
 }
 
 int64_t BatchBytesUpperBound(const arrow::RecordBatch& batch) {

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <arrow/array/builder_binary.h>
 #include <arrow/builder.h>
 #include <arrow/type.h>
 
@@ -46,6 +47,20 @@ TEST(BatchBytes, ASlicedColumnCountsOnlyItsRows) {
   EXPECT_GE(ten, 10 * 1000);
   EXPECT_LT(ten, 11 * 1000);
   EXPECT_GE(BatchBytesUpperBound(*batch->Slice(40, 10)), whole);  // whole buffers
+}
+
+TEST(BatchBytes, AViewColumnCountsWhatItsRowsReference) {
+  // A string_view slice keeps every data buffer of its column; what is sent
+  // (compacted) is its own rows' bytes, and pieces are cut by that.
+  arrow::StringViewBuilder builder;
+  for (int i = 0; i < 1000; ++i) EXPECT_OK(builder.Append(std::string(1000, 'v')));
+  auto batch = arrow::RecordBatch::Make(arrow::schema({arrow::field("s", arrow::utf8_view())}),
+                                        1000, {*builder.Finish()});
+  ASSERT_OK_AND_ASSIGN(int64_t ten, BatchBytes(*batch->Slice(40, 10)));
+  EXPECT_GE(ten, 10 * 1000);
+  EXPECT_LT(ten, 11 * 1000);
+  ASSERT_OK_AND_ASSIGN(int64_t rows, RowsThatFit(*batch, 0, 102 * 1000));
+  EXPECT_EQ(rows, 100);  // 1,000 characters, a 16-byte view and a validity bit per row
 }
 
 TEST(BatchBytes, PiecesAreTheLargestThatFit) {

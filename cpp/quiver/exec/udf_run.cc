@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <arrow/array/util.h>
+#include <arrow/memory_pool.h>
 #include <arrow/type.h>
 #include <arrow/util/byte_size.h>
 
@@ -16,6 +17,7 @@
 #include "quiver/exec/rows/row_batch.h"
 #include "quiver/exec/udf_checks.h"
 #include "quiver/exec/udf_run_internal.h"
+#include "quiver/exec/view_compaction.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/protocol/version.h"
 #include "quiver/worker/worker.h"
@@ -210,15 +212,17 @@ class UdfRunImpl : public UdfRun {
     PendingBatch pending{next_sequence_++, -1,
                          whole ? cutting_.input : cutting_.input->Slice(cutting_.offset, take),
                          rows_read_};
-    auto arguments = whole ? cutting_.arguments : cutting_.arguments->Slice(cutting_.offset, take);
+    auto arguments = CompactViewColumns(
+        whole ? cutting_.arguments : cutting_.arguments->Slice(cutting_.offset, take),
+        arrow::default_memory_pool());
+    if (!arguments.ok()) return Fail(arguments.status(), Where(pending));
     rows_read_ += take;
     cutting_.offset += take;
     if (cutting_.offset >= rows) cutting_ = {};
     // What this piece's arguments reference, not the whole buffers it slices.
-    auto piece_bytes = arrow::util::ReferencedBufferSize(*arguments);
-    in_flight_bytes_.SawInput(piece_bytes.ok() ? *piece_bytes
-                                               : arrow::util::TotalBufferSize(*arguments));
-    ARROW_RETURN_NOT_OK(Send(&pending, *arguments));
+    auto piece_bytes = BatchBytes(**arguments);
+    in_flight_bytes_.SawInput(piece_bytes.ok() ? *piece_bytes : BatchBytesUpperBound(**arguments));
+    ARROW_RETURN_NOT_OK(Send(&pending, **arguments));
     pending_.push_back(std::move(pending));
     return arrow::Status::OK();
   }

@@ -43,3 +43,10 @@ def sleepy(x: pa.Array) -> pa.Array:
 @quiver.udf(returns="int64")
 def pid(x: pa.Array) -> pa.Array:
     return pa.array([os.getpid()] * len(x), pa.int64())
+
+
+@quiver.udf(returns="int64")
+def buffer_bytes(values: pa.Array) -> pa.Array:
+    """Each row: the bytes of every buffer of the batch's argument column, as received."""
+    received = sum(buffer.size for buffer in values.buffers() if buffer is not None)
+    return pa.array([received] * len(values), pa.int64())
