@@ -172,6 +172,15 @@ def test_worker_crash_and_timeout_raise_their_kinds():
         assert s.map(TABLE, udfs=[quiver.call(su.shout, "name")]).read_all().num_rows == 10
 
 
+def test_a_worker_printing_bytes_that_are_not_utf8_still_raises_its_kind(session):
+    # What a worker prints reaches the error as text: invalid UTF-8 as \\xNN escapes.
+    with pytest.raises(quiver.WorkerCrashed) as crashed:
+        session.map(TABLE, udfs=[quiver.call(su.garble_and_exit, "id")]).read_all()
+    assert crashed.value.exit_status == 3
+    assert "last words \\xff\\xfe\\xc3(" in crashed.value.log_tail
+    assert session.map(TABLE, udfs=[quiver.call(su.shout, "name")]).read_all().num_rows == 10
+
+
 def test_bad_input_raises_before_any_worker_starts(tmp_path):
     before = children()
     with quiver.Session(workers=1) as s:

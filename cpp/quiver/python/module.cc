@@ -84,19 +84,29 @@ const char* KindKey(UdfErrorKind kind) {
   return "unknown";
 }
 
+// Text a worker supplied (messages, tracebacks, log tails) may be any bytes:
+// invalid UTF-8 becomes \xNN escapes, as the quiver command prints it, so
+// the error still reaches Python as its own kind.
+nb::object WorkerText(const std::string& text) {
+  PyObject* decoded =
+      PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()), "backslashreplace");
+  if (decoded == nullptr) throw nb::python_error();
+  return nb::steal(decoded);
+}
+
 nb::object DetailDict(const arrow::Status& status) {
   const UdfErrorDetail* detail = UdfErrorDetailOf(status);
   if (detail == nullptr) return nb::none();
   nb::dict out;
   out["kind"] = KindKey(detail->kind);
-  out["udf_name"] = detail->udf_name;
-  out["error_class"] = detail->error_class;
-  out["traceback"] = detail->traceback;
-  out["worker"] = detail->worker;
+  out["udf_name"] = WorkerText(detail->udf_name);
+  out["error_class"] = WorkerText(detail->error_class);
+  out["traceback"] = WorkerText(detail->traceback);
+  out["worker"] = WorkerText(detail->worker);
   out["worker_pid"] = detail->worker_pid;
   out["exit_status"] = detail->exit_status ? nb::cast(*detail->exit_status) : nb::none();
   out["signal"] = detail->signal ? nb::cast(*detail->signal) : nb::none();
-  out["log_tail"] = detail->log_tail;
+  out["log_tail"] = WorkerText(detail->log_tail);
   out["retryable"] = detail->retryable();
   return out;
 }
@@ -104,7 +114,8 @@ nb::object DetailDict(const arrow::Status& status) {
 // Sets the Python error for `status`: quiver.errors.from_engine picks the class.
 void RaiseStatus(const arrow::Status& status) {
   nb::object from_engine = nb::module_::import_("quiver.errors").attr("from_engine");
-  nb::object error = from_engine(status.CodeAsString(), status.message(), DetailDict(status));
+  nb::object error =
+      from_engine(status.CodeAsString(), WorkerText(status.message()), DetailDict(status));
   PyErr_SetObject(reinterpret_cast<PyObject*>(Py_TYPE(error.ptr())), error.ptr());
 }
 

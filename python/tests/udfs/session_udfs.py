@@ -50,3 +50,12 @@ def buffer_bytes(values: pa.Array) -> pa.Array:
     """Each row: the bytes of every buffer of the batch's argument column, as received."""
     received = sum(buffer.size for buffer in values.buffers() if buffer is not None)
     return pa.array([received] * len(values), pa.int64())
+
+
+@quiver.udf(returns="int64")
+def garble_and_exit(x: pa.Array) -> pa.Array:
+    """Print bytes that are not UTF-8 to stderr, then end the worker process."""
+    import os
+
+    os.write(2, b"last words \xff\xfe\xc3(\n")
+    os._exit(3)
