@@ -1,5 +1,7 @@
 #include "quiver/worker/worker_session.h"
 
+#include <pthread.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -114,7 +116,11 @@ arrow::Result<std::unique_ptr<WorkerSession>> WorkerSession::Start(Worker* worke
   for (const auto& udf : init.udfs()) {
     if (udf.eval_type() >= 10 && udf.eval_type() < 20) session->udf_count_ = -1;
   }
-  session->receiver_ = std::thread([raw = session.get()] { raw->ReceiveLoop(); });
+  session->receiver_ = std::thread([raw = session.get()] {
+    // Named so that `top -H` and bench/scaling.py can tell result decoding and checks apart.
+    pthread_setname_np(pthread_self(), "quiver-receive");
+    raw->ReceiveLoop();
+  });
   return session;
 }
 
