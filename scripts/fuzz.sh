@@ -6,6 +6,8 @@
 #   bash scripts/fuzz.sh                       # 15 s per target (what CI runs)
 #   QUIVER_FUZZ_SECONDS=600 bash scripts/fuzz.sh frame_decoder_fuzz   # longer, one target
 #   QUIVER_FUZZ_RUNS=10000000 bash scripts/fuzz.sh     # a fixed number of executions per target
+#   QUIVER_FUZZ_SANITIZE=undefined QUIVER_FUZZ_BUILD_DIR=build-fuzz-ubsan QUIVER_FUZZ_RUNS=10000000 \
+#     bash scripts/fuzz.sh                             # long runs: UBSan only, ~2.4x the executions/s
 #
 # New inputs found go to build-fuzz/corpus/TARGET (not to the checked-in seeds);
 # regenerate the seeds with `.venv/bin/python cpp/fuzz/make_corpus.py`.
@@ -23,7 +25,7 @@ targets=("$@")
 if [ ! -f "$build_dir/build.ninja" ]; then
   # Warnings are enforced by the gcc build; clang's extra ones must not block fuzzing.
   CC=clang CXX=clang++ cmake -S "$root" -B "$build_dir" -G Ninja -DQUIVER_FUZZ=ON \
-    -DQUIVER_SANITIZE=address,undefined -DQUIVER_BUILD_TESTS=OFF \
+    -DQUIVER_SANITIZE="${QUIVER_FUZZ_SANITIZE:-address,undefined}" -DQUIVER_BUILD_TESTS=OFF \
     -DQUIVER_BUILD_BENCHMARKS=OFF -DQUIVER_WARNINGS_AS_ERRORS=OFF \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DQUIVER_PYTHON="$root/.venv/bin/python"
 fi
