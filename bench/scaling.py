@@ -23,6 +23,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -120,21 +121,32 @@ class CpuSampler:
 
 
 def measure(command: list[str], environment: dict[str, str]) -> tuple[float, dict[str, float]]:
-    """Run `command`; return its wall seconds and CPU seconds by role."""
+    """Run `command`; return its wall seconds and CPU seconds by role.
+
+    The engine's total comes from its rusage (its own CPU and that of the workers it
+    reaped); the workers' from their last /proc sample; "other" is what the named
+    threads' samples do not account for.
+    """
     start = time.perf_counter()
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment
-    )
-    sampler = CpuSampler(process.pid)
-    thread = threading.Thread(target=sampler.run, daemon=True)
-    thread.start()
-    _, stderr = process.communicate()
-    wall = time.perf_counter() - start
-    sampler.stop()
-    thread.join()
-    if process.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{stderr}")
-    return wall, sampler.by_role()
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=stderr, env=environment
+        )
+        sampler = CpuSampler(process.pid)
+        thread = threading.Thread(target=sampler.run, daemon=True)
+        thread.start()
+        _, status, usage = os.wait4(process.pid, 0)
+        process.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - start
+        sampler.stop()
+        thread.join()
+        if process.returncode != 0:
+            stderr.seek(0)
+            raise RuntimeError(f"{' '.join(command)} failed:\n{stderr.read().decode()}")
+    roles = sampler.by_role()
+    roles["engine"] = max(0.0, usage.ru_utime + usage.ru_stime - roles["workers"])
+    roles["other"] = max(0.0, roles["engine"] - roles["reader"] - roles["receive"] - roles["main"])
+    return wall, roles
 
 
 def main() -> None:
