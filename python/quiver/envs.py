@@ -430,12 +430,13 @@ def _find_definition(tree: ast.Module, parts: list[str]) -> Any:
 
 
 def _requirements_keyword(decorator: ast.expr) -> ast.expr | None:
-    """The value of ``requirements=`` in ``@quiver.udf(...)`` / ``@udf(...)``, if there."""
+    """The value of ``requirements=`` in ``@quiver.udf(...)`` / ``@udf(...)`` (or a grouped
+    or table kind's decorator), if there."""
     if not isinstance(decorator, ast.Call):
         return None
     func = decorator.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
-    if name != "udf":
+    if name not in ("udf", "grouped_map", "udaf", "udtf"):
         return None
     return next((k.value for k in decorator.keywords if k.arg == "requirements"), None)
 

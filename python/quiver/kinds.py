@@ -29,12 +29,13 @@ from __future__ import annotations
 import inspect
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pyarrow as pa
 
 from quiver.types import as_data_type
+from quiver.udf import _requirement_list
 
 GROUPED_MAP = "grouped_map"
 UDAF = "udaf"
@@ -50,13 +51,23 @@ class KindFunction:
     UDAF. Calling the object calls the function, so it can be tested in process.
     """
 
-    def __init__(self, func: Any, kind: str, returns: Any, flavour: str, partial: bool = False):
+    def __init__(
+        self,
+        func: Any,
+        kind: str,
+        returns: Any,
+        flavour: str,
+        partial: bool = False,
+        requirements: tuple[str, ...] = (),
+    ):
         """Wrap ``func``; the arguments must already be validated."""
         self.func = func
         self.kind = kind
         self.returns = returns
         self.flavour = flavour
         self.partial = partial
+        self.requirements = requirements
+        """The packages its workers need (docs/environments.md; ``quiver.Session`` only)."""
         self.__doc__ = getattr(func, "__doc__", None)
         self.__name__ = getattr(func, "__name__", kind)
         self.__qualname__ = getattr(func, "__qualname__", self.__name__)
@@ -133,19 +144,24 @@ def grouped_map(
     *,
     returns: pa.Schema | str,
     flavour: str | None = None,
+    requirements: Sequence[str] = (),
 ) -> Any:
     """Declare a grouped map: ``f(group) -> table`` over all rows of one group.
 
     The group arrives as a pandas DataFrame when the parameter is hinted ``pd.DataFrame`` (or
     ``flavour="pandas"``), else as a pyarrow Table. The result (same kind, or a dict of
     columns) must hold the columns of ``returns`` ("name type, ..."); other columns are dropped.
+    ``requirements`` runs it in an environment of its own under ``quiver.Session``, as for
+    ``@quiver.udf`` (docs/environments.md).
     """
     schema = parse_schema(returns)
+    reqs = _requirement_list(requirements)
 
     def decorate(function: Callable[..., Any]) -> KindFunction:
         if not callable(function):
             raise TypeError(f"@quiver.grouped_map decorates functions, not {type(function)}")
-        return KindFunction(function, GROUPED_MAP, schema, _flavour(function, flavour, True))
+        chosen = _flavour(function, flavour, True)
+        return KindFunction(function, GROUPED_MAP, schema, chosen, requirements=reqs)
 
     return decorate if func is None else decorate(func)
 
@@ -155,6 +171,7 @@ def udaf(
     *,
     returns: pa.DataType | str,
     flavour: str | None = None,
+    requirements: Sequence[str] = (),
 ) -> Any:
     """Declare a grouped aggregate (UDAF): one value per group.
 
@@ -164,9 +181,11 @@ def udaf(
     ``update(state, *columns) -> state``, ``merge(a, b) -> state`` and ``finish(state) ->
     value``; states must pickle. ``merge`` should be associative: the engine merges each
     worker's states first, then those results, so a non-associative merge gives results
-    that depend on the number of workers (docs/udaf.md).
+    that depend on the number of workers (docs/udaf.md). ``requirements``: as for
+    ``@quiver.grouped_map``.
     """
     return_type = as_data_type(returns)
+    reqs = _requirement_list(requirements)
 
     def decorate(target: Any) -> KindFunction:
         missing = [name for name in PARTIAL_METHODS if not callable(getattr(target, name, None))]
@@ -176,11 +195,12 @@ def udaf(
                     f"partial UDAF {getattr(target, '__name__', target)!r} lacks "
                     f"{', '.join(missing)}; it needs {', '.join(PARTIAL_METHODS)}"
                 )
-            update = target.update
-            return KindFunction(target, UDAF, return_type, _flavour(update, flavour, False), True)
+            chosen = _flavour(target.update, flavour, False)
+            return KindFunction(target, UDAF, return_type, chosen, True, reqs)
         if not callable(target):
             raise TypeError(f"@quiver.udaf decorates functions or classes, not {type(target)}")
-        return KindFunction(target, UDAF, return_type, _flavour(target, flavour, False))
+        chosen = _flavour(target, flavour, False)
+        return KindFunction(target, UDAF, return_type, chosen, requirements=reqs)
 
     return decorate if func is None else decorate(func)
 
@@ -190,6 +210,7 @@ def udtf(
     *,
     returns: pa.DataType | pa.Schema | str,
     flavour: str | None = None,
+    requirements: Sequence[str] = (),
 ) -> Any:
     """Declare a table function (UDTF): zero or more output rows per input row.
 
@@ -198,14 +219,16 @@ def udtf(
     other function is called once per batch with the argument columns (pa.Array, or
     pd.Series when hinted) and returns ``(rows, index)``: the output rows (a pa.Table,
     RecordBatch, pd.DataFrame or dict of columns) and, per output row, the index of its input
-    row in the batch (non-decreasing).
+    row in the batch (non-decreasing). ``requirements``: as for ``@quiver.grouped_map``.
     """
     schema = parse_schema(returns)
+    reqs = _requirement_list(requirements)
 
     def decorate(function: Callable[..., Any]) -> KindFunction:
         if not callable(function):
             raise TypeError(f"@quiver.udtf decorates functions, not {type(function)}")
         chosen = "rows" if inspect.isgeneratorfunction(function) else None
-        return KindFunction(function, UDTF, schema, chosen or _flavour(function, flavour, False))
+        chosen = chosen or _flavour(function, flavour, False)
+        return KindFunction(function, UDTF, schema, chosen, requirements=reqs)
 
     return decorate if func is None else decorate(func)

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from quiver.errors import InvalidInput, SessionClosed
+from quiver.session_kinds import KindMethods
 
 PYTHON_REF = "python/ref"
 PYTHON_CLOUDPICKLE = "python/cloudpickle"
@@ -54,6 +55,9 @@ class UdfCall:
     """A class UDF's constructor keyword arguments, as a JSON object ("" for none)."""
     requirements: tuple[str, ...] = ()
     """The packages the UDF's workers need (docs/environments.md); () runs it here."""
+    kind: str = ""
+    """What ``fn`` was declared as: "scalar" (``@quiver.udf``), a kind of ``quiver.kinds``
+    ("grouped_map", "udaf", "udtf"), or "" when not known here (a "file.py:func" string)."""
 
 
 def call(
@@ -85,14 +89,18 @@ def call(
     >>> quiver.call(Model, "text", init={"path": "model.bin"})      # doctest: +SKIP
     """
     from quiver.envs import declared_requirements, normalise
+    from quiver.kinds import KindFunction
     from quiver.udf import UserDefinedFunction
 
     init_text = _init_json(init) if init else ""
+    kind = fn.kind if isinstance(fn, KindFunction) else ""
+    kind = "scalar" if isinstance(fn, UserDefinedFunction) else kind
     if isinstance(fn, str):
         payload_format, payload, default_name = PYTHON_REF, *_resolve_ref(fn)
         requirements = declared_requirements(payload.decode())
     elif callable(fn):
-        requirements = fn.requirements if isinstance(fn, UserDefinedFunction) else ()
+        declares = isinstance(fn, (UserDefinedFunction, KindFunction))
+        requirements = fn.requirements if declares else ()
         bound = _bound_as_json(fn) if isinstance(fn, UserDefinedFunction) else None
         if bound is not None:  # by reference to the class, with its arguments beside it
             fn, init_text = bound[0], _merged_json(bound[1], init_text)
@@ -108,6 +116,7 @@ def call(
         tuple(args),
         init_text,
         normalise(requirements),
+        kind,
     )
 
 
@@ -210,7 +219,7 @@ def _serialized(expression: pc.Expression) -> bytes:
     return buffer.to_pybytes()
 
 
-def _stream_capsule(data: Any) -> Any:
+def _stream_capsule(data: Any, method: str = "map") -> Any:
     """Return an ``arrow_array_stream`` capsule over ``data`` without copying its columns."""
     if hasattr(data, "__arrow_c_stream__"):
         return data.__arrow_c_stream__()
@@ -223,13 +232,13 @@ def _stream_capsule(data: Any) -> Any:
     if hasattr(data, "collect") and hasattr(data, "lazy"):  # a Polars LazyFrame
         return data.collect().__arrow_c_stream__()
     raise TypeError(
-        f"Session.map needs Arrow data: an object with __arrow_c_stream__ (a pyarrow Table or "
+        f"Session.{method} needs Arrow data: an object with __arrow_c_stream__ (a pyarrow Table or "
         f"RecordBatchReader, a Polars DataFrame, a DuckDB relation, ...), a pyarrow Dataset "
         f"or Scanner; got {type(data).__module__}.{type(data).__qualname__}"
     )
 
 
-class Session:
+class Session(KindMethods):
     """A warm pool of UDF worker processes, and the engine that streams Arrow batches to them.
 
     >>> import pyarrow as pa, quiver                                  # doctest: +SKIP
@@ -244,6 +253,10 @@ class Session:
     stopped (:class:`quiver.UdfTimeout`). ``python`` is the interpreter of the workers
     (default: this one, with this process's ``sys.path``). ``max_in_flight`` bounds the
     batches sent to one worker and not yet answered (memory).
+
+    Besides :meth:`map` (scalar UDFs), :meth:`apply` runs a grouped map, :meth:`aggregate`
+    grouped aggregates (UDAFs) and :meth:`flat_map` a table function (UDTF), on the same
+    warm workers.
 
     Close the session (``with``, :meth:`close`) to stop its workers; they are also stopped
     when it is garbage-collected and at interpreter exit.

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -20,6 +21,7 @@
 #include "quiver/cli/kind_options.h"
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/progress.h"
+#include "quiver/cli/python_envs.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/run_command.h"
 #include "quiver/cli/udf_spec.h"
@@ -69,9 +71,9 @@ arrow::Status CheckKindOptions(const RunOptions& options) {
 }
 
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakePythonDispatcher(
-    const RunOptions& options) {
+    const RunOptions& options, const std::string& python) {
   worker::WorkerSpec spec;
-  spec.command = worker::PythonWorkerCommand(options.python);
+  spec.command = worker::PythonWorkerCommand(python);
   // As for --udf: one core per worker, no BLAS thread pools.
   for (const char* variable : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
     if (std::getenv(variable) == nullptr) spec.environment[variable] = "1";
@@ -96,6 +98,25 @@ arrow::Result<exec::UdfCall> ParseApply(const std::string& text, const std::file
         text + "'");
   }
   return ParseUdfSpec("`" + name + "`=" + text + "()", cwd);
+}
+
+// The interpreter of a kind's workers: that of the environment its functions'
+// requirements= (or --requirements) need, which must be one for the run.
+arrow::Result<std::string> KindPython(const RunOptions& options,
+                                      std::vector<exec::UdfCall>* calls) {
+  ARROW_ASSIGN_OR_RAISE(
+      auto environments,
+      AssignPythonEnvironments({options.python, options.requirements_file, options.quiet}, calls));
+  const std::string& runtime = calls->front().runtime;
+  for (const auto& call : *calls) {
+    if (call.runtime != runtime) {
+      return UsageError("the functions of one run declare different requirements= ('" +
+                        calls->front().name + "' and '" + call.name +
+                        "'); run them in separate runs");
+    }
+  }
+  auto environment = environments.find(runtime);
+  return environment == environments.end() ? options.python : environment->second;
 }
 
 arrow::Status Interrupted() {
@@ -192,11 +213,12 @@ arrow::Status RunKindCommand(const RunOptions& options) {
     ARROW_ASSIGN_OR_RAISE(pass_through, ParseColumnList(*options.select));
   }
   ARROW_RETURN_NOT_OK(CheckPythonInterpreter(options.python));
+  ARROW_ASSIGN_OR_RAISE(const std::string python, KindPython(options, &calls));
 
   InterruptWatchdog watchdog(std::chrono::seconds(3));
   ARROW_ASSIGN_OR_RAISE(InputFile input,
                         OpenInputFile(options.input, input_format, options.batch_rows));
-  ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakePythonDispatcher(options));
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakePythonDispatcher(options, python));
   watchdog.AddCleanupDirectory(dispatcher->private_directory());
   RunSummary summary;
   exec::grouped::KindMetrics metrics;

@@ -9,12 +9,15 @@
 #include <future>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
+#include "quiver/exec/grouped/kinds.h"
+#include "quiver/exec/udf_call.h"
 #include "quiver/exec/udf_operator.h"
 
 namespace quiver::worker {
@@ -37,28 +40,45 @@ struct EngineOptions {
   int max_idle_workers = 4;
 };
 
+/// The result of one session call (map, apply, aggregate, flat_map), read
+/// batch by batch from Python.
+class ResultStream {
+ public:
+  virtual ~ResultStream() = default;
+
+  /// Returns the output schema, or null while it is not known yet (aggregates
+  /// know theirs once their first batch, or their end, was read).
+  virtual std::shared_ptr<arrow::Schema> schema() const = 0;
+
+  /// Starts reading the next batch; the future holds null at the end. Only one
+  /// read may be in flight; a read after the end returns null, after Cancel Cancelled.
+  virtual std::future<arrow::Result<std::shared_ptr<arrow::RecordBatch>>> ReadNextAsync() = 0;
+
+  /// Ends the run: now when no read is in flight, else when that read returns.
+  virtual void Cancel() = 0;
+
+  /// Returns the run's figures so far.
+  virtual exec::UdfRunMetrics metrics() const = 0;
+};
+
 /// One map call being read. Each ReadNextAsync runs one UdfRun::ReadNext on a
 /// detached thread that shares ownership of the run (and of the dispatcher),
 /// so that Cancel returns at once: the run ends (Cancel to the workers, the
 /// workers back to the pool) when the batch in flight is done.
-class RunHandle {
+class RunHandle : public ResultStream {
  public:
   struct Core;
   explicit RunHandle(std::shared_ptr<Core> core);
-  ~RunHandle();
+  ~RunHandle() override;
 
   /// Returns the output schema: the pass-through columns, then one per UDF.
-  std::shared_ptr<arrow::Schema> schema() const;
+  std::shared_ptr<arrow::Schema> schema() const override;
 
-  /// Starts reading the next batch; the future holds null at the end. Only one
-  /// read may be in flight; a read after the end returns null, after Cancel Cancelled.
-  std::future<arrow::Result<std::shared_ptr<arrow::RecordBatch>>> ReadNextAsync();
+  std::future<arrow::Result<std::shared_ptr<arrow::RecordBatch>>> ReadNextAsync() override;
 
-  /// Ends the run: now when no read is in flight, else when that read returns.
-  void Cancel();
+  void Cancel() override;
 
-  /// Returns the run's figures so far.
-  exec::UdfRunMetrics metrics() const;
+  exec::UdfRunMetrics metrics() const override;
 
  private:
   std::shared_ptr<Core> core_;
@@ -76,6 +96,27 @@ class Engine {
   arrow::Result<std::unique_ptr<RunHandle>> Map(std::shared_ptr<arrow::RecordBatchReader> input,
                                                 exec::UdfOperatorOptions options,
                                                 int64_t batch_rows);
+
+  /// Starts a grouped map (docs/grouped-map.md) of `function` over `input`
+  /// grouped by `options.group_by`, through exec::grouped::GroupedMapRun as
+  /// `quiver run --apply` does. The workers load the function here (errors
+  /// now); the input is read and grouped once the result is read.
+  arrow::Result<std::unique_ptr<ResultStream>> Apply(
+      std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall function,
+      exec::grouped::KindOptions options);
+
+  /// Starts grouped aggregates (docs/udaf.md) through exec::grouped::GroupedAggRun,
+  /// as `quiver run --agg` does. The output schema is known after the first read.
+  arrow::Result<std::unique_ptr<ResultStream>> Aggregate(
+      std::shared_ptr<arrow::RecordBatchReader> input, std::vector<exec::UdfCall> udafs,
+      exec::grouped::KindOptions options);
+
+  /// Starts a table function (docs/udtf.md) through exec::grouped::TableFunctionRun,
+  /// as `quiver run --udtf` does; `select` lists the input columns kept beside
+  /// each output row (nullopt: all).
+  arrow::Result<std::unique_ptr<ResultStream>> FlatMap(
+      std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall udtf,
+      std::optional<std::vector<std::string>> select, exec::grouped::KindOptions options);
 
   /// Returns how many worker processes were started so far.
   int64_t workers_started() const;

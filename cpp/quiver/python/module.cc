@@ -34,6 +34,7 @@
 #include <nanobind/stl/unique_ptr.h>
 #include <nanobind/stl/vector.h>
 
+#include "quiver/exec/grouped/kinds.h"
 #include "quiver/exec/udf_call.h"
 #include "quiver/exec/udf_operator.h"
 #include "quiver/protocol/udf_error.h"
@@ -194,9 +195,13 @@ exec::UdfCall ToUdfCall(const PyUdfCall& call) {
 
 class PyRun {
  public:
-  explicit PyRun(std::unique_ptr<RunHandle> handle) : handle_(std::move(handle)) {}
+  explicit PyRun(std::unique_ptr<ResultStream> handle) : handle_(std::move(handle)) {}
 
-  nb::object schema() const { return SchemaCapsule(*handle_->schema()); }
+  // None while the schema is not known (an aggregate before its first read).
+  nb::object schema() const {
+    auto schema = handle_->schema();
+    return schema == nullptr ? nb::none() : SchemaCapsule(*schema);
+  }
 
   // Returns (schema capsule, array capsule), or None at the end. Waits without
   // the GIL, looking for Ctrl-C: then the run is cancelled and the
@@ -236,8 +241,21 @@ class PyRun {
   }
 
  private:
-  std::unique_ptr<RunHandle> handle_;
+  std::unique_ptr<ResultStream> handle_;
 };
+
+// The options of the grouped and table kinds, named as Session's arguments.
+exec::grouped::KindOptions ToKindOptions(std::vector<std::string> group_by, int64_t batch_rows,
+                                         int64_t max_group_bytes, int workers, int max_in_flight) {
+  exec::grouped::KindOptions options;
+  options.group_by = std::move(group_by);
+  options.batch_rows = batch_rows;
+  options.max_group_bytes = max_group_bytes;
+  options.max_group_bytes_label = "max_group_bytes";
+  options.workers = workers;
+  options.max_batches_in_flight_per_worker = max_in_flight;
+  return options;
+}
 
 class PyEngine {
  public:
@@ -271,6 +289,53 @@ class PyEngine {
       // Starting workers and their Init wait on other processes.
       nb::gil_scoped_release release;
       handle = engine_->Map(std::move(input), std::move(options), batch_rows);
+    }
+    return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
+  }
+
+  std::unique_ptr<PyRun> apply(nb::handle stream, const PyUdfCall& function,
+                               std::vector<std::string> group_by, int64_t batch_rows,
+                               int64_t max_group_bytes, int workers, int max_in_flight) {
+    exec::UdfCall call = ToUdfCall(function);
+    auto options =
+        ToKindOptions(std::move(group_by), batch_rows, max_group_bytes, workers, max_in_flight);
+    std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
+    arrow::Result<std::unique_ptr<ResultStream>> handle;
+    {
+      nb::gil_scoped_release release;  // the workers start and load the function
+      handle = engine_->Apply(std::move(input), std::move(call), std::move(options));
+    }
+    return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
+  }
+
+  std::unique_ptr<PyRun> aggregate(nb::handle stream, const std::vector<PyUdfCall>& udafs,
+                                   std::vector<std::string> group_by, int64_t batch_rows,
+                                   int64_t max_group_bytes, int workers, int max_in_flight) {
+    std::vector<exec::UdfCall> calls;
+    for (const auto& udaf : udafs) calls.push_back(ToUdfCall(udaf));
+    auto options =
+        ToKindOptions(std::move(group_by), batch_rows, max_group_bytes, workers, max_in_flight);
+    std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
+    arrow::Result<std::unique_ptr<ResultStream>> handle;
+    {
+      nb::gil_scoped_release release;
+      handle = engine_->Aggregate(std::move(input), std::move(calls), std::move(options));
+    }
+    return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
+  }
+
+  std::unique_ptr<PyRun> flat_map(nb::handle stream, const PyUdfCall& udtf,
+                                  std::optional<std::vector<std::string>> select,
+                                  int64_t batch_rows, int workers, int max_in_flight) {
+    exec::UdfCall call = ToUdfCall(udtf);
+    auto options = ToKindOptions({}, batch_rows, exec::grouped::KindOptions().max_group_bytes,
+                                 workers, max_in_flight);
+    std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
+    arrow::Result<std::unique_ptr<ResultStream>> handle;
+    {
+      nb::gil_scoped_release release;
+      handle = engine_->FlatMap(std::move(input), std::move(call), std::move(select),
+                                std::move(options));
     }
     return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
   }
@@ -327,6 +392,16 @@ NB_MODULE(_engine, m) {
       .def("map", &PyEngine::map, nb::arg("stream"), nb::arg("udfs"), nb::arg("pass_through"),
            nb::arg("batch_rows"), nb::arg("workers"), nb::arg("max_in_flight"),
            nb::arg("batch_bytes") = nb::none())
+      .def("apply", &PyEngine::apply, nb::arg("stream"), nb::arg("function"), nb::arg("group_by"),
+           nb::arg("batch_rows"), nb::arg("max_group_bytes"), nb::arg("workers"),
+           nb::arg("max_in_flight"), "A grouped map (exec::grouped::GroupedMapRun).")
+      .def("aggregate", &PyEngine::aggregate, nb::arg("stream"), nb::arg("udafs"),
+           nb::arg("group_by"), nb::arg("batch_rows"), nb::arg("max_group_bytes"),
+           nb::arg("workers"), nb::arg("max_in_flight"),
+           "Grouped aggregates (exec::grouped::GroupedAggRun).")
+      .def("flat_map", &PyEngine::flat_map, nb::arg("stream"), nb::arg("udtf"), nb::arg("select"),
+           nb::arg("batch_rows"), nb::arg("workers"), nb::arg("max_in_flight"),
+           "A table function (exec::grouped::TableFunctionRun).")
       .def("workers_started", &PyEngine::workers_started)
       .def("close", &PyEngine::close)
       .def("closed", &PyEngine::closed);

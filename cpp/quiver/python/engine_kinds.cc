@@ -1,0 +1,90 @@
+// Engine::Apply, Aggregate and FlatMap: the grouped and table kinds for
+// quiver.Session, run by the same exec::grouped code as `quiver run`.
+
+#include <utility>
+
+#include <arrow/status.h>
+
+#include "quiver/exec/grouped/grouped_agg.h"
+#include "quiver/exec/grouped/grouped_map.h"
+#include "quiver/exec/grouped/table_function.h"
+#include "quiver/python/engine.h"
+#include "quiver/python/kind_stream.h"
+
+namespace quiver::python {
+namespace {
+
+// Output batches waiting to be read: enough to keep the workers busy while the
+// reader works, few enough to bound memory.
+constexpr size_t kMaxQueuedBatches = 4;
+
+arrow::Status CheckKindOptions(const exec::grouped::KindOptions& options) {
+  if (options.batch_rows < 1) return arrow::Status::Invalid("batch_rows must be at least 1");
+  if (options.max_group_bytes < 1) {
+    return arrow::Status::Invalid(options.max_group_bytes_label, " must be at least 1");
+  }
+  if (options.workers < 1) return arrow::Status::Invalid("workers must be at least 1");
+  if (options.max_batches_in_flight_per_worker < 1) {
+    return arrow::Status::Invalid("max_in_flight must be at least 1");
+  }
+  return arrow::Status::OK();
+}
+
+// The body of a KindStream over a started run (GroupedMapRun, GroupedAggRun,
+// TableFunctionRun): they share Run(sink), schema() and metrics().
+template <typename Run>
+KindStream::Body BodyOf(std::unique_ptr<Run> started) {
+  std::shared_ptr<Run> run = std::move(started);
+  KindStream::Body body;
+  body.run = [run](const exec::grouped::BatchSink& sink) { return run->Run(sink); };
+  body.final_schema = [run] { return run->schema(); };
+  body.metrics = [run] { return run->metrics(); };
+  return body;
+}
+
+}  // namespace
+
+arrow::Result<std::unique_ptr<ResultStream>> Engine::Apply(
+    std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall function,
+    exec::grouped::KindOptions options) {
+  if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
+  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  const int64_t batch_rows = options.batch_rows;
+  ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedMapRun::Start(
+                                      dispatcher_.get(), std::move(function), std::move(options),
+                                      SliceBatches(std::move(input), batch_rows)));
+  auto schema = run->schema();
+  return KindStream::Start(dispatcher_, std::move(schema), BodyOf(std::move(run)),
+                           kMaxQueuedBatches);
+}
+
+arrow::Result<std::unique_ptr<ResultStream>> Engine::Aggregate(
+    std::shared_ptr<arrow::RecordBatchReader> input, std::vector<exec::UdfCall> udafs,
+    exec::grouped::KindOptions options) {
+  if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
+  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  const int64_t batch_rows = options.batch_rows;
+  ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedAggRun::Start(
+                                      dispatcher_.get(), std::move(udafs), std::move(options),
+                                      SliceBatches(std::move(input), batch_rows)));
+  // The value types of partial-form UDAFs come from the merge step: the schema
+  // is known with the first output batch.
+  return KindStream::Start(dispatcher_, nullptr, BodyOf(std::move(run)), kMaxQueuedBatches);
+}
+
+arrow::Result<std::unique_ptr<ResultStream>> Engine::FlatMap(
+    std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall udtf,
+    std::optional<std::vector<std::string>> select, exec::grouped::KindOptions options) {
+  if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
+  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  const int64_t batch_rows = options.batch_rows;
+  ARROW_ASSIGN_OR_RAISE(auto run,
+                        exec::grouped::TableFunctionRun::Start(
+                            dispatcher_.get(), std::move(udtf), std::move(select), "select",
+                            std::move(options), SliceBatches(std::move(input), batch_rows)));
+  auto schema = run->schema();
+  return KindStream::Start(dispatcher_, std::move(schema), BodyOf(std::move(run)),
+                           kMaxQueuedBatches);
+}
+
+}  // namespace quiver::python
