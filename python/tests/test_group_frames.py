@@ -11,7 +11,7 @@ import pyarrow as pa
 import pytest
 
 from quiver.worker import group_frames
-from quiver.worker.group_frames import concat_columns, result_columns, split_frame
+from quiver.worker.group_frames import concat_columns, plain_labels, result_columns, split_frame
 
 BATCH = pa.record_batch(
     {
@@ -84,3 +84,12 @@ def test_columns_whose_dtype_differs_between_results_defer_to_pd_concat():
     same = [pd.DataFrame({"v": [1, 2]}), pd.DataFrame({"v": np.array([], dtype=np.int64)})]
     (joined,) = concat_columns(same, [[0], [0]], 1)
     assert joined.tolist() == [1, 2] and joined.dtype == np.int64
+
+
+def test_labels_are_the_same_strings_in_a_plain_index():
+    frame = plain_labels(BATCH.to_pandas())
+    assert list(frame.columns) == BATCH.schema.names and frame.columns.dtype == object
+    group = next(split_frame(frame, BOUNDS))
+    assert group["x"].tolist()[0] == 0.5 and group.columns.dtype == object
+    numbered = pd.DataFrame({0: [1], "a": [2]})
+    assert plain_labels(numbered).columns.tolist() == [0, "a"]

@@ -22,6 +22,22 @@ from typing import Any
 import numpy as np
 
 
+def plain_labels(frame: Any) -> Any:
+    """``frame`` with its column labels in a plain (object) Index, as pandas 2 makes them.
+
+    pandas 3 turns string labels into an Arrow-backed ``str`` Index, and every label lookup in
+    the user's function (``group["x"]``, ``assign``) then costs more: about a fifth of a small
+    body's time per group (docs/decisions.md, "Grouped map: plain column labels"). The labels
+    are the same strings; only ``frame.columns.dtype`` differs.
+    """
+    import pandas as pd
+
+    columns = frame.columns
+    if columns.dtype != object and all(isinstance(label, str) for label in columns):
+        frame.columns = pd.Index(list(columns), dtype=object)
+    return frame
+
+
 def split_frame(frame: Any, bounds: list[tuple[int, int]]) -> Iterator[Any]:
     """Yield the rows [start, end) of ``frame`` for each bound, each indexed 0..n-1."""
     import pandas as pd

@@ -19,7 +19,12 @@ from quiver._proto import pb
 from quiver.kinds import GROUPED_MAP, UDAF, UDTF, KindFunction
 from quiver.worker.errors import ProtocolError, WorkerError
 from quiver.worker.evaluators import coerce_result
-from quiver.worker.group_frames import concat_columns, result_columns, split_frame
+from quiver.worker.group_frames import (
+    concat_columns,
+    plain_labels,
+    result_columns,
+    split_frame,
+)
 from quiver.worker.loader import load_udf_object
 
 if TYPE_CHECKING:
@@ -135,7 +140,7 @@ class KindExecution:
         schema = self.result_schema
         if fn.flavour == "pandas":
             # One conversion per batch, a view per group, one join per batch (group_frames.py).
-            frame = data.to_pandas()
+            frame = plain_labels(data.to_pandas())
             outputs, positions, checked = [], [], {}
             for group in split_frame(frame, bounds):
                 result = _frame_result(self._call(name, fn.func, group), name)
