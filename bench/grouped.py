@@ -6,8 +6,11 @@ discard the output (quiver `--output-format noop`, Spark's `noop` sink). Spark r
 local[WORKERS] with one SparkSession for all runs; quiver with --workers WORKERS.
 
     .venv/bin/python bench/grouped.py [--rows 10000000] [--groups 100000] [--runs 3]
+        [--python PY] [--baseline-python OTHER_PY]
 
 Prints a Markdown table of median wall times (one warm-up run each first) and the ratio.
+--baseline-python adds a row: quiver again with its workers run by another Python (e.g. the
+venv of an older checkout), to compare two worker versions in the same run.
 """
 
 from __future__ import annotations
@@ -57,8 +60,8 @@ def timed(run, runs: int) -> list[float]:
     return times
 
 
-def quiver_runner(binary: str, data: Path, workers: int):
-    """A run of quiver's grouped map."""
+def quiver_runner(binary: str, data: Path, workers: int, python: str | None = None):
+    """A run of quiver's grouped map (workers run by `python`, else quiver's default)."""
     command = [
         binary,
         "run",
@@ -72,6 +75,7 @@ def quiver_runner(binary: str, data: Path, workers: int):
         "--output-format",
         "noop",
         "-q",
+        *(["--python", python] if python else []),
     ]
     return lambda: subprocess.run(command, check=True)
 
@@ -109,11 +113,17 @@ def main() -> int:
     parser.add_argument(
         "--quiver", default=str(ROOT / "build" / "cpp" / "quiver" / "cli" / "quiver")
     )
+    parser.add_argument("--python", help="Python that runs quiver's workers")
+    parser.add_argument("--baseline-python", help="also time quiver with workers of this Python")
     args = parser.parse_args()
     data = ensure_data(ROOT / "bench" / "data", args.rows, args.groups)
     results = {}
+    if args.baseline_python:
+        results["quiver, baseline workers"] = timed(
+            quiver_runner(args.quiver, data, args.workers, args.baseline_python), args.runs
+        )
     results["quiver `--group-by k --apply`"] = timed(
-        quiver_runner(args.quiver, data, args.workers), args.runs
+        quiver_runner(args.quiver, data, args.workers, args.python), args.runs
     )
     spark_run, spark = spark_runner(data, args.workers)
     try:
@@ -131,8 +141,10 @@ def main() -> int:
         medians[label] = statistics.median(times)
         runs = ", ".join(f"{t:.1f}" for t in times)
         print(f"| {label} | {medians[label]:.2f} | {args.rows / medians[label]:,.0f} | {runs} |")
-    quiver_median, spark_median = medians.values()
-    print(f"\nquiver is {spark_median / quiver_median:.1f}x faster than PySpark in this run.")
+    spark_median = medians.pop("PySpark `groupBy(k).applyInPandas`")
+    print()
+    for label, median in medians.items():
+        print(f"{label}: {spark_median / median:.1f}x faster than PySpark in this run.")
     return 0
 
 

@@ -20,6 +20,13 @@ def sizes(group: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"k": [group["k"].iloc[0]], "n": [len(group)]})
 
 
+@quiver.grouped_map(returns="x double, k int64, label string")
+def centred(group: pd.DataFrame) -> pd.DataFrame:
+    # Columns in another order than returns=, one extra, and a string column (pd.concat's way).
+    out = group.assign(x=group["x"] - group["x"].mean(), extra=1)
+    return out.assign(label=[f"{k}:{i}" for i, k in enumerate(group["k"])])
+
+
 @quiver.udaf(returns="float64")
 class Sum:
     def init(self):
@@ -99,6 +106,22 @@ GROUPED = pa.record_batch(
 def test_grouped_map_answers_per_group():
     run = execution(pb.GROUPED_MAP, "sizes", GROUPED.schema, [1, 2])
     assert answer(run, GROUPED).to_pylist() == [{"k": 5, "n": 2}, {"k": 6, "n": 1}]
+
+
+def test_grouped_map_results_join_in_group_order_with_the_declared_columns():
+    batch = pa.record_batch(
+        {
+            "__group": pa.array([0, 0, 1, 2, 2, 2], pa.int32()),
+            "k": [5, 5, 6, 7, 7, 7],
+            "x": [1.0, 3.0, None, 1.0, 2.0, 6.0],
+        }
+    )
+    run = execution(pb.GROUPED_MAP, "centred", batch.schema, [1, 2])
+    assert answer(run, batch).to_pydict() == {
+        "x": [-1.0, 1.0, None, -2.0, -1.0, 3.0],
+        "k": [5, 5, 6, 7, 7, 7],
+        "label": ["5:0", "5:1", "6:0", "7:0", "7:1", "7:2"],
+    }
 
 
 def test_partial_udaf_states_merge_per_partition_then_across():

@@ -19,6 +19,12 @@ from quiver._proto import pb
 from quiver.kinds import GROUPED_MAP, UDAF, UDTF, KindFunction
 from quiver.worker.errors import ProtocolError, WorkerError
 from quiver.worker.evaluators import coerce_result
+from quiver.worker.group_frames import (
+    concat_columns,
+    plain_labels,
+    result_columns,
+    split_frame,
+)
 from quiver.worker.loader import load_udf_object
 
 if TYPE_CHECKING:
@@ -133,12 +139,17 @@ class KindExecution:
         data = batch.select(list(offsets))
         schema = self.result_schema
         if fn.flavour == "pandas":
-            frame = data.to_pandas()
-            outputs = []
-            for start, end in bounds:
-                group = frame.iloc[start:end].reset_index(drop=True)
-                outputs.append(_frame_columns(self._call(name, fn.func, group), schema, name))
-            return _concat_frames(outputs, schema, name)
+            # One conversion per batch, a view per group, one join per batch (group_frames.py).
+            frame = plain_labels(data.to_pandas())
+            outputs, positions, checked = [], [], {}
+            for group in split_frame(frame, bounds):
+                result = _frame_result(self._call(name, fn.func, group), name)
+                where = result_columns(result, schema.names, checked)
+                if where is None:
+                    _frame_columns(result, schema, name)  # raises, naming the missing columns
+                outputs.append(result)
+                positions.append(where)
+            return _join_frames(outputs, positions, schema, name)
         table = pa.Table.from_batches([data])
         pieces = [
             _table_columns(self._call(name, fn.func, table.slice(s, e - s)), schema, name)
@@ -288,8 +299,8 @@ def _values_array(values: list[Any], data_type: pa.DataType, name: str) -> pa.Ar
     return _coerce(values, data_type, name, len(values))
 
 
-def _frame_columns(result: Any, schema: pa.Schema, name: str) -> Any:
-    """Check that a pandas grouped-map result holds the declared columns; keep only those."""
+def _frame_result(result: Any, name: str) -> Any:
+    """A pandas grouped-map result as a DataFrame (a dict of columns becomes one)."""
     import pandas as pd
 
     if isinstance(result, dict):
@@ -300,6 +311,12 @@ def _frame_columns(result: Any, schema: pa.Schema, name: str) -> Any:
             "DataFrame with the columns of its returns=",
             name,
         )
+    return result
+
+
+def _frame_columns(result: Any, schema: pa.Schema, name: str) -> Any:
+    """Check that a pandas grouped-map result holds the declared columns; keep only those."""
+    result = _frame_result(result, name)
     if list(result.columns) == schema.names:
         return result  # already as declared: selecting would copy for nothing
     missing = [n for n in schema.names if n not in result.columns]
@@ -310,6 +327,18 @@ def _frame_columns(result: Any, schema: pa.Schema, name: str) -> Any:
             name,
         )
     return result[schema.names]
+
+
+def _join_frames(
+    frames: list[Any], positions: list[list[int] | None], schema: pa.Schema, name: str
+) -> pa.RecordBatch:
+    """The batch of a grouped map's results: column by column, else through ``pd.concat``."""
+    arrays = concat_columns(frames, positions, len(schema)) if frames else None
+    if arrays is None:
+        return _concat_frames([_frame_columns(f, schema, name) for f in frames], schema, name)
+    rows = len(arrays[0]) if arrays else 0
+    columns = [_coerce(a, field.type, name, rows) for a, field in zip(arrays, schema, strict=True)]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _concat_frames(frames: list[Any], schema: pa.Schema, name: str) -> pa.RecordBatch:
