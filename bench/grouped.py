@@ -8,7 +8,7 @@ local[WORKERS] with one SparkSession for all runs; quiver with --workers WORKERS
     .venv/bin/python bench/grouped.py [--rows 10000000] [--groups 100000] [--runs 3]
         [--python PY] [--baseline-python OTHER_PY]
 
-Prints a Markdown table of median wall times (one warm-up run each first) and the ratio.
+Prints a Markdown table of median wall times (after --warmups untimed runs each) and the ratio.
 --baseline-python adds a row: quiver again with its workers run by another Python (e.g. the
 venv of an older checkout), to compare two worker versions in the same run.
 """
@@ -48,13 +48,13 @@ def ensure_data(directory: Path, rows: int, groups: int) -> Path:
     return path
 
 
-def timed(run, runs: int) -> list[float]:
-    """One warm-up, then `runs` timed runs; returns the times in seconds."""
+def timed(run, runs: int, warmups: int = 1) -> list[float]:
+    """`warmups` untimed runs, then `runs` timed runs; returns the times in seconds."""
     times = []
-    for attempt in range(runs + 1):
+    for attempt in range(runs + warmups):
         start = time.perf_counter()
         run()
-        if attempt > 0:
+        if attempt >= warmups:
             times.append(time.perf_counter() - start)
         print(f"bench: run {attempt}: {time.perf_counter() - start:.2f} s", file=sys.stderr)
     return times
@@ -109,6 +109,9 @@ def main() -> int:
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--groups", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--warmups", type=int, default=1, help="untimed runs first (0 for the largest scales)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--quiver", default=str(ROOT / "build" / "cpp" / "quiver" / "cli" / "quiver")
@@ -120,19 +123,21 @@ def main() -> int:
     results = {}
     if args.baseline_python:
         results["quiver, baseline workers"] = timed(
-            quiver_runner(args.quiver, data, args.workers, args.baseline_python), args.runs
+            quiver_runner(args.quiver, data, args.workers, args.baseline_python),
+            args.runs,
+            args.warmups,
         )
     results["quiver `--group-by k --apply`"] = timed(
-        quiver_runner(args.quiver, data, args.workers, args.python), args.runs
+        quiver_runner(args.quiver, data, args.workers, args.python), args.runs, args.warmups
     )
     spark_run, spark = spark_runner(data, args.workers)
     try:
-        results["PySpark `groupBy(k).applyInPandas`"] = timed(spark_run, args.runs)
+        results["PySpark `groupBy(k).applyInPandas`"] = timed(spark_run, args.runs, args.warmups)
     finally:
         spark.stop()
     print(
         f"\n{args.rows:,} rows, {args.groups:,} groups, {args.workers} workers "
-        f"(Spark local[{args.workers}]), median of {args.runs} after 1 warm-up\n"
+        f"(Spark local[{args.workers}]), median of {args.runs} after {args.warmups} warm-up(s)\n"
     )
     print("| system | median wall time (s) | rows/s | runs (s) |")
     print("| --- | --- | --- | --- |")
