@@ -2,10 +2,8 @@
 
 #include <signal.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -72,17 +70,8 @@ arrow::Status CheckKindOptions(const RunOptions& options) {
 
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakePythonDispatcher(
     const RunOptions& options, const std::string& python) {
-  worker::WorkerSpec spec;
-  spec.command = worker::PythonWorkerCommand(python);
-  // As for --udf: one core per worker, no BLAS thread pools.
-  for (const char* variable : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
-    if (std::getenv(variable) == nullptr) spec.environment[variable] = "1";
-  }
-  spec.transport = options.transport == "grpc" ? "grpc+unix" : options.transport;
-  const double seconds = std::min(options.batch_timeout_seconds, 1e9);
-  spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
-  spec.max_idle_workers = options.workers;
-  return worker::WorkerDispatcher::Make(std::move(spec));
+  return worker::WorkerDispatcher::Make(
+      BaseWorkerSpec(options, worker::PythonWorkerCommand(python)));
 }
 
 // --apply takes 'PATH.py:FUNCTION' (no arguments: the function gets whole

@@ -12,6 +12,10 @@
 
 #include "quiver/cli/kind_options.h"
 
+namespace quiver::worker {
+struct WorkerSpec;
+}
+
 namespace quiver::cli {
 
 /// The options of `quiver run`, as given on the command line.
@@ -59,5 +63,10 @@ struct RunOptions {
 /// terminal) and the summary (unless quiet) to stderr. Returns Cancelled when
 /// interrupted by a signal (see InterruptSignal()).
 arrow::Status RunCommand(const RunOptions& options);
+
+/// Returns the spec every worker pool of a run starts from: `command`, one
+/// core per worker (no BLAS thread pools), the transport, batch timeout and
+/// worker count of `options`.
+worker::WorkerSpec BaseWorkerSpec(const RunOptions& options, std::vector<std::string> command);
 
 }  // namespace quiver::cli
