@@ -28,18 +28,15 @@ from quiver.protocol.items import EngineItem, IncomingBatch, UndecodableMessage
 from quiver.transport.base import (
     EXIT_CONNECTION_LOST,
     EXIT_USAGE,
-    ChannelClosed,
     EndpointError,
     SessionFactory,
     WorkerConfig,
 )
-from quiver.transport.inbox import Inbox
 from quiver.transport.uds import (
     UdsConnection,
-    _converse,
     frame_item,
     receive_frame,
-    send_hello,
+    serve_connected,
 )
 
 SHM_SCHEME = "shm:"
@@ -263,18 +260,9 @@ class ShmTransport:
             log.error("cannot connect to %s: %s", config.endpoint, exc)
             return EXIT_CONNECTION_LOST
         try:
-            log.info("connected to %s (pid %d)", config.endpoint, config.hello.pid)
-            send_hello(conn, config)
-            conn.take_arenas()
-            inbox = Inbox(shm_items(conn), log, "quiver-shm-reader")
-            session = new_session(conn, inbox.cancel_ahead)
-            inbox.start()
-            return _converse(inbox, session, conn, log)
+            return serve_connected(
+                conn, config, new_session, shm_items(conn), "quiver-shm-reader", conn.take_arenas
+            )
         except (SetupError, OSError, ValueError) as exc:
             log.error("cannot set up shared memory with the engine: %s", exc)
             return EXIT_CONNECTION_LOST
-        except ChannelClosed as exc:
-            log.error("connection to the engine lost: %s", exc)
-            return EXIT_CONNECTION_LOST
-        finally:
-            conn.close()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import pyarrow as pa
 
@@ -183,18 +183,37 @@ class UdsTransport:
         except OSError as exc:
             log.error("cannot connect to %s: %s", config.endpoint, exc)
             return EXIT_CONNECTION_LOST
-        try:
-            log.info("connected to %s (pid %d)", config.endpoint, config.hello.pid)
-            send_hello(conn, config)
-            inbox = Inbox(frame_items(conn.sock), log, "quiver-uds-reader")
-            session = new_session(conn, inbox.cancel_ahead)
-            inbox.start()
-            return _converse(inbox, session, conn, log)
-        except ChannelClosed as exc:
-            log.error("connection to the engine lost: %s", exc)
-            return EXIT_CONNECTION_LOST
-        finally:
-            conn.close()
+        return serve_connected(
+            conn, config, new_session, frame_items(conn.sock), "quiver-uds-reader"
+        )
+
+
+def serve_connected(
+    conn: UdsConnection,
+    config: WorkerConfig,
+    new_session: SessionFactory,
+    items: Iterator[EngineItem],
+    reader_name: str,
+    open_connection: Callable[[], None] | None = None,
+) -> int:
+    """Serve a connected socket: send Hello, run the transport's own `open_connection` step
+    (shm: take the arenas), then feed `items` to a session until EOF or Shutdown; close
+    `conn` whatever happens and return the exit status."""
+    log = config.log
+    try:
+        log.info("connected to %s (pid %d)", config.endpoint, config.hello.pid)
+        send_hello(conn, config)
+        if open_connection is not None:
+            open_connection()
+        inbox = Inbox(items, log, reader_name)
+        session = new_session(conn, inbox.cancel_ahead)
+        inbox.start()
+        return _converse(inbox, session, conn, log)
+    except ChannelClosed as exc:
+        log.error("connection to the engine lost: %s", exc)
+        return EXIT_CONNECTION_LOST
+    finally:
+        conn.close()
 
 
 def send_hello(conn: UdsConnection, config: WorkerConfig) -> None:
