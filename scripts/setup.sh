@@ -6,6 +6,8 @@
 #   bash scripts/setup.sh --tests          # + test tools (GoogleTest, pytest, ruff, ...), every target,
 #                                          #   the Rust workspace
 #   bash scripts/setup.sh --bench          # + the benchmark's peers (Java, PySpark, DuckDB, Polars)
+#   QUIVER_CXX_TESTS=OFF bash scripts/setup.sh --tests   # as --tests, but the C++ suites are
+#                                          #   left to another build (CI runs them sanitized)
 #   QUIVER_BUILD_DIR=build-asan QUIVER_CMAKE_ARGS="-DQUIVER_SANITIZE=address,undefined" \
 #     bash scripts/setup.sh --tests        # a second, sanitized build
 set -euo pipefail
@@ -103,14 +105,15 @@ generate_python_protocol() {
 build() {
   local tests=OFF
   [ "$with_tests" = 1 ] && tests=ON
-  step "configuring $build_dir (tests and benchmarks: $tests)"
+  local cxx_tests="${QUIVER_CXX_TESTS:-$tests}"
+  step "configuring $build_dir (C++ tests: $cxx_tests, benchmarks: $tests)"
   # ccache, when the machine has it, makes rebuilds of other checkouts and build
   # directories cheap; it is optional and never installed here.
   local launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   # shellcheck disable=SC2086
   cmake -S "$root" -B "$build_dir" -G Ninja -DQUIVER_PYTHON="$venv/bin/python" "${launcher[@]}" \
-    -DQUIVER_BUILD_TESTS="$tests" -DQUIVER_BUILD_BENCHMARKS="$tests" ${QUIVER_CMAKE_ARGS:-} >/dev/null
+    -DQUIVER_BUILD_TESTS="$cxx_tests" -DQUIVER_BUILD_BENCHMARKS="$tests" ${QUIVER_CMAKE_ARGS:-} >/dev/null
   step "building $build_dir"
   if [ "$with_tests" = 1 ]; then
     cmake --build "$build_dir" --parallel "${QUIVER_JOBS:-$(nproc)}"

@@ -16,6 +16,7 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -51,20 +52,35 @@ class Harness(EngineHarness):
 
 
 def round_trips(harness: Harness, batch: pa.RecordBatch, count: int, window: int) -> list[float]:
-    """Send ``count`` copies of ``batch`` keeping ``window`` in flight; return per-batch times."""
+    """Send ``count`` copies of ``batch`` keeping ``window`` in flight; return per-batch times.
+
+    Batches are sent on a thread of their own while this one reads the answers, as an engine
+    must (docs/protocol.md): a worker may block writing a result until it is read."""
     frame = [bytes(memoryview(b)) for b in encode_data_frame(0, ipc_bytes(batch))]
-    times = []
-    sent = received = 0
     started: list[float] = []
-    while received < count:
-        while sent < count and sent - received < window:
-            started.append(time.perf_counter())
-            send_frame(harness.sock, frame)
-            sent += 1
+    room = threading.Semaphore(window)
+    failure: list[BaseException] = []
+
+    def send_all() -> None:
+        try:
+            for _ in range(count):
+                room.acquire()
+                started.append(time.perf_counter())
+                send_frame(harness.sock, frame)
+        except BaseException as exc:  # noqa: BLE001 - told to the reading thread
+            failure.append(exc)
+
+    sender = threading.Thread(target=send_all, daemon=True)
+    sender.start()
+    times = []
+    for received in range(count):
         reply = read_frame(harness.sock)
         assert reply is not None and not reply.is_control, "the worker did not answer a batch"
         times.append(time.perf_counter() - started[received])
-        received += 1
+        room.release()
+    sender.join()
+    if failure:
+        raise failure[0]
     return times
 
 

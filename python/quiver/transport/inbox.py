@@ -1,6 +1,8 @@
-"""The engine's messages, read ahead on a thread of their own: the worker's one Cancel look-ahead.
+"""The engine's messages, read ahead on a thread of their own: the gRPC transport's inbox.
 
-Every transport reads the engine's items into an :class:`Inbox`. Reading ahead is what lets a
+gRPC delivers the engine's requests on grpcio's threads, so its transport reads them into an
+:class:`Inbox` (the socket transports read on the worker's own thread instead:
+:class:`~quiver.transport.socket_inbox.SocketInbox`). Reading ahead is what lets a
 batch see that a Cancel already waits behind it, so that the batches queued before a Cancel are
 dropped rather than run (docs/protocol.md: "the worker stops, drops unanswered batches").
 """
@@ -72,7 +74,7 @@ class Inbox:
     def _append(self, item: EngineItem | StopRequest) -> None:
         """Queue one item (with the lock held)."""
         self._items.append(item)
-        if _stops(item):
+        if stops_execution(item):
             self._cancels += 1
         self._cond.notify_all()
 
@@ -84,7 +86,7 @@ class Inbox:
             if not self._items:
                 return END
             item = self._items.popleft()
-            if _stops(item):
+            if stops_execution(item):
                 self._cancels -= 1
             self._cond.notify_all()  # the reader may wait for room
             return item
@@ -111,8 +113,8 @@ class Inbox:
             self._cond.notify_all()
 
 
-def _stops(item: object) -> bool:
-    """Tell whether a queued item stops the execution."""
+def stops_execution(item: object) -> bool:
+    """Tell whether a queued item stops the execution (a Cancel or a stop request)."""
     if isinstance(item, StopRequest):
         return True
     return isinstance(item, pb.EngineMessage) and item.WhichOneof("kind") == "cancel"

@@ -18,7 +18,7 @@ import mmap
 import os
 import socket
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import pyarrow as pa
 
@@ -32,10 +32,10 @@ from quiver.transport.base import (
     SessionFactory,
     WorkerConfig,
 )
+from quiver.transport.socket_inbox import FrameToItem
 from quiver.transport.uds import (
     UdsConnection,
     frame_item,
-    receive_frame,
     serve_connected,
 )
 
@@ -225,21 +225,24 @@ def _receive_with_descriptors(
             return frame, fds
 
 
-def shm_items(conn: ShmConnection, limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[EngineItem]:
-    """Turn the engine's frames into items: ShmData becomes a batch, ShmRelease is applied here."""
-    decoder = FrameDecoder(limits)
-    while (frame := receive_frame(conn.sock, decoder)) is not None:
+def shm_item(conn: ShmConnection) -> FrameToItem:
+    """Turn the engine's frames into items: ShmData becomes a batch read in place, ShmRelease is
+    applied as soon as it is read (None: no item)."""
+
+    def to_item(frame: Frame) -> EngineItem | None:
         item = frame_item(frame)
         if isinstance(item, pb.EngineMessage):
             kind = item.WhichOneof("kind")
             if kind == "shm_release":
-                conn.release(item.shm_release)  # at once: the main thread may wait for room
-                continue
+                conn.release(item.shm_release)
+                return None
             if kind == "shm_data":
-                item = conn.incoming(item.shm_data)
-            elif kind == "shm_setup":
-                item = UndecodableMessage("ShmSetup after the shared memory was set up")
-        yield item
+                return conn.incoming(item.shm_data)
+            if kind == "shm_setup":
+                return UndecodableMessage("ShmSetup after the shared memory was set up")
+        return item
+
+    return to_item
 
 
 class ShmTransport:
@@ -260,9 +263,7 @@ class ShmTransport:
             log.error("cannot connect to %s: %s", config.endpoint, exc)
             return EXIT_CONNECTION_LOST
         try:
-            return serve_connected(
-                conn, config, new_session, shm_items(conn), "quiver-shm-reader", conn.take_arenas
-            )
+            return serve_connected(conn, config, new_session, shm_item(conn), conn.take_arenas)
         except (SetupError, OSError, ValueError) as exc:
             log.error("cannot set up shared memory with the engine: %s", exc)
             return EXIT_CONNECTION_LOST

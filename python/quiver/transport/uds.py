@@ -2,15 +2,16 @@
 
 The worker side of docs/protocol.md, section 4. Bytes are received straight into the memory the
 :class:`~quiver.protocol.framing.FrameDecoder` asks for (a body into its aligned Arrow buffer);
-frames become engine items on a reader thread (:class:`~quiver.transport.inbox.Inbox`), and a
-frame that breaks the framing gets a ProtocolError answer before the worker closes and exits 1.
+frames become engine items on the worker's own thread
+(:class:`~quiver.transport.socket_inbox.SocketInbox`), and a frame that breaks the framing gets a
+ProtocolError answer before the worker closes and exits 1.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import pyarrow as pa
 
@@ -41,7 +42,8 @@ from quiver.transport.base import (
     SessionFactory,
     WorkerConfig,
 )
-from quiver.transport.inbox import END, Inbox, StopRequest
+from quiver.transport.inbox import END, StopRequest
+from quiver.transport.socket_inbox import FrameToItem, SocketInbox
 
 UNIX_SCHEME = "unix:"
 # Linux refuses sendmsg with more than IOV_MAX (1024) buffers.
@@ -100,13 +102,6 @@ def receive_frame(sock: socket.socket, decoder: FrameDecoder) -> Frame | None:
 def read_frame(sock: socket.socket, limits: FrameLimits = DEFAULT_LIMITS) -> Frame | None:
     """Read one frame from a blocking socket (a decoder of its own: no bytes past the frame)."""
     return receive_frame(sock, FrameDecoder(limits))
-
-
-def frame_items(sock: socket.socket, limits: FrameLimits = DEFAULT_LIMITS) -> Iterator[EngineItem]:
-    """Turn the frames the engine sends into engine items, until EOF at a frame boundary."""
-    decoder = FrameDecoder(limits)
-    while (frame := receive_frame(sock, decoder)) is not None:
-        yield frame_item(frame)
 
 
 def frame_item(frame: Frame) -> EngineItem:
@@ -183,29 +178,26 @@ class UdsTransport:
         except OSError as exc:
             log.error("cannot connect to %s: %s", config.endpoint, exc)
             return EXIT_CONNECTION_LOST
-        return serve_connected(
-            conn, config, new_session, frame_items(conn.sock), "quiver-uds-reader"
-        )
+        return serve_connected(conn, config, new_session, frame_item)
 
 
 def serve_connected(
     conn: UdsConnection,
     config: WorkerConfig,
     new_session: SessionFactory,
-    items: Iterator[EngineItem],
-    reader_name: str,
+    to_item: FrameToItem,
     open_connection: Callable[[], None] | None = None,
 ) -> int:
     """Serve a connected socket: send Hello, run the transport's own `open_connection` step
-    (shm: take the arenas), then feed `items` to a session until EOF or Shutdown; close
-    `conn` whatever happens and return the exit status."""
+    (shm: take the arenas), then feed the engine's frames, turned into items by `to_item`, to a
+    session until EOF or Shutdown; close `conn` whatever happens and return the exit status."""
     log = config.log
     try:
         log.info("connected to %s (pid %d)", config.endpoint, config.hello.pid)
         send_hello(conn, config)
         if open_connection is not None:
             open_connection()
-        inbox = Inbox(items, log, reader_name)
+        inbox = SocketInbox(conn.sock, to_item, DEFAULT_LIMITS, log)
         session = new_session(conn, inbox.cancel_ahead)
         inbox.start()
         return _converse(inbox, session, conn, log)
@@ -224,7 +216,9 @@ def send_hello(conn: UdsConnection, config: WorkerConfig) -> None:
     conn.send_message(pb.WorkerMessage(hello=hello))
 
 
-def _converse(inbox: Inbox, session: Session, conn: UdsConnection, log: logging.Logger) -> int:
+def _converse(
+    inbox: SocketInbox, session: Session, conn: UdsConnection, log: logging.Logger
+) -> int:
     """Feed the session until the engine closes the connection or says Shutdown."""
     try:
         while (item := inbox.get()) is not END:
