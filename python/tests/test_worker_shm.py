@@ -54,6 +54,7 @@ class ShmEngine(EngineHarness):
         self.shared_results = 0
         self.held: list[pb.ShmRegion] = []
         self.next_input = 0
+        self.seal_output_writes = False  # True: an output arena the worker cannot map writable
 
     def start(self, extra_args: tuple[str, ...] = ()) -> pb.Hello:
         """Start the worker on shm:PATH, check its Hello, hand over the arenas."""
@@ -68,7 +69,7 @@ class ShmEngine(EngineHarness):
         hello = self.recv()
         assert hello.kind == "hello"
         in_fd, self.input = arena("in", self.sizes[0], seal_writes=True)
-        out_fd, self.output = arena("out", self.sizes[1], seal_writes=False)
+        out_fd, self.output = arena("out", self.sizes[1], seal_writes=self.seal_output_writes)
         setup = pb.ShmSetup(input_bytes=self.sizes[0], output_bytes=self.sizes[1])
         frame = b"".join(
             bytes(part)
@@ -77,7 +78,8 @@ class ShmEngine(EngineHarness):
         socket.send_fds(self.sock, [frame], [in_fd, out_fd])
         os.close(in_fd)
         os.close(out_fd)
-        self.expect("shm_ready")
+        if not self.seal_output_writes:
+            self.expect("shm_ready")
         return hello.message.hello
 
     def send_batch(self, sequence: int, batch: pa.RecordBatch) -> None:
@@ -166,6 +168,18 @@ def test_results_go_inline_while_the_engine_holds_the_arena_and_back_after_relea
         assert engine.shared_results == before + 1
         engine.send(finish=pb.Finish())
         engine.expect("finish_response")
+    finally:
+        engine.close()
+
+
+def test_an_output_arena_the_worker_cannot_write_is_a_set_up_failure_it_names():
+    engine = ShmEngine()
+    engine.seal_output_writes = True
+    try:
+        engine.start()
+        assert engine.wait() == 1
+        log = engine.log()
+        assert "cannot set up shared memory with the engine: PermissionError" in log, log
     finally:
         engine.close()
 

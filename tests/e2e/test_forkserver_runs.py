@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pytest
-from quiver_e2e import assert_failed, assert_ok, read_table, write_table
+from quiver_e2e import assert_failed, assert_ok, read_table, udf_file, write_table
 
 UDFS = """
 import os, signal, sys, time
@@ -146,6 +146,21 @@ def test_an_edited_udf_file_is_used(quiver, source, udfs, fork_dir):
     assert run_value(quiver, source, udfs, "version") == "one"
     udfs.write_text(UDFS.format(version="two"))
     assert run_value(quiver, source, udfs, "version") == "two"
+
+
+def test_grouped_map_workers_are_forked_from_the_server_too(quiver, source, udfs, fork_dir):
+    server = warm(quiver, source, udfs, fork_dir)
+    keyed = pa.table({"k": pa.array([1, 2, 1], pa.int64())})
+    grouped_source = write_table(keyed, source.parent / "keyed.parquet")
+    for extra, forked in (([], True), (["--no-daemon"], False)):
+        out = source.parent / "grouped.parquet"
+        result = quiver(
+            "run", grouped_source, "--group-by", "k", "--apply",
+            f"{udf_file('kinds')}:parent_pid", "-o", out, "--force", *extra,
+        )  # fmt: skip
+        assert_ok(result)
+        parents = set(read_table(out).column("parent").to_pylist())
+        assert (parents == {server}) == forked, (extra, parents, server)
 
 
 def test_a_crashing_worker_is_reported_and_the_server_lives_on(quiver, source, udfs, fork_dir):

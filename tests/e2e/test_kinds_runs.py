@@ -101,6 +101,16 @@ def test_grouped_map_group_over_the_limit_fails_naming_it(quiver, tmp_path):
     assert_failed(result, out, "grouped map 'summarise'", "k=0", "--max-group-bytes")
 
 
+def test_grouped_map_workers_keep_to_their_memory_cap(quiver, tmp_path):
+    source = write_table(keyed_table(400, keys=20), tmp_path / "in.parquet")
+    out = tmp_path / "out.parquet"
+    result = quiver(
+        "run", source, "--group-by", "k", "--apply", f"{udf_file('kinds')}:hoard_per_group",
+        "--worker-memory", "300M", "-o", out,
+    )  # fmt: skip
+    assert_failed(result, out, "over its cap of 300 MiB", "--worker-memory")
+
+
 def test_grouped_map_result_without_a_declared_column_fails(quiver, tmp_path):
     source = write_table(keyed_table(), tmp_path / "in.parquet")
     out = tmp_path / "out.parquet"

@@ -70,8 +70,9 @@ arrow::Status CheckKindOptions(const RunOptions& options) {
 
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakePythonDispatcher(
     const RunOptions& options, const std::string& python) {
-  return worker::WorkerDispatcher::Make(
-      BaseWorkerSpec(options, worker::PythonWorkerCommand(python)));
+  ARROW_ASSIGN_OR_RAISE(worker::WorkerSpec spec,
+                        WorkerPoolSpec(options, worker::PythonWorkerCommand(python)));
+  return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
 // --apply takes 'PATH.py:FUNCTION' (no arguments: the function gets whole

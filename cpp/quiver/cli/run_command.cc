@@ -113,12 +113,29 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
   return plan;
 }
 
+// The part of WorkerPoolSpec that cannot fail.
+worker::WorkerSpec BaseWorkerSpec(const RunOptions& options, std::vector<std::string> command) {
+  worker::WorkerSpec spec;
+  spec.command = std::move(command);
+  // A worker runs one UDF call at a time on one core beside the engine: BLAS
+  // thread pools (numpy's OpenBLAS) would only spin and take the engine's CPU.
+  // The variables must be set before Python starts; a user's own setting wins.
+  for (const char* variable : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
+    if (std::getenv(variable) == nullptr) spec.environment[variable] = "1";
+  }
+  spec.transport = options.transport == "grpc" ? "grpc+unix" : options.transport;
+  // Clamped so that "wait for ever" values such as 1e300 do not overflow.
+  const double seconds = std::min(options.batch_timeout_seconds, 1e9);
+  spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
+  // One run per process: keeping idle workers buys nothing.
+  spec.max_idle_workers = options.workers;
+  return spec;
+}
+
 // Makes the pool of one runtime's workers: `command` is the worker program.
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
     const RunOptions& options, std::vector<std::string> command) {
-  worker::WorkerSpec spec = BaseWorkerSpec(options, std::move(command));
-  ApplyForkServerOptions(options, spec.command, &spec);
-  ARROW_RETURN_NOT_OK(ApplyWorkerMemory(options, &spec));
+  ARROW_ASSIGN_OR_RAISE(worker::WorkerSpec spec, WorkerPoolSpec(options, std::move(command)));
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
@@ -185,21 +202,11 @@ arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t
 
 }  // namespace
 
-worker::WorkerSpec BaseWorkerSpec(const RunOptions& options, std::vector<std::string> command) {
-  worker::WorkerSpec spec;
-  spec.command = std::move(command);
-  // A worker runs one UDF call at a time on one core beside the engine: BLAS
-  // thread pools (numpy's OpenBLAS) would only spin and take the engine's CPU.
-  // The variables must be set before Python starts; a user's own setting wins.
-  for (const char* variable : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
-    if (std::getenv(variable) == nullptr) spec.environment[variable] = "1";
-  }
-  spec.transport = options.transport == "grpc" ? "grpc+unix" : options.transport;
-  // Clamped so that "wait for ever" values such as 1e300 do not overflow.
-  const double seconds = std::min(options.batch_timeout_seconds, 1e9);
-  spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
-  // One run per process: keeping idle workers buys nothing.
-  spec.max_idle_workers = options.workers;
+arrow::Result<worker::WorkerSpec> WorkerPoolSpec(const RunOptions& options,
+                                                 std::vector<std::string> command) {
+  worker::WorkerSpec spec = BaseWorkerSpec(options, std::move(command));
+  ApplyForkServerOptions(options, spec.command, &spec);
+  ARROW_RETURN_NOT_OK(ApplyWorkerMemory(options, &spec));
   return spec;
 }
 

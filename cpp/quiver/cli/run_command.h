@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <arrow/result.h>
 #include <arrow/status.h>
 
 #include "quiver/cli/kind_options.h"
@@ -64,9 +65,11 @@ struct RunOptions {
 /// interrupted by a signal (see InterruptSignal()).
 arrow::Status RunCommand(const RunOptions& options);
 
-/// Returns the spec every worker pool of a run starts from: `command`, one
-/// core per worker (no BLAS thread pools), the transport, batch timeout and
-/// worker count of `options`.
-worker::WorkerSpec BaseWorkerSpec(const RunOptions& options, std::vector<std::string> command);
+/// Returns the spec of a worker pool of a run, whatever its UDF kind: `command`,
+/// one core per worker (no BLAS thread pools), the transport, batch timeout and
+/// worker count of `options`, the fork server (for the Python worker, unless
+/// --no-daemon) and the --worker-memory cap.
+arrow::Result<worker::WorkerSpec> WorkerPoolSpec(const RunOptions& options,
+                                                 std::vector<std::string> command);
 
 }  // namespace quiver::cli

@@ -16,6 +16,7 @@
 
 #include "quiver/transport/registry.h"
 #include "quiver/worker/fork_server.h"
+#include "quiver/worker/process_state.h"
 #include "quiver/worker/worker.h"
 
 namespace quiver::worker {
@@ -248,11 +249,14 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
                                       readiness.past, OutputTail(*starting.process), Hint());
       }
       if (std::chrono::steady_clock::now() >= deadline) {
+        // Read before stopping it: what it waited on tells a hang from a starved machine.
+        const std::string state = DescribeProcessState(starting.process->pid());
         starting.process->Terminate(spec_->stop_grace);
         const std::string last = starting.endpoint->last_failure();
         return arrow::Status::IOError(process.Describe(), " did not ", readiness.present,
                                       " within ", spec_->start_timeout.count(),
                                       " ms and was stopped", last.empty() ? "" : " (" + last + ")",
+                                      state.empty() ? "" : "; " + state,
                                       OutputTail(*starting.process), Hint());
       }
     }

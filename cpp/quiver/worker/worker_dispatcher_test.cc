@@ -78,7 +78,10 @@ TEST(WorkerDispatcher, WorkerThatNeverConnectsTimesOut) {
   ASSERT_OK_AND_ASSIGN(auto dispatcher, WorkerDispatcher::Make(spec));
   auto worker = dispatcher->Acquire();
   ASSERT_FALSE(worker.ok());
-  EXPECT_NE(worker.status().message().find("did not connect within 300 ms"), std::string::npos);
+  const std::string message = worker.status().message();
+  EXPECT_NE(message.find("did not connect within 300 ms"), std::string::npos) << message;
+  // What the process was doing when stopped: `sh` waits for its `sleep`.
+  EXPECT_NE(message.find("; it was sleeping"), std::string::npos) << message;
 }
 
 TEST(WorkerDispatcher, WrongSecretIsRefused) {

@@ -91,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            for attempt, reason in enumerate(result.retried_after, 1):
+                print(f"  run again after attempt {attempt}: {reason}", file=sys.stderr)
 
     try:
         summary = run_files(
@@ -122,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"quiver: error: {error}", file=sys.stderr)
         if getattr(error, "traceback", ""):
             print(error.traceback.rstrip(), file=sys.stderr)
+        for note in getattr(error, "__notes__", []):
+            print(note, file=sys.stderr)
         return EXIT_FAILURE
     except Exception as error:  # Ray's own failures: a lost node, an unreachable cluster
         print(

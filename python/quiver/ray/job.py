@@ -38,6 +38,8 @@ class FileResult:
     seconds: float
     node: str
     attempts: int
+    # Why each earlier attempt was given up (the first line of its error), oldest first.
+    retried_after: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -98,17 +100,26 @@ class FileMapper:
     def run(self, source: str, in_format: str, target: str, out_format: str) -> FileResult:
         """Map ``source`` into ``target``, from its start again when a worker died under it."""
         start = time.monotonic()
-        attempt = 1
+        retried_after: list[str] = []
         while True:
             try:
                 rows, batches = self._write(source, in_format, target, out_format)
                 break
             except QuiverError as error:
-                if not error.retryable or attempt > self._retries:
+                if not error.retryable or len(retried_after) >= self._retries:
+                    if retried_after:  # what came before this failure, for whoever reads it
+                        error.add_note(_earlier_attempts(source, retried_after))
                     raise
-                attempt += 1
+                retried_after.append(str(error).splitlines()[0])
         return FileResult(
-            source, target, rows, batches, time.monotonic() - start, _node_name(), attempt
+            source,
+            target,
+            rows,
+            batches,
+            time.monotonic() - start,
+            _node_name(),
+            len(retried_after) + 1,
+            retried_after,
         )
 
     def _write(self, source: str, in_format: str, target: str, out_format: str) -> tuple[int, int]:
@@ -133,6 +144,13 @@ class FileMapper:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _earlier_attempts(source: str, reasons: list[str]) -> str:
+    """Say why ``source`` was run again before its last attempt."""
+    lines = [f"{source} was run {len(reasons) + 1} times; the earlier attempts ended:"]
+    lines += [f"  attempt {i}: {reason}" for i, reason in enumerate(reasons, 1)]
+    return "\n".join(lines)
 
 
 def _node_name() -> str:

@@ -133,6 +133,16 @@ class ShmConnection(UdsConnection):
             raise
         return cls(sock, log)
 
+    def open_arenas(self) -> None:
+        """Take the arenas (:meth:`take_arenas`); any failure to is a SetupError, so that only
+        the set-up's failures, not the conversation's, are reported as shared memory's."""
+        try:
+            self.take_arenas()
+        except SetupError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise SetupError(f"{type(exc).__name__}: {exc}") from exc
+
     def take_arenas(self, limits: FrameLimits = DEFAULT_LIMITS) -> None:
         """Read ShmSetup and its two memfds, map them, and answer ShmReady."""
         frame, fds = _receive_with_descriptors(self.sock, FrameDecoder(limits))
@@ -263,7 +273,7 @@ class ShmTransport:
             log.error("cannot connect to %s: %s", config.endpoint, exc)
             return EXIT_CONNECTION_LOST
         try:
-            return serve_connected(conn, config, new_session, shm_item(conn), conn.take_arenas)
-        except (SetupError, OSError, ValueError) as exc:
+            return serve_connected(conn, config, new_session, shm_item(conn), conn.open_arenas)
+        except SetupError as exc:
             log.error("cannot set up shared memory with the engine: %s", exc)
             return EXIT_CONNECTION_LOST

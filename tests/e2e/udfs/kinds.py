@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -43,6 +45,22 @@ def explode_on_seven(group: pd.DataFrame) -> pd.DataFrame:
     if group["k"].iloc[0] == 7:
         raise ValueError("no sevens")
     return group[["k"]].head(1)
+
+
+_hoard: list[bytes] = []
+
+
+@quiver.grouped_map(returns="k int64")
+def hoard_per_group(group: pa.Table) -> pa.Table:
+    """Keep 64 MiB more (touched) per group: a worker that outgrows any --worker-memory."""
+    _hoard.append(b"m" * (64 << 20))
+    return group.select(["k"]).slice(0, 1)
+
+
+@quiver.grouped_map(returns="k int64, parent int64")
+def parent_pid(group: pa.Table) -> pa.Table:
+    """The worker's parent process: the engine, or the fork server that forked it."""
+    return pa.table({"k": group["k"].slice(0, 1), "parent": pa.array([os.getppid()], pa.int64())})
 
 
 @quiver.udaf(returns="float64")
