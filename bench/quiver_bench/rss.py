@@ -6,6 +6,10 @@ an in-process peer), `workers` (processes an engine started: UDF workers), `driv
 root when it is part of the system measured, e.g. PySpark's driver) and `launcher` (the root
 when it only starts the system, e.g. the process that runs `quiver run`). `total` is the sum
 over every role but `launcher`. The largest sum seen is kept for each.
+
+Workers forked by quiver's fork server are the server's children, not the engine's: while an
+engine of the tree runs, the fork server's children are counted as its workers (the benchmark
+runs one peer at a time, so they are that engine's).
 """
 
 from __future__ import annotations
@@ -72,6 +76,7 @@ class ProcessTreeSampler:
         self.phase: str | None = None
         self.by_phase: dict[str, RssPeaks] = {}
         self._parents: dict[int, int] = {}
+        self._fork_servers: set[int] = set()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="rss-sampler", daemon=True)
@@ -122,6 +127,9 @@ class ProcessTreeSampler:
                 sums["total"] += info.rss_bytes
             below = "workers" if role in ("engine", "workers") else None
             queue.extend((child, below) for child in children.get(pid, ()))
+            if role == "engine" and info.command == "quiver":
+                for server in self._fork_servers:
+                    queue.extend((child, "workers") for child in children.get(server, ()))
         if any(sums.values()):
             self.result.add(sums)
             phase = self.phase
@@ -140,10 +148,22 @@ class ProcessTreeSampler:
         for pid in list(self._parents):
             if pid not in alive:
                 del self._parents[pid]
+        self._fork_servers &= alive
         for pid in alive - self._parents.keys():
             info = read_stat(pid)
             self._parents[pid] = info.ppid if info is not None else -1
+            if _is_fork_server(pid):
+                self._fork_servers.add(pid)
         children: dict[int, list[int]] = {}
         for pid, parent in self._parents.items():
             children.setdefault(parent, []).append(pid)
         return children
+
+
+def _is_fork_server(pid: int) -> bool:
+    """Tell whether ``pid`` is a quiver fork server (``python -m quiver.forkserver ...``)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return b"quiver.forkserver" in cmdline.read()
+    except OSError:
+        return False

@@ -47,6 +47,8 @@ class Peer:
 
 PEERS: tuple[Peer, ...] = (
     Peer("quiver-columnar", "quiver columnar", "quiver", "columnar", "launcher"),
+    # As quiver-columnar, but every run starts its worker itself (--no-daemon): the cold figure.
+    Peer("quiver-cold", "quiver columnar, no fork server", "quiver", "columnar-cold", "launcher"),
     Peer("quiver-rows", "quiver rows", "quiver", "rows", "launcher"),
     Peer("quiver-session", "quiver.Session (warm)", "quiver-session", "columnar", "engine"),
     Peer("spark-columnar", "Spark columnar", "spark", "true"),

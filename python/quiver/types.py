@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 
 import pyarrow as pa
 
@@ -243,6 +244,7 @@ class _TypeParser:
 # ---- layouts and conversions (the type contract, docs/types.md) ----
 
 
+@lru_cache(maxsize=1024)  # asked for every argument of every batch; types are immutable
 def plain_type(data_type: pa.DataType) -> pa.DataType:
     """Return ``data_type`` with every encoded or view layout replaced by its plain layout.
 

@@ -26,6 +26,7 @@ SCENARIOS = (
 )
 PEERS = (
     "quiver-columnar",
+    "quiver-cold",
     "quiver-rows",
     "quiver-session",
     "spark-columnar",
@@ -82,6 +83,16 @@ def test_memory_is_sampled(results: dict) -> None:
         for peer, result in scenario["peers"].items():
             if "error" not in result:
                 assert result["peak_rss_mb"]["total"] > 0, (scenario["key"], peer)
+
+
+def test_workers_forked_by_the_fork_server_count_in_the_memory(results: dict) -> None:
+    # quiver-columnar's workers come from the fork server (not the engine's children) once
+    # it runs; quiver-cold's are the engine's own. Both must show their workers' memory.
+    for scenario in results["scenarios"]:
+        for peer in ("quiver-columnar", "quiver-cold"):
+            result = scenario["peers"][peer]
+            assert "error" not in result, result
+            assert result["peak_rss_mb"]["workers"] > 20, (scenario["key"], peer, result)
 
 
 def test_ratios_and_machine_are_recorded(results: dict) -> None:

@@ -69,15 +69,20 @@ class BatchDecoder:
         """Start knowing no schema."""
         self._schema_message: bytes | None = None
         self._schema: pa.Schema | None = None
+        # Whether the last decode's schema message had the bytes of one decoded before: a
+        # caller that checked that schema then need not check it again.
+        self.last_was_known = False
 
     def decode(self, body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
         """Return the validated batch of ``body`` (raises ProtocolError as decode_batch does)."""
         from quiver.worker.execution import decode_batch
 
+        self.last_was_known = False
         if not isinstance(body, pa.Buffer) or body.address % 8 != 0:
             return decode_batch(body)
         batch = self._decode_known(body)
         if batch is not None:
+            self.last_was_known = True
             return batch
         batch = decode_batch(body)
         if not has_dictionary(batch.schema):
