@@ -315,6 +315,8 @@ def test_cli_on_ray_writes_what_local_runs_write_even_when_a_worker_dies(
     assert done.returncode == 0, done.stderr
     assert marker.exists(), "no worker was killed: the test tests nothing"
     assert "on 2 nodes" in done.stderr and "1 run again after a worker died" in done.stderr
+    # The file's progress line says why it was run again.
+    assert "run again after attempt 1:" in done.stderr and "SIGKILL" in done.stderr, done.stderr
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"part-{i}.parquet" for i in range(FILES)]
     for name in names:
