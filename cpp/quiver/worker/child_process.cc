@@ -66,11 +66,24 @@ namespace {
 // failure as errno on `error_fd` and exits 127.
 [[noreturn]] void BecomeWorker(const char* program, char* const* argv, char* const* envp,
                                int output_fd, int inherited_fd, int error_fd, pid_t parent) {
+  // Copies of the three descriptors above every one that is about to be
+  // replaced: an engine started with stdin (or stdout) closed gets its pipes
+  // as descriptors 0-3, which the dup2s below would overwrite before use. The
+  // copies are close-on-exec.
+  constexpr int kAboveReplaced = kInheritedFd + 1;
+  error_fd = ::fcntl(error_fd, F_DUPFD_CLOEXEC, kAboveReplaced);
+  if (error_fd < 0) ::_exit(127);
   auto fail = [error_fd]() {
     const int error = errno;
     (void)!::write(error_fd, &error, sizeof(error));
     ::_exit(127);
   };
+  output_fd = ::fcntl(output_fd, F_DUPFD_CLOEXEC, kAboveReplaced);
+  if (output_fd < 0) fail();
+  if (inherited_fd >= 0) {
+    inherited_fd = ::fcntl(inherited_fd, F_DUPFD_CLOEXEC, kAboveReplaced);
+    if (inherited_fd < 0) fail();
+  }
   // Own process group, so stopping a worker also stops what it started.
   if (::setpgid(0, 0) != 0) fail();
   // Die with the engine, even when it is killed by SIGKILL. The signal comes
@@ -85,17 +98,15 @@ namespace {
   sigset_t empty;
   sigemptyset(&empty);
   ::sigprocmask(SIG_SETMASK, &empty, nullptr);
-  const int null_fd = ::open("/dev/null", O_RDONLY);
+  const int null_fd = ::open("/dev/null", O_RDONLY);  // may itself be 0: no O_CLOEXEC
   if (null_fd < 0 || ::dup2(null_fd, 0) < 0 || ::dup2(output_fd, 1) < 0 ||
       ::dup2(output_fd, 2) < 0) {
     fail();
   }
   // No descriptor of the engine reaches the worker but the ones it is given,
-  // whether or not whoever opened it asked for close-on-exec.
-  if (inherited_fd >= 0) {
-    if (inherited_fd != kInheritedFd && ::dup2(inherited_fd, kInheritedFd) < 0) fail();
-    if (::fcntl(kInheritedFd, F_SETFD, 0) != 0) fail();
-  }
+  // whether or not whoever opened it asked for close-on-exec. (dup2 clears
+  // close-on-exec on the descriptor it makes.)
+  if (inherited_fd >= 0 && ::dup2(inherited_fd, kInheritedFd) < 0) fail();
   const unsigned first_closed = inherited_fd >= 0 ? kInheritedFd + 1 : 3;
   if (::syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
     for (int fd = static_cast<int>(first_closed); fd < 65536; ++fd)
