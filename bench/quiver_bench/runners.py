@@ -109,11 +109,13 @@ class QuiverPeer(BasePeer):
         spec = f"result={BENCH_DIR / 'udfs.py'}:{scenario.udf}({arguments})"
         command = [str(options.quiver_binary), "run", str(file), "--udf", spec]
         command += ["--output-format", "noop", "--workers", str(options.workers), "--quiet"]
-        input_mode, _, start = options.peer.mode.partition("-")
+        input_mode, _, variant = options.peer.mode.partition("-")
         if options.input_mode_flag:
             command += ["--input-mode", input_mode]
-        if start == "cold":
+        if variant == "cold":
             command.append("--no-daemon")
+        elif variant == "shm":
+            command += ["--transport", "shm"]
         return command
 
     def query(self, scenario: Scenario, file: Path) -> Query:

@@ -49,6 +49,8 @@ PEERS: tuple[Peer, ...] = (
     Peer("quiver-columnar", "quiver columnar", "quiver", "columnar", "launcher"),
     # As quiver-columnar, but every run starts its worker itself (--no-daemon): the cold figure.
     Peer("quiver-cold", "quiver columnar, no fork server", "quiver", "columnar-cold", "launcher"),
+    # As quiver-columnar, over the shared-memory transport (--transport shm).
+    Peer("quiver-shm", "quiver columnar, shm", "quiver", "columnar-shm", "launcher"),
     Peer("quiver-rows", "quiver rows", "quiver", "rows", "launcher"),
     Peer("quiver-session", "quiver.Session (warm)", "quiver-session", "columnar", "engine"),
     Peer("spark-columnar", "Spark columnar", "spark", "true"),

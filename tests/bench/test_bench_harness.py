@@ -27,6 +27,7 @@ SCENARIOS = (
 PEERS = (
     "quiver-columnar",
     "quiver-cold",
+    "quiver-shm",
     "quiver-rows",
     "quiver-session",
     "spark-columnar",
