@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::Duration;
 
@@ -34,6 +34,9 @@ const MAX_MESSAGE_BYTES: usize = (1 << 31) - 1;
 const STOP_GRACE: Duration = Duration::from_secs(10);
 /// Answers of one call queued for gRPC before the execution thread waits.
 const OUTBOX_DEPTH: usize = 16;
+/// After the last execution thread has handed over its final answer, how long the server keeps
+/// running so that the answer and the call's status reach the engine before the connection goes.
+const FLUSH_WAIT: Duration = Duration::from_millis(100);
 
 /// What the execution thread of a call receives.
 enum Item {
@@ -174,6 +177,8 @@ struct Service {
     refused_calls: AtomicU64,
     closing: AtomicBool,
     calls: Mutex<Vec<Weak<Inbox>>>,
+    // Execution threads still running: the server stops only once they have answered.
+    running_calls: AtomicUsize,
     stop: watch::Sender<bool>,
 }
 
@@ -288,10 +293,16 @@ impl UdfWorker for Shared {
             inbox: inbox.clone(),
         };
         let registry = service.registry.clone();
+        let shared = self.0.clone();
+        shared.running_calls.fetch_add(1, Ordering::SeqCst);
         std::thread::Builder::new()
             .name("quiver-execute".into())
-            .spawn(move || run_call(registry, inbox, peer))
+            .spawn(move || {
+                run_call(registry, inbox, peer); // drops the call's sender: its stream ends
+                shared.running_calls.fetch_sub(1, Ordering::SeqCst);
+            })
             .map_err(|err| {
+                self.0.running_calls.fetch_sub(1, Ordering::SeqCst);
                 Status::resource_exhausted(format!("cannot start an execution thread: {err}"))
             })?;
         Ok(Response::new(ReceiverStream::new(answers)))
@@ -403,6 +414,7 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
         refused_calls: AtomicU64::new(0),
         closing: AtomicBool::new(false),
         calls: Mutex::new(Vec::new()),
+        running_calls: AtomicUsize::new(0),
         stop,
     });
     let server = tonic::transport::Server::builder().add_service(
@@ -411,8 +423,19 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
             .max_encoding_message_size(MAX_MESSAGE_BYTES),
     );
     let mut until_stopped = stopped.clone();
+    let draining = service.clone();
+    // The server stops once every execution thread has answered (a Shutdown with
+    // cancel_running makes them answer CancelResponse): stopping it at once could cut an answer
+    // still on its way, and the engine would see the call cancelled instead.
     let shutdown = async move {
         let _ = until_stopped.wait_for(|stop| *stop).await;
+        let deadline = tokio::time::Instant::now() + STOP_GRACE;
+        while draining.running_calls.load(Ordering::SeqCst) > 0
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(FLUSH_WAIT).await;
     };
     let served = match &endpoint {
         Endpoint::Unix(path) => {
@@ -441,7 +464,12 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
     };
     // After a stop, running calls get a grace period to answer; then the worker exits anyway.
     let _ = stopped.wait_for(|stop| *stop).await;
-    let status = match tokio::time::timeout(STOP_GRACE, served).await {
+    let status = match tokio::time::timeout(
+        STOP_GRACE + FLUSH_WAIT + Duration::from_secs(1),
+        served,
+    )
+    .await
+    {
         Ok(Ok(Err(err))) => {
             eprintln!("quiver-worker[{}]: the gRPC server failed: {err}", args.id);
             EXIT_CONNECTION_LOST
