@@ -126,10 +126,15 @@ arrow::Result<std::unique_ptr<Engine>> Engine::Make(EngineOptions options) {
       new Engine(std::shared_ptr<worker::WorkerDispatcher>(std::move(dispatcher))));
 }
 
+arrow::Status Engine::CheckOpen() const {
+  if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
+  return arrow::Status::OK();
+}
+
 arrow::Result<std::unique_ptr<RunHandle>> Engine::Map(
     std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfOperatorOptions options,
     int64_t batch_rows) {
-  if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
+  ARROW_RETURN_NOT_OK(CheckOpen());
   if (batch_rows < 1) return arrow::Status::Invalid("batch_rows must be at least 1");
   ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(options, *input->schema()));
   ARROW_ASSIGN_OR_RAISE(auto udf_operator,

@@ -130,6 +130,9 @@ class Engine {
  private:
   explicit Engine(std::shared_ptr<worker::WorkerDispatcher> dispatcher);
 
+  /// Fails once Close was called: every run needs the session's workers.
+  arrow::Status CheckOpen() const;
+
   std::shared_ptr<worker::WorkerDispatcher> dispatcher_;
   int64_t workers_started_at_close_ = 0;
 };

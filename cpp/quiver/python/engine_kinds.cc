@@ -47,7 +47,7 @@ KindStream::Body BodyOf(std::unique_ptr<Run> started) {
 arrow::Result<std::unique_ptr<ResultStream>> Engine::Apply(
     std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall function,
     exec::grouped::KindOptions options) {
-  if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
+  ARROW_RETURN_NOT_OK(CheckOpen());
   ARROW_RETURN_NOT_OK(CheckKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
   ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedMapRun::Start(
@@ -61,7 +61,7 @@ arrow::Result<std::unique_ptr<ResultStream>> Engine::Apply(
 arrow::Result<std::unique_ptr<ResultStream>> Engine::Aggregate(
     std::shared_ptr<arrow::RecordBatchReader> input, std::vector<exec::UdfCall> udafs,
     exec::grouped::KindOptions options) {
-  if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
+  ARROW_RETURN_NOT_OK(CheckOpen());
   ARROW_RETURN_NOT_OK(CheckKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
   ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedAggRun::Start(
@@ -75,7 +75,7 @@ arrow::Result<std::unique_ptr<ResultStream>> Engine::Aggregate(
 arrow::Result<std::unique_ptr<ResultStream>> Engine::FlatMap(
     std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall udtf,
     std::optional<std::vector<std::string>> select, exec::grouped::KindOptions options) {
-  if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
+  ARROW_RETURN_NOT_OK(CheckOpen());
   ARROW_RETURN_NOT_OK(CheckKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
   ARROW_ASSIGN_OR_RAISE(auto run,

@@ -47,9 +47,6 @@ class SocketInbox:
         self._closed = False
         self.error: BaseException | None = None  # why the stream ended, when it broke
 
-    def start(self) -> None:
-        """Nothing to start: frames are read when asked for."""
-
     def get(self) -> EngineItem | StopRequest | object:
         """Return the next item, reading (blocking) when none is queued; ``END`` at the end."""
         while not self._items:
@@ -65,10 +62,6 @@ class SocketInbox:
         while len(self._items) < READ_AHEAD and self._read(blocking=False):
             pass
         return self._cancels > 0
-
-    def request_stop(self, reason: str) -> None:
-        """Queue a stop request behind what has been read."""
-        self._append(StopRequest(reason))
 
     def pending(self) -> int:
         """Return how many items were read and wait unused."""

@@ -199,7 +199,6 @@ def serve_connected(
             open_connection()
         inbox = SocketInbox(conn.sock, to_item, DEFAULT_LIMITS, log)
         session = new_session(conn, inbox.cancel_ahead)
-        inbox.start()
         return _converse(inbox, session, conn, log)
     except ChannelClosed as exc:
         log.error("connection to the engine lost: %s", exc)
