@@ -5,9 +5,9 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from quiver.worker.batch_codec import BatchDecoder, ResultEncoder
+from quiver.worker import batch_codec
+from quiver.worker.batch_codec import BatchDecoder, ResultEncoder, decode_batch, encode_batch
 from quiver.worker.errors import ProtocolError
-from quiver.worker.execution import decode_batch, encode_batch
 
 
 def joined(parts) -> pa.Buffer:
@@ -56,11 +56,9 @@ def test_the_fast_path_keeps_the_checks():
 
 
 def test_later_bodies_skip_the_general_reader(monkeypatch):
-    import quiver.worker.execution as execution
-
     calls = []
-    general = execution.decode_batch
-    monkeypatch.setattr(execution, "decode_batch", lambda body: calls.append(1) or general(body))
+    general = batch_codec.decode_batch
+    monkeypatch.setattr(batch_codec, "decode_batch", lambda body: calls.append(1) or general(body))
     decoder = BatchDecoder()
     body = joined(encode_batch(BATCHES[0]))
     for _ in range(3):

@@ -11,8 +11,9 @@ import pytest
 import quiver
 from quiver._proto import pb
 from quiver.kinds import parse_schema
+from quiver.worker.batch_codec import decode_batch, encode_batch
 from quiver.worker.errors import ProtocolError, UserError, WorkerError
-from quiver.worker.execution import Execution, decode_batch, encode_batch
+from quiver.worker.execution import Execution
 
 
 @quiver.grouped_map(returns="k int64, n int64")

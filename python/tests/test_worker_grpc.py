@@ -50,7 +50,7 @@ from quiver.protocol.grpc_codec import (
 from quiver.transport import EndpointError
 from quiver.transport.grpc import GrpcEndpoint, parse_grpc_endpoint
 from quiver.v1 import quiver_pb2_grpc
-from quiver.worker.execution import decode_batch
+from quiver.worker.batch_codec import decode_batch
 
 TIMEOUT = 20.0
 _HALF_CLOSE = object()

@@ -1,4 +1,7 @@
-"""Per-execution fast paths for the Arrow IPC stream of every Data body and result.
+"""The worker's Arrow IPC codec: every Data body read and every result written goes through here.
+
+:func:`decode_batch` and :func:`encode_batch` are the general paths (any schema, any batch);
+the classes below are per-execution fast paths over them.
 
 Each batch travels as a whole IPC stream (schema message, record batch message, end of stream),
 and the schema is the same for every batch of an execution. Building a stream writer or reader
@@ -8,7 +11,7 @@ schema's work once per execution:
 
 - :class:`ResultEncoder` writes ``[schema message, batch.serialize(), end of stream]`` with the
   schema message serialized once; for large batches (over :data:`COPY_LIMIT`) and schemas with
-  dictionaries it keeps the zero-copy stream writer of ``execution.encode_batch``.
+  dictionaries it keeps the zero-copy stream writer of :func:`encode_batch`.
 - :class:`BatchDecoder` recognises the schema message by its bytes (compared, not parsed) and
   reads the one record batch message between it and the end of the stream against the schema
   parsed the first time; anything
@@ -19,14 +22,18 @@ Both keep every check of the general path: exactly one record batch, full valida
 
 from __future__ import annotations
 
+import io
 from typing import BinaryIO
 
 import pyarrow as pa
+
+from quiver.worker.errors import ProtocolError
 
 # Results up to this size are serialized into one buffer (one copy of the batch): cheaper than
 # a stream writer until the copy itself dominates.
 COPY_LIMIT = 1 << 20
 END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+_READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
 
 
 def has_dictionary(schema: pa.Schema) -> bool:
@@ -57,8 +64,6 @@ class ResultEncoder:
         """Return the buffers of the one-batch stream of ``batch``."""
         if self._fast and batch.get_total_buffer_size() <= COPY_LIMIT:
             return [self._schema_message, batch.serialize(), END_OF_STREAM]
-        from quiver.worker.execution import encode_batch
-
         return encode_batch(batch)
 
 
@@ -75,8 +80,6 @@ class BatchDecoder:
 
     def decode(self, body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
         """Return the validated batch of ``body`` (raises ProtocolError as decode_batch does)."""
-        from quiver.worker.execution import decode_batch
-
         self.last_was_known = False
         if not isinstance(body, pa.Buffer) or body.address % 8 != 0:
             return decode_batch(body)
@@ -120,3 +123,97 @@ class BatchDecoder:
         except Exception:  # noqa: BLE001
             return None
         return batch
+
+
+def decode_batch(body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
+    """Read and fully validate the single record batch of an Arrow IPC stream.
+
+    Aligned buffers are not copied: from a ``pa.Buffer`` the reader slices it, and from a
+    file-like ``body`` it gets memoryview slices of the received bytes (see
+    :class:`quiver.io.ZeroCopyByteStream`). A buffer that is not aligned for its type is copied
+    once: UDFs and Arrow's kernels may assume alignment, and a grpc message puts the Arrow bytes
+    wherever its field tags end (uds bodies are aligned).
+
+    The batch comes from another process, so it is checked the way Arrow checks untrusted data
+    (``validate(full=True)``: buffer sizes, offsets, dictionary indices, UTF-8, nested children)
+    before any UDF or kernel reads it; bad bytes must give a ProtocolError, never a crash.
+    """
+    try:
+        reader = pa.ipc.open_stream(body, options=_READ_OPTIONS)
+        batches = list(reader)
+    except Exception as exc:  # whatever Arrow makes of bad bytes, it is the peer's error
+        raise ProtocolError(
+            f"a Data body is not a valid Arrow IPC stream: {error_reason(exc)}"
+        ) from exc
+    if len(batches) != 1:
+        raise ProtocolError(
+            f"a Data body must hold exactly one record batch, but it holds {len(batches)}"
+        )
+    batch = batches[0]
+    try:
+        check_names(batch.schema)
+        batch.validate(full=True)
+    except Exception as exc:
+        raise ProtocolError(f"a Data batch is not valid Arrow data: {error_reason(exc)}") from exc
+    return batch
+
+
+def check_names(schema: pa.Schema) -> None:
+    """Raise when a field name, at any depth, is not UTF-8 (Python would fail reading it later)."""
+    str(schema)
+
+
+def error_reason(exc: BaseException) -> str:
+    """Say what went wrong, with the exception's class when its message alone is unclear."""
+    return str(exc) if isinstance(exc, pa.ArrowException) else f"{type(exc).__name__}: {exc}"
+
+
+class _BufferListSink(io.RawIOBase):
+    """A file that keeps what pyarrow writes to it instead of copying it.
+
+    pyarrow hands the body buffers of a batch to ``write`` as ``pa.Buffer`` objects over the
+    batch's own memory; keeping references lets the socket send them in place.
+    """
+
+    def __init__(self) -> None:
+        """Start with nothing written."""
+        super().__init__()
+        self.parts: list[bytes | pa.Buffer] = []
+
+    def writable(self) -> bool:
+        """Accept writes."""
+        return True
+
+    def write(self, data: bytes | pa.Buffer) -> int:  # type: ignore[override]
+        """Keep ``data``; small writes (message headers, padding) are merged later."""
+        self.parts.append(data)
+        return memoryview(data).nbytes
+
+
+def encode_batch(batch: pa.RecordBatch) -> list[bytes | pa.Buffer]:
+    """Write ``batch`` as one self-contained Arrow IPC stream, as a list of buffers.
+
+    The batch's data buffers are referenced, not copied; the small pieces in between are
+    joined so that the list stays short for ``sendmsg``.
+    """
+    sink = _BufferListSink()
+    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema) as writer:
+        writer.write_batch(batch)
+    parts: list[bytes | pa.Buffer] = []
+    pending: list[bytes] = []
+    for part in sink.parts:
+        if isinstance(part, pa.Buffer) and part.size >= _SMALL_WRITE:
+            if pending:
+                parts.append(b"".join(pending))
+                pending = []
+            parts.append(part)
+        else:
+            pending.append(bytes(part))
+    if pending:
+        parts.append(b"".join(pending))
+    return parts
+
+
+# Buffers smaller than this are copied into their neighbours: a copy of a few bytes is
+# cheaper than one more entry for sendmsg.
+_SMALL_WRITE = 256

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import io
 import logging
 import resource
 import sys
@@ -24,14 +23,19 @@ from quiver.udf import (
     UserDefinedFunction,
     infer_eval_type,
 )
-from quiver.worker.batch_codec import BatchDecoder, ResultEncoder
+from quiver.worker.batch_codec import (
+    BatchDecoder,
+    ResultEncoder,
+    check_names,
+    encode_batch,
+    error_reason,
+)
 from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
 from quiver.worker.evaluators import EVALUATORS, ArrowEvaluator, coerce_result
 from quiver.worker.instances import instance_for, parse_constructor_args
 from quiver.worker.kinds import KindExecution, is_kind_init
 from quiver.worker.loader import load_udf_object
 
-_READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
 _EVAL_TYPE_NAMES = {
     pb.SCALAR_ARROW: SCALAR_ARROW,
     pb.SCALAR_PANDAS: SCALAR_PANDAS,
@@ -120,7 +124,9 @@ class Execution:
         self._check_init()
         self.input_schema = _read_schema(self.init.input_schema, "Init.input_schema")
         if is_kind_init(self.init):
-            self.kind = KindExecution(self)
+            self.kind = KindExecution(
+                self.init, self.payloads, self.input_schema, self._timed_user_call
+            )
             self.result_schema = self.kind.result_schema
             self.udfs = []
             return self.result_schema.serialize().to_pybytes()
@@ -289,107 +295,17 @@ class Execution:
                 self.log.warning("UDF %r raised while being stopped: %r", udf.name, exc)
 
 
-def decode_batch(body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
-    """Read and fully validate the single record batch of an Arrow IPC stream.
-
-    Aligned buffers are not copied: from a ``pa.Buffer`` the reader slices it, and from a
-    file-like ``body`` it gets memoryview slices of the received bytes (see
-    :class:`quiver.io.ZeroCopyByteStream`). A buffer that is not aligned for its type is copied
-    once: UDFs and Arrow's kernels may assume alignment, and a grpc message puts the Arrow bytes
-    wherever its field tags end (uds bodies are aligned).
-
-    The batch comes from another process, so it is checked the way Arrow checks untrusted data
-    (``validate(full=True)``: buffer sizes, offsets, dictionary indices, UTF-8, nested children)
-    before any UDF or kernel reads it; bad bytes must give a ProtocolError, never a crash.
-    """
-    try:
-        reader = pa.ipc.open_stream(body, options=_READ_OPTIONS)
-        batches = list(reader)
-    except Exception as exc:  # whatever Arrow makes of bad bytes, it is the peer's error
-        raise ProtocolError(f"a Data body is not a valid Arrow IPC stream: {_reason(exc)}") from exc
-    if len(batches) != 1:
-        raise ProtocolError(
-            f"a Data body must hold exactly one record batch, but it holds {len(batches)}"
-        )
-    batch = batches[0]
-    try:
-        _check_names(batch.schema)
-        batch.validate(full=True)
-    except Exception as exc:
-        raise ProtocolError(f"a Data batch is not valid Arrow data: {_reason(exc)}") from exc
-    return batch
-
-
-def _check_names(schema: pa.Schema) -> None:
-    """Raise when a field name, at any depth, is not UTF-8 (Python would fail reading it later)."""
-    str(schema)
-
-
-def _reason(exc: BaseException) -> str:
-    """Say what went wrong, with the exception's class when its message alone is unclear."""
-    return str(exc) if isinstance(exc, pa.ArrowException) else f"{type(exc).__name__}: {exc}"
-
-
-class _BufferListSink(io.RawIOBase):
-    """A file that keeps what pyarrow writes to it instead of copying it.
-
-    pyarrow hands the body buffers of a batch to ``write`` as ``pa.Buffer`` objects over the
-    batch's own memory; keeping references lets the socket send them in place.
-    """
-
-    def __init__(self) -> None:
-        """Start with nothing written."""
-        super().__init__()
-        self.parts: list[bytes | pa.Buffer] = []
-
-    def writable(self) -> bool:
-        """Accept writes."""
-        return True
-
-    def write(self, data: bytes | pa.Buffer) -> int:  # type: ignore[override]
-        """Keep ``data``; small writes (message headers, padding) are merged later."""
-        self.parts.append(data)
-        return memoryview(data).nbytes
-
-
-def encode_batch(batch: pa.RecordBatch) -> list[bytes | pa.Buffer]:
-    """Write ``batch`` as one self-contained Arrow IPC stream, as a list of buffers.
-
-    The batch's data buffers are referenced, not copied; the small pieces in between are
-    joined so that the list stays short for ``sendmsg``.
-    """
-    sink = _BufferListSink()
-    with pa.ipc.new_stream(pa.PythonFile(sink, mode="w"), batch.schema) as writer:
-        writer.write_batch(batch)
-    parts: list[bytes | pa.Buffer] = []
-    pending: list[bytes] = []
-    for part in sink.parts:
-        if isinstance(part, pa.Buffer) and part.size >= _SMALL_WRITE:
-            if pending:
-                parts.append(b"".join(pending))
-                pending = []
-            parts.append(part)
-        else:
-            pending.append(bytes(part))
-    if pending:
-        parts.append(b"".join(pending))
-    return parts
-
-
-# Buffers smaller than this are copied into their neighbours: a copy of a few bytes is
-# cheaper than one more entry for sendmsg.
-_SMALL_WRITE = 256
-
-
 def _read_schema(data: bytes, what: str) -> pa.Schema | None:
     """Read an IPC schema message, or return None when ``data`` is empty."""
     if not data:
         return None
     try:
         schema = pa.ipc.read_schema(pa.py_buffer(data))
-        _check_names(schema)
+        check_names(schema)
     except Exception as exc:  # whatever Arrow makes of bad bytes, it is the peer's error
-        raise ProtocolError(f"{what} is not an Arrow IPC schema message: {_reason(exc)}") from exc
+        raise ProtocolError(
+            f"{what} is not an Arrow IPC schema message: {error_reason(exc)}"
+        ) from exc
     return schema
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -26,9 +26,6 @@ from quiver.worker.group_frames import (
     split_frame,
 )
 from quiver.worker.loader import load_udf_object
-
-if TYPE_CHECKING:
-    from quiver.worker.execution import Execution
 
 KIND_EVAL_TYPES = {
     pb.GROUPED_MAP: GROUPED_MAP,
@@ -67,10 +64,21 @@ def group_bounds(column: pa.Array) -> list[tuple[int, int]]:
 class KindExecution:
     """The UDFs of one grouped or table-kind Init, loaded, and how to answer a batch."""
 
-    def __init__(self, execution: Execution) -> None:
-        """Load every UDF of ``execution.init``; they must share one eval type."""
-        self.execution = execution
-        init = execution.init
+    def __init__(
+        self,
+        init: pb.Init,
+        payloads: list[bytearray],
+        input_schema: pa.Schema | None,
+        call_user: Callable[..., Any],
+    ) -> None:
+        """Load every UDF of ``init``; they must share one eval type.
+
+        ``payloads`` are the UDFs' payloads with every chunk appended; ``call_user(name, func,
+        *args)`` runs user code, counting its time and wrapping what it raises as a UserError.
+        """
+        self.payloads = payloads
+        self.input_schema = input_schema
+        self._call = call_user
         eval_types = {udf.eval_type for udf in init.udfs}
         if len(eval_types) != 1:
             raise ProtocolError("an Init mixes grouped or table eval types with others")
@@ -84,7 +92,7 @@ class KindExecution:
 
     def _load(self, index: int, definition: pb.UdfDefinition) -> tuple[str, tuple[int, ...], Any]:
         name = definition.name
-        payload = bytes(self.execution.payloads[index])
+        payload = bytes(self.payloads[index])
         obj = load_udf_object(name, definition.payload_format, payload)
         if not isinstance(obj, KindFunction) or obj.kind != self.kind:
             decorator = {GROUPED_MAP: "grouped_map", UDAF: "udaf", UDTF: "udtf"}[self.kind]
@@ -93,7 +101,7 @@ class KindExecution:
                 f"with @quiver.{decorator}(returns=...)",
                 name,
             )
-        width = len(self.execution.input_schema or [])
+        width = len(self.input_schema or [])
         offsets = tuple(definition.argument_offsets)
         if any(offset < 0 or offset >= width for offset in offsets):
             raise ProtocolError(
@@ -130,9 +138,6 @@ class KindExecution:
             return self._grouped_map(batch, bounds)
         columns = [self._aggregate(i, batch, bounds) for i in range(len(self.udfs))]
         return pa.RecordBatch.from_arrays(columns, schema=self.result_schema)
-
-    def _call(self, name: str, func: Callable[..., Any], *args: Any) -> Any:
-        return self.execution._timed_user_call(name, func, *args)  # noqa: SLF001
 
     def _grouped_map(self, batch: pa.RecordBatch, bounds: list[tuple[int, int]]) -> pa.RecordBatch:
         name, offsets, fn = self.udfs[0]
