@@ -17,9 +17,10 @@ from quiver.errors import (
     WorkerError,
 )
 from quiver.kinds import KindFunction, grouped_map, udaf, udtf
-from quiver.session import Session, UdfCall, call
+from quiver.session import Session
 from quiver.types import parse_type
 from quiver.udf import EVAL_TYPES, UserDefinedFunction, infer_eval_type, udf
+from quiver.udf_call import UdfCall, call
 
 __version__ = "0.1.0"
 

@@ -9,16 +9,21 @@ functions. Each returns a ``pyarrow.RecordBatchReader``, like :meth:`quiver.Sess
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import pyarrow as pa
 
 from quiver.errors import InvalidInput, SessionClosed
 from quiver.kinds import GROUPED_MAP, UDAF, UDTF, KindFunction
-
-if TYPE_CHECKING:
-    from quiver.session import UdfCall
+from quiver.udf_call import (
+    UdfCall,
+    argument_expression,
+    call,
+    read_batches,
+    serialized_expression,
+    stream_capsule,
+)
 
 #: The largest group a grouped map or simple UDAF sends (Arrow buffer bytes), as ``quiver run``.
 DEFAULT_MAX_GROUP_BYTES = 512 << 20
@@ -167,7 +172,7 @@ class KindMethods:
         first = run.read_next()  # the output schema is known with the first batch or the end
         schema = pa.Schema._import_from_c_capsule(run.schema())
         head = [] if first is None else [pa.RecordBatch._import_from_c_capsule(*first)]
-        return pa.RecordBatchReader.from_batches(schema, itertools.chain(head, _batches(run)))
+        return pa.RecordBatchReader.from_batches(schema, itertools.chain(head, read_batches(run)))
 
     def flat_map(
         self,
@@ -221,8 +226,6 @@ class KindMethods:
         self, fn: Any, kind: str, parameter: str, name: str | None = None
     ) -> tuple[Any, UdfCall]:
         """Check ``fn`` is of ``kind``; return its engine (by requirements) and its call."""
-        from quiver.session import UdfCall, call
-
         if self._engine is None or self._engine.closed():
             raise SessionClosed("this quiver.Session is closed; open a new one")
         what, decorator = _KIND_NAMES[kind]
@@ -248,20 +251,12 @@ class KindMethods:
         return self._engine_for(udf_call.requirements), udf_call
 
     def _stream(self, data: Any, method: str) -> Any:
-        from quiver.session import _stream_capsule
-
-        return _stream_capsule(data, method)
+        return stream_capsule(data, method)
 
     def _reader(self, run: Any) -> pa.RecordBatchReader:
         self._runs.add(run)
         schema = pa.Schema._import_from_c_capsule(run.schema())
-        return pa.RecordBatchReader.from_batches(schema, _batches(run))
-
-
-def _batches(run: Any) -> Iterator[pa.RecordBatch]:
-    from quiver.session import _read
-
-    return _read(run)
+        return pa.RecordBatchReader.from_batches(schema, read_batches(run))
 
 
 def _renamed(udf_call: UdfCall, name: str) -> UdfCall:
@@ -272,9 +267,7 @@ def _renamed(udf_call: UdfCall, name: str) -> UdfCall:
 
 def _engine_call(udf_call: UdfCall) -> tuple[Any, ...]:
     """The call as the engine takes it (as Session.map sends it)."""
-    from quiver.session import _expression, _serialized
-
-    arguments = [_serialized(_expression(a)) for a in udf_call.arguments]
+    arguments = [serialized_expression(argument_expression(a)) for a in udf_call.arguments]
     return (udf_call.name, udf_call.payload_format, udf_call.payload, arguments, "")
 
 
