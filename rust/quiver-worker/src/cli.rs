@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+pub use crate::args::{Args, Transport, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
 use crate::registry::Registry;
 use crate::{grpc, uds};
 
@@ -9,12 +10,6 @@ use crate::{grpc, uds};
 pub const SECRET_ENV: &str = "QUIVER_WORKER_SECRET";
 /// The environment variable naming an inherited descriptor to read the secret from (the engine's way).
 pub const SECRET_FD_ENV: &str = "QUIVER_WORKER_SECRET_FD";
-/// Exit status after `Shutdown`, SIGTERM/SIGINT or the engine closing the connection.
-pub const EXIT_OK: i32 = 0;
-/// Exit status when the connection breaks or cannot be made.
-pub const EXIT_CONNECTION_LOST: i32 = 1;
-/// Exit status for a usage error.
-pub const EXIT_USAGE: i32 = 2;
 
 const USAGE: &str =
     "usage: WORKER --id ID --connection ENDPOINT [--transport uds|grpc] [--log-level LEVEL]
@@ -22,26 +17,6 @@ const USAGE: &str =
   grpc:           --connection grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (the worker serves)
   The secret is read from the descriptor named by QUIVER_WORKER_SECRET_FD, or else taken from
   QUIVER_WORKER_SECRET.";
-
-/// Which transport the worker speaks.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Transport {
-    /// Connect to the engine's Unix socket and speak frames.
-    Uds,
-    /// Serve the `UdfWorker` gRPC service.
-    Grpc,
-}
-
-/// The parsed command line.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Args {
-    /// The worker id the engine gave.
-    pub id: String,
-    /// Where to connect (uds) or serve (grpc).
-    pub connection: String,
-    /// uds or grpc.
-    pub transport: Transport,
-}
 
 /// Parse the engine's command line (without the program name).
 pub fn parse_args(argv: &[String]) -> Result<Args, String> {

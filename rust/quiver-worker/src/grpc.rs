@@ -16,7 +16,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStre
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::cli::{Args, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
+use crate::args::{Args, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
 use crate::machine::{message_of, Machine, Peer, State};
 use crate::proto::udf_worker_server::{UdfWorker, UdfWorkerServer};
 use crate::proto::{

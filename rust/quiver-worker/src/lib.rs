@@ -19,6 +19,7 @@
 //! The engine names a function with a UDF whose `payload_format` is `"symbol"` and whose payload
 //! is the registered name.
 
+pub mod args;
 pub mod cli;
 pub mod execution;
 pub mod frame;
