@@ -100,6 +100,18 @@ generate_python_protocol() {
      --pyi_out=python --grpc_python_out=python proto/quiver/v1/quiver.proto)
 }
 
+# Spark's UDF worker protocol (proto/spark), for the Python worker's --dialect spark. The
+# script also turns protoc's bare-name imports between the four files into relative ones.
+generate_spark_python_protocol() {
+  local generated="$root/python/quiver/spark_dialect/proto/udf_service_pb2_grpc.py"
+  local newer
+  newer="$(find "$root/proto/spark" -name '*.proto' -newer "$generated" 2>/dev/null)"
+  [ -f "$generated" ] && [ -z "$newer" ] && return
+  step "generating the Python code of Spark's UDF worker protocol"
+  "$venv/bin/python" "$root/python/quiver/spark_dialect/codegen.py" "$root/proto/spark" \
+    "$root/python/quiver/spark_dialect/proto"
+}
+
 # Without --tests only the quiver command and quiver._engine are built: no test or
 # benchmark targets, so a first run of the example compiles what it runs.
 build() {
@@ -142,6 +154,7 @@ build_rust() {
 install_debian_packages
 create_python_environment
 generate_python_protocol
+generate_spark_python_protocol
 build
 # The example runs Python UDFs only; the tests also start the Rust example worker.
 if [ "$with_tests" = 1 ]; then build_rust; fi

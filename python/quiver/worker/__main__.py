@@ -5,6 +5,10 @@ transport (:mod:`quiver.transport`). ``unix:PATH`` connects to the engine and sp
 (``uds``); ``grpc+unix:PATH`` or ``grpc+tcp:HOST:PORT`` serves the UdfWorker gRPC service there
 (``grpc``). ``--transport uds|grpc``, when given, must agree with the scheme.
 
+``--dialect spark`` serves Apache Spark's ``UdfWorker`` protocol instead of quiver.v1
+(:mod:`quiver.spark_dialect`, docs/spark-protocol.md): ``--connection`` is then a TCP port
+(loopback) or a Unix socket path, and no secret is taken.
+
 Exit status: 0 after Shutdown, SIGTERM/SIGINT or the engine closing the connection (over grpc: the
 process that started the worker exiting); 1 when the connection breaks (inside a frame, or a frame
 that does not decode) or, over grpc, when the endpoint cannot be bound; 2 on a usage error.
@@ -43,10 +47,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--id", required=True, help="worker id given by the engine")
     parser.add_argument(
+        "--dialect",
+        choices=["quiver", "spark"],
+        default="quiver",
+        help="the protocol to speak: quiver (quiver.v1, the default) or spark (Apache Spark's "
+        "UdfWorker service, docs/spark-protocol.md)",
+    )
+    parser.add_argument(
         "--connection",
         required=True,
         help="uds: the engine's socket, unix:/path/to/socket; grpc: where to serve, "
-        "grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (an empty HOST is 127.0.0.1)",
+        "grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (an empty HOST is 127.0.0.1); "
+        "--dialect spark: a TCP port (served on loopback) or a Unix socket path",
     )
     parser.add_argument(
         "--transport",
@@ -65,7 +77,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if (args.tls_cert is None) != (args.tls_key is None):
         parser.error("--tls-cert and --tls-key go together")
-    if args.tls_cert is not None and _transport_name(args) != "grpc":
+    if args.dialect == "spark":
+        if args.transport not in (None, "grpc"):
+            parser.error("--dialect spark is served over grpc only")
+    elif args.tls_cert is not None and _transport_name(args) != "grpc":
         parser.error("--tls-cert and --tls-key are for --transport grpc")
     return args
 
@@ -107,6 +122,8 @@ def _on_stop_signal(signum: int, frame: FrameType | None) -> None:
 
 def run(args: argparse.Namespace, log: logging.Logger) -> int:
     """Serve executions over the transport the endpoint names; return the exit status."""
+    if args.dialect == "spark":
+        return run_spark(args, log)
     # Imported here so that the usage errors above need neither pyarrow nor protobuf.
     from quiver.transport import EndpointError, transport_for, transport_name
 
@@ -145,6 +162,39 @@ def run(args: argparse.Namespace, log: logging.Logger) -> int:
         close_all(log)  # class UDFs' close(): the worker stops here whatever ended it
 
 
+def run_spark(args: argparse.Namespace, log: logging.Logger) -> int:
+    """Serve Spark's UdfWorker service; return the exit status."""
+    tls = _read_tls(args, log)
+    if tls is False:
+        return EXIT_USAGE
+    try:
+        from quiver.spark_dialect.server import serve
+    except ImportError as exc:
+        log.error("--dialect spark needs a package or generated code that is missing (%s)", exc)
+        return EXIT_USAGE
+    from quiver.worker.instances import close_all
+
+    try:
+        return serve(args.id, args.connection, tls, log)
+    except TerminationRequested:
+        log.info("SIGTERM/SIGINT: exiting")
+        return EXIT_OK
+    finally:
+        close_all(log)  # class UDFs' close(): the worker stops here whatever ended it
+
+
+def _read_tls(args: argparse.Namespace, log: logging.Logger) -> tuple[bytes, bytes] | None | bool:
+    """Read --tls-key and --tls-cert: (key, cert), None when not given, False (logged) on error."""
+    if args.tls_cert is None:
+        return None
+    try:
+        with open(args.tls_key, "rb") as key, open(args.tls_cert, "rb") as cert:
+            return key.read(), cert.read()
+    except OSError as exc:
+        log.error("cannot read the TLS key or certificate: %s", exc)
+        return False
+
+
 def _config(args: argparse.Namespace, log: logging.Logger) -> WorkerConfig | None:
     """Gather the worker's secret, identity and TLS files; None (logged) when one is missing."""
     from quiver.transport.base import WorkerConfig
@@ -153,14 +203,9 @@ def _config(args: argparse.Namespace, log: logging.Logger) -> WorkerConfig | Non
     secret = _take_secret(log)
     if secret is None:
         return None
-    tls = None
-    if args.tls_cert is not None:
-        try:
-            with open(args.tls_key, "rb") as key, open(args.tls_cert, "rb") as cert:
-                tls = (key.read(), cert.read())
-        except OSError as exc:
-            log.error("cannot read the TLS key or certificate: %s", exc)
-            return None
+    tls = _read_tls(args, log)
+    if tls is False:
+        return None
     return WorkerConfig(args.connection, worker_hello(args.id), secret.encode(), log, tls)
 
 
