@@ -1,0 +1,95 @@
+package quiver.spark.harness;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/** The three quiver workers the harness drives, as a Spark user would configure them. */
+enum QuiverWorker {
+  PYTHON("python/ref", true) {
+    @Override
+    List<String> command() {
+      return List.of(root().resolve(".venv/bin/python").toString(), "-m", "quiver.worker");
+    }
+
+    @Override
+    String reference(String function) {
+      return "quiver.conformance_udfs:" + function;
+    }
+
+    @Override
+    Optional<String> slowFunctionReference() {
+      Path file = Path.of(System.getProperty("user.dir"), "src/test/resources/slow_udfs.py");
+      return Optional.of(file + ":sleep_then_identity");
+    }
+  },
+  CPP("symbol", false) {
+    @Override
+    List<String> command() {
+      return List.of(
+          root().resolve("build/cpp/examples/udf_worker/quiver_example_udf_worker").toString());
+    }
+  },
+  RUST("symbol", false) {
+    @Override
+    List<String> command() {
+      return List.of(root().resolve("rust/target/release/examples/udfs").toString());
+    }
+  };
+
+  /** The payload format quiver's docs/spark-protocol.md §2 names for this worker. */
+  final String payloadFormat;
+
+  /** Whether the worker takes {@code --dialect spark}; one that does not yet is skipped. */
+  private final boolean speaksSparkDialect;
+
+  QuiverWorker(String payloadFormat, boolean speaksSparkDialect) {
+    this.payloadFormat = payloadFormat;
+    this.speaksSparkDialect = speaksSparkDialect;
+  }
+
+  /** The worker's command before the dialect flag (Spark adds --id and --connection). */
+  abstract List<String> command();
+
+  /** The runner of the DirectWorker: the command plus {@code --dialect spark}. */
+  List<String> runner() {
+    List<String> runner = new ArrayList<>(command());
+    runner.add("--dialect");
+    runner.add("spark");
+    return runner;
+  }
+
+  /** The payload naming one of the four conformance functions every quiver worker offers. */
+  String reference(String function) {
+    return function;
+  }
+
+  /** A function that takes longer than any test waits, where the worker has one. */
+  Optional<String> slowFunctionReference() {
+    return Optional.empty();
+  }
+
+  Map<String, String> environment() {
+    return Map.of();
+  }
+
+  /** Why this worker cannot run here (not built, no Spark dialect), or empty when it can. */
+  Optional<String> missing() {
+    if (!speaksSparkDialect) {
+      return Optional.of(name() + " worker skipped: it does not take --dialect spark yet");
+    }
+    Path executable = Path.of(command().get(0));
+    if (!Files.isExecutable(executable)) {
+      return Optional.of(name() + " worker skipped: " + executable + " is not built "
+          + "(scripts/setup.sh --tests builds it)");
+    }
+    return Optional.empty();
+  }
+
+  static Path root() {
+    return Path.of(System.getProperty("quiver.root", "../..")).toAbsolutePath().normalize();
+  }
+}
