@@ -255,6 +255,8 @@ class ExecuteStream:
     def _load(self) -> None:
         """Translate the Init, load the UDF, and answer InitResponse (data or error)."""
         assert self.pending is not None
+        init = self.pending.init
+        self.log.debug("Init of %r, task context %s", init.udf.name, dict(init.task_context))
         try:
             quiver_init, input_schema = self.pending.translate()
             execution = Execution(quiver_init, self.log)

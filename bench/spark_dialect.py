@@ -1,0 +1,273 @@
+"""The Python worker in Spark's dialect beside the same worker in quiver.v1 over grpc+unix.
+
+    .venv/bin/python bench/spark_dialect.py [--runs 5]
+
+Both workers are real processes (``python -m quiver.worker``) on a Unix socket, driven by the same
+kind of grpcio client from this process, one Execute stream each: 1-row batches one at a time
+(median round trip, microseconds) and 1 MiB / 16 MiB string batches through the identity UDF with
+4 in flight (MiB/s of batch bytes one way). Runs alternate between the dialects; each figure is
+the median of ``--runs`` runs. The client is Python on both sides: its cost is in every figure, the
+same for both (compare the two columns, not with the C++ engine's microbenchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pyarrow as pa
+
+ROOT = Path(__file__).resolve().parents[1]
+IDENTITY = f"{ROOT / 'bench' / 'micro' / 'identity_udf.py'}:identity"
+SCHEMA = pa.schema([("s", pa.string())])
+WINDOW = 4
+_CLOSE = object()
+
+
+def string_batch(total_bytes: int) -> pa.RecordBatch:
+    """A batch of 64-byte strings holding about ``total_bytes`` of character data."""
+    rows = max(1, total_bytes // 64)
+    return pa.record_batch({"s": pa.array(["x" * 64] * rows)}, schema=SCHEMA)
+
+
+def ipc_stream(batch: pa.RecordBatch) -> bytes:
+    """One batch as a self-contained Arrow IPC stream."""
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, batch.schema) as writer:
+        writer.write_batch(batch)
+    return sink.getvalue().to_pybytes()
+
+
+class Dialect:
+    """One worker process and how to speak to it: messages in, responses out."""
+
+    name = ""
+
+    def __init__(self, folder: Path) -> None:
+        self.socket = folder / f"{self.name}.sock"
+        self.process = subprocess.Popen(self.command(), env=self.env(), cwd=ROOT / "python")
+        self.channel = grpc.insecure_channel(
+            f"unix:{self.socket}",
+            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
+        )
+        self.wait_ready()
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def env(self) -> dict[str, str]:
+        return dict(os.environ)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.heartbeat()
+                return
+            except grpc.RpcError:
+                if time.monotonic() > deadline or self.process.poll() is not None:
+                    raise SystemExit(f"the {self.name} worker did not start") from None
+                time.sleep(0.05)
+
+    def heartbeat(self) -> None:
+        raise NotImplementedError
+
+    def open(self) -> Stream:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.channel.close()
+        self.process.terminate()
+        self.process.wait(30)
+
+
+class Stream:
+    """One Execute stream: ``send(bytes of one batch)``, ``recv()`` a result, ``close()``."""
+
+    def __init__(
+        self,
+        call: Callable[..., Iterator[object]],
+        init: object,
+        data: Callable[[bytes], object],
+        finish: object,
+        **call_args: object,
+    ) -> None:
+        self._requests: queue.Queue[object] = queue.Queue()
+        self._data = data
+        self._finish = finish
+        self.responses = call(iter(self._requests.get, _CLOSE), **call_args)
+        self._requests.put(init)
+        next(self.responses)  # InitResponse
+
+    def send(self, arrow_ipc: bytes) -> None:
+        self._requests.put(self._data(arrow_ipc))
+
+    def recv(self) -> None:
+        next(self.responses)
+
+    def close(self) -> None:
+        self._requests.put(self._finish)
+        next(self.responses)  # FinishResponse
+        self._requests.put(_CLOSE)
+
+
+class Spark(Dialect):
+    name = "spark"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "quiver.worker", "--dialect", "spark", "--id", "bench"] + [
+            "--connection",
+            str(self.socket),
+        ]
+
+    def heartbeat(self) -> None:
+        from quiver.spark_dialect.proto import udf_message_pb2 as spb
+        from quiver.spark_dialect.proto import udf_service_pb2_grpc
+
+        stub = udf_service_pb2_grpc.UdfWorkerStub(self.channel)
+        stub.Manage(spb.WorkerRequest(heartbeat=spb.Heartbeat()), timeout=1)
+
+    def open(self) -> Stream:
+        from quiver.spark_dialect.proto import common_pb2, udf_service_pb2_grpc
+        from quiver.spark_dialect.proto import udf_message_pb2 as spb
+
+        stub = udf_service_pb2_grpc.UdfWorkerStub(self.channel)
+        udf = spb.UdfPayload(payload=IDENTITY.encode(), format="python/ref", name="identity")
+        init = spb.Init(
+            data_format=common_pb2.ARROW, udf=udf, input_schema=SCHEMA.serialize().to_pybytes()
+        )
+        return Stream(
+            stub.Execute,
+            spb.UdfRequest(control=spb.UdfControlRequest(init=init)),
+            lambda data: spb.UdfRequest(data=spb.DataRequest(data=data)),
+            spb.UdfRequest(control=spb.UdfControlRequest(finish=spb.Finish())),
+        )
+
+
+class Quiver(Dialect):
+    name = "quiver"
+    secret = secrets.token_hex(16)
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "quiver.worker", "--id", "bench"] + [
+            "--connection",
+            f"grpc+unix:{self.socket}",
+        ]
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, "QUIVER_WORKER_SECRET": self.secret}
+
+    def metadata(self) -> list[tuple[str, str]]:
+        return [("quiver-secret", self.secret)]
+
+    def heartbeat(self) -> None:
+        from quiver._proto import pb
+        from quiver.v1 import quiver_pb2_grpc
+
+        stub = quiver_pb2_grpc.UdfWorkerStub(self.channel)
+        request = pb.ManageRequest(heartbeat=pb.Heartbeat(nonce=1))
+        stub.Manage(request, metadata=self.metadata(), timeout=1)
+
+    def open(self) -> Stream:
+        from quiver._proto import pb
+        from quiver.v1 import quiver_pb2_grpc
+
+        stub = quiver_pb2_grpc.UdfWorkerStub(self.channel)
+        udf = pb.UdfDefinition(
+            name="identity", payload_format="python/ref", payload=IDENTITY.encode()
+        )
+        udf.argument_offsets.append(0)
+        init = pb.Init(
+            protocol_version=1,
+            data_format=pb.ARROW_IPC_STREAM,
+            udfs=[udf],
+            input_schema=SCHEMA.serialize().to_pybytes(),
+        )
+        sequence = iter(range(1 << 62))
+        return Stream(
+            stub.Execute,
+            pb.EngineMessage(init=init),
+            lambda data: pb.EngineMessage(data=pb.Data(sequence=next(sequence), arrow_ipc=data)),
+            pb.EngineMessage(finish=pb.Finish()),
+            metadata=self.metadata(),
+        )
+
+
+def round_trip_us(dialect: Dialect, count: int) -> float:
+    """Median microseconds of a 1-row batch's round trip, one batch at a time."""
+    stream = dialect.open()
+    data = ipc_stream(string_batch(1))
+    times = []
+    for _ in range(count):
+        started = time.perf_counter()
+        stream.send(data)
+        stream.recv()
+        times.append(time.perf_counter() - started)
+    stream.close()
+    return statistics.median(times) * 1e6
+
+
+def throughput_mib_s(dialect: Dialect, batch_bytes: int, count: int) -> float:
+    """MiB/s of batch bytes through the identity UDF, ``WINDOW`` batches in flight."""
+    stream = dialect.open()
+    data = ipc_stream(string_batch(batch_bytes))
+    slots = threading.Semaphore(WINDOW)
+
+    def feed() -> None:
+        for _ in range(count):
+            slots.acquire()
+            stream.send(data)
+
+    started = time.perf_counter()
+    sender = threading.Thread(target=feed)
+    sender.start()
+    for _ in range(count):
+        stream.recv()
+        slots.release()
+    elapsed = time.perf_counter() - started
+    sender.join()
+    stream.close()
+    return len(data) * count / elapsed / (1 << 20)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5, help="runs per figure (median printed)")
+    parser.add_argument("--round-trips", type=int, default=2000, help="1-row batches per run")
+    args = parser.parse_args()
+    cases: list[tuple[str, Callable[[Dialect], float]]] = [
+        ("1-row round trip (us, lower is better)", lambda d: round_trip_us(d, args.round_trips)),
+        ("1 MiB identity (MiB/s)", lambda d: throughput_mib_s(d, 1 << 20, 64)),
+        ("16 MiB identity (MiB/s)", lambda d: throughput_mib_s(d, 16 << 20, 8)),
+    ]
+    with tempfile.TemporaryDirectory(prefix="qbench") as folder:
+        dialects = [Spark(Path(folder)), Quiver(Path(folder))]
+        try:
+            print(f"{'case':42} {'spark':>10} {'quiver.v1':>10} {'ratio':>7}")
+            for title, measure in cases:
+                figures: dict[str, list[float]] = {d.name: [] for d in dialects}
+                measure(dialects[0]), measure(dialects[1])  # warm-up: imports, first batches
+                for _ in range(args.runs):
+                    for dialect in dialects:
+                        figures[dialect.name].append(measure(dialect))
+                spark = statistics.median(figures["spark"])
+                quiver = statistics.median(figures["quiver"])
+                print(f"{title:42} {spark:10.1f} {quiver:10.1f} {spark / quiver:7.3f}", flush=True)
+        finally:
+            for dialect in dialects:
+                dialect.close()
+
+
+if __name__ == "__main__":
+    main()
