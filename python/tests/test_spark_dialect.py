@@ -179,12 +179,12 @@ def test_concurrent_streams_are_served_side_by_side(shared: SparkWorker):
     slow, fast = shared.call(), shared.call()
     slow.init(shared.ref("nap"))
     fast.init(shared.ref("plus_one"))
-    started = time.monotonic()
     slow.send_batch(int_batch(1500))
     time.sleep(0.1)
     fast.send_batch(int_batch(1))
     assert fast.recv_batch().column(0).to_pylist() == [2]
-    assert time.monotonic() - started < 1.2, "the fast stream waited for the slow one"
+    with pytest.raises(queue.Empty):  # answered while the slow stream's UDF still sleeps
+        slow.recv(timeout=0)
     assert slow.recv_batch().column(0).to_pylist() == [1500]
     for call in (slow, fast):
         call.finish()
@@ -440,9 +440,9 @@ def test_heartbeat_is_answered_while_a_udf_sleeps(shared: SparkWorker):
     call.init(shared.ref("nap"))
     call.send_batch(int_batch(1500))
     time.sleep(0.2)
-    started = time.monotonic()
     metrics = shared.heartbeat(timeout=1.0)
-    assert time.monotonic() - started < 0.5
+    with pytest.raises(queue.Empty):  # answered while the UDF still sleeps
+        call.recv(timeout=0)
     assert metrics["sessions_active"] == "1"
     assert metrics["pid"] == str(shared.process.pid)
     assert call.recv_batch().column(0).to_pylist() == [1500]
