@@ -51,6 +51,11 @@ install_debian_packages() {
   if [ "$with_bench" = 1 ] && ! command -v java >/dev/null; then
     missing+=(openjdk-17-jre-headless)
   fi
+  # The JVM harness (jvm/spark-harness) builds with a JDK 17 and Maven.
+  if [ "$with_tests" = 1 ]; then
+    command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
+    command -v mvn >/dev/null || missing+=(maven)
+  fi
   [ ${#missing[@]} -eq 0 ] && return
   step "installing Debian packages: ${missing[*]}"
   local sudo=""

@@ -58,6 +58,21 @@ if [ -d rust ] && [ -x "$rust_worker" ]; then
 fi
 took "conformance kit"
 
+echo "==> Spark's own classes drive every worker (jvm/spark-harness: Maven, JUnit)"
+# Spark's released udf-worker jars come from the PySpark wheel; Maven fetches the rest once.
+spark_jars="$(.venv/bin/python -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')"
+(
+  cd jvm/spark-harness
+  rm -rf target/surefire-reports
+  status=0
+  # Debian's Maven writes colour resets even in batch mode; they are stripped from the log.
+  timeout 900 mvn -q --batch-mode test -Dspark.jars="$spark_jars" 2>&1 |
+    sed -u 's/\x1b\[[0-9;]*m//g' || status=$?
+  ../../.venv/bin/python summarize_reports.py || status=1
+  exit "$status"
+)
+took "JVM harness"
+
 echo "==> Python tests (pytest): the package, the quiver command end to end, the benchmark harness"
 .venv/bin/python -m pytest python/tests tests -q -n "$(nproc)" --dist loadfile
 took "pytest"

@@ -37,7 +37,7 @@ def main() -> int:
                 passed += 1
     for reason, count in sorted(reasons.items()):
         print(f"skipped {count}: {reason}")
-    print(f"spark harness: {passed} passed, {failed} failed, {skipped} skipped")
+    print(f"spark-harness: {passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed or passed == 0 else 0
 
 
