@@ -369,6 +369,17 @@ def test_second_init_is_a_protocol_error(shared: SparkWorker):
     assert call.ended()
 
 
+def test_payload_chunk_without_chunking_is_a_protocol_error(shared: SparkWorker):
+    call = shared.call()
+    call.init(shared.ref("plus_one"))
+    call.send(payload=spb.PayloadChunk(data=b"more", last=True))
+    kind, error = error_kind(call.recv_control("error").error)
+    assert kind == "protocol" and "is_chunking_payload" in error.message
+    call.cancel()
+    call.recv_control("cancel")
+    assert call.ended()
+
+
 # ---- cancel and half-close ----
 
 

@@ -74,6 +74,7 @@ class ExecuteStream:
         self.on_end = on_end
         self.phase = Phase.AWAIT_INIT
         self.pending: PendingInit | None = None
+        self.chunked = False  # whether Init announced PayloadChunks
         self.execution: Execution | None = None
         self.outbox: list[spb.UdfResponse | OutgoingData] = []
         self.counts = dict.fromkeys(("batches_in", "batches_out", "bytes_in", "bytes_out"), 0)
@@ -161,7 +162,8 @@ class ExecuteStream:
             self._protocol_failure(ProtocolError(f"a second Init ({self.phase.value})"))
             return
         self.pending = PendingInit(init)
-        if self.pending.chunked:
+        self.chunked = self.pending.chunked
+        if self.chunked:
             self.phase = Phase.CHUNKING
         else:
             self._load()
@@ -175,7 +177,7 @@ class ExecuteStream:
             return
         if self.phase is Phase.AWAIT_INIT:
             problem = "a PayloadChunk before Init"
-        elif self.pending is not None and not self.pending.chunked:
+        elif not self.chunked:
             problem = "a PayloadChunk, but Init did not set is_chunking_payload"
         else:
             problem = "a PayloadChunk after the one marked last"
@@ -340,7 +342,9 @@ def to_spark_error(exc: ExecutionError) -> spb.ExecutionError:
         user = error.user_error
         return spb.ExecutionError(
             user=spb.UserError(
-                message=user.message, traceback=user.traceback, error_class=user.error_class
+                message=user.message or user.error_class,  # required: `raise E()` has none
+                traceback=user.traceback,
+                error_class=user.error_class,
             )
         )
     if kind == "worker_error":
