@@ -22,8 +22,16 @@ enum QuiverWorker {
 
     @Override
     Optional<String> slowFunctionReference() {
-      Path file = Path.of(System.getProperty("user.dir"), "src/test/resources/slow_udfs.py");
-      return Optional.of(file + ":sleep_then_identity");
+      return Optional.of(slowUdfs() + ":sleep_then_identity");
+    }
+
+    @Override
+    Optional<String> pausingFunctionReference() {
+      return Optional.of(slowUdfs() + ":pause_then_identity");
+    }
+
+    private Path slowUdfs() {
+      return Path.of(System.getProperty("user.dir"), "src/test/resources/slow_udfs.py");
     }
   },
   CPP("symbol", false) {
@@ -69,6 +77,11 @@ enum QuiverWorker {
 
   /** A function that takes longer than any test waits, where the worker has one. */
   Optional<String> slowFunctionReference() {
+    return Optional.empty();
+  }
+
+  /** A function that takes about half a second per batch, where the worker has one. */
+  Optional<String> pausingFunctionReference() {
     return Optional.empty();
   }
 

@@ -197,6 +197,41 @@ class SparkDialectTest {
 
   @ParameterizedTest(name = "{0}")
   @EnumSource(QuiverWorker.class)
+  void aCancelAfterFinishEndsCancelledOrTooLate(QuiverWorker worker) {
+    assertTimeoutPreemptively(SCENARIO_LIMIT, () -> {
+      try (Harness h = start(worker, WorkerTransport.UNIX_SOCKET)) {
+        GrpcWorkerSession session = h.newSession();
+        // Where the worker has a pausing UDF, Cancel arrives while the first batch runs and the
+        // worker must answer CancelResponse; otherwise FinishResponse may already be sent, and
+        // the Cancel is then ignored (udf_message.proto, Finish).
+        java.util.Optional<String> pausing = worker.pausingFunctionReference();
+        String reference = pausing.orElse(worker.reference("identity"));
+        InitResponse init = session.init(h.init(reference, "later", Harness.INT64, Harness.INT64));
+        assertFalse(init.hasError(), () -> "InitResponse.error: " + init.getError());
+        CountDownLatch finishSent = new CountDownLatch(1);
+        session.process(
+            Harness.scalaIterator(List.of(h.int64Batch(1L), h.int64Batch(2L), h.int64Batch(3L))
+                .iterator()),
+            () -> {
+              finishSent.countDown();
+              return org.apache.spark.udf.worker.Finish.getDefaultInstance();
+            });
+        assertTrue(finishSent.await(10, TimeUnit.SECONDS), "Finish was sent");
+
+        Termination termination = session.close(session.close$default$1());
+        if (pausing.isPresent()) {
+          assertInstanceOf(Termination.Cancelled.class, termination);
+        } else {
+          assertTrue(termination instanceof Termination.Cancelled
+              || termination instanceof Termination.Finished, termination::toString);
+        }
+        assertWorkerExitedCleanly(h, session);
+      }
+    });
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(QuiverWorker.class)
   void aWorkerKilledMidBatchIsATransportFailure(QuiverWorker worker) {
     assertTimeoutPreemptively(SCENARIO_LIMIT, () -> {
       try (Harness h = start(worker, WorkerTransport.UNIX_SOCKET)) {
