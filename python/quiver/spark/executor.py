@@ -14,6 +14,7 @@ import itertools
 import os
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +33,7 @@ from quiver.session import Session
 from quiver.spark.plan import PYTHON, Plan, Runtime, SessionOptions
 
 _sessions: dict[tuple[Any, ...], Session] = {}
+_session_paths: dict[tuple[Any, ...], tuple[str, ...]] = {}
 _lock = threading.Lock()
 
 
@@ -56,10 +58,18 @@ class _CommandSession(Session):
 def session_for(runtime: Runtime | None, options: SessionOptions, on_executor: bool) -> Session:
     """This process's warm session for ``runtime`` (None: Python UDFs) and ``options``."""
     command = None if runtime is None else executor_command(runtime, on_executor)
+    # Python workers import with this process's sys.path as it was when they started; Spark
+    # adds the job's --py-files / addPyFile directories to it per task, so a session started
+    # before is replaced by one that sees them.
     key = (command, options)
+    imports = tuple(sys.path) if command is None else ()
     with _lock:
         session = _sessions.get(key)
+        if session is not None and _session_paths.get(key) != imports:
+            session.close()
+            session = None
         if session is None or session.closed:
+            _session_paths[key] = imports
             if command is None:
                 session = Session(
                     workers=options.workers,

@@ -11,10 +11,10 @@ from typing import Any
 import pyarrow as pa
 
 from quiver.errors import InvalidInput
-from quiver.session import UdfCall, call
 from quiver.spark import spark_types
 from quiver.spark.executor import map_partition, map_stream
 from quiver.spark.plan import PYTHON, Plan, Runtime, SessionOptions, declared_runtimes
+from quiver.udf_call import UdfCall, call
 
 SYMBOL = "symbol"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from quiver.errors import InvalidInput
-from quiver.session import UdfCall
+from quiver.udf_call import UdfCall
 
 # The runtime of UDFs given as quiver.call(...): the Python worker of the executor's own Python.
 PYTHON = "py"

@@ -1,0 +1,331 @@
+"""quiver.spark on a real Spark cluster: local-cluster[2,1,1024] (two executor JVMs, each
+with its own Python workers), started once for every test here (conftest.py).
+
+Checked: results equal to `quiver run` on the same data for a Python, a C++ and a Rust UDF;
+a UDF error, a timeout, a killed quiver worker (Spark runs the task again: same rows, same
+checksum); warm sessions reused by a second stage; empty partitions; bad input (a missing
+column, a UDF that does not import on the executors, a type Spark does not have, a runtime
+missing on the executors) refused clearly, with no process left behind; the example of
+docs/spark.md.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import pytest
+from spark_cluster import MARK, marked_processes
+
+import quiver
+import quiver.spark
+
+ROOT = Path(__file__).resolve().parents[2]
+UDFS = ROOT / "tests" / "spark" / "udfs.py"
+QUIVER = ROOT / "build" / "cpp" / "quiver" / "cli" / "quiver"
+CPP_WORKER = ROOT / "build" / "cpp" / "examples" / "udf_worker" / "quiver_example_udf_worker"
+RUST_WORKER = ROOT / "rust" / "target" / "release" / "examples" / "udfs"
+ROWS = 20_000
+PARTITIONS = 4
+
+
+def frame(spark: Any, rows: int = ROWS, partitions: int = PARTITIONS) -> Any:
+    """id, name and value over ``partitions`` partitions: the rows of :func:`table`."""
+    return spark.range(0, rows, numPartitions=partitions).selectExpr(
+        "id", "concat('name-', cast(id as string)) as name", "cast(id as double) * 0.5 as value"
+    )
+
+
+def table(rows: int = ROWS) -> pa.Table:
+    ids = pa.array(range(rows), pa.int64())
+    return pa.table(
+        {
+            "id": ids,
+            "name": pc.binary_join_element_wise("name-", pc.cast(ids, pa.string()), ""),
+            "value": pc.multiply(pc.cast(ids, pa.float64()), 0.5),
+        }
+    )
+
+
+def collected(df: Any) -> list[dict[str, Any]]:
+    """The DataFrame's rows as dicts, in id order."""
+    return sorted((row.asDict() for row in df.collect()), key=lambda r: r["id"])
+
+
+def quiver_run(tmp_path: Path, *arguments: str) -> list[dict[str, Any]]:
+    """`quiver run` over the rows of :func:`table`; its output rows in id order."""
+    if not QUIVER.exists():
+        pytest.skip(f"the quiver command is not built ({QUIVER})")
+    source, output = tmp_path / "in.parquet", tmp_path / "out.parquet"
+    pq.write_table(table(), source)
+    subprocess.run(
+        [str(QUIVER), "run", str(source), *arguments, "-o", str(output), "--quiet"],
+        check=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    return sorted(pq.read_table(output).to_pylist(), key=lambda r: r["id"])
+
+
+def failure(action: Any) -> str:
+    """The text of the error a Spark action fails with (what the driver's user reads)."""
+    with pytest.raises(Exception) as caught:
+        action()
+    return str(caught.value)
+
+
+def marked(spark: Any) -> list[tuple[int, str]]:
+    return marked_processes(spark.sparkContext.getConf().get(f"spark.executorEnv.{MARK}"))
+
+
+def assert_no_orphans(spark: Any) -> None:
+    """Every quiver worker of the executors still has its executor Python process."""
+    processes = dict(marked(spark))
+    for pid, cmdline in processes.items():
+        if "quiver" not in cmdline or "pyspark" in cmdline:
+            continue
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            parent = int(f.read().rsplit(b")", 1)[1].split()[1])
+        assert parent in processes, f"quiver worker {pid} ({cmdline}) lost its executor"
+
+
+def test_python_udf_matches_quiver_run(cluster: Any, tmp_path: Path) -> None:
+    @quiver.udf(returns="float64")
+    def doubled(value: pa.Array) -> pa.Array:  # defined in a function: sent by value
+        return pc.multiply(value, 2.0)
+
+    out = quiver.spark.map(
+        frame(cluster),
+        udfs=[quiver.call(f"{UDFS}:shout", "name"), quiver.call(doubled, "value")],
+        select=["id"],
+        workers=2,
+    )
+    assert out.columns == ["id", "shout", "doubled"]
+    expected = quiver_run(tmp_path, "--select", "id", "--udf", f"shout={UDFS}:shout(name)")
+    rows = collected(out)
+    assert [{"id": r["id"], "shout": r["shout"]} for r in rows] == expected
+    assert len(rows) == ROWS
+    assert [r["doubled"] for r in rows] == [float(r["id"]) for r in rows]
+
+
+def test_cpp_udf_matches_quiver_run(cluster: Any, tmp_path: Path) -> None:
+    if not CPP_WORKER.exists():
+        pytest.skip(f"the C++ example worker is not built ({CPP_WORKER})")
+    out = quiver.spark.map(
+        frame(cluster),
+        udfs=[
+            quiver.spark.runtime_call("cc", "add_one", "id", name="next"),
+            quiver.spark.runtime_call("cc", "upper", "name"),
+        ],
+        select=["id"],
+        runtimes={"cc": str(CPP_WORKER)},
+    )
+    expected = quiver_run(
+        tmp_path,
+        "--select",
+        "id",
+        "--runtime",
+        f"cc={CPP_WORKER}",
+        "--udf",
+        "next=cc:add_one(id)",
+        "--udf",
+        "upper=cc:upper(name)",
+    )
+    assert collected(out) == expected
+    assert expected[5] == {"id": 5, "next": 6, "upper": "NAME-5"}
+
+
+def test_rust_udf_and_python_udf_in_one_map(cluster: Any, tmp_path: Path) -> None:
+    if not RUST_WORKER.exists():
+        pytest.skip(f"the Rust example worker is not built ({RUST_WORKER})")
+    out = quiver.spark.map(
+        frame(cluster),
+        udfs=[
+            quiver.spark.runtime_call("rs", "add_one", "value", name="more"),
+            quiver.call(f"{UDFS}:shout", "name"),
+        ],
+        select=["id"],
+        runtimes={"rs": [str(RUST_WORKER)]},
+    )
+    expected = quiver_run(
+        tmp_path,
+        "--select",
+        "id",
+        "--runtime",
+        f"rs={RUST_WORKER}",
+        "--udf",
+        "more=rs:add_one(value)",
+        "--udf",
+        f"shout={UDFS}:shout(name)",
+    )
+    assert out.columns == ["id", "more", "shout"]
+    assert collected(out) == expected
+
+
+def test_udf_error_fails_the_job_naming_the_udf_its_error_and_traceback(cluster: Any) -> None:
+    out = quiver.spark.map(frame(cluster), udfs=[quiver.call(f"{UDFS}:inverse", "value")])
+    text = failure(out.collect)
+    assert (
+        "quiver.errors.UdfError: UDF 'inverse' raised ZeroDivisionError on Spark partition 0"
+        in text
+    )
+    assert "a value is 0" in text
+    assert "The UDF's traceback" in text or "in inverse\n" in text
+    assert re.search(r"on batch \d+ \(rows \d+-\d+\)", text), text
+    assert_no_orphans(cluster)
+
+
+def test_timeout_names_the_udf_and_the_batch(cluster: Any) -> None:
+    out = quiver.spark.map(
+        frame(cluster, rows=10, partitions=1),
+        udfs=[quiver.call(f"{UDFS}:slow", "value")],
+        batch_timeout=1,
+    )
+    text = failure(out.collect)
+    assert "quiver.errors.UdfTimeout: a UDF of ['slow'] took longer than batch_timeout" in text
+    assert "running UDFs 'slow' on batch 0 (rows 0-9)" in text
+    assert_no_orphans(cluster)
+
+
+def test_killed_worker_is_run_again_without_lost_or_doubled_rows(
+    cluster: Any, tmp_path: Path
+) -> None:
+    marker = tmp_path / "killed"
+
+    @quiver.udf(returns="int64")
+    def kill_once(x: pa.Array) -> pa.Array:
+        # Mid-partition: the batch holding row 12_345, on its first attempt only.
+        if pc.any(pc.equal(x, 12_345)).as_py():
+            try:
+                os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+                os.kill(os.getpid(), 9)
+            except FileExistsError:
+                pass
+        return x
+
+    out = quiver.spark.map(
+        frame(cluster), udfs=[quiver.call(kill_once, "id", name="same")], batch_rows=1000
+    )
+    checksum = out.selectExpr("count(*) as n", "sum(same) as total", "sum(hash(name)) as names")
+    expected = frame(cluster).selectExpr(
+        "count(*) as n", "sum(id) as total", "sum(hash(name)) as names"
+    )
+    assert checksum.collect() == expected.collect()
+    assert marker.exists(), "the UDF never killed its worker"
+    assert_no_orphans(cluster)
+
+
+def test_second_stage_reuses_each_executors_warm_session(cluster: Any) -> None:
+    def pids() -> set[tuple[int, int]]:
+        out = quiver.spark.map(
+            frame(cluster),
+            udfs=[
+                quiver.call(f"{UDFS}:executor_pid", "id"),
+                quiver.call(f"{UDFS}:worker_pid", "id"),
+            ],
+            select=[],
+        )
+        return {(r.executor_pid, r.worker_pid) for r in out.distinct().collect()}
+
+    first, second = pids(), pids()
+    assert second == first
+    executors = {executor for executor, _ in first}
+    # One worker started per executor Python process (workers=1), serving both stages.
+    assert len(first) == len(executors) <= 2
+    assert all(pid != os.getpid() for pid in executors)
+
+
+def test_partitions_of_no_rows(cluster: Any) -> None:
+    sparse = frame(cluster, rows=3, partitions=PARTITIONS)  # at least one partition is empty
+    out = quiver.spark.map(sparse, udfs=[quiver.call(f"{UDFS}:shout", "name")], select=["id"])
+    assert collected(out) == [{"id": i, "shout": f"NAME-{i}!"} for i in range(3)]
+    empty = frame(cluster).where("id < 0")
+    out = quiver.spark.map(empty, udfs=[quiver.call(f"{UDFS}:shout", "name")])
+    assert out.collect() == []
+    assert out.columns == ["id", "name", "value", "shout"]
+
+
+def test_missing_column_is_refused_before_the_job(cluster: Any) -> None:
+    with pytest.raises(quiver.InvalidInput, match="no column 'nmae'.*did you mean 'name'"):
+        quiver.spark.map(frame(cluster), udfs=[quiver.call(f"{UDFS}:shout", "nmae")])
+    with pytest.raises(quiver.InvalidInput, match="select: the DataFrame has no column 'idd'"):
+        quiver.spark.map(
+            frame(cluster), udfs=[quiver.call(f"{UDFS}:shout", "name")], select=["idd"]
+        )
+
+
+def test_type_spark_does_not_have_is_refused_before_the_job(cluster: Any) -> None:
+    with pytest.raises(
+        quiver.InvalidInput, match="UDF 'unsigned' returns uint64, which has no Spark"
+    ):
+        quiver.spark.map(frame(cluster), udfs=[quiver.call(f"{UDFS}:unsigned", "id")])
+
+
+def test_udf_that_does_not_import_on_the_executors(cluster: Any, tmp_path: Path) -> None:
+    # A module only the driver can import: it is on the driver's sys.path alone.
+    (tmp_path / "driver_only_udfs.py").write_text(
+        textwrap.dedent(
+            """
+            import pyarrow as pa
+            import quiver
+
+            @quiver.udf(returns="int64")
+            def same(x: pa.Array) -> pa.Array:
+                return x
+            """
+        )
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import driver_only_udfs
+
+        out = quiver.spark.map(frame(cluster), udfs=[quiver.call(driver_only_udfs.same, "id")])
+        text = failure(out.collect)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("driver_only_udfs", None)
+    assert "UDF 'same' could not run on Spark partition" in text
+    assert "driver_only_udfs" in text
+    assert "addPyFile" in text
+    assert_no_orphans(cluster)
+
+
+def test_runtime_missing_on_the_executors(cluster: Any, tmp_path: Path) -> None:
+    if not CPP_WORKER.exists():
+        pytest.skip(f"the C++ example worker is not built ({CPP_WORKER})")
+    # On the driver's PATH only: the executors started with the PATH the cluster had.
+    (tmp_path / "driver_only_worker").symlink_to(CPP_WORKER)
+    old_path = os.environ["PATH"]
+    os.environ["PATH"] = f"{tmp_path}{os.pathsep}{old_path}"
+    try:
+        out = quiver.spark.map(
+            frame(cluster),
+            udfs=[quiver.spark.runtime_call("cc", "add_one", "id")],
+            runtimes={"cc": "driver_only_worker"},
+        )
+        text = failure(out.collect)
+    finally:
+        os.environ["PATH"] = old_path
+    assert "runtime 'cc': its program 'driver_only_worker' is not found on executor" in text
+    assert_no_orphans(cluster)
+
+
+def test_undeclared_runtime_is_refused(cluster: Any) -> None:
+    with pytest.raises(quiver.InvalidInput, match="runtime 'cc', which is not declared"):
+        quiver.spark.map(frame(cluster), udfs=[quiver.spark.runtime_call("cc", "add_one", "id")])
+
+
+def test_docs_example_runs(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = (ROOT / "docs" / "spark.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert blocks, "docs/spark.md has no python example"
+    monkeypatch.chdir(ROOT)  # the example names the C++ worker by a path from the root
+    exec(compile(blocks[0], "docs/spark.md", "exec"), {"__name__": "__main__"})

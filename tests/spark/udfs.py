@@ -1,0 +1,46 @@
+"""UDFs of the quiver.spark tests, referenced as "tests/spark/udfs.py:NAME": the file is at
+the same path on the driver and on every executor of the test cluster (one machine)."""
+
+import os
+import time
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import quiver
+
+
+@quiver.udf(returns="string")
+def shout(name: pd.Series) -> pd.Series:
+    return name.str.upper() + "!"
+
+
+@quiver.udf(returns="float64")
+def inverse(value: pa.Array) -> pa.Array:
+    if pc.any(pc.equal(value, 0.0)).as_py():
+        raise ZeroDivisionError("a value is 0")
+    return pc.divide(1.0, value)
+
+
+@quiver.udf(returns="int64")
+def worker_pid(x: pa.Array) -> pa.Array:
+    """The pid of the quiver worker that ran the batch."""
+    return pa.array([os.getpid()] * len(x), pa.int64())
+
+
+@quiver.udf(returns="int64")
+def executor_pid(x: pa.Array) -> pa.Array:
+    """The pid of the process holding the session: the executor's Python worker."""
+    return pa.array([os.getppid()] * len(x), pa.int64())
+
+
+@quiver.udf(returns="float64")
+def slow(value: pa.Array) -> pa.Array:
+    time.sleep(30)
+    return value
+
+
+@quiver.udf(returns="uint64")
+def unsigned(x: pa.Array) -> pa.Array:
+    return pc.cast(x, pa.uint64())
