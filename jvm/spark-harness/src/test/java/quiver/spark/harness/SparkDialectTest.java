@@ -92,11 +92,31 @@ class SparkDialectTest {
         assertEquals(2, output.get(1).rows());
         assertEquals("", output.get(1).column(0).get(1));
 
+        assertServesIpv6LoopbackToo(session.connection().address());
+
         Termination termination = session.close(session.close$default$1());
         assertInstanceOf(Termination.Finished.class, termination);
         assertWorkerExitedCleanly(h, session);
       }
     });
+  }
+
+  /** worker_spec.proto: a TCP worker is reachable at 127.0.0.1:PORT and at [::1]:PORT. */
+  private static void assertServesIpv6LoopbackToo(String port) throws Exception {
+    java.net.InetAddress ipv6Loopback = java.net.InetAddress.getByName("::1");
+    if (java.net.NetworkInterface.getByInetAddress(ipv6Loopback) == null) {
+      return; // this machine has no IPv6 loopback; docs/spark-protocol.md §1 allows that
+    }
+    io.grpc.ManagedChannel channel = io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+        .forAddress(new java.net.InetSocketAddress(ipv6Loopback, Integer.parseInt(port)))
+        .usePlaintext()
+        .build();
+    try {
+      assertTrue(QuiverWorkerDispatcher.heartbeat(channel, 5000).hasHeartbeat(),
+          "the worker answers Manage(Heartbeat) at [::1]:" + port);
+    } finally {
+      channel.shutdownNow();
+    }
   }
 
   @ParameterizedTest(name = "{0}")
