@@ -6,7 +6,9 @@ Both workers are real processes (``python -m quiver.worker``) on a Unix socket, 
 kind of grpcio client from this process, one Execute stream each: 1-row batches one at a time
 (median round trip, microseconds) and 1 MiB / 16 MiB string batches through the identity UDF with
 4 in flight (MiB/s of batch bytes one way). Runs alternate between the dialects; each figure is
-the median of ``--runs`` runs. The client is Python on both sides: its cost is in every figure, the
+the median of ``--runs`` runs, and the ratio is the median of the run-by-run ratios (spark run /
+the quiver.v1 run next to it, with their range), which holds when a shared machine's speed
+drifts. The client is Python on both sides: its cost is in every figure, the
 same for both (compare the two columns, not with the C++ engine's microbenchmarks).
 """
 
@@ -254,7 +256,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="qbench") as folder:
         dialects = [Spark(Path(folder)), Quiver(Path(folder))]
         try:
-            print(f"{'case':42} {'spark':>10} {'quiver.v1':>10} {'ratio':>7}")
+            print(f"{'case':40} {'spark':>8} {'quiver.v1':>9} {'ratio':>6} {'ratio range':>13}")
             for title, measure in cases:
                 figures: dict[str, list[float]] = {d.name: [] for d in dialects}
                 measure(dialects[0]), measure(dialects[1])  # warm-up: imports, first batches
@@ -263,7 +265,12 @@ def main() -> None:
                         figures[dialect.name].append(measure(dialect))
                 spark = statistics.median(figures["spark"])
                 quiver = statistics.median(figures["quiver"])
-                print(f"{title:42} {spark:10.1f} {quiver:10.1f} {spark / quiver:7.3f}", flush=True)
+                ratios = [a / b for a, b in zip(figures["spark"], figures["quiver"], strict=True)]
+                print(
+                    f"{title:40} {spark:8.1f} {quiver:9.1f} {statistics.median(ratios):6.3f} "
+                    f"{min(ratios):6.3f}-{max(ratios):.3f}",
+                    flush=True,
+                )
         finally:
             for dialect in dialects:
                 dialect.close()

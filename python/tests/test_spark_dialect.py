@@ -348,6 +348,19 @@ def test_undecodable_data_is_a_protocol_error(shared: SparkWorker):
     assert call.ended()
 
 
+def test_a_stream_without_a_record_batch_is_a_protocol_error(shared: SparkWorker):
+    sink = pa.BufferOutputStream()
+    pa.ipc.new_stream(sink, INT_SCHEMA).close()  # the schema and the end of stream only
+    call = shared.call()
+    call.init(shared.ref("plus_one"))
+    call.send_data(sink.getvalue().to_pybytes())
+    kind, error = error_kind(call.recv_control("error").error)
+    assert kind == "protocol" and "no record batch" in error.message
+    call.cancel()
+    call.recv_control("cancel")
+    assert call.ended()
+
+
 def test_data_before_init_response_is_a_protocol_error_in_init_response(shared: SparkWorker):
     call = shared.call()
     call.send_batch(int_batch(1))
