@@ -1,10 +1,12 @@
 package quiver.spark.harness;
 
+import com.google.protobuf.ByteString;
 import io.grpc.CallOptions;
 import io.grpc.ClientCall;
 import io.grpc.stub.ClientCallStreamObserver;
 import io.grpc.stub.ClientCalls;
 import io.grpc.stub.ClientResponseObserver;
+import java.util.List;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.TimeUnit;
@@ -17,6 +19,7 @@ import org.apache.spark.udf.worker.Finish;
 import org.apache.spark.udf.worker.FinishResponse;
 import org.apache.spark.udf.worker.Init;
 import org.apache.spark.udf.worker.InitResponse;
+import org.apache.spark.udf.worker.PayloadChunk;
 import org.apache.spark.udf.worker.UdfControlRequest;
 import org.apache.spark.udf.worker.UdfControlResponse;
 import org.apache.spark.udf.worker.UdfRequest;
@@ -78,6 +81,7 @@ public final class GrpcWorkerSession extends WorkerSession {
   private volatile ExecutionError firstWorkerError;
   private volatile Thread sender;
   private volatile Throwable inputFailure;
+  private List<ByteString> payloadChunks = List.of();
 
   GrpcWorkerSession(WorkerHandle handle, WorkerLogger logger, GrpcWorkerConnection connection) {
     super(handle, logger);
@@ -90,12 +94,30 @@ public final class GrpcWorkerSession extends WorkerSession {
 
   // ---- init ----
 
+  /**
+   * Delivers the UDF payload's bytes as PayloadChunk messages after Init (for an Init with
+   * {@code is_chunking_payload}), the last one marked {@code last}. Spark's WorkerSession takes
+   * only the Init, so the chunks are handed over before {@code init}.
+   */
+  public void setPayloadChunks(List<ByteString> chunks) {
+    payloadChunks = List.copyOf(chunks);
+  }
+
   @Override
   public InitResponse doInit(Init init) {
     openStream();
     send(UdfRequest.newBuilder()
         .setControl(UdfControlRequest.newBuilder().setInit(init))
         .build());
+    for (int i = 0; i < payloadChunks.size(); i++) {
+      PayloadChunk.Builder chunk = PayloadChunk.newBuilder().setData(payloadChunks.get(i));
+      if (i == payloadChunks.size() - 1) {
+        chunk.setLast(true);
+      }
+      send(UdfRequest.newBuilder()
+          .setControl(UdfControlRequest.newBuilder().setPayload(chunk))
+          .build());
+    }
     Event event = poll(INIT_TIMEOUT_MS);
     if (event == null) {
       throw fail("the worker sent no InitResponse within " + INIT_TIMEOUT_MS + " ms", null);

@@ -121,6 +121,35 @@ class SparkDialectTest {
 
   @ParameterizedTest(name = "{0}")
   @EnumSource(QuiverWorker.class)
+  void takesAPayloadInChunks(QuiverWorker worker) {
+    assertTimeoutPreemptively(SCENARIO_LIMIT, () -> {
+      try (Harness h = start(worker, WorkerTransport.UNIX_SOCKET)) {
+        GrpcWorkerSession session = h.newSession();
+        // The reference in three chunks after an Init whose inline payload is empty; size and
+        // CRC-32 cover the assembled bytes.
+        org.apache.spark.udf.worker.Init whole =
+            h.init("add_one", Harness.INT64, Harness.INT64);
+        com.google.protobuf.ByteString payload = whole.getUdf().getPayload();
+        int third = Math.max(1, payload.size() / 3);
+        session.setPayloadChunks(List.of(payload.substring(0, third),
+            payload.substring(third, 2 * third), payload.substring(2 * third)));
+        org.apache.spark.udf.worker.Init chunked = whole.toBuilder()
+            .setIsChunkingPayload(true)
+            .setUdf(whole.getUdf().toBuilder().setPayload(com.google.protobuf.ByteString.EMPTY))
+            .build();
+        InitResponse init = session.init(chunked);
+        assertFalse(init.hasError(), () -> "InitResponse.error: " + init.getError());
+        List<ArrowIpc.Batch> output = h.drain(session.process(
+            Harness.scalaIterator(List.of(h.int64Batch(9L))), session.process$default$2()));
+        assertEquals(List.of(10L), output.get(0).column(0));
+        assertInstanceOf(Termination.Finished.class, session.close(session.close$default$1()));
+        assertWorkerExitedCleanly(h, session);
+      }
+    });
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(QuiverWorker.class)
   void finishesWithNoInput(QuiverWorker worker) {
     assertTimeoutPreemptively(SCENARIO_LIMIT, () -> {
       try (Harness h = start(worker, WorkerTransport.UNIX_SOCKET)) {
