@@ -1,5 +1,7 @@
 //! Generates the quiver.v1 messages (prost) and the UdfWorker service (tonic) from the one
-//! `.proto` the engine and the Python worker are generated from too.
+//! `.proto` the engine and the Python worker are generated from too, and Spark's
+//! `org.apache.spark.udf.worker` messages and service from the `.proto` files vendored in
+//! `proto/spark` (docs/spark-protocol.md).
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
@@ -17,6 +19,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .build_client(false)
         // Data.arrow_ipc as `bytes::Bytes`: a slice of what gRPC received, not a copy.
         .bytes(".quiver.v1.Data.arrow_ipc")
-        .compile_protos(&[proto], &[proto_dir])?;
+        .compile_protos(&[proto], &[proto_dir.clone()])?;
+    let spark_dir = proto_dir.join("spark");
+    let spark_protos: Vec<_> = ["common.proto", "udf_message.proto", "udf_service.proto"]
+        .iter()
+        .map(|name| spark_dir.join(name))
+        .collect();
+    for proto in &spark_protos {
+        println!("cargo:rerun-if-changed={}", proto.display());
+    }
+    tonic_prost_build::configure()
+        .build_client(false)
+        // The batches as `bytes::Bytes`: slices of what gRPC received, not copies.
+        .bytes(".org.apache.spark.udf.worker.DataRequest.data")
+        .bytes(".org.apache.spark.udf.worker.DataResponse.data")
+        .compile_protos(&spark_protos, &[spark_dir])?;
     Ok(())
 }

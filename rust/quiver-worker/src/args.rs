@@ -17,6 +17,15 @@ pub enum Transport {
     Grpc,
 }
 
+/// Which protocol the worker speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    /// quiver.v1 (docs/protocol.md), the default.
+    Quiver,
+    /// Spark's `UdfWorker` protocol (docs/spark-protocol.md): gRPC only, no secret.
+    Spark,
+}
+
 /// The parsed command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Args {
@@ -26,4 +35,6 @@ pub struct Args {
     pub connection: String,
     /// uds or grpc.
     pub transport: Transport,
+    /// quiver.v1 or Spark's protocol.
+    pub dialect: Dialect,
 }

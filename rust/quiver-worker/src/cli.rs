@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-pub use crate::args::{Args, Transport, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
+pub use crate::args::{Args, Dialect, Transport, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
 use crate::registry::Registry;
-use crate::{grpc, uds};
+use crate::{grpc, spark_server, uds};
 
 /// The environment variable that may hold the worker's secret (hand-started and remote workers).
 pub const SECRET_ENV: &str = "QUIVER_WORKER_SECRET";
@@ -12,15 +12,18 @@ pub const SECRET_ENV: &str = "QUIVER_WORKER_SECRET";
 pub const SECRET_FD_ENV: &str = "QUIVER_WORKER_SECRET_FD";
 
 const USAGE: &str =
-    "usage: WORKER --id ID --connection ENDPOINT [--transport uds|grpc] [--log-level LEVEL]
+    "usage: WORKER --id ID --connection ENDPOINT [--transport uds|grpc] [--dialect quiver|spark]
+              [--log-level LEVEL]
   uds (default):  --connection unix:/path/to/socket     (the engine listens; the worker connects)
   grpc:           --connection grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (the worker serves)
   The secret is read from the descriptor named by QUIVER_WORKER_SECRET_FD, or else taken from
-  QUIVER_WORKER_SECRET.";
+  QUIVER_WORKER_SECRET.
+  --dialect spark: serve Spark's UdfWorker service (docs/spark-protocol.md) on --connection PATH
+                   (a Unix socket) or PORT (loopback TCP); no secret.";
 
 /// Parse the engine's command line (without the program name).
 pub fn parse_args(argv: &[String]) -> Result<Args, String> {
-    let (mut id, mut connection, mut transport) = (None, None, None);
+    let (mut id, mut connection, mut transport, mut dialect) = (None, None, None, Dialect::Quiver);
     let mut rest = argv.iter();
     while let Some(flag) = rest.next() {
         let (name, inline) = match flag.split_once('=') {
@@ -43,6 +46,15 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
                     other => return Err(format!("--transport {other}: this worker speaks uds and grpc")),
                 })
             }
+            "--dialect" => {
+                dialect = match value()?.as_str() {
+                    "quiver" => Dialect::Quiver,
+                    "spark" => Dialect::Spark,
+                    other => {
+                        return Err(format!("--dialect {other}: this worker speaks quiver and spark"))
+                    }
+                }
+            }
             "--log-level" => drop(value()?),
             "--tls-cert" | "--tls-key" => {
                 return Err(format!("{name}: this Rust worker serves gRPC in plaintext only (Unix sockets and loopback)"))
@@ -52,15 +64,21 @@ pub fn parse_args(argv: &[String]) -> Result<Args, String> {
     }
     let id = id.ok_or("--id is required")?;
     let connection = connection.ok_or("--connection is required")?;
-    let transport = transport.unwrap_or(if connection.starts_with("grpc+") {
-        Transport::Grpc
-    } else {
-        Transport::Uds
-    });
+    let transport = match (dialect, transport) {
+        // Spark's protocol is gRPC only, its endpoints bare paths and ports.
+        (Dialect::Spark, Some(Transport::Uds)) => {
+            return Err("--transport uds: Spark's protocol is served over gRPC only".to_owned())
+        }
+        (Dialect::Spark, _) => Transport::Grpc,
+        (Dialect::Quiver, Some(transport)) => transport,
+        (Dialect::Quiver, None) if connection.starts_with("grpc+") => Transport::Grpc,
+        (Dialect::Quiver, None) => Transport::Uds,
+    };
     Ok(Args {
         id,
         connection,
         transport,
+        dialect,
     })
 }
 
@@ -83,21 +101,26 @@ pub fn run(argv: &[String], registry: Registry) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let secret = match take_secret() {
-        Ok(secret) => secret,
-        Err(problem) => {
-            eprintln!("quiver-worker[{}]: {problem}", args.id);
-            return EXIT_USAGE;
-        }
+    // Spark's protocol carries no secret: access is the transport's (docs/spark-protocol.md §7).
+    let secret = match args.dialect {
+        Dialect::Spark => Vec::new(),
+        Dialect::Quiver => match take_secret() {
+            Ok(secret) => secret,
+            Err(problem) => {
+                eprintln!("quiver-worker[{}]: {problem}", args.id);
+                return EXIT_USAGE;
+            }
+        },
     };
     // The protocol owns the socket, not stdout; what UDFs print belongs in the worker log (stderr).
     // SAFETY: dup2 on the process's own standard descriptors.
     unsafe { libc::dup2(2, 1) };
     crate::execution::install_panic_hook();
     let registry = Arc::new(registry);
-    match args.transport {
-        Transport::Uds => run_uds(&args, &secret, registry),
-        Transport::Grpc => grpc::run(&args, secret, registry),
+    match (args.dialect, args.transport) {
+        (Dialect::Spark, _) => spark_server::run(&args, registry),
+        (Dialect::Quiver, Transport::Uds) => run_uds(&args, &secret, registry),
+        (Dialect::Quiver, Transport::Grpc) => grpc::run(&args, secret, registry),
     }
 }
 
@@ -207,6 +230,26 @@ mod tests {
             args("--id=5 --connection=grpc+unix:/s").unwrap().transport,
             Transport::Grpc
         );
+    }
+
+    #[test]
+    fn the_spark_dialect_serves_grpc_on_a_path_or_a_port() {
+        let spark = args("--dialect spark --id w1 --connection /tmp/q/w1.sock").unwrap();
+        assert_eq!(
+            (spark.dialect, spark.transport, spark.connection.as_str()),
+            (Dialect::Spark, Transport::Grpc, "/tmp/q/w1.sock")
+        );
+        assert_eq!(
+            args("--id w --connection 41235 --dialect=spark").unwrap().transport,
+            Transport::Grpc
+        );
+        assert_eq!(args("--id 3 --connection unix:/x").unwrap().dialect, Dialect::Quiver);
+        assert!(args("--dialect spark --transport uds --id w --connection /x")
+            .unwrap_err()
+            .contains("gRPC only"));
+        assert!(args("--dialect pyspark --id w --connection /x")
+            .unwrap_err()
+            .contains("pyspark"));
     }
 
     #[test]

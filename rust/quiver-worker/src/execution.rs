@@ -111,7 +111,7 @@ impl Metrics {
 }
 
 /// The peak resident set size of this process, in bytes (Linux reports KiB).
-fn peak_rss_bytes() -> u64 {
+pub fn peak_rss_bytes() -> u64 {
     // SAFETY: getrusage only writes into the zeroed struct it is given.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
@@ -343,7 +343,13 @@ impl Execution {
         let started = Instant::now();
         let batch = self.decode(body)?;
         self.metrics.codec_nanos += elapsed_nanos(started);
-        let udfs = self.udfs.as_ref().expect("run_batch after load");
+        self.run_decoded(&batch)
+    }
+
+    /// Run every UDF over a batch the transport decoded and [`Execution::check_batch`] accepted;
+    /// return the result as one IPC stream.
+    pub fn run_decoded(&mut self, batch: &RecordBatch) -> Result<Vec<u8>, Failure> {
+        let udfs = self.udfs.as_ref().expect("run_decoded after load");
         let mut columns = Vec::with_capacity(udfs.len());
         for udf in udfs {
             let args: Vec<ArrayRef> = udf
@@ -372,6 +378,12 @@ impl Execution {
     /// Read the batch and check it against the input schema and the argument offsets.
     fn decode(&self, body: Buffer) -> Result<RecordBatch, Failure> {
         let batch = ipc::decode_batch(body).map_err(Failure::Protocol)?;
+        self.check_batch(&batch)?;
+        Ok(batch)
+    }
+
+    /// Check a batch against the input schema and the argument offsets.
+    pub fn check_batch(&self, batch: &RecordBatch) -> Result<(), Failure> {
         if let Some(expected) = &self.input_schema {
             let same = batch.schema().fields().len() == expected.fields().len()
                 && batch
@@ -398,7 +410,7 @@ impl Execution {
                 )));
             }
         }
-        Ok(batch)
+        Ok(())
     }
 }
 

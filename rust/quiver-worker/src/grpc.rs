@@ -5,10 +5,9 @@
 //! which lets a batch see that a `Cancel` already waits behind it. `Manage` answers heartbeats
 //! and shuts the worker down. Every call must carry the secret in the `quiver-secret` metadata.
 
-use std::collections::VecDeque;
 use std::io;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
@@ -17,6 +16,7 @@ use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::args::{Args, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
+use crate::inbox::Inbox;
 use crate::machine::{message_of, Machine, Peer, State};
 use crate::proto::udf_worker_server::{UdfWorker, UdfWorkerServer};
 use crate::proto::{
@@ -50,47 +50,6 @@ enum Item {
     End { broken: bool },
 }
 
-#[derive(Default)]
-struct Queue {
-    items: VecDeque<Item>,
-    cancels: usize,
-}
-
-/// The requests of one call, waiting for its execution thread.
-#[derive(Default)]
-struct Inbox {
-    queue: Mutex<Queue>,
-    ready: Condvar,
-}
-
-impl Inbox {
-    fn push(&self, item: Item) {
-        let mut queue = self.queue.lock().expect("inbox lock");
-        if stops(&item) {
-            queue.cancels += 1;
-        }
-        queue.items.push_back(item);
-        self.ready.notify_one();
-    }
-
-    fn pop(&self) -> Item {
-        let mut queue = self.queue.lock().expect("inbox lock");
-        loop {
-            if let Some(item) = queue.items.pop_front() {
-                if stops(&item) {
-                    queue.cancels -= 1;
-                }
-                return item;
-            }
-            queue = self.ready.wait(queue).expect("inbox lock");
-        }
-    }
-
-    fn cancel_waiting(&self) -> bool {
-        self.queue.lock().expect("inbox lock").cancels > 0
-    }
-}
-
 fn stops(item: &Item) -> bool {
     matches!(
         item,
@@ -104,7 +63,7 @@ fn stops(item: &Item) -> bool {
 /// The engine's side of one call, as the state machine sees it.
 struct CallPeer {
     outbox: mpsc::Sender<Result<proto::WorkerMessage, Status>>,
-    inbox: Arc<Inbox>,
+    inbox: Arc<Inbox<Item>>,
 }
 
 impl Peer for CallPeer {
@@ -123,12 +82,12 @@ impl Peer for CallPeer {
     }
 
     fn cancel_ahead(&mut self) -> bool {
-        self.inbox.cancel_waiting()
+        self.inbox.stop_waiting()
     }
 }
 
 /// Serve one call's execution until it ended or the requests ran out.
-fn run_call(registry: Arc<Registry>, inbox: Arc<Inbox>, mut peer: CallPeer) {
+fn run_call(registry: Arc<Registry>, inbox: Arc<Inbox<Item>>, mut peer: CallPeer) {
     let mut machine = Machine::new(registry);
     let outcome: io::Result<()> = (|| loop {
         match inbox.pop() {
@@ -176,7 +135,7 @@ struct Service {
     hello: proto::Hello,
     refused_calls: AtomicU64,
     closing: AtomicBool,
-    calls: Mutex<Vec<Weak<Inbox>>>,
+    calls: Mutex<Vec<Weak<Inbox<Item>>>>,
     // Execution threads still running: the server stops only once they have answered.
     running_calls: AtomicUsize,
     stop: watch::Sender<bool>,
@@ -203,7 +162,7 @@ impl Service {
     }
 
     /// Register a new call's inbox, or refuse it when stopping or at the limit.
-    fn admit(&self) -> Result<Arc<Inbox>, Status> {
+    fn admit(&self) -> Result<Arc<Inbox<Item>>, Status> {
         if self.closing.load(Ordering::SeqCst) {
             return Err(Status::unavailable("the worker is shutting down"));
         }
@@ -214,7 +173,7 @@ impl Service {
                 "the worker runs at most {MAX_EXECUTIONS} executions at once"
             )));
         }
-        let inbox = Arc::new(Inbox::default());
+        let inbox = Arc::new(Inbox::new(stops));
         calls.push(Arc::downgrade(&inbox));
         Ok(inbox)
     }
@@ -507,7 +466,7 @@ fn announce(args: &Args) {
 
 /// Let only this user connect (the engine's folder should be private already; calls carry the
 /// secret anyway).
-fn restrict_socket(path: &str) {
+pub(crate) fn restrict_socket(path: &str) {
     use std::os::unix::fs::PermissionsExt;
     let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
 }
@@ -574,27 +533,5 @@ mod tests {
         assert!(constant_time_eq(b"abc", b"abc"));
         assert!(!constant_time_eq(b"abc", b"abd"));
         assert!(!constant_time_eq(b"abc", b"abcd"));
-    }
-
-    #[test]
-    fn the_inbox_counts_cancels_waiting() {
-        let inbox = Inbox::default();
-        inbox.push(Item::Message(proto::EngineMessage {
-            kind: Some(In::Finish(proto::Finish {})),
-        }));
-        assert!(!inbox.cancel_waiting());
-        inbox.push(Item::Message(proto::EngineMessage {
-            kind: Some(In::Cancel(proto::Cancel::default())),
-        }));
-        assert!(inbox.cancel_waiting());
-        assert!(matches!(inbox.pop(), Item::Message(_)));
-        assert!(inbox.cancel_waiting());
-        assert!(matches!(
-            inbox.pop(),
-            Item::Message(proto::EngineMessage {
-                kind: Some(In::Cancel(_))
-            })
-        ));
-        assert!(!inbox.cancel_waiting());
     }
 }

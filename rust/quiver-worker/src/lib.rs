@@ -24,15 +24,27 @@ pub mod cli;
 pub mod execution;
 pub mod frame;
 pub mod grpc;
+mod inbox;
 pub mod ipc;
 pub mod machine;
 mod registry;
+mod spark_crc;
+pub mod spark_data;
+pub mod spark_server;
+pub mod spark_session;
 pub mod uds;
 
 /// The quiver.v1 messages and the `UdfWorker` service, generated from `proto/quiver/v1/quiver.proto`.
 #[allow(missing_docs, clippy::all)]
 pub mod proto {
     tonic::include_proto!("quiver.v1");
+}
+
+/// Spark's `org.apache.spark.udf.worker` messages and `UdfWorker` service, generated from the
+/// `.proto` files vendored in `proto/spark` (docs/spark-protocol.md).
+#[allow(missing_docs, clippy::all)]
+pub mod spark_proto {
+    tonic::include_proto!("org.apache.spark.udf.worker");
 }
 
 pub use registry::{BoxError, Registry, Returns, ScalarUdf, UdfError, UdfResult};
