@@ -177,7 +177,11 @@ public final class GrpcWorkerSession extends WorkerSession {
 
   @Override
   public Iterator<DataResponse> doProcess(Iterator<DataRequest> input, Function0<Finish> finish) {
-    if (firstWorkerError == null) {
+    if (firstWorkerError != null) {
+      // Init failed: no data may follow; the engine's Cancel ends the stream, and the output
+      // then throws the init error.
+      sendCancel(Cancel.newBuilder().setReason("init failed").build());
+    } else {
       Thread thread = new Thread(() -> sendInput(input, finish), "udf-input-" + workerHandle().id());
       thread.setDaemon(true);
       sender = thread;

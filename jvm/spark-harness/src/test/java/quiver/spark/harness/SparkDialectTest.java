@@ -207,6 +207,12 @@ class SparkDialectTest {
             "a UDF that cannot load is a WorkerError (docs/spark-protocol.md §4): " + error);
         assertTrue(error.getWorker().getMessage().contains("no_such_udf"),
             () -> "the error names the function: " + error.getWorker().getMessage());
+        // A task that goes on to process anyway: no data is sent, the Cancel the engine owes
+        // the worker is, and the output raises the init error.
+        UdfExecutionException raised = assertThrows(UdfExecutionException.class,
+            () -> h.drain(session.process(Harness.scalaIterator(List.of(h.int64Batch(1L))),
+                session.process$default$2())));
+        assertEquals(error, raised.error());
 
         Termination termination = session.close(session.close$default$1());
         assertEquals(error, assertInstanceOf(Termination.Failed.class, termination).error());
