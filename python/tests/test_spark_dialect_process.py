@@ -179,6 +179,15 @@ def test_socket_path_in_use_exits_one(socket_dir: Path):
     assert "taken.sock" in done.stderr
 
 
+def test_port_in_use_exits_one():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        done = _run_worker("--connection", str(holder.getsockname()[1]))
+    assert done.returncode == 1
+    assert "cannot listen" in done.stderr
+
+
 def test_non_loopback_tcp_host_is_served_with_tls(udf_file: Path, tmp_path: Path):
     from test_worker_grpc import _self_signed_certificate  # the quiver.v1 TLS test's certificate
 
