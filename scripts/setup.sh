@@ -109,9 +109,9 @@ generate_python_protocol() {
 # script also turns protoc's bare-name imports between the four files into relative ones.
 generate_spark_python_protocol() {
   local generated="$root/python/quiver/spark_dialect/proto/udf_service_pb2_grpc.py"
-  local newer
-  newer="$(find "$root/proto/spark" -name '*.proto' -newer "$generated" 2>/dev/null)"
-  [ -f "$generated" ] && [ -z "$newer" ] && return
+  if [ -f "$generated" ] && [ -z "$(find "$root/proto/spark" -newer "$generated")" ]; then
+    return  # generated already, and no .proto file changed since
+  fi
   step "generating the Python code of Spark's UDF worker protocol"
   "$venv/bin/python" "$root/python/quiver/spark_dialect/codegen.py" "$root/proto/spark" \
     "$root/python/quiver/spark_dialect/proto"
