@@ -17,6 +17,7 @@ from quiver.errors import (
     WorkerError,
 )
 from quiver.kinds import KindFunction, grouped_map, udaf, udtf
+from quiver.retry import Retry, RetryAfter
 from quiver.session import Session
 from quiver.types import parse_type
 from quiver.udf import EVAL_TYPES, UserDefinedFunction, infer_eval_type, udf
@@ -30,6 +31,8 @@ __all__ = [
     "KindFunction",
     "ProtocolError",
     "QuiverError",
+    "Retry",
+    "RetryAfter",
     "Session",
     "SessionClosed",
     "UdfCall",

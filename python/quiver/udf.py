@@ -12,12 +12,14 @@ from typing import Any, overload
 
 import pyarrow as pa
 
+from quiver.retry import CallPolicy, Retry
 from quiver.types import as_data_type
 
 SCALAR_ARROW = "scalar_arrow"
 SCALAR_PANDAS = "scalar_pandas"
 SCALAR_ARROW_ITER = "scalar_arrow_iter"
-EVAL_TYPES = (SCALAR_ARROW, SCALAR_PANDAS, SCALAR_ARROW_ITER)
+SCALAR_ROW = "scalar_row"
+EVAL_TYPES = (SCALAR_ARROW, SCALAR_PANDAS, SCALAR_ARROW_ITER, SCALAR_ROW)
 
 _FORMS = (
     "quiver infers how to call a UDF from its parameter type hints; use one of:\n"
@@ -25,7 +27,9 @@ _FORMS = (
     "  def f(x: pd.Series, ...) -> pd.Series                    (scalar_pandas)\n"
     "  def f(batches: Iterator[tuple[pa.Array, ...]]) -> Iterator[pa.Array]"
     "  (scalar_arrow_iter)\n"
-    "or pass eval_type= to @quiver.udf explicitly"
+    "  async def f(x, ...) -> value (no Array/Series hints: one call per row, scalar_row)\n"
+    "or pass eval_type= to @quiver.udf explicitly (eval_type='scalar_row' for a plain def "
+    "called once per row)"
 )
 
 
@@ -43,6 +47,7 @@ class UserDefinedFunction:
         decode: bool = True,
         requirements: tuple[str, ...] = (),
         init_kwargs: dict[str, Any] | None = None,
+        policy: CallPolicy | None = None,
     ) -> None:
         """Wrap ``func``; ``returns`` and ``eval_type`` must already be validated.
 
@@ -55,6 +60,8 @@ class UserDefinedFunction:
         self.decode = decode
         self.requirements = requirements
         self.init_kwargs = dict(init_kwargs or {})
+        # Concurrency, retries, per-call timeout and the failing-row policy (quiver/retry.py).
+        self.policy = policy or CallPolicy()
         # A class's __dict__ (its methods) must not land on the wrapper; a function's may.
         functools.update_wrapper(self, func, updated=() if inspect.isclass(func) else ("__dict__",))
 
@@ -72,8 +79,35 @@ class UserDefinedFunction:
             raise TypeError(f"{self!r} is a function; only class UDFs take constructor arguments")
         merged = {**self.init_kwargs, **init_kwargs}
         return UserDefinedFunction(
-            self.func, self.returns, self.eval_type, self.decode, self.requirements, merged
+            self.func,
+            self.returns,
+            self.eval_type,
+            self.decode,
+            self.requirements,
+            merged,
+            self.policy,
         )
+
+    def with_policy(self, **changes: Any) -> UserDefinedFunction:
+        """Return this UDF with some of ``max_concurrency``, ``retries``, ``on_error``, ``timeout``
+        changed (checked as ``@quiver.udf`` checks them).
+        """
+        policy = self.policy.replace(**changes)
+        check_policy_fits(self.func, self.eval_type, policy)
+        return UserDefinedFunction(
+            self.func,
+            self.returns,
+            self.eval_type,
+            self.decode,
+            self.requirements,
+            self.init_kwargs,
+            policy,
+        )
+
+    @property
+    def is_async(self) -> bool:
+        """Tell whether calling the function (a class: its ``__call__``) returns a coroutine."""
+        return is_async_callable(self.func)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the wrapped function."""
@@ -85,9 +119,11 @@ class UserDefinedFunction:
         decode = "" if self.decode else " decode=False"
         kind = " class" if self.is_class else ""
         reqs = f" requirements={list(self.requirements)}" if self.requirements else ""
+        policy = "" if self.policy.is_default else f" {self.policy}"
+        kind = " async" + kind if self.is_async else kind
         return (
             f"<quiver.udf{kind} {name} returns={self.returns} eval_type={self.eval_type}"
-            f"{decode}{reqs}>"
+            f"{decode}{reqs}{policy}>"
         )
 
 
@@ -99,6 +135,10 @@ def udf(
     eval_type: str | None = None,
     decode: bool = True,
     requirements: Sequence[str] = (),
+    max_concurrency: int | None = None,
+    retries: Retry | None = None,
+    on_error: str = "raise",
+    timeout: float | None = None,
 ) -> UserDefinedFunction: ...
 
 
@@ -110,6 +150,10 @@ def udf(
     eval_type: str | None = None,
     decode: bool = True,
     requirements: Sequence[str] = (),
+    max_concurrency: int | None = None,
+    retries: Retry | None = None,
+    on_error: str = "raise",
+    timeout: float | None = None,
 ) -> Callable[[Callable[..., Any]], UserDefinedFunction]: ...
 
 
@@ -120,6 +164,10 @@ def udf(
     eval_type: str | None = None,
     decode: bool = True,
     requirements: Sequence[str] = (),
+    max_concurrency: int | None = None,
+    retries: Retry | None = None,
+    on_error: str = "raise",
+    timeout: float | None = None,
 ) -> UserDefinedFunction | Callable[[Callable[..., Any]], UserDefinedFunction]:
     """Declare a UDF: ``@quiver.udf(returns="int64")`` above a function.
 
@@ -139,6 +187,13 @@ def udf(
     ``requirements`` (pip requirement strings, e.g. ``["numpy<2"]``) runs the UDF's workers
     in a virtual environment with them installed, built once and cached
     (docs/environments.md).
+
+    ``max_concurrency``, ``retries``, ``on_error`` and ``timeout`` are for UDFs that wait (on a
+    service, a database): on an ``async def``, a worker runs up to ``max_concurrency`` calls at
+    once; ``retries=quiver.Retry(...)`` tries a failing call again with back-off (honouring a
+    :class:`quiver.RetryAfter` the UDF raises); ``on_error="null"`` makes a row that still fails
+    null and keeps its error in a ``NAME__error`` column; ``timeout`` (seconds, async UDFs) bounds
+    each call (docs/async-udfs.md).
     """
     return_type = as_data_type(returns)
     if eval_type is not None and eval_type not in EVAL_TYPES:
@@ -147,6 +202,7 @@ def udf(
         raise TypeError(f"decode= must be True or False, not {decode!r}")
 
     reqs = _requirement_list(requirements)
+    policy = CallPolicy(max_concurrency, retries, on_error, timeout)
 
     def decorate(function: Callable[..., Any]) -> UserDefinedFunction:
         if not callable(function):
@@ -155,8 +211,10 @@ def udf(
             )
         if inspect.isclass(function) and not any("__call__" in vars(k) for k in function.__mro__):
             raise TypeError(f"class UDF {function.__qualname__} has no __call__ method")
+        _reject_async_generator(function)
         chosen = eval_type if eval_type is not None else infer_eval_type(function)
-        return UserDefinedFunction(function, return_type, chosen, decode, reqs)
+        check_policy_fits(function, chosen, policy)
+        return UserDefinedFunction(function, return_type, chosen, decode, reqs, None, policy)
 
     return decorate if func is None else decorate(func)
 
@@ -171,18 +229,69 @@ def _requirement_list(requirements: Sequence[str]) -> tuple[str, ...]:
     return tuple(r.strip() for r in requirements if r.strip())
 
 
+def is_async_callable(func: Callable[..., Any]) -> bool:
+    """Tell whether ``func`` (a class: its ``__call__``) is an ``async def``."""
+    return inspect.iscoroutinefunction(_called(func))
+
+
+def _called(func: Callable[..., Any]) -> Any:
+    """Return what a call runs: a class UDF's ``__call__``, else the function itself."""
+    return func.__call__ if inspect.isclass(func) else func  # type: ignore[operator]
+
+
+def _reject_async_generator(func: Callable[..., Any]) -> None:
+    """Refuse an ``async def`` that yields: a UDF returns one value per row or batch."""
+    if inspect.isasyncgenfunction(_called(func)):
+        name = getattr(func, "__qualname__", repr(func))
+        raise TypeError(
+            f"UDF {name} is an async generator (async def with yield); quiver calls an async "
+            "UDF once per row (or batch) and awaits one value: return it instead of yielding it"
+        )
+
+
+def check_policy_fits(func: Callable[..., Any], eval_type: str, policy: CallPolicy) -> None:
+    """Refuse options the UDF's form cannot honour (TypeError), naming what would."""
+    name = getattr(func, "__qualname__", repr(func))
+    if is_async_callable(func):
+        if eval_type == SCALAR_ARROW_ITER:
+            raise TypeError(
+                f"UDF {name}: an async def cannot be a scalar_arrow_iter UDF; take a batch "
+                "(pa.Array or pd.Series hints) or one row's values"
+            )
+        return
+    if policy.max_concurrency is not None:
+        raise TypeError(
+            f"UDF {name}: max_concurrency= runs several calls at once on an event loop, so the "
+            "UDF must be an async def"
+        )
+    if policy.timeout is not None:
+        raise TypeError(
+            f"UDF {name}: timeout= cancels a call that takes too long, which only an async def "
+            "UDF can be; make it async (a blocking call can go in asyncio.to_thread)"
+        )
+    if eval_type == SCALAR_ARROW_ITER and not policy.is_default:
+        raise TypeError(
+            f"UDF {name}: retries= and on_error= apply to one call per row or batch; a "
+            "scalar_arrow_iter UDF is one call for all batches"
+        )
+
+
 def infer_eval_type(func: Callable[..., Any]) -> str:
     """Return the eval type that ``func``'s parameter type hints call for.
 
-    For a class, the hints of its ``__call__`` (after ``self``) count.
+    For a class, the hints of its ``__call__`` (after ``self``) count. An ``async def`` whose
+    parameters have no pa.Array or pd.Series hints is called once per row (scalar_row).
     Raises TypeError when the hints are missing, mixed or of an unknown kind.
     """
     name = getattr(func, "__qualname__", repr(func))
+    is_async = is_async_callable(func)
     if inspect.isclass(func):
         func = func.__call__  # type: ignore[operator]
         name = f"{name}.__call__"
     params, hints = _parameters_and_hints(func, name)
     kinds = {pname: _hint_kind(hints[pname]) for pname in params if pname in hints}
+    if is_async and not {"arrow", "pandas", "iter"} & set(kinds.values()):
+        return SCALAR_ROW
     if not kinds:
         raise TypeError(f"UDF {name} has no parameter type hints. {_FORMS}")
     unknown = [f"{p}: {_hint_text(hints[p])}" for p, kind in kinds.items() if kind is None]

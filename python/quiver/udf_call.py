@@ -53,6 +53,7 @@ def call(
     *args: Any,
     name: str | None = None,
     init: dict[str, Any] | None = None,
+    **policy: Any,
 ) -> UdfCall:
     """Return a call of UDF ``fn`` on ``args`` for :meth:`Session.map`.
 
@@ -73,6 +74,9 @@ def call(
     keyword arguments from ``init`` (JSON values: numbers, strings, lists, dicts, ...) or from
     ``Model.bind(**kwargs)`` (any picklable values).
 
+    ``max_concurrency``, ``retries``, ``on_error`` and ``timeout`` override the ones the UDF
+    was declared with, for this call (docs/async-udfs.md); the UDF then goes by value.
+
     >>> quiver.call("udfs.py:clean", "city", name="city_clean")    # doctest: +SKIP
     >>> quiver.call(Model, "text", init={"path": "model.bin"})      # doctest: +SKIP
     """
@@ -84,6 +88,11 @@ def call(
     kind = fn.kind if isinstance(fn, KindFunction) else ""
     kind = "scalar" if isinstance(fn, UserDefinedFunction) else kind
     if isinstance(fn, str):
+        if policy:
+            raise TypeError(
+                f"quiver.call({fn!r}, ..., {', '.join(policy)}=...): per-call options need the "
+                "UDF object; import it and pass it, or declare them in its @quiver.udf"
+            )
         payload_format, payload, default_name = PYTHON_REF, *_resolve_ref(fn)
         requirements = declared_requirements(payload.decode())
     elif callable(fn):
@@ -92,6 +101,8 @@ def call(
         bound = _bound_as_json(fn) if isinstance(fn, UserDefinedFunction) else None
         if bound is not None:  # by reference to the class, with its arguments beside it
             fn, init_text = bound[0], _merged_json(bound[1], init_text)
+        if policy:
+            fn = _with_policy(fn, policy)
         payload_format, payload, default_name = _resolve_function(fn)
     else:
         raise TypeError(
@@ -106,6 +117,25 @@ def call(
         normalise(requirements),
         kind,
     )
+
+
+def _with_policy(fn: Any, policy: dict[str, Any]) -> Any:
+    """Return ``fn`` with per-call options (checked now, before any worker starts)."""
+    from quiver.udf import UserDefinedFunction
+
+    allowed = ("max_concurrency", "retries", "on_error", "timeout")
+    unknown = [key for key in policy if key not in allowed]
+    if unknown:
+        raise TypeError(
+            f"quiver.call got unexpected keyword argument(s) {', '.join(unknown)}; it takes "
+            f"name=, init= and the per-call options {', '.join(allowed)}"
+        )
+    if not isinstance(fn, UserDefinedFunction):
+        raise TypeError(
+            f"quiver.call(..., {', '.join(policy)}=...) takes a @quiver.udf function, "
+            f"not {type(fn).__name__}"
+        )
+    return fn.with_policy(**policy)
 
 
 def _init_json(init: dict[str, Any]) -> str:

@@ -28,6 +28,7 @@
 #include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/trust_options.h"
 #include "quiver/cli/udf_args.h"
+#include "quiver/cli/udf_options.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/exec/argument_plan.h"
@@ -106,6 +107,7 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
     plan.calls.push_back(std::move(call));
   }
   ARROW_RETURN_NOT_OK(ApplyUdfArgs(options.udf_args, &plan.calls));
+  ARROW_RETURN_NOT_OK(ApplyUdfOptions(options.udf_options, &plan.calls));
   if (options.select) {
     ARROW_ASSIGN_OR_RAISE(plan.pass_through, ParseColumnList(*options.select));
   }

@@ -31,6 +31,8 @@ struct RunOptions {
   std::vector<std::string> runtime_specs;
   /// --udf-arg NAME.KEY=VALUE texts: class UDF constructor arguments (udf_args.h).
   std::vector<std::string> udf_args;
+  /// --udf-option NAME.KEY=VALUE texts: per-call options of Python UDFs (udf_options.h).
+  std::vector<std::string> udf_options;
   /// --requirements FILE for the Python UDFs' environment; empty for none (python_envs.h).
   std::string requirements_file;
   /// --select text; nullopt keeps every input column.

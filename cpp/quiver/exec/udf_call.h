@@ -30,6 +30,9 @@ struct UdfCall {
   /// Keyword arguments for a class UDF's constructor, as a JSON object text
   /// (UdfDefinition.constructor_args); empty when there are none.
   std::string constructor_args;
+  /// Per-call options of a Python UDF (on_error, max_concurrency, retries,
+  /// timeout) as a JSON object text (UdfDefinition.call_options); empty: none.
+  std::string call_options;
 };
 
 }  // namespace quiver::exec

@@ -53,6 +53,7 @@ arrow::Result<v1::Init> MakeInit(const std::vector<UdfCall>& udfs, const Argumen
     definition->set_payload_format(udfs[i].payload_format);
     definition->set_payload(udfs[i].payload);
     definition->set_constructor_args(udfs[i].constructor_args);
+    definition->set_call_options(udfs[i].call_options);
     for (int offset : plan.offsets()[i]) definition->add_argument_offsets(offset);
     if (udfs[i].return_type != nullptr) {
       ARROW_ASSIGN_OR_RAISE(*definition->mutable_return_type(),
@@ -138,7 +139,9 @@ class UdfRunImpl : public UdfRun {
     arrow::FieldVector fields;
     for (int index : pass_through_) fields.push_back(input.field(index));
     for (int i = 0; i < results->num_fields(); ++i) {
-      const auto& declared = options_.udfs[i].return_type;
+      // Fields past the UDFs' own are their NAME__error columns (checked by the session).
+      const bool is_udf = i < static_cast<int>(options_.udfs.size());
+      const auto& declared = is_udf ? options_.udfs[i].return_type : nullptr;
       if (declared != nullptr && !declared->Equals(*results->field(i)->type())) {
         return Fail(arrow::Status::TypeError("UDF '", options_.udfs[i].name, "' returns ",
                                              results->field(i)->type()->ToString(),

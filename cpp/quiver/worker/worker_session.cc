@@ -18,6 +18,24 @@
 namespace quiver::worker {
 namespace {
 
+// The fields a result schema may hold past one per UDF: a NAME__error string
+// column for UDFs that keep their failing rows (on_error=null), each UDF at
+// most once, in Init order (docs/protocol.md, "Rows that fail").
+arrow::Status CheckErrorColumns(const arrow::Schema& schema, const std::vector<std::string>& udfs) {
+  size_t next_udf = 0;
+  for (int i = static_cast<int>(udfs.size()); i < schema.num_fields(); ++i) {
+    const auto& field = *schema.field(i);
+    while (next_udf < udfs.size() && field.name() != udfs[next_udf] + "__error") ++next_udf;
+    if (next_udf == udfs.size() || field.type()->id() != arrow::Type::STRING) {
+      return arrow::Status::Invalid("a result schema of ", schema.num_fields(), " fields for ",
+                                    udfs.size(), " UDFs whose field ", i, " (", field.ToString(),
+                                    ") is not a later UDF's NAME__error column of type string");
+    }
+    ++next_udf;
+  }
+  return arrow::Status::OK();
+}
+
 bool EndsExecution(const transport::WorkerReply& reply) {
   return reply.control &&
          (reply.control->has_finish_response() || reply.control->has_cancel_response());
@@ -111,6 +129,7 @@ arrow::Result<std::unique_ptr<WorkerSession>> WorkerSession::Start(Worker* worke
     }
   }
   session->udf_count_ = init.udfs_size();
+  for (const auto& udf : init.udfs()) session->udf_names_.push_back(udf.name());
   // Grouped and table kinds (eval types 10-19) answer with schemas and row
   // counts of their own (docs/protocol.md, section 9); their callers check them.
   for (const auto& udf : init.udfs()) {
@@ -143,12 +162,21 @@ arrow::Status WorkerSession::WaitUntilReady() {
                                " answered Init with a result schema that does not parse (",
                                schema.status().message(), "): protocol violation"));
   }
-  if (udf_count_ >= 0 && (*schema)->num_fields() != udf_count_) {
+  if (udf_count_ >= 0 && (*schema)->num_fields() < udf_count_) {
     Abort();
     return Failed(
         *worker_, UdfErrorKind::kProtocolViolation,
         arrow::Status::IOError(worker_->Describe(), " answered Init with a result schema of ",
                                (*schema)->num_fields(), " fields for ", udf_count_, " UDFs"));
+  }
+  if (udf_count_ >= 0) {
+    arrow::Status extra = CheckErrorColumns(**schema, udf_names_);
+    if (!extra.ok()) {
+      Abort();
+      return Failed(*worker_, UdfErrorKind::kProtocolViolation,
+                    arrow::Status::IOError(worker_->Describe(), " answered Init with ",
+                                           extra.message(), ": protocol violation"));
+    }
   }
   result_schema_ = *schema;
   return arrow::Status::OK();

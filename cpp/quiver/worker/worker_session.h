@@ -99,6 +99,9 @@ class WorkerSession {
 
   Worker* worker_;
   int udf_count_ = 0;  // -1: a grouped or table kind, any result width
+  // The UDFs' names, in Init order: a result field past the UDFs' own is
+  // accepted only as one of their NAME__error columns (docs/protocol.md).
+  std::vector<std::string> udf_names_;
   std::shared_ptr<arrow::Schema> result_schema_;
   std::thread receiver_;
   std::mutex mutex_;

@@ -9,6 +9,9 @@ import quiver
 from quiver._proto import pb
 
 _QUIVER_DIR = os.path.dirname(os.path.abspath(quiver.__file__)) + os.sep
+# An async UDF's error passes through the event loop on its way out; its frames say nothing
+# about the UDF. (Located beside os.py so that a worker need not import asyncio.)
+_ASYNCIO_DIR = os.path.join(os.path.dirname(os.path.abspath(os.__file__)), "asyncio") + os.sep
 
 
 class ExecutionError(Exception):
@@ -84,7 +87,12 @@ def _drop_quiver_frames(summary: traceback.TracebackException, seen: set[int]) -
     if id(summary) in seen:
         return
     seen.add(id(summary))
-    kept = [frame for frame in summary.stack if not is_quiver_file(frame.filename)]
+    kept = [
+        frame
+        for frame in summary.stack
+        if not is_quiver_file(frame.filename)
+        and not os.path.abspath(frame.filename).startswith(_ASYNCIO_DIR)
+    ]
     summary.stack = traceback.StackSummary.from_list(kept)
     for chained in (summary.__cause__, summary.__context__):
         if chained is not None:

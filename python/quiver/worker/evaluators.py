@@ -7,6 +7,7 @@ and what it may return is the type contract of docs/types.md.
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -14,8 +15,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from quiver.retry import CallPolicy
 from quiver.types import converts_exactly, plain_type
-from quiver.udf import SCALAR_ARROW, SCALAR_ARROW_ITER, SCALAR_PANDAS
+from quiver.udf import SCALAR_ARROW, SCALAR_ARROW_ITER, SCALAR_PANDAS, SCALAR_ROW
+from quiver.worker.call_policy import PolicyCounts, PolicyRunner
 from quiver.worker.errors import WorkerError
 
 
@@ -66,6 +69,20 @@ class ArrowEvaluator:
 
     def close(self) -> None:
         """Do nothing: a per-batch UDF keeps no state between batches."""
+
+    @property
+    def keeps_errors(self) -> bool:
+        """Tell whether the UDF has a ``NAME__error`` column (``on_error="null"``)."""
+        return False
+
+    def take_errors(self, num_rows: int) -> pa.Array:
+        """Return the error text of each row of the last batch (null: no error), and forget it."""
+        return pa.nulls(num_rows, pa.string())
+
+    @property
+    def policy_counts(self) -> PolicyCounts | None:
+        """Return what the call policy did so far (None: the UDF has none)."""
+        return None
 
 
 class PandasEvaluator(ArrowEvaluator):
@@ -206,11 +223,155 @@ class ArrowIterEvaluator(ArrowEvaluator):
             close()
 
 
+def returns_coroutine(func: Callable[..., Any]) -> bool:
+    """Tell whether calling ``func`` (a function, or a class UDF's instance) gives a coroutine."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    if inspect.isfunction(func) or inspect.ismethod(func):
+        return False
+    return inspect.iscoroutinefunction(type(func).__call__)
+
+
+class _PolicyEvaluatorBase(ArrowEvaluator):
+    """What the row and policy evaluators share: a runner and the last batch's errors."""
+
+    def _start_policy(self, policy: CallPolicy, return_type: pa.DataType) -> None:
+        self.policy = policy
+        self.return_type = return_type
+        self.runner = PolicyRunner(self.udf_name, policy, returns_coroutine(self.func))
+        self._errors: list[str | None] = []
+
+    @property
+    def keeps_errors(self) -> bool:
+        """Tell whether the UDF has a ``NAME__error`` column (``on_error="null"``)."""
+        return self.policy.on_error == "null"
+
+    def take_errors(self, num_rows: int) -> pa.Array:
+        """Return the error text of each row of the last batch (null: no error), and forget it."""
+        errors, self._errors = self._errors, []
+        if len(errors) != num_rows:
+            return pa.nulls(num_rows, pa.string())
+        return pa.array(errors, pa.string())
+
+    @property
+    def policy_counts(self) -> PolicyCounts | None:
+        """Return what the call policy did so far."""
+        return self.runner.counts
+
+
+class RowEvaluator(_PolicyEvaluatorBase):
+    """scalar_row: ``f(value, ...)`` once per row, with Python values (None for a null).
+
+    A plain function is called row after row; an ``async def`` runs ``max_concurrency`` rows
+    at once. Returns the batch's results as an array of the return type.
+    """
+
+    def __init__(
+        self,
+        func: Callable[..., Any],
+        udf_name: str,
+        session_time_zone: str,
+        decode: bool = True,
+        policy: CallPolicy | None = None,
+        return_type: pa.DataType | None = None,
+    ) -> None:
+        super().__init__(func, udf_name, session_time_zone, decode)
+        self._start_policy(policy or CallPolicy(), return_type or pa.null())
+
+    def prepare(self, args: list[pa.Array]) -> list[Any]:
+        """Turn the argument columns into one tuple of Python values per row."""
+        if not args:
+            raise WorkerError(
+                f"UDF {self.udf_name!r} is called once per row (scalar_row) but has no "
+                "arguments, so it cannot tell the rows apart; give it a column",
+                self.udf_name,
+            )
+        columns = [arg.to_pylist() for arg in super().prepare(args)]
+        return list(zip(*columns, strict=True))
+
+    def call(self, args: list[Any]) -> Any:
+        """Call the UDF on every row; keep the errors of rows that failed under on_error=null."""
+        outcomes = self.runner.run_rows(self.func, args)
+        values = [value for value, _ in outcomes]
+        self._errors = [error for _, error in outcomes]
+        return self._to_array(values)
+
+    def _to_array(self, values: list[Any]) -> Any:
+        """Convert the values; under on_error=null a value that does not convert fails its row."""
+        try:
+            return pa.array(values, type=self.return_type)
+        except _CONVERSION_ERRORS:
+            if not self.keeps_errors:
+                return values  # coerce_result names the first row that does not fit
+        for row, value in enumerate(values):
+            try:
+                pa.array([value], type=self.return_type)
+            except _CONVERSION_ERRORS as exc:
+                values[row] = None
+                self._errors[row] = (
+                    f"{type(exc).__name__}: returned {_value_text(value)}, which does not "
+                    f"convert to the return type {self.return_type}: {exc}"
+                )
+                self.runner.counts.rows_failed += 1
+        return pa.array(values, type=self.return_type)
+
+
+class PolicyBatchEvaluator(_PolicyEvaluatorBase):
+    """A batch UDF (scalar_arrow, scalar_pandas) that is async, retried or keeps errors.
+
+    The batch is one call: retried as a whole, and under on_error=null all its rows are null
+    with the same error when it fails for good.
+    """
+
+    def __init__(self, inner: ArrowEvaluator, policy: CallPolicy, return_type: pa.DataType) -> None:
+        super().__init__(inner.func, inner.udf_name, inner.session_time_zone, inner.decode)
+        self.inner = inner
+        self._start_policy(policy, return_type)
+        self._rows = 0
+
+    def prepare(self, args: list[pa.Array]) -> list[Any]:
+        """Convert the arguments the way the wrapped evaluator does."""
+        self._rows = len(args[0]) if args else 0
+        return self.inner.prepare(args)
+
+    def call(self, args: list[Any]) -> Any:
+        """Call the UDF once on the batch under the policy."""
+        value, error = self.runner.run_one(self.func, args)
+        if error is None:
+            self._errors = [None] * self._rows
+            return value
+        self._errors = [error] * self._rows
+        return pa.nulls(self._rows, self.return_type)
+
+
 EVALUATORS: dict[str, type[ArrowEvaluator]] = {
     SCALAR_ARROW: ArrowEvaluator,
     SCALAR_PANDAS: PandasEvaluator,
     SCALAR_ARROW_ITER: ArrowIterEvaluator,
+    SCALAR_ROW: RowEvaluator,
 }
+
+
+def make_evaluator(
+    eval_type: str,
+    func: Callable[..., Any],
+    udf_name: str,
+    session_time_zone: str,
+    decode: bool,
+    policy: CallPolicy,
+    return_type: pa.DataType,
+) -> ArrowEvaluator:
+    """Return the evaluator for a UDF, wrapped in its call policy when it has one.
+
+    A batch UDF that is async, retried or keeps failing rows goes through
+    :class:`PolicyBatchEvaluator`; a row UDF always applies its policy itself.
+    """
+    if eval_type == SCALAR_ROW:
+        return RowEvaluator(func, udf_name, session_time_zone, decode, policy, return_type)
+    inner = EVALUATORS[eval_type](func, udf_name, session_time_zone, decode)
+    if eval_type == SCALAR_ARROW_ITER or (policy.is_default and not returns_coroutine(func)):
+        return inner
+    return PolicyBatchEvaluator(inner, policy, return_type)
 
 
 def coerce_result(value: Any, return_type: pa.DataType, udf_name: str, num_rows: int) -> pa.Array:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from quiver._proto import pb
 from quiver.protocol import PROTOCOL_VERSION
+from quiver.retry import CallPolicy
 from quiver.udf import (
     EVAL_TYPES,
     SCALAR_ARROW,
@@ -30,8 +31,9 @@ from quiver.worker.batch_codec import (
     encode_batch,
     error_reason,
 )
+from quiver.worker.call_policy import with_call_options
 from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
-from quiver.worker.evaluators import EVALUATORS, ArrowEvaluator, coerce_result
+from quiver.worker.evaluators import ArrowEvaluator, coerce_result, make_evaluator
 from quiver.worker.instances import instance_for, parse_constructor_args
 from quiver.worker.kinds import KindExecution, is_kind_init
 from quiver.worker.loader import load_udf_object
@@ -131,8 +133,15 @@ class Execution:
             self.udfs = []
             return self.result_schema.serialize().to_pybytes()
         udfs = [self._bind(i, definition) for i, definition in enumerate(self.init.udfs)]
+        # A UDF that keeps failing rows (on_error="null") adds a NAME__error column after
+        # every UDF's result (docs/protocol.md, "Rows that fail").
         self.result_schema = pa.schema(
             [pa.field(udf.name, udf.return_type, nullable=True) for udf in udfs]
+            + [
+                pa.field(f"{udf.name}__error", pa.string(), nullable=True)
+                for udf in udfs
+                if udf.evaluator.keeps_errors
+            ]
         )
         self.udfs = udfs
         self.encoder = ResultEncoder(self.result_schema)
@@ -161,9 +170,10 @@ class Execution:
         engine_type = _engine_return_type(definition)
         engine_eval = _engine_eval_type(definition)
         decode = True  # an undecorated function gets plain layouts (docs/types.md)
+        policy = CallPolicy()
         if isinstance(obj, UserDefinedFunction):
             func, return_type, eval_type = obj.func, obj.returns, obj.eval_type
-            decode = obj.decode
+            decode, policy = obj.decode, obj.policy
             _check_declared(name, return_type, engine_type, eval_type, engine_eval)
         else:
             func = obj
@@ -172,7 +182,11 @@ class Execution:
         offsets = tuple(definition.argument_offsets)
         self._check_offsets(name, offsets)
         _check_arity(name, func, len(offsets), eval_type)
-        evaluator = EVALUATORS[eval_type](func, name, self.init.session_time_zone, decode)
+        options = getattr(definition, "call_options", "")
+        policy = with_call_options(name, options, policy, func, eval_type)
+        evaluator = make_evaluator(
+            eval_type, func, name, self.init.session_time_zone, decode, policy, return_type
+        )
         self.log.debug("UDF %r: %s returns %s, arguments %s", name, eval_type, return_type, offsets)
         return BoundUdf(name, offsets, return_type, eval_type, evaluator)
 
@@ -218,6 +232,11 @@ class Execution:
             result = self.kind.run(batch)
         else:
             columns = [self._run_udf(udf, batch) for udf in self.udfs]
+            columns += [
+                udf.evaluator.take_errors(batch.num_rows)
+                for udf in self.udfs
+                if udf.evaluator.keeps_errors
+            ]
             result = pa.RecordBatch.from_arrays(columns, schema=self.result_schema)
         started = time.perf_counter_ns()
         # Scalar results have the Init's result schema, encoded with its message kept; the
@@ -279,6 +298,9 @@ class Execution:
         """Let iterator UDFs run to their end; raise the first error one of them reports."""
         first: ExecutionError | None = None
         for udf in self.udfs or ():
+            counts = udf.evaluator.policy_counts
+            if counts is not None and (counts.retries or counts.rows_failed):
+                self.log.info("UDF %r: %s", udf.name, counts)
             try:
                 self._timed_user_call(udf.name, udf.evaluator.finish)
             except ExecutionError as exc:

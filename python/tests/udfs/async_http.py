@@ -1,0 +1,57 @@
+"""Async UDFs that call the tests' loopback HTTP server (slow_http_server.py)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import quiver
+
+
+class ServiceUnavailable(Exception):  # noqa: N818 - named after the HTTP status
+    """The server answered 503."""
+
+
+async def get(port: int, key: str) -> str:
+    """GET ``/?key=KEY`` over a fresh connection; raise on anything but 200."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET /?key={key}&pid={os.getpid()} HTTP/1.0\r\n\r\n".encode())
+        await writer.drain()
+        answer = await reader.read()
+    finally:
+        writer.close()
+    if not answer:
+        raise ConnectionResetError("the server closed the connection without answering")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    status = int(status_line.split()[1])
+    headers = {k.lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines)}
+    if status == 429:
+        raise quiver.RetryAfter(float(headers["retry-after"]), "429 Too Many Requests")
+    if status == 503:
+        raise ServiceUnavailable(f"503 for key {key}")
+    return body.decode()
+
+
+@quiver.udf(returns="string", max_concurrency=8)
+async def fetch(key: str, port: int) -> str:
+    """Return what the server answers for ``key``."""
+    return await get(port, key)
+
+
+@quiver.udf(
+    returns="string",
+    max_concurrency=8,
+    on_error="null",
+    retries=quiver.Retry(max_attempts=3, initial=0.01, on=(ServiceUnavailable, ConnectionError)),
+)
+async def fetch_or_null(key: str, port: int) -> str:
+    """Return what the server answers for ``key``; null (with the error) when it will not."""
+    return await get(port, key)
+
+
+@quiver.udf(returns="int64", eval_type="scalar_row", on_error="null")
+def inverse_percent(x: int) -> int:
+    """Return 100 // x (a plain row UDF: x = 0 fails its row)."""
+    return 100 // x
