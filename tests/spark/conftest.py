@@ -6,6 +6,10 @@ process of the cluster's executors carries a mark in its environment; after the 
 stops, none may be left (a quiver worker orphaned by an executor would be found here).
 Each test has a time limit (a SIGALRM cancels its Spark jobs and fails it); the cluster's
 start has one too. Without PySpark or Java the tests skip and say so.
+
+The executors run quiver from the self-contained wheel (scripts/pack_wheel.py, packed from
+build/ and installed into an environment of its own), not from the editable checkout the
+driver runs; QUIVER_SPARK_EDITABLE=1 runs them from the checkout instead (quicker to iterate).
 """
 
 from __future__ import annotations
@@ -17,14 +21,32 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-from spark_cluster import MARK, START_SECONDS, TEST_SECONDS, alarm, marked_processes
+from spark_cluster import (
+    MARK,
+    START_SECONDS,
+    TEST_SECONDS,
+    alarm,
+    marked_processes,
+    wheel_environment,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[Any]:
+def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path] | None:
+    """The executors' Python and the wheel it has quiver from (None: the checkout)."""
+    if os.environ.get("QUIVER_SPARK_EDITABLE") == "1":
+        return None
+    return wheel_environment(ROOT, tmp_path_factory.mktemp("wheel"))
+
+
+@pytest.fixture(scope="session")
+def spark(wheel_env: tuple[Path, Path] | None) -> Iterator[Any]:
     pytest.importorskip("pyspark", reason="quiver.spark's tests need PySpark (quiver[spark])")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
         pytest.skip("quiver.spark's tests need a Java runtime for Spark")
@@ -32,7 +54,8 @@ def spark() -> Iterator[Any]:
 
     token = uuid.uuid4().hex
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # executors bind loopback, not the host's address
-    os.environ["PYSPARK_PYTHON"] = sys.executable  # executors run this environment's Python
+    # Executors run the wheel's environment (otherwise they would lack pyarrow and quiver).
+    os.environ["PYSPARK_PYTHON"] = str(wheel_env[0]) if wheel_env else sys.executable
     session = None
     try:
         alarm(START_SECONDS, "starting local-cluster[2,1,1024]")

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
 from typing import Any
 
 MARK = "QUIVER_SPARK_TEST_MARK"
@@ -42,3 +46,56 @@ def marked_processes(token: str) -> list[tuple[int, str]]:
             continue
         found.append((int(entry), cmdline[:200]))
     return found
+
+
+def wheel_environment(root: Path, directory: Path) -> tuple[Path, Path]:
+    """An environment whose quiver is the self-contained wheel (scripts/pack_wheel.py):
+    a venv of its own with the wheel installed, seeing this environment's other packages
+    (pyarrow, pandas, ...) through a path file but not its editable quiver (whose import
+    hook is a .pth file of this environment's site-packages, which a path entry does not
+    run). ``directory/env/bin/python`` is the executors' Python. Returns it and the wheel."""
+    packed = subprocess.run(
+        [sys.executable, str(root / "scripts" / "pack_wheel.py"), str(directory / "wheelhouse")],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    wheel = Path(packed.stdout.strip().splitlines()[-1])
+    env = directory / "env"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+    site = Path(
+        subprocess.run(
+            [
+                str(env / "bin" / "python"),
+                "-c",
+                "import sysconfig; print(sysconfig.get_path('purelib'))",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            str(site),
+            str(wheel),
+        ],
+        check=True,
+        timeout=120,
+    )
+    import pyarrow
+
+    # pyarrow beside quiver, as pip would install it: the engine's RUNPATH finds it there.
+    (site / "pyarrow").symlink_to(Path(pyarrow.__file__).parent, target_is_directory=True)
+    ours = sysconfig.get_path("purelib")
+    (site / "quiver-test-dependencies.pth").write_text(ours + "\n")
+    return env / "bin" / "python", wheel

@@ -329,3 +329,83 @@ def test_docs_example_runs(cluster: Any, monkeypatch: pytest.MonkeyPatch) -> Non
     assert blocks, "docs/spark.md has no python example"
     monkeypatch.chdir(ROOT)  # the example names the C++ worker by a path from the root
     exec(compile(blocks[0], "docs/spark.md", "exec"), {"__name__": "__main__"})
+
+
+# The libraries a manylinux wheel may take from the system (PEP 600: glibc's, the C++ runtime's
+# and zlib, which every Linux distribution has).
+SYSTEM_LIBRARIES = (
+    "linux-vdso.so.1",
+    "libc.so.6",
+    "libm.so.6",
+    "libdl.so.2",
+    "librt.so.1",
+    "libpthread.so.0",
+    "ld-linux-x86-64.so.2",
+    "libstdc++.so.6",
+    "libgcc_s.so.1",
+    "libz.so.1",
+)
+
+
+def test_wheel_needs_nothing_outside_itself_pyarrow_and_glibc(
+    wheel_env: tuple[Path, Path] | None,
+) -> None:
+    if wheel_env is None:
+        pytest.skip("QUIVER_SPARK_EDITABLE=1: no wheel was packed")
+    python, wheel = wheel_env
+    assert "manylinux" in wheel.name, wheel.name
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import quiver, os; print(os.path.dirname(quiver.__file__))"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    ).parent
+    pyarrow_dir = (site / "pyarrow").resolve()
+    binaries = [*site.glob("quiver/_engine*.so"), site / "quiver" / "_bin" / "quiver"]
+    assert len(binaries) == 2 and all(b.is_file() for b in binaries), binaries
+    for binary in binaries:
+        # No LD_LIBRARY_PATH: what the binary's own RPATH finds is what a user's node finds.
+        environment = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+        ldd = subprocess.run(
+            ["ldd", str(binary)], check=True, capture_output=True, text=True, env=environment
+        ).stdout
+        for line in ldd.splitlines():
+            name, _, where = line.strip().partition(" => ")
+            path = where.split(" (")[0].strip()
+            assert "not found" not in where, f"{binary.name}: {line}"
+            if name.split()[0].split("/")[-1] in SYSTEM_LIBRARIES or not path:
+                continue
+            resolved = Path(path).resolve()
+            inside = resolved.is_relative_to(site / "quiver.libs") or resolved.is_relative_to(
+                pyarrow_dir
+            )
+            assert inside, f"{binary.name} loads {name} from {resolved}, outside the wheel"
+    # The command starts (every library it needs loads) from the wheel alone.
+    subprocess.run(
+        [str(site / "quiver" / "_bin" / "quiver"), "--help"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+def test_executors_run_quiver_from_the_wheel(
+    cluster: Any, wheel_env: tuple[Path, Path] | None
+) -> None:
+    if wheel_env is None:
+        pytest.skip("QUIVER_SPARK_EDITABLE=1: the executors run the checkout")
+    env = wheel_env[0].parent.parent
+
+    def where(batches: Any) -> Any:
+        import quiver._engine
+
+        for _ in batches:
+            yield pa.RecordBatch.from_pydict({"engine": [quiver._engine.__file__]})
+
+    engines = {r.engine for r in frame(cluster).mapInArrow(where, "engine string").collect()}
+    assert engines and all(e.startswith(str(env)) for e in engines), engines
+    out = quiver.spark.map(frame(cluster), udfs=[quiver.call(f"{UDFS}:quiver_location", "id")])
+    workers = {r.quiver_location for r in out.select("quiver_location").distinct().collect()}
+    assert workers and all(w.startswith(str(env)) for w in workers), workers

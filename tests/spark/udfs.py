@@ -44,3 +44,9 @@ def slow(value: pa.Array) -> pa.Array:
 @quiver.udf(returns="uint64")
 def unsigned(x: pa.Array) -> pa.Array:
     return pc.cast(x, pa.uint64())
+
+
+@quiver.udf(returns="string")
+def quiver_location(x: pa.Array) -> pa.Array:
+    """Where the quiver worker imported quiver from."""
+    return pa.array([os.path.dirname(quiver.__file__)] * len(x))
