@@ -8,10 +8,13 @@ udfs/async_http.py call it from worker processes.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from slow_http_server import SlowServer
 from udfs import async_http
@@ -125,6 +128,112 @@ def test_a_plain_row_udf_keeps_its_failing_rows_too() -> None:
     assert errors[0] is None and errors[2] is None
     assert errors[1] == "ZeroDivisionError: integer division or modulo by zero"
     assert errors[3].startswith("TypeError: unsupported operand")
+
+
+def test_a_class_udf_with_an_async_call_runs_concurrently() -> None:
+    with SlowServer(delay=0.1) as server:
+        call = quiver.call(async_http.Tagger, "key", "port", init={"prefix": "t"})
+        out = run(call, keys_table(12, server.port))
+    assert out.column("Tagger").to_pylist() == [f"t:k{i}" for i in range(12)]
+    assert server.most_in_flight == 4
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency= must be 1 or more"),
+        ({"on_error": "nul"}, "did you mean 'null'"),
+        ({"timeout": -1}, "timeout= must be a finite number of seconds"),
+        ({"retries": 3}, "retries= takes quiver.Retry"),
+    ],
+)
+def test_bad_options_fail_at_declaration(options: dict, message: str) -> None:
+    with pytest.raises((TypeError, ValueError), match=message):
+        quiver.udf(returns="string", **options)(async_http.fetch.func)
+    with pytest.raises((TypeError, ValueError), match=message):
+        quiver.call(async_http.fetch, "key", "port", **options)
+
+
+def test_an_async_generator_and_a_negative_retry_after_are_refused() -> None:
+    async def stream(x: str):  # noqa: ANN202 - the point is its missing return
+        yield x
+
+    with pytest.raises(TypeError, match="is an async generator"):
+        quiver.udf(returns="string")(stream)
+    with pytest.raises(ValueError, match="0 seconds or more"):
+        quiver.RetryAfter(-1)
+    with pytest.raises(TypeError, match="must be an async def"):
+        quiver.udf(returns="int64", eval_type="scalar_row", max_concurrency=4)(lambda x: x)
+
+
+QUIVER = Path(__file__).resolve().parents[2] / "build" / "cpp" / "quiver" / "cli" / "quiver"
+UDF_FILE = Path(__file__).resolve().parent / "udfs" / "async_http.py"
+
+
+def quiver_binary() -> Path:
+    """Return the quiver command, or skip saying how to build it."""
+    if not QUIVER.is_file():
+        pytest.skip(f"no quiver command at {QUIVER}: build it with `ninja -C build quiver`")
+    return QUIVER
+
+
+def test_quiver_run_takes_udf_options(tmp_path: Path) -> None:
+    binary = quiver_binary()
+    with SlowServer(delay=0.01) as server:
+        server.plan = {"k2": ["503", "503"]}
+        pq.write_table(keys_table(6, server.port), tmp_path / "in.parquet")
+        done = subprocess.run(
+            [str(binary), "run", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
+             "--udf", f"got={UDF_FILE}:fetch(key, port)", "--select", "key",
+             "--udf-option", "got.on_error=null", "--udf-option", "got.max_concurrency=2",
+             "--udf-option", "got.retries=2"],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert out.column_names == ["key", "got", "got__error"]
+    assert out.column("got").to_pylist() == ["k0", "k1", None, "k3", "k4", "k5"]
+    assert out.column("got__error")[2].as_py().endswith("ServiceUnavailable: 503 for key k2")
+    assert server.most_in_flight == 2 and len(server.arrivals["k2"]) == 2
+
+
+def test_quiver_run_refuses_a_misspelled_udf_option_before_any_worker_starts(
+    tmp_path: Path,
+) -> None:
+    binary = quiver_binary()
+    pq.write_table(keys_table(2, 1), tmp_path / "in.parquet")
+    done = subprocess.run(
+        [str(binary), "run", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
+         "--udf", f"got={UDF_FILE}:fetch(key, port)", "--udf-option", "got.on_eror=null"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "'on_eror' is not a UDF option" in done.stderr
+    assert "quiver-worker" not in done.stderr
+
+
+def test_ctrl_c_on_quiver_run_leaves_no_pending_request_and_no_worker(tmp_path: Path) -> None:
+    binary = quiver_binary()
+    with SlowServer(delay=60.0) as server:
+        pq.write_table(keys_table(8, server.port), tmp_path / "in.parquet")
+        process = subprocess.Popen(
+            [str(binary), "run", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "o.parquet"),
+             "--udf", f"got={UDF_FILE}:fetch(key, port)", "--udf-option", "got.max_concurrency=4"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        try:
+            deadline = time.monotonic() + 20
+            while server.requests < 4 and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert server.requests == 4, "the UDF's calls did not reach the server"
+            process.send_signal(signal.SIGINT)
+            process.communicate(timeout=15)
+        finally:
+            process.kill()
+        assert process.returncode != 0
+        assert server.wait_idle(5.0), f"{server.in_flight} requests still pending"
+    for pid in server.pids:
+        assert _gone(pid, 5.0), f"worker {pid} is still running"
 
 
 def _gone(pid: int, seconds: float) -> bool:

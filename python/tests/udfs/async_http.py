@@ -55,3 +55,16 @@ async def fetch_or_null(key: str, port: int) -> str:
 def inverse_percent(x: int) -> int:
     """Return 100 // x (a plain row UDF: x = 0 fails its row)."""
     return 100 // x
+
+
+@quiver.udf(returns="string", max_concurrency=4)
+class Tagger:
+    """A class UDF with an async __call__: one instance per worker, its prefix set up once."""
+
+    def __init__(self, prefix: str = "tag") -> None:
+        self.prefix = prefix
+        self.calls = 0
+
+    async def __call__(self, key: str, port: int) -> str:
+        self.calls += 1
+        return f"{self.prefix}:{await get(port, key)}"

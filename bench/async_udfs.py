@@ -1,0 +1,167 @@
+"""Async UDFs against a service that answers in 50 ms (figures for docs/async-udfs.md).
+
+    .venv/bin/python bench/async_udfs.py [--rows 10000] [--repeats 3]
+
+Measures, in one run:
+
+- ``--rows`` rows through a row UDF that awaits a loopback HTTP call answered after 50 ms (an
+  asyncio server in a process of its own; the UDF keeps a small keep-alive connection pool),
+  one worker, ``max_concurrency`` N = 1, 8, 64, 256: wall time and the ratio of the ideal
+  ``rows x 50 ms / N`` to it (100% = no overhead). N = 1 and 8 run fewer rows (``--rows`` / 50
+  and / 5) so that the run stays short; their ideal is computed for the rows they ran.
+  Median of ``--repeats`` for N >= 64, one run below;
+- the cost per row of an async row UDF that does no I/O against the same plain row UDF
+  (200,000 rows, median of ``--repeats``), and of that plain row UDF against an Arrow batch UDF.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import statistics
+import time
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+import quiver
+
+DELAY = 0.05
+
+
+# ---- the service: answers every request after DELAY seconds, keep-alive ----
+
+
+def _serve(port_out: multiprocessing.connection.Connection) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                key = head.split(b" ", 2)[1].rpartition(b"=")[2]
+                await asyncio.sleep(DELAY)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(key), key))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(answer, "127.0.0.1", 0, backlog=1024)
+        port_out.send(server.sockets[0].getsockname()[1])
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+# ---- a minimal HTTP/1.1 keep-alive client (no dependency) ----
+
+# Idle connections per port, reused by the UDF's calls on the worker's event loop.
+_idle: dict[int, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+
+
+async def _get(port: int, key: str) -> str:
+    """GET /?key=KEY and return the body, over an idle connection when there is one."""
+    pool = _idle.setdefault(port, [])
+    reader, writer = pool.pop() if pool else await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(f"GET /?key={key} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
+        await writer.drain()
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        body = await reader.readexactly(length)
+    except BaseException:
+        writer.close()
+        raise
+    pool.append((reader, writer))
+    return body.decode()
+
+
+# ---- the UDFs ----
+
+
+@quiver.udf(returns="string", max_concurrency=1)
+async def lookup(key: str, port: int) -> str:
+    """GET /?key=KEY on a pooled keep-alive connection; return the body."""
+    return await _get(port, key)
+
+
+@quiver.udf(returns="int64", max_concurrency=64)
+async def plus_one_async(x: int) -> int:
+    return x + 1
+
+
+@quiver.udf(returns="int64", eval_type="scalar_row")
+def plus_one_row(x: int) -> int:
+    return x + 1
+
+
+@quiver.udf(returns="int64")
+def plus_one_arrow(x: pa.Array) -> pa.Array:
+    return pc.add(x, 1)
+
+
+def _map(session: quiver.Session, table: pa.Table, call: quiver.UdfCall, batch_rows: int) -> float:
+    started = time.perf_counter()
+    out = session.map(table, udfs=[call], batch_rows=batch_rows).read_all()
+    took = time.perf_counter() - started
+    assert out.num_rows == table.num_rows
+    return took
+
+
+def bench_service(rows: int, repeats: int) -> None:
+    receiver, sender = multiprocessing.Pipe(duplex=False)
+    server = multiprocessing.Process(target=_serve, args=(sender,), daemon=True)
+    server.start()
+    port = receiver.recv()
+    print(f"service: answers after {DELAY * 1000:.0f} ms; one worker; batches of 2,500 rows")
+    print(f"{'N':>5} {'rows':>7} {'wall s':>8} {'ideal s':>8} {'of ideal':>9}")
+    try:
+        with quiver.Session(workers=1, batch_timeout=600) as session:
+            for n in (1, 8, 64, 256):
+                count = rows // 50 if n == 1 else rows // 5 if n == 8 else rows
+                table = pa.table({"key": [f"k{i}" for i in range(count)], "port": [port] * count})
+                call = quiver.call(lookup, "key", "port", max_concurrency=n)
+                _map(session, table.slice(0, min(count, 2 * n)), call, 2500)  # warm the pool
+                runs = [_map(session, table, call, 2500) for _ in range(repeats if n >= 64 else 1)]
+                wall = statistics.median(runs)
+                ideal = count * DELAY / n
+                print(f"{n:>5} {count:>7} {wall:>8.2f} {ideal:>8.2f} {ideal / wall:>8.0%}")
+    finally:
+        server.kill()
+
+
+def bench_overhead(repeats: int) -> None:
+    rows = 200_000
+    table = pa.table({"x": pa.array(range(rows), pa.int64())})
+    print(f"\nper-row cost, no I/O, {rows:,} rows, one worker, batches of 10,000 rows (median)")
+    with quiver.Session(workers=1) as session:
+        results = {}
+        for label, udf in (
+            ("arrow batch UDF", plus_one_arrow),
+            ("plain row UDF", plus_one_row),
+            ("async row UDF, N=64", plus_one_async),
+        ):
+            call = quiver.call(udf, "x")
+            _map(session, table.slice(0, 10_000), call, 10_000)
+            results[label] = statistics.median(
+                _map(session, table, call, 10_000) for _ in range(repeats)
+            )
+            per_row = results[label] / rows * 1e6
+            print(f"  {label:<22} {results[label]:6.2f} s  {per_row:6.2f} us/row")
+    extra = (results["async row UDF, N=64"] - results["plain row UDF"]) / rows * 1e6
+    print(f"  async over plain row UDF: {extra:+.2f} us/row")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    bench_service(args.rows, args.repeats)
+    bench_overhead(args.repeats)
+
+
+if __name__ == "__main__":
+    main()
