@@ -409,3 +409,42 @@ def test_executors_run_quiver_from_the_wheel(
     out = quiver.spark.map(frame(cluster), udfs=[quiver.call(f"{UDFS}:quiver_location", "id")])
     workers = {r.quiver_location for r in out.select("quiver_location").distinct().collect()}
     assert workers and all(w.startswith(str(env)) for w in workers), workers
+
+
+def test_grouped_map_over_group_by_matches_a_session(cluster: Any) -> None:
+    df = frame(cluster).selectExpr("cast(id % 7 as string) as k", "value as x")
+    out = quiver.spark.apply(df.groupBy("k"), f"{UDFS}:demean")
+    assert out.columns == ["k", "x", "centred"]
+    rows = table()
+    keys = pc.cast(pa.array([i % 7 for i in rows["id"].to_pylist()]), pa.string())
+    local = pa.table({"k": keys, "x": rows["value"]})
+    with quiver.Session(workers=1) as session:
+        expected = session.apply(local, f"{UDFS}:demean", group_by="k").read_all()
+    key = lambda r: (r["k"], r["x"])  # noqa: E731
+    assert sorted(collected_rows(out), key=key) == sorted(expected.to_pylist(), key=key)
+
+
+def test_grouped_map_refuses_an_expression_key(cluster: Any) -> None:
+    df = frame(cluster)
+    with pytest.raises(quiver.InvalidInput, match="groups by columns"):
+        quiver.spark.apply(df.groupBy(df.id % 2), f"{UDFS}:demean")
+
+
+def test_table_function_matches_a_session(cluster: Any) -> None:
+    df = frame(cluster, rows=2_000).selectExpr("id", "concat(name, ' x y') as text")
+    out = quiver.spark.flat_map(df, quiver.call(f"{UDFS}:words", "text"), select=["id"])
+    assert out.columns == ["id", "word", "position"]
+    local = table(2_000)
+    local = pa.table(
+        {"id": local["id"], "text": pc.binary_join_element_wise(local["name"], " x y", "")}
+    )
+    with quiver.Session(workers=1) as session:
+        expected = session.flat_map(local, quiver.call(f"{UDFS}:words", "text"), select=["id"])
+        expected_rows = expected.read_all().to_pylist()
+    key = lambda r: (r["id"], r["position"])  # noqa: E731
+    assert len(expected_rows) == 3 * 2_000
+    assert sorted(collected_rows(out), key=key) == sorted(expected_rows, key=key)
+
+
+def collected_rows(df: Any) -> list[dict[str, Any]]:
+    return [row.asDict() for row in df.collect()]

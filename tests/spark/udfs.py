@@ -50,3 +50,14 @@ def unsigned(x: pa.Array) -> pa.Array:
 def quiver_location(x: pa.Array) -> pa.Array:
     """Where the quiver worker imported quiver from."""
     return pa.array([os.path.dirname(quiver.__file__)] * len(x))
+
+
+@quiver.grouped_map(returns="k string, x double, centred double")
+def demean(group: pd.DataFrame) -> pd.DataFrame:
+    return group.assign(centred=group.x - group.x.mean())
+
+
+@quiver.udtf(returns="struct<word: string, position: int32>")
+def words(text: str):
+    for position, word in enumerate((text or "").split()):
+        yield word, position

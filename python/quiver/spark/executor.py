@@ -30,7 +30,7 @@ from quiver.errors import (
     WorkerError,
 )
 from quiver.session import Session
-from quiver.spark.plan import PYTHON, Plan, Runtime, SessionOptions
+from quiver.spark.plan import APPLY, FLAT_MAP, Plan, Runtime, SessionOptions
 
 _sessions: dict[tuple[Any, ...], Session] = {}
 _session_paths: dict[tuple[Any, ...], tuple[str, ...]] = {}
@@ -104,14 +104,26 @@ def executor_command(runtime: Runtime, on_executor: bool) -> tuple[str, ...]:
     return (found, *runtime.command[1:])
 
 
-def map_stream(plan: Plan, reader: pa.RecordBatchReader, on_executor: bool) -> pa.RecordBatchReader:
+def run_plan(plan: Plan, data: Any, on_executor: bool) -> pa.RecordBatchReader:
+    """Run the plan over ``data`` (Arrow: a reader or a table) in this process's sessions."""
+    if plan.kind in (APPLY, FLAT_MAP):
+        ((name, (call,)),) = plan.groups
+        session = session_for(plan.runtime(name), plan.options, on_executor)
+        if plan.kind == APPLY:
+            return session.apply(
+                data, call, group_by=list(plan.group_by), batch_rows=plan.batch_rows
+            )
+        return session.flat_map(data, call, select=list(plan.select), batch_rows=plan.batch_rows)
+    return map_stream(plan, data, on_executor)
+
+
+def map_stream(plan: Plan, reader: Any, on_executor: bool) -> pa.RecordBatchReader:
     """Run the plan's UDFs over ``reader``: one session run per runtime, chained, then the
     kept columns and the UDF columns in the order of udfs=[...]."""
     stream: Any = reader
     single = len(plan.groups) == 1
     for name, calls in plan.groups:
-        runtime = None if name == PYTHON else plan.runtime(name)
-        session = session_for(runtime, plan.options, on_executor)
+        session = session_for(plan.runtime(name), plan.options, on_executor)
         stream = session.map(
             stream,
             udfs=list(calls),
@@ -126,19 +138,28 @@ def map_stream(plan: Plan, reader: pa.RecordBatchReader, on_executor: bool) -> p
 
 
 def map_partition(plan: Plan, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-    """The function of ``mapInArrow``: map one partition's batches; a partition of no
-    batches starts nothing and gives nothing."""
+    """The function of ``mapInArrow`` (scalar UDFs, table functions): run one partition's
+    batches; a partition of no batches starts nothing and gives nothing."""
     first = next(batches, None)
     if first is None:
         return
     reader = pa.RecordBatchReader.from_batches(first.schema, itertools.chain([first], batches))
     try:
-        for batch in map_stream(plan, reader, on_executor=True):
+        for batch in run_plan(plan, reader, on_executor=True):
             if batch.schema != plan.output_schema:
                 batch = batch.cast(plan.output_schema)
             yield batch
     except QuiverError as error:
         raise task_error(error, plan) from None
+
+
+def apply_group(plan: Plan, group: pa.Table) -> pa.Table:
+    """The function of ``applyInArrow``: run the grouped map over one group's rows."""
+    try:
+        result = run_plan(plan, group, on_executor=True).read_all()
+    except QuiverError as error:
+        raise task_error(error, plan) from None
+    return result if result.schema == plan.output_schema else result.cast(plan.output_schema)
 
 
 def task_error(error: QuiverError, plan: Plan) -> QuiverError:

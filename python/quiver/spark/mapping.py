@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from quiver.errors import InvalidInput
 from quiver.spark import spark_types
-from quiver.spark.executor import map_partition, map_stream
+from quiver.spark.executor import map_partition, run_plan
 from quiver.spark.plan import PYTHON, Plan, Runtime, SessionOptions, declared_runtimes
 from quiver.udf_call import UdfCall, call
 
@@ -76,14 +76,11 @@ def map(
     its error class, the partition, then its traceback); a quiver worker that dies fails the
     task, which Spark runs again from the partition's start, so no row is lost or doubled.
     """
-    pyspark_sql = _require_pyspark()
-    if not isinstance(df, pyspark_sql.DataFrame):
-        raise TypeError(f"quiver.spark.map takes a Spark DataFrame, not {type(df).__name__}")
-    spark = df.sparkSession
+    require_dataframe(df, "map")
     declared = declared_runtimes(runtimes, ship_runtimes)
-    groups = _grouped(udfs, declared)
+    groups = grouped_calls(udfs, declared)
     kept = list(df.columns) if select is None else list(select)
-    _check_columns(kept, list(df.columns), groups)
+    check_columns(kept, list(df.columns), groups)
     plan = Plan(
         groups=groups,
         select=tuple(kept),
@@ -92,13 +89,32 @@ def map(
         batch_rows=batch_rows,
         output_schema=pa.schema([]),
     )
+    plan, schema = learn_schema(plan, df)
+    ship(plan, df.sparkSession)
+    return df.mapInArrow(functools.partial(map_partition, plan), schema)
+
+
+def require_dataframe(df: Any, what: str) -> None:
+    """``df`` is a (classic) PySpark DataFrame."""
+    pyspark_sql = _require_pyspark()
+    if not isinstance(df, pyspark_sql.DataFrame):
+        raise TypeError(f"quiver.spark.{what} takes a Spark DataFrame, not {type(df).__name__}")
+
+
+def learn_schema(plan: Plan, df: Any) -> tuple[Plan, Any]:
+    """The result's Spark schema, from the UDFs' declared types (see :func:`_probe`), and the
+    plan with the Arrow schema result batches are handed to Spark in."""
     result = _probe(plan, spark_types.arrow_input_schema(df))
     schema = spark_types.spark_schema(result, plan.udf_names)
-    plan = replace(plan, output_schema=spark_types.arrow_output_schema(schema, spark))
-    for runtime in declared:
+    output = spark_types.arrow_output_schema(schema, df.sparkSession)
+    return replace(plan, output_schema=output), schema
+
+
+def ship(plan: Plan, spark: Any) -> None:
+    """Ship the runtimes' programs that are files on the driver to every executor."""
+    for runtime in plan.runtimes:
         if runtime.shipped:
             spark.sparkContext.addFile(runtime.program)
-    return df.mapInArrow(functools.partial(map_partition, plan), schema)
 
 
 def _require_pyspark() -> Any:
@@ -111,7 +127,7 @@ def _require_pyspark() -> Any:
     return pyspark.sql
 
 
-def _grouped(
+def grouped_calls(
     udfs: Sequence[Any], runtimes: list[Runtime]
 ) -> tuple[tuple[str, tuple[UdfCall, ...]], ...]:
     """The calls grouped by runtime, in the order each runtime first appears."""
@@ -132,10 +148,14 @@ def _grouped(
     return tuple((name, tuple(calls)) for name, calls in groups.items())
 
 
-def _check_columns(
-    kept: list[str], columns: list[str], groups: tuple[tuple[str, tuple[UdfCall, ...]], ...]
+def check_columns(
+    kept: list[str],
+    columns: list[str],
+    groups: tuple[tuple[str, tuple[UdfCall, ...]], ...],
+    results: bool = True,
 ) -> None:
-    """Every kept column and every column argument exists; no result name is given twice."""
+    """Every kept column and every column argument exists; no result name is given twice
+    (``results``: the UDF names are result columns)."""
     wanted = [("select", c) for c in kept]
     for _, calls in groups:
         wanted += [(f"UDF {c.name!r}", a) for c in calls for a in c.arguments if isinstance(a, str)]
@@ -147,7 +167,7 @@ def _check_columns(
                 f"{where}: the DataFrame has no column {column!r} (its columns: "
                 f"{', '.join(columns)}){hint}"
             )
-    names = [*kept, *(c.name for _, calls in groups for c in calls)]
+    names = [*kept, *(c.name for _, calls in groups for c in calls if results)]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise InvalidInput(
@@ -160,7 +180,7 @@ def _probe(plan: Plan, input_schema: pa.Schema) -> pa.Schema:
     """The result's Arrow schema, from the driver's own warm sessions over no rows: every
     UDF loads and declares its type, as it will on the executors."""
     reader = pa.RecordBatchReader.from_batches(input_schema, iter(()))
-    stream = map_stream(plan, reader, on_executor=False)
+    stream = run_plan(plan, reader, on_executor=False)
     schema = stream.schema
     stream.read_all()
     return schema

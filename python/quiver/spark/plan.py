@@ -19,6 +19,10 @@ from quiver.udf_call import UdfCall
 # The runtime of UDFs given as quiver.call(...): the Python worker of the executor's own Python.
 PYTHON = "py"
 
+# What a plan runs: scalar UDFs (Session.map), a grouped map (Session.apply) or a table
+# function (Session.flat_map).
+MAP, APPLY, FLAT_MAP = "map", "apply", "flat_map"
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -55,6 +59,9 @@ class Plan:
     options: SessionOptions
     batch_rows: int
     output_schema: pa.Schema
+    kind: str = MAP
+    # The grouping columns of a grouped map.
+    group_by: tuple[str, ...] = ()
 
     @property
     def udf_names(self) -> list[str]:
