@@ -83,11 +83,14 @@ class _Handler(BaseHTTPRequestHandler):
             action = steps[attempt] if attempt < len(steps) else "ok"
             server.pids.update(int(p) for p in query.get("pid", []))
         try:
-            if not self._wait(server.delays.get(key, server.delay)):
-                with server.lock:
-                    server.abandoned += 1
-                return
-            self._answer(action, key)
+            if self._wait(server.delays.get(key, server.delay)):
+                try:
+                    self._answer(action, key)
+                    return
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client left as the answer went out
+            with server.lock:
+                server.abandoned += 1
         finally:
             with server.lock:
                 server.in_flight -= 1

@@ -1,5 +1,7 @@
 """Run a UDF's calls under its policy: retries with back-off, per-call timeout, failing rows.
 
+(The asyncio side, for ``async def`` UDFs, is in async_calls.py, imported only when one runs.)
+
 Row UDFs (scalar_row) are called once per row; an ``async def`` one runs up to
 ``max_concurrency`` calls at once on this thread's event loop, in a fixed number of lanes that
 each take the next row, so that at most that many rows are in flight and results land in row
@@ -9,13 +11,12 @@ or becomes null with its error text kept (``on_error="null"``). See docs/async-u
 
 from __future__ import annotations
 
-import asyncio
-import inspect
+import contextlib
 import json
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,9 +24,13 @@ from quiver.retry import CallPolicy, Retry, RetryAfter
 from quiver.udf import check_policy_fits
 from quiver.worker.errors import WorkerError, error_class_name
 
-# How long calls still pending after an interruption (SIGTERM, Ctrl-C) get to run their
-# cancellation handlers (close a connection) before the loop is left as it is.
-_CANCEL_GRACE_SECONDS = 1.0
+
+class BatchCancelled(BaseException):  # noqa: N818 - it is a signal, not an error
+    """A Cancel arrived while the batch's calls were pending; they were cancelled.
+
+    A BaseException, so that it passes the wrapping of the UDF's own errors on its way to the
+    worker's state machine, which drops the batch and answers the Cancel.
+    """
 
 
 class CallTimedOut(TimeoutError):
@@ -61,27 +66,10 @@ class PolicyRunner:
         """Call ``func`` once per row; return each row's outcome, in row order."""
         if not self.is_async:
             return [self._call_sync(func, row, index) for index, row in enumerate(rows)]
+        from quiver.worker import async_calls  # asyncio is slow to import: only when used
+
         lanes = self.policy.max_concurrency or 1
-        return run_on_loop(self._rows_async(func, rows, lanes))
-
-    async def _rows_async(
-        self, func: Callable[..., Any], rows: Sequence[tuple], lanes: int
-    ) -> list[Outcome]:
-        """Run the rows in ``lanes`` tasks, each taking the next row until none are left."""
-        outcomes: list[Outcome] = [(None, None)] * len(rows)
-        next_rows = iter(range(len(rows)))
-
-        async def lane() -> None:
-            for index in next_rows:  # shared: each row goes to exactly one lane
-                outcomes[index] = await self._call_async(func, rows[index], index)
-
-        tasks = [asyncio.ensure_future(lane()) for _ in range(min(lanes, len(rows)))]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            # A row that raised (on_error="raise") or a cancellation: stop the other calls.
-            await _cancel_all(tasks)
-        return outcomes
+        return async_calls.run_on_loop(async_calls.rows(self, func, rows, lanes))
 
     # ---- one call (a row, or a whole batch) ----
 
@@ -89,7 +77,9 @@ class PolicyRunner:
         """Call ``func`` once (a batch UDF) under the policy."""
         if not self.is_async:
             return self._call_sync(func, tuple(args), None)
-        return run_on_loop(self._call_async(func, tuple(args), None))
+        from quiver.worker import async_calls
+
+        return async_calls.run_on_loop(async_calls.call(self, func, tuple(args), None))
 
     def _call_sync(self, func: Callable[..., Any], args: tuple, row: int | None) -> Outcome:
         """Call a plain function, retrying as the policy says."""
@@ -100,44 +90,12 @@ class PolicyRunner:
             try:
                 return func(*args), None
             except Exception as exc:  # noqa: BLE001 - the UDF's error, judged by the policy
-                wait = self._retry_wait(exc, attempt)
+                wait = self.retry_wait(exc, attempt)
                 if wait is None:
-                    return self._failed(exc, row)
+                    return self.failed(exc, row)
             time.sleep(wait)
 
-    async def _call_async(self, func: Callable[..., Any], args: tuple, row: int | None) -> Outcome:
-        """Await an async function, with the per-call timeout, retrying as the policy says."""
-        attempt = 0
-        while True:
-            attempt += 1
-            self.counts.calls += 1
-            try:
-                return await self._attempt(func, args), None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - the UDF's error, judged by the policy
-                wait = self._retry_wait(exc, attempt)
-                if wait is None:
-                    return self._failed(exc, row)
-            await asyncio.sleep(wait)
-
-    async def _attempt(self, func: Callable[..., Any], args: tuple) -> Any:
-        """Make one call and await its result, within ``timeout`` when there is one."""
-        timeout = self.policy.timeout
-        if timeout is None:
-            return await _awaited(func(*args))
-        scope = asyncio.timeout(timeout)
-        try:
-            async with scope:
-                return await _awaited(func(*args))
-        except TimeoutError:
-            if scope.expired():  # ours, not a TimeoutError the UDF raised itself
-                raise CallTimedOut(
-                    f"the call took more than {timeout:g} s (timeout={timeout:g}) and was cancelled"
-                ) from None
-            raise
-
-    def _retry_wait(self, exc: BaseException, attempt: int) -> float | None:
+    def retry_wait(self, exc: BaseException, attempt: int) -> float | None:
         """Return how long to wait before the next attempt, or None when there is none."""
         retry = self.policy.retries
         if retry is None or attempt >= retry.max_attempts or not retry.retries(exc):
@@ -150,7 +108,7 @@ class PolicyRunner:
         self.counts.retry_wait_seconds += wait
         return wait
 
-    def _failed(self, exc: Exception, row: int | None) -> Outcome:
+    def failed(self, exc: Exception, row: int | None) -> Outcome:
         """Apply ``on_error`` to a call that failed for good."""
         if row is not None:
             exc.add_note(f"(in row {row} of the batch)")
@@ -166,49 +124,24 @@ def error_text(exc: BaseException) -> str:
     return f"{error_class_name(exc)}: {message}" if message else error_class_name(exc)
 
 
-async def _awaited(value: Any) -> Any:
-    """Await ``value`` when a call returned an awaitable (an async ``__call__``)."""
-    return await value if inspect.isawaitable(value) else value
-
-
-async def _cancel_all(tasks: list[asyncio.Future]) -> None:
-    """Cancel the tasks still running and wait until each has ended."""
-    for task in tasks:
-        task.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-
-
+# This thread's cancel probe, set by cancel_probe while a batch runs.
 _loops = threading.local()
 
 
-def event_loop() -> asyncio.AbstractEventLoop:
-    """Return this thread's event loop for async UDFs, made on first use and kept.
-
-    One loop per thread lives as long as the worker, so that what a UDF keeps between calls (a
-    connection pool, a client session made in a class UDF) stays on the loop it was made on.
-    """
-    loop = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _loops.loop = loop
-    return loop
+def current_probe() -> Callable[[], bool] | None:
+    """Return the cancel probe of the batch running on this thread, if any."""
+    return getattr(_loops, "probe", None)
 
 
-def run_on_loop(coroutine: Coroutine[Any, Any, Any]) -> Any:
-    """Run ``coroutine`` on this thread's loop; cancel what is pending if anything interrupts it.
-
-    SIGTERM and Ctrl-C reach the worker as an exception raised in the loop's thread; the calls
-    still pending are then cancelled (their connections closed) before it propagates, so no
-    request outlives the batch.
-    """
-    loop = event_loop()
-    task = loop.create_task(coroutine)
+@contextlib.contextmanager
+def cancel_probe(probe: Callable[[], bool]) -> Iterator[None]:
+    """Let async calls made inside the block poll ``probe`` and stop when it says a Cancel came."""
+    previous = getattr(_loops, "probe", None)
+    _loops.probe = probe
     try:
-        return loop.run_until_complete(task)
+        yield
     finally:
-        if not task.done():
-            task.cancel()
-            loop.run_until_complete(asyncio.wait([task], timeout=_CANCEL_GRACE_SECONDS))
+        _loops.probe = previous
 
 
 def with_call_options(

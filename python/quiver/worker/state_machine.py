@@ -22,6 +22,7 @@ from quiver._proto import pb
 from quiver.protocol import PROTOCOL_VERSION
 from quiver.protocol.items import EngineItem, IncomingBatch, UndecodableMessage
 from quiver.transport.base import ChannelClosed, MessageSink
+from quiver.worker.call_policy import BatchCancelled, cancel_probe
 from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
 from quiver.worker.execution import Execution
 
@@ -201,7 +202,12 @@ class WorkerStateMachine:
             self.log.debug("dropping batch %d: a Cancel follows it", sequence)
             return
         try:
-            result = execution.run_batch(body)
+            # Async UDFs look for a Cancel while their calls wait (worker/call_policy.py).
+            with cancel_probe(self.cancel_ahead):
+                result = execution.run_batch(body)
+        except BatchCancelled:
+            self.log.debug("dropping batch %d: a Cancel came while its calls waited", sequence)
+            return
         except ExecutionError as exc:
             self.fail(exc, sequence)
             return
