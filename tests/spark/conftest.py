@@ -83,7 +83,8 @@ def spark(wheel_env: tuple[Path, Path] | None) -> Iterator[Any]:
             except ProcessLookupError:
                 pass
         if left:
-            pytest.fail(f"processes of the Spark cluster outlived it: {left}")
+            listed = [(pid, cmdline[:200]) for pid, cmdline in left]
+            pytest.fail(f"processes of the Spark cluster outlived it: {listed}")
 
 
 def _wait_for_no_processes(token: str, seconds: float) -> list[tuple[int, str]]:

@@ -44,7 +44,7 @@ def marked_processes(token: str) -> list[tuple[int, str]]:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        found.append((int(entry), cmdline[:200]))
+        found.append((int(entry), cmdline))
     return found
 
 

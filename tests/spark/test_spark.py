@@ -86,6 +86,11 @@ def marked(spark: Any) -> list[tuple[int, str]]:
     return marked_processes(spark.sparkContext.getConf().get(f"spark.executorEnv.{MARK}"))
 
 
+def executor_jvms(spark: Any) -> set[int]:
+    """The process ids of the cluster's executor JVMs."""
+    return {pid for pid, cmdline in marked(spark) if "CoarseGrainedExecutorBackend" in cmdline}
+
+
 def assert_no_orphans(spark: Any) -> None:
     """Every quiver worker of the executors still has its executor Python process."""
     processes = dict(marked(spark))
@@ -211,6 +216,8 @@ def test_killed_worker_is_run_again_without_lost_or_doubled_rows(
                 pass
         return x
 
+    executors = executor_jvms(cluster)
+    assert len(executors) == 2, executors
     out = quiver.spark.map(
         frame(cluster), udfs=[quiver.call(kill_once, "id", name="same")], batch_rows=1000
     )
@@ -220,6 +227,7 @@ def test_killed_worker_is_run_again_without_lost_or_doubled_rows(
     )
     assert checksum.collect() == expected.collect()
     assert marker.exists(), "the UDF never killed its worker"
+    assert executor_jvms(cluster) == executors, "an executor died with the quiver worker"
     assert_no_orphans(cluster)
 
 
