@@ -103,6 +103,9 @@ arrow::Result<RunPlan> MakePlan(const RunOptions& options) {
       plan.uses_python = true;
     } else {
       plan.runtimes[call.runtime] = declared[call.runtime];
+      if (!declared[call.runtime].payload_format.empty()) {
+        call.payload_format = declared[call.runtime].payload_format;
+      }
     }
     plan.calls.push_back(std::move(call));
   }
@@ -134,10 +137,13 @@ worker::WorkerSpec BaseWorkerSpec(const RunOptions& options, std::vector<std::st
   return spec;
 }
 
-// Makes the pool of one runtime's workers: `command` is the worker program.
+// Makes the pool of one runtime's workers: `command` is the worker program;
+// `transport`, when set, the one its runtime declares (spark:).
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
-    const RunOptions& options, std::vector<std::string> command) {
+    const RunOptions& options, std::vector<std::string> command,
+    const std::string& transport = "") {
   ARROW_ASSIGN_OR_RAISE(worker::WorkerSpec spec, WorkerPoolSpec(options, std::move(command)));
+  if (!transport.empty()) spec.transport = transport;
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
@@ -240,7 +246,7 @@ arrow::Status RunCommand(const RunOptions& options) {
   plan.uses_python = std::any_of(operator_options.udfs.begin(), operator_options.udfs.end(),
                                  [](const auto& call) { return call.runtime == kPythonRuntime; });
   for (const auto& [name, python] : environments) {
-    plan.runtimes[name] = {name, worker::PythonWorkerCommand(python)};
+    plan.runtimes[name] = {name, worker::PythonWorkerCommand(python), "", ""};
   }
 
   // One pool per runtime; Python alone keeps the single-pool operator.
@@ -254,7 +260,8 @@ arrow::Status RunCommand(const RunOptions& options) {
     dispatchers.push_back(std::move(python));
   }
   for (const auto& [name, runtime] : plan.runtimes) {
-    ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options, runtime.command));
+    ARROW_ASSIGN_OR_RAISE(auto dispatcher,
+                          MakeDispatcher(options, runtime.command, runtime.transport));
     watchdog.AddCleanupDirectory(dispatcher->private_directory());
     by_runtime[name] = dispatcher.get();
     dispatchers.push_back(std::move(dispatcher));

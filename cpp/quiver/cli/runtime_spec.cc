@@ -16,6 +16,11 @@ namespace fs = std::filesystem;
 constexpr char kRuntimeForm[] =
     "a runtime is NAME=COMMAND [ARG ...], e.g. --runtime 'rs=./target/release/my-udfs'";
 
+// A runtime whose workers speak Spark's UdfWorker protocol (docs/spark-protocol.md).
+constexpr char kSparkScheme[] = "spark:";
+// ... whose UDFs are Python references (a Python worker in Spark's dialect).
+constexpr char kSparkPythonScheme[] = "spark+python:";
+
 bool IsIdentifier(std::string_view text) {
   if (text.empty()) return false;
   for (size_t i = 0; i < text.size(); ++i) {
@@ -118,7 +123,17 @@ arrow::Result<RuntimeSpec> ParseRuntimeSpec(std::string_view text, const fs::pat
         "--runtime: 'py' is the built-in Python runtime; choose its interpreter "
         "with --python");
   }
-  ARROW_ASSIGN_OR_RAISE(spec.command, SplitCommand(text.substr(equals + 1)));
+  std::string_view command = text.substr(equals + 1);
+  while (!command.empty() && command.front() == ' ') command.remove_prefix(1);
+  if (command.starts_with(kSparkPythonScheme)) {
+    spec.transport = "spark";
+    spec.payload_format = "python/ref";
+    command.remove_prefix(std::string_view(kSparkPythonScheme).size());
+  } else if (command.starts_with(kSparkScheme)) {
+    spec.transport = "spark";
+    command.remove_prefix(std::string_view(kSparkScheme).size());
+  }
+  ARROW_ASSIGN_OR_RAISE(spec.command, SplitCommand(command));
   if (spec.command.empty()) {
     return UsageError("--runtime '" + std::string(text) + "': no command after '='\n" +
                       kRuntimeForm);

@@ -2,7 +2,10 @@
 
 // The grammar of `quiver run --runtime`: a named kind of worker.
 //
-//   runtime   := NAME '=' COMMAND [ARG ...]
+//   runtime   := NAME '=' [SCHEME] COMMAND [ARG ...]
+//   SCHEME    := 'spark:'         the worker speaks Spark's UdfWorker protocol
+//              | 'spark+python:'  ... and takes its UDFs as Python references
+//                                 (payload format python/ref: --udf 'x=NAME:mod:f(c)')
 //   NAME      := IDENT (not `py`, the built-in Python runtime)
 //   COMMAND   := a program: a path (absolute, or relative to the current
 //                directory) or a name looked up in PATH
@@ -10,6 +13,9 @@
 //
 // e.g. --runtime 'rs=./target/release/my-udfs --threads 1'. The engine starts
 // the command as `COMMAND ARG... [--transport grpc] --id ID --connection ENDPOINT`.
+// With a scheme the worker speaks Spark's UdfWorker protocol (docs/spark-protocol.md):
+// it is started as `COMMAND ARG... --id ID --connection SOCKET_PATH`, e.g.
+// --runtime 'sp=spark+python:.venv/bin/python -m quiver.worker --dialect spark'.
 
 #include <filesystem>
 #include <string>
@@ -25,6 +31,11 @@ struct RuntimeSpec {
   std::string name;
   /// The program (as found: a path) and its arguments.
   std::vector<std::string> command;
+  /// The transport its workers are reached by: "spark" for a `spark:` runtime,
+  /// empty for quiver.v1 over the run's --transport.
+  std::string transport;
+  /// The payload format of its UDFs when not "symbol": "python/ref" for `spark+python:`.
+  std::string payload_format;
 };
 
 /// Parses a --runtime text and checks that its program exists and can be run

@@ -10,6 +10,8 @@
 //   grpc+unix         transport/grpc  the UdfWorker gRPC service on a Unix socket
 //   grpc+tcp          transport/grpc  ... on a loopback TCP port, or a remote
 //                                     worker's HOST:PORT (quiver_transport_grpc)
+//   spark             transport/spark Spark's UdfWorker protocol on a Unix socket,
+//                                     one Execute stream per UDF (quiver_transport_spark)
 //
 // A transport's folder registers it with a TransportRegistration object at
 // namespace scope; an engine that wants the transport links its target whole

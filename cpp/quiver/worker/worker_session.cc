@@ -260,6 +260,13 @@ arrow::Status WorkerSession::Broken(const std::string& what) {
 
 arrow::Status WorkerSession::Lost(const arrow::Status& transport_error) {
   worker_->MarkBroken();
+  // A transport that checks a protocol of its own (spark) says what the worker broke.
+  const UdfErrorDetail* detail = UdfErrorDetailOf(transport_error);
+  if (detail != nullptr && detail->kind == UdfErrorKind::kProtocolViolation) {
+    return Failed(*worker_, UdfErrorKind::kProtocolViolation,
+                  arrow::Status::IOError(worker_->Describe(), " ", transport_error.message(),
+                                         " (protocol violation; the worker was stopped)"));
+  }
   WorkerFailure failure = worker_->ExamineFailure();
   return WithUdfError(arrow::Status::IOError(failure.text, "\n(", transport_error.message(), ")"),
                       std::move(failure.detail));
