@@ -12,6 +12,9 @@ Measures, in one run:
   Median of ``--repeats`` for N >= 64, one run below;
 - the cost per row of an async row UDF that does no I/O against the same plain row UDF
   (200,000 rows, median of ``--repeats``), and of that plain row UDF against an Arrow batch UDF.
+
+``--uvloop DIR`` runs the workers' event loops on uvloop instead, from DIR (made with
+``pip install --target DIR uvloop``; quiver does not depend on it), to compare the two.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ import argparse
 import asyncio
 import multiprocessing
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -92,6 +97,12 @@ async def plus_one_async(x: int) -> int:
     return x + 1
 
 
+@quiver.udf(returns="string")
+async def loop_kind(x: int) -> str:
+    """Name the module of the event loop the worker runs async UDFs on."""
+    return type(asyncio.get_running_loop()).__module__
+
+
 @quiver.udf(returns="int64", eval_type="scalar_row")
 def plus_one_row(x: int) -> int:
     return x + 1
@@ -110,7 +121,7 @@ def _map(session: quiver.Session, table: pa.Table, call: quiver.UdfCall, batch_r
     return took
 
 
-def bench_service(rows: int, repeats: int) -> None:
+def bench_service(rows: int, repeats: int, session_options: dict) -> None:
     receiver, sender = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.Process(target=_serve, args=(sender,), daemon=True)
     server.start()
@@ -118,7 +129,7 @@ def bench_service(rows: int, repeats: int) -> None:
     print(f"service: answers after {DELAY * 1000:.0f} ms; one worker; batches of 2,500 rows")
     print(f"{'N':>5} {'rows':>7} {'wall s':>8} {'ideal s':>8} {'of ideal':>9}")
     try:
-        with quiver.Session(workers=1, batch_timeout=600) as session:
+        with quiver.Session(workers=1, batch_timeout=600, **session_options) as session:
             for n in (1, 8, 64, 256):
                 count = rows // 50 if n == 1 else rows // 5 if n == 8 else rows
                 table = pa.table({"key": [f"k{i}" for i in range(count)], "port": [port] * count})
@@ -132,11 +143,11 @@ def bench_service(rows: int, repeats: int) -> None:
         server.kill()
 
 
-def bench_overhead(repeats: int) -> None:
+def bench_overhead(repeats: int, session_options: dict) -> None:
     rows = 200_000
     table = pa.table({"x": pa.array(range(rows), pa.int64())})
     print(f"\nper-row cost, no I/O, {rows:,} rows, one worker, batches of 10,000 rows (median)")
-    with quiver.Session(workers=1) as session:
+    with quiver.Session(workers=1, **session_options) as session:
         results = {}
         for label, udf in (
             ("arrow batch UDF", plus_one_arrow),
@@ -158,9 +169,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--uvloop", type=Path, help="a folder with uvloop installed in it")
     args = parser.parse_args()
-    bench_service(args.rows, args.repeats)
-    bench_overhead(args.repeats)
+    with tempfile.TemporaryDirectory() as hook:
+        options = (
+            {} if args.uvloop is None else {"environment": _uvloop_environment(args.uvloop, hook)}
+        )
+        with quiver.Session(workers=1, **options) as session:
+            kind = session.map(pa.table({"x": [1]}), udfs=[quiver.call(loop_kind, "x")])
+            print("workers' event loop:", kind.read_all().column("loop_kind")[0].as_py())
+        bench_service(args.rows, args.repeats, options)
+        bench_overhead(args.repeats, options)
+
+
+def _uvloop_environment(uvloop_dir: Path, hook: str) -> dict[str, str]:
+    """Return worker environment variables that make every new event loop a uvloop one."""
+    Path(hook, "sitecustomize.py").write_text(
+        "import asyncio, uvloop\nasyncio.set_event_loop_policy(uvloop.EventLoopPolicy())\n"
+    )
+    return {"PYTHONPATH": f"{hook}:{uvloop_dir.resolve()}"}
 
 
 if __name__ == "__main__":
