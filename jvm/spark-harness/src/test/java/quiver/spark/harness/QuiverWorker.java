@@ -41,7 +41,7 @@ enum QuiverWorker {
           root().resolve("build/cpp/examples/udf_worker/quiver_example_udf_worker").toString());
     }
   },
-  RUST("symbol", false) {
+  RUST("symbol", true) {
     @Override
     List<String> command() {
       return List.of(root().resolve("rust/target/release/examples/udfs").toString());
