@@ -80,9 +80,10 @@ def write_line(out: IO[str], record: dict) -> None:
 
 def run_all(arguments: argparse.Namespace, out: IO[str]) -> int:
     """Set the peer up, run every scenario, tear it down; 1 when the start-up failed."""
+    peer_config = pick(PEERS, arguments.peer, "peer")[0]
     options = PeerOptions(
-        peer=pick(PEERS, arguments.peer, "peer")[0],
-        workers=arguments.workers,
+        peer=peer_config,
+        workers=peer_config.workers_or(arguments.workers),
         quiver_binary=arguments.quiver,
         startup_file=arguments.startup_file,
         input_mode_flag=arguments.input_mode_flag,

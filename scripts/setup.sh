@@ -70,7 +70,7 @@ install_requirements() {
   local stamp="$venv/.quiver-$(basename "$(dirname "$requirements")")-$(basename "$requirements").stamp"
   [ -f "$stamp" ] && [ "$stamp" -nt "$requirements" ] && return
   step "installing $what into .venv"
-  "$venv/bin/python" -m pip install -q -r "$requirements"
+  "$venv/bin/python" -m pip install -q "${@:3}" -r "$requirements"
   touch "$stamp"
 }
 
@@ -86,6 +86,7 @@ create_python_environment() {
   fi
   if [ "$with_bench" = 1 ]; then
     install_requirements "$root/bench/requirements.txt" "the benchmark's peers"
+    install_requirements "$root/bench/requirements-no-deps.txt" "Daft (pyarrow kept)" --no-deps
   fi
   local stamp="$venv/.quiver-installed"
   if [ ! -f "$stamp" ] || [ "$root/python/pyproject.toml" -nt "$stamp" ]; then

@@ -59,7 +59,12 @@ def peer_command(request: PeerRequest, scenarios: list, results: Path) -> list[s
     for scenario, file in scenarios:
         command += ["--scenario", scenario.key, str(file)]
     command += ["--warmups", str(request.warmups), "--runs", str(request.runs)]
-    command += ["--workers", str(request.workers), "--quiver", str(request.quiver_binary)]
+    command += [
+        "--workers",
+        str(request.peer.workers_or(request.workers)),
+        "--quiver",
+        str(request.quiver_binary),
+    ]
     command += ["--startup-file", str(request.startup_file), "--results", str(results)]
     if request.input_mode_flag:
         command.append("--input-mode-flag")
@@ -144,7 +149,10 @@ def run_process(request: PeerRequest, scenarios: list, outcome: PeerOutcome) -> 
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
-            env=dict(os.environ, **environment_for(request.peer, request.workers)),
+            env=dict(
+                os.environ,
+                **environment_for(request.peer, request.peer.workers_or(request.workers)),
+            ),
             cwd=scratch,
             start_new_session=True,
         )

@@ -34,6 +34,20 @@ RATIOS: tuple[Ratio, ...] = (
         "spark-columnar",
     ),
     Ratio("session-vs-polars", "quiver.Session vs Polars", "quiver-session", "polars"),
+    Ratio("quiver-vs-daft-process", "quiver vs Daft process", "quiver-columnar", "daft-process"),
+    Ratio("quiver-vs-daft-threads", "quiver vs Daft threads", "quiver-columnar", "daft-threads"),
+    # Two quiver workers against the peers' own parallelism (the CPU-bound scenario's case).
+    Ratio("quiver-2-vs-polars", "quiver 2 workers vs Polars", "quiver-2-workers", "polars"),
+    Ratio("quiver-2-vs-duckdb", "quiver 2 workers vs DuckDB", "quiver-2-workers", "duckdb"),
+    Ratio(
+        "quiver-2-vs-daft-process",
+        "quiver 2 workers vs Daft process",
+        "quiver-2-workers",
+        "daft-process",
+    ),
+    Ratio(
+        "quiver-2-vs-spark-2", "quiver 2 workers vs Spark local[2]", "quiver-2-workers", "spark-2"
+    ),
 )
 
 

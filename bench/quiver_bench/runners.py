@@ -278,12 +278,57 @@ class PolarsPeer(BasePeer):
         return Query(run, {"sink": "sink_batches, each batch dropped"})
 
 
+class DaftPeer(BasePeer):
+    """Daft `@daft.func.batch` over `read_parquet`, result batches streamed and dropped.
+
+    `peer.mode` "process" runs the UDF in Daft's own worker processes (`use_process=True`,
+    its out-of-process mode), "threads" on threads of the peer's process; either way on Daft's
+    native runner with as many threads as workers (a synchronous `@daft.func` takes no
+    `max_concurrency`: Daft sizes its UDF pool from the runner).
+    """
+
+    def __init__(self, options: PeerOptions) -> None:
+        super().__init__(options)
+        start = time.perf_counter()
+        import daft
+
+        daft.set_runner_native(num_threads=options.workers)
+        self.startup_ms = elapsed_ms(start)
+        self.settings = {
+            "use_process": options.peer.mode == "process",
+            "runner": f"native, {options.workers} threads",
+            "daft": daft.__version__,
+        }
+
+    def query(self, scenario: Scenario, file: Path) -> Query:
+        import daft
+
+        call = arrow_to_arrow(udf_function(scenario))
+
+        def batch(*series: Any) -> Any:
+            return daft.Series.from_arrow(call(*[column.to_arrow() for column in series]))
+
+        udf = daft.func.batch(
+            return_dtype=daft.DataType.string(),
+            use_process=self.options.peer.mode == "process",
+        )(batch)
+        frame = daft.read_parquet(str(file))
+        selected = frame.with_column("result", udf(*[frame[name] for name in scenario.arguments]))
+
+        def run() -> None:
+            for _batch in selected.to_arrow_iter():
+                pass
+
+        return Query(run, self.settings | {"sink": "to_arrow_iter, each batch dropped"})
+
+
 PEER_CLASSES: dict[str, type[BasePeer]] = {
     "quiver": QuiverPeer,
     "quiver-session": QuiverSessionPeer,
     "spark": SparkPeer,
     "duckdb": DuckDBPeer,
     "polars": PolarsPeer,
+    "daft": DaftPeer,
 }
 
 

@@ -27,7 +27,13 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("identity-2m-200", "string identity", 2_000_000, 200, "identity", ("data",)),
     Scenario("identity-10m-100", "string identity", 10_000_000, 100, "identity", ("data",)),
     Scenario("identity-20m-100", "string identity", 20_000_000, 100, "identity", ("data",)),
+    # A UDF that costs CPU (pure Python per row): here worker processes run in parallel,
+    # while an in-process peer's Python UDF holds the GIL.
+    Scenario("normalize-1m-100", "string normalise (CPU)", 1_000_000, 100, "normalize", ("data",)),
 )
+
+# The scenario whose UDF costs CPU: quiver's 2-worker peer and Spark local[2] are for it.
+CPU_SCENARIO = "normalize-1m-100"
 
 # The scenario whose engine memory is measured at two scales.
 LARGEST_SCENARIO = "identity-20m-100"
@@ -43,6 +49,12 @@ class Peer:
     mode: str = ""
     # Role of the peer's own process in the memory figures (see quiver_bench.rss).
     root_role: str = "driver"
+    # Workers (processes or threads) of this peer; 0: the harness's --workers.
+    workers: int = 0
+
+    def workers_or(self, default: int) -> int:
+        """Return this peer's own worker count, else `default` (the harness's --workers)."""
+        return self.workers or default
 
 
 PEERS: tuple[Peer, ...] = (
@@ -52,11 +64,17 @@ PEERS: tuple[Peer, ...] = (
     # As quiver-columnar, over the shared-memory transport (--transport shm).
     Peer("quiver-shm", "quiver columnar, shm", "quiver", "columnar-shm", "launcher"),
     Peer("quiver-rows", "quiver rows", "quiver", "rows", "launcher"),
+    # As quiver-columnar with two workers always: the CPU-bound scenario's parallel figure.
+    Peer("quiver-2-workers", "quiver, 2 workers", "quiver", "columnar", "launcher", workers=2),
     Peer("quiver-session", "quiver.Session (warm)", "quiver-session", "columnar", "engine"),
     Peer("spark-columnar", "Spark columnar", "spark", "true"),
     Peer("spark-rows", "Spark row-based", "spark", "false"),
+    Peer("spark-2", "Spark columnar local[2]", "spark", "true", workers=2),
     Peer("duckdb", "DuckDB", "duckdb", root_role="engine"),
     Peer("polars", "Polars", "polars", root_role="engine"),
+    # Daft's batch UDFs: out of process (its own worker processes) and on threads.
+    Peer("daft-process", "Daft process UDF", "daft", "process", "engine"),
+    Peer("daft-threads", "Daft thread UDF", "daft", "threads", "engine"),
 )
 
 

@@ -23,17 +23,22 @@ SCENARIOS = (
     "identity-2m-200",
     "identity-10m-100",
     "identity-20m-100",
+    "normalize-1m-100",
 )
 PEERS = (
     "quiver-columnar",
     "quiver-cold",
     "quiver-shm",
     "quiver-rows",
+    "quiver-2-workers",
     "quiver-session",
     "spark-columnar",
     "spark-rows",
+    "spark-2",
     "duckdb",
     "polars",
+    "daft-process",
+    "daft-threads",
 )
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -70,13 +75,57 @@ def test_every_scenario_has_every_peer_with_a_time_or_an_error(results: dict) ->
             assert len(result["times_ms"]) == 1, where
 
 
-@pytest.mark.parametrize("peer", ["duckdb", "polars"])
+@pytest.mark.parametrize("peer", ["duckdb", "polars", "daft-process", "daft-threads"])
 def test_in_process_peers_ran_when_installed(results: dict, peer: str) -> None:
-    """DuckDB and Polars run in process: once installed, nothing here can stop them."""
-    if importlib.util.find_spec(peer) is None:
+    """DuckDB, Polars and Daft run in process (Daft's process UDFs in processes it starts
+    itself): once installed, nothing here can stop them."""
+    if importlib.util.find_spec(peer.partition("-")[0]) is None:
         pytest.skip(f"{peer} is not installed (bench/requirements.txt)")
     for scenario in results["scenarios"]:
         assert "error" not in scenario["peers"][peer], scenario["peers"][peer]
+
+
+def test_daft_process_udfs_run_in_processes_of_their_own(results: dict) -> None:
+    if importlib.util.find_spec("daft") is None:
+        pytest.skip("daft is not installed (bench/requirements-no-deps.txt)")
+    for scenario in results["scenarios"]:
+        process = scenario["peers"]["daft-process"]
+        threads = scenario["peers"]["daft-threads"]
+        assert process["settings"]["use_process"] is True
+        assert threads["settings"]["use_process"] is False
+        assert process["peak_rss_mb"]["workers"] > 20, (scenario["key"], process)
+        assert threads["peak_rss_mb"]["workers"] == 0, (scenario["key"], threads)
+
+
+def test_two_worker_peers_run_two_workers_whatever_the_harness_default(results: dict) -> None:
+    assert results["config"]["workers"] == 1
+    for scenario in results["scenarios"]:
+        quiver = scenario["peers"]["quiver-2-workers"]
+        assert "error" not in quiver, quiver
+        assert "--workers 2" in quiver["settings"]["command"]
+    spark = results["peers"]["spark-2"]
+    if "error" not in spark:
+        assert spark["settings"]["master"] == "local[2]"
+
+
+def test_the_cpu_bound_scenario_has_the_parallel_ratios(results: dict) -> None:
+    cpu = next(s for s in results["scenarios"] if s["key"] == "normalize-1m-100")
+    assert cpu["udf"] == "normalize(data)"
+    polars = cpu["peers"]["polars"]
+    quiver = cpu["peers"]["quiver-2-workers"]
+    if "error" not in polars:
+        expected = round(polars["median_ms"] / quiver["median_ms"], 2)
+        assert cpu["ratios"]["quiver-2-vs-polars"] == expected
+    for key in ("quiver-2-vs-duckdb", "quiver-2-vs-daft-process", "quiver-2-vs-spark-2"):
+        assert key in cpu["ratios"]
+
+
+def test_the_normalisation_folds_case_accents_and_separators() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import udfs
+
+    assert udfs.normalize_text("Ça_va--BIEN  déjà") == "ca va bien deja"
+    assert udfs.normalize_text("ＡＢＣ-１２３") == "abc 123"
 
 
 def test_memory_is_sampled(results: dict) -> None:
@@ -119,6 +168,7 @@ def test_markdown_has_the_seed_table(results_dir: Path) -> None:
     assert "Spark columnar vs row-based" in text
     assert "| string concat | 20K | 200 |" in text
     assert "| string identity | 200K | 100 |" in text
+    assert "| string normalise (CPU) | 10K | 100 |" in text
     assert "Machine: " in text
 
 
