@@ -21,6 +21,7 @@
 #include <parquet/properties.h>
 #include <parquet/size_statistics.h>
 
+#include "quiver/cli/parallel_parquet_reader.h"
 #include "quiver/cli/read_ahead.h"
 
 namespace quiver::cli {
@@ -190,6 +191,32 @@ int64_t DecodeRows(const parquet::FileMetaData& metadata, const std::vector<int>
   return std::min(fit, std::max(options.batch_rows, kMaxDecodeRows));
 }
 
+// OpenParquet's ending when several threads decode: the parallel reader reads
+// ahead itself, so no read-ahead thread is stacked on it.
+arrow::Result<InputFile> OpenParquetInParallel(
+    const std::string& path, const std::shared_ptr<arrow::io::ReadableFile>& file,
+    std::shared_ptr<parquet::FileMetaData> metadata,
+    const std::shared_ptr<parquet::arrow::FileReader>& owner, std::vector<int> row_groups,
+    std::vector<int> leaves, InputFile input, const InputReadOptions& options) {
+  const auto& properties = owner->properties();  // the batch size set above included
+  ParallelParquetOptions parallel;
+  parallel.threads = options.decode_threads;
+  std::optional<std::vector<int>> columns;
+  if (options.columns) columns = std::move(leaves);
+  auto batches = ReadParquetInParallel(file, metadata, properties, std::move(row_groups),
+                                       std::move(columns), parallel);
+  if (!batches.ok()) {
+    return CannotRead(path, "Parquet", batches.status(),
+                      "is it a Parquet file? Name its format with --input-format");
+  }
+  InputReadOptions sliced = options;
+  sliced.read_ahead_batches = 0;
+  input.reader = Sliced(file, std::move(batches).ValueUnsafe(), sliced, path);
+  input.total_rows = metadata->num_rows();
+  input.format = FileFormat::kParquet;
+  return input;
+}
+
 arrow::Result<InputFile> OpenParquet(const std::string& path,
                                      const std::shared_ptr<arrow::io::ReadableFile>& file,
                                      const InputReadOptions& options) {
@@ -217,6 +244,10 @@ arrow::Result<InputFile> OpenParquet(const std::string& path,
   owner->set_batch_size(DecodeRows(*metadata, leaves, options));
   std::vector<int> row_groups(metadata->num_row_groups());
   for (int g = 0; g < metadata->num_row_groups(); ++g) row_groups[g] = g;
+  if (options.decode_threads > 1 && row_groups.size() > 1) {
+    return OpenParquetInParallel(path, file, metadata, owner, std::move(row_groups),
+                                 std::move(leaves), std::move(input), options);
+  }
   auto batches = options.columns ? owner->GetRecordBatchReader(row_groups, leaves)
                                  : owner->GetRecordBatchReader(row_groups);
   if (!batches.ok()) return CannotRead(path, "Parquet", batches.status(), kAdvice);

@@ -33,6 +33,9 @@ struct InputReadOptions {
   /// Decoded batches read ahead on a thread of the reader while the caller
   /// works (0: read on the caller's thread). Bounds the memory read ahead.
   int read_ahead_batches = 0;
+  /// Threads that decode Parquet row groups ahead of the caller, in order
+  /// (parallel_parquet_reader.h, which states the memory bound); 1: one reader.
+  int decode_threads = 1;
 };
 
 /// Most rows Parquet decodes at a time, whatever InputReadOptions::batch_bytes allows.

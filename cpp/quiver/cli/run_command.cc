@@ -22,6 +22,7 @@
 #include "quiver/cli/input_file.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/output_file.h"
+#include "quiver/cli/parallel_parquet_reader.h"
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_envs.h"
 #include "quiver/cli/python_interpreter.h"
@@ -162,7 +163,8 @@ std::optional<std::vector<std::string>> NeededColumns(
 }
 
 // How to read the input: only the columns the run uses, read ahead of the
-// workers, Parquet decoded on Arrow's threads when cores are left over.
+// workers, Parquet decoded on Arrow's threads when cores are left over, its row
+// groups on as many threads as the workers leave cores.
 InputReadOptions ReadOptionsOf(const RunOptions& options, const RunPlan& plan) {
   InputReadOptions read;
   read.batch_rows = options.batch_rows;
@@ -171,6 +173,7 @@ InputReadOptions ReadOptionsOf(const RunOptions& options, const RunPlan& plan) {
   const unsigned cores = std::thread::hardware_concurrency();
   read.use_threads = cores >= static_cast<unsigned>(options.workers) + 2;
   read.read_ahead_batches = kReadAheadBatches;
+  read.decode_threads = DecodeThreadsOfRun(options.workers);
   return read;
 }
 
