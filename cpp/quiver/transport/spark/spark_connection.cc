@@ -117,9 +117,11 @@ struct Execution {
   bool finish_sent = false;
   bool cancel_sent = false;
   // The receiving thread's own.
-  bool ready = false;       // every InitResponse arrived
-  bool draining = false;    // failed or cancelled: read to the terminators
-  bool broken = false;      // a violation was found; the calls are cancelled
+  bool ready = false;     // every InitResponse arrived
+  bool draining = false;  // failed or cancelled: read to the terminators
+  bool broken = false;    // a violation was found; the calls are cancelled
+  // The violation, for the sending thread, whose writes fail once the calls are cancelled.
+  arrow::Status violation;  // guarded by `mutex`
   std::string local_error;  // set when the Init could not be translated
 };
 
@@ -246,7 +248,7 @@ class SparkConnection : public Connection {
     for (UdfStream& stream : execution->streams) {
       ARROW_ASSIGN_OR_RAISE(auto arguments, batch.SelectColumns(stream.argument_offsets));
       ARROW_ASSIGN_OR_RAISE(grpc::ByteBuffer bytes, EncodeDataRequest(*arguments));
-      ARROW_RETURN_NOT_OK(Write(stream, bytes, deadline));
+      ARROW_RETURN_NOT_OK(Write(*execution, stream, bytes, deadline));
     }
     return arrow::Status::OK();
   }
@@ -332,11 +334,15 @@ class SparkConnection : public Connection {
   }
 
   // Writes `bytes` on `stream`, giving up (and cancelling the calls) at `deadline`.
-  arrow::Status Write(UdfStream& stream, const grpc::ByteBuffer& bytes, io::Deadline deadline) {
+  // A write that fails after the receiving side found a violation returns it.
+  arrow::Status Write(Execution& execution, UdfStream& stream, const grpc::ByteBuffer& bytes,
+                      io::Deadline deadline) {
     const uint64_t token = watchdog_.Arm(deadline);
     const bool written = stream.call->Write(bytes);
     watchdog_.Disarm(token);
     if (!written) {
+      std::lock_guard<std::mutex> lock(execution.mutex);
+      if (!execution.violation.ok()) return execution.violation;
       return arrow::Status::IOError("the worker at ", endpoint_,
                                     " stopped reading the stream of UDF '", stream.name,
                                     "' (the call was closed or timed out)");
@@ -395,7 +401,8 @@ class SparkConnection : public Connection {
     // loads the UDFs at once.
     for (size_t i = 0; i < starts->size(); ++i) {
       for (const proto::UdfRequest& request : (*starts)[i].messages) {
-        ARROW_RETURN_NOT_OK(Write(execution->streams[i], SerializeRequest(request), deadline));
+        ARROW_RETURN_NOT_OK(
+            Write(*execution, execution->streams[i], SerializeRequest(request), deadline));
       }
     }
     return arrow::Status::OK();
@@ -429,9 +436,10 @@ class SparkConnection : public Connection {
     }
     const grpc::ByteBuffer bytes = SerializeRequest(request);
     for (UdfStream* stream : targets) {
-      arrow::Status written = Write(*stream, bytes, deadline);
-      // A Cancel to a stream that already ended is moot; the receiver reads how it ended.
-      if (!written.ok() && !cancel) return written;
+      arrow::Status written = Write(*execution, *stream, bytes, deadline);
+      // A Cancel to a stream that already ended is moot, and a Finish to a worker
+      // found breaking the protocol: the receiving side reports how it ended.
+      if (!written.ok() && !cancel && UdfErrorDetailOf(written) == nullptr) return written;
     }
     return arrow::Status::OK();
   }
@@ -516,14 +524,19 @@ class SparkConnection : public Connection {
 
   // Fails the execution for a message the protocol does not allow.
   arrow::Status Violation(Execution& execution, UdfStream& stream, const std::string& what) {
-    execution.broken = true;
-    for (UdfStream& each : execution.streams) each.call->Cancel();
     UdfErrorDetail detail;
     detail.kind = UdfErrorKind::kProtocolViolation;
-    return WithUdfError(
-        arrow::Status::IOError("broke Spark's protocol on the Execute stream of UDF '", stream.name,
-                               "': it ", what),
-        std::move(detail));
+    arrow::Status violation =
+        WithUdfError(arrow::Status::IOError("broke Spark's protocol on the Execute stream of UDF '",
+                                            stream.name, "': it ", what),
+                     std::move(detail));
+    {
+      std::lock_guard<std::mutex> lock(execution.mutex);
+      execution.violation = violation;
+    }
+    execution.broken = true;
+    for (UdfStream& each : execution.streams) each.call->Cancel();
+    return violation;
   }
 
   // Reports `error` of `stream` as quiver.v1's Error and cancels every stream,
