@@ -206,6 +206,7 @@ def test_quiver_run_takes_udf_options(tmp_path: Path) -> None:
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
+    assert "failed   1 row of 'got': null, their errors in got__error" in done.stderr
     out = pq.read_table(tmp_path / "out.parquet")
     assert out.column_names == ["key", "got", "got__error"]
     assert out.column("got").to_pylist() == ["k0", "k1", None, "k3", "k4", "k5"]

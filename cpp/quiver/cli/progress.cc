@@ -106,6 +106,7 @@ std::string FormatSummary(const RunSummary& summary) {
          " rows/s, " + FormatMegabytesPerSecond(summary.bytes, summary.elapsed) + ")\n";
   out += "  in UDFs  " + FormatDuration(summary.worker_udf_time) + " over " +
          std::to_string(summary.workers) + (summary.workers == 1 ? " worker" : " workers") + "\n";
+  out += FormatFailedRows(summary.failed_rows);
   out += "  output   " +
          (summary.output.empty() ? std::string("discarded (noop)") : summary.output) + "\n";
   return out;

@@ -8,6 +8,9 @@
 #include <cstdio>
 #include <optional>
 #include <string>
+#include <vector>
+
+#include "quiver/cli/row_errors.h"
 
 namespace quiver::cli {
 
@@ -32,6 +35,8 @@ struct RunSummary {
   int workers = 1;
   /// The output file; empty when the output was discarded (noop).
   std::string output;
+  /// Rows kept as null by UDFs with on_error=null, per UDF (row_errors.h).
+  std::vector<FailedRows> failed_rows;
 };
 
 /// Formats a count with thousands separators: 1234567 -> "1,234,567".

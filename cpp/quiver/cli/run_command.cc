@@ -26,6 +26,7 @@
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_envs.h"
 #include "quiver/cli/python_interpreter.h"
+#include "quiver/cli/row_errors.h"
 #include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/trust_options.h"
 #include "quiver/cli/udf_args.h"
@@ -202,6 +203,7 @@ arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t
     }
     if (batch == nullptr) break;
     ARROW_RETURN_NOT_OK(output->Write(batch));
+    CountFailedRows(*batch, &summary->failed_rows);
     summary->rows += batch->num_rows();
     summary->batches += 1;
     const auto now = Clock::now();
@@ -284,6 +286,9 @@ arrow::Status RunCommand(const RunOptions& options) {
                         OutputFile::Open(options.output, plan.output_format, run->schema()));
   watchdog.SetCleanupPath(output->temporary_path());
   RunSummary summary;
+  std::vector<std::string> udf_names;
+  for (const auto& call : plan.calls) udf_names.push_back(call.name);
+  summary.failed_rows = ErrorColumns(*run->schema(), udf_names);
   const bool show_progress = !options.quiet && ::isatty(STDERR_FILENO) == 1;
   ARROW_RETURN_NOT_OK(
       Drain(run.get(), output.get(), input.total_rows, start, show_progress, &summary));
