@@ -1,9 +1,11 @@
-"""The engine against a shm worker whose results name bad regions or hold damaged bytes.
+"""The engine against a shm worker whose results lie, or which attacks results it handed over.
 
-A worker over the shm transport tells the engine where its result lies in shared memory. Every
-lie (outside the arena, wrapping, misaligned, empty, half written, flipped bytes) must end the run
-with exit 1 and an error naming the problem, or (flipped bytes that still decode) exit 0 with an
-output that passes full validation - never a signal or a hang.
+A worker over the shm transport hands each result over in a memfd and tells the engine where in it
+the stream lies. Every lie (outside the memfd, wrapping, misaligned, empty, half written, flipped
+bytes, no memfd) and every attack on a handed-over result (kept mapped writable, rewritten, holes
+punched, shrunk) - by a fake worker or by plain UDF code in the standard worker - must end the run
+with exit 1 and an error naming the problem, or exit 0 with an output that passes full validation
+(and, for the attacks, holds exactly the UDF's values): never a signal, a hang or invalid output.
 """
 
 from __future__ import annotations
@@ -42,16 +44,59 @@ def run(quiver, fake_python, tmp_path, mode: str, out_name: str = "out.arrow"):
 @pytest.mark.parametrize(
     ("mode", "says"),
     [
-        ("past-end", "outside the output arena"),
-        ("wrap", "outside the output arena"),
+        ("past-end", "the region lies outside it"),
+        ("wrap", "the region lies outside it"),
         ("misaligned", "not 8-byte aligned"),
         ("empty", "is empty"),
         ("half", "batch 0"),
+        ("no-memfd", "came with 0 descriptors"),
+        ("writable", "is still mapped writable"),
     ],
 )
 def test_a_lying_region_fails_the_run_cleanly(quiver, fake_python, tmp_path, mode, says):
     result, out = run(quiver, fake_python, tmp_path, mode)
     assert_failed(result, out, says)
+
+
+def assert_clean(result, out: Path, expected: pa.Table | None = None) -> None:
+    """Exit 1 with an error and no output, or exit 0 with a valid output (equal to `expected`)."""
+    assert result.returncode in (0, 1), f"exit {result.returncode}\n{result.stderr}"
+    if result.returncode == 1:
+        assert "quiver: error:" in result.stderr, result.stderr
+        assert not out.exists()
+        return
+    table = read_table(out)
+    table.validate(full=True)
+    if expected is not None:
+        assert table.column("y").to_pylist() == expected.column("name").to_pylist()
+
+
+@pytest.mark.parametrize("mode", ["rewrite", "punch", "shrink"])
+@pytest.mark.parametrize("suffix", [".arrow", ".parquet", ".csv"])
+def test_a_fake_worker_cannot_change_a_result_it_handed_over(
+    quiver, fake_python, tmp_path, mode, suffix
+):
+    result, out = run(quiver, fake_python, tmp_path, mode, f"out{suffix}")
+    assert_clean(result, out, people_table(300))
+
+
+ATTACK_UDF = spec("y", "shm_attack", "echo_and_attack", "name")
+
+
+@pytest.mark.parametrize("mode", ["writable", "rewrite", "punch", "shrink"])
+@pytest.mark.parametrize("suffix", [".arrow", ".parquet", ".csv"])
+def test_a_udf_cannot_change_a_result_its_worker_handed_over(quiver, tmp_path, mode, suffix):
+    source = write_table(people_table(2000), tmp_path / "in.parquet")
+    out = tmp_path / f"out{suffix}"
+    quiver.env["QUIVER_SHM_ATTACK"] = mode
+    result = quiver(
+        "run", source, "--udf", ATTACK_UDF, "--transport", "shm", "--batch-rows", 100,
+        "--batch-timeout", 10, "-q", "-o", out,
+    )  # fmt: skip
+    if mode == "writable":
+        assert_failed(result, out, "is still mapped writable")
+    else:
+        assert_clean(result, out, people_table(2000))
 
 
 @pytest.mark.parametrize("seed", range(12))

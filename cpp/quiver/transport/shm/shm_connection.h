@@ -13,15 +13,13 @@
 
 namespace quiver::transport::shm {
 
-/// The sizes of a worker's two arenas.
+/// The size of a worker's input arena (engine -> worker: the Arrow IPC streams
+/// of input batches). Results need none: each comes in a memfd of its own.
 struct ArenaSizes {
-  /// Engine -> worker: the Arrow IPC streams of input batches.
   int64_t input_bytes = int64_t{256} << 20;
-  /// Worker -> engine: the Arrow IPC streams of results.
-  int64_t output_bytes = int64_t{256} << 20;
 };
 
-/// Returns the default sizes, or QUIVER_SHM_ARENA_BYTES (bytes, for both arenas) when set.
+/// Returns the default sizes, or QUIVER_SHM_ARENA_BYTES (bytes) when set.
 ArenaSizes DefaultArenaSizes();
 
 /// \brief A Connection over the `shm` transport (docs/protocol.md, section 10):
@@ -29,13 +27,13 @@ ArenaSizes DefaultArenaSizes();
 ///
 /// Until Setup, it is a plain uds connection (the worker's Hello arrives over it).
 /// Afterwards, a batch goes into the input arena and its frame names the region;
-/// a result the worker wrote into the output arena is validated against the
-/// mapping and decoded in place: its buffers keep the mapping alive, and the
-/// region is released to the worker when the last of them is dropped. A batch
-/// that does not fit the free space of an arena travels inline, as over uds.
+/// a result arrives in a memfd of its own, which the engine seals against any
+/// change before it reads a byte (result_memfd.h), then validates and decodes.
+/// A batch that does not fit the free space of the arena travels inline, as
+/// over uds; so may any result.
 class ShmConnection : public Connection {
  public:
-  /// Creates both arenas, hands them to the worker (ShmSetup with the memfds
+  /// Creates the input arena, hands it to the worker (ShmSetup with the memfd
   /// as SCM_RIGHTS) and waits until `deadline` for its ShmReady.
   virtual arrow::Status Setup(ArenaSizes sizes, io::Deadline deadline) = 0;
 };
