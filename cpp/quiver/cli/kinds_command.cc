@@ -36,7 +36,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using exec::grouped::BatchSink;
 
-arrow::Status CheckKindOptions(const RunOptions& options) {
+// The shape of a kind's command line; its numbers are exec's to check.
+arrow::Status CheckKindCommand(const RunOptions& options) {
   const KindOptions& kinds = options.kinds;
   const int chosen =
       (kinds.apply.empty() ? 0 : 1) + (kinds.aggs.empty() ? 0 : 1) + (kinds.udtf.empty() ? 0 : 1);
@@ -58,10 +59,6 @@ arrow::Status CheckKindOptions(const RunOptions& options) {
   if (kinds.udtf.empty() && options.select) {
     return UsageError("--select applies to --udtf; the output of --apply and --agg is their own");
   }
-  if (kinds.max_group_bytes <= 0) return UsageError("--max-group-bytes must be at least 1");
-  if (options.batch_rows <= 0) return UsageError("--batch-rows must be at least 1");
-  if (options.workers <= 0) return UsageError("--workers must be at least 1");
-  if (options.max_in_flight <= 0) return UsageError("--max-in-flight must be at least 1");
   if (options.input_mode != "columnar") {
     return UsageError("--input-mode rows applies to --udf only");
   }
@@ -157,11 +154,20 @@ arrow::Status WriteAggregates(exec::grouped::GroupedAggRun* run, const RunOption
   return arrow::Status::OK();
 }
 
+// What exec's checks call the options: this command's flags.
+exec::OptionNames KindFlagNames() {
+  exec::OptionNames names;
+  names.batch_rows = "--batch-rows";
+  names.workers = "--workers";
+  names.max_in_flight = "--max-in-flight";
+  return names;
+}
+
 }  // namespace
 
 arrow::Status RunKindCommand(const RunOptions& options) {
   const auto start = Clock::now();
-  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  ARROW_RETURN_NOT_OK(CheckKindCommand(options));
   const KindOptions& kinds = options.kinds;
   ARROW_ASSIGN_OR_RAISE(auto input_format, ResolveInputFormat(options.input, options.input_format));
   ARROW_ASSIGN_OR_RAISE(auto output_format,
@@ -185,6 +191,8 @@ arrow::Status RunKindCommand(const RunOptions& options) {
   exec_options.max_group_bytes_label = "--max-group-bytes";
   exec_options.workers = options.workers;
   exec_options.max_batches_in_flight_per_worker = options.max_in_flight;
+  auto numbers = exec::grouped::CheckKindOptions(exec_options, KindFlagNames());
+  if (!numbers.ok()) return UsageError(numbers.message());
   std::vector<exec::UdfCall> calls;
   if (!kinds.apply.empty()) {
     ARROW_ASSIGN_OR_RAISE(auto call, ParseApply(kinds.apply, cwd));

@@ -61,11 +61,20 @@ struct RunPlan {
   bool uses_python = false;
 };
 
+// The numbers are exec's to check; this command names them by its flags.
 arrow::Status CheckNumbers(const RunOptions& options) {
-  if (options.batch_rows <= 0) return UsageError("--batch-rows must be at least 1");
-  if (options.batch_bytes <= 0) return UsageError("--batch-bytes must be at least 1 byte");
-  if (options.workers <= 0) return UsageError("--workers must be at least 1");
-  if (options.max_in_flight <= 0) return UsageError("--max-in-flight must be at least 1");
+  exec::OptionNames flags;
+  flags.workers = "--workers";
+  flags.max_in_flight = "--max-in-flight";
+  flags.batch_rows = "--batch-rows";
+  flags.max_batch_bytes = "--batch-bytes";
+  exec::UdfOperatorOptions numbers;
+  numbers.workers = options.workers;
+  numbers.max_batches_in_flight_per_worker = options.max_in_flight;
+  numbers.max_batch_bytes = options.batch_bytes;
+  arrow::Status checked = exec::CheckAtLeastOne(flags.batch_rows, options.batch_rows);
+  if (checked.ok()) checked = exec::CheckOperatorNumbers(numbers, flags);
+  if (!checked.ok()) return UsageError(checked.message());
   if (!(options.batch_timeout_seconds > 0)) {
     return UsageError("--batch-timeout must be a positive number of seconds");
   }

@@ -111,10 +111,24 @@ arrow::Result<std::vector<int>> ResolvePassThrough(const UdfOperatorOptions& opt
   return indices;
 }
 
+arrow::Status CheckOperatorNumbers(const UdfOperatorOptions& options, const OptionNames& names) {
+  PipelineOptions pipeline;
+  pipeline.workers = options.workers;
+  pipeline.max_batches_in_flight_per_worker = options.max_batches_in_flight_per_worker;
+  ARROW_RETURN_NOT_OK(CheckPipelineOptions(pipeline, names));
+  return CheckAtLeastOne(names.max_batch_bytes, options.max_batch_bytes);
+}
+
 arrow::Status CheckUdfCalls(const UdfOperatorOptions& options, const arrow::Schema& input) {
   ARROW_RETURN_NOT_OK(CheckUdfNames(options.udfs));
   ARROW_RETURN_NOT_OK(ResolvePassThrough(options, input).status());
   return ArgumentPlan::Make(options.udfs, input).status();
+}
+
+std::string QuotedNames(const std::vector<UdfCall>& udfs) {
+  std::string names;
+  for (const auto& udf : udfs) names += (names.empty() ? "'" : ", '") + udf.name + "'";
+  return names;
 }
 
 std::string ClosestName(std::string_view name, const std::vector<std::string>& candidates) {

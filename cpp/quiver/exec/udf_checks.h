@@ -15,6 +15,7 @@
 
 #include "quiver/exec/udf_call.h"
 #include "quiver/exec/udf_operator.h"
+#include "quiver/exec/worker_pipeline.h"
 
 namespace quiver::exec {
 
@@ -36,9 +37,17 @@ arrow::Status CheckArgument(const UdfCall& udf, size_t index, const arrow::Schem
 arrow::Result<std::vector<int>> ResolvePassThrough(const UdfOperatorOptions& options,
                                                    const arrow::Schema& input);
 
+/// Refuses a worker count, batch window or batch byte cap below 1, naming the
+/// option as the caller calls it.
+arrow::Status CheckOperatorNumbers(const UdfOperatorOptions& options,
+                                   const OptionNames& names = {});
+
 /// Runs every check of `options` against `input` that Execute runs, without
 /// starting a worker.
 arrow::Status CheckUdfCalls(const UdfOperatorOptions& options, const arrow::Schema& input);
+
+/// Returns the UDFs' names quoted and joined, for errors: "'a', 'b'".
+std::string QuotedNames(const std::vector<UdfCall>& udfs);
 
 /// Returns the candidate closest to `name` in edit distance when it is close
 /// enough to be a likely typo, else an empty string.

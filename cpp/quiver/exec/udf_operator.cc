@@ -13,12 +13,7 @@ namespace {
 
 arrow::Status CheckOptions(const UdfOperatorOptions& options) {
   if (options.udfs.empty()) return arrow::Status::Invalid("UdfOperator needs at least one UDF");
-  if (options.workers < 1) return arrow::Status::Invalid("workers must be at least 1");
-  if (options.max_batches_in_flight_per_worker < 1) {
-    return arrow::Status::Invalid("max_batches_in_flight_per_worker must be at least 1");
-  }
-  if (options.max_batch_bytes < 1)
-    return arrow::Status::Invalid("max_batch_bytes must be at least 1");
+  ARROW_RETURN_NOT_OK(CheckOperatorNumbers(options));
   ARROW_RETURN_NOT_OK(CheckUdfNames(options.udfs));
   // Compute kernels (argument expressions) are registered once per process.
   return arrow::compute::Initialize();

@@ -12,17 +12,13 @@
 
 #include "quiver/exec/argument_plan.h"
 #include "quiver/exec/batch_bytes.h"
-#include "quiver/exec/in_flight_bytes.h"
 #include "quiver/exec/rows/arrow_row_writer.h"
 #include "quiver/exec/rows/row_batch.h"
 #include "quiver/exec/udf_checks.h"
 #include "quiver/exec/udf_run_internal.h"
 #include "quiver/exec/view_compaction.h"
-#include "quiver/protocol/batch_codec.h"
-#include "quiver/protocol/version.h"
-#include "quiver/worker/worker.h"
-#include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/exec/worker_init.h"
+#include "quiver/exec/worker_pipeline.h"
 
 namespace quiver::exec::internal {
 namespace {
@@ -30,39 +26,10 @@ namespace {
 // A batch read from the input whose results are not yet out, in input order.
 struct PendingBatch {
   uint64_t sequence = 0;
-  int session = -1;  // -1: an empty batch, answered without a worker
+  bool sent = false;  // false: an empty batch, answered without a worker
   std::shared_ptr<arrow::RecordBatch> input;
   int64_t first_row = 0;
 };
-
-std::string UdfNames(const std::vector<UdfCall>& udfs) {
-  std::string names;
-  for (const auto& udf : udfs) names += (names.empty() ? "'" : ", '") + udf.name + "'";
-  return names;
-}
-
-arrow::Result<v1::Init> MakeInit(const std::vector<UdfCall>& udfs, const ArgumentPlan& plan) {
-  v1::Init init;
-  init.set_protocol_version(protocol::kProtocolVersion);
-  init.set_data_format(v1::ARROW_IPC_STREAM);
-  ARROW_ASSIGN_OR_RAISE(*init.mutable_input_schema(), protocol::SerializeSchema(*plan.schema()));
-  init.set_session_time_zone("UTC");
-  for (size_t i = 0; i < udfs.size(); ++i) {
-    v1::UdfDefinition* definition = init.add_udfs();
-    definition->set_name(udfs[i].name);
-    definition->set_payload_format(udfs[i].payload_format);
-    definition->set_payload(udfs[i].payload);
-    definition->set_constructor_args(udfs[i].constructor_args);
-    definition->set_call_options(udfs[i].call_options);
-    for (int offset : plan.offsets()[i]) definition->add_argument_offsets(offset);
-    if (udfs[i].return_type != nullptr) {
-      ARROW_ASSIGN_OR_RAISE(*definition->mutable_return_type(),
-                            protocol::SerializeSchema(
-                                *arrow::schema({arrow::field(udfs[i].name, udfs[i].return_type)})));
-    }
-  }
-  return init;
-}
 
 class UdfRunImpl : public UdfRun {
  public:
@@ -74,27 +41,21 @@ class UdfRunImpl : public UdfRun {
         input_(std::move(input)),
         plan_(std::move(plan)),
         pass_through_(std::move(pass_through)),
-        runtime_label_(std::move(runtime_label)),
-        in_flight_bytes_(options.max_bytes_in_flight_per_worker, options.workers) {}
+        runtime_label_(std::move(runtime_label)) {}
 
   ~UdfRunImpl() override { Stop(); }
 
   arrow::Status Start() {
-    ARROW_ASSIGN_OR_RAISE(v1::Init init, MakeInit(options_.udfs, plan_));
-    auto workers = dispatcher_->AcquireMany(options_.workers);
-    // A runtime's workers that do not start are named with the runtime.
-    if (!workers.ok() && !runtime_label_.empty()) return Fail(workers.status(), "while starting");
-    ARROW_ASSIGN_OR_RAISE(workers_, std::move(workers));
-    for (auto& worker : workers_) {
-      auto session = worker::WorkerSession::Start(worker.get(), init);
-      if (!session.ok()) return Fail(session.status(), "while starting");
-      sessions_.push_back(std::move(session).ValueUnsafe());
-    }
-    for (auto& session : sessions_) {
-      arrow::Status ready = session->WaitUntilReady();
-      if (!ready.ok()) return Fail(ready, "while starting");
-    }
-    return MakeOutputSchema(sessions_.front()->result_schema());
+    ARROW_ASSIGN_OR_RAISE(v1::Init init, MakeInit(options_.udfs, *plan_.schema(), plan_.offsets()));
+    PipelineOptions pipeline;
+    pipeline.workers = options_.workers;
+    pipeline.max_batches_in_flight_per_worker = options_.max_batches_in_flight_per_worker;
+    pipeline.max_bytes_in_flight_per_worker = options_.max_bytes_in_flight_per_worker;
+    pipeline.label = "running UDFs " + QuotedNames(options_.udfs) + runtime_label_;
+    auto started = WorkerPipeline::Start(dispatcher_, init, std::move(pipeline));
+    if (!started.ok()) return Failed(started.status());
+    pipeline_ = std::move(started).ValueUnsafe();
+    return MakeOutputSchema(pipeline_->result_schema());
   }
 
   std::shared_ptr<arrow::Schema> schema() const override { return output_schema_; }
@@ -104,7 +65,7 @@ class UdfRunImpl : public UdfRun {
     if (!failure_.ok()) return failure_;
     if (finished_) return arrow::Status::OK();
     ARROW_RETURN_NOT_OK(FillWindow());
-    if (pending_.empty()) return FinishSessions();
+    if (pending_.empty()) return FinishWorkers();
     PendingBatch batch = std::move(pending_.front());
     pending_.pop_front();
     ARROW_ASSIGN_OR_RAISE(auto results, ResultsOf(batch));
@@ -127,14 +88,6 @@ class UdfRunImpl : public UdfRun {
 
  private:
   arrow::Status MakeOutputSchema(const std::shared_ptr<arrow::Schema>& results) {
-    for (size_t i = 1; i < sessions_.size(); ++i) {
-      if (!sessions_[i]->result_schema()->Equals(*results)) {
-        return Fail(
-            arrow::Status::Invalid("workers disagree on the result types: ", results->ToString(),
-                                   " vs ", sessions_[i]->result_schema()->ToString()),
-            "while starting");
-      }
-    }
     const auto& input = *input_->schema();
     arrow::FieldVector fields;
     for (int index : pass_through_) fields.push_back(input.field(index));
@@ -157,8 +110,8 @@ class UdfRunImpl : public UdfRun {
   // Reads input batches and sends them, cut to the byte cap, until every
   // worker's window is full.
   arrow::Status FillWindow() {
-    const size_t window = sessions_.size() * options_.max_batches_in_flight_per_worker;
-    while (pending_.size() < window && in_flight_bytes_.Allows(pending_.size())) {
+    // Empty batches count too: the window bounds how far the input is read ahead.
+    while (pending_.size() < pipeline_->window() && !pipeline_->Full()) {
       if (cutting_.input == nullptr) {
         if (input_done_) break;
         ARROW_RETURN_NOT_OK(ReadInput());
@@ -189,12 +142,13 @@ class UdfRunImpl : public UdfRun {
       metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
     }
     if (batch->num_rows() == 0) {
-      pending_.push_back(PendingBatch{next_sequence_++, -1, batch, rows_read_});
+      pending_.push_back(PendingBatch{next_sequence_++, false, batch, rows_read_});
       return arrow::Status::OK();
     }
     auto arguments = plan_.Build(batch);
     if (!arguments.ok()) {
-      return Fail(arguments.status(), Where(PendingBatch{next_sequence_, -1, batch, rows_read_}));
+      return Fail(arguments.status(),
+                  "on " + Batch(PendingBatch{next_sequence_, false, batch, rows_read_}));
     }
     cutting_ = {std::move(batch), std::move(arguments).ValueUnsafe(), 0};
     return arrow::Status::OK();
@@ -212,20 +166,19 @@ class UdfRunImpl : public UdfRun {
       take = *fit;
     }
     const bool whole = take == rows;
-    PendingBatch pending{next_sequence_++, -1,
+    PendingBatch pending{next_sequence_++, true,
                          whole ? cutting_.input : cutting_.input->Slice(cutting_.offset, take),
                          rows_read_};
     auto arguments = CompactViewColumns(
         whole ? cutting_.arguments : cutting_.arguments->Slice(cutting_.offset, take),
         arrow::default_memory_pool());
-    if (!arguments.ok()) return Fail(arguments.status(), Where(pending));
+    if (!arguments.ok()) return Fail(arguments.status(), "on " + Batch(pending));
     rows_read_ += take;
     cutting_.offset += take;
     if (cutting_.offset >= rows) cutting_ = {};
-    // What this piece's arguments reference, not the whole buffers it slices.
-    auto piece_bytes = BatchBytes(**arguments);
-    in_flight_bytes_.SawInput(piece_bytes.ok() ? *piece_bytes : BatchBytesUpperBound(**arguments));
-    ARROW_RETURN_NOT_OK(Send(&pending, **arguments));
+    arrow::Status sent = pipeline_->Submit(**arguments, pending.input->num_rows(),
+                                           static_cast<int64_t>(pending.sequence), Batch(pending));
+    if (!sent.ok()) return Failed(sent);
     pending_.push_back(std::move(pending));
     return arrow::Status::OK();
   }
@@ -241,24 +194,14 @@ class UdfRunImpl : public UdfRun {
     return row_writer_->Flush();
   }
 
-  arrow::Status Send(PendingBatch* pending, const arrow::RecordBatch& arguments) {
-    pending->session = next_session_;
-    next_session_ = (next_session_ + 1) % static_cast<int>(sessions_.size());
-    arrow::Status sent = sessions_[pending->session]->Send(pending->sequence, arguments);
-    if (!sent.ok()) return Fail(sent, Where(*pending));
-    return arrow::Status::OK();
-  }
-
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> ResultsOf(const PendingBatch& batch) {
-    const auto& results = sessions_.front()->result_schema();
-    if (batch.session < 0) {
-      ARROW_ASSIGN_OR_RAISE(auto empty, arrow::RecordBatch::MakeEmpty(results));
+    if (!batch.sent) {
+      ARROW_ASSIGN_OR_RAISE(auto empty, arrow::RecordBatch::MakeEmpty(pipeline_->result_schema()));
       return empty;
     }
-    auto received = sessions_[batch.session]->Receive(batch.sequence, batch.input->num_rows());
-    if (!received.ok()) return Fail(received.status(), Where(batch));
-    in_flight_bytes_.SawResult(arrow::util::TotalBufferSize(**received));
-    return received;
+    auto answer = pipeline_->Next();
+    if (!answer.ok()) return Failed(answer.status());
+    return std::move(answer->result);
   }
 
   std::shared_ptr<arrow::RecordBatch> Combine(const arrow::RecordBatch& input,
@@ -271,45 +214,42 @@ class UdfRunImpl : public UdfRun {
     return arrow::RecordBatch::Make(output_schema_, input.num_rows(), std::move(columns));
   }
 
-  std::string Where(const PendingBatch& batch) const {
+  static std::string Batch(const PendingBatch& batch) {
     const int64_t rows = batch.input->num_rows();
-    std::string where = "on batch " + std::to_string(batch.sequence) + " (rows " +
-                        std::to_string(batch.first_row) + "-" +
-                        std::to_string(batch.first_row + rows - 1) + ")";
-    if (batch.session >= 0) where += " in " + workers_[batch.session]->Describe();
-    return where;
+    return "batch " + std::to_string(batch.sequence) + " (rows " + std::to_string(batch.first_row) +
+           "-" + std::to_string(batch.first_row + rows - 1) + ")";
   }
 
-  // Records the first failure, stops every session, and returns the failure
-  // with where it happened.
+  // Records the first failure (labelled by the pipeline, with where it
+  // happened), stops the run and returns the failure.
   arrow::Status Fail(const arrow::Status& status, const std::string& where) {
-    if (failure_.ok()) {
-      failure_ =
-          status.WithMessage("running UDFs ", UdfNames(options_.udfs), runtime_label_,
-                             where.empty() ? "" : " " + where, " failed: ", status.message());
-    }
+    if (pipeline_ == nullptr) return Failed(status);
+    return Failed(pipeline_->Fail(status, where));
+  }
+
+  // Records `failure`, already labelled, and stops the run.
+  arrow::Status Failed(const arrow::Status& failure) {
+    if (failure_.ok()) failure_ = failure;
     Stop();
     return failure_;
   }
 
-  arrow::Status FinishSessions() {
+  arrow::Status FinishWorkers() {
     finished_ = true;
-    for (auto& session : sessions_) {
-      auto metrics = session->Finish();
-      if (!metrics.ok()) return Fail(metrics.status(), "while finishing");
+    auto udf_nanos = pipeline_->Finish();
+    if (!udf_nanos.ok()) return Failed(udf_nanos.status());
+    {
       std::lock_guard<std::mutex> lock(metrics_mutex_);
-      metrics_.worker_udf_time += std::chrono::nanoseconds(metrics->udf_nanos());
+      metrics_.worker_udf_time += std::chrono::nanoseconds(*udf_nanos);
     }
     Stop();
     return arrow::Status::OK();
   }
 
-  // Ends every session (Cancel when unfinished) and gives the workers back.
+  // Ends the workers' execution (Cancel when unfinished) and gives them back.
   void Stop() {
     finished_ = true;
-    sessions_.clear();  // aborts unfinished sessions and joins their threads
-    for (auto& worker : workers_) dispatcher_->Release(std::move(worker));
-    workers_.clear();
+    if (pipeline_ != nullptr) pipeline_->Stop();
     pending_.clear();
     cutting_ = {};
   }
@@ -322,8 +262,7 @@ class UdfRunImpl : public UdfRun {
   const std::string runtime_label_;
   std::unique_ptr<rows::ArrowRowWriter> row_writer_;  // rows input mode only
   std::shared_ptr<arrow::Schema> output_schema_;
-  std::vector<std::unique_ptr<worker::Worker>> workers_;
-  std::vector<std::unique_ptr<worker::WorkerSession>> sessions_;
+  std::unique_ptr<WorkerPipeline> pipeline_;
   std::deque<PendingBatch> pending_;
   // The input batch being sent in pieces, and the first row not sent yet.
   struct Cutting {
@@ -331,8 +270,6 @@ class UdfRunImpl : public UdfRun {
     std::shared_ptr<arrow::RecordBatch> arguments;
     int64_t offset = 0;
   } cutting_;
-  InFlightBytes in_flight_bytes_;
-  int next_session_ = 0;
   uint64_t next_sequence_ = 0;
   int64_t rows_read_ = 0;
   bool input_done_ = false;

@@ -18,16 +18,11 @@ namespace {
 // reader works, few enough to bound memory.
 constexpr size_t kMaxQueuedBatches = 4;
 
-arrow::Status CheckKindOptions(const exec::grouped::KindOptions& options) {
-  if (options.batch_rows < 1) return arrow::Status::Invalid("batch_rows must be at least 1");
-  if (options.max_group_bytes < 1) {
-    return arrow::Status::Invalid(options.max_group_bytes_label, " must be at least 1");
-  }
-  if (options.workers < 1) return arrow::Status::Invalid("workers must be at least 1");
-  if (options.max_batches_in_flight_per_worker < 1) {
-    return arrow::Status::Invalid("max_in_flight must be at least 1");
-  }
-  return arrow::Status::OK();
+// exec's checks of a kind's options, in the keywords of quiver.Session.
+arrow::Status CheckSessionKindOptions(const exec::grouped::KindOptions& options) {
+  exec::OptionNames names;
+  names.max_in_flight = "max_in_flight";
+  return exec::grouped::CheckKindOptions(options, names);
 }
 
 // The body of a KindStream over a started run (GroupedMapRun, GroupedAggRun,
@@ -48,7 +43,7 @@ arrow::Result<std::unique_ptr<ResultStream>> Engine::Apply(
     std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall function,
     exec::grouped::KindOptions options) {
   ARROW_RETURN_NOT_OK(CheckOpen());
-  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  ARROW_RETURN_NOT_OK(CheckSessionKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
   ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedMapRun::Start(
                                       dispatcher_.get(), std::move(function), std::move(options),
@@ -62,7 +57,7 @@ arrow::Result<std::unique_ptr<ResultStream>> Engine::Aggregate(
     std::shared_ptr<arrow::RecordBatchReader> input, std::vector<exec::UdfCall> udafs,
     exec::grouped::KindOptions options) {
   ARROW_RETURN_NOT_OK(CheckOpen());
-  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  ARROW_RETURN_NOT_OK(CheckSessionKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
   ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedAggRun::Start(
                                       dispatcher_.get(), std::move(udafs), std::move(options),
@@ -76,7 +71,7 @@ arrow::Result<std::unique_ptr<ResultStream>> Engine::FlatMap(
     std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall udtf,
     std::optional<std::vector<std::string>> select, exec::grouped::KindOptions options) {
   ARROW_RETURN_NOT_OK(CheckOpen());
-  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  ARROW_RETURN_NOT_OK(CheckSessionKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
   ARROW_ASSIGN_OR_RAISE(auto run,
                         exec::grouped::TableFunctionRun::Start(

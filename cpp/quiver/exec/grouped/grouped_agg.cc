@@ -12,19 +12,13 @@
 #include <arrow/util/key_value_metadata.h>
 
 #include "quiver/exec/grouped/grouping.h"
-#include "quiver/exec/grouped/session_pool.h"
+#include "quiver/exec/udf_checks.h"
 
 namespace quiver::exec::grouped {
 namespace {
 
 // Name of the column of merge batches saying which worker made a state.
 constexpr char kPartitionColumn[] = "__partition";
-
-std::string UdafNames(const std::vector<UdfCall>& udafs) {
-  std::string names;
-  for (const auto& udaf : udafs) names += (names.empty() ? "'" : ", '") + udaf.name + "'";
-  return names;
-}
 
 bool IsPartial(const arrow::Field& field) {
   if (field.metadata() == nullptr) return false;
@@ -65,13 +59,11 @@ arrow::Result<std::unique_ptr<GroupedAggRun>> GroupedAggRun::Start(
       offsets.back().push_back(found->second + 1);  // after the group column
     }
   }
-  ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit(udafs, v1::GROUPED_AGG,
-                                                *GroupedSchema(schema, run->arguments_), offsets));
-  const std::string label = "running aggregates " + UdafNames(udafs);
-  ARROW_ASSIGN_OR_RAISE(run->pool_,
-                        SessionPool::Start(dispatcher, init, options.workers,
-                                           options.max_batches_in_flight_per_worker, label));
-  const auto& results = *run->pool_->result_schema();
+  const std::string label = "running aggregates " + QuotedNames(udafs);
+  ARROW_ASSIGN_OR_RAISE(
+      run->pipeline_, StartKind(dispatcher, udafs, v1::GROUPED_AGG,
+                                *GroupedSchema(schema, run->arguments_), offsets, options, label));
+  const auto& results = *run->pipeline_->result_schema();
   if (results.num_fields() != static_cast<int>(udafs.size())) {
     return arrow::Status::Invalid(label, ": the workers answered Init with ", results.num_fields(),
                                   " result fields for ", udafs.size(), " UDAFs");
@@ -122,21 +114,18 @@ arrow::Status GroupedAggRun::Emit(const std::shared_ptr<arrow::RecordBatch>& key
 arrow::Status GroupedAggRun::RunSimple(const BatchSink& sink) {
   ARROW_ASSIGN_OR_RAISE(auto whole, ReadWhole(input_.get(), &metrics_));
   ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*whole, keys_));
-  ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pool_->result_schema()));
-  auto take = [&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(Answer answer, pool_->Next());
+  ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pipeline_->result_schema()));
+  auto take = [&](Answer answer) -> arrow::Status {
     return Emit(grouping.keys->Slice(answer.tag, answer.result->num_rows()), answer.result, sink);
   };
   auto send = [&](std::shared_ptr<arrow::RecordBatch> batch, int64_t first,
                   int64_t groups) -> arrow::Status {
-    while (pool_->Full()) ARROW_RETURN_NOT_OK(take());
-    // One value per group: the session checks the row count.
-    return pool_->Submit(*batch, groups, first);
+    // One value per group: the worker session checks the row count.
+    return pipeline_->SubmitInTurn(*batch, groups, first, GroupsText(first, groups), take);
   };
   ARROW_RETURN_NOT_OK(
       ForEachGroupedBatch(*whole, grouping, arguments_, Batching(options_, keys_), send));
-  while (!pool_->Empty()) ARROW_RETURN_NOT_OK(take());
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pool_->Finish());
+  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
   metrics_.worker_udf_nanos += nanos;
   return arrow::Status::OK();
 }
@@ -144,11 +133,10 @@ arrow::Status GroupedAggRun::RunSimple(const BatchSink& sink) {
 arrow::Status GroupedAggRun::RunPartial(const BatchSink& sink) {
   // Step 1: every input batch, grouped on its own, becomes one state per
   // group piece; states are kept apart by the worker that made them.
-  std::vector<std::vector<std::shared_ptr<arrow::RecordBatch>>> states(pool_->workers());
+  std::vector<std::vector<std::shared_ptr<arrow::RecordBatch>>> states(pipeline_->workers());
   std::map<int64_t, std::shared_ptr<arrow::RecordBatch>> piece_keys;  // by tag
   int64_t next_tag = 0;
-  auto take = [&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(Answer answer, pool_->Next());
+  auto take = [&](Answer answer) -> arrow::Status {
     auto keys = piece_keys[answer.tag];
     piece_keys.erase(answer.tag);
     const int64_t rows = keys->num_rows();
@@ -177,16 +165,15 @@ arrow::Status GroupedAggRun::RunPartial(const BatchSink& sink) {
     ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*batch, keys_));
     auto send = [&](std::shared_ptr<arrow::RecordBatch> piece, int64_t first,
                     int64_t groups) -> arrow::Status {
-      while (pool_->Full()) ARROW_RETURN_NOT_OK(take());
       piece_keys[next_tag] = grouping.keys->Slice(first, groups);
-      return pool_->Submit(*piece, groups, next_tag++);
+      const int64_t tag = next_tag++;
+      return pipeline_->SubmitInTurn(*piece, groups, tag, GroupsText(first, groups), take);
     };
     ARROW_RETURN_NOT_OK(ForEachGroupedBatch(*batch, grouping, arguments_, batching, send));
   }
-  while (!pool_->Empty()) ARROW_RETURN_NOT_OK(take());
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pool_->Finish());
+  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
   metrics_.worker_udf_nanos += nanos;
-  pool_.reset();  // the workers go back to the pool, warm for step 2
+  pipeline_.reset();  // the workers go back to the dispatcher, warm for step 2
   return MergeStates(states, sink);
 }
 
@@ -217,32 +204,27 @@ arrow::Status GroupedAggRun::MergeStates(
   std::vector<std::vector<int>> offsets;
   for (size_t i = 0; i <= udafs_.size(); ++i) columns.push_back(key_count + static_cast<int>(i));
   for (size_t i = 0; i < udafs_.size(); ++i) offsets.push_back({1, 2 + static_cast<int>(i)});
-  ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit(udafs_, v1::GROUPED_AGG_MERGE,
-                                                *GroupedSchema(*states_schema, columns), offsets));
   ARROW_ASSIGN_OR_RAISE(
-      pool_, SessionPool::Start(dispatcher_, init, options_.workers,
-                                options_.max_batches_in_flight_per_worker,
-                                "merging the states of aggregates " + UdafNames(udafs_)));
-  if (pool_->result_schema()->num_fields() != static_cast<int>(udafs_.size())) {
+      pipeline_,
+      StartKind(dispatcher_, udafs_, v1::GROUPED_AGG_MERGE, *GroupedSchema(*states_schema, columns),
+                offsets, options_, "merging the states of aggregates " + QuotedNames(udafs_)));
+  if (pipeline_->result_schema()->num_fields() != static_cast<int>(udafs_.size())) {
     return arrow::Status::Invalid("the workers answered the merge Init with ",
-                                  pool_->result_schema()->num_fields(), " fields for ",
+                                  pipeline_->result_schema()->num_fields(), " fields for ",
                                   udafs_.size(), " UDAFs");
   }
   ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*all_states, key_positions));
-  ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pool_->result_schema()));
-  auto take = [&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(Answer answer, pool_->Next());
+  ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pipeline_->result_schema()));
+  auto take = [&](Answer answer) -> arrow::Status {
     return Emit(grouping.keys->Slice(answer.tag, answer.result->num_rows()), answer.result, sink);
   };
   auto send = [&](std::shared_ptr<arrow::RecordBatch> batch, int64_t first,
                   int64_t groups) -> arrow::Status {
-    while (pool_->Full()) ARROW_RETURN_NOT_OK(take());
-    return pool_->Submit(*batch, groups, first);
+    return pipeline_->SubmitInTurn(*batch, groups, first, GroupsText(first, groups), take);
   };
   auto batching = Batching(options_, key_positions);
   ARROW_RETURN_NOT_OK(ForEachGroupedBatch(*all_states, grouping, columns, batching, send));
-  while (!pool_->Empty()) ARROW_RETURN_NOT_OK(take());
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pool_->Finish());
+  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
   metrics_.worker_udf_nanos += nanos;
   return arrow::Status::OK();
 }

@@ -20,8 +20,6 @@
 
 namespace quiver::exec::grouped {
 
-class SessionPool;
-
 /// Field metadata key of a result field in the InitResponse of GROUPED_AGG:
 /// "partial" marks a partial-form UDAF, whose answers are states (binary).
 inline constexpr char kAggFormKey[] = "quiver.agg_form";
@@ -66,7 +64,7 @@ class GroupedAggRun {
   std::shared_ptr<arrow::RecordBatchReader> input_;
   std::vector<int> keys_;
   std::vector<int> arguments_;  // input columns sent, in order
-  std::unique_ptr<SessionPool> pool_;
+  std::unique_ptr<WorkerPipeline> pipeline_;
   bool partial_ = false;
   std::shared_ptr<arrow::Schema> output_schema_;
   KindMetrics metrics_;

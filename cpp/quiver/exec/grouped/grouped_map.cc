@@ -5,7 +5,6 @@
 #include <utility>
 
 #include "quiver/exec/grouped/grouping.h"
-#include "quiver/exec/grouped/session_pool.h"
 
 namespace quiver::exec::grouped {
 namespace {
@@ -41,13 +40,11 @@ arrow::Result<std::unique_ptr<GroupedMapRun>> GroupedMapRun::Start(
   std::iota(offsets.begin(), offsets.end(), 1);
   std::vector<int> columns(schema.num_fields());
   std::iota(columns.begin(), columns.end(), 0);
-  ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit({function}, v1::GROUPED_MAP,
-                                                *GroupedSchema(schema, columns), {offsets}));
-  ARROW_ASSIGN_OR_RAISE(run->pool_,
-                        SessionPool::Start(dispatcher, init, options.workers,
-                                           options.max_batches_in_flight_per_worker,
-                                           "running grouped map '" + function.name + "'"));
-  ARROW_RETURN_NOT_OK(CheckResultSchema(function, *run->pool_->result_schema()));
+  ARROW_ASSIGN_OR_RAISE(
+      run->pipeline_,
+      StartKind(dispatcher, {function}, v1::GROUPED_MAP, *GroupedSchema(schema, columns), {offsets},
+                options, "running grouped map '" + function.name + "'"));
+  ARROW_RETURN_NOT_OK(CheckResultSchema(function, *run->pipeline_->result_schema()));
   run->function_ = std::move(function);
   run->options_ = std::move(options);
   run->input_ = std::move(input);
@@ -55,7 +52,7 @@ arrow::Result<std::unique_ptr<GroupedMapRun>> GroupedMapRun::Start(
 }
 
 std::shared_ptr<arrow::Schema> GroupedMapRun::schema() const {
-  return pool_->result_schema()->RemoveMetadata();
+  return pipeline_->result_schema()->RemoveMetadata();
 }
 
 arrow::Status GroupedMapRun::Run(const BatchSink& sink) {
@@ -69,24 +66,21 @@ arrow::Status GroupedMapRun::Run(const BatchSink& sink) {
   batching.limit_label = options_.max_group_bytes_label;
   batching.keys = keys_;
   const auto output_schema = schema();
-  auto take = [&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(Answer answer, pool_->Next());
+  auto take = [&](Answer answer) -> arrow::Status {
     metrics_.rows_out += answer.result->num_rows();
     if (answer.result->num_rows() == 0) return arrow::Status::OK();
     ARROW_ASSIGN_OR_RAISE(auto out, answer.result->ReplaceSchema(output_schema));
     return sink(std::move(out));
   };
   auto send = [&](std::shared_ptr<arrow::RecordBatch> batch, int64_t first,
-                  int64_t) -> arrow::Status {
-    while (pool_->Full()) ARROW_RETURN_NOT_OK(take());
-    return pool_->Submit(*batch, -1, first);
+                  int64_t groups) -> arrow::Status {
+    return pipeline_->SubmitInTurn(*batch, -1, first, GroupsText(first, groups), take);
   };
   arrow::Status sent = ForEachGroupedBatch(*whole, grouping, columns, batching, send);
   if (!sent.ok()) {
     return sent.WithMessage("grouped map '", function_.name, "': ", sent.message());
   }
-  while (!pool_->Empty()) ARROW_RETURN_NOT_OK(take());
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pool_->Finish());
+  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
   metrics_.worker_udf_nanos += nanos;
   return arrow::Status::OK();
 }

@@ -14,8 +14,6 @@
 
 namespace quiver::exec::grouped {
 
-class SessionPool;
-
 /// One grouped-map run over one input.
 class GroupedMapRun {
  public:
@@ -42,7 +40,7 @@ class GroupedMapRun {
   KindOptions options_;
   std::shared_ptr<arrow::RecordBatchReader> input_;
   std::vector<int> keys_;
-  std::unique_ptr<SessionPool> pool_;
+  std::unique_ptr<WorkerPipeline> pipeline_;
   KindMetrics metrics_;
 };
 

@@ -8,28 +8,30 @@
 #include <arrow/util/byte_size.h>
 
 #include "quiver/exec/udf_checks.h"
-#include "quiver/protocol/batch_codec.h"
-#include "quiver/protocol/version.h"
+#include "quiver/exec/worker_init.h"
 
 namespace quiver::exec::grouped {
 
-arrow::Result<v1::Init> MakeKindInit(const std::vector<UdfCall>& udfs, v1::EvalType eval_type,
-                                     const arrow::Schema& sent_schema,
-                                     const std::vector<std::vector<int>>& offsets) {
-  v1::Init init;
-  init.set_protocol_version(protocol::kProtocolVersion);
-  init.set_data_format(v1::ARROW_IPC_STREAM);
-  ARROW_ASSIGN_OR_RAISE(*init.mutable_input_schema(), protocol::SerializeSchema(sent_schema));
-  init.set_session_time_zone("UTC");
-  for (size_t i = 0; i < udfs.size(); ++i) {
-    v1::UdfDefinition* definition = init.add_udfs();
-    definition->set_name(udfs[i].name);
-    definition->set_payload_format(udfs[i].payload_format);
-    definition->set_payload(udfs[i].payload);
-    definition->set_eval_type(eval_type);
-    for (int offset : offsets[i]) definition->add_argument_offsets(offset);
-  }
-  return init;
+arrow::Status CheckKindOptions(const KindOptions& options, const OptionNames& names) {
+  ARROW_RETURN_NOT_OK(CheckAtLeastOne(names.batch_rows, options.batch_rows));
+  ARROW_RETURN_NOT_OK(CheckAtLeastOne(options.max_group_bytes_label, options.max_group_bytes));
+  PipelineOptions pipeline;
+  pipeline.workers = options.workers;
+  pipeline.max_batches_in_flight_per_worker = options.max_batches_in_flight_per_worker;
+  return CheckPipelineOptions(pipeline, names);
+}
+
+arrow::Result<std::unique_ptr<WorkerPipeline>> StartKind(
+    worker::WorkerDispatcher* dispatcher, const std::vector<UdfCall>& udfs, v1::EvalType eval_type,
+    const arrow::Schema& sent_schema, const std::vector<std::vector<int>>& offsets,
+    const KindOptions& options, std::string label) {
+  ARROW_RETURN_NOT_OK(CheckKindOptions(options));
+  ARROW_ASSIGN_OR_RAISE(auto init, MakeInit(udfs, sent_schema, offsets, eval_type));
+  PipelineOptions pipeline;
+  pipeline.workers = options.workers;
+  pipeline.max_batches_in_flight_per_worker = options.max_batches_in_flight_per_worker;
+  pipeline.label = std::move(label);
+  return WorkerPipeline::Start(dispatcher, init, std::move(pipeline));
 }
 
 arrow::Result<std::vector<int>> ResolveColumns(const arrow::Schema& schema,
@@ -37,14 +39,8 @@ arrow::Result<std::vector<int>> ResolveColumns(const arrow::Schema& schema,
                                                const std::string& what) {
   std::vector<int> positions;
   for (const auto& name : names) {
-    const int index = schema.GetFieldIndex(name);
-    if (index < 0) {
-      std::string hint = ClosestName(name, schema.field_names());
-      return arrow::Status::Invalid(what, " names column '", name, "', which the input lacks",
-                                    hint.empty() ? "" : " (did you mean '" + hint + "'?)",
-                                    "; its columns: ", schema.ToString());
-    }
-    positions.push_back(index);
+    ARROW_RETURN_NOT_OK(CheckColumn(name, schema, what));
+    positions.push_back(schema.GetFieldIndex(name));
   }
   return positions;
 }
@@ -60,6 +56,10 @@ arrow::Result<int> ArgumentColumn(const UdfCall& udf, size_t argument,
   ARROW_ASSIGN_OR_RAISE(auto positions,
                         ResolveColumns(schema, {*ref->name()}, "UDF '" + udf.name + "'"));
   return positions.front();
+}
+
+std::string GroupsText(int64_t first_group, int64_t groups) {
+  return "groups " + std::to_string(first_group) + "-" + std::to_string(first_group + groups - 1);
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> ReadWhole(arrow::RecordBatchReader* input,

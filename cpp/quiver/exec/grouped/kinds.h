@@ -1,7 +1,7 @@
 #pragma once
 
-// What the grouped and table kinds share: their options, the Init they send,
-// and reading an input whole.
+// What the grouped and table kinds share: their options and the checks of
+// them, starting their workers, and reading an input whole.
 
 #include <cstdint>
 #include <functional>
@@ -14,6 +14,7 @@
 #include <arrow/type_fwd.h>
 
 #include "quiver/exec/udf_call.h"
+#include "quiver/exec/worker_pipeline.h"
 #include "quiver/v1/quiver.pb.h"
 
 namespace quiver::worker {
@@ -36,6 +37,10 @@ struct KindOptions {
   int max_batches_in_flight_per_worker = 4;
 };
 
+/// Refuses every number of `options` below 1 (none is raised to 1), naming
+/// the option as the caller calls it.
+arrow::Status CheckKindOptions(const KindOptions& options, const OptionNames& names = {});
+
 /// Receives the output batches of a kind, in order.
 using BatchSink = std::function<arrow::Status(std::shared_ptr<arrow::RecordBatch>)>;
 
@@ -48,14 +53,16 @@ struct KindMetrics {
   int64_t worker_udf_nanos = 0;
 };
 
-/// Makes the Init of a grouped or table kind: every UDF gets `eval_type` and
-/// its `offsets` into batches of `sent_schema`.
-arrow::Result<v1::Init> MakeKindInit(const std::vector<UdfCall>& udfs, v1::EvalType eval_type,
-                                     const arrow::Schema& sent_schema,
-                                     const std::vector<std::vector<int>>& offsets);
+/// Starts the workers of a kind: `udfs` with `eval_type` and their `offsets`
+/// into batches of `sent_schema`, as many workers and as deep a window as
+/// `options` say; `label` (e.g. "running UDTF 'f'") starts every error.
+arrow::Result<std::unique_ptr<WorkerPipeline>> StartKind(
+    worker::WorkerDispatcher* dispatcher, const std::vector<UdfCall>& udfs, v1::EvalType eval_type,
+    const arrow::Schema& sent_schema, const std::vector<std::vector<int>>& offsets,
+    const KindOptions& options, std::string label);
 
 /// Returns the positions of `names` in `schema`; an unknown name is an error
-/// that says `what` it was for and suggests the closest column.
+/// that says `what` it was for and suggests the closest column (CheckColumn).
 arrow::Result<std::vector<int>> ResolveColumns(const arrow::Schema& schema,
                                                const std::vector<std::string>& names,
                                                const std::string& what);
@@ -63,6 +70,9 @@ arrow::Result<std::vector<int>> ResolveColumns(const arrow::Schema& schema,
 /// Returns the position of the plain column UDF argument `argument` names;
 /// other expressions are refused (the grouped kinds take columns).
 arrow::Result<int> ArgumentColumn(const UdfCall& udf, size_t argument, const arrow::Schema& schema);
+
+/// Names a batch of whole groups in errors: "groups 4-7".
+std::string GroupsText(int64_t first_group, int64_t groups);
 
 /// Reads every batch of `input` into one batch (the grouped kinds need all
 /// rows of a group before they send it), counting rows and bytes.

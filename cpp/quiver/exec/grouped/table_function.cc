@@ -11,8 +11,6 @@
 #include <arrow/type.h>
 #include <arrow/util/byte_size.h>
 
-#include "quiver/exec/grouped/session_pool.h"
-
 namespace quiver::exec::grouped {
 
 arrow::Status CheckRowIndices(const std::string& udtf, const arrow::Array& indices,
@@ -60,13 +58,11 @@ arrow::Result<std::unique_ptr<TableFunctionRun>> TableFunctionRun::Start(
     run->pass_through_.resize(schema.num_fields());
     std::iota(run->pass_through_.begin(), run->pass_through_.end(), 0);
   }
-  ARROW_ASSIGN_OR_RAISE(auto init, MakeKindInit({udtf}, v1::TABLE_FUNCTION, *run->plan_.schema(),
-                                                run->plan_.offsets()));
   const std::string label = "running UDTF '" + udtf.name + "'";
-  ARROW_ASSIGN_OR_RAISE(run->pool_,
-                        SessionPool::Start(dispatcher, init, options.workers,
-                                           options.max_batches_in_flight_per_worker, label));
-  const auto& results = *run->pool_->result_schema();
+  ARROW_ASSIGN_OR_RAISE(run->pipeline_,
+                        StartKind(dispatcher, {udtf}, v1::TABLE_FUNCTION, *run->plan_.schema(),
+                                  run->plan_.offsets(), options, label));
+  const auto& results = *run->pipeline_->result_schema();
   if (results.num_fields() < 2 || results.field(0)->type()->id() != arrow::Type::INT32) {
     return arrow::Status::Invalid(label, ": the workers answered Init with the result schema ",
                                   results.ToString(),
@@ -116,8 +112,7 @@ arrow::Status TableFunctionRun::Emit(const arrow::RecordBatch& input,
 arrow::Status TableFunctionRun::Run(const BatchSink& sink) {
   std::map<int64_t, std::shared_ptr<arrow::RecordBatch>> inputs;  // by batch number
   int64_t next = 0;
-  auto take = [&]() -> arrow::Status {
-    ARROW_ASSIGN_OR_RAISE(Answer answer, pool_->Next());
+  auto take = [&](Answer answer) -> arrow::Status {
     auto input = std::move(inputs[answer.tag]);
     inputs.erase(answer.tag);
     return Emit(*input, *answer.result, answer.tag, sink);
@@ -131,12 +126,12 @@ arrow::Status TableFunctionRun::Run(const BatchSink& sink) {
     metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
     if (batch->num_rows() == 0) continue;
     ARROW_ASSIGN_OR_RAISE(auto arguments, plan_.Build(batch));
-    while (pool_->Full()) ARROW_RETURN_NOT_OK(take());
     inputs[next] = batch;
-    ARROW_RETURN_NOT_OK(pool_->Submit(*arguments, -1, next++));
+    ARROW_RETURN_NOT_OK(
+        pipeline_->SubmitInTurn(*arguments, -1, next, "input batch " + std::to_string(next), take));
+    ++next;
   }
-  while (!pool_->Empty()) ARROW_RETURN_NOT_OK(take());
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pool_->Finish());
+  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
   metrics_.worker_udf_nanos += nanos;
   return arrow::Status::OK();
 }

@@ -21,8 +21,6 @@
 
 namespace quiver::exec::grouped {
 
-class SessionPool;
-
 /// Checks the row-index column of a UDTF's answer to a batch of `input_rows`
 /// rows: int32, no nulls, every index in [0, input_rows), never decreasing.
 /// Errors name the UDTF and the batch.
@@ -59,7 +57,7 @@ class TableFunctionRun {
   KindOptions options_;
   std::shared_ptr<arrow::RecordBatchReader> input_;
   std::vector<int> pass_through_;
-  std::unique_ptr<SessionPool> pool_;
+  std::unique_ptr<WorkerPipeline> pipeline_;
   std::shared_ptr<arrow::Schema> output_schema_;
   KindMetrics metrics_;
 };

@@ -1,0 +1,153 @@
+#include "quiver/exec/worker_pipeline.h"
+
+#include <utility>
+
+#include <arrow/type.h>
+#include <arrow/util/byte_size.h>
+
+#include "quiver/exec/batch_bytes.h"
+#include "quiver/worker/worker.h"
+#include "quiver/worker/worker_dispatcher.h"
+#include "quiver/worker/worker_session.h"
+
+namespace quiver::exec {
+
+arrow::Status CheckAtLeastOne(const std::string& name, int64_t value) {
+  if (value >= 1) return arrow::Status::OK();
+  return arrow::Status::Invalid(name, " must be at least 1, not ", value);
+}
+
+arrow::Status CheckPipelineOptions(const PipelineOptions& options, const OptionNames& names) {
+  ARROW_RETURN_NOT_OK(CheckAtLeastOne(names.workers, options.workers));
+  return CheckAtLeastOne(names.max_in_flight, options.max_batches_in_flight_per_worker);
+}
+
+WorkerPipeline::WorkerPipeline(worker::WorkerDispatcher* dispatcher, PipelineOptions options)
+    : dispatcher_(dispatcher),
+      options_(std::move(options)),
+      in_flight_bytes_(options_.max_bytes_in_flight_per_worker, options_.workers) {}
+
+WorkerPipeline::~WorkerPipeline() { Stop(); }
+
+arrow::Result<std::unique_ptr<WorkerPipeline>> WorkerPipeline::Start(
+    worker::WorkerDispatcher* dispatcher, const v1::Init& init, PipelineOptions options) {
+  ARROW_RETURN_NOT_OK(CheckPipelineOptions(options));
+  std::unique_ptr<WorkerPipeline> pipeline(new WorkerPipeline(dispatcher, std::move(options)));
+  ARROW_RETURN_NOT_OK(pipeline->StartWorkers(init));
+  return pipeline;
+}
+
+arrow::Status WorkerPipeline::StartWorkers(const v1::Init& init) {
+  auto acquired = dispatcher_->AcquireMany(options_.workers);
+  if (!acquired.ok()) return Fail(acquired.status(), "while starting");
+  workers_ = std::move(acquired).ValueUnsafe();
+  workers_count_ = static_cast<int>(workers_.size());
+  // Every worker loads its UDFs at once; then each answer is waited for.
+  for (auto& worker : workers_) {
+    auto session = worker::WorkerSession::Start(worker.get(), init);
+    if (!session.ok()) return Fail(session.status(), "while starting");
+    sessions_.push_back(std::move(session).ValueUnsafe());
+  }
+  for (auto& session : sessions_) {
+    arrow::Status ready = session->WaitUntilReady();
+    if (!ready.ok()) return Fail(ready, "while starting");
+    const auto& schema = session->result_schema();
+    if (result_schema_ == nullptr) {
+      result_schema_ = schema;
+    } else if (!result_schema_->Equals(*schema, /*check_metadata=*/false)) {
+      return Fail(arrow::Status::Invalid("workers disagree on the result schema: ",
+                                         result_schema_->ToString(), " vs ", schema->ToString()),
+                  "while starting");
+    }
+  }
+  return arrow::Status::OK();
+}
+
+size_t WorkerPipeline::window() const {
+  return static_cast<size_t>(workers_count_) *
+         static_cast<size_t>(options_.max_batches_in_flight_per_worker);
+}
+
+bool WorkerPipeline::Full() const {
+  return pending_.size() >= window() || !in_flight_bytes_.Allows(pending_.size());
+}
+
+arrow::Status WorkerPipeline::Submit(const arrow::RecordBatch& batch, int64_t expected_rows,
+                                     int64_t tag, std::string what) {
+  if (!failure_.ok()) return failure_;
+  Pending pending{next_sequence_++, next_worker_, expected_rows, tag, std::move(what)};
+  next_worker_ = (next_worker_ + 1) % workers_count_;
+  if (options_.max_bytes_in_flight_per_worker > 0) {
+    // What the batch references, not the whole buffers it may slice.
+    auto bytes = BatchBytes(batch);
+    in_flight_bytes_.SawInput(bytes.ok() ? *bytes : BatchBytesUpperBound(batch));
+  }
+  arrow::Status sent = sessions_[pending.worker]->Send(pending.sequence, batch);
+  if (!sent.ok()) return Fail(sent, Where(pending));
+  pending_.push_back(std::move(pending));
+  return arrow::Status::OK();
+}
+
+arrow::Result<Answer> WorkerPipeline::Next() {
+  if (!failure_.ok()) return failure_;
+  if (pending_.empty())
+    return arrow::Status::Invalid(options_.label, ": no batch awaits an answer");
+  Pending pending = std::move(pending_.front());
+  pending_.pop_front();
+  auto result = sessions_[pending.worker]->Receive(pending.sequence, pending.rows);
+  if (!result.ok()) return Fail(result.status(), Where(pending));
+  in_flight_bytes_.SawResult(arrow::util::TotalBufferSize(**result));
+  return Answer{pending.tag, pending.worker, std::move(result).ValueUnsafe()};
+}
+
+arrow::Result<int64_t> WorkerPipeline::Finish() {
+  if (!failure_.ok()) return failure_;
+  int64_t udf_nanos = 0;
+  for (auto& session : sessions_) {
+    auto metrics = session->Finish();
+    if (!metrics.ok()) return Fail(metrics.status(), "while finishing");
+    udf_nanos += static_cast<int64_t>(metrics->udf_nanos());
+  }
+  Stop();
+  return udf_nanos;
+}
+
+arrow::Status WorkerPipeline::SubmitInTurn(const arrow::RecordBatch& batch, int64_t expected_rows,
+                                           int64_t tag, std::string what,
+                                           const AnswerHandler& handle) {
+  while (Full()) {
+    ARROW_ASSIGN_OR_RAISE(Answer answer, Next());
+    ARROW_RETURN_NOT_OK(handle(std::move(answer)));
+  }
+  return Submit(batch, expected_rows, tag, std::move(what));
+}
+
+arrow::Result<int64_t> WorkerPipeline::DrainAndFinish(const AnswerHandler& handle) {
+  while (!Empty()) {
+    ARROW_ASSIGN_OR_RAISE(Answer answer, Next());
+    ARROW_RETURN_NOT_OK(handle(std::move(answer)));
+  }
+  return Finish();
+}
+
+std::string WorkerPipeline::Where(const Pending& pending) const {
+  return "on " + pending.what + " in " + workers_[pending.worker]->Describe();
+}
+
+arrow::Status WorkerPipeline::Fail(const arrow::Status& status, const std::string& where) {
+  if (failure_.ok()) {
+    failure_ = status.WithMessage(options_.label, where.empty() ? "" : " " + where,
+                                  " failed: ", status.message());
+  }
+  Stop();
+  return failure_;
+}
+
+void WorkerPipeline::Stop() {
+  sessions_.clear();  // aborts unfinished sessions and joins their threads
+  for (auto& worker : workers_) dispatcher_->Release(std::move(worker));
+  workers_.clear();
+  pending_.clear();
+}
+
+}  // namespace quiver::exec
