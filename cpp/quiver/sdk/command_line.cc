@@ -17,7 +17,8 @@ arrow::Result<LogLevel> ParseLogLevel(const std::string& text) {
   return found->second;
 }
 
-arrow::Status Set(WorkerOptions* options, const std::string& flag, const std::string& value) {
+arrow::Status Set(WorkerOptions* options, const std::string& flag, const std::string& value,
+                  bool* transport_given) {
   if (flag == "--id") {
     options->id = value;
   } else if (flag == "--connection") {
@@ -27,6 +28,12 @@ arrow::Status Set(WorkerOptions* options, const std::string& flag, const std::st
       return arrow::Status::Invalid("--transport is '", value, "'; use uds or grpc");
     }
     options->transport = value;
+    *transport_given = true;
+  } else if (flag == "--dialect") {
+    if (value != "quiver" && value != "spark") {
+      return arrow::Status::Invalid("--dialect is '", value, "'; use quiver or spark");
+    }
+    options->dialect = value;
   } else if (flag == "--tls-cert") {
     options->tls_cert_file = value;
   } else if (flag == "--tls-key") {
@@ -55,17 +62,20 @@ arrow::Status Check(const WorkerOptions& options) {
 
 std::string Usage(const std::string& program) {
   return "usage: " + program +
-         " --id ID --connection ENDPOINT [--transport uds|grpc]\n"
+         " --id ID --connection ENDPOINT [--transport uds|grpc] [--dialect quiver|spark]\n"
          "       [--tls-cert FILE --tls-key FILE] [--log-level debug|info|warning|error]\n"
          "Runs UDFs for a quiver engine, which starts this program (docs/protocol.md).\n"
          "  uds:  ENDPOINT is unix:/path/to/socket, where the engine listens\n"
          "  grpc: ENDPOINT is grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT to serve on\n"
          "The engine passes the worker's secret through the pipe descriptor that\n"
-         "QUIVER_WORKER_SECRET_FD names, or (workers started by hand) in QUIVER_WORKER_SECRET.\n";
+         "QUIVER_WORKER_SECRET_FD names, or (workers started by hand) in QUIVER_WORKER_SECRET.\n"
+         "--dialect spark serves Spark's UdfWorker (docs/spark-protocol.md) on ENDPOINT = the\n"
+         "path of a Unix socket or a PORT on loopback (127.0.0.1 and ::1); no secret.\n";
 }
 
 arrow::Result<WorkerOptions> ParseCommandLine(const std::vector<std::string>& arguments) {
   WorkerOptions options;
+  bool transport_given = false;
   for (size_t i = 0; i < arguments.size(); ++i) {
     std::string flag = arguments[i];
     std::string value;
@@ -77,7 +87,15 @@ arrow::Result<WorkerOptions> ParseCommandLine(const std::vector<std::string>& ar
     } else {
       return arrow::Status::Invalid("option '", flag, "' needs a value");
     }
-    ARROW_RETURN_NOT_OK(Set(&options, flag, value));
+    ARROW_RETURN_NOT_OK(Set(&options, flag, value, &transport_given));
+  }
+  if (options.dialect == "spark") {
+    // Spark's protocol is gRPC only; its endpoints are bare paths and ports.
+    if (transport_given && options.transport != "grpc") {
+      return arrow::Status::Invalid("--transport ", options.transport,
+                                    ": Spark's protocol is served over gRPC only");
+    }
+    options.transport = "grpc";
   }
   ARROW_RETURN_NOT_OK(Check(options));
   return options;

@@ -4,6 +4,7 @@
 //   WORKER --id ID --connection unix:PATH
 //   WORKER --transport grpc --id ID --connection grpc+unix:PATH | grpc+tcp:HOST:PORT
 //          [--tls-cert FILE --tls-key FILE] [--log-level debug|info|warning|error]
+//   WORKER --dialect spark --id ID --connection PATH | PORT   (docs/spark-protocol.md)
 // the same flags as `python -m quiver.worker`.
 
 #include <string>
@@ -28,6 +29,8 @@ struct WorkerOptions {
   std::string connection;
   /// "uds" (connect to the engine) or "grpc" (serve the UdfWorker service).
   std::string transport = "uds";
+  /// "quiver" (quiver.v1) or "spark" (Spark's UdfWorker protocol, over gRPC only).
+  std::string dialect = "quiver";
   std::string tls_cert_file;
   std::string tls_key_file;
   LogLevel log_level = LogLevel::kInfo;

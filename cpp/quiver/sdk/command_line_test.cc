@@ -20,6 +20,26 @@ TEST(CommandLine, ReadsTheFlagsTheEngineGives) {
   EXPECT_EQ(options.transport, "grpc");
 }
 
+TEST(CommandLine, TheSparkDialectServesGrpcOnAPathOrAPort) {
+  ASSERT_OK_AND_ASSIGN(auto options, ParseCommandLine({"--dialect", "spark", "--id", "w1",
+                                                       "--connection", "/tmp/q/w1.sock"}));
+  EXPECT_EQ(options.dialect, "spark");
+  EXPECT_EQ(options.transport, "grpc");
+  EXPECT_EQ(options.connection, "/tmp/q/w1.sock");
+  ASSERT_OK_AND_ASSIGN(options, ParseCommandLine({"--id", "w", "--connection=41235",
+                                                  "--dialect=spark", "--transport", "grpc"}));
+  EXPECT_EQ(options.connection, "41235");
+  ASSERT_OK_AND_ASSIGN(options, ParseCommandLine({"--id", "w", "--connection", "unix:/s"}));
+  EXPECT_EQ(options.dialect, "quiver");
+  auto uds = ParseCommandLine(
+      {"--dialect", "spark", "--transport", "uds", "--id", "w", "--connection", "/s"});
+  ASSERT_FALSE(uds.ok());
+  EXPECT_NE(uds.status().message().find("gRPC only"), std::string::npos);
+  auto unknown = ParseCommandLine({"--dialect", "pyspark", "--id", "w", "--connection", "/s"});
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_NE(unknown.status().message().find("pyspark"), std::string::npos);
+}
+
 TEST(CommandLine, RefusesWhatItCannotUse) {
   EXPECT_FALSE(ParseCommandLine({"--connection", "unix:/s"}).ok());  // no --id
   EXPECT_FALSE(ParseCommandLine({"--id", "w"}).ok());                // no --connection

@@ -6,13 +6,12 @@
 #include <utility>
 
 #include "quiver/protocol/batch_codec.h"
+#include "quiver/protocol/version.h"
 #include "quiver/sdk/errors.h"
 #include "quiver/sdk/log.h"
 
 namespace quiver::sdk {
 namespace {
-
-constexpr uint32_t kProtocolVersion = 1;
 
 // Measures the nanoseconds between its construction and destruction into a counter.
 class Timer {
@@ -29,12 +28,6 @@ class Timer {
   std::chrono::steady_clock::time_point start_;
 };
 
-uint64_t PeakRssBytes() {
-  rusage usage{};
-  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
-  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
-}
-
 // Calls user code, turning what it throws into a UserError naming the UDF.
 template <typename Call>
 auto Guarded(const std::string& udf_name, Call&& call) -> decltype(call()) {
@@ -46,6 +39,12 @@ auto Guarded(const std::string& udf_name, Call&& call) -> decltype(call()) {
 }
 
 }  // namespace
+
+uint64_t PeakRssBytes() {
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) != 0) return 0;
+  return static_cast<uint64_t>(usage.ru_maxrss) * 1024;  // Linux reports KiB
+}
 
 Execution::Execution(const Registry* registry, v1::Init init)
     : registry_(registry), init_(std::move(init)), chunks_left_(init_.payload_chunk_count()) {}
@@ -67,9 +66,9 @@ arrow::Status Execution::AddPayloadChunk(const v1::PayloadChunk& chunk) {
 }
 
 arrow::Status Execution::CheckInit() const {
-  if (init_.protocol_version() != kProtocolVersion) {
+  if (init_.protocol_version() != protocol::kProtocolVersion) {
     return ProtocolError("Init has protocol_version " + std::to_string(init_.protocol_version()) +
-                         "; this worker speaks 1");
+                         "; this worker speaks " + std::to_string(protocol::kProtocolVersion));
   }
   if (init_.data_format() != v1::ARROW_IPC_STREAM) {
     return WorkerError("Init has data_format " + std::to_string(init_.data_format()) +
@@ -173,15 +172,19 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Execution::Decode(
     return ProtocolError("a Data body is not a valid Arrow IPC stream: " +
                          decoded.status().message());
   }
-  const auto& batch = *decoded;
-  if (!batch->schema()->Equals(*input_schema_, /*check_metadata=*/false)) {
-    return ProtocolError("a Data batch has schema " + batch->schema()->ToString() +
+  ARROW_RETURN_NOT_OK(CheckBatch(**decoded));
+  return *decoded;
+}
+
+arrow::Status Execution::CheckBatch(const arrow::RecordBatch& batch) const {
+  if (!batch.schema()->Equals(*input_schema_, /*check_metadata=*/false)) {
+    return ProtocolError("a Data batch has schema " + batch.schema()->ToString() +
                          ", but Init.input_schema is " + input_schema_->ToString());
   }
-  if (auto valid = batch->ValidateFull(); !valid.ok()) {
+  if (auto valid = batch.ValidateFull(); !valid.ok()) {
     return ProtocolError("a Data batch is not valid Arrow data: " + valid.message());
   }
-  return batch;
+  return arrow::Status::OK();
 }
 
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> Execution::Run(
@@ -191,15 +194,20 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Execution::Run(
     Timer timer(&counters_.codec_nanos);
     ARROW_ASSIGN_OR_RAISE(batch, Decode(std::move(body)));
   }
+  return RunDecoded(*batch);
+}
+
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> Execution::RunDecoded(
+    const arrow::RecordBatch& batch) {
   arrow::ArrayVector columns;
   for (const BoundUdf& bound : udfs_) {
-    ARROW_ASSIGN_OR_RAISE(auto column, Call(bound, *batch));
+    ARROW_ASSIGN_OR_RAISE(auto column, Call(bound, batch));
     columns.push_back(std::move(column));
   }
   counters_.batches += 1;
-  counters_.rows_in += static_cast<uint64_t>(batch->num_rows());
-  counters_.rows_out += static_cast<uint64_t>(batch->num_rows());
-  return arrow::RecordBatch::Make(result_schema_, batch->num_rows(), std::move(columns));
+  counters_.rows_in += static_cast<uint64_t>(batch.num_rows());
+  counters_.rows_out += static_cast<uint64_t>(batch.num_rows());
+  return arrow::RecordBatch::Make(result_schema_, batch.num_rows(), std::move(columns));
 }
 
 arrow::Result<std::shared_ptr<arrow::Array>> Execution::Call(const BoundUdf& bound,

@@ -21,6 +21,9 @@ namespace quiver::sdk {
 /// The payload format whose payload is the name of a registered function.
 inline constexpr char kSymbolPayloadFormat[] = "symbol";
 
+/// Returns the peak resident memory of this process so far, in bytes.
+uint64_t PeakRssBytes();
+
 /// \brief The state of one execution between Init and FinishResponse / CancelResponse.
 ///
 /// Failures are Statuses made by quiver/sdk/errors.h (UserError, WorkerError,
@@ -50,6 +53,16 @@ class Execution {
   /// Decodes one Data body, runs every UDF over it and returns the result batch.
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Run(
       std::shared_ptr<arrow::io::InputStream> body);
+
+  /// Checks a batch a transport decoded itself against the input schema: the
+  /// same column types, valid Arrow data (a ProtocolError otherwise).
+  arrow::Status CheckBatch(const arrow::RecordBatch& batch) const;
+
+  /// Runs every UDF over a batch CheckBatch accepted; returns the result batch.
+  arrow::Result<std::shared_ptr<arrow::RecordBatch>> RunDecoded(const arrow::RecordBatch& batch);
+
+  /// Adds the time a transport spent decoding or encoding batches to codec_nanos.
+  void AddCodecNanos(uint64_t nanos) { counters_.codec_nanos += nanos; }
 
   /// Runs the teardowns now (once); their failures are logged, not reported.
   void Close();

@@ -1,6 +1,9 @@
 #include "quiver/sdk/grpc_endpoint.h"
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <utility>
 
 namespace quiver::sdk {
 namespace {
@@ -38,7 +41,33 @@ arrow::Result<GrpcEndpoint> ParseTcp(const std::string& endpoint, std::string re
   return parsed;
 }
 
+arrow::Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  if (!file) return arrow::Status::IOError("cannot read ", path);
+  std::ostringstream contents;
+  contents << file.rdbuf();
+  return contents.str();
+}
+
 }  // namespace
+
+arrow::Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
+    const WorkerOptions& options, bool local) {
+  if (options.tls_cert_file.empty()) {
+    if (!local) {
+      return arrow::Status::Invalid("endpoint ", options.connection,
+                                    " is not a loopback address: serve it with --tls-cert and "
+                                    "--tls-key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  grpc::SslServerCredentialsOptions ssl;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  ARROW_ASSIGN_OR_RAISE(pair.private_key, ReadFile(options.tls_key_file));
+  ARROW_ASSIGN_OR_RAISE(pair.cert_chain, ReadFile(options.tls_cert_file));
+  ssl.pem_key_cert_pairs.push_back(std::move(pair));
+  return grpc::SslServerCredentials(ssl);
+}
 
 arrow::Result<GrpcEndpoint> ParseGrpcEndpoint(const std::string& endpoint) {
   if (StartsWith(endpoint, kUnixScheme)) {

@@ -1,8 +1,12 @@
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include <arrow/result.h>
+#include <grpcpp/security/server_credentials.h>
+
+#include "quiver/sdk/command_line.h"
 
 namespace quiver::sdk {
 
@@ -19,5 +23,11 @@ struct GrpcEndpoint {
 /// Reads "grpc+unix:/path" (also "grpc+unix:///path") or "grpc+tcp:HOST:PORT"
 /// (an empty HOST means 127.0.0.1; IPv6 hosts in brackets).
 arrow::Result<GrpcEndpoint> ParseGrpcEndpoint(const std::string& endpoint);
+
+/// Returns TLS credentials from --tls-cert/--tls-key, or plaintext ones for a
+/// `local` endpoint (a Unix socket, loopback); a non-local endpoint without TLS
+/// fails with Invalid.
+arrow::Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
+    const WorkerOptions& options, bool local);
 
 }  // namespace quiver::sdk

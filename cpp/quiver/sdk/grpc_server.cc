@@ -3,15 +3,12 @@
 #include <chrono>
 #include <climits>
 #include <condition_variable>
-#include <fstream>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <utility>
 
 #include <grpcpp/impl/codegen/proto_utils.h>
 #include <grpcpp/impl/rpc_service_method.h>
-#include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server.h>
 #include <grpcpp/server_builder.h>
 #include <grpcpp/support/method_handler.h>
@@ -155,32 +152,6 @@ class WorkerService : public grpc::Service {
   uint64_t refused_calls_ = 0;
 };
 
-arrow::Result<std::string> ReadFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) return arrow::Status::IOError("cannot read ", path);
-  std::ostringstream contents;
-  contents << file.rdbuf();
-  return contents.str();
-}
-
-arrow::Result<std::shared_ptr<grpc::ServerCredentials>> Credentials(const WorkerOptions& options,
-                                                                    const GrpcEndpoint& endpoint) {
-  if (options.tls_cert_file.empty()) {
-    if (!endpoint.local) {
-      return arrow::Status::Invalid("endpoint ", options.connection,
-                                    " is not a loopback address: serve it with --tls-cert and "
-                                    "--tls-key");
-    }
-    return grpc::InsecureServerCredentials();
-  }
-  grpc::SslServerCredentialsOptions ssl;
-  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  ARROW_ASSIGN_OR_RAISE(pair.private_key, ReadFile(options.tls_key_file));
-  ARROW_ASSIGN_OR_RAISE(pair.cert_chain, ReadFile(options.tls_cert_file));
-  ssl.pem_key_cert_pairs.push_back(std::move(pair));
-  return grpc::SslServerCredentials(ssl);
-}
-
 }  // namespace
 
 int ServeGrpc(const WorkerOptions& options, const std::string& secret, const Registry& registry) {
@@ -189,7 +160,7 @@ int ServeGrpc(const WorkerOptions& options, const std::string& secret, const Reg
     Log(LogLevel::kError, endpoint.status().message());
     return kExitUsage;
   }
-  auto credentials = Credentials(options, *endpoint);
+  auto credentials = ServerCredentialsFor(options, endpoint->local);
   if (!credentials.ok()) {
     Log(LogLevel::kError, credentials.status().message());
     return kExitUsage;

@@ -4,11 +4,13 @@
 
 #include <arrow/config.h>
 
+#include "quiver/protocol/version.h"
+
 namespace quiver::sdk {
 
 v1::Hello MakeHello(const std::string& worker_id, const std::string& secret) {
   v1::Hello hello;
-  hello.set_protocol_version(1);
+  hello.set_protocol_version(protocol::kProtocolVersion);
   hello.set_worker_id(worker_id);
   hello.set_secret(secret);
   hello.set_runtime("c++ quiver-sdk arrow " + arrow::GetBuildInfo().version_string);

@@ -12,6 +12,7 @@
 #include "quiver/sdk/command_line.h"
 #include "quiver/sdk/grpc_server.h"
 #include "quiver/sdk/log.h"
+#include "quiver/sdk/spark_server.h"
 #include "quiver/sdk/uds_server.h"
 
 namespace quiver::sdk {
@@ -83,6 +84,8 @@ int Serve(int argc, char** argv, const Registry& registry) {
   // The protocol owns the socket, not stdout: what UDFs print belongs in the worker log.
   std::fflush(stdout);
   ::dup2(STDERR_FILENO, STDOUT_FILENO);
+  // Spark's protocol carries no secret: access is the transport's (docs/spark-protocol.md §7).
+  if (options->dialect == "spark") return ServeSpark(*options, registry);
   std::string secret;
   if (!TakeSecret(&secret)) {
     Log(LogLevel::kError, std::string("cannot read the worker's secret: neither ") +
