@@ -7,6 +7,7 @@
 
 #include "quiver/cli/failure_message.h"
 #include "quiver/conformance/conformance.h"
+#include "quiver/conformance/spark_kit.h"
 
 namespace quiver::cli {
 namespace {
@@ -29,18 +30,56 @@ Output: one line per scenario and transport (PASS, or FAIL with what went wrong
 and the section of the spec), then `N passed, N failed`. Exit status 0 when
 every scenario passed, 1 otherwise, 2 for a bad command line.
 
+--dialect spark runs the kit of Spark's UdfWorker protocol (docs/spark-protocol.md)
+over --transport unix (a socket path) and tcp (a loopback port) instead.
+
 Examples:
   quiver conformance -- ./build/cpp/examples/udf_worker/quiver_example_worker
+  quiver conformance --dialect spark --payload-format python/ref \
+      -- .venv/bin/python -m quiver.worker --dialect spark
   quiver conformance --transport uds --payload-format python/ref \
       -- .venv/bin/python -m quiver.worker)";
+
+void PrintOutcome(const conformance::ScenarioOutcome& outcome) {
+  std::printf("%s\n", conformance::FormatOutcome(outcome).c_str());
+  std::fflush(stdout);
+}
+
+// Prints the summary line of a run; returns the exit status.
+int Summarize(const arrow::Result<conformance::ConformanceSummary>& summary) {
+  if (!summary.ok()) {
+    std::fprintf(stderr, "quiver: error: %s\n",
+                 EscapeInvalidUtf8(summary.status().message()).c_str());
+    return 1;
+  }
+  std::printf("%d passed, %d failed\n", summary->passed, summary->failed);
+  return summary->failed == 0 ? 0 : 1;
+}
+
+int RunSparkConformanceCommand(const ConformanceArguments& arguments) {
+  conformance::SparkKitOptions options;
+  options.command = arguments.command;
+  if (arguments.transport != "all") options.transports = {arguments.transport};
+  options.payload_format = arguments.payload_format;
+  options.python_module = arguments.python_module;
+  options.timeout =
+      std::chrono::milliseconds(static_cast<int64_t>(arguments.timeout_seconds * 1000));
+  return Summarize(conformance::RunSparkConformance(options, PrintOutcome));
+}
 
 }  // namespace
 
 CLI::App* AddConformanceCommand(CLI::App& app, ConformanceArguments& arguments) {
   CLI::App* command = app.add_subcommand("conformance", kDescription);
   command->footer(kFooter);
+  command
+      ->add_option("--dialect", arguments.dialect,
+                   "Protocol the worker speaks: quiver (quiver.v1) or spark (Spark's UdfWorker, "
+                   "docs/spark-protocol.md; its transports are unix and tcp)")
+      ->check(CLI::IsMember({"quiver", "spark"}))
+      ->capture_default_str();
   command->add_option("--transport", arguments.transport, "Transport to test, or all")
-      ->check(CLI::IsMember({"uds", "shm", "grpc+unix", "grpc+tcp", "all"}))
+      ->check(CLI::IsMember({"uds", "shm", "grpc+unix", "grpc+tcp", "unix", "tcp", "all"}))
       ->capture_default_str();
   command
       ->add_option("--payload-format", arguments.payload_format,
@@ -63,6 +102,7 @@ CLI::App* AddConformanceCommand(CLI::App& app, ConformanceArguments& arguments) 
 }
 
 int RunConformanceCommand(const ConformanceArguments& arguments) {
+  if (arguments.dialect == "spark") return RunSparkConformanceCommand(arguments);
   conformance::ConformanceOptions options;
   options.command = arguments.command;
   if (arguments.transport != "all") options.transports = {arguments.transport};

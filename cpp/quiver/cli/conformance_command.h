@@ -13,6 +13,8 @@ namespace quiver::cli {
 
 /// The options of `quiver conformance`.
 struct ConformanceArguments {
+  /// "quiver" (quiver.v1) or "spark" (docs/spark-protocol.md).
+  std::string dialect = "quiver";
   std::string transport = "all";
   std::string payload_format = "symbol";
   std::string python_module = "quiver.conformance_udfs";

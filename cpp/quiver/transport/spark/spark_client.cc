@@ -106,7 +106,8 @@ arrow::Result<int64_t> PingSparkWorker(grpc::Channel* channel, std::chrono::mill
   return static_cast<int64_t>(value);
 }
 
-ExecuteCall::ExecuteCall(grpc::Channel* channel) {
+ExecuteCall::ExecuteCall(grpc::Channel* channel, std::optional<std::chrono::milliseconds> timeout) {
+  if (timeout) context_.set_deadline(std::chrono::system_clock::now() + *timeout);
   const grpc::internal::RpcMethod method(kExecuteMethod, grpc::internal::RpcMethod::BIDI_STREAMING);
   stream_.reset(
       grpc::internal::ClientReaderWriterFactory<grpc::ByteBuffer, grpc::ByteBuffer>::Create(

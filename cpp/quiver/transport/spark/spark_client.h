@@ -53,7 +53,10 @@ arrow::Result<int64_t> PingSparkWorker(grpc::Channel* channel, std::chrono::mill
 /// are serialized here); reads from one thread.
 class ExecuteCall {
  public:
-  explicit ExecuteCall(grpc::Channel* channel);
+  /// Opens the call; it fails (reads and writes return false) once `timeout`
+  /// passed, when one is given.
+  explicit ExecuteCall(grpc::Channel* channel,
+                       std::optional<std::chrono::milliseconds> timeout = std::nullopt);
   ~ExecuteCall();
 
   /// Writes one message; false when the call is over (cancelled or broken).
