@@ -254,6 +254,10 @@ def test_iter_udf_yielding_too_much_fails_at_finish(engine: EngineHarness) -> No
         (ref_udf("t", "faulty.py:no_return_type", [0]), ["@quiver.udf(returns=...)"]),
         (ref_udf("t", "missing.py:f", [0]), ["cannot load UDF 't'", "missing.py"]),
         (ref_udf("t", "arith.py:nope", [0]), ["has no attribute 'nope'"]),
+        (
+            ref_udf("t", "arith.py:identty", [0]),
+            ["arith.py has no attribute 'identty'; did you mean 'identity'?"],
+        ),
         (ref_udf("t", "no_such_module:f", [0]), ["ModuleNotFoundError"]),
         (ref_udf("t", "arith.py", [0]), ["PATH.py:FUNCTION"]),
         (ref_udf("t", "arith.py:add", [0]), ["cannot be called with 1 argument"]),

@@ -82,7 +82,7 @@ def test_udf_hangs_past_the_batch_timeout(quiver, source):
 
 def test_udf_function_missing_from_its_file(quiver, source):
     result, out = run_bad(quiver, source, "no_such_function")
-    stderr = assert_failed(result, out, "no_such_function")
+    stderr = assert_failed(result, out, "no_such_function", status=2)
     assert "'bad'" in stderr, stderr
 
 
@@ -118,16 +118,48 @@ def test_corrupt_input_file(quiver, tmp_path):
     assert_failed(result, out, str(corrupt), "Parquet")
 
 
-def test_unknown_column_lists_the_columns(quiver, source, tmp_path):
+def test_unknown_column_is_a_bad_command_line(quiver, source, tmp_path):
     out = tmp_path / "out.parquet"
     result = quiver("run", source, "--udf", spec("loud", "typed", "shout", "nmae"), "-o", out)
-    assert_failed(result, out, "'nmae'", "did you mean 'name'?", "id, name, value, city")
+    stderr = assert_failed(
+        result, out, "'nmae'", "did you mean 'name'?", "id, name, value, city", status=2
+    )
+    assert "worker" not in stderr, stderr
 
 
-def test_missing_udf_file(quiver, source, tmp_path):
+def test_missing_udf_file_is_a_bad_command_line(quiver, source, tmp_path):
     out = tmp_path / "out.parquet"
     result = quiver("run", source, "--udf", "loud=nope.py:shout(name)", "-o", out)
-    assert_failed(result, out, str(tmp_path / "nope.py"), "does not exist")
+    assert_failed(result, out, str(tmp_path / "nope.py"), "does not exist", status=2)
+
+
+def test_misspelled_function_is_refused_before_a_worker_starts(quiver, source, tmp_path):
+    out = tmp_path / "out.parquet"
+    udf = spec("loud", "typed", "shuot", "name")
+    stderr = assert_failed(
+        quiver("run", source, "--udf", udf, "-o", out),
+        out,
+        "has no function 'shuot'",
+        "did you mean 'shout'?",
+        status=2,
+    )
+    assert "_quiver_udf" not in stderr and "worker" not in stderr, stderr
+
+
+def test_grouped_kinds_refuse_unknown_columns_the_same_way(quiver, source, tmp_path):
+    out = tmp_path / "out.parquet"
+    result = quiver(
+        "run",
+        source,
+        "--group-by",
+        "ctiy",
+        "--agg",
+        spec("n", "kinds", "count_arrow", "value"),
+        "-o",
+        out,
+    )
+    stderr = assert_failed(result, out, "'ctiy'", "did you mean 'city'?", status=2)
+    assert "worker" not in stderr, stderr
 
 
 def test_bad_spec_points_at_the_problem(quiver, source, tmp_path):
@@ -168,6 +200,10 @@ def test_usage_errors_exit_2(quiver, source, tmp_path):
         "--output-format",
         status=2,
     )
+    for flag in ("--workers", "--max-in-flight", "--batch-rows", "--batch-bytes"):
+        udf = spec("loud", "typed", "shout", "name")
+        result = quiver("run", source, "--udf", udf, flag, "0", "-o", out)
+        assert_failed(result, out, f"{flag} must be at least 1, not 0", status=2)
     assert_failed(quiver("bogus"), out, status=2)
 
 

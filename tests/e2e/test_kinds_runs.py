@@ -156,7 +156,7 @@ def test_grouped_map_unknown_key_suggests_a_column(quiver, tmp_path):
         "-o",
         out,
     )
-    assert_failed(result, out, "'nmae'", "did you mean 'name'")
+    assert_failed(result, out, "'nmae'", "did you mean 'name'", status=2)
 
 
 def test_kind_options_are_checked_before_anything_starts(quiver, tmp_path):
@@ -167,6 +167,9 @@ def test_kind_options_are_checked_before_anything_starts(quiver, tmp_path):
     assert_failed(result, out, "--apply needs --group-by", status=2)
     result = quiver("run", source, "--group-by", "k", "--udtf", f"w={apply}(name)", "-o", out)
     assert_failed(result, out, "--udtf takes no --group-by", status=2)
+    for flag in ("--workers", "--max-in-flight", "--batch-rows", "--max-group-bytes"):
+        result = quiver("run", source, "--group-by", "k", "--apply", apply, flag, "0", "-o", out)
+        assert_failed(result, out, f"{flag} must be at least 1, not 0", status=2)
 
 
 @pytest.mark.parametrize("workers", [1, 2])

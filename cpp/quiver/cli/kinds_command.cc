@@ -216,6 +216,13 @@ arrow::Status RunKindCommand(const RunOptions& options) {
   InterruptWatchdog watchdog(std::chrono::seconds(3));
   ARROW_ASSIGN_OR_RAISE(InputFile input,
                         OpenInputFile(options.input, input_format, options.batch_rows));
+  // A misspelled column costs no worker start, and exits 2 like any bad command line.
+  auto columns =
+      exec::grouped::CheckKindColumns(calls, exec_options, *input.file_schema, kinds.udtf.empty());
+  if (columns.ok() && pass_through) {
+    columns = exec::grouped::ResolveColumns(*input.file_schema, *pass_through, "--select").status();
+  }
+  if (!columns.ok()) return UsageError(columns.message());
   ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakePythonDispatcher(options, python));
   watchdog.AddCleanupDirectory(dispatcher->private_directory());
   RunSummary summary;

@@ -249,8 +249,10 @@ arrow::Status RunCommand(const RunOptions& options) {
   ARROW_RETURN_NOT_OK(ApplyInFlightBytes(options, &operator_options));
   operator_options.input_mode =
       options.input_mode == "rows" ? exec::InputMode::kRows : exec::InputMode::kColumnar;
-  // Checked before anything is set up, so a typo costs no worker start.
-  ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(operator_options, *input.file_schema));
+  // Checked before anything is set up, so a typo costs no worker start; a bad
+  // name is a bad command line (exit 2).
+  auto checked = exec::CheckUdfCalls(operator_options, *input.file_schema);
+  if (!checked.ok()) return UsageError(checked.message());
 
   // Python UDFs with requirements run on runtimes of their own ("py@ENV").
   ARROW_ASSIGN_OR_RAISE(

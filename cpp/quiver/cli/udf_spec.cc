@@ -13,6 +13,7 @@
 #include <arrow/scalar.h>
 #include <arrow/type.h>
 
+#include "quiver/cli/python_names.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/exec/udf_checks.h"
 
@@ -90,6 +91,10 @@ class SpecParser {
     // the more useful message when there are both.
     ARROW_ASSIGN_OR_RAISE(std::string target,
                           ResolveTarget(reference.target, reference.target_position, cwd));
+    if (LooksLikeFilePath(reference.target)) {
+      ARROW_RETURN_NOT_OK(CheckPythonFunction(target, reference.function,
+                                              std::string(option_) + " '" + call.name + "'"));
+    }
     call.payload_format = "python/ref";
     call.payload = target + ":" + reference.function;
     return call;
@@ -266,6 +271,16 @@ class SpecParser {
                      std::string(function)};
   }
 
+  // Returns the name of the file beside `path` closest to its name, or "".
+  static std::string ClosestFile(const fs::path& path) {
+    std::error_code error;
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(path.parent_path(), error)) {
+      if (entry.is_regular_file(error)) names.push_back(entry.path().filename().string());
+    }
+    return exec::ClosestName(path.filename().string(), names);
+  }
+
   // Makes a file target absolute and checks it exists; checks a module name's form.
   arrow::Result<std::string> ResolveTarget(std::string_view target, size_t at,
                                            const fs::path& cwd) const {
@@ -286,13 +301,14 @@ class SpecParser {
     std::error_code error;
     const auto status = fs::status(path, error);
     if (!fs::exists(status)) {
-      return arrow::Status::IOError(option_, ": UDF file ", path.string(),
-                                    " does not exist (relative paths are taken from the current "
-                                    "directory, ",
-                                    cwd.string(), ")");
+      const std::string close = ClosestFile(path);
+      return UsageError(std::string(option_) + ": UDF file " + path.string() +
+                        " does not exist (relative paths are taken from the current directory, " +
+                        cwd.string() + ")" +
+                        (close.empty() ? "" : "; did you mean '" + close + "'?"));
     }
     if (!fs::is_regular_file(status)) {
-      return arrow::Status::IOError(option_, ": UDF file ", path.string(), " is not a file");
+      return UsageError(std::string(option_) + ": UDF file " + path.string() + " is not a file");
     }
     return path.string();
   }

@@ -34,7 +34,10 @@ class UdfSpecTest : public ::testing::Test {
            ("quiver_udf_spec_test_" + std::to_string(::getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::create_directories(cwd_ / "sub");
-    for (const char* name : {"udfs.py", "f.py", "sub/more.py"}) std::ofstream(cwd_ / name) << "\n";
+    // The functions the specs name: the command refuses a name a file cannot define.
+    std::ofstream(cwd_ / "udfs.py") << "def shout(x):\n    return x\n\nclean = shout\n";
+    std::ofstream(cwd_ / "f.py") << "def g(*args):\n    return args[0]\n";
+    std::ofstream(cwd_ / "sub" / "more.py") << "class Outer:\n    def inner(self, x): ...\n";
   }
 
   void TearDown() override { fs::remove_all(cwd_); }
@@ -170,15 +173,16 @@ TEST_F(UdfSpecTest, SuggestsTheClosestComputeFunction) {
   EXPECT_NE(message.find("did you mean utf8_upper?"), std::string::npos) << message;
 }
 
-TEST_F(UdfSpecTest, NamesAMissingUdfFile) {
+TEST_F(UdfSpecTest, AMissingUdfFileIsAUsageErrorSuggestingTheClosestFile) {
   auto result = Parse("x=nope/missing.py:g(a)");
   ASSERT_FALSE(result.ok());
-  EXPECT_FALSE(IsUsageError(result.status()));
+  EXPECT_TRUE(IsUsageError(result.status()));
   EXPECT_NE(
       result.status().message().find((cwd_ / "nope" / "missing.py").string() + " does not exist"),
       std::string::npos)
       << result.status().message();
   EXPECT_NE(ErrorOf("x=sub/:g(a)").find("is not a file"), std::string::npos);
+  EXPECT_NE(ErrorOf("x=udf.py:shout(a)").find("did you mean 'udfs.py'?"), std::string::npos);
 }
 
 TEST(ParseColumnList, SplitsOnCommas) {

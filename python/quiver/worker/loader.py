@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import importlib
 import importlib.util
@@ -119,9 +120,13 @@ def _resolve_qualname(udf_name: str, ref: str, module: ModuleType, qualname: str
         try:
             obj = getattr(obj, part)
         except AttributeError:
+            # Name what the user wrote (the file, not the module name it is imported under).
+            where = ref.rpartition(":")[0] if obj is module else getattr(obj, "__name__", obj)
+            close = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")])
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise WorkerError(
-                f"cannot load UDF {udf_name!r} from {ref!r}: {getattr(obj, '__name__', obj)!s} "
-                f"has no attribute {part!r}",
+                f"cannot load UDF {udf_name!r} from {ref!r}: {where!s} has no attribute "
+                f"{part!r}{hint}",
                 udf_name,
             ) from None
     return obj

@@ -58,6 +58,21 @@ arrow::Result<int> ArgumentColumn(const UdfCall& udf, size_t argument,
   return positions.front();
 }
 
+arrow::Status CheckKindColumns(const std::vector<UdfCall>& udfs, const KindOptions& options,
+                               const arrow::Schema& schema, bool plain_arguments) {
+  ARROW_RETURN_NOT_OK(ResolveColumns(schema, options.group_by, "the group keys").status());
+  for (const auto& udf : udfs) {
+    for (size_t a = 0; a < udf.arguments.size(); ++a) {
+      if (plain_arguments) {
+        ARROW_RETURN_NOT_OK(ArgumentColumn(udf, a, schema).status());
+      } else {
+        ARROW_RETURN_NOT_OK(CheckArgument(udf, a, schema));
+      }
+    }
+  }
+  return arrow::Status::OK();
+}
+
 std::string GroupsText(int64_t first_group, int64_t groups) {
   return "groups " + std::to_string(first_group) + "-" + std::to_string(first_group + groups - 1);
 }

@@ -71,6 +71,13 @@ arrow::Result<std::vector<int>> ResolveColumns(const arrow::Schema& schema,
 /// other expressions are refused (the grouped kinds take columns).
 arrow::Result<int> ArgumentColumn(const UdfCall& udf, size_t argument, const arrow::Schema& schema);
 
+/// Checks, before any worker starts, that every column a kind's run names is
+/// in `schema`: the group keys, and each UDF's arguments (plain column names
+/// when `plain_arguments`, as the grouped kinds take; else any expression).
+/// Errors suggest the closest column.
+arrow::Status CheckKindColumns(const std::vector<UdfCall>& udfs, const KindOptions& options,
+                               const arrow::Schema& schema, bool plain_arguments);
+
 /// Names a batch of whole groups in errors: "groups 4-7".
 std::string GroupsText(int64_t first_group, int64_t groups);
 
