@@ -169,3 +169,39 @@ def test_another_users_connection_gets_no_worker(private_dir):
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait()
+
+
+def test_a_silent_or_half_sent_request_holds_up_only_itself(private_dir):
+    server, path = start_server(private_dir)
+    try:
+        silent = socket.socket(socket.AF_UNIX)
+        silent.connect(str(path))
+        half = socket.socket(socket.AF_UNIX)
+        half.connect(str(path))
+        half.sendall(struct.pack("<I", 1000) + MAGIC)  # a length, then a few of its bytes
+        started = time.monotonic()
+        lines, out_r = request(path, ["--version"])
+        waited = time.monotonic() - started
+        os.close(out_r)
+        assert lines[0].startswith("pid "), lines
+        # The server gives a request 5 s to arrive; serving one at a time, this one waited that.
+        assert waited < 2.5, f"the request waited {waited:.1f} s behind the silent ones"
+        silent.settimeout(10)
+        assert silent.recv(200).startswith(b"error the request did not arrive within 5 s")
+        half.close()
+        silent.close()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+def test_a_request_under_other_start_up_variables_is_refused(private_dir):
+    server, path = start_server(private_dir)
+    try:
+        env = dict(os.environ, PYTHONHASHSEED="4242")
+        lines, out_r = request(path, ["--version"], env)
+        os.close(out_r)
+        assert lines[0].startswith("error environment: PYTHONHASHSEED is"), lines
+    finally:
+        server.terminate()
+        server.wait()

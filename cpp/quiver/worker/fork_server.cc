@@ -25,12 +25,35 @@ namespace {
 constexpr char kMagic[] = "quiver-fork-1";
 // Time the server has to fork and answer with the worker's pid.
 constexpr int kAnswerTimeoutMs = 5000;
-// Variables that change what the server's Python imports or how it runs: a
-// server started under other values serves other runs (ForkServerSocket).
-constexpr const char* kKeyVariables[] = {
-    "PYTHONPATH",           "PYTHONHOME",      "PYTHONSAFEPATH",  "PYTHONNOUSERSITE",
-    "PYTHONUSERBASE",       "VIRTUAL_ENV",     "LD_LIBRARY_PATH", "LD_PRELOAD",
-    "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"};
+// Variables that a Python process reads once, at its start: what it imports
+// (PYTHONPATH, ...), its hash seed, optimisation level, warning filters, UTF-8
+// mode and locale coercion, and its libraries' thread pools. A forked worker
+// cannot take other values from its run, so a server started under other values
+// serves other runs (ForkServerSocket); the server also refuses a request whose
+// values differ from its own (python/quiver/forkserver/server.py, FIXED_AT_START).
+// TZ is not here: the worker applies it (time.tzset) before user code.
+constexpr const char* kKeyVariables[] = {"PYTHONPATH",
+                                         "PYTHONHOME",
+                                         "PYTHONSAFEPATH",
+                                         "PYTHONNOUSERSITE",
+                                         "PYTHONUSERBASE",
+                                         "VIRTUAL_ENV",
+                                         "LD_LIBRARY_PATH",
+                                         "LD_PRELOAD",
+                                         "PYTHONHASHSEED",
+                                         "PYTHONOPTIMIZE",
+                                         "PYTHONWARNINGS",
+                                         "PYTHONUTF8",
+                                         "PYTHONIOENCODING",
+                                         "PYTHONDEVMODE",
+                                         "PYTHONINTMAXSTRDIGITS",
+                                         "PYTHONDONTWRITEBYTECODE",
+                                         "LC_ALL",
+                                         "LC_CTYPE",
+                                         "LANG",
+                                         "OPENBLAS_NUM_THREADS",
+                                         "OMP_NUM_THREADS",
+                                         "MKL_NUM_THREADS"};
 
 std::string Getenv(const char* name) {
   const char* value = std::getenv(name);
@@ -231,6 +254,15 @@ arrow::Result<std::string> ForkServerDirectory(const std::string& requested) {
     directory = Getenv("XDG_RUNTIME_DIR") + "/quiver";
   }
   if (directory.empty()) directory = "/tmp/quiver-" + std::to_string(::getuid());
+  // Resolved once, here: the server runs in "/" and must be given the same path.
+  std::error_code error;
+  const std::filesystem::path absolute = std::filesystem::absolute(directory, error);
+  if (error) {
+    return arrow::Status::IOError("cannot resolve the fork server's directory ", directory, ": ",
+                                  error.message());
+  }
+  directory = absolute.lexically_normal().string();
+  if (directory.size() > 1 && directory.back() == '/') directory.pop_back();
   if (::mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
     return arrow::Status::IOError("cannot create the fork server's directory ", directory, ": ",
                                   std::strerror(errno));

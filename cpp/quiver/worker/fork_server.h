@@ -18,7 +18,8 @@
 
 namespace quiver::worker {
 
-/// Returns the fork server's private directory: `requested`, else
+/// Returns the fork server's private directory, as an absolute path (a relative
+/// one is resolved against the current directory): `requested`, else
 /// $QUIVER_FORKSERVER_DIR, else $XDG_RUNTIME_DIR/quiver, else /tmp/quiver-UID.
 /// Creates it (mode 0700) when missing. Fails when it is not a directory of
 /// this user with mode 0700: another user could then reach or replace the socket.

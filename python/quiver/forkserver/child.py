@@ -1,9 +1,10 @@
 """Turn a freshly forked copy of the fork server into a worker.
 
 Runs in the child only, between ``os.fork()`` and the worker's ``main``. The worker must not be
-able to tell it was forked: it gets the engine's environment, current directory, descriptors
-(stdin /dev/null, stdout and stderr the engine's log pipe, the secret pipe as descriptor 3) and
-default signal handling, in its own process group, and dies with the server (PR_SET_PDEATHSIG).
+able to tell it was forked: it gets the engine's environment (and the run's time zone), current
+directory, descriptors (stdin /dev/null, stdout and stderr the engine's log pipe, the secret pipe
+as descriptor 3) and default signal handling, in its own process group, and dies with the server
+(PR_SET_PDEATHSIG).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import fcntl
 import os
 import signal
 import sys
+import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ def become_worker(request: Request, server_pid: int) -> None:
     for entry in request.env:
         key, _, value = entry.partition(b"=")
         os.environb[key] = value
+    time.tzset()  # the run's TZ, not the server's: what a fresh process would read at start
     cwd = os.fsdecode(request.cwd)
     if sys.path and sys.path[0] == _start_path0:
         sys.path[0] = cwd

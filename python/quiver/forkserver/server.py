@@ -1,12 +1,13 @@
 """The fork server's loop: accept requests, fork workers, report their exits.
 
-One request per connection (docs/protocol.md, "Fork server"): the engine sends the worker's
-argv, environment and current directory with its output pipe and secret pipe as SCM_RIGHTS
-descriptors; the server forks, answers ``pid N``, and when the worker ends answers ``exit N`` or
-``signal N``. It keeps the ended worker a zombie until the engine closes the connection, so the
-engine can signal the worker's pid and process group without racing pid reuse. When the engine
-hangs up first (it died), the worker's process group gets SIGKILL: workers die with their
-engine, as the engine's own children do through PR_SET_PDEATHSIG.
+One request per connection (docs/protocol.md, "Fork server"), read as it arrives, so that
+connections are served concurrently and a slow or silent one holds up only itself: the engine sends
+the worker's argv, environment and current directory with its output pipe and secret pipe as
+SCM_RIGHTS descriptors; the server forks, answers ``pid N``, and when the worker ends answers ``exit
+N`` or ``signal N``. It keeps the ended worker a zombie until the engine closes the connection, so
+the engine can signal the worker's pid and process group without racing pid reuse. When the engine
+hangs up first (it died), the worker's process group gets SIGKILL: workers die with their engine, as
+the engine's own children do through PR_SET_PDEATHSIG.
 """
 
 from __future__ import annotations
@@ -35,6 +36,36 @@ MAX_REQUEST_BYTES = 4 << 20
 REQUEST_TIMEOUT = 5.0
 # The output pipe and the secret pipe.
 MAX_FDS = 2
+
+# Variables a Python process reads once, at its start (its imports, hash seed, optimisation level,
+# warning filters, UTF-8 mode and locale, thread pools): a forked worker cannot take other values
+# from its run. The engine picks a server per distinct set of values (kKeyVariables in
+# cpp/quiver/worker/fork_server.cc, the same list); a request with other values is refused, and
+# the engine then starts its worker as a fresh process.
+FIXED_AT_START = (
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSAFEPATH",
+    "PYTHONNOUSERSITE",
+    "PYTHONUSERBASE",
+    "VIRTUAL_ENV",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+    "PYTHONHASHSEED",
+    "PYTHONOPTIMIZE",
+    "PYTHONWARNINGS",
+    "PYTHONUTF8",
+    "PYTHONIOENCODING",
+    "PYTHONDEVMODE",
+    "PYTHONINTMAXSTRDIGITS",
+    "PYTHONDONTWRITEBYTECODE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LANG",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+)
 
 # Imported once here so that every forked worker has them already; the worker's own imports
 # are then dictionary look-ups. pandas is optional: a worker imports it when a UDF needs it.
@@ -109,37 +140,82 @@ def parse_request(payload: bytes) -> Request:
     return Request(fields[1], argv, env)
 
 
-def receive_request(conn: socket.socket) -> Request:
-    """Read one length-prefixed request and the descriptors that came with it."""
-    data = bytearray()
-    fds: list[int] = []
-    want = None
-    try:
-        while want is None or len(data) < want:
-            chunk, ancillary, _, _ = conn.recvmsg(
-                65536, socket.CMSG_SPACE(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC
-            )
+class RequestReader:
+    """Reads one length-prefixed request, and the descriptors that come with it, from a
+    non-blocking connection, piece by piece as the engine sends it: a slow or silent engine
+    holds up nobody but itself."""
+
+    def __init__(self, conn: socket.socket) -> None:
+        self.conn = conn
+        self.deadline = time.monotonic() + REQUEST_TIMEOUT
+        self._data = bytearray()
+        self._fds: list[int] = []
+        self._want: int | None = None
+
+    def feed(self) -> Request | None:
+        """Read what has arrived; return the request once complete (None: not yet).
+
+        Raises RequestError for a malformed request, BlockingIOError never.
+        """
+        while self._want is None or len(self._data) < self._want:
+            try:
+                chunk, ancillary, _, _ = self.conn.recvmsg(
+                    65536, socket.CMSG_SPACE(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC
+                )
+            except (BlockingIOError, InterruptedError):
+                return None
             for level, kind, body in ancillary:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    fds.extend(struct.unpack(f"{len(body) // 4}i", body[: len(body) // 4 * 4]))
+                    count = len(body) // 4
+                    self._fds.extend(struct.unpack(f"{count}i", body[: count * 4]))
             if not chunk:
                 raise RequestError("the engine closed the connection inside its request")
-            data += chunk
-            if want is None and len(data) >= 4:
-                want = 4 + struct.unpack("<I", data[:4])[0]
-                if want > MAX_REQUEST_BYTES:
-                    raise RequestError(f"the request is {want} bytes, over {MAX_REQUEST_BYTES}")
-        if len(data) != want:
+            self._data += chunk
+            if self._want is None and len(self._data) >= 4:
+                self._want = 4 + struct.unpack("<I", self._data[:4])[0]
+                if self._want > MAX_REQUEST_BYTES:
+                    raise RequestError(
+                        f"the request is {self._want} bytes, over {MAX_REQUEST_BYTES}"
+                    )
+        if len(self._data) != self._want:
             raise RequestError("the engine sent more than its request")
-        if not 1 <= len(fds) <= MAX_FDS:
-            raise RequestError(f"the request came with {len(fds)} descriptors, not 1 or 2")
-        request = parse_request(bytes(data[4:]))
-    except BaseException:
-        for fd in fds:
+        if not 1 <= len(self._fds) <= MAX_FDS:
+            raise RequestError(f"the request came with {len(self._fds)} descriptors, not 1 or 2")
+        request = parse_request(bytes(self._data[4:]))
+        request.fds, self._fds = self._fds, []
+        return request
+
+    def close(self) -> None:
+        """Close the descriptors received so far and the connection."""
+        for fd in self._fds:
             os.close(fd)
-        raise
-    request.fds = fds
-    return request
+        self._fds = []
+        self.conn.close()
+
+
+def start_values() -> dict[bytes, bytes]:
+    """Return this process's FIXED_AT_START values as it was started with them.
+
+    Read from /proc/self/environ, which Python's own changes at start (C locale coercion sets
+    LC_CTYPE) do not touch: they are the values the engine hashed.
+    """
+    try:
+        with open("/proc/self/environ", "rb") as environ:
+            entries = environ.read().split(b"\0")
+    except OSError:
+        entries = [key + b"=" + value for key, value in os.environb.items()]
+    values = dict(entry.partition(b"=")[::2] for entry in entries if b"=" in entry)
+    return {name.encode(): values.get(name.encode(), b"") for name in FIXED_AT_START}
+
+
+def differing_variable(env: list[bytes], start: dict[bytes, bytes]) -> str | None:
+    """Return a description of the first FIXED_AT_START variable ``env`` sets otherwise."""
+    values = dict(entry.partition(b"=")[::2] for entry in env)
+    for name, value in start.items():
+        wanted = values.get(name, b"")
+        if wanted != value:
+            return f"{name.decode()} is {value!r} in the server but {wanted!r} for this worker"
+    return None
 
 
 def _module_files() -> dict[str, int]:
@@ -185,39 +261,76 @@ class ForkServer:
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, None)
         self.jobs: dict[int, _Job] = {}
+        self.pending: set[RequestReader] = set()  # connections whose request is incomplete
         self.files = _module_files()
+        self.start_values = start_values()
         self.pid = os.getpid()
 
     def run(self) -> int:
         """Serve until idle (or until told the installation changed); return 0."""
         idle_since = time.monotonic()
-        while self.listener is not None or self.jobs:
+        while self.listener is not None or self.jobs or self.pending:
             timeout = None
-            if not self.jobs:
+            if not self.jobs and not self.pending:
                 timeout = idle_since + self.idle_timeout - time.monotonic()
                 if timeout <= 0:
                     break
+            if self.pending:
+                first = min(reader.deadline for reader in self.pending) - time.monotonic()
+                timeout = max(0.0, first if timeout is None else min(timeout, first))
             for key, _ in self.selector.select(timeout):
                 if key.data is None:
                     self._accept()
+                elif key.data[0] == "request":
+                    self._on_request(key.data[1])
                 elif key.data[0] == "conn":
                     self._on_hang_up(key.data[1])
                 else:
                     self._on_exit(key.data[1])
-            if self.jobs:
+            self._expire_requests()
+            if self.jobs or self.pending:
                 idle_since = time.monotonic()
         self._stop_listening()
         return 0
 
     def _accept(self) -> None:
-        """Serve one request: check the peer, read it, fork, answer ``pid N``."""
+        """Take a connection of this user; its request is read as it arrives (_on_request)."""
         assert self.listener is not None
         try:
             conn, _ = self.listener.accept()
         except OSError:
             return
         try:
-            job = self._serve(conn)
+            if peer_uid(conn) != os.getuid():
+                conn.close()  # another user's process: no answer at all
+                return
+            conn.setblocking(False)
+        except OSError:
+            conn.close()
+            return
+        reader = RequestReader(conn)
+        self.pending.add(reader)
+        self.selector.register(conn, selectors.EVENT_READ, ("request", reader))
+
+    def _on_request(self, reader: RequestReader) -> None:
+        """Read more of a request; once complete, serve it."""
+        try:
+            request = reader.feed()
+        except RequestError as exc:
+            self._drop_request(reader, f"error {exc}\n")
+            return
+        except OSError:
+            self._drop_request(reader, None)
+            return
+        if request is None:
+            return
+        self.pending.discard(reader)
+        self.selector.unregister(reader.conn)
+        conn = reader.conn
+        try:
+            conn.setblocking(True)
+            conn.settimeout(REQUEST_TIMEOUT)  # for the short answer only
+            job = self._serve(conn, request)
         except OSError:
             job = None
         if job is None:
@@ -228,15 +341,30 @@ class ForkServer:
         self.selector.register(conn, selectors.EVENT_READ, ("conn", job))
         self.selector.register(job.pidfd, selectors.EVENT_READ, ("exit", job))
 
-    def _serve(self, conn: socket.socket) -> _Job | None:
-        """Return the job forked for the request on ``conn``, or None (answered) if none."""
-        if peer_uid(conn) != os.getuid():
-            return None  # another user's process: no answer at all
-        conn.settimeout(REQUEST_TIMEOUT)
-        try:
-            request = receive_request(conn)
-        except RequestError as exc:
-            conn.sendall(f"error {exc}\n".encode())
+    def _drop_request(self, reader: RequestReader, answer: str | None) -> None:
+        """Forget an unfinished request, answering ``answer`` first when there is one."""
+        self.pending.discard(reader)
+        self.selector.unregister(reader.conn)
+        if answer is not None:
+            with contextlib.suppress(OSError):
+                reader.conn.send(answer.encode())
+        reader.close()
+
+    def _expire_requests(self) -> None:
+        """Drop the connections whose request did not arrive in time."""
+        now = time.monotonic()
+        for reader in [r for r in self.pending if r.deadline <= now]:
+            self._drop_request(
+                reader, f"error the request did not arrive within {REQUEST_TIMEOUT:g} s\n"
+            )
+
+    def _serve(self, conn: socket.socket, request: Request) -> _Job | None:
+        """Return the job forked for ``request``, or None (answered) if none."""
+        differing = differing_variable(request.env, self.start_values)
+        if differing is not None:
+            for fd in request.fds:
+                os.close(fd)
+            conn.sendall(f"error environment: {differing}\n".encode())
             return None
         try:
             stale = _stale_file(self.files)
