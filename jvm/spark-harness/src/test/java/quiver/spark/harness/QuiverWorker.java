@@ -9,7 +9,7 @@ import java.util.Optional;
 
 /** The three quiver workers the harness drives, as a Spark user would configure them. */
 enum QuiverWorker {
-  PYTHON("python/ref", true) {
+  PYTHON("python/ref") {
     @Override
     List<String> command() {
       return List.of(root().resolve(".venv/bin/python").toString(), "-m", "quiver.worker");
@@ -34,14 +34,14 @@ enum QuiverWorker {
       return Path.of(System.getProperty("user.dir"), "src/test/resources/slow_udfs.py");
     }
   },
-  CPP("symbol", false) {
+  CPP("symbol") {
     @Override
     List<String> command() {
       return List.of(
           root().resolve("build/cpp/examples/udf_worker/quiver_example_udf_worker").toString());
     }
   },
-  RUST("symbol", true) {
+  RUST("symbol") {
     @Override
     List<String> command() {
       return List.of(root().resolve("rust/target/release/examples/udfs").toString());
@@ -51,12 +51,8 @@ enum QuiverWorker {
   /** The payload format quiver's docs/spark-protocol.md §2 names for this worker. */
   final String payloadFormat;
 
-  /** Whether the worker takes {@code --dialect spark}; one that does not yet is skipped. */
-  private final boolean speaksSparkDialect;
-
-  QuiverWorker(String payloadFormat, boolean speaksSparkDialect) {
+  QuiverWorker(String payloadFormat) {
     this.payloadFormat = payloadFormat;
-    this.speaksSparkDialect = speaksSparkDialect;
   }
 
   /** The worker's command before the dialect flag (Spark adds --id and --connection). */
@@ -89,11 +85,8 @@ enum QuiverWorker {
     return Map.of();
   }
 
-  /** Why this worker cannot run here (not built, no Spark dialect), or empty when it can. */
+  /** Why this worker cannot run here (its binary is not built), or empty when it can. */
   Optional<String> missing() {
-    if (!speaksSparkDialect) {
-      return Optional.of(name() + " worker skipped: it does not take --dialect spark yet");
-    }
     Path executable = Path.of(command().get(0));
     if (!Files.isExecutable(executable)) {
       return Optional.of(name() + " worker skipped: " + executable + " is not built "
