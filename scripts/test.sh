@@ -58,6 +58,12 @@ if [ -d rust ] && [ -x "$rust_worker" ]; then
 fi
 took "conformance kit"
 
+echo "==> conformance kit in Spark's dialect (quiver conformance --dialect spark, unix and tcp)"
+echo "--- Python worker"
+build/cpp/quiver/cli/quiver conformance --dialect spark --transport all \
+  --payload-format python/ref -- .venv/bin/python -m quiver.worker --dialect spark
+took "conformance kit, Spark's dialect"
+
 echo "==> Spark's own classes drive every worker (jvm/spark-harness: Maven, JUnit)"
 # Spark's released udf-worker jars come from the PySpark wheel; Maven fetches the rest once.
 spark_jars="$(.venv/bin/python -c 'import os, pyspark; print(os.path.join(os.path.dirname(pyspark.__file__), "jars"))')"

@@ -3,6 +3,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -23,6 +24,8 @@ namespace {
 using transport::spark::ExecuteCall;
 
 constexpr std::chrono::milliseconds kProbePause{20};
+// Least time a worker has to answer its first heartbeat.
+constexpr std::chrono::milliseconds kStartTimeout{30000};
 
 arrow::Result<int> FreeLoopbackPort() {
   io::UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -101,7 +104,8 @@ arrow::Result<std::unique_ptr<SparkProbe>> SparkProbe::Start(const SparkKitOptio
   ARROW_ASSIGN_OR_RAISE(auto process, worker::ChildProcess::Spawn(argv, {}, 64 * 1024));
   auto channel = transport::spark::MakeSparkChannel(transport::spark::SparkAddress(connection),
                                                     /*probe=*/true);
-  const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+  // A worker's start (an interpreter's imports) may take longer than one answer.
+  const auto deadline = std::chrono::steady_clock::now() + std::max(options.timeout, kStartTimeout);
   std::string last = "it did not answer";
   while (std::chrono::steady_clock::now() < deadline) {
     if (auto status = process->TryWait()) {
