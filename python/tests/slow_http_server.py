@@ -22,6 +22,7 @@ class SlowServer(ThreadingHTTPServer):
     """The server and what it saw; use as a context manager."""
 
     daemon_threads = True
+    request_queue_size = 128  # the default 5 would drop the connections of N > 5 calls at once
 
     def __init__(self, delay: float = 0.05) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
