@@ -6,12 +6,13 @@
 //
 // Memory bound. At most `window` row groups are open at once: decoding, or
 // decoded and waiting for the caller. A row group holds at most
-// `batches_per_group` decoded batches before its thread waits, and a row group
-// being decoded also holds the column chunks its decoder read (Parquet reads a
-// column chunk whole, compressed). So the reader holds at most
-//   threads x (compressed bytes of a row group's columns read)
-//   + window x batches_per_group x (bytes of a decoded batch)
-// whatever the size of the file: flat in the input, linear in the threads.
+// `batches_per_group` decoded batches before its thread waits, and a decoder
+// reads each column through a 1 MiB buffer (plus the page it decodes), not the
+// column chunk whole. So the reader holds at most
+//   threads x columns read x (1 MiB + largest page)
+//   + window x batches_per_group x (bytes of a decoded batch, about --batch-bytes)
+// whatever the size of the file or of its row groups: flat in the input,
+// linear in the threads.
 
 #include <cstdint>
 #include <memory>
