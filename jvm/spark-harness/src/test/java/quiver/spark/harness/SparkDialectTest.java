@@ -10,7 +10,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.time.Duration;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -293,15 +292,23 @@ class SparkDialectTest {
         GrpcWorkerSession session = h.newSession();
         Process process = h.processOf(session);
         // Where the worker has a slow UDF, the kill lands inside it; otherwise it lands once the
-        // batch has been handed to gRPC, before its answer is read.
+        // batch has been handed to gRPC, most likely before its answer is read.
         String reference = worker.slowFunctionReference().orElse(worker.reference("identity"));
         InitResponse init =
             session.init(h.init(reference, "slow", Harness.INT64, Harness.INT64));
         assertFalse(init.hasError(), () -> "InitResponse.error: " + init.getError());
+        CountDownLatch handedOver = new CountDownLatch(1);
         CountDownLatch released = new CountDownLatch(1);
         Iterator<DataResponse> output = session.process(
-            Harness.scalaIterator(killingAfter(h.int64Range(0, 1 << 20), process, released)),
+            Harness.scalaIterator(stallingAfter(List.of(h.int64Range(0, 1 << 20)), handedOver,
+                released)),
             session.process$default$2());
+        assertTrue(handedOver.await(30, TimeUnit.SECONDS), "the batch was handed to gRPC");
+        Thread.sleep(200); // the worker is reading or running the batch
+        // docs/spark-protocol.md §5: Heartbeat is answered in every state, also inside a UDF.
+        assertTrue(QuiverWorkerDispatcher.heartbeat(session.connection().channel(), 5000)
+            .hasHeartbeat(), "the worker answers Manage(Heartbeat) while a batch runs");
+        process.destroyForcibly();
 
         WorkerTransportException broken =
             assertThrows(WorkerTransportException.class, () -> h.drain(output));
@@ -320,6 +327,12 @@ class SparkDialectTest {
   /** Yields {@code batches}, then blocks until {@code released} (or the session's cancel). */
   private static java.util.Iterator<DataRequest> stallingAfter(
       List<DataRequest> batches, CountDownLatch released) {
+    return stallingAfter(batches, new CountDownLatch(1), released);
+  }
+
+  /** The same, counting {@code handedOver} down once every batch has been taken. */
+  private static java.util.Iterator<DataRequest> stallingAfter(
+      List<DataRequest> batches, CountDownLatch handedOver, CountDownLatch released) {
     java.util.Iterator<DataRequest> it = batches.iterator();
     return new java.util.Iterator<>() {
       @Override
@@ -327,6 +340,7 @@ class SparkDialectTest {
         if (it.hasNext()) {
           return true;
         }
+        handedOver.countDown();
         awaitQuietly(released);
         return false;
       }
@@ -338,40 +352,9 @@ class SparkDialectTest {
     };
   }
 
-  /** Yields {@code batch}; asked for more, kills the worker, then stalls. */
-  private static java.util.Iterator<DataRequest> killingAfter(
-      DataRequest batch, Process process, CountDownLatch released) {
-    List<DataRequest> one = new ArrayList<>(List.of(batch));
-    return new java.util.Iterator<>() {
-      @Override
-      public boolean hasNext() {
-        if (!one.isEmpty()) {
-          return true;
-        }
-        sleepQuietly(200); // the worker is reading or running the batch
-        process.destroyForcibly();
-        awaitQuietly(released);
-        return false;
-      }
-
-      @Override
-      public DataRequest next() {
-        return one.remove(0);
-      }
-    };
-  }
-
   private static void awaitQuietly(CountDownLatch latch) {
     try {
       latch.await(60, TimeUnit.SECONDS);
-    } catch (InterruptedException e) {
-      Thread.currentThread().interrupt();
-    }
-  }
-
-  private static void sleepQuietly(long ms) {
-    try {
-      Thread.sleep(ms);
     } catch (InterruptedException e) {
       Thread.currentThread().interrupt();
     }
