@@ -75,6 +75,38 @@ class SparkDialectTest {
 
   @ParameterizedTest(name = "{0}")
   @EnumSource(QuiverWorker.class)
+  void twoTasksAtOnceGetAWorkerEach(QuiverWorker worker) {
+    assertTimeoutPreemptively(SCENARIO_LIMIT, () -> {
+      try (Harness h = start(worker, WorkerTransport.UNIX_SOCKET)) {
+        // Two Spark tasks on one executor: the dispatcher spawns a worker per session.
+        java.util.concurrent.ExecutorService tasks =
+            java.util.concurrent.Executors.newFixedThreadPool(2);
+        try {
+          List<java.util.concurrent.Future<List<Object>>> results = new java.util.ArrayList<>();
+          for (long base : new long[] {100, 200}) {
+            results.add(tasks.submit(() -> {
+              GrpcWorkerSession session = h.newSession();
+              session.init(h.init("add_one", Harness.INT64, Harness.INT64));
+              List<ArrowIpc.Batch> out = h.drain(session.process(
+                  Harness.scalaIterator(List.of(h.int64Range(base, 3))),
+                  session.process$default$2()));
+              assertInstanceOf(Termination.Finished.class,
+                  session.close(session.close$default$1()));
+              assertWorkerExitedCleanly(h, session);
+              return out.get(0).column(0);
+            }));
+          }
+          assertEquals(List.of(101L, 102L, 103L), results.get(0).get());
+          assertEquals(List.of(201L, 202L, 203L), results.get(1).get());
+        } finally {
+          tasks.shutdownNow();
+        }
+      }
+    });
+  }
+
+  @ParameterizedTest(name = "{0}")
+  @EnumSource(QuiverWorker.class)
   void finishesOverLoopbackTcp(QuiverWorker worker) {
     assertTimeoutPreemptively(SCENARIO_LIMIT, () -> {
       try (Harness h = start(worker, WorkerTransport.TCP)) {
