@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from quiver.errors import InvalidInput, SessionClosed
+from quiver.run_handles import SessionEngine
 from quiver.session_kinds import KindMethods
 from quiver.udf_call import (
     UdfCall,
@@ -103,6 +104,8 @@ class Session(KindMethods):
         # One more engine (worker pool) per requirement set, started on first use.
         self._env_engines: dict[tuple[str, ...], Any] = {}
         self._runs: weakref.WeakSet[Any] = weakref.WeakSet()
+        # Its runs can be cut off by close(), even while their readers live.
+        self._engine = SessionEngine(self._engine, self._runs)
         self._lock = threading.Lock()
         _open_sessions.add(self)
 
@@ -203,6 +206,7 @@ class Session(KindMethods):
                 _env_worker_environment(self._extra_environment),
                 self.workers,
             )
+            engine = SessionEngine(engine, self._runs)
             self._env_engines[requirements] = engine
         return engine
 
@@ -251,12 +255,13 @@ class Session(KindMethods):
         return self._engine is None or self._engine.closed()
 
     def close(self) -> None:
-        """Cancel the runs still being read and stop the workers. Idempotent."""
+        """Stop the workers, also those of runs whose readers are still alive (reading one
+        afterwards raises :class:`quiver.SessionClosed`). Idempotent."""
         engine = self._engine
         if engine is None:
             return
         for run in list(self._runs):
-            run.cancel()
+            run.detach()  # drops the engine's run: nothing keeps the worker pool alive
         engine.close()
         for env_engine in self._env_engines.values():
             env_engine.close()
