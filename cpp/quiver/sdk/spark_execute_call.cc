@@ -51,7 +51,7 @@ SparkExecuteCall::SparkExecuteCall(grpc::ServerContext* context, SparkStream* st
                                    const Registry* registry, SparkTotals* totals)
     : context_(context), stream_(stream), registry_(registry), totals_(totals) {}
 
-grpc::Status SparkExecuteCall::Run() {
+grpc::Status SparkExecuteCall::Run(const std::function<void()>& settled) {
   std::thread reader([this] { Read(); });
   grpc::Status status;
   {
@@ -59,6 +59,7 @@ grpc::Status SparkExecuteCall::Run() {
     SparkSession session(registry_, &sink, totals_);
     status = Serve(&session);
   }
+  settled();
   StopReading();
   reader.join();
   return status;

@@ -7,6 +7,7 @@
 
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -31,9 +32,10 @@ class SparkExecuteCall {
   SparkExecuteCall(grpc::ServerContext* context, SparkStream* stream, const Registry* registry,
                    SparkTotals* totals);
 
-  /// Serves the stream until its terminator is sent, or until it broke;
-  /// returns the call's status.
-  grpc::Status Run();
+  /// Serves the stream until its terminator is sent, or until it broke, and
+  /// calls `settled` then (before waiting for the engine's half-close); returns
+  /// the call's status.
+  grpc::Status Run(const std::function<void()>& settled);
 
   /// Asks the stream to stop (see SparkSession::Stop). Thread-safe.
   void RequestStop(const std::string& reason);

@@ -42,8 +42,9 @@ constexpr std::chrono::seconds kShutdownCancelWait{10};
 // How long the streams get to answer after SIGTERM before the worker exits anyway
 // (inside the 5 s graceful_termination_timeout_ms docs/spark-protocol.md suggests).
 constexpr std::chrono::seconds kSigtermGrace{2};
-// How long a stopping server lets the last answers and calls in progress end.
-constexpr std::chrono::seconds kStopGrace{2};
+// How long a stopping server, whose streams all sent their terminator, lets the
+// last answers leave and the engine half-close before it cancels what is left.
+constexpr std::chrono::milliseconds kStopGrace{500};
 
 enum class StopMode { kNone, kWhenStreamsEnd, kCancel };
 
@@ -79,9 +80,14 @@ class SparkService : public grpc::Service {
       }
       open_.insert(&call);
     }
-    grpc::Status status = call.Run();
+    grpc::Status status = call.Run([this, &call] {
+      std::lock_guard<std::mutex> lock(mutex_);
+      settled_.insert(&call);
+      changed_.notify_all();
+    });
     std::lock_guard<std::mutex> lock(mutex_);
     open_.erase(&call);
+    settled_.erase(&call);
     changed_.notify_all();
     return status;
   }
@@ -100,11 +106,11 @@ class SparkService : public grpc::Service {
         if (shutdown.cancel_sessions()) {
           RequestStop(StopMode::kCancel, "ShutdownRequest(cancel_sessions)", kShutdownCancelWait);
           std::unique_lock<std::mutex> lock(mutex_);
-          settled = changed_.wait_for(lock, kShutdownCancelWait, [this] { return open_.empty(); });
+          settled = changed_.wait_for(lock, kShutdownCancelWait, [this] { return AllSettled(); });
         } else {
           {
             std::lock_guard<std::mutex> lock(mutex_);
-            settled = open_.empty();
+            settled = AllSettled();
           }
           RequestStop(StopMode::kWhenStreamsEnd, "ShutdownRequest", {});
         }
@@ -129,21 +135,23 @@ class SparkService : public grpc::Service {
     stop_reason_ = reason;
     grace_ = grace;
     if (mode == StopMode::kCancel) {
-      for (SparkExecuteCall* call : open_) call->RequestStop(kShuttingDown);
+      for (SparkExecuteCall* call : open_) {
+        if (settled_.count(call) == 0) call->RequestStop(kShuttingDown);
+      }
     }
     changed_.notify_all();
   }
 
-  // Waits for a stop request, then for the open streams to end (without a
+  // Waits for a stop request, then for the open streams to settle (without a
   // cancel: as long as they take, unless a later request cancels them); returns
-  // whether they all ended.
+  // whether they all settled.
   bool WaitForStop() {
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [this] { return stop_ != StopMode::kNone; });
-    changed_.wait(lock, [this] { return open_.empty() || stop_ == StopMode::kCancel; });
-    changed_.wait_for(lock, grace_, [this] { return open_.empty(); });
+    changed_.wait(lock, [this] { return AllSettled() || stop_ == StopMode::kCancel; });
+    changed_.wait_for(lock, grace_, [this] { return AllSettled(); });
     Log(LogLevel::kInfo, stop_reason_ + ": exiting");
-    return open_.empty();
+    return AllSettled();
   }
 
  private:
@@ -152,15 +160,20 @@ class SparkService : public grpc::Service {
     metrics["pid"] = std::to_string(::getpid());
     metrics["peak_rss_bytes"] = std::to_string(PeakRssBytes());
     std::lock_guard<std::mutex> lock(mutex_);
-    metrics["sessions_active"] = std::to_string(open_.size());
+    metrics["sessions_active"] = std::to_string(open_.size() - settled_.size());
     return metrics;
   }
+
+  // Whether every open stream sent its terminator (it may still wait for the
+  // engine's half-close). Called with mutex_ held.
+  bool AllSettled() const { return settled_.size() == open_.size(); }
 
   const Registry* registry_;
   SparkTotals totals_;
   std::mutex mutex_;
   std::condition_variable changed_;
   std::set<SparkExecuteCall*> open_;
+  std::set<SparkExecuteCall*> settled_;  // the open streams that sent their terminator
   StopMode stop_ = StopMode::kNone;
   std::string stop_reason_;
   std::chrono::seconds grace_{0};

@@ -42,6 +42,8 @@ const SHUTDOWN_CANCEL_WAIT: Duration = Duration::from_secs(10);
 /// How long the streams get to answer after SIGTERM before the worker exits anyway (well inside
 /// the 5 s `graceful_termination_timeout_ms` docs/spark-protocol.md suggests).
 const SIGTERM_GRACE: Duration = Duration::from_secs(2);
+/// How long the connections get to close after the last answers left, before the worker exits.
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// Answers of one stream queued for gRPC before the session's thread waits.
 const OUTBOX_DEPTH: usize = 16;
 /// After the last stream ended, how long the server keeps running so that its answers reach the
@@ -449,21 +451,20 @@ async fn serve(args: &Args, endpoint: SparkEndpoint, registry: Arc<Registry>) ->
         .wait_for(|how| *how != Stopping::No)
         .await
         .expect("the service holds the sender");
-    let status = match how.grace() {
-        // A UDF that does not return keeps its stream open: exit anyway after the grace period.
-        Some(grace) => {
-            match tokio::time::timeout(grace + FLUSH_WAIT + Duration::from_secs(1), served).await {
-                Ok(outcome) => exit_status(args, outcome),
-                Err(_) => {
-                    eprintln!(
-                        "quiver-worker[{}]: streams did not stop within {grace:?}; exiting anyway",
-                        args.id
-                    );
-                    EXIT_OK
-                }
-            }
-        }
-        None => exit_status(args, served.await),
+    // The streams end (all the time they need, or the grace of a cancelling stop: a UDF that does
+    // not return keeps its stream open), their last answers get FLUSH_WAIT to leave, then the
+    // worker exits: an engine that keeps its idle connection open must not hold it.
+    let settled = service.streams_ended(how.grace()).await;
+    if !settled {
+        eprintln!(
+            "quiver-worker[{}]: streams did not stop within {:?}; exiting anyway",
+            args.id,
+            how.grace().unwrap_or_default()
+        );
+    }
+    let status = match tokio::time::timeout(FLUSH_WAIT + CLOSE_WAIT, served).await {
+        Ok(outcome) => exit_status(args, outcome),
+        Err(_) => EXIT_OK,
     };
     if let SparkEndpoint::Unix(path) = endpoint {
         let _ = std::fs::remove_file(path);
