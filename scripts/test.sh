@@ -62,6 +62,14 @@ echo "==> conformance kit in Spark's dialect (quiver conformance --dialect spark
 echo "--- Python worker"
 build/cpp/quiver/cli/quiver conformance --dialect spark --transport all \
   --payload-format python/ref -- .venv/bin/python -m quiver.worker --dialect spark
+echo "--- C++ example worker"
+build/cpp/quiver/cli/quiver conformance --dialect spark --transport all \
+  -- build/cpp/examples/udf_worker/quiver_example_udf_worker --dialect spark
+if [ -d rust ] && [ -x "$rust_worker" ]; then
+  echo "--- Rust example worker"
+  build/cpp/quiver/cli/quiver conformance --dialect spark --transport all \
+    -- "$rust_worker" --dialect spark
+fi
 took "conformance kit, Spark's dialect"
 
 echo "==> Spark's own classes drive every worker (jvm/spark-harness: Maven, JUnit)"
