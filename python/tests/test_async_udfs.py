@@ -154,6 +154,19 @@ def test_a_class_udf_with_an_async_call_runs_concurrently() -> None:
     assert server.most_in_flight == 4
 
 
+
+def test_an_async_batch_udf_runs_n_slices_of_the_batch_at_once() -> None:
+    with SlowServer(delay=0.05) as server:
+        server.plan = {"k5": ["503"]}
+        out = run(quiver.call(async_http.fetch_each, "key", "port"), keys_table(12, server.port))
+    assert server.most_in_flight == 3  # three slices of four rows, each fetching in turn
+    expected = [f"k{i}" for i in range(12)]
+    expected[4:8] = [None] * 4  # k5's slice failed as a whole
+    assert out.column("fetch_each").to_pylist() == expected
+    errors = out.column("fetch_each__error").to_pylist()
+    assert errors[4:8] == ["udfs.async_http.ServiceUnavailable: 503 for key k5"] * 4
+    assert errors[:4] == [None] * 4 and errors[8:] == [None] * 4
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [

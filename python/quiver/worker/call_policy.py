@@ -59,6 +59,8 @@ class PolicyRunner:
         self.is_async = is_async
         self.counts = PolicyCounts()
         self._rng = random.Random()
+        # The (start, stop) rows of each call when a batch UDF's batch is cut into slices.
+        self.slices: list[tuple[int, int]] | None = None
 
     # ---- many rows ----
 
@@ -72,6 +74,19 @@ class PolicyRunner:
         return async_calls.run_on_loop(async_calls.rows(self, func, rows, lanes))
 
     # ---- one call (a row, or a whole batch) ----
+
+    def run_slices(
+        self, func: Callable[..., Any], calls: Sequence[tuple], slices: list[tuple[int, int]]
+    ) -> list[Outcome]:
+        """Await an async batch UDF on slices of one batch, up to ``max_concurrency`` at once."""
+        from quiver.worker import async_calls
+
+        self.slices = slices
+        try:
+            lanes = self.policy.max_concurrency or 1
+            return async_calls.run_on_loop(async_calls.rows(self, func, calls, lanes))
+        finally:
+            self.slices = None
 
     def run_one(self, func: Callable[..., Any], args: Sequence[Any]) -> Outcome:
         """Call ``func`` once (a batch UDF) under the policy."""
@@ -109,13 +124,24 @@ class PolicyRunner:
         return wait
 
     def failed(self, exc: Exception, row: int | None) -> Outcome:
-        """Apply ``on_error`` to a call that failed for good."""
+        """Apply ``on_error`` to a call that failed for good.
+
+        ``row`` is the call's row of the batch, or its slice in :attr:`slices` when set.
+        """
         if row is not None:
-            exc.add_note(f"(in row {row} of the batch)")
+            exc.add_note(f"(in {self._rows_text(row)} of the batch)")
         if self.policy.on_error == "raise":
             raise exc
-        self.counts.rows_failed += 1
+        start, stop = self.slices[row] if self.slices and row is not None else (0, 1)
+        self.counts.rows_failed += stop - start
         return None, error_text(exc)
+
+    def _rows_text(self, row: int) -> str:
+        """Name the rows one call covered: "row 3", or a slice's "rows 2500-4999"."""
+        if self.slices is None:
+            return f"row {row}"
+        start, stop = self.slices[row]
+        return f"rows {start}-{stop - 1}"
 
 
 def error_text(exc: BaseException) -> str:

@@ -319,8 +319,9 @@ class RowEvaluator(_PolicyEvaluatorBase):
 class PolicyBatchEvaluator(_PolicyEvaluatorBase):
     """A batch UDF (scalar_arrow, scalar_pandas) that is async, retried or keeps errors.
 
-    The batch is one call: retried as a whole, and under on_error=null all its rows are null
-    with the same error when it fails for good.
+    The batch is one call, or, for an async UDF with ``max_concurrency`` N > 1, N calls on
+    slices of nearly equal rows awaited at once; each call is retried as a whole, and under
+    on_error=null all its rows are null with the same error when it fails for good.
     """
 
     def __init__(self, inner: ArrowEvaluator, policy: CallPolicy, return_type: pa.DataType) -> None:
@@ -335,13 +336,41 @@ class PolicyBatchEvaluator(_PolicyEvaluatorBase):
         return self.inner.prepare(args)
 
     def call(self, args: list[Any]) -> Any:
-        """Call the UDF once on the batch under the policy."""
+        """Call the UDF on the batch (or its slices) under the policy."""
+        lanes = self.policy.max_concurrency or 1
+        if self.runner.is_async and lanes > 1 and self._rows > 1 and args:
+            return self._call_slices(args, lanes)
         value, error = self.runner.run_one(self.func, args)
         if error is None:
             self._errors = [None] * self._rows
             return value
+        self.runner.counts.rows_failed += self._rows - 1  # the call counted as one row
         self._errors = [error] * self._rows
         return pa.nulls(self._rows, self.return_type)
+
+    def _call_slices(self, args: list[Any], lanes: int) -> pa.Array:
+        """Await the UDF on ``lanes`` slices of the batch at once; join the results in order."""
+        size = -(-self._rows // lanes)  # ceiling: at most ``lanes`` slices
+        slices = [(start, min(start + size, self._rows)) for start in range(0, self._rows, size)]
+        calls = [tuple(_rows_of(arg, start, stop) for arg in args) for start, stop in slices]
+        outcomes = self.runner.run_slices(self.func, calls, slices)
+        arrays: list[pa.Array] = []
+        self._errors = []
+        for (start, stop), (value, error) in zip(slices, outcomes, strict=True):
+            rows = stop - start
+            if error is None:
+                arrays.append(coerce_result(value, self.return_type, self.udf_name, rows))
+            else:
+                arrays.append(pa.nulls(rows, self.return_type))
+            self._errors += [error] * rows
+        return pa.concat_arrays(arrays)
+
+
+def _rows_of(arg: Any, start: int, stop: int) -> Any:
+    """Return rows ``start:stop`` of an argument: a pyarrow Array or a pandas Series."""
+    if isinstance(arg, pa.Array):
+        return arg.slice(start, stop - start)
+    return arg.iloc[start:stop]
 
 
 EVALUATORS: dict[str, type[ArrowEvaluator]] = {

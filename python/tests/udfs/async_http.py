@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import os
 
+import pyarrow as pa
+
 import quiver
 
 
@@ -68,3 +70,10 @@ class Tagger:
     async def __call__(self, key: str, port: int) -> str:
         self.calls += 1
         return f"{self.prefix}:{await get(port, key)}"
+
+
+@quiver.udf(returns="string", max_concurrency=3, on_error="null")
+async def fetch_each(keys: pa.Array, ports: pa.Array) -> pa.Array:
+    """An async batch UDF: fetch its slice's keys one after another."""
+    pairs = zip(keys.to_pylist(), ports.to_pylist(), strict=True)
+    return pa.array([await get(port, key) for key, port in pairs])
