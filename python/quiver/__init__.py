@@ -6,6 +6,7 @@ runs them in worker processes started as ``python -m quiver.worker`` and speaks 
 ``quiver.v1`` protocol with them (see docs/protocol.md).
 """
 
+from quiver import metrics
 from quiver.errors import (
     InvalidInput,
     ProtocolError,
@@ -34,6 +35,7 @@ __all__ = [
     "Retry",
     "RetryAfter",
     "Session",
+    "metrics",
     "SessionClosed",
     "UdfCall",
     "UdfError",

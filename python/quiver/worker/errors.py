@@ -7,6 +7,7 @@ import traceback
 
 import quiver
 from quiver._proto import pb
+from quiver.worker import traceback_locals
 
 _QUIVER_DIR = os.path.dirname(os.path.abspath(quiver.__file__)) + os.sep
 # An async UDF's error passes through the event loop on its way out; its frames say nothing
@@ -76,10 +77,20 @@ def error_class_name(exc: BaseException) -> str:
 
 
 def user_traceback(exc: BaseException) -> str:
-    """Format ``exc``'s traceback without the frames that belong to quiver itself."""
+    """Format ``exc``'s traceback without the frames that belong to quiver itself.
+
+    When the engine asked for them (traceback_locals.py), the failing frame's locals follow.
+    """
     summary = traceback.TracebackException.from_exception(exc)
     _drop_quiver_frames(summary, set())
-    return "".join(summary.format())
+    text = "".join(summary.format())
+    if traceback_locals.requested():
+        text += traceback_locals.format_failing_locals(exc, _is_internal_file)
+    return text
+
+
+def _is_internal_file(filename: str) -> bool:
+    return is_quiver_file(filename) or os.path.abspath(filename).startswith(_ASYNCIO_DIR)
 
 
 def _drop_quiver_frames(summary: traceback.TracebackException, seen: set[int]) -> None:

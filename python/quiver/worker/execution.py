@@ -8,11 +8,12 @@ import resource
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 import pyarrow as pa
 
+from quiver import metrics as user_metrics
 from quiver._proto import pb
 from quiver.protocol import PROTOCOL_VERSION
 from quiver.retry import CallPolicy
@@ -54,6 +55,8 @@ class Metrics:
     rows_out: int = 0
     udf_nanos: int = 0
     codec_nanos: int = 0
+    # The UDFs' own counters when the execution began: it reports what they grew by.
+    counters_before: dict[str, int] = field(default_factory=user_metrics.snapshot)
 
     def to_proto(self) -> pb.Metrics:
         """Return the Metrics message, with the process's peak resident set size."""
@@ -64,6 +67,7 @@ class Metrics:
             udf_nanos=self.udf_nanos,
             codec_nanos=self.codec_nanos,
             peak_rss_bytes=peak_rss_bytes(),
+            counters=user_metrics.since(self.counters_before),
         )
 
 
