@@ -52,7 +52,8 @@ class Session(KindMethods):
     ``"grpc+tcp"``. A worker that takes longer than ``batch_timeout`` seconds on one batch is
     stopped (:class:`quiver.UdfTimeout`). ``python`` is the interpreter of the workers
     (default: this one, with this process's ``sys.path``). ``max_in_flight`` bounds the
-    batches sent to one worker and not yet answered (memory).
+    batches sent to one worker and not yet answered (memory). With ``traceback_locals`` a UDF's
+    error shows the local variables of its failing frame, each repr cut to 200 characters.
 
     Besides :meth:`map` (scalar UDFs), :meth:`apply` runs a grouped map, :meth:`aggregate`
     grouped aggregates (UDAFs) and :meth:`flat_map` a table function (UDTF), on the same
@@ -72,6 +73,7 @@ class Session(KindMethods):
         start_timeout: float = 30,
         max_in_flight: int = 4,
         environment: dict[str, str] | None = None,
+        traceback_locals: bool = False,
     ) -> None:
         if workers < 1:
             raise InvalidInput(f"workers must be at least 1, not {workers}")
@@ -94,6 +96,8 @@ class Session(KindMethods):
             float(batch_timeout),
             float(start_timeout),
         )
+        if traceback_locals:  # read by the worker when it formats a UDF's error
+            environment = {**(environment or {}), "QUIVER_TRACEBACK_LOCALS": "1"}
         self._extra_environment = environment
         self._engine: Any = _engine.Engine(
             command,

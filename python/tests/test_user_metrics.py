@@ -78,3 +78,22 @@ def test_a_long_or_failing_repr_is_bounded():
 def test_a_multi_line_repr_is_put_on_one_line():
     assert traceback_locals.bounded_repr(pa.array([1, 2])).startswith("<pyarrow.lib.Int64Array")
     assert "\n" not in traceback_locals.bounded_repr(pa.array([1, 2]))
+
+
+@pytest.mark.parametrize("asked", [True, False])
+def test_a_session_shows_the_failing_frames_locals_on_request(asked):
+    pytest.importorskip("quiver._engine", reason="quiver._engine is not built (scripts/setup.sh)")
+    from udfs import session_udfs as su
+
+    table = pa.table({"id": pa.array([7, -13], pa.int64())})
+    with quiver.Session(workers=1, traceback_locals=asked) as session:
+        with pytest.raises(quiver.UdfError) as caught:
+            session.map(table, udfs=[quiver.call(su.fail_on_negative, "id")]).read_all()
+    text = caught.value.traceback
+    assert "negative input" in text
+    if asked:
+        assert "Locals of fail_on_negative" in text
+        [x_line] = [line for line in text.splitlines() if line.startswith("    x = ")]
+        assert "7" in x_line and "-13" in x_line
+    else:
+        assert "Locals of" not in text
