@@ -28,15 +28,6 @@ from quiver.udf_call import (
     stream_capsule,
 )
 
-# The session's transport names, and the engine's transports they mean.
-_TRANSPORTS = {
-    "uds": "uds",
-    "shm": "shm",
-    "grpc": "grpc+unix",
-    "grpc+unix": "grpc+unix",
-    "grpc+tcp": "grpc+tcp",
-}
-
 
 class Session(KindMethods):
     """A warm pool of UDF worker processes, and the engine that streams Arrow batches to them.
@@ -77,8 +68,6 @@ class Session(KindMethods):
     ) -> None:
         if workers < 1:
             raise InvalidInput(f"workers must be at least 1, not {workers}")
-        if transport not in _TRANSPORTS:
-            raise InvalidInput(f"unknown transport {transport!r}; known: {', '.join(_TRANSPORTS)}")
         try:
             from quiver import _engine
         except ImportError as exc:
@@ -86,13 +75,17 @@ class Session(KindMethods):
                 "quiver's engine (quiver._engine) is not built: install the package with "
                 "`pip install ./python`, or build it with `bash scripts/setup.sh`"
             ) from exc
+        # The engine's transport registry is the one list of them (aliases included).
+        known = sorted(name for names, _ in _engine.transports() for name in names)
+        if transport not in known:
+            raise InvalidInput(f"unknown transport {transport!r}; known: {', '.join(known)}")
         self.workers = workers
         self.transport = transport
         self.batch_timeout = batch_timeout
         self.max_in_flight = max_in_flight
         command = [python or sys.executable, "-m", "quiver.worker"]
         self._engine_args = (
-            _TRANSPORTS[transport],
+            transport,
             float(batch_timeout),
             float(start_timeout),
         )

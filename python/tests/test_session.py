@@ -336,3 +336,13 @@ def test_batches_over_batch_bytes_are_cut_into_pieces_of_whole_rows(session):
     assert set(whole["rows_in_batch"].to_pylist()) == {20}  # 2 MB is under the default cap
     with pytest.raises(quiver.InvalidInput, match="batch_bytes"):
         session.map(table, udfs=[quiver.call(rows_in_batch, "s")], batch_bytes=0)
+
+
+def test_the_transports_are_the_engine_registrys_names_aliases_included():
+    with pytest.raises(quiver.InvalidInput, match="unknown transport 'spark'") as refused:
+        quiver.Session(transport="spark")  # a runtime's scheme, not offered to sessions
+    for name in ("uds", "shm", "grpc", "grpc+unix", "grpc+tcp"):
+        assert name in str(refused.value)
+    with quiver.Session(workers=1, transport="grpc") as session:
+        out = session.map(pa.table({"s": ["a", "b"]}), udfs=[quiver.call(rows_in_batch, "s")])
+        assert out.read_all()["rows_in_batch"].to_pylist() == [2, 2]

@@ -20,6 +20,7 @@
 #include "quiver/cli/run_command.h"
 #include "quiver/cli/trust_options.h"
 #include "quiver/cli/usage_error.h"
+#include "quiver/transport/registry.h"
 
 namespace {
 
@@ -96,6 +97,17 @@ a temporary file left by a killed run is removed by the next run to that OUTPUT.
 OUTPUT may not be INPUT unless --force is given.
 Exit status: 0 success, 1 failure, 2 bad command line, 130 interrupted.)";
 
+// The --transport help: every transport the registry offers, under all its names.
+std::string TransportHelp() {
+  std::string help;
+  for (const auto& offered : quiver::transport::OfferedTransports()) {
+    std::string names;
+    for (const auto& name : offered.names) names += (names.empty() ? "" : " or ") + name;
+    help += (help.empty() ? "" : "; ") + names + ": " + offered.description;
+  }
+  return help;
+}
+
 std::string VersionText() {
   return std::string("quiver ") + QUIVER_VERSION + " (Apache Arrow " +
          arrow::GetBuildInfo().version_string + ")";
@@ -153,17 +165,21 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
                   "input does (for comparisons)")
       ->check(CLI::IsMember({"columnar", "rows"}))
       ->capture_default_str();
-  run->add_option("--transport", options.transport,
-                  "How workers are reached: uds (Unix socket), grpc (gRPC over a Unix "
-                  "socket), grpc+tcp (gRPC over loopback TCP), shm (uds with batches in "
-                  "shared memory; Python workers)")
-      ->check(CLI::IsMember({"uds", "shm", "grpc", "grpc+unix", "grpc+tcp"}))
+  run->add_option("--transport", options.transport, "How workers are reached: " + TransportHelp())
+      ->check(CLI::IsMember(quiver::transport::OfferedTransportNames()))
       ->capture_default_str();
   run->add_option("--python", options.python,
                   "Python that runs the workers (`PYTHON -m quiver.worker`); default: "
                   "$QUIVER_PYTHON, else the build's Python, else python3");
   quiver::cli::AddClassEnvOptions(run, &options);
   run->add_flag("-q,--quiet", options.quiet, "Print no summary (errors still go to stderr)");
+  run->add_flag("-v,--verbose", options.verbose,
+                "The summary's metrics table shows every worker, not only every UDF");
+  run->add_option("--metrics", options.metrics_file,
+                  "Write every metric of the run (docs/metrics.md) to FILE as JSON");
+  run->add_flag("--traceback-locals", options.traceback_locals,
+                "A UDF error shows the local variables of its failing frame (each repr cut to "
+                "200 characters), so the bad row is visible");
   quiver::cli::AddKindOptions(run, &options.kinds);
   run->add_flag("--force", options.force,
                 "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");

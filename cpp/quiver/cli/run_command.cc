@@ -21,6 +21,7 @@
 #include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/input_file.h"
 #include "quiver/cli/interrupt.h"
+#include "quiver/cli/metrics_report.h"
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/parallel_parquet_reader.h"
 #include "quiver/cli/progress.h"
@@ -139,7 +140,9 @@ worker::WorkerSpec BaseWorkerSpec(const RunOptions& options, std::vector<std::st
   for (const char* variable : {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}) {
     if (std::getenv(variable) == nullptr) spec.environment[variable] = "1";
   }
-  spec.transport = options.transport == "grpc" ? "grpc+unix" : options.transport;
+  // Read by the Python worker when it formats a UDF's error (traceback_locals.py).
+  if (options.traceback_locals) spec.environment["QUIVER_TRACEBACK_LOCALS"] = "1";
+  spec.transport = options.transport;  // any name the registry knows, aliases included
   // Clamped so that "wait for ever" values such as 1e300 do not overflow.
   const double seconds = std::min(options.batch_timeout_seconds, 1e9);
   spec.batch_timeout = std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000.0 + 0.5));
@@ -211,7 +214,9 @@ arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t
       return InterruptSignal() != 0 ? Interrupted() : status;
     }
     if (batch == nullptr) break;
+    const auto writing_since = Clock::now();
     ARROW_RETURN_NOT_OK(output->Write(batch));
+    summary->write_time += Clock::now() - writing_since;
     CountFailedRows(*batch, &summary->failed_rows);
     summary->rows += batch->num_rows();
     summary->batches += 1;
@@ -233,6 +238,10 @@ arrow::Result<worker::WorkerSpec> WorkerPoolSpec(const RunOptions& options,
 }
 
 arrow::Status RunCommand(const RunOptions& options) {
+  if (!options.metrics_file.empty()) {
+    auto writable = CheckMetricsPath(options.metrics_file);
+    if (!writable.ok()) return UsageError(writable.message());
+  }
   if (options.kinds.Active()) return RunKindCommand(options);
   const auto start = Clock::now();
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
@@ -312,8 +321,14 @@ arrow::Status RunCommand(const RunOptions& options) {
   summary.elapsed = Clock::now() - start;
   summary.workers = options.workers;
   summary.output = output->path();
-  if (!options.quiet) std::fputs(FormatSummary(summary).c_str(), stderr);
-  return arrow::Status::OK();
+  if (!options.quiet) {
+    std::fputs(FormatSummary(summary).c_str(), stderr);
+    std::fputs(FormatMetricsTable(metrics, options.verbose).c_str(), stderr);
+  }
+  if (options.metrics_file.empty()) return arrow::Status::OK();
+  return WriteMetricsFile(
+      options.metrics_file,
+      MetricsJson(metrics, {summary.elapsed, metrics.read_time, summary.write_time}));
 }
 
 }  // namespace quiver::cli

@@ -166,10 +166,13 @@ arrow::Status RegisterKitTransports() {
       transport::RegisterTransport({"conformance-uds"}, std::make_shared<KitUdsTransport>()));
   ARROW_RETURN_NOT_OK(
       transport::RegisterTransport({"conformance-shm"}, std::make_shared<KitUdsTransport>(true)));
-  for (const char* name : {"grpc+unix", "grpc+tcp"}) {
-    ARROW_ASSIGN_OR_RAISE(auto inner, transport::FindTransport(name));
+  // Every other transport the registry offers is tested through a recording wrapper.
+  for (const auto& offered : transport::OfferedTransports()) {
+    const std::string& scheme = offered.names.front();
+    if (scheme == "unix" || scheme == "shm") continue;
+    ARROW_ASSIGN_OR_RAISE(auto inner, transport::FindTransport(scheme));
     ARROW_RETURN_NOT_OK(transport::RegisterTransport(
-        {std::string("conformance-") + name}, std::make_shared<RecordingTransport>(name, inner)));
+        {"conformance-" + scheme}, std::make_shared<RecordingTransport>(scheme, inner)));
   }
   return arrow::Status::OK();
 }
@@ -179,12 +182,9 @@ arrow::Status RegisterKitTransports() {
 arrow::Result<std::string> KitTransport(const std::string& transport) {
   static const arrow::Status registered = RegisterKitTransports();
   ARROW_RETURN_NOT_OK(registered);
-  if (transport != "uds" && transport != "shm" && transport != "grpc+unix" &&
-      transport != "grpc+tcp") {
-    return arrow::Status::Invalid("unknown transport '", transport,
-                                  "'; the kit tests uds, shm, grpc+unix and grpc+tcp");
-  }
-  return "conformance-" + transport;
+  ARROW_ASSIGN_OR_RAISE(auto offered, transport::FindOfferedTransport(transport));
+  const std::string& scheme = offered.names.front();
+  return "conformance-" + (scheme == "unix" ? std::string("uds") : scheme);
 }
 
 std::shared_ptr<StartedWorker> FindStartedWorker(pid_t pid) {

@@ -35,8 +35,9 @@ struct StartedWorker {
   io::UniqueFd raw_socket;
 };
 
-/// Registers the kit's wrapper of `transport` ("uds", "shm", "grpc+unix", "grpc+tcp")
-/// once per process and returns the name to put in WorkerSpec::transport.
+/// Registers the kit's wrappers of the transports the registry offers once per
+/// process and returns the name to put in WorkerSpec::transport for
+/// `transport` (any name of an offered transport: "uds", "shm", "grpc", ...).
 arrow::Result<std::string> KitTransport(const std::string& transport);
 
 /// Returns what was recorded while the worker with `pid` started, or null.

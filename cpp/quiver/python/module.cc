@@ -39,6 +39,7 @@
 #include "quiver/exec/udf_operator.h"
 #include "quiver/protocol/udf_error.h"
 #include "quiver/python/engine.h"
+#include "quiver/transport/registry.h"
 
 namespace nb = nanobind;
 
@@ -375,6 +376,15 @@ NB_MODULE(_engine, m) {
     } catch (const quiver::python::StatusError& status_error) {
       quiver::python::RaiseStatus(status_error.status);
     }
+  });
+
+  // The transports quiver.Session offers: the registry's list, (names, description) each.
+  m.def("transports", [] {
+    std::vector<std::tuple<std::vector<std::string>, std::string>> offered;
+    for (auto& each : quiver::transport::OfferedTransports()) {
+      offered.emplace_back(std::move(each.names), std::move(each.description));
+    }
+    return offered;
   });
 
   nb::class_<PyRun>(m, "Run", nb::is_weak_referenceable())

@@ -1,5 +1,6 @@
 #include "quiver/transport/registry.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -12,6 +13,7 @@ namespace {
 struct Registry {
   std::mutex mutex;
   std::map<std::string, std::shared_ptr<Transport>, std::less<>> transports;
+  std::map<std::string, OfferedTransport> offered;  // by first name
 };
 
 // Built on first use: registrations run during static initialization, in any order.
@@ -35,7 +37,7 @@ arrow::Result<std::unique_ptr<Connection>> Transport::ConnectRemote(const Remote
 }
 
 arrow::Status RegisterTransport(const std::vector<std::string>& names,
-                                std::shared_ptr<Transport> transport) {
+                                std::shared_ptr<Transport> transport, std::string description) {
   if (names.empty() || transport == nullptr) {
     return arrow::Status::Invalid("a transport needs a name and an implementation");
   }
@@ -47,6 +49,9 @@ arrow::Status RegisterTransport(const std::vector<std::string>& names,
     }
   }
   for (const auto& name : names) registry.transports.emplace(name, transport);
+  if (!description.empty()) {
+    registry.offered[names.front()] = OfferedTransport{names, std::move(description)};
+  }
   return arrow::Status::OK();
 }
 
@@ -69,13 +74,41 @@ std::vector<std::string> TransportNames() {
   return names;
 }
 
+std::vector<OfferedTransport> OfferedTransports() {
+  Registry& registry = TheRegistry();
+  std::lock_guard<std::mutex> lock(registry.mutex);
+  std::vector<OfferedTransport> offered;
+  for (const auto& entry : registry.offered) offered.push_back(entry.second);
+  return offered;
+}
+
+std::vector<std::string> OfferedTransportNames() {
+  std::vector<std::string> names;
+  for (const auto& offered : OfferedTransports()) {
+    names.insert(names.end(), offered.names.begin(), offered.names.end());
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+arrow::Result<OfferedTransport> FindOfferedTransport(std::string_view name) {
+  for (auto& offered : OfferedTransports()) {
+    for (const auto& each : offered.names) {
+      if (each == name) return std::move(offered);
+    }
+  }
+  return arrow::Status::Invalid("unknown transport '", name, "'; the transports are ",
+                                JoinNames(OfferedTransportNames()));
+}
+
 std::string_view EndpointScheme(std::string_view endpoint) {
   return endpoint.substr(0, endpoint.find(':'));
 }
 
 TransportRegistration::TransportRegistration(const std::vector<std::string>& names,
-                                             std::shared_ptr<Transport> transport) {
-  arrow::Status status = RegisterTransport(names, std::move(transport));
+                                             std::shared_ptr<Transport> transport,
+                                             std::string description) {
+  arrow::Status status = RegisterTransport(names, std::move(transport), std::move(description));
   if (!status.ok()) {
     std::fprintf(stderr, "quiver: cannot register transport: %s\n", status.ToString().c_str());
     std::abort();

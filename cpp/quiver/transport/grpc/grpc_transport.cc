@@ -143,9 +143,11 @@ class GrpcTransport : public Transport {
   bool tcp_;
 };
 
-const TransportRegistration kUnixRegistration({"grpc+unix"},
-                                              std::make_shared<GrpcTransport>(false));
-const TransportRegistration kTcpRegistration({"grpc+tcp"}, std::make_shared<GrpcTransport>(true));
+const TransportRegistration kUnixRegistration({"grpc+unix", "grpc"},
+                                              std::make_shared<GrpcTransport>(false),
+                                              "the UdfWorker gRPC service over a Unix socket");
+const TransportRegistration kTcpRegistration({"grpc+tcp"}, std::make_shared<GrpcTransport>(true),
+                                             "the UdfWorker gRPC service over loopback TCP");
 
 }  // namespace
 }  // namespace quiver::transport::grpc_transport

@@ -1,7 +1,7 @@
 // The `shm` transport's endpoint: as `unix`, the engine listens on a Unix
 // socket in its private directory and the worker connects and opens with
-// Hello; then the engine hands it its input arena (ShmSetup with a memfd), and
-// results come back in sealed memfds of their own (docs/protocol.md, section 10).
+// Hello; then the engine hands it two shared-memory arenas (ShmSetup with
+// memfds) and batches travel through them (docs/protocol.md, section 10).
 
 #include <memory>
 #include <string>
@@ -24,7 +24,7 @@ class ShmEndpoint : public SocketEndpoint {
     return MakeShmConnection(std::move(socket), endpoint(), limits);
   }
 
-  // Hands the worker its input arena (ShmSetup with its memfd).
+  // Hands the worker its two arenas (ShmSetup with their memfds).
   arrow::Status AfterHello(Connection& connection, WorkerProcess& process,
                            io::Deadline deadline) override {
     // Connect made it: the connection is a ShmConnection.

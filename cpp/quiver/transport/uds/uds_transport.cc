@@ -34,7 +34,8 @@ class UdsTransport : public Transport {
   }
 };
 
-const TransportRegistration kRegistration({"unix", "uds"}, std::make_shared<UdsTransport>());
+const TransportRegistration kRegistration({"unix", "uds"}, std::make_shared<UdsTransport>(),
+                                          "quiver.v1 framing over a Unix socket, the default");
 
 }  // namespace
 }  // namespace quiver::transport::uds
