@@ -14,8 +14,9 @@ before: the driver's check and the executor each start a quiver worker).
 
     .venv/bin/python bench/spark_bench.py [--scale 0.25] [--runs 3] [--master local[2]]
 
-Prints Markdown (medians of `--runs` after one warm-up, ratios within this run) and writes it
-with the raw times under bench/results/spark/.
+Prints Markdown (medians of `--runs` after one warm-up, the cases of a scenario taking turns;
+ratios within this run) and the peak memory of each case alone in a SparkSession of its own;
+writes it with the raw times under bench/results/spark/.
 """
 
 from __future__ import annotations
@@ -44,16 +45,20 @@ from quiver_bench.scenarios import SCENARIOS  # noqa: E402
 CPP = ROOT / "build" / "cpp" / "examples" / "udf_worker" / "quiver_example_udf_worker"
 UDFS = ROOT / "bench" / "udfs.py"
 DEFAULT_SCENARIOS = "concat-2m-200,identity-1m-1000,identity-2m-200"
+CASES = ("pandas_udf", "quiver.spark.map, pandas", "quiver.spark.map, C++")
 
 
-def timed(run: Callable[[], Any], runs: int) -> list[float]:
-    """Wall times of ``runs`` calls of ``run`` after one warm-up call."""
-    run()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
+def interleaved(cases: dict[str, Callable[[], Any]], runs: int) -> dict[str, list[float]]:
+    """Wall times of ``runs`` calls of each case after one warm-up call each, the cases taking
+    turns so that a change in the machine's load weighs on all of them alike."""
+    for run in cases.values():
         run()
-        times.append(time.perf_counter() - start)
+    times: dict[str, list[float]] = {case: [] for case in cases}
+    for _ in range(runs):
+        for case, run in cases.items():
+            start = time.perf_counter()
+            run()
+            times[case].append(time.perf_counter() - start)
     return times
 
 
@@ -85,11 +90,7 @@ def scenario_cases(spark: Any, scenario: Any, file: Path) -> dict[str, Callable[
         out = quiver.spark.map(frame, udfs=[call], runtimes={"cc": str(CPP)})
         out.write.format("noop").mode("overwrite").save()
 
-    return {
-        "pandas_udf": spark_pandas_udf,
-        "quiver.spark.map, pandas": quiver_pandas,
-        "quiver.spark.map, C++": quiver_cpp,
-    }
+    return dict(zip(CASES, (spark_pandas_udf, quiver_pandas, quiver_cpp), strict=True))
 
 
 def overhead_cases(spark: Any) -> dict[str, Callable[[], None]]:
@@ -120,22 +121,12 @@ def overhead_cases(spark: Any) -> dict[str, Callable[[], None]]:
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=0.25)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--master", default="local[2]")
-    parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS)
-    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "spark"))
-    args = parser.parse_args()
-    if not CPP.is_file():
-        parser.error(f"the C++ example worker is not built: {CPP}")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+def start_spark(master: str) -> Any:
+    """A SparkSession as bench/run.py's Spark peer has it, with bench/udfs.py on executors."""
     from pyspark.sql import SparkSession
 
     spark = (
-        SparkSession.builder.master(args.master)
+        SparkSession.builder.master(master)
         .appName("quiver-spark-bench")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.execution.arrow.pythonUDF.columnarInput.enabled", "true")
@@ -144,11 +135,49 @@ def main() -> int:
     )
     spark.sparkContext.setLogLevel("ERROR")
     spark.sparkContext.addPyFile(str(UDFS))
+    return spark
+
+
+def memory_peaks(master: str, scenario: Any, file: Path) -> dict[str, dict[str, int]]:
+    """Peak RSS per case, each in a SparkSession of its own (two runs): the JVM's, and the
+    executor side's (Spark's Python workers and the quiver workers they started)."""
+    from quiver_bench.rss import ProcessTreeSampler
+
+    peaks = {}
+    for case in CASES:
+        spark = start_spark(master)
+        try:
+            sampler = ProcessTreeSampler(os.getpid(), "driver").start()
+            run = scenario_cases(spark, scenario, file)[case]
+            run()
+            run()
+            result = sampler.stop().peaks
+        finally:
+            spark.stop()
+        peaks[case] = {"jvm": result["engine"], "executor_python": result["workers"]}
+    return peaks
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.25)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--master", default="local[2]")
+    parser.add_argument("--scenarios", default=DEFAULT_SCENARIOS)
+    parser.add_argument("--memory-scenario", default="identity-1m-1000")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "spark"))
+    args = parser.parse_args()
+    if not CPP.is_file():
+        parser.error(f"the C++ example worker is not built: {CPP}")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = start_spark(args.master)
     lines = [
         f"# quiver.spark beside pandas_udf ({args.master}, scale {args.scale})",
         "",
         f"{platform.node()}, {os.cpu_count()} cores; pyspark {spark.version}; median of "
-        f"{args.runs} after 1 warm-up; ratios are pandas_udf's time over the case's.",
+        f"{args.runs} after 1 warm-up, the cases taking turns; ratios are pandas_udf's time "
+        "over the case's.",
         "",
         "| scenario | rows | case | median (s) | rows/s | vs pandas_udf |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -159,25 +188,40 @@ def main() -> int:
         for scenario in [s for s in SCENARIOS if s.key in wanted]:
             file = ensure_dataset(ROOT / "bench" / "data", scenario, args.scale)
             rows = scenario.scaled_rows(args.scale)
-            baseline = None
-            for case, run in scenario_cases(spark, scenario, file).items():
-                times = timed(run, args.runs)
-                median = statistics.median(times)
-                baseline = baseline or median
-                raw[f"{scenario.key}/{case}"] = times
+            cases = scenario_cases(spark, scenario, file)
+            times = interleaved(cases, args.runs)
+            baseline = statistics.median(times[CASES[0]])
+            for case in CASES:
+                median = statistics.median(times[case])
+                raw[f"{scenario.key}/{case}"] = times[case]
                 lines.append(
                     f"| {scenario.key} | {rows:,} | {case} | {median:.2f} | {rows / median:,.0f} "
                     f"| {baseline / median:.2f}x |"
                 )
                 print(lines[-1], flush=True)
         lines += ["", "| one 1-row partition | median (ms) |", "| --- | --- |"]
-        for case, run in overhead_cases(spark).items():
-            times = timed(run, max(args.runs, 5))
+        for case, times in interleaved(overhead_cases(spark), max(args.runs, 5)).items():
             raw[f"1-row/{case}"] = times
             lines.append(f"| {case} | {statistics.median(times) * 1000:.0f} |")
             print(lines[-1], flush=True)
     finally:
         spark.stop()
+    scenario = next(s for s in SCENARIOS if s.key == args.memory_scenario)
+    file = ensure_dataset(ROOT / "bench" / "data", scenario, args.scale)
+    peaks = memory_peaks(args.master, scenario, file)
+    raw["memory"] = peaks
+    lines += [
+        "",
+        f"Peak resident memory, {scenario.key} ({scenario.scaled_rows(args.scale):,} rows), "
+        "each case alone in a new SparkSession (two runs):",
+        "",
+        "| case | executor side: Spark's Python workers + quiver workers (MiB) | JVM (MiB) |",
+        "| --- | --- | --- |",
+    ]
+    for case, peak in peaks.items():
+        lines.append(
+            f"| {case} | {peak['executor_python'] / 2**20:.0f} | {peak['jvm'] / 2**20:.0f} |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     output = Path(args.output)
