@@ -18,24 +18,6 @@
 namespace quiver::worker {
 namespace {
 
-// The fields a result schema may hold past one per UDF: a NAME__error string
-// column for UDFs that keep their failing rows (on_error=null), each UDF at
-// most once, in Init order (docs/protocol.md, "Rows that fail").
-arrow::Status CheckErrorColumns(const arrow::Schema& schema, const std::vector<std::string>& udfs) {
-  size_t next_udf = 0;
-  for (int i = static_cast<int>(udfs.size()); i < schema.num_fields(); ++i) {
-    const auto& field = *schema.field(i);
-    while (next_udf < udfs.size() && field.name() != udfs[next_udf] + "__error") ++next_udf;
-    if (next_udf == udfs.size() || field.type()->id() != arrow::Type::STRING) {
-      return arrow::Status::Invalid("a result schema of ", schema.num_fields(), " fields for ",
-                                    udfs.size(), " UDFs whose field ", i, " (", field.ToString(),
-                                    ") is not a later UDF's NAME__error column of type string");
-    }
-    ++next_udf;
-  }
-  return arrow::Status::OK();
-}
-
 bool EndsExecution(const transport::WorkerReply& reply) {
   return reply.control &&
          (reply.control->has_finish_response() || reply.control->has_cancel_response());
@@ -116,6 +98,23 @@ WorkerSession::WorkerSession(Worker* worker) : worker_(worker) {}
 WorkerSession::~WorkerSession() {
   if (!done_) Abort();
   StopReceiving();
+}
+
+arrow::Status CheckErrorColumns(const arrow::Schema& schema, const std::vector<std::string>& udfs) {
+  size_t next_udf = 0;
+  for (int i = static_cast<int>(udfs.size()); i < schema.num_fields(); ++i) {
+    const auto& field = *schema.field(i);
+    while (next_udf < udfs.size() && field.name() != udfs[next_udf] + "__error") ++next_udf;
+    if (next_udf == udfs.size() || field.type()->id() != arrow::Type::STRING) {
+      return arrow::Status::Invalid(
+          "a result schema whose field ", i, " (", field.ToString(), ") comes after the ",
+          udfs.size(),
+          " UDFs' fields but is not the string column NAME__error of one of them "
+          "(each at most once, in Init order)");
+    }
+    ++next_udf;
+  }
+  return arrow::Status::OK();
 }
 
 arrow::Result<std::unique_ptr<WorkerSession>> WorkerSession::Start(Worker* worker,

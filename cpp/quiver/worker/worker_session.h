@@ -7,6 +7,7 @@
 #include <deque>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -30,6 +31,12 @@ inline constexpr size_t kPayloadChunkBytes = size_t{1} << 20;
 /// payload cut to `chunk_bytes`, then one PayloadChunk per further piece.
 std::vector<v1::EngineMessage> SplitLargePayloads(const v1::Init& init,
                                                   size_t chunk_bytes = kPayloadChunkBytes);
+
+/// Checks the fields of a worker's result schema past one per UDF (`udfs`:
+/// the UDFs' names, in Init order): each must be the NAME__error string
+/// column of a UDF that keeps its failing rows, each UDF at most once, in
+/// Init order (docs/protocol.md, "Rows that fail").
+arrow::Status CheckErrorColumns(const arrow::Schema& schema, const std::vector<std::string>& udfs);
 
 /// \brief One UDF execution on one worker (docs/protocol.md, section 2, engine side).
 ///

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include <arrow/type.h>
 #include <gtest/gtest.h>
 
 namespace quiver::worker {
@@ -35,6 +36,41 @@ TEST(SplitLargePayloadsTest, LargePayloadFollowsInOrderedChunksThatRebuildIt) {
     rebuilt += messages[i].payload_chunk().data();
   }
   EXPECT_EQ(rebuilt, large);
+}
+
+std::shared_ptr<arrow::Schema> Fields(
+    const std::vector<std::pair<std::string, std::shared_ptr<arrow::DataType>>>& fields) {
+  arrow::FieldVector out;
+  for (const auto& [name, type] : fields) out.push_back(arrow::field(name, type));
+  return arrow::schema(out);
+}
+
+TEST(CheckErrorColumnsTest, TakesTheErrorColumnsOfUdfsInInitOrder) {
+  const std::vector<std::string> udfs = {"a", "b", "c"};
+  const auto s = arrow::utf8();
+  const auto i = arrow::int64();
+  EXPECT_TRUE(CheckErrorColumns(*Fields({{"a", i}, {"b", i}, {"c", i}}), udfs).ok());
+  EXPECT_TRUE(CheckErrorColumns(
+                  *Fields({{"a", i}, {"b", i}, {"c", i}, {"a__error", s}, {"c__error", s}}), udfs)
+                  .ok());
+}
+
+TEST(CheckErrorColumnsTest, RefusesAnyOtherExtraField) {
+  const std::vector<std::string> udfs = {"a", "b"};
+  const auto s = arrow::utf8();
+  const auto i = arrow::int64();
+  const auto refused = [&](const std::shared_ptr<arrow::Schema>& schema) {
+    const arrow::Status status = CheckErrorColumns(*schema, udfs);
+    EXPECT_FALSE(status.ok()) << schema->ToString();
+    return status.message();
+  };
+  EXPECT_NE(refused(Fields({{"a", i}, {"b", i}, {"extra", s}})).find("field 2 (extra: string)"),
+            std::string::npos);
+  refused(Fields({{"a", i}, {"b", i}, {"a__error", i}}));                    // not a string
+  refused(Fields({{"a", i}, {"b", i}, {"b__error", s}, {"a__error", s}}));   // out of order
+  refused(Fields({{"a", i}, {"b", i}, {"a__error", s}, {"a__error", s}}));   // twice
+  refused(Fields({{"a", i}, {"b", i}, {"x__error", s}}));                    // no such UDF
+  refused(Fields({{"a", i}, {"b", i}, {"a__error", arrow::large_utf8()}}));  // not utf8
 }
 
 }  // namespace
