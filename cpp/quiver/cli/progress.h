@@ -32,6 +32,8 @@ struct RunSummary {
   std::chrono::nanoseconds elapsed{0};
   /// Time the workers spent inside UDF calls, summed over workers.
   std::chrono::nanoseconds worker_udf_time{0};
+  /// Time spent writing the output.
+  std::chrono::nanoseconds write_time{0};
   int workers = 1;
   /// The output file; empty when the output was discarded (noop).
   std::string output;

@@ -49,6 +49,12 @@ struct RunOptions {
   std::string transport = "uds";
   std::string python;
   bool quiet = false;
+  /// -v: the summary's metrics table has a row per worker too.
+  bool verbose = false;
+  /// --metrics FILE: every metric of the run as JSON (docs/metrics.md); empty: none.
+  std::string metrics_file;
+  /// --traceback-locals: a UDF error shows its failing frame's local variables.
+  bool traceback_locals = false;
   /// Allows the output to be the input file (replaced once the run succeeded).
   bool force = false;
   /// Start Python workers by fork/exec, not through the fork server (--no-daemon).

@@ -153,7 +153,9 @@ class RuntimeRuns : public UdfRun {
     // Every run reads the same input: count it once, add up the workers' time.
     UdfRunMetrics total = groups_.front().run->metrics();
     for (size_t g = 1; g < groups_.size(); ++g) {
-      total.worker_udf_time += groups_[g].run->metrics().worker_udf_time;
+      UdfRunMetrics group = groups_[g].run->metrics();
+      total.worker_udf_time += group.worker_udf_time;
+      total.groups.insert(total.groups.end(), group.groups.begin(), group.groups.end());
     }
     return total;
   }

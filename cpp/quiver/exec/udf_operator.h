@@ -18,6 +18,7 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
+#include "quiver/exec/run_metrics.h"
 #include "quiver/exec/udf_call.h"
 
 namespace quiver::worker {
@@ -72,6 +73,11 @@ struct UdfRunMetrics {
   int64_t bytes_in = 0;  // Arrow buffer bytes of the input batches read
   /// Time the workers spent inside UDF calls, summed over workers.
   std::chrono::nanoseconds worker_udf_time{0};
+  /// Time the run spent reading its input (docs/metrics.md: read_nanos).
+  std::chrono::nanoseconds read_time{0};
+  /// Per group of UDFs run in the same workers, each worker's figures
+  /// (complete once the run ended or stopped).
+  std::vector<UdfGroupMetrics> groups;
 };
 
 /// A run of an operator: read it like any RecordBatchReader.

@@ -126,7 +126,13 @@ class UdfRunImpl : public UdfRun {
   // without a worker).
   arrow::Status ReadInput() {
     std::shared_ptr<arrow::RecordBatch> batch;
+    const auto reading_since = std::chrono::steady_clock::now();
     arrow::Status read = input_->ReadNext(&batch);
+    const auto read_time = std::chrono::steady_clock::now() - reading_since;
+    {
+      std::lock_guard<std::mutex> lock(metrics_mutex_);
+      metrics_.read_time += read_time;
+    }
     if (!read.ok()) return Fail(read.WithMessage("reading the input: ", read.message()), "");
     if (batch == nullptr) {
       input_done_ = true;
@@ -214,6 +220,12 @@ class UdfRunImpl : public UdfRun {
     return arrow::RecordBatch::Make(output_schema_, input.num_rows(), std::move(columns));
   }
 
+  std::vector<std::string> UdfNames() const {
+    std::vector<std::string> names;
+    for (const auto& udf : options_.udfs) names.push_back(udf.name);
+    return names;
+  }
+
   static std::string Batch(const PendingBatch& batch) {
     const int64_t rows = batch.input->num_rows();
     return "batch " + std::to_string(batch.sequence) + " (rows " + std::to_string(batch.first_row) +
@@ -249,7 +261,11 @@ class UdfRunImpl : public UdfRun {
   // Ends the workers' execution (Cancel when unfinished) and gives them back.
   void Stop() {
     finished_ = true;
-    if (pipeline_ != nullptr) pipeline_->Stop();
+    if (pipeline_ != nullptr) {
+      pipeline_->Stop();
+      std::lock_guard<std::mutex> lock(metrics_mutex_);
+      metrics_.groups = {UdfGroupMetrics{UdfNames(), pipeline_->worker_metrics()}};
+    }
     pending_.clear();
     cutting_ = {};
   }

@@ -1,5 +1,6 @@
 #include "quiver/exec/worker_pipeline.h"
 
+#include <chrono>
 #include <utility>
 
 #include <arrow/type.h>
@@ -42,6 +43,8 @@ arrow::Status WorkerPipeline::StartWorkers(const v1::Init& init) {
   if (!acquired.ok()) return Fail(acquired.status(), "while starting");
   workers_ = std::move(acquired).ValueUnsafe();
   workers_count_ = static_cast<int>(workers_.size());
+  worker_metrics_.resize(workers_.size());
+  for (size_t i = 0; i < workers_.size(); ++i) worker_metrics_[i].worker = workers_[i]->Describe();
   // Every worker loads its UDFs at once; then each answer is waited for.
   for (auto& worker : workers_) {
     auto session = worker::WorkerSession::Start(worker.get(), init);
@@ -84,6 +87,10 @@ arrow::Status WorkerPipeline::Submit(const arrow::RecordBatch& batch, int64_t ex
   }
   arrow::Status sent = sessions_[pending.worker]->Send(pending.sequence, batch);
   if (!sent.ok()) return Fail(sent, Where(pending));
+  WorkerMetrics& metrics = worker_metrics_[pending.worker];
+  metrics.batches += 1;
+  metrics.rows_in += batch.num_rows();
+  metrics.bytes_in += arrow::util::TotalBufferSize(batch);
   pending_.push_back(std::move(pending));
   return arrow::Status::OK();
 }
@@ -94,19 +101,29 @@ arrow::Result<Answer> WorkerPipeline::Next() {
     return arrow::Status::Invalid(options_.label, ": no batch awaits an answer");
   Pending pending = std::move(pending_.front());
   pending_.pop_front();
+  const auto waiting_since = std::chrono::steady_clock::now();
   auto result = sessions_[pending.worker]->Receive(pending.sequence, pending.rows);
+  WorkerMetrics& metrics = worker_metrics_[pending.worker];
+  metrics.wait_nanos += std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::steady_clock::now() - waiting_since)
+                            .count();
   if (!result.ok()) return Fail(result.status(), Where(pending));
-  in_flight_bytes_.SawResult(arrow::util::TotalBufferSize(**result));
+  const int64_t result_bytes = arrow::util::TotalBufferSize(**result);
+  in_flight_bytes_.SawResult(result_bytes);
+  metrics.rows_out += (*result)->num_rows();
+  metrics.bytes_out += result_bytes;
   return Answer{pending.tag, pending.worker, std::move(result).ValueUnsafe()};
 }
 
 arrow::Result<int64_t> WorkerPipeline::Finish() {
   if (!failure_.ok()) return failure_;
   int64_t udf_nanos = 0;
-  for (auto& session : sessions_) {
-    auto metrics = session->Finish();
+  for (size_t i = 0; i < sessions_.size(); ++i) {
+    auto metrics = sessions_[i]->Finish();
     if (!metrics.ok()) return Fail(metrics.status(), "while finishing");
-    udf_nanos += static_cast<int64_t>(metrics->udf_nanos());
+    arrow::Status taken = TakeReportedMetrics(*metrics, &worker_metrics_[i]);
+    if (!taken.ok()) return Fail(taken, "while finishing in " + workers_[i]->Describe());
+    udf_nanos += worker_metrics_[i].udf_nanos;
   }
   Stop();
   return udf_nanos;

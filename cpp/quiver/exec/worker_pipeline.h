@@ -19,6 +19,7 @@
 #include <arrow/type_fwd.h>
 
 #include "quiver/exec/in_flight_bytes.h"
+#include "quiver/exec/run_metrics.h"
 #include "quiver/v1/quiver.pb.h"
 
 namespace quiver::worker {
@@ -116,6 +117,10 @@ class WorkerPipeline {
   /// Hands every outstanding answer to `handle`, then finishes (see Finish).
   arrow::Result<int64_t> DrainAndFinish(const AnswerHandler& handle);
 
+  /// Returns each worker's figures so far (docs/metrics.md); the worker-reported
+  /// ones are there once Finish returned.
+  const std::vector<WorkerMetrics>& worker_metrics() const { return worker_metrics_; }
+
   /// Records the first failure (labelled, with `where` it happened), stops
   /// every worker's execution and returns the failure. Later calls return the
   /// first failure.
@@ -144,6 +149,7 @@ class WorkerPipeline {
   std::shared_ptr<arrow::Schema> result_schema_;
   std::deque<Pending> pending_;
   InFlightBytes in_flight_bytes_;
+  std::vector<WorkerMetrics> worker_metrics_;  // kept after Stop
   uint64_t next_sequence_ = 0;
   int next_worker_ = 0;
   arrow::Status failure_;
