@@ -19,9 +19,6 @@ namespace {
 
 using BatchOrError = arrow::Result<std::shared_ptr<arrow::RecordBatch>>;
 
-// Bytes a decoder reads of a column chunk at a time.
-constexpr int64_t kDecoderBufferBytes = int64_t{1} << 20;
-
 // The decoded batches of one row group, waiting for the caller.
 struct GroupSlot {
   std::deque<BatchOrError> batches;
@@ -33,13 +30,8 @@ arrow::Result<std::unique_ptr<parquet::arrow::FileReader>> OpenDecoder(
     const std::shared_ptr<parquet::FileMetaData>& metadata,
     const parquet::ArrowReaderProperties& properties) {
   parquet::arrow::FileReaderBuilder builder;
-  // Pages are read through a buffer of kDecoderBufferBytes instead of each
-  // column chunk whole: N decoders would otherwise hold N compressed row groups.
-  parquet::ReaderProperties reader_properties = parquet::default_reader_properties();
-  reader_properties.enable_buffered_stream();
-  reader_properties.set_buffer_size(kDecoderBufferBytes);
   // The footer is parsed once, by the caller; each decoder reuses it.
-  ARROW_RETURN_NOT_OK(builder.Open(file, reader_properties, metadata));
+  ARROW_RETURN_NOT_OK(builder.Open(file, BufferedReaderProperties(), metadata));
   return builder.properties(properties)->Build();
 }
 
@@ -206,6 +198,13 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadParquetInParallel(
                                            : decoders[0]->GetRecordBatchReader({}));
   return std::make_shared<ParallelParquetReader>(empty->schema(), std::move(decoders),
                                                  std::move(row_groups), std::move(leaves), options);
+}
+
+parquet::ReaderProperties BufferedReaderProperties() {
+  parquet::ReaderProperties properties = parquet::default_reader_properties();
+  properties.enable_buffered_stream();
+  properties.set_buffer_size(kDecoderBufferBytes);
+  return properties;
 }
 
 int DecodeThreadsFor(unsigned cores, int workers) {

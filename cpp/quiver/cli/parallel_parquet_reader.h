@@ -49,6 +49,15 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadParquetInParallel(
     const parquet::ArrowReaderProperties& properties, std::vector<int> row_groups,
     std::optional<std::vector<int>> leaves, const ParallelParquetOptions& options);
 
+/// Bytes a decoder reads of a column chunk at a time.
+inline constexpr int64_t kDecoderBufferBytes = int64_t{1} << 20;
+
+/// Parquet reader properties that read pages through a buffer of
+/// kDecoderBufferBytes instead of each column chunk whole: a decoder then holds
+/// about that much of the file, not a compressed row group, and does not fault
+/// in fresh pages for every column chunk it reads.
+parquet::ReaderProperties BufferedReaderProperties();
+
 /// The decode threads for a run of `workers` workers on `cores` cores: the cores
 /// the workers leave free, at least 1 and at most kMaxDecodeThreads.
 int DecodeThreadsFor(unsigned cores, int workers);
