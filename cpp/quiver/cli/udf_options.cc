@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <map>
-#include <string_view>
+#include <optional>
 #include <utility>
 
 #include "quiver/cli/udf_args.h"
@@ -19,7 +19,7 @@ constexpr char kUdfOptionForm[] =
     "(an integer, 1 or more), timeout (seconds) and retries (attempts in all, or a JSON object "
     "of quiver.Retry fields), e.g. --udf-option 'geo.on_error=null'";
 
-// Parses all of `text` as a number; nullopt-like false when it is not one.
+// Parses all of `text` as a finite number; false when it is not one.
 bool ParseNumber(const std::string& text, double* out) {
   if (text.empty()) return false;
   char* end = nullptr;
@@ -28,10 +28,15 @@ bool ParseNumber(const std::string& text, double* out) {
   return errno == 0 && end == text.c_str() + text.size() && std::isfinite(*out);
 }
 
-bool IsPositiveInteger(const std::string& text) {
-  double value = 0;
-  return ParseNumber(text, &value) && value >= 1 && value == std::floor(value) &&
-         text.find_first_not_of("0123456789") == std::string::npos;
+// Returns `text` as a JSON integer when it is digits only, 1 to 999,999,999.
+std::optional<std::string> PositiveInteger(const std::string& text) {
+  if (text.empty() || text.size() > 9 ||
+      text.find_first_not_of("0123456789") != std::string::npos) {
+    return std::nullopt;
+  }
+  const long value = std::strtol(text.c_str(), nullptr, 10);
+  if (value < 1) return std::nullopt;
+  return std::to_string(value);  // without leading zeros, which JSON does not allow
 }
 
 // Returns the JSON for VALUE of KEY, or a usage error saying what KEY takes.
@@ -43,7 +48,7 @@ arrow::Result<std::string> OptionJson(const std::string& text, const std::string
     return UsageError(where + "on_error takes raise or null, not '" + value + "'");
   }
   if (key == "max_concurrency") {
-    if (IsPositiveInteger(value)) return value;
+    if (auto number = PositiveInteger(value)) return *number;
     return UsageError(where +
                       "max_concurrency takes an integer of 1 or more (the calls a "
                       "worker runs at once), not '" +
@@ -51,11 +56,13 @@ arrow::Result<std::string> OptionJson(const std::string& text, const std::string
   }
   if (key == "timeout") {
     double seconds = 0;
-    if (ParseNumber(value, &seconds) && seconds > 0) return UdfArgJson(value);
+    const std::string json = UdfArgJson(value);  // a JSON number as written, else a string
+    if (ParseNumber(value, &seconds) && seconds > 0 && json.front() != '"') return json;
     return UsageError(where + "timeout takes a number of seconds above 0, not '" + value + "'");
   }
   if (key == "retries") {
-    if (IsPositiveInteger(value) || (!value.empty() && value.front() == '{')) return value;
+    if (auto number = PositiveInteger(value)) return *number;
+    if (!value.empty() && value.front() == '{') return value;
     return UsageError(where +
                       "retries takes a number of attempts (1 or more) or a JSON object "
                       "such as {\"max_attempts\": 5, \"initial\": 0.2}, not '" +

@@ -36,6 +36,12 @@ TEST(UdfOptionsTest, OptionsBecomeOneJsonObjectPerUdf) {
   EXPECT_EQ(calls[1].call_options, "");
 }
 
+TEST(UdfOptionsTest, IntegersLoseTheirLeadingZeros) {
+  auto calls = Calls();
+  ASSERT_TRUE(ApplyUdfOptions({"geo.max_concurrency=064", "geo.retries=03"}, &calls).ok());
+  EXPECT_EQ(calls[0].call_options, R"({"max_concurrency": 64, "retries": 3})");
+}
+
 TEST(UdfOptionsTest, RetriesMayBeAnObjectOfRetryFields) {
   auto calls = Calls();
   ASSERT_TRUE(ApplyUdfOptions({R"(geo.retries={"max_attempts": 5, "max": 2})"}, &calls).ok());
@@ -49,6 +55,9 @@ TEST(UdfOptionsTest, BadValuesSayWhatTheKeyTakes) {
             std::string::npos);
   EXPECT_NE(ErrorOf({"geo.max_concurrency=2.5"}).find("max_concurrency"), std::string::npos);
   EXPECT_NE(ErrorOf({"geo.timeout=-1"}).find("timeout takes a number of seconds above 0"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf({"geo.timeout=0x10"}).find("timeout takes"), std::string::npos);
+  EXPECT_NE(ErrorOf({"geo.max_concurrency=99999999999"}).find("max_concurrency"),
             std::string::npos);
   EXPECT_NE(ErrorOf({"geo.retries=zero"}).find("retries takes a number of attempts"),
             std::string::npos);
