@@ -20,72 +20,14 @@
 #include "quiver/transport/spark/spark_client.h"
 #include "quiver/transport/spark/spark_data.h"
 #include "quiver/transport/spark/spark_init.h"
+#include "quiver/transport/spark/spark_replies.h"
+#include "quiver/transport/spark/write_watchdog.h"
 
 namespace quiver::transport::spark {
 namespace {
 
 // Time a Manage call outside an execution may take (heartbeat, shutdown).
 constexpr std::chrono::milliseconds kManageTimeout{10000};
-
-// \brief Cancels the calls of a connection when a write does not finish by its
-// deadline (the worker stopped reading): one thread per connection instead of
-// one per write.
-class WriteWatchdog {
- public:
-  explicit WriteWatchdog(std::function<void()> on_expiry)
-      : on_expiry_(std::move(on_expiry)), thread_([this] { Run(); }) {}
-
-  ~WriteWatchdog() {
-    {
-      std::lock_guard<std::mutex> lock(mutex_);
-      stopping_ = true;
-    }
-    changed_.notify_all();
-    thread_.join();
-  }
-
-  // Watches a write until Disarm(token).
-  uint64_t Arm(io::Deadline deadline) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    const uint64_t token = ++last_token_;
-    deadlines_[token] = deadline;
-    changed_.notify_all();
-    return token;
-  }
-
-  void Disarm(uint64_t token) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    deadlines_.erase(token);
-  }
-
- private:
-  void Run() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    while (!stopping_) {
-      if (deadlines_.empty()) {
-        changed_.wait(lock);
-        continue;
-      }
-      io::Deadline earliest = io::kNoDeadline;
-      for (const auto& entry : deadlines_) earliest = std::min(earliest, entry.second);
-      if (changed_.wait_until(lock, earliest) == std::cv_status::timeout &&
-          std::chrono::steady_clock::now() >= earliest) {
-        deadlines_.clear();
-        lock.unlock();
-        on_expiry_();
-        lock.lock();
-      }
-    }
-  }
-
-  std::function<void()> on_expiry_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::map<uint64_t, io::Deadline> deadlines_;
-  uint64_t last_token_ = 0;
-  bool stopping_ = false;
-  std::thread thread_;
-};
 
 // One UDF's Execute stream.
 struct UdfStream {
@@ -96,7 +38,7 @@ struct UdfStream {
   std::shared_ptr<arrow::Field> result;  // from InitResponse.data
   bool terminated = false;               // FinishResponse or CancelResponse arrived
   bool finished = false;                 // ... and it was FinishResponse
-  google::protobuf::Map<std::string, std::string> metrics;
+  SparkMetrics metrics;
   // Set under the execution's mutex: the engine side sent Cancel on it.
   bool cancel_sent = false;
 };
@@ -125,74 +67,10 @@ struct Execution {
   std::string local_error;  // set when the Init could not be translated
 };
 
-std::string MessageName(const proto::UdfResponse& response) {
-  if (response.has_data()) return "DataResponse";
-  if (!response.has_control()) return "an empty UdfResponse";
-  switch (response.control().control_case()) {
-    case proto::UdfControlResponse::kInit:
-      return "InitResponse";
-    case proto::UdfControlResponse::kFinish:
-      return "FinishResponse";
-    case proto::UdfControlResponse::kCancel:
-      return "CancelResponse";
-    case proto::UdfControlResponse::kError:
-      return "ErrorResponse";
-    default:
-      return "an empty UdfControlResponse";
-  }
-}
-
-uint64_t MetricValue(const google::protobuf::Map<std::string, std::string>& metrics,
-                     const std::string& key) {
-  auto found = metrics.find(key);
-  if (found == metrics.end()) return 0;
-  char* end = nullptr;
-  const unsigned long long value = std::strtoull(found->second.c_str(), &end, 10);
-  return *end == '\0' ? value : 0;  // a figure that is not a number counts as none
-}
-
-// quiver.v1's Metrics of an execution from its streams' metrics (section 6):
-// the streams saw the same batches, so counts are the largest, times the sum.
-v1::Metrics MergeMetrics(const std::vector<UdfStream>& streams) {
-  v1::Metrics merged;
-  for (const UdfStream& stream : streams) {
-    const auto& m = stream.metrics;
-    merged.set_batches(std::max<uint64_t>(merged.batches(), MetricValue(m, "batches_in")));
-    merged.set_rows_in(std::max<uint64_t>(merged.rows_in(), MetricValue(m, "rows_in")));
-    merged.set_rows_out(std::max<uint64_t>(merged.rows_out(), MetricValue(m, "rows_out")));
-    merged.set_udf_nanos(merged.udf_nanos() + MetricValue(m, "udf_time_ns"));
-    merged.set_codec_nanos(merged.codec_nanos() + MetricValue(m, "codec_time_ns"));
-    merged.set_peak_rss_bytes(
-        std::max<uint64_t>(merged.peak_rss_bytes(), MetricValue(m, "peak_rss_bytes")));
-  }
-  return merged;
-}
-
-// quiver.v1's Error for a Spark ExecutionError of the stream of UDF `name`.
-// Returns false when the error has no kind (a violation).
-bool TranslateError(const proto::ExecutionError& error, const std::string& name, v1::Error* out) {
-  switch (error.kind_case()) {
-    case proto::ExecutionError::kUser: {
-      v1::UserError* user = out->mutable_user_error();
-      user->set_udf_name(name);
-      user->set_message(error.user().message());
-      user->set_error_class(error.user().error_class());
-      user->set_traceback(error.user().traceback());
-      return true;
-    }
-    case proto::ExecutionError::kWorker:
-      out->mutable_worker_error()->set_udf_name(name);
-      out->mutable_worker_error()->set_message(
-          error.worker().message() +
-          (error.worker().has_traceback() ? "\n" + error.worker().traceback() : ""));
-      return true;
-    case proto::ExecutionError::kProtocol:
-      out->mutable_protocol_error()->set_message("on the Execute stream of UDF '" + name +
-                                                 "': " + error.protocol().message());
-      return true;
-    default:
-      return false;
-  }
+std::vector<SparkMetrics> StreamMetrics(const Execution& execution) {
+  std::vector<SparkMetrics> metrics;
+  for (const UdfStream& stream : execution.streams) metrics.push_back(stream.metrics);
+  return metrics;
 }
 
 WorkerReply ControlReply(v1::WorkerMessage message) {
@@ -683,7 +561,7 @@ class SparkConnection : public Connection {
     }
     Retire(execution);
     v1::WorkerMessage message;
-    *message.mutable_finish_response()->mutable_metrics() = MergeMetrics(execution->streams);
+    *message.mutable_finish_response()->mutable_metrics() = MergeMetrics(StreamMetrics(*execution));
     return ControlReply(std::move(message));
   }
 
@@ -703,7 +581,7 @@ class SparkConnection : public Connection {
     }
     Retire(execution);
     v1::WorkerMessage message;
-    *message.mutable_cancel_response()->mutable_metrics() = MergeMetrics(execution->streams);
+    *message.mutable_cancel_response()->mutable_metrics() = MergeMetrics(StreamMetrics(*execution));
     return ControlReply(std::move(message));
   }
 
