@@ -45,7 +45,7 @@ std::string PadLeft(const std::string& text, size_t width) {
 }
 
 std::string Row(const std::string& label, const exec::WorkerMetrics& m) {
-  return "  " + Pad(label, 18) + PadLeft(FormatCount(m.rows_in), 12) +
+  return "  " + Pad(label, 24) + PadLeft(FormatCount(m.rows_in), 12) +
          PadLeft(FormatCount(m.rows_out), 12) + PadLeft(FormatCount(m.batches), 9) +
          PadLeft(FormatBytes(m.bytes_in), 11) + PadLeft(FormatBytes(m.bytes_out), 11) +
          PadLeft(FormatDuration(std::chrono::nanoseconds(m.udf_nanos)), 10) +
@@ -97,7 +97,7 @@ int64_t Nanos(std::chrono::nanoseconds duration) { return duration.count(); }
 }  // namespace
 
 std::string FormatMetricsTable(const exec::UdfRunMetrics& metrics, bool per_worker) {
-  std::string out = "  " + Pad("udfs", 18) + PadLeft("rows in", 12) + PadLeft("rows out", 12) +
+  std::string out = "  " + Pad("udfs", 24) + PadLeft("rows in", 12) + PadLeft("rows out", 12) +
                     PadLeft("batches", 9) + PadLeft("bytes in", 11) + PadLeft("bytes out", 11) +
                     PadLeft("udf", 10) + PadLeft("codec", 10) + PadLeft("wait", 10) +
                     PadLeft("peak rss", 11) + "\n";

@@ -80,17 +80,16 @@ arrow::Status WorkerPipeline::Submit(const arrow::RecordBatch& batch, int64_t ex
   if (!failure_.ok()) return failure_;
   Pending pending{next_sequence_++, next_worker_, expected_rows, tag, std::move(what)};
   next_worker_ = (next_worker_ + 1) % workers_count_;
-  if (options_.max_bytes_in_flight_per_worker > 0) {
-    // What the batch references, not the whole buffers it may slice.
-    auto bytes = BatchBytes(batch);
-    in_flight_bytes_.SawInput(bytes.ok() ? *bytes : BatchBytesUpperBound(batch));
-  }
+  // What the batch references, not the whole buffers it may slice.
+  auto measured = BatchBytes(batch);
+  const int64_t bytes = measured.ok() ? *measured : BatchBytesUpperBound(batch);
+  if (options_.max_bytes_in_flight_per_worker > 0) in_flight_bytes_.SawInput(bytes);
   arrow::Status sent = sessions_[pending.worker]->Send(pending.sequence, batch);
   if (!sent.ok()) return Fail(sent, Where(pending));
   WorkerMetrics& metrics = worker_metrics_[pending.worker];
   metrics.batches += 1;
   metrics.rows_in += batch.num_rows();
-  metrics.bytes_in += arrow::util::TotalBufferSize(batch);
+  metrics.bytes_in += bytes;
   pending_.push_back(std::move(pending));
   return arrow::Status::OK();
 }
@@ -111,7 +110,8 @@ arrow::Result<Answer> WorkerPipeline::Next() {
   const int64_t result_bytes = arrow::util::TotalBufferSize(**result);
   in_flight_bytes_.SawResult(result_bytes);
   metrics.rows_out += (*result)->num_rows();
-  metrics.bytes_out += result_bytes;
+  auto answered = BatchBytes(**result);
+  metrics.bytes_out += answered.ok() ? *answered : result_bytes;
   return Answer{pending.tag, pending.worker, std::move(result).ValueUnsafe()};
 }
 
