@@ -1,8 +1,10 @@
-"""quiver's end-to-end benchmark: quiver beside PySpark, DuckDB and Polars, in one run.
+"""quiver's end-to-end benchmark: quiver beside PySpark, DuckDB, Polars and Daft, in one run.
 
-Writes the seed's five tables as Parquet (cached under bench/data/), runs every peer on
-each with the same UDF body (bench/udfs.py), 2 warm-ups then 5 timed runs, each peer in its
-own process, and leaves results.json, results.md and results.png in bench/results/.
+Writes the seed's five tables and a CPU-bound one (a pure-Python normalisation of 1M
+strings) as Parquet (cached under bench/data/), runs every peer on each with the same UDF
+body (bench/udfs.py), 2 warm-ups then 5 timed runs, each peer in its own process, and
+leaves results.json, results.md and results.png in bench/results/. The peers with "2" in
+their key (quiver-2-workers, spark-2) run two workers whatever --workers says.
 
     .venv/bin/python bench/run.py                  # the seed's row counts (scale 1.0)
     .venv/bin/python bench/run.py --scale 0.1      # a tenth of the rows, a few minutes

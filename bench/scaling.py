@@ -10,8 +10,13 @@ moved by other load on the machine, so the figures hold on a shared machine.
 
 A 1-row run's CPU (process and worker start-up, imports) is subtracted before dividing.
 From the per-MB figures it predicts throughput at 8, 32 and 64 cores: the workers' work
-spreads over the cores, while one reader thread decodes the whole file, so throughput is
-min(cores / (engine + workers CPU per MB), 1 / reader CPU per MB).
+spreads over the cores, and the reader's over its decode threads (the parallel Parquet
+reader decodes up to 8 row groups at once, one thread each; every `quiver-read` thread
+counts as the reader), so throughput is
+min(cores / (engine + workers CPU per MB), min(8, cores, row groups) / reader CPU per MB).
+Beside it, the single reader thread's ceiling (1 / reader CPU per MB) and the core count
+where each reader becomes the bound. QUIVER_DECODE_THREADS sets the decode threads of the
+measured runs (default: the cores the workers leave, here usually 1).
 
     .venv/bin/python bench/scaling.py --scale 0.25 --runs 3
 """
@@ -39,6 +44,15 @@ ROOT = BENCH_DIR.parent
 TICKS = os.sysconf("SC_CLK_TCK")
 THREAD_ROLES = {"quiver-read": "reader", "quiver-receive": "receive", "quiver": "main"}
 CORE_COUNTS = (8, 32, 64)
+# Most threads the parallel Parquet reader decodes on (kMaxDecodeThreads in the engine).
+MAX_DECODE_THREADS = 8
+
+
+def predict(cores: int, total: float, reader: float, row_groups: int) -> float:
+    """Return MB/s at `cores`: CPU s per MB `total` spread over the cores, the reader's
+    `reader` over its decode threads (at most 8, one row group each)."""
+    decode_threads = max(1, min(MAX_DECODE_THREADS, cores, row_groups))
+    return min(cores / total, decode_threads / reader)
 
 
 def cpu_seconds(stat_path: str) -> tuple[str, float] | None:
@@ -167,9 +181,9 @@ def main() -> None:
         "| scenario | workers | Arrow MB | wall s | engine CPU ms/MB | reader | receive | main "
         "| other | workers CPU ms/MB | predicted MB/s at "
         + " / ".join(map(str, CORE_COUNTS))
-        + " cores | reader-bound at |"
+        + " cores | one reader thread: MB/s, bound at | parallel reader bound at |"
     )
-    print("| --- " * 12 + "|")
+    print("| --- " * 13 + "|")
     startup_file = arguments.data_dir / "startup-1row.parquet"
     for scenario in pick(SCENARIOS, arguments.scenarios, "scenario"):
         file = ensure_dataset(arguments.data_dir, scenario, arguments.scale)
@@ -179,6 +193,9 @@ def main() -> None:
             metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
         )
         megabytes /= 1e6
+        # A file of N row groups decodes on at most N threads: the model uses a file of
+        # this scenario's row groups at scale 1 (the seed's row counts).
+        row_groups = max(1, round(metadata.num_row_groups / arguments.scale))
         for workers in (int(w) for w in arguments.workers.split(",")):
             spec = f"result={BENCH_DIR / 'udfs.py'}:{scenario.udf}({', '.join(scenario.arguments)})"
             command = [str(arguments.quiver), "run", str(file), "--udf", spec]
@@ -200,13 +217,17 @@ def main() -> None:
             per_mb = {k: 1000 * v / megabytes for k, v in role.items()}
             total = (role["engine"] + role["workers"]) / megabytes  # CPU s per MB
             reader = max(role["reader"] / megabytes, 1e-9)
-            predicted = [min(cores / total, 1 / reader) for cores in CORE_COUNTS]
+            predicted = [predict(cores, total, reader, row_groups) for cores in CORE_COUNTS]
+            # One thread: the reader is the bound from total / reader cores on; eight:
+            # from 8 x that (when the file has the row groups to keep them busy).
             bound_at = total / reader
+            parallel_bound_at = min(MAX_DECODE_THREADS, row_groups) * bound_at
             print(
                 f"| {scenario.key} | {workers} | {megabytes:.0f} | {wall:.2f} "
                 f"| {per_mb['engine']:.1f} | {per_mb['reader']:.1f} | {per_mb['receive']:.1f} "
                 f"| {per_mb['main']:.1f} | {per_mb['other']:.1f} | {per_mb['workers']:.1f} "
-                f"| {' / '.join(f'{p:.0f}' for p in predicted)} | {bound_at:.0f} cores |",
+                f"| {' / '.join(f'{p:.0f}' for p in predicted)} "
+                f"| {1 / reader:.0f}, {bound_at:.0f} cores | {parallel_bound_at:.0f} cores |",
                 flush=True,
             )
 
