@@ -154,7 +154,6 @@ def test_a_class_udf_with_an_async_call_runs_concurrently() -> None:
     assert server.most_in_flight == 4
 
 
-
 def test_an_async_batch_udf_runs_n_slices_of_the_batch_at_once() -> None:
     with SlowServer(delay=0.05) as server:
         server.plan = {"k5": ["503"]}
@@ -166,6 +165,7 @@ def test_an_async_batch_udf_runs_n_slices_of_the_batch_at_once() -> None:
     errors = out.column("fetch_each__error").to_pylist()
     assert errors[4:8] == ["udfs.async_http.ServiceUnavailable: 503 for key k5"] * 4
     assert errors[:4] == [None] * 4 and errors[8:] == [None] * 4
+
 
 @pytest.mark.parametrize(
     ("options", "message"),
