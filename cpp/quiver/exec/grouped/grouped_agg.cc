@@ -114,17 +114,24 @@ arrow::Status GroupedAggRun::Emit(const std::shared_ptr<arrow::RecordBatch>& key
 arrow::Status GroupedAggRun::RunSimple(const BatchSink& sink) {
   ARROW_ASSIGN_OR_RAISE(auto whole, ReadWhole(input_.get(), &metrics_));
   ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*whole, keys_));
+  return AggregateGroups(*whole, grouping, arguments_, Batching(options_, keys_), sink);
+}
+
+arrow::Status GroupedAggRun::AggregateGroups(const arrow::RecordBatch& batch,
+                                             const Grouping& grouping,
+                                             const std::vector<int>& columns,
+                                             const GroupedBatchOptions& batching,
+                                             const BatchSink& sink) {
   ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pipeline_->result_schema()));
   auto take = [&](Answer answer) -> arrow::Status {
     return Emit(grouping.keys->Slice(answer.tag, answer.result->num_rows()), answer.result, sink);
   };
-  auto send = [&](std::shared_ptr<arrow::RecordBatch> batch, int64_t first,
+  auto send = [&](std::shared_ptr<arrow::RecordBatch> piece, int64_t first,
                   int64_t groups) -> arrow::Status {
     // One value per group: the worker session checks the row count.
-    return pipeline_->SubmitInTurn(*batch, groups, first, GroupsText(first, groups), take);
+    return pipeline_->SubmitInTurn(*piece, groups, first, GroupsText(first, groups), take);
   };
-  ARROW_RETURN_NOT_OK(
-      ForEachGroupedBatch(*whole, grouping, arguments_, Batching(options_, keys_), send));
+  ARROW_RETURN_NOT_OK(ForEachGroupedBatch(batch, grouping, columns, batching, send));
   ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
   metrics_.worker_udf_nanos += nanos;
   return arrow::Status::OK();
@@ -214,19 +221,7 @@ arrow::Status GroupedAggRun::MergeStates(
                                   udafs_.size(), " UDAFs");
   }
   ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*all_states, key_positions));
-  ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pipeline_->result_schema()));
-  auto take = [&](Answer answer) -> arrow::Status {
-    return Emit(grouping.keys->Slice(answer.tag, answer.result->num_rows()), answer.result, sink);
-  };
-  auto send = [&](std::shared_ptr<arrow::RecordBatch> batch, int64_t first,
-                  int64_t groups) -> arrow::Status {
-    return pipeline_->SubmitInTurn(*batch, groups, first, GroupsText(first, groups), take);
-  };
-  auto batching = Batching(options_, key_positions);
-  ARROW_RETURN_NOT_OK(ForEachGroupedBatch(*all_states, grouping, columns, batching, send));
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
-  metrics_.worker_udf_nanos += nanos;
-  return arrow::Status::OK();
+  return AggregateGroups(*all_states, grouping, columns, Batching(options_, key_positions), sink);
 }
 
 }  // namespace quiver::exec::grouped

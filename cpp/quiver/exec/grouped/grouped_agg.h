@@ -15,6 +15,7 @@
 #include <arrow/result.h>
 #include <arrow/status.h>
 
+#include "quiver/exec/grouped/grouping.h"
 #include "quiver/exec/grouped/kinds.h"
 #include "quiver/exec/udf_call.h"
 
@@ -54,6 +55,11 @@ class GroupedAggRun {
   arrow::Status MergeStates(
       const std::vector<std::vector<std::shared_ptr<arrow::RecordBatch>>>& states_by_worker,
       const BatchSink& sink);
+  // Sends `batch`'s groups (its `columns`, cut by `batching`) to the workers
+  // and hands `sink` one row per group: the keys and a value per UDAF.
+  arrow::Status AggregateGroups(const arrow::RecordBatch& batch, const Grouping& grouping,
+                                const std::vector<int>& columns,
+                                const GroupedBatchOptions& batching, const BatchSink& sink);
   arrow::Status SetOutputSchema(const arrow::Schema& keys, const arrow::Schema& values);
   arrow::Status Emit(const std::shared_ptr<arrow::RecordBatch>& keys,
                      const std::shared_ptr<arrow::RecordBatch>& values, const BatchSink& sink);
