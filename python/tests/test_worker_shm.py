@@ -1,9 +1,8 @@
 """The Python worker over the shm transport, driven by a small engine written here.
 
-The engine side is written from docs/protocol.md section 10: the input arena, a sealed memfd handed
-over with SCM_RIGHTS, takes the batches; each result comes in a memfd of its own, which this engine
-seals against writing (proving the worker keeps no writable mapping of it) before reading it. The
-worker is a real ``python -m quiver.worker`` process.
+The engine side is written from docs/protocol.md section 10: two sealed memfds handed over with
+SCM_RIGHTS, batches written into the input arena, results read from the output arena and
+released. The worker is a real ``python -m quiver.worker`` process.
 """
 
 from __future__ import annotations
@@ -28,38 +27,37 @@ from engine_harness import (
 )
 
 from quiver._proto import pb
-from quiver.protocol.framing import FrameDecoder, encode_control_frame
-from quiver.transport.shm import INLINE_BELOW, _receive_with_descriptors
+from quiver.protocol.framing import encode_control_frame
+from quiver.transport.shm import OutputArena
+from quiver.transport.uds import read_frame
 
 F_SEAL_FUTURE_WRITE = 0x0010
-RESULT_SEALS = fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_SEAL
 IDENTITY = ref_udf("same", "quiver.conformance_udfs:identity", [0], pa.int64())
-# Rows of batches_xy whose identity result (8 bytes a row) is past the inline threshold.
-SHARED_ROWS = INLINE_BELOW // 8 + 1000
 
 
-def arena(size: int, announced: int | None = None) -> tuple[int, mmap.mmap]:
-    """Create the input arena: a memfd mapped read-write here, sealed against other writers."""
-    fd = os.memfd_create("in", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
+def arena(name: str, size: int, seal_writes: bool) -> tuple[int, mmap.mmap]:
+    """Create a sealed memfd of ``size`` bytes, mapped read-write here."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
     os.ftruncate(fd, size)
     mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-    seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | F_SEAL_FUTURE_WRITE
-    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
+    seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW
+    fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals | (F_SEAL_FUTURE_WRITE if seal_writes else 0))
     return fd, mapping
 
 
 class ShmEngine(EngineHarness):
-    """EngineHarness over shm: batches go through the input arena, results come in memfds."""
+    """EngineHarness over shm: batches go through the arenas; results are released on demand."""
 
-    def __init__(self, input_bytes: int = 1 << 20, announced_bytes: int | None = None) -> None:
+    def __init__(self, input_bytes: int = 1 << 20, output_bytes: int = 1 << 20) -> None:
         super().__init__()
-        self.size = input_bytes
-        self.announced = announced_bytes or input_bytes
+        self.sizes = (input_bytes, output_bytes)
         self.shared_results = 0
+        self.held: list[pb.ShmRegion] = []
         self.next_input = 0
+        self.seal_output_writes = False  # True: an output arena the worker cannot map writable
 
     def start(self, extra_args: tuple[str, ...] = ()) -> pb.Hello:
-        """Start the worker on shm:PATH, check its Hello, hand over the input arena."""
+        """Start the worker on shm:PATH, check its Hello, hand over the arenas."""
         env = dict(os.environ, QUIVER_WORKER_SECRET=self.secret)
         env["PYTHONPATH"] = os.pathsep.join([str(PYTHON_ROOT), str(TESTS_DIR)])
         command = [*self.worker_command(), "--id", self.worker_id]
@@ -70,15 +68,17 @@ class ShmEngine(EngineHarness):
         self.sock.settimeout(TIMEOUT)
         hello = self.recv()
         assert hello.kind == "hello"
-        in_fd, self.input = arena(self.size)
-        setup = pb.ShmSetup(input_bytes=self.announced, output_bytes=0)
+        in_fd, self.input = arena("in", self.sizes[0], seal_writes=True)
+        out_fd, self.output = arena("out", self.sizes[1], seal_writes=self.seal_output_writes)
+        setup = pb.ShmSetup(input_bytes=self.sizes[0], output_bytes=self.sizes[1])
         frame = b"".join(
             bytes(part)
             for part in encode_control_frame(pb.EngineMessage(shm_setup=setup).SerializeToString())
         )
-        socket.send_fds(self.sock, [frame], [in_fd])
+        socket.send_fds(self.sock, [frame], [in_fd, out_fd])
         os.close(in_fd)
-        if self.announced <= self.size:
+        os.close(out_fd)
+        if not self.seal_output_writes:
             self.expect("shm_ready")
         return hello.message.hello
 
@@ -87,7 +87,7 @@ class ShmEngine(EngineHarness):
         body = ipc_bytes(batch)
         offset = self.next_input
         self.next_input = (offset + body.size + 63) // 64 * 64
-        if self.next_input > self.size:
+        if self.next_input > self.sizes[0]:
             offset, self.next_input = 0, (body.size + 63) // 64 * 64
         self.input[offset : offset + body.size] = body.to_pybytes()
         self.send_region(sequence, offset, body.size)
@@ -98,35 +98,29 @@ class ShmEngine(EngineHarness):
         self.send(shm_data=pb.ShmData(sequence=sequence, region=region))
 
     def recv(self) -> Received:
-        """Receive the next frame; a result in shared memory is read from its sealed memfd."""
-        frame, fds = _receive_with_descriptors(self.sock, FrameDecoder())
+        """Receive the next frame; a result in shared memory is read from the output arena."""
+        frame = read_frame(self.sock)
         assert frame is not None, f"worker closed the connection; its log:\n{self.log()}"
         if frame.is_control:
             message = pb.WorkerMessage()
             message.ParseFromString(frame.metadata)
             if message.WhichOneof("kind") == "shm_data":
-                assert len(fds) == 1, fds
                 region = message.shm_data.region
-                body = self.take_result(fds[0], region.offset, region.length)
-                batch = pa.ipc.open_stream(pa.py_buffer(body)).read_next_batch()
+                assert region.offset % 64 == 0
+                assert region.offset + region.length <= self.sizes[1]
+                body = self.output[region.offset : region.offset + region.length]
+                batch = pa.ipc.open_stream(pa.py_buffer(bytes(body))).read_next_batch()
                 self.shared_results += 1
+                self.held.append(pb.ShmRegion(offset=region.offset, length=region.length))
                 return Received(sequence=message.shm_data.sequence, batch=batch)
-            assert fds == [], f"descriptors with {message.WhichOneof('kind')}"
             return Received(message=message)
-        assert fds == [], "descriptors with a data frame"
         batch = pa.ipc.open_stream(frame.body).read_next_batch()  # inline, as over uds
         return Received(sequence=frame.sequence, batch=batch)
 
-    @staticmethod
-    def take_result(fd: int, offset: int, length: int) -> bytes:
-        """Seal a result memfd (the kernel refuses while any writable mapping is left) and read
-        the region."""
-        try:
-            fcntl.fcntl(fd, fcntl.F_ADD_SEALS, RESULT_SEALS)
-            assert 0 < length and offset + length <= os.fstat(fd).st_size
-            return os.pread(fd, length, offset)
-        finally:
-            os.close(fd)
+    def release_all(self) -> None:
+        """Give every result region back to the worker."""
+        self.send(shm_release=pb.ShmRelease(regions=self.held))
+        self.held = []
 
 
 @pytest.fixture
@@ -138,18 +132,11 @@ def engine():
 
 
 def test_batches_and_results_travel_through_shared_memory(engine):
-    batches = batches_xy(6, rows=SHARED_ROWS)
+    batches = batches_xy(6)
     results, metrics = engine.run([IDENTITY], batches)
     assert [r.column(0) for r in results] == [b.column(0) for b in batches]
-    assert engine.shared_results == 6  # each in a memfd this engine could seal
+    assert engine.shared_results == 6
     assert metrics.batches == 6
-
-
-def test_small_results_go_inline(engine):
-    batches = batches_xy(3, rows=100)
-    results, _ = engine.run([IDENTITY], batches)
-    assert [r.column(0) for r in results] == [b.column(0) for b in batches]
-    assert engine.shared_results == 0
 
 
 def test_a_region_outside_the_input_arena_is_a_protocol_error_and_the_worker_serves_on(engine):
@@ -164,13 +151,45 @@ def test_a_region_outside_the_input_arena_is_a_protocol_error_and_the_worker_ser
     assert len(results) == 2
 
 
-def test_an_arena_smaller_than_announced_is_a_set_up_failure_it_names():
-    engine = ShmEngine(input_bytes=4096, announced_bytes=1 << 20)
+def test_results_go_inline_while_the_engine_holds_the_arena_and_back_after_release():
+    engine = ShmEngine(output_bytes=4096)
+    try:
+        engine.start()
+        batch = batches_xy(1, rows=100)[0]  # about 1.3 KiB of result stream
+        schema = engine.start_execution([IDENTITY], batch.schema)
+        for sequence in range(6):
+            engine.send_batch(sequence, batch)
+            assert engine._result(sequence, schema).num_rows == 100
+        assert 1 <= engine.shared_results < 6  # the rest came inline: the arena was full
+        engine.release_all()
+        before = engine.shared_results
+        engine.send_batch(6, batch)
+        engine._result(6, schema)
+        assert engine.shared_results == before + 1
+        engine.send(finish=pb.Finish())
+        engine.expect("finish_response")
+    finally:
+        engine.close()
+
+
+def test_an_output_arena_the_worker_cannot_write_is_a_set_up_failure_it_names():
+    engine = ShmEngine()
+    engine.seal_output_writes = True
     try:
         engine.start()
         assert engine.wait() == 1
         log = engine.log()
-        assert "cannot set up shared memory with the engine" in log, log
-        assert "its memfd has 4096" in log, log
+        assert "cannot set up shared memory with the engine: PermissionError" in log, log
     finally:
         engine.close()
+
+
+def test_the_output_arena_allocator_reuses_released_regions():
+    arena_ = OutputArena(1024)
+    first, second = arena_.allocate(100), arena_.allocate(64)
+    assert (first, second) == (0, 128)
+    assert arena_.allocate(1024) is None
+    assert arena_.release(first) and arena_.release(second)
+    assert not arena_.release(first)
+    assert arena_.allocate(1024) == 0  # freed neighbours merged back into one range
+    assert arena_.used_bytes == 1024

@@ -1,40 +1,33 @@
 """The ``shm`` transport: the uds framing on the engine's socket, batches in shared memory.
 
 The worker side of docs/protocol.md, section 10. The worker connects to ``shm:PATH`` and says Hello
-as over uds; the engine answers with ``ShmSetup`` and one memfd (SCM_RIGHTS): the input arena,
-which the worker maps read-only (the engine sealed it against writable mappings). ``ShmData``
-frames from the engine name regions of it: an input batch is read in place (a ``pa.py_buffer``
-over the mapping, valid until the worker answers that batch). A result is written (``writev``,
-never mapped) into a memfd of its own, which goes with the first byte of its ``ShmData`` frame and
-which the engine seals against writing before it reads a byte: nothing the worker or its UDF does
-afterwards can change what the engine validated. Small results go inline, as over uds.
+as over uds; the engine answers with ``ShmSetup`` and two memfds (SCM_RIGHTS): the input arena,
+which the worker maps read-only (the engine sealed it against writable mappings), and the output
+arena, which it maps read-write. ``ShmData`` frames name regions: an input batch is read in place
+(a ``pa.py_buffer`` over the mapping, valid until the worker answers that batch); a result is
+copied once into a free region of the output arena, which stays the engine's until a
+``ShmRelease`` gives it back. A result that does not fit the free space goes inline, as over uds.
 """
 
 from __future__ import annotations
 
 import array
+import bisect
 import logging
 import mmap
 import os
 import socket
+import threading
 from collections.abc import Sequence
 
 import pyarrow as pa
 
 from quiver._proto import pb
-from quiver.protocol.framing import (
-    DEFAULT_LIMITS,
-    BytesLike,
-    Frame,
-    FrameDecoder,
-    FrameLimits,
-    encode_control_frame,
-)
+from quiver.protocol.framing import DEFAULT_LIMITS, Frame, FrameDecoder, FrameLimits
 from quiver.protocol.items import EngineItem, IncomingBatch, UndecodableMessage
 from quiver.transport.base import (
     EXIT_CONNECTION_LOST,
     EXIT_USAGE,
-    ChannelClosed,
     EndpointError,
     SessionFactory,
     WorkerConfig,
@@ -43,15 +36,14 @@ from quiver.transport.socket_inbox import FrameToItem
 from quiver.transport.uds import (
     UdsConnection,
     frame_item,
-    send_frame,
     serve_connected,
 )
 
 SHM_SCHEME = "shm:"
-# Results smaller than this go inline: for them a memfd's system calls cost more than the socket.
-INLINE_BELOW = 64 * 1024
+# Every region starts at a multiple of this (the engine's rule too), so buffers read in place
+# are aligned for any Arrow type.
+ALIGNMENT = 64
 _INT_SIZE = array.array("i").itemsize
-_IOV_MAX = 1024
 
 
 def shm_socket_path(endpoint: str) -> str:
@@ -68,15 +60,66 @@ class SetupError(Exception):
     """The engine's ShmSetup did not come, or its arenas cannot be mapped."""
 
 
+class OutputArena:
+    """First-fit allocation of the output arena's regions; the engine's releases free them.
+
+    Allocation runs on the main thread, releases on the reader thread: one lock guards both.
+    """
+
+    def __init__(self, size: int) -> None:
+        """Start with the whole arena free."""
+        self._lock = threading.Lock()
+        usable = size // ALIGNMENT * ALIGNMENT
+        self._free: list[list[int]] = [[0, usable]] if usable else []  # sorted [offset, length]
+        self._used: dict[int, int] = {}
+
+    def allocate(self, length: int) -> int | None:
+        """Return the offset of a free region of ``length`` bytes, or None when none is free."""
+        wanted = -(-max(length, 1) // ALIGNMENT) * ALIGNMENT
+        with self._lock:
+            for index, (offset, size) in enumerate(self._free):
+                if size < wanted:
+                    continue
+                if size == wanted:
+                    del self._free[index]
+                else:
+                    self._free[index] = [offset + wanted, size - wanted]
+                self._used[offset] = wanted
+                return offset
+        return None
+
+    def release(self, offset: int) -> bool:
+        """Free the region at ``offset``; False when there is none (the engine's mistake)."""
+        with self._lock:
+            size = self._used.pop(offset, None)
+            if size is None:
+                return False
+            index = bisect.bisect_left(self._free, [offset, 0])
+            self._free.insert(index, [offset, size])
+            # Merge with the next, then with the previous neighbour.
+            if index + 1 < len(self._free) and offset + size == self._free[index + 1][0]:
+                self._free[index][1] += self._free.pop(index + 1)[1]
+            if index > 0 and self._free[index - 1][0] + self._free[index - 1][1] == offset:
+                self._free[index - 1][1] += self._free.pop(index)[1]
+            return True
+
+    @property
+    def used_bytes(self) -> int:
+        """Return the bytes the engine holds now."""
+        with self._lock:
+            return sum(self._used.values())
+
+
 class ShmConnection(UdsConnection):
-    """The worker's end: uds frames on the socket, input batches in the mapped arena, each result
-    in a memfd of its own."""
+    """The worker's end: uds frames on the socket, Arrow bytes in the two mapped arenas."""
 
     def __init__(self, sock: socket.socket, log: logging.Logger) -> None:
-        """Wrap a connected socket; the arena comes with :meth:`take_arenas`."""
+        """Wrap a connected socket; the arenas come with :meth:`take_arenas`."""
         super().__init__(sock)
         self.log = log
         self.input: memoryview | None = None
+        self.output: memoryview | None = None
+        self.arena: OutputArena | None = None
         self._maps: list[mmap.mmap] = []
 
     @classmethod
@@ -101,30 +144,34 @@ class ShmConnection(UdsConnection):
             raise SetupError(f"{type(exc).__name__}: {exc}") from exc
 
     def take_arenas(self, limits: FrameLimits = DEFAULT_LIMITS) -> None:
-        """Read ShmSetup and its memfd, map the input arena, and answer ShmReady."""
+        """Read ShmSetup and its two memfds, map them, and answer ShmReady."""
         frame, fds = _receive_with_descriptors(self.sock, FrameDecoder(limits))
         try:
             if frame is None or not frame.is_control:
                 raise SetupError("the engine sent no ShmSetup after Hello")
             message = pb.EngineMessage()
             message.ParseFromString(frame.metadata)
-            if message.WhichOneof("kind") != "shm_setup" or len(fds) != 1:
+            if message.WhichOneof("kind") != "shm_setup" or len(fds) != 2:
                 raise SetupError(
-                    f"expected ShmSetup with 1 descriptor after Hello, got "
+                    f"expected ShmSetup with 2 descriptors after Hello, got "
                     f"{message.WhichOneof('kind')} with {len(fds)}"
                 )
-            self.input = self._map(fds[0], message.shm_setup.input_bytes)
+            setup = message.shm_setup
+            self.input = self._map(fds[0], setup.input_bytes, writable=False)
+            self.output = self._map(fds[1], setup.output_bytes, writable=True)
+            self.arena = OutputArena(setup.output_bytes)
         finally:
             for fd in fds:
                 os.close(fd)
         self.send_message(pb.WorkerMessage(shm_ready=pb.ShmReady()))
 
-    def _map(self, fd: int, size: int) -> memoryview:
-        """Map ``size`` bytes of the arena read-only, checking that the memfd really has them."""
+    def _map(self, fd: int, size: int, writable: bool) -> memoryview:
+        """Map ``size`` bytes of an arena, checking that the memfd really has them."""
         actual = os.fstat(fd).st_size
         if size <= 0 or actual < size:
             raise SetupError(f"an arena of {size} bytes is announced, but its memfd has {actual}")
-        mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ)
+        prot = mmap.PROT_READ | (mmap.PROT_WRITE if writable else 0)
+        mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=prot)
         self._maps.append(mapping)
         return memoryview(mapping)
 
@@ -140,52 +187,31 @@ class ShmConnection(UdsConnection):
         assert self.input is not None
         return IncomingBatch(data.sequence, self.input[offset : offset + length])
 
+    def release(self, message: pb.ShmRelease) -> None:
+        """Give the regions the engine dropped back to the output arena."""
+        for region in message.regions:
+            if self.arena is None or not self.arena.release(region.offset):
+                self.log.warning("ShmRelease of offset %d, which is not in use", region.offset)
+
     def send_data(self, sequence: int, body: Sequence[bytes | pa.Buffer]) -> None:
-        """Write the result into a memfd of its own and hand it over with its ShmData frame;
-        small results go inline."""
-        views = [view for view in (memoryview(part).cast("B") for part in body) if view.nbytes]
+        """Copy the result into a free output region and name it; inline when none is free."""
+        views = [memoryview(part).cast("B") for part in body]
         length = sum(view.nbytes for view in views)
-        if length < INLINE_BELOW:
+        offset = self.arena.allocate(length) if self.arena is not None else None
+        if offset is None:
             super().send_data(sequence, body)
             return
-        fd = os.memfd_create("quiver-result", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
-        try:
-            _write_all(fd, views)
-            region = pb.ShmRegion(offset=0, length=length)
-            message = pb.WorkerMessage(shm_data=pb.ShmData(sequence=sequence, region=region))
-            self._send_with_descriptor(encode_control_frame(message.SerializeToString()), fd)
-        finally:
-            os.close(fd)  # the engine has its own descriptor now
-
-    def _send_with_descriptor(self, frame: list[BytesLike], fd: int) -> None:
-        """Send a small frame with ``fd`` attached to its first byte."""
-        data = b"".join(bytes(part) for part in frame)
-        rights = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))]
-        try:
-            sent = self.sock.sendmsg([data], rights)
-            if sent < len(data):
-                send_frame(self.sock, [data[sent:]])
-        except OSError as exc:
-            raise ChannelClosed(f"cannot write to the engine's socket: {exc}") from exc
+        assert self.output is not None
+        position = offset
+        for view in views:
+            self.output[position : position + view.nbytes] = view
+            position += view.nbytes
+        region = pb.ShmRegion(offset=offset, length=length)
+        self.send_message(pb.WorkerMessage(shm_data=pb.ShmData(sequence=sequence, region=region)))
 
     def close(self) -> None:
         """Close the socket; the mappings go with the process."""
         super().close()
-
-
-def _write_all(fd: int, views: list[memoryview]) -> None:
-    """Write every byte of ``views`` to ``fd`` (writev, resuming after partial writes)."""
-    pending = list(views)
-    while pending:
-        written = os.writev(fd, pending[:_IOV_MAX])
-        while written:
-            head = pending[0]
-            if written >= head.nbytes:
-                written -= head.nbytes
-                pending.pop(0)
-            else:
-                pending[0] = head[written:]
-                written = 0
 
 
 def _receive_with_descriptors(
@@ -210,14 +236,15 @@ def _receive_with_descriptors(
 
 
 def shm_item(conn: ShmConnection) -> FrameToItem:
-    """Turn the engine's frames into items: ShmData becomes a batch read in place; ShmRelease,
-    which engines no longer send, is ignored (None: no item)."""
+    """Turn the engine's frames into items: ShmData becomes a batch read in place, ShmRelease is
+    applied as soon as it is read (None: no item)."""
 
     def to_item(frame: Frame) -> EngineItem | None:
         item = frame_item(frame)
         if isinstance(item, pb.EngineMessage):
             kind = item.WhichOneof("kind")
             if kind == "shm_release":
+                conn.release(item.shm_release)
                 return None
             if kind == "shm_data":
                 return conn.incoming(item.shm_data)

@@ -17,12 +17,20 @@
 
 #include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
-#include "quiver/transport/shm/descriptor_socket.h"
-#include "quiver/transport/shm/result_memfd.h"
 #include "quiver/transport/shm/shm_arena.h"
 
 namespace quiver::transport::shm {
 namespace {
+
+// The output arena as the engine reads it: the regions it copied out, to give
+// back to the worker with the next message it sends.
+struct OutputState {
+  explicit OutputState(std::shared_ptr<SharedArena> mapped) : arena(std::move(mapped)) {}
+
+  std::shared_ptr<SharedArena> arena;
+  std::mutex mutex;
+  std::vector<std::pair<int64_t, int64_t>> released;  // to tell the worker
+};
 
 // The input arena: regions the engine wrote, until the worker answered their batch.
 struct InputState {
@@ -92,14 +100,20 @@ class ShmConnectionImpl : public ShmConnection {
     ARROW_ASSIGN_OR_RAISE(auto input, SharedArena::Create("quiver-shm-input", sizes.input_bytes,
                                                           /*writable_here=*/true,
                                                           /*seal_future_writes=*/true));
+    ARROW_ASSIGN_OR_RAISE(auto output, SharedArena::Create("quiver-shm-output", sizes.output_bytes,
+                                                           /*writable_here=*/false,
+                                                           /*seal_future_writes=*/false));
     v1::EngineMessage message;
     message.mutable_shm_setup()->set_input_bytes(static_cast<uint64_t>(input->size()));
-    message.mutable_shm_setup()->set_output_bytes(0);  // results come in memfds of their own
+    message.mutable_shm_setup()->set_output_bytes(static_cast<uint64_t>(output->size()));
     ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeControlFrame(
                                           arrow::Buffer::FromString(message.SerializeAsString())));
-    ARROW_RETURN_NOT_OK(SendWithDescriptors(socket_.get(), frame.buffers, {input->fd()}, deadline));
+    ARROW_RETURN_NOT_OK(
+        SendWithDescriptors(socket_.get(), frame.buffers, {input->fd(), output->fd()}, deadline));
     input->CloseDescriptor();
+    output->CloseDescriptor();
     input_ = std::make_unique<InputState>(std::move(input));
+    output_ = std::make_shared<OutputState>(std::move(output));
     auto reply = Receive(deadline);
     if (!reply.ok()) {
       return reply.status().WithMessage("the worker did not take the shared memory: ",
@@ -114,11 +128,13 @@ class ShmConnectionImpl : public ShmConnection {
   }
 
   arrow::Status SendControl(const v1::EngineMessage& message, io::Deadline deadline) override {
+    ARROW_RETURN_NOT_OK(SendReleases(deadline));
     return SendMessage(message, deadline);
   }
 
   arrow::Status SendBatch(uint64_t sequence, const arrow::RecordBatch& batch,
                           io::Deadline deadline) override {
+    ARROW_RETURN_NOT_OK(SendReleases(deadline));
     ARROW_ASSIGN_OR_RAISE(auto body, protocol::EncodeBatchStream(batch));
     int64_t length = 0;
     for (const auto& part : body) length += part->size();
@@ -144,7 +160,6 @@ class ShmConnectionImpl : public ShmConnection {
     ARROW_ASSIGN_OR_RAISE(protocol::Frame frame, ReadFrame(deadline));
     WorkerReply reply;
     if (frame.kind == protocol::FrameKind::kData) {
-      ARROW_RETURN_NOT_OK(ExpectNoDescriptor("a data frame"));
       reply.sequence = frame.sequence;
       ARROW_ASSIGN_OR_RAISE(reply.batch, DecodeResult(frame.sequence, frame.body));
       ReleaseInputUpTo(frame.sequence);
@@ -158,7 +173,6 @@ class ShmConnectionImpl : public ShmConnection {
           frame.metadata->size(), " bytes)");
     }
     if (reply.control->has_shm_data()) return ReceiveShared(reply.control->shm_data());
-    ARROW_RETURN_NOT_OK(ExpectNoDescriptor(KindName(*reply.control)));
     if (reply.control->has_finish_response() || reply.control->has_cancel_response()) {
       ReleaseInputUpTo(UINT64_MAX);  // the execution is over: the worker reads nothing more
     }
@@ -180,6 +194,24 @@ class ShmConnectionImpl : public ShmConnection {
     return io::SendAll(socket_.get(), frame.buffers, deadline);
   }
 
+  // Tells the worker which result regions the engine dropped since the last message.
+  arrow::Status SendReleases(io::Deadline deadline) {
+    if (output_ == nullptr) return arrow::Status::OK();
+    std::vector<std::pair<int64_t, int64_t>> released;
+    {
+      std::lock_guard<std::mutex> lock(output_->mutex);
+      released.swap(output_->released);
+    }
+    if (released.empty()) return arrow::Status::OK();
+    v1::EngineMessage message;
+    for (const auto& [offset, length] : released) {
+      v1::ShmRegion* region = message.mutable_shm_release()->add_regions();
+      region->set_offset(static_cast<uint64_t>(offset));
+      region->set_length(static_cast<uint64_t>(length));
+    }
+    return SendMessage(message, deadline);
+  }
+
   std::optional<int64_t> Reserve(uint64_t sequence, int64_t length) {
     if (input_ == nullptr) return std::nullopt;
     std::lock_guard<std::mutex> lock(input_->mutex);
@@ -199,17 +231,9 @@ class ShmConnectionImpl : public ShmConnection {
     }
   }
 
-  // Descriptors come only with the first byte of a result's ShmData frame.
-  arrow::Status ExpectNoDescriptor(const std::string& what) {
-    if (descriptors_.empty()) return arrow::Status::OK();
-    const size_t count = descriptors_.size();
-    descriptors_.clear();
-    return arrow::Status::IOError("the worker attached ", count, " descriptor(s) to ", what,
-                                  " (only a result's ShmData frame carries one, its memfd)");
-  }
-
-  // A result in a memfd of its own: sealed against any change before a byte of
-  // it is read, then every number checked against it.
+  // A result the worker wrote into the output arena: every number is checked
+  // against the mapping before a byte of it is read, and the bytes are copied
+  // out (and the region given back) before they are decoded.
   arrow::Result<WorkerReply> ReceiveShared(const v1::ShmData& data) {
     const uint64_t offset = data.region().offset();
     const uint64_t length = data.region().length();
@@ -218,23 +242,26 @@ class ShmConnectionImpl : public ShmConnection {
                                     " in shared memory at offset ", offset, ", length ", length,
                                     ", which ", why);
     };
-    if (input_ == nullptr) return refuse("came before the shared memory was set up");
-    if (descriptors_.size() != 1) {
-      const size_t count = descriptors_.size();
-      descriptors_.clear();
-      return refuse("came with " + std::to_string(count) +
-                    " descriptors instead of one: its memfd travels with the first byte of its "
-                    "ShmData frame");
-    }
-    io::UniqueFd memfd = std::move(descriptors_.front());
-    descriptors_.clear();
+    if (output_ == nullptr) return refuse("came before the shared memory was set up");
     if (length == 0) return refuse("is empty (an Arrow IPC stream is at least 8 bytes)");
     if (offset % 8 != 0) return refuse("is not 8-byte aligned");
-    auto body = TakeSealedResult(std::move(memfd), offset, length);
-    if (!body.ok()) return refuse(body.status().message());
+    if (!RegionFits(offset, length, output_->arena->size())) {
+      return refuse("lies outside the output arena of " + std::to_string(output_->arena->size()) +
+                    " bytes");
+    }
+    const auto start = static_cast<int64_t>(offset);
+    const auto size = static_cast<int64_t>(length);
+    // Copied out before a byte is decoded: the worker keeps its writable
+    // mapping of the arena, so what the engine validates must be its own copy.
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buffer, arrow::AllocateBuffer(size));
+    std::memcpy(buffer->mutable_data(), output_->arena->data() + start, static_cast<size_t>(size));
+    {
+      std::lock_guard<std::mutex> lock(output_->mutex);
+      output_->released.emplace_back(start, size);
+    }
     WorkerReply reply;
     reply.sequence = data.sequence();
-    ARROW_ASSIGN_OR_RAISE(reply.batch, DecodeResult(data.sequence(), std::move(*body)));
+    ARROW_ASSIGN_OR_RAISE(reply.batch, DecodeResult(data.sequence(), std::move(buffer)));
     ReleaseInputUpTo(data.sequence());
     return reply;
   }
@@ -256,8 +283,7 @@ class ShmConnectionImpl : public ShmConnection {
       const int64_t wanted = decoder_.wanted();
       ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> chunk, arrow::AllocateBuffer(wanted));
       ARROW_ASSIGN_OR_RAISE(int64_t got,
-                            ReceiveWithDescriptors(socket_.get(), chunk->mutable_data(), wanted,
-                                                   deadline, &descriptors_));
+                            io::ReceiveAll(socket_.get(), chunk->mutable_data(), wanted, deadline));
       if (got == 0 && decoder_.Finish().ok()) {
         return arrow::Status::IOError("the worker closed the connection");
       }
@@ -272,9 +298,9 @@ class ShmConnectionImpl : public ShmConnection {
 
   io::UniqueFd socket_;
   std::string endpoint_;
-  protocol::FrameDecoder decoder_;        // used by the receiving thread only
-  std::deque<io::UniqueFd> descriptors_;  // received, not yet taken by a frame
+  protocol::FrameDecoder decoder_;  // used by the receiving thread only
   std::unique_ptr<InputState> input_;
+  std::shared_ptr<OutputState> output_;
   std::mutex shutdown_mutex_;
   bool shut_down_ = false;
 };
@@ -285,7 +311,7 @@ ArenaSizes DefaultArenaSizes() {
   ArenaSizes sizes;
   if (const char* text = std::getenv("QUIVER_SHM_ARENA_BYTES"); text != nullptr && *text != '\0') {
     const long long bytes = std::atoll(text);
-    if (bytes > 0) sizes.input_bytes = bytes;
+    if (bytes > 0) sizes.input_bytes = sizes.output_bytes = bytes;
   }
   return sizes;
 }

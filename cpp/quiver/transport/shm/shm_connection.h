@@ -13,13 +13,15 @@
 
 namespace quiver::transport::shm {
 
-/// The size of a worker's input arena (engine -> worker: the Arrow IPC streams
-/// of input batches). Results need none: each comes in a memfd of its own.
+/// The sizes of a worker's two arenas.
 struct ArenaSizes {
+  /// Engine -> worker: the Arrow IPC streams of input batches.
   int64_t input_bytes = int64_t{256} << 20;
+  /// Worker -> engine: the Arrow IPC streams of results.
+  int64_t output_bytes = int64_t{256} << 20;
 };
 
-/// Returns the default sizes, or QUIVER_SHM_ARENA_BYTES (bytes) when set.
+/// Returns the default sizes, or QUIVER_SHM_ARENA_BYTES (bytes, for both arenas) when set.
 ArenaSizes DefaultArenaSizes();
 
 /// \brief A Connection over the `shm` transport (docs/protocol.md, section 10):
@@ -27,13 +29,14 @@ ArenaSizes DefaultArenaSizes();
 ///
 /// Until Setup, it is a plain uds connection (the worker's Hello arrives over it).
 /// Afterwards, a batch goes into the input arena and its frame names the region;
-/// a result arrives in a memfd of its own, which the engine seals against any
-/// change before it reads a byte (result_memfd.h), then validates and decodes.
-/// A batch that does not fit the free space of the arena travels inline, as
-/// over uds; so may any result.
+/// a result the worker wrote into the output arena is checked against the
+/// mapping, copied out (the worker still maps the arena writable: what the
+/// engine validates must be a copy it alone holds), given back to the worker
+/// with the next message, and only then decoded and validated. A batch that does
+/// not fit the free space of an arena travels inline, as over uds.
 class ShmConnection : public Connection {
  public:
-  /// Creates the input arena, hands it to the worker (ShmSetup with the memfd
+  /// Creates both arenas, hands them to the worker (ShmSetup with the memfds
   /// as SCM_RIGHTS) and waits until `deadline` for its ShmReady.
   virtual arrow::Status Setup(ArenaSizes sizes, io::Deadline deadline) = 0;
 };

@@ -44,7 +44,9 @@ class ShmTransport : public Transport {
   }
 };
 
-const TransportRegistration kRegistration({"shm"}, std::make_shared<ShmTransport>());
+const TransportRegistration kRegistration(
+    {"shm"}, std::make_shared<ShmTransport>(),
+    "quiver.v1 framing over a Unix socket, batches in shared memory (Python workers)");
 
 }  // namespace
 }  // namespace quiver::transport::shm
