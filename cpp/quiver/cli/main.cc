@@ -9,16 +9,16 @@
 #include <arrow/config.h>
 #include <CLI/CLI.hpp>
 
+#include "quiver/cli/batch_bytes_option.h"
 #include "quiver/cli/class_env_options.h"
 #include "quiver/cli/conformance_command.h"
-#include "quiver/cli/engine_options.h"
 #include "quiver/cli/failure_message.h"
 #include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/ray_options.h"
+#include "quiver/cli/resource_limit_options.h"
 #include "quiver/cli/run_command.h"
-#include "quiver/cli/trust_options.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/transport/registry.h"
 
@@ -151,7 +151,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
                   "extension)");
   run->add_option("--batch-rows", options.batch_rows, "Most rows per batch sent to a worker")
       ->capture_default_str();
-  quiver::cli::AddEngineOptions(run, options);
+  quiver::cli::AddBatchBytesOption(run, options);
   run->add_option("--workers", options.workers, "Worker processes")->capture_default_str();
   run->add_option("--batch-timeout", options.batch_timeout_seconds,
                   "Seconds a worker has to answer one batch")
@@ -184,7 +184,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_flag("--force", options.force,
                 "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");
   quiver::cli::AddForkServerOptions(run, options);
-  quiver::cli::AddTrustOptions(run, &options);
+  quiver::cli::AddResourceLimitOptions(run, &options);
   return run;
 }
 

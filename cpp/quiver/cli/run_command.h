@@ -59,7 +59,7 @@ struct RunOptions {
   bool force = false;
   /// Start Python workers by fork/exec, not through the fork server (--no-daemon).
   bool no_daemon = false;
-  /// --worker-memory and --max-in-flight-bytes (trust_options.h).
+  /// --worker-memory and --max-in-flight-bytes (resource_limit_options.h).
   std::string worker_memory;
   std::string max_in_flight_bytes = "256M";
   /// --group-by/--apply/--agg/--udtf: the grouped and table kinds (kind_options.h).

@@ -14,7 +14,7 @@
 namespace quiver::cli {
 
 /// Adds --worker-memory and --max-in-flight-bytes to `run`, bound to `options`.
-void AddTrustOptions(CLI::App* run, RunOptions* options);
+void AddResourceLimitOptions(CLI::App* run, RunOptions* options);
 
 /// Sets the memory cap of `spec` from --worker-memory; fails on a bad size.
 arrow::Status ApplyWorkerMemory(const RunOptions& options, worker::WorkerSpec* spec);

@@ -1,4 +1,4 @@
-#include "quiver/cli/engine_options.h"
+#include "quiver/cli/batch_bytes_option.h"
 
 #include <CLI/CLI.hpp>
 
@@ -6,7 +6,7 @@
 
 namespace quiver::cli {
 
-void AddEngineOptions(CLI::App* run, RunOptions& options) {
+void AddBatchBytesOption(CLI::App* run, RunOptions& options) {
   run->add_option("--batch-bytes", options.batch_bytes,
                   "Most bytes of UDF arguments per batch sent to a worker, beside --batch-rows "
                   "(e.g. 4MiB, 512KiB); a larger batch is cut, a row over it goes alone")

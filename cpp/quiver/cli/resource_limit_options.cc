@@ -1,4 +1,4 @@
-#include "quiver/cli/trust_options.h"
+#include "quiver/cli/resource_limit_options.h"
 
 #include <string>
 
@@ -19,7 +19,7 @@ arrow::Result<int64_t> SizeOption(const std::string& option, const std::string& 
 
 }  // namespace
 
-void AddTrustOptions(CLI::App* run, RunOptions* options) {
+void AddResourceLimitOptions(CLI::App* run, RunOptions* options) {
   run->add_option("--worker-memory", options->worker_memory,
                   "Most resident memory of each worker, e.g. 512M or 2G; a worker over it "
                   "is stopped and the run fails saying so (default: no cap)");

@@ -1,6 +1,6 @@
 #pragma once
 
-// The options of `quiver run` about the engine's batches and reading.
+// The option of `quiver run` that sizes the batches sent to workers: --batch-bytes.
 
 namespace CLI {
 class App;
@@ -11,6 +11,6 @@ namespace quiver::cli {
 struct RunOptions;
 
 /// Adds --batch-bytes to the `run` subcommand, bound to `options`.
-void AddEngineOptions(CLI::App* run, RunOptions& options);
+void AddBatchBytesOption(CLI::App* run, RunOptions& options);
 
 }  // namespace quiver::cli
