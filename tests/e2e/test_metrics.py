@@ -6,6 +6,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from quiver_e2e import assert_ok, spec, write_table
 
 ROWS = 10_000
@@ -117,3 +118,23 @@ def test_tracebacks_have_no_locals_unless_asked(quiver, tmp_path):
     assert result.returncode == 1
     assert "cannot take this value" in result.stderr
     assert "Locals of" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("udf", "says"),
+    [
+        ("forged_counter_name", "counter named 'rows skipped', which is not a metric name"),
+        ("forged_counter_value", "beyond what any execution can reach"),
+    ],
+)
+def test_the_engine_refuses_forged_counters(quiver, tmp_path, udf, says):
+    result = quiver(
+        "run", numbers(tmp_path, 10),
+        "--udf", spec("y", "metered", udf, "x"),
+        "-o", "out.parquet", "--metrics", "metrics.json",
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert says in result.stderr
+    assert "while finishing in worker" in result.stderr
+    assert not (tmp_path / "out.parquet").exists()
+    assert not (tmp_path / "metrics.json").exists()

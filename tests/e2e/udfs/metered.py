@@ -45,3 +45,22 @@ def fails_on_one_row(x: pa.Array) -> pa.Array:
             raise ValueError(f"cannot take this value (row {row} of the batch)")
         out.append(value)
     return pa.array(out, type=pa.int64())
+
+
+def _forge(name: str, value: int) -> None:
+    """Put a counter past quiver.metrics' checks, as a hostile UDF can."""
+    quiver.metrics._totals[name] = value
+
+
+@quiver.udf(returns="int64")
+def forged_counter_name(x: pa.Array) -> pa.Array:
+    """Report a counter whose name is not a metric name."""
+    _forge("rows skipped", 1)
+    return x
+
+
+@quiver.udf(returns="int64")
+def forged_counter_value(x: pa.Array) -> pa.Array:
+    """Report a counter beyond int64."""
+    _forge("huge", 2**64 - 1)
+    return x
