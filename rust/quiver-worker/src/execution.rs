@@ -106,6 +106,8 @@ impl Metrics {
             udf_nanos: self.udf_nanos,
             codec_nanos: self.codec_nanos,
             peak_rss_bytes: peak_rss_bytes(),
+            // The UDFs' own counters (docs/metrics.md): this SDK offers none yet.
+            counters: Default::default(),
         }
     }
 }
