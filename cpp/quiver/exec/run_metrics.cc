@@ -60,12 +60,14 @@ arrow::Status TakeReportedMetrics(const v1::Metrics& reported, WorkerMetrics* in
   ARROW_ASSIGN_OR_RAISE(into->peak_rss_bytes, Figure(reported.peak_rss_bytes(), "peak_rss_bytes"));
   if (static_cast<size_t>(reported.counters_size()) > kMaxCounters) {
     return arrow::Status::Invalid("the worker reported ", reported.counters_size(),
-                                  " counters; at most ", kMaxCounters, " names are allowed");
+                                  " counters; at most ", kMaxCounters,
+                                  " names are allowed: the UDF must use fewer (docs/metrics.md)");
   }
   for (const auto& [name, value] : reported.counters()) {
     if (!IsMetricName(name)) {
       return arrow::Status::Invalid("the worker reported a counter named '", name.substr(0, 80),
-                                    "', which is not a metric name ([a-zA-Z_][a-zA-Z0-9_]*)");
+                                    "', which is not a metric name ([a-zA-Z_][a-zA-Z0-9_]*); the "
+                                    "worker or its UDF must use valid names (docs/metrics.md)");
     }
     ARROW_ASSIGN_OR_RAISE(into->counters[name], Figure(value, "a counter"));
   }
