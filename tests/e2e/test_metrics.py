@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quiver_e2e import assert_ok, spec, write_table
+from quiver_e2e import ROOT, assert_ok, spec, write_table
 
 ROWS = 10_000
 BATCH_ROWS = 1_000
@@ -138,3 +138,23 @@ def test_the_engine_refuses_forged_counters(quiver, tmp_path, udf, says):
     assert "while finishing in worker" in result.stderr
     assert not (tmp_path / "out.parquet").exists()
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_udfs_of_two_runtimes_are_two_groups(quiver, tmp_path):
+    cpp_worker = ROOT / "build" / "cpp" / "examples" / "udf_worker" / "quiver_example_udf_worker"
+    if not cpp_worker.is_file():
+        pytest.skip(
+            f"no C++ example worker at {cpp_worker}: ninja -C build quiver_example_udf_worker"
+        )
+    result = quiver(
+        "run", numbers(tmp_path), "--runtime", f"cc={cpp_worker}",
+        "--udf", "next=cc:add_one(x)", "--udf", spec("y", "metered", "sleepy", "x"),
+        "--batch-rows", BATCH_ROWS, "-o", "out.parquet", "--metrics", "metrics.json",
+    )  # fmt: skip
+    assert_ok(result)
+    groups = json.loads((tmp_path / "metrics.json").read_text())["groups"]
+    assert sorted(group["udfs"] for group in groups) == [["next"], ["y"]]
+    for group in groups:
+        assert group["rows_in"] == group["rows_out"] == ROWS
+        assert group["batches"] == ROWS // BATCH_ROWS
+        assert group["counters"] == {}
