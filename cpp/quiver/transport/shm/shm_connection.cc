@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <utility>
@@ -31,6 +32,67 @@ struct OutputState {
   std::mutex mutex;
   std::vector<std::pair<int64_t, int64_t>> released;  // to tell the worker
 };
+
+// Memory for the copies of results, recycled: a fresh allocation per result
+// would pay its page faults every time (large results are megabytes).
+class CopyPool : public std::enable_shared_from_this<CopyPool> {
+ public:
+  // Returns a copy of [data, data + size) in pooled memory.
+  arrow::Result<std::shared_ptr<arrow::Buffer>> Copy(const uint8_t* data, int64_t size);
+
+  // Takes back the memory of a dropped copy, while the pool holds little.
+  void Give(std::unique_ptr<arrow::ResizableBuffer> storage) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (free_.size() >= kMaxFree || free_bytes_ + storage->capacity() > kMaxFreeBytes) return;
+    free_bytes_ += storage->capacity();
+    free_.push_back(std::move(storage));
+  }
+
+ private:
+  static constexpr size_t kMaxFree = 8;
+  static constexpr int64_t kMaxFreeBytes = int64_t{128} << 20;
+
+  // Returns a free piece of memory of at least `size` bytes (and not much more), if any.
+  std::unique_ptr<arrow::ResizableBuffer> Take(int64_t size) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (auto it = free_.begin(); it != free_.end(); ++it) {
+      if ((*it)->capacity() < size || (*it)->capacity() > 2 * size + 4096) continue;
+      std::unique_ptr<arrow::ResizableBuffer> storage = std::move(*it);
+      free_.erase(it);
+      free_bytes_ -= storage->capacity();
+      return storage;
+    }
+    return nullptr;
+  }
+
+  std::mutex mutex_;
+  std::vector<std::unique_ptr<arrow::ResizableBuffer>> free_;
+  int64_t free_bytes_ = 0;
+};
+
+// A result's copy; its memory goes back to the pool when the last array over it is dropped.
+class PooledCopy : public arrow::Buffer {
+ public:
+  PooledCopy(std::shared_ptr<CopyPool> pool, std::unique_ptr<arrow::ResizableBuffer> storage,
+             int64_t size)
+      : arrow::Buffer(storage->data(), size),
+        pool_(std::move(pool)),
+        storage_(std::move(storage)) {}
+  ~PooledCopy() override { pool_->Give(std::move(storage_)); }
+
+ private:
+  std::shared_ptr<CopyPool> pool_;
+  std::unique_ptr<arrow::ResizableBuffer> storage_;
+};
+
+arrow::Result<std::shared_ptr<arrow::Buffer>> CopyPool::Copy(const uint8_t* data, int64_t size) {
+  std::unique_ptr<arrow::ResizableBuffer> storage = Take(size);
+  if (storage == nullptr) {
+    ARROW_ASSIGN_OR_RAISE(storage, arrow::AllocateResizableBuffer(size));
+  }
+  std::memcpy(storage->mutable_data(), data, static_cast<size_t>(size));
+  return std::make_shared<PooledCopy>(shared_from_this(), std::move(storage), size);
+}
 
 // The input arena: regions the engine wrote, until the worker answered their batch.
 struct InputState {
@@ -253,8 +315,8 @@ class ShmConnectionImpl : public ShmConnection {
     const auto size = static_cast<int64_t>(length);
     // Copied out before a byte is decoded: the worker keeps its writable
     // mapping of the arena, so what the engine validates must be its own copy.
-    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buffer, arrow::AllocateBuffer(size));
-    std::memcpy(buffer->mutable_data(), output_->arena->data() + start, static_cast<size_t>(size));
+    ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buffer,
+                          copies_->Copy(output_->arena->data() + start, size));
     {
       std::lock_guard<std::mutex> lock(output_->mutex);
       output_->released.emplace_back(start, size);
@@ -301,6 +363,7 @@ class ShmConnectionImpl : public ShmConnection {
   protocol::FrameDecoder decoder_;  // used by the receiving thread only
   std::unique_ptr<InputState> input_;
   std::shared_ptr<OutputState> output_;
+  std::shared_ptr<CopyPool> copies_ = std::make_shared<CopyPool>();
   std::mutex shutdown_mutex_;
   bool shut_down_ = false;
 };
