@@ -1,7 +1,9 @@
 #include "quiver/worker/worker_dispatcher.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -55,13 +57,40 @@ arrow::Result<io::UniqueFd> SecretPipe(const std::string& secret) {
   return read_end;
 }
 
+// Removes the private directories (quiver-PID-XXXXXX) of this user's runs whose
+// engine is gone: one killed with SIGKILL could not remove its own. A directory
+// whose PID runs (maybe reused by another process) is left alone.
+void RemoveDeadRunDirectories(const std::string& base) {
+  std::error_code error;
+  for (const auto& entry : std::filesystem::directory_iterator(base, error)) {
+    const std::string name = entry.path().filename().string();
+    long pid = 0;
+    char suffix[8] = {};
+    if (std::sscanf(name.c_str(), "quiver-%ld-%6s", &pid, suffix) != 2 || pid <= 1 ||
+        std::strlen(suffix) != 6 || name.size() != name.find('-', 7) + 7) {
+      continue;
+    }
+    struct stat info {};
+    if (::lstat(entry.path().c_str(), &info) != 0 || !S_ISDIR(info.st_mode) ||
+        info.st_uid != ::getuid()) {
+      continue;
+    }
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;
+    std::filesystem::remove_all(entry.path(), error);
+  }
+}
+
 arrow::Result<std::string> MakePrivateDirectory() {
-  const char* base = std::getenv("TMPDIR");
-  std::string pattern = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/quiver-" +
-                        std::to_string(::getpid()) + "-XXXXXX";
+  const char* base_variable = std::getenv("TMPDIR");
+  const std::string base =
+      base_variable != nullptr && *base_variable != '\0' ? base_variable : "/tmp";
+  RemoveDeadRunDirectories(base);
+  std::string pattern = base + "/quiver-" + std::to_string(::getpid()) + "-XXXXXX";
   // mkdtemp creates the directory with mode 0700: only this user reaches the sockets.
   if (::mkdtemp(pattern.data()) == nullptr) {
-    return arrow::Status::IOError("cannot create a private socket directory ", pattern);
+    return arrow::Status::IOError("cannot create a private socket directory ", pattern, ": ",
+                                  std::strerror(errno), " (TMPDIR=", base,
+                                  "; set TMPDIR to a writable directory)");
   }
   return pattern;
 }
