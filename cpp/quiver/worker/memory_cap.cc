@@ -7,8 +7,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
+#include <vector>
 
 #include <arrow/status.h>
 
@@ -69,6 +72,29 @@ arrow::Result<int64_t> ResidentBytes(pid_t pid) {
   return resident_pages * static_cast<int64_t>(::sysconf(_SC_PAGESIZE));
 }
 
+arrow::Result<int64_t> TreeResidentBytes(pid_t pid) {
+  ARROW_ASSIGN_OR_RAISE(int64_t total, ResidentBytes(pid));
+  std::vector<pid_t> pending = {pid};
+  std::set<pid_t> seen = {pid};
+  while (!pending.empty()) {
+    const pid_t parent = pending.back();
+    pending.pop_back();
+    std::error_code error;
+    const std::string tasks = "/proc/" + std::to_string(parent) + "/task";
+    for (const auto& task : std::filesystem::directory_iterator(tasks, error)) {
+      std::ifstream children(task.path() / "children");
+      pid_t child = 0;
+      while (children >> child) {
+        if (!seen.insert(child).second) continue;
+        auto resident = ResidentBytes(child);  // a child may end meanwhile
+        if (resident.ok()) total += *resident;
+        pending.push_back(child);
+      }
+    }
+  }
+  return total;
+}
+
 MemoryCap::MemoryCap(pid_t pid, int64_t limit_bytes, std::chrono::milliseconds interval)
     : pid_(pid), limit_bytes_(limit_bytes), interval_(interval) {
   watcher_ = std::thread([this] { Watch(); });
@@ -103,7 +129,7 @@ std::string MemoryCap::Explanation() const {
 void MemoryCap::Watch() {
   std::unique_lock<std::mutex> lock(mutex_);
   while (!wake_.wait_for(lock, interval_, [this] { return stopping_; })) {
-    auto resident = ResidentBytes(pid_);
+    auto resident = TreeResidentBytes(pid_);
     if (!resident.ok()) return;  // ended: nothing left to watch
     if (*resident <= limit_bytes_) continue;
     exceeded_at_ = *resident;

@@ -1,7 +1,8 @@
 #pragma once
 
 // A worker's memory cap, enforced by the engine: a watcher thread reads the
-// worker's resident set size and stops the worker once it is over its cap.
+// resident set size of the worker and its descendants and stops them once it is
+// over the cap.
 // Containers rarely give a process a writable cgroup, and RLIMIT_AS counts the
 // address space Python and Arrow reserve but never touch (a Python worker with
 // pyarrow maps about 3.5 times the memory it uses), so neither is used.
@@ -31,7 +32,12 @@ arrow::Result<int64_t> ParseByteSize(std::string_view text);
 /// fails when the process is gone.
 arrow::Result<int64_t> ResidentBytes(pid_t pid);
 
-/// \brief Stops a process once its resident memory is over a cap.
+/// Returns the resident set size of process `pid` and of all its descendants
+/// (/proc/PID/task/TID/children, recursively): what a UDF's child processes hold
+/// counts against its worker's cap. Fails when `pid` is gone.
+arrow::Result<int64_t> TreeResidentBytes(pid_t pid);
+
+/// \brief Stops a process once its resident memory, children included, is over a cap.
 ///
 /// Polls every `interval`; when over the cap it sends SIGKILL to the process
 /// group (or to the process when it leads no group) and remembers the size it

@@ -274,6 +274,13 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
                                         std::move(connection), spec_);
       }
       if (auto status = starting.process->TryWait()) {
+        const MemoryCap* cap = starting.process->memory_cap();
+        if (cap != nullptr && cap->exceeded()) {  // the cap, not the worker, is what is wrong
+          return arrow::Status::IOError(process.Describe(), " ", status->ToString(), " before it ",
+                                        readiness.past, ": ", cap->Explanation(),
+                                        "; the cap is too small for the worker to start: raise it",
+                                        OutputTail(*starting.process));
+        }
         return arrow::Status::IOError(process.Describe(), " ", status->ToString(), " before it ",
                                       readiness.past, OutputTail(*starting.process), Hint());
       }
