@@ -193,10 +193,10 @@ const char* SignalName(int signal_number) {
 }  // namespace
 
 std::string ExitStatus::ToString() const {
-  if (signaled) {
-    return "was killed by signal " + std::to_string(code) + " (" + SignalName(code) + ")";
-  }
-  return "exited with status " + std::to_string(code);
+  std::string text =
+      signaled ? "was killed by signal " + std::to_string(code) + " (" + SignalName(code) + ")"
+               : "exited with status " + std::to_string(code);
+  return cause.empty() ? text : text + ": " + cause;
 }
 
 arrow::Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
@@ -283,6 +283,7 @@ bool ChildProcess::ReadExitReport(int timeout_ms) {
       // The fork server died (and its workers with it, by PR_SET_PDEATHSIG) or
       // sent nonsense: the process is gone or about to be.
       exit_report_ = "signal " + std::to_string(SIGKILL) + "\n";
+      server_lost_ = true;
       break;
     }
     exit_report_.append(buffer, static_cast<size_t>(got));
@@ -297,6 +298,12 @@ bool ChildProcess::ReadExitReport(int timeout_ms) {
     status.code = std::sscanf(line.c_str(), "signal %d", &value) == 1 && value > 0 && value < 65
                       ? value
                       : SIGKILL;
+  }
+  if (server_lost_) {
+    status.cause =
+        "its fork server (python -m quiver.forkserver) ended without reporting the worker's "
+        "exit; the workers it forked die with it. Was it killed? --no-daemon starts workers "
+        "without it";
   }
   exit_status_ = status;
   reaped_ = true;

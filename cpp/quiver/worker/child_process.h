@@ -23,9 +23,11 @@ namespace quiver::worker {
 /// How a process ended.
 struct ExitStatus {
   bool signaled = false;
-  int code = 0;  // exit status, or the signal number when signaled
+  int code = 0;       // exit status, or the signal number when signaled
+  std::string cause;  // what is known beyond the status, e.g. that the fork server died
 
-  /// Returns e.g. "exited with status 1" or "was killed by signal 9 (SIGKILL)".
+  /// Returns e.g. "exited with status 1" or "was killed by signal 9 (SIGKILL)",
+  /// followed by ": CAUSE" when there is one.
   std::string ToString() const;
 };
 
@@ -107,7 +109,8 @@ class ChildProcess {
   io::UniqueFd output_;
   std::thread output_reader_;
   bool adopted_ = false;
-  std::mutex exit_mutex_;  // guards the exit channel of an adopted process
+  bool server_lost_ = false;  // adopted: the fork server closed without an exit line
+  std::mutex exit_mutex_;     // guards the exit channel of an adopted process
   io::UniqueFd exit_channel_;
   std::string exit_report_;
   std::unique_ptr<MemoryCap> memory_cap_;  // last: its watch ends first
