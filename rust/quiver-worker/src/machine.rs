@@ -407,7 +407,7 @@ mod tests {
         let Out::FinishResponse(finish) = &peer.take()[0] else {
             panic!("no FinishResponse")
         };
-        let metrics = finish.metrics.unwrap();
+        let metrics = finish.metrics.as_ref().unwrap();
         assert_eq!(
             (metrics.batches, metrics.rows_in, metrics.rows_out),
             (3, 1003, 1003)
