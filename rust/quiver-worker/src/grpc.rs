@@ -23,6 +23,7 @@ use crate::proto::{
     self, engine_message::Kind as In, manage_request, manage_response, worker_message::Kind as Out,
 };
 use crate::registry::Registry;
+use crate::serving;
 
 /// The call metadata key that carries the worker's secret.
 pub const SECRET_METADATA_KEY: &str = "quiver-secret";
@@ -347,19 +348,9 @@ pub fn run(args: &Args, secret: Vec<u8>, registry: Arc<Registry>) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match serving::start_runtime(args) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!(
-                "quiver-worker[{}]: cannot start the gRPC runtime: {err}",
-                args.id
-            );
-            return EXIT_CONNECTION_LOST;
-        }
+        Err(status) => return status,
     };
     runtime.block_on(serve(args, endpoint, secret, registry))
 }
@@ -400,10 +391,10 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
         Endpoint::Unix(path) => {
             let listener = match tokio::net::UnixListener::bind(path) {
                 Ok(listener) => listener,
-                Err(err) => return cannot_listen(args, err),
+                Err(err) => return serving::cannot_listen(args, &err),
             };
-            restrict_socket(path);
-            announce(args);
+            serving::restrict_socket(path);
+            serving::announce(args, "grpc");
             tokio::spawn(watch_for_stop(service.clone()));
             tokio::spawn(
                 server.serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown),
@@ -412,9 +403,9 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
         Endpoint::Tcp(host, port) => {
             let listener = match tokio::net::TcpListener::bind((host.as_str(), *port)).await {
                 Ok(listener) => listener,
-                Err(err) => return cannot_listen(args, err),
+                Err(err) => return serving::cannot_listen(args, &err),
             };
-            announce(args);
+            serving::announce(args, "grpc");
             tokio::spawn(watch_for_stop(service.clone()));
             let incoming =
                 TcpListenerStream::new(listener).map(|s| s.inspect(|s| drop(s.set_nodelay(true))));
@@ -448,52 +439,11 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
     status
 }
 
-fn cannot_listen(args: &Args, err: io::Error) -> i32 {
-    eprintln!(
-        "quiver-worker[{}]: cannot listen on {}: {err}",
-        args.id, args.connection
-    );
-    EXIT_CONNECTION_LOST
-}
-
-/// Exactly the line the Python worker prints: people and scripts look for it.
-fn announce(args: &Args) {
-    eprintln!(
-        "quiver-worker[{}] serving grpc on {}",
-        args.id, args.connection
-    );
-}
-
-/// Let only this user connect (the engine's folder should be private already; calls carry the
-/// secret anyway).
-pub(crate) fn restrict_socket(path: &str) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-}
-
 /// Stop on SIGTERM/SIGINT, or when the process that started the worker exits (a server has no
 /// connection whose end would tell: the worker is handed to another parent instead).
 async fn watch_for_stop(service: Arc<Service>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let parent = std::os::unix::process::parent_id();
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        eprintln!("quiver-worker: cannot watch for SIGTERM");
+    let Some(reason) = serving::stop_signal().await else {
         return;
-    };
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let reason = loop {
-        tokio::select! {
-            _ = term.recv() => break "the worker got SIGTERM",
-            _ = int.recv() => break "the worker got SIGINT",
-            _ = tick.tick() => {
-                if parent != 1 && std::os::unix::process::parent_id() != parent {
-                    break "the engine is gone";
-                }
-            }
-        }
     };
     eprintln!("quiver-worker: {reason}; stopping");
     service.close(Some(reason));

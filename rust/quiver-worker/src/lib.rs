@@ -28,6 +28,7 @@ mod inbox;
 pub mod ipc;
 pub mod machine;
 mod registry;
+mod serving;
 mod spark_crc;
 pub mod spark_data;
 pub mod spark_server;

@@ -21,6 +21,7 @@ use crate::args::{Args, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
 use crate::grpc::{self, Endpoint};
 use crate::inbox::Inbox;
 use crate::registry::Registry;
+use crate::serving;
 use crate::spark_proto::{
     self as spark,
     udf_control_request::Control,
@@ -353,19 +354,9 @@ pub fn run(args: &Args, registry: Arc<Registry>) -> i32 {
             return EXIT_USAGE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match serving::start_runtime(args) {
         Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!(
-                "quiver-worker[{}]: cannot start the gRPC runtime: {err}",
-                args.id
-            );
-            return EXIT_CONNECTION_LOST;
-        }
+        Err(status) => return status,
     };
     runtime.block_on(serve(args, endpoint, registry))
 }
@@ -401,25 +392,25 @@ async fn serve(args: &Args, endpoint: SparkEndpoint, registry: Arc<Registry>) ->
         SparkEndpoint::Unix(path) => {
             let listener = match tokio::net::UnixListener::bind(path) {
                 Ok(listener) => listener,
-                Err(err) => return cannot_listen(args, &err),
+                Err(err) => return serving::cannot_listen(args, &err),
             };
-            grpc::restrict_socket(path);
+            serving::restrict_socket(path);
             // SAFETY: getuid cannot fail.
             let owner = unsafe { libc::getuid() };
             let incoming = UnixListenerStream::new(listener)
                 .filter(move |connection| same_user(connection, owner));
-            announce(args);
+            serving::announce(args, "spark");
             tokio::spawn(server.serve_with_incoming_shutdown(incoming, shutdown))
         }
         SparkEndpoint::LoopbackPort(port) => {
             let v4 = match bind_tcp("127.0.0.1", *port).await {
                 Ok(listener) => listener,
-                Err(err) => return cannot_listen(args, &err),
+                Err(err) => return serving::cannot_listen(args, &err),
             };
             let v6 = match bind_tcp("::1", *port).await {
                 Ok(listener) => Some(listener),
                 Err(err) if err.kind() == io::ErrorKind::AddrInUse => {
-                    return cannot_listen(args, &err)
+                    return serving::cannot_listen(args, &err)
                 }
                 Err(err) => {
                     eprintln!(
@@ -432,17 +423,17 @@ async fn serve(args: &Args, endpoint: SparkEndpoint, registry: Arc<Registry>) ->
             let incoming = TcpListenerStream::new(v4)
                 .merge(optional_listener(v6))
                 .map(|s| s.inspect(|s| drop(s.set_nodelay(true))));
-            announce(args);
+            serving::announce(args, "spark");
             tokio::spawn(server.serve_with_incoming_shutdown(incoming, shutdown))
         }
         SparkEndpoint::Tcp(host, port) => {
             let listener = match bind_tcp(host, *port).await {
                 Ok(listener) => listener,
-                Err(err) => return cannot_listen(args, &err),
+                Err(err) => return serving::cannot_listen(args, &err),
             };
             let incoming =
                 TcpListenerStream::new(listener).map(|s| s.inspect(|s| drop(s.set_nodelay(true))));
-            announce(args);
+            serving::announce(args, "spark");
             tokio::spawn(server.serve_with_incoming_shutdown(incoming, shutdown))
         }
     };
@@ -515,45 +506,11 @@ fn same_user(connection: &io::Result<tokio::net::UnixStream>, owner: u32) -> boo
     }
 }
 
-fn cannot_listen(args: &Args, err: &io::Error) -> i32 {
-    eprintln!(
-        "quiver-worker[{}]: cannot listen on {}: {err}",
-        args.id, args.connection
-    );
-    EXIT_CONNECTION_LOST
-}
-
-/// The line people and scripts look for, as the Python worker prints it.
-fn announce(args: &Args) {
-    eprintln!(
-        "quiver-worker[{}] serving spark on {}",
-        args.id, args.connection
-    );
-}
-
 /// Cancel the streams and stop on SIGTERM/SIGINT, or when the process that started the worker
 /// exits (a server has no connection whose end would tell).
 async fn watch_for_stop(service: Arc<Service>) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let parent = std::os::unix::process::parent_id();
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        eprintln!("quiver-worker: cannot watch for SIGTERM");
+    let Some(reason) = serving::stop_signal().await else {
         return;
-    };
-    let mut tick = tokio::time::interval(Duration::from_millis(200));
-    let reason = loop {
-        tokio::select! {
-            _ = term.recv() => break "the worker got SIGTERM",
-            _ = int.recv() => break "the worker got SIGINT",
-            _ = tick.tick() => {
-                if parent != 1 && std::os::unix::process::parent_id() != parent {
-                    break "the engine is gone";
-                }
-            }
-        }
     };
     eprintln!("quiver-worker: {reason}; cancelling the open streams and stopping");
     service.close(Stopping::CancellingStreams {
