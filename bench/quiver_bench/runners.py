@@ -128,7 +128,7 @@ class QuiverSessionPeer(BasePeer):
     keeps its SparkSession; a run scans the Parquet file with pyarrow (batches of about
     4 MiB, as `quiver run` decodes by its --batch-bytes; every column), maps it and discards
     the result batches. 65536-row batches of long strings (13 MB at 200 characters) made
-    the Session 1.2-1.8x slower than with 4 MiB ones (bench/session_reader.py).
+    a map take 1.2-1.8x as long as with 4 MiB ones (bench/session_reader.py).
 
     Start-up is the Session and a map over a one-row file (worker start, UDF import).
     """
