@@ -30,27 +30,7 @@ pub fn decode_schema(bytes: &[u8]) -> Result<SchemaRef, ArrowError> {
 /// The batch's arrays are slices of `body`, not copies, where `body` is aligned (frame bodies are
 /// read into 64-byte aligned buffers).
 pub fn decode_batch(body: Buffer) -> Result<RecordBatch, String> {
-    let mut decoder = StreamDecoder::new();
-    let mut rest = body;
-    let mut batches = Vec::with_capacity(1);
-    while !rest.is_empty() {
-        let before = rest.len();
-        match decoder.decode(&mut rest) {
-            Ok(Some(batch)) => batches.push(batch),
-            Ok(None) if rest.len() == before => break,
-            Ok(None) => {}
-            Err(err) => {
-                return Err(format!(
-                    "a Data body is not a valid Arrow IPC stream: {err}"
-                ))
-            }
-        }
-    }
-    if let Err(err) = decoder.finish() {
-        return Err(format!(
-            "a Data body is not a complete Arrow IPC stream: {err}"
-        ));
-    }
+    let mut batches = decode_stream(StreamDecoder::new(), body, "a Data body")?;
     if batches.len() != 1 {
         return Err(format!(
             "a Data body must hold exactly one record batch, but it holds {}",
@@ -58,6 +38,30 @@ pub fn decode_batch(body: Buffer) -> Result<RecordBatch, String> {
         ));
     }
     Ok(batches.pop().expect("one batch"))
+}
+
+/// The record batches of the IPC stream `body`, in order, read by `decoder` (which may have read
+/// the stream's schema already); `what` names `body` in the errors.
+pub(crate) fn decode_stream(
+    mut decoder: StreamDecoder,
+    body: Buffer,
+    what: &str,
+) -> Result<Vec<RecordBatch>, String> {
+    let mut rest = body;
+    let mut batches = Vec::with_capacity(1);
+    while !rest.is_empty() {
+        let before = rest.len();
+        match decoder.decode(&mut rest) {
+            Ok(Some(batch)) => batches.push(batch),
+            Ok(None) if rest.len() == before => break, // the end-of-stream marker
+            Ok(None) => {}
+            Err(err) => return Err(format!("{what} is not a valid Arrow IPC stream: {err}")),
+        }
+    }
+    decoder
+        .finish()
+        .map_err(|err| format!("{what} is not a complete Arrow IPC stream: {err}"))?;
+    Ok(batches)
 }
 
 /// Write `batch` as one self-contained IPC stream (schema, batch, end-of-stream).

@@ -18,24 +18,7 @@ pub fn decode_batches(input_schema: &Buffer, body: Buffer) -> Result<Vec<RecordB
             .decode(&mut schema)
             .map_err(|err| format!("Init.input_schema cannot start an Arrow IPC stream: {err}"))?;
     }
-    let mut rest = body;
-    let mut batches = Vec::with_capacity(1);
-    while !rest.is_empty() {
-        let before = rest.len();
-        match decoder.decode(&mut rest) {
-            Ok(Some(batch)) => batches.push(batch),
-            Ok(None) if rest.len() == before => break, // the end-of-stream marker
-            Ok(None) => {}
-            Err(err) => {
-                return Err(format!(
-                    "DataRequest.data is not a valid Arrow IPC stream: {err}"
-                ))
-            }
-        }
-    }
-    decoder
-        .finish()
-        .map_err(|err| format!("DataRequest.data is not a complete Arrow IPC stream: {err}"))?;
+    let batches = crate::ipc::decode_stream(decoder, body, "DataRequest.data")?;
     if batches.is_empty() {
         return Err("DataRequest.data holds no record batch".to_owned());
     }
