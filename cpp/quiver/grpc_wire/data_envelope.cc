@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "quiver/grpc_wire/wire_format.h"
 #include "quiver/protocol/batch_codec.h"
 
 namespace quiver::grpc_wire {
@@ -13,48 +14,6 @@ namespace {
 constexpr uint8_t kDataTag = (3 << 3) | 2;       // EngineMessage.data, WorkerMessage.data
 constexpr uint64_t kSequenceTag = (1 << 3) | 0;  // Data.sequence
 constexpr uint64_t kArrowIpcTag = (2 << 3) | 2;  // Data.arrow_ipc
-constexpr size_t kMaxVarintSize = 10;
-
-size_t VarintSize(uint64_t value) {
-  size_t size = 1;
-  for (; value >= 0x80; value >>= 7) ++size;
-  return size;
-}
-
-// Writes `value` as a varint of exactly `size` bytes (at least its minimal size):
-// protobuf accepts redundant continuation bytes.
-void AppendVarint(uint64_t value, size_t size, std::string* out) {
-  for (size_t i = 0; i + 1 < size; ++i, value >>= 7) {
-    out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-  }
-  out->push_back(static_cast<char>(value & 0x7f));
-}
-
-// A grpc::Slice that keeps an Arrow buffer alive for as long as gRPC needs it.
-grpc::Slice SliceOf(const std::shared_ptr<arrow::Buffer>& buffer) {
-  auto* owner = new std::shared_ptr<arrow::Buffer>(buffer);
-  return grpc::Slice(
-      const_cast<uint8_t*>(buffer->data()), static_cast<size_t>(buffer->size()),
-      [](void* user_data) { delete static_cast<std::shared_ptr<arrow::Buffer>*>(user_data); },
-      owner);
-}
-
-// Holds the slice of a SliceBuffer; a base class, so it is built before the
-// Buffer that points into it.
-struct SliceHolder {
-  grpc::Slice held;
-};
-
-// An Arrow buffer over part of a received grpc::Slice, holding a reference to it.
-// Small slices keep their bytes inline, so the data pointer must come from the
-// slice this object owns, not from the one it was copied from.
-class SliceBuffer : private SliceHolder, public arrow::Buffer {
- public:
-  SliceBuffer(grpc::Slice slice, size_t offset, size_t length)
-      : SliceHolder{std::move(slice)},
-        arrow::Buffer(held.begin() + offset, static_cast<int64_t>(length)) {}
-};
-
 // Reads protobuf wire format across the slices of a received message.
 class SliceCursor {
  public:
@@ -88,7 +47,7 @@ class SliceCursor {
       if (index_ == slices_.size()) return Truncated();
       const size_t take = std::min<size_t>(length, slices_[index_].size() - offset_);
       if (pieces != nullptr) {
-        pieces->push_back(std::make_shared<SliceBuffer>(slices_[index_], offset_, take));
+        pieces->push_back(BufferOfSlice(slices_[index_], offset_, take));
       }
       offset_ += take;
       consumed_ += take;
@@ -176,13 +135,7 @@ arrow::Result<grpc::ByteBuffer> EncodeDataEnvelope(uint64_t sequence,
   AppendVarint(sequence, sequence_size, &prefix);
   prefix.push_back(static_cast<char>(kArrowIpcTag));
   AppendVarint(ipc_length, VarintSize(ipc_length), &prefix);
-  std::vector<grpc::Slice> slices;
-  slices.reserve(body.size() + 1);
-  slices.emplace_back(prefix);
-  for (const auto& buffer : body) {
-    if (buffer->size() > 0) slices.push_back(SliceOf(buffer));
-  }
-  return grpc::ByteBuffer(slices.data(), slices.size());
+  return MessageOf(prefix, body);
 }
 
 bool IsDataEnvelope(const std::vector<grpc::Slice>& slices) {

@@ -8,6 +8,7 @@
 #include <arrow/ipc/message.h>
 #include <arrow/ipc/reader.h>
 
+#include "quiver/grpc_wire/wire_format.h"
 #include "quiver/io/chunked_input_stream.h"
 #include "quiver/protocol/batch_codec.h"
 
@@ -18,43 +19,8 @@ namespace {
 // UdfRequest.data / UdfResponse.data (2), DataRequest.data / DataResponse.data (1).
 constexpr uint8_t kOuterDataTag = (2 << 3) | 2;
 constexpr uint8_t kInnerDataTag = (1 << 3) | 2;
-constexpr size_t kMaxVarintSize = 10;
 // An encapsulated IPC message starts with 0xFFFFFFFF and the metadata's length.
 constexpr uint32_t kContinuation = 0xFFFFFFFFu;
-
-void AppendVarint(uint64_t value, std::string* out) {
-  for (; value >= 0x80; value >>= 7) out->push_back(static_cast<char>((value & 0x7f) | 0x80));
-  out->push_back(static_cast<char>(value));
-}
-
-size_t VarintSize(uint64_t value) {
-  size_t size = 1;
-  for (; value >= 0x80; value >>= 7) ++size;
-  return size;
-}
-
-// A grpc::Slice that keeps an Arrow buffer alive for as long as gRPC needs it.
-grpc::Slice SliceOf(const std::shared_ptr<arrow::Buffer>& buffer) {
-  auto* owner = new std::shared_ptr<arrow::Buffer>(buffer);
-  return grpc::Slice(
-      const_cast<uint8_t*>(buffer->data()), static_cast<size_t>(buffer->size()),
-      [](void* user_data) { delete static_cast<std::shared_ptr<arrow::Buffer>*>(user_data); },
-      owner);
-}
-
-// Holds the slice of a SliceBuffer; a base class, so it is built before the
-// Buffer that points into it (small slices keep their bytes inline).
-struct SliceHolder {
-  grpc::Slice held;
-};
-
-// An Arrow buffer over part of a received grpc::Slice, holding a reference to it.
-class SliceBuffer : private SliceHolder, public arrow::Buffer {
- public:
-  SliceBuffer(grpc::Slice slice, size_t offset, size_t length)
-      : SliceHolder{std::move(slice)},
-        arrow::Buffer(held.begin() + offset, static_cast<int64_t>(length)) {}
-};
 
 // Reads the hand-written shape UdfRequest{data{data}} across the slices of a
 // message; anything else (other fields, another order) is left to protobuf.
@@ -90,7 +56,7 @@ class DataRequestReader {
 
   std::optional<uint64_t> Varint() {
     uint64_t value = 0;
-    for (size_t i = 0; i < kMaxVarintSize; ++i) {
+    for (size_t i = 0; i < grpc_wire::kMaxVarintSize; ++i) {
       const auto byte = Byte();
       if (!byte) return std::nullopt;
       value |= static_cast<uint64_t>(*byte & 0x7f) << (7 * i);
@@ -104,7 +70,7 @@ class DataRequestReader {
       SkipEmpty();
       if (index_ == slices_.size()) return false;
       const size_t take = std::min<size_t>(length, slices_[index_].size() - offset_);
-      pieces->push_back(std::make_shared<SliceBuffer>(slices_[index_], offset_, take));
+      pieces->push_back(grpc_wire::BufferOfSlice(slices_[index_], offset_, take));
       offset_ += take;
       consumed_ += take;
       length -= take;
@@ -216,17 +182,11 @@ arrow::Result<grpc::ByteBuffer> EncodeSparkData(const arrow::RecordBatch& batch,
   for (const auto& buffer : body) ipc_length += static_cast<uint64_t>(buffer->size());
   std::string prefix;
   prefix.push_back(static_cast<char>(kOuterDataTag));
-  AppendVarint(1 + VarintSize(ipc_length) + ipc_length, &prefix);
+  grpc_wire::AppendVarint(1 + grpc_wire::VarintSize(ipc_length) + ipc_length, &prefix);
   prefix.push_back(static_cast<char>(kInnerDataTag));
-  AppendVarint(ipc_length, &prefix);
-  std::vector<grpc::Slice> slices;
-  slices.reserve(body.size() + 1);
-  slices.emplace_back(prefix);
-  for (const auto& buffer : body) {
-    if (buffer->size() > 0) slices.push_back(SliceOf(buffer));
-  }
+  grpc_wire::AppendVarint(ipc_length, &prefix);
   *ipc_bytes = ipc_length;
-  return grpc::ByteBuffer(slices.data(), slices.size());
+  return grpc_wire::MessageOf(prefix, body);
 }
 
 arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> DecodeSparkBatches(
