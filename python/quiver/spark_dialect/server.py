@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
-import stat
 import sys
-from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 
@@ -19,7 +17,7 @@ from quiver.spark_dialect.endpoint import parse_connection
 from quiver.spark_dialect.service import SparkWorkerService
 from quiver.transport.base import EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE, EndpointError
 from quiver.transport.grpc.endpoint import GrpcEndpoint
-from quiver.transport.grpc.server import MAX_MESSAGE_BYTES, POOL_THREADS, STOP_GRACE_SECONDS
+from quiver.transport.grpc.server import STOP_GRACE_SECONDS, new_server, remove_socket
 
 # How long SIGTERM lets the open streams deliver their CancelResponse before the server stops.
 SIGTERM_GRACE_SECONDS = 2.0
@@ -57,7 +55,7 @@ class SparkServer:
         self.server.stop(STOP_GRACE_SECONDS).wait()
         for endpoint in self.endpoints:
             if endpoint.unix_path is not None:
-                _remove_socket(endpoint.unix_path)
+                remove_socket(endpoint.unix_path)
 
 
 def start(connection: str, tls: tuple[bytes, bytes] | None, log: logging.Logger) -> SparkServer:
@@ -73,15 +71,7 @@ def start(connection: str, tls: tuple[bytes, bytes] | None, log: logging.Logger)
                 "needs --tls-cert and --tls-key (plaintext is for loopback and Unix sockets)"
             )
     service = SparkWorkerService(log)
-    server = grpc.server(
-        ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="quiver-spark"),
-        handlers=[service.handler()],
-        options=[
-            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-            ("grpc.so_reuseport", 0),  # a second worker on the same port must fail
-        ],
-    )
+    server = new_server(service.handler(), "quiver-spark")
     bound = [_bind(server, endpoint, tls, connection) for endpoint in endpoints]
     server.start()
     return SparkServer(server, service, bound)
@@ -141,12 +131,3 @@ def serve(
     finally:
         worker.stop()
     return EXIT_OK
-
-
-def _remove_socket(path: str) -> None:
-    """Remove the worker's socket file (only a socket: never a file put there since)."""
-    try:
-        if stat.S_ISSOCK(os.lstat(path).st_mode):
-            os.unlink(path)
-    except OSError:
-        pass  # already gone

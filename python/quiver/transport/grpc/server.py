@@ -53,15 +53,7 @@ class GrpcWorker:
                 "needs --tls-cert and --tls-key (plaintext is for loopback and Unix sockets)"
             )
         servicer = UdfWorkerServicer(config.hello, config.secret, config.log, new_session)
-        server = grpc.server(
-            ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix="quiver-grpc"),
-            handlers=[servicer.handler()],
-            options=[
-                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-                ("grpc.so_reuseport", 0),  # a second worker on the same port must fail
-            ],
-        )
+        server = new_server(servicer.handler(), "quiver-grpc")
         try:
             if tls is None:
                 port = server.add_insecure_port(endpoint.address)
@@ -97,13 +89,30 @@ class GrpcWorker:
     def stop(self) -> None:
         """Stop the server, giving calls in progress a short grace, and remove its socket."""
         self.server.stop(STOP_GRACE_SECONDS).wait()
-        path = self.endpoint.unix_path
-        if path is not None:
-            try:
-                if stat.S_ISSOCK(os.lstat(path).st_mode):
-                    os.unlink(path)
-            except OSError:
-                pass  # already gone
+        if self.endpoint.unix_path is not None:
+            remove_socket(self.endpoint.unix_path)
+
+
+def new_server(handler: grpc.GenericRpcHandler, thread_name_prefix: str) -> grpc.Server:
+    """A grpcio server for ``handler``, not yet bound, that takes messages of any batch's size."""
+    return grpc.server(
+        ThreadPoolExecutor(max_workers=POOL_THREADS, thread_name_prefix=thread_name_prefix),
+        handlers=[handler],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),  # a second worker on the same port must fail
+        ],
+    )
+
+
+def remove_socket(path: str) -> None:
+    """Remove the worker's socket file (only a socket: never a file put there since)."""
+    try:
+        if stat.S_ISSOCK(os.lstat(path).st_mode):
+            os.unlink(path)
+    except OSError:
+        pass  # already gone
 
 
 def _restrict_socket(path: str) -> None:
