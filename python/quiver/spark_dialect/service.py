@@ -18,7 +18,11 @@ import grpc
 from quiver.spark_dialect.codec import OutgoingData, SparkItem, decode_request, encode_response
 from quiver.spark_dialect.messages import SERVICE_NAME, spb
 from quiver.spark_dialect.stream import SHUTTING_DOWN, SUMMED_KEYS, ExecuteStream
-from quiver.transport.grpc.service import CANCEL_WAIT_SECONDS, MAX_EXECUTIONS
+from quiver.transport.grpc.service import (
+    CANCEL_WAIT_SECONDS,
+    MAX_EXECUTIONS,
+    worker_service_handler,
+)
 from quiver.worker.execution import peak_rss_bytes
 
 
@@ -36,20 +40,10 @@ class SparkWorkerService:
 
     def handler(self) -> grpc.GenericRpcHandler:
         """Return the service's handler, with the hand-written codec for Execute."""
-        return grpc.method_handlers_generic_handler(
+        return worker_service_handler(
             SERVICE_NAME,
-            {
-                "Execute": grpc.stream_stream_rpc_method_handler(
-                    self.execute,
-                    request_deserializer=decode_request,
-                    response_serializer=encode_response,
-                ),
-                "Manage": grpc.unary_unary_rpc_method_handler(
-                    self.manage,
-                    request_deserializer=spb.WorkerRequest.FromString,
-                    response_serializer=spb.WorkerResponse.SerializeToString,
-                ),
-            },
+            execute=(self.execute, decode_request, encode_response),
+            manage=(self.manage, spb.WorkerRequest, spb.WorkerResponse),
         )
 
     # ---- calls ----

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
-from collections.abc import Iterator
-from typing import NoReturn
+from collections.abc import Callable, Iterator
+from typing import Any, NoReturn
 
 import grpc
+from google.protobuf.message import Message
 
 from quiver._proto import pb
 from quiver.protocol.grpc_codec import decode_engine_message, encode_worker_message
@@ -29,6 +30,34 @@ MAX_EXECUTIONS = 8
 # How long Shutdown{cancel_running} waits for running executions to answer CancelResponse: a UDF
 # is only stopped between batches, and one stuck inside a batch must not keep the worker alive.
 CANCEL_WAIT_SECONDS = 10.0
+
+
+def worker_service_handler(
+    service_name: str,
+    execute: tuple[Callable[..., Any], Callable[[bytes], Any], Callable[[Any], bytes]],
+    manage: tuple[Callable[..., Any], type[Message], type[Message]],
+) -> grpc.GenericRpcHandler:
+    """The handler of a ``UdfWorker`` service: quiver.v1's and Spark's have the same two calls.
+
+    ``execute`` is the streaming call with the hand-written codec that reads and writes Arrow
+    bytes without copying them (decode, encode); ``manage`` the unary call with its protobuf
+    request and response messages.
+    """
+    serve_execute, decode, encode = execute
+    serve_manage, manage_request, manage_response = manage
+    return grpc.method_handlers_generic_handler(
+        service_name,
+        {
+            "Execute": grpc.stream_stream_rpc_method_handler(
+                serve_execute, request_deserializer=decode, response_serializer=encode
+            ),
+            "Manage": grpc.unary_unary_rpc_method_handler(
+                serve_manage,
+                request_deserializer=manage_request.FromString,
+                response_serializer=manage_response.SerializeToString,
+            ),
+        },
+    )
 
 
 class UdfWorkerServicer:
@@ -50,20 +79,10 @@ class UdfWorkerServicer:
 
     def handler(self) -> grpc.GenericRpcHandler:
         """Return the service's handler, with the hand-written codec for Execute."""
-        return grpc.method_handlers_generic_handler(
+        return worker_service_handler(
             SERVICE_NAME,
-            {
-                "Execute": grpc.stream_stream_rpc_method_handler(
-                    self.execute,
-                    request_deserializer=decode_engine_message,
-                    response_serializer=encode_worker_message,
-                ),
-                "Manage": grpc.unary_unary_rpc_method_handler(
-                    self.manage,
-                    request_deserializer=pb.ManageRequest.FromString,
-                    response_serializer=pb.ManageResponse.SerializeToString,
-                ),
-            },
+            execute=(self.execute, decode_engine_message, encode_worker_message),
+            manage=(self.manage, pb.ManageRequest, pb.ManageResponse),
         )
 
     @property
