@@ -1,8 +1,5 @@
 #include "quiver/conformance/spark_probe.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <map>
@@ -14,7 +11,7 @@
 #include <arrow/type.h>
 
 #include "quiver/conformance/scenario.h"
-#include "quiver/io/unique_fd.h"
+#include "quiver/io/loopback_port.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/transport/spark/spark_data.h"
 
@@ -26,19 +23,6 @@ using transport::spark::ExecuteCall;
 constexpr std::chrono::milliseconds kProbePause{20};
 // Least time a worker has to answer its first heartbeat.
 constexpr std::chrono::milliseconds kStartTimeout{30000};
-
-arrow::Result<int> FreeLoopbackPort() {
-  io::UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (!probe.valid() || ::bind(probe.get(), reinterpret_cast<sockaddr*>(&address), length) != 0 ||
-      ::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    return arrow::Status::IOError("cannot find a free loopback TCP port");
-  }
-  return static_cast<int>(ntohs(address.sin_port));
-}
 
 std::string ErrorKind(const spark_proto::ExecutionError& error) {
   switch (error.kind_case()) {
@@ -93,7 +77,7 @@ arrow::Result<std::unique_ptr<SparkProbe>> SparkProbe::Start(const SparkKitOptio
                                                              int worker_number) {
   std::string connection;
   if (transport == "tcp") {
-    ARROW_ASSIGN_OR_RAISE(int port, FreeLoopbackPort());
+    ARROW_ASSIGN_OR_RAISE(int port, io::FreeLoopbackPort());
     connection = std::to_string(port);
   } else {
     connection = directory + "/worker-" + std::to_string(worker_number) + ".sock";

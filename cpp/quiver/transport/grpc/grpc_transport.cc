@@ -3,9 +3,6 @@
 // directory or on a free loopback TCP port; the engine knows it is ready when
 // it answers a heartbeat with the secret, from the pid the engine started.
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -15,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "quiver/io/unique_fd.h"
+#include "quiver/io/loopback_port.h"
 #include "quiver/transport/grpc/grpc_connection.h"
 #include "quiver/transport/registry.h"
 
@@ -26,23 +23,6 @@ namespace {
 constexpr std::chrono::milliseconds kProbeTimeout{500};
 // Pause between two probes of a worker that did not answer yet.
 constexpr std::chrono::milliseconds kProbePause{20};
-
-// Returns a TCP port on the loopback interface that was free a moment ago. The
-// worker binds it right after; a port taken in between makes its start fail
-// with a clear error, never a connection to the wrong process (the engine
-// checks the pid the worker reports).
-arrow::Result<int> FreeLoopbackPort() {
-  io::UniqueFd probe(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  if (!probe.valid() || ::bind(probe.get(), reinterpret_cast<sockaddr*>(&address), length) != 0 ||
-      ::getsockname(probe.get(), reinterpret_cast<sockaddr*>(&address), &length) != 0) {
-    return arrow::Status::IOError("cannot find a free loopback TCP port");
-  }
-  return static_cast<int>(ntohs(address.sin_port));
-}
 
 arrow::Result<std::string> ReadFile(const std::string& path) {
   std::ifstream file(path);
@@ -116,7 +96,7 @@ class GrpcTransport : public Transport {
     std::string endpoint;
     std::string socket_path;
     if (tcp_) {
-      ARROW_ASSIGN_OR_RAISE(int port, FreeLoopbackPort());
+      ARROW_ASSIGN_OR_RAISE(int port, io::FreeLoopbackPort());
       endpoint = "grpc+tcp:127.0.0.1:" + std::to_string(port);
     } else {
       socket_path = options.private_directory + "/worker-" + options.worker_id + ".sock";
