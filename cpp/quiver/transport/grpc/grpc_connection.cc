@@ -17,6 +17,7 @@
 #include <grpcpp/support/channel_arguments.h>
 #include <grpcpp/support/sync_stream.h>
 
+#include "quiver/grpc_wire/channel_arguments.h"
 #include "quiver/transport/grpc/grpc_message_codec.h"
 
 namespace quiver::transport::grpc_transport {
@@ -33,28 +34,12 @@ arrow::Status FromGrpc(const grpc::Status& status, const std::string& what) {
                                 status.error_message());
 }
 
-// Reconnection pauses of a readiness probe: short, since a starting worker
-// binds its endpoint within milliseconds.
-constexpr int kProbeReconnectBackoffMs = 20;
-
 // `probe`: a channel only for readiness probes, which must not inherit the
 // connect backoff of earlier probes (gRPC's default starts at 1 s and grows):
 // it gets its own subchannels and short reconnection pauses.
 std::shared_ptr<grpc::Channel> MakeChannel(const GrpcTarget& target, const std::string& address,
                                            bool probe = false) {
-  grpc::ChannelArguments arguments;
-  // quiver enforces its own message limits; gRPC's 4 MiB default would cut batches.
-  arguments.SetMaxReceiveMessageSize(-1);
-  arguments.SetMaxSendMessageSize(-1);
-  if (probe) {
-    arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kProbeReconnectBackoffMs);
-    arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kProbeReconnectBackoffMs);
-    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 4 * kProbeReconnectBackoffMs);
-  }
-  // gRPC sends the socket path as :authority for unix: targets, which some
-  // HTTP/2 servers (tonic, so Rust workers) reject as malformed.
-  if (address.starts_with("unix:")) arguments.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
+  const grpc::ChannelArguments arguments = grpc_wire::WorkerChannelArguments(address, probe);
   std::shared_ptr<grpc::ChannelCredentials> credentials;
   if (target.tls_root_certificates.empty()) {
     credentials = grpc::InsecureChannelCredentials();

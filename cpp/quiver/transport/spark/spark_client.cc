@@ -12,15 +12,13 @@
 #include <grpcpp/security/credentials.h>
 #include <grpcpp/support/channel_arguments.h>
 
+#include "quiver/grpc_wire/channel_arguments.h"
+
 namespace quiver::transport::spark {
 namespace {
 
 constexpr char kExecuteMethod[] = "/org.apache.spark.udf.worker.UdfWorker/Execute";
 constexpr char kManageMethod[] = "/org.apache.spark.udf.worker.UdfWorker/Manage";
-
-// Reconnection pauses of a readiness probe: a starting worker binds its endpoint
-// within milliseconds, and gRPC's default backoff starts at 1 s.
-constexpr int kProbeReconnectBackoffMs = 20;
 
 bool IsPort(const std::string& text) {
   if (text.empty() || text.size() > 5) return false;
@@ -48,19 +46,7 @@ std::string SparkAddress(const std::string& connection) {
 }
 
 std::shared_ptr<grpc::Channel> MakeSparkChannel(const std::string& address, bool probe) {
-  grpc::ChannelArguments arguments;
-  // quiver enforces its own message limits; gRPC's 4 MiB default would cut batches.
-  arguments.SetMaxReceiveMessageSize(-1);
-  arguments.SetMaxSendMessageSize(-1);
-  if (probe) {
-    arguments.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    arguments.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kProbeReconnectBackoffMs);
-    arguments.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kProbeReconnectBackoffMs);
-    arguments.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 4 * kProbeReconnectBackoffMs);
-  }
-  // gRPC sends the socket path as :authority for unix: targets, which some
-  // HTTP/2 servers (tonic, so Rust workers) reject as malformed.
-  if (address.starts_with("unix:")) arguments.SetString(GRPC_ARG_DEFAULT_AUTHORITY, "localhost");
+  const grpc::ChannelArguments arguments = grpc_wire::WorkerChannelArguments(address, probe);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), arguments);
 }
 
