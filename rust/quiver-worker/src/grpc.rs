@@ -15,7 +15,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStre
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::args::{Args, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
+use crate::args::{Args, EXIT_CONNECTION_LOST, EXIT_OK};
 use crate::inbox::Inbox;
 use crate::machine::{message_of, Machine, Peer, State};
 use crate::proto::udf_worker_server::{UdfWorker, UdfWorkerServer};
@@ -341,18 +341,9 @@ pub fn parse_endpoint(endpoint: &str) -> Result<Endpoint, String> {
 /// Serve until `Manage(shutdown)`, SIGTERM/SIGINT, or the death of the process that started the
 /// worker; return the exit status.
 pub fn run(args: &Args, secret: Vec<u8>, registry: Arc<Registry>) -> i32 {
-    let endpoint = match parse_endpoint(&args.connection) {
-        Ok(endpoint) => endpoint,
-        Err(problem) => {
-            eprintln!("quiver-worker[{}]: {problem}", args.id);
-            return EXIT_USAGE;
-        }
-    };
-    let runtime = match serving::start_runtime(args) {
-        Ok(runtime) => runtime,
-        Err(status) => return status,
-    };
-    runtime.block_on(serve(args, endpoint, secret, registry))
+    serving::run(args, parse_endpoint(&args.connection), |endpoint| {
+        serve(args, endpoint, secret, registry)
+    })
 }
 
 async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<Registry>) -> i32 {
@@ -407,8 +398,7 @@ async fn serve(args: &Args, endpoint: Endpoint, secret: Vec<u8>, registry: Arc<R
             };
             serving::announce(args, "grpc");
             tokio::spawn(watch_for_stop(service.clone()));
-            let incoming =
-                TcpListenerStream::new(listener).map(|s| s.inspect(|s| drop(s.set_nodelay(true))));
+            let incoming = TcpListenerStream::new(listener).map(serving::with_nodelay);
             tokio::spawn(server.serve_with_incoming_shutdown(incoming, shutdown))
         }
     };

@@ -2,14 +2,34 @@
 //! around their service: start the async runtime, report where they serve or why they cannot,
 //! and notice when they must stop.
 
+use std::future::Future;
 use std::io;
 use std::time::Duration;
 
-use crate::args::{Args, EXIT_CONNECTION_LOST};
+use crate::args::{Args, EXIT_CONNECTION_LOST, EXIT_USAGE};
+
+/// Serve `endpoint` (`--connection` as the server reads it) with `serve` on a new runtime; the
+/// exit status (a usage error when the endpoint is not one the server serves).
+pub(crate) fn run<E, F>(args: &Args, endpoint: Result<E, String>, serve: impl FnOnce(E) -> F) -> i32
+where
+    F: Future<Output = i32>,
+{
+    let endpoint = match endpoint {
+        Ok(endpoint) => endpoint,
+        Err(problem) => {
+            eprintln!("quiver-worker[{}]: {problem}", args.id);
+            return EXIT_USAGE;
+        }
+    };
+    match start_runtime(args) {
+        Ok(runtime) => runtime.block_on(serve(endpoint)),
+        Err(status) => status,
+    }
+}
 
 /// The runtime a server runs on (two threads: the UDFs run on threads of their own), or the
 /// exit status when it cannot start.
-pub(crate) fn start_runtime(args: &Args) -> Result<tokio::runtime::Runtime, i32> {
+fn start_runtime(args: &Args) -> Result<tokio::runtime::Runtime, i32> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -21,6 +41,13 @@ pub(crate) fn start_runtime(args: &Args) -> Result<tokio::runtime::Runtime, i32>
             );
             EXIT_CONNECTION_LOST
         })
+}
+
+/// A TCP connection as accepted, with Nagle's algorithm off (small answers must not wait).
+pub(crate) fn with_nodelay(
+    connection: io::Result<tokio::net::TcpStream>,
+) -> io::Result<tokio::net::TcpStream> {
+    connection.inspect(|stream| drop(stream.set_nodelay(true)))
 }
 
 /// Report that `--connection` cannot be listened on; the exit status.

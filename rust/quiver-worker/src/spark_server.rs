@@ -17,7 +17,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStre
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::args::{Args, EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE};
+use crate::args::{Args, EXIT_CONNECTION_LOST, EXIT_OK};
 use crate::grpc::{self, Endpoint};
 use crate::inbox::Inbox;
 use crate::registry::Registry;
@@ -347,18 +347,9 @@ impl UdfWorker for Shared {
 /// Serve Spark's `UdfWorker` until a `ShutdownRequest`, SIGTERM/SIGINT, or the death of the
 /// process that started the worker; return the exit status.
 pub fn run(args: &Args, registry: Arc<Registry>) -> i32 {
-    let endpoint = match parse_connection(&args.connection) {
-        Ok(endpoint) => endpoint,
-        Err(problem) => {
-            eprintln!("quiver-worker[{}]: {problem}", args.id);
-            return EXIT_USAGE;
-        }
-    };
-    let runtime = match serving::start_runtime(args) {
-        Ok(runtime) => runtime,
-        Err(status) => return status,
-    };
-    runtime.block_on(serve(args, endpoint, registry))
+    serving::run(args, parse_connection(&args.connection), |endpoint| {
+        serve(args, endpoint, registry)
+    })
 }
 
 async fn serve(args: &Args, endpoint: SparkEndpoint, registry: Arc<Registry>) -> i32 {
@@ -422,7 +413,7 @@ async fn serve(args: &Args, endpoint: SparkEndpoint, registry: Arc<Registry>) ->
             };
             let incoming = TcpListenerStream::new(v4)
                 .merge(optional_listener(v6))
-                .map(|s| s.inspect(|s| drop(s.set_nodelay(true))));
+                .map(serving::with_nodelay);
             serving::announce(args, "spark");
             tokio::spawn(server.serve_with_incoming_shutdown(incoming, shutdown))
         }
@@ -431,8 +422,7 @@ async fn serve(args: &Args, endpoint: SparkEndpoint, registry: Arc<Registry>) ->
                 Ok(listener) => listener,
                 Err(err) => return serving::cannot_listen(args, &err),
             };
-            let incoming =
-                TcpListenerStream::new(listener).map(|s| s.inspect(|s| drop(s.set_nodelay(true))));
+            let incoming = TcpListenerStream::new(listener).map(serving::with_nodelay);
             serving::announce(args, "spark");
             tokio::spawn(server.serve_with_incoming_shutdown(incoming, shutdown))
         }
