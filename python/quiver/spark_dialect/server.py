@@ -15,9 +15,14 @@ import grpc
 
 from quiver.spark_dialect.endpoint import parse_connection
 from quiver.spark_dialect.service import SparkWorkerService
-from quiver.transport.base import EXIT_CONNECTION_LOST, EXIT_OK, EXIT_USAGE, EndpointError
+from quiver.transport.base import EXIT_OK, EndpointError
 from quiver.transport.grpc.endpoint import GrpcEndpoint
-from quiver.transport.grpc.server import STOP_GRACE_SECONDS, new_server, remove_socket
+from quiver.transport.grpc.server import (
+    STOP_GRACE_SECONDS,
+    new_server,
+    remove_socket,
+    start_or_exit_status,
+)
 
 # How long SIGTERM lets the open streams deliver their CancelResponse before the server stops.
 SIGTERM_GRACE_SECONDS = 2.0
@@ -107,14 +112,9 @@ def serve(
     worker_id: str, connection: str, tls: tuple[bytes, bytes] | None, log: logging.Logger
 ) -> int:
     """Serve until Shutdown, SIGTERM or the engine's exit; return the exit status."""
-    try:
-        worker = start(connection, tls, log)
-    except EndpointError as exc:
-        log.error("%s", exc)
-        return EXIT_USAGE
-    except OSError as exc:
-        log.error("%s", exc)
-        return EXIT_CONNECTION_LOST
+    worker = start_or_exit_status(lambda: start(connection, tls, log), log)
+    if isinstance(worker, int):
+        return worker
     try:
         where = ", ".join(str(endpoint) for endpoint in worker.endpoints)
         sys.stderr.write(f"quiver-worker[{worker_id}] serving Spark's UdfWorker on {where}\n")

@@ -11,21 +11,14 @@ from __future__ import annotations
 
 import sys
 
-from quiver.transport.base import (
-    EXIT_CONNECTION_LOST,
-    EXIT_OK,
-    EXIT_USAGE,
-    EndpointError,
-    SessionFactory,
-    WorkerConfig,
-)
+from quiver.transport.base import EXIT_OK, SessionFactory, WorkerConfig
 from quiver.transport.grpc.endpoint import (
     GRPC_TCP_SCHEME,
     GRPC_UNIX_SCHEME,
     GrpcEndpoint,
     parse_grpc_endpoint,
 )
-from quiver.transport.grpc.server import GrpcWorker
+from quiver.transport.grpc.server import GrpcWorker, start_or_exit_status
 
 
 class GrpcTransport:
@@ -37,14 +30,9 @@ class GrpcTransport:
     def serve(self, config: WorkerConfig, new_session: SessionFactory) -> int:
         """Serve until Manage says Shutdown, SIGTERM, or the engine's exit; return the status."""
         log = config.log
-        try:
-            worker = GrpcWorker.start(config, new_session)
-        except EndpointError as exc:
-            log.error("%s", exc)
-            return EXIT_USAGE
-        except OSError as exc:
-            log.error("%s", exc)
-            return EXIT_CONNECTION_LOST
+        worker = start_or_exit_status(lambda: GrpcWorker.start(config, new_session), log)
+        if isinstance(worker, int):
+            return worker
         try:  # from here on, the server stops and its socket goes however the worker ends
             # Exactly this line, whatever the log level: people and scripts look for it.
             sys.stderr.write(

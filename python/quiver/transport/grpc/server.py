@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 import grpc
 
-from quiver.transport.base import EndpointError, SessionFactory, WorkerConfig
+from quiver.transport.base import (
+    EXIT_CONNECTION_LOST,
+    EXIT_USAGE,
+    EndpointError,
+    SessionFactory,
+    WorkerConfig,
+)
 from quiver.transport.grpc.endpoint import GrpcEndpoint, parse_grpc_endpoint
 from quiver.transport.grpc.service import MAX_EXECUTIONS, UdfWorkerServicer
 
@@ -19,6 +28,9 @@ POOL_THREADS = MAX_EXECUTIONS + 4
 MAX_MESSAGE_BYTES = 2**31 - 1
 # How long a stopping server lets calls still in progress finish before cancelling them.
 STOP_GRACE_SECONDS = 2.0
+
+# What a server's start function returns.
+Started = TypeVar("Started")
 
 
 class GrpcWorker:
@@ -91,6 +103,22 @@ class GrpcWorker:
         self.server.stop(STOP_GRACE_SECONDS).wait()
         if self.endpoint.unix_path is not None:
             remove_socket(self.endpoint.unix_path)
+
+
+def start_or_exit_status(start: Callable[[], Started], log: logging.Logger) -> Started | int:
+    """Start a server with ``start``; when it cannot start, log why and return the exit status.
+
+    An endpoint the worker does not serve (EndpointError) is a usage error; one it cannot bind
+    (OSError) is a lost connection.
+    """
+    try:
+        return start()
+    except EndpointError as exc:
+        log.error("%s", exc)
+        return EXIT_USAGE
+    except OSError as exc:
+        log.error("%s", exc)
+        return EXIT_CONNECTION_LOST
 
 
 def new_server(handler: grpc.GenericRpcHandler, thread_name_prefix: str) -> grpc.Server:
