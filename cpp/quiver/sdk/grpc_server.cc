@@ -18,6 +18,7 @@
 #include "quiver/sdk/hello.h"
 #include "quiver/sdk/log.h"
 #include "quiver/sdk/stop_watcher.h"
+#include "quiver/sdk/udf_worker_methods.h"
 
 namespace quiver::sdk {
 namespace {
@@ -46,18 +47,10 @@ class WorkerService : public grpc::Service {
  public:
   WorkerService(const std::string& worker_id, std::string secret, const Registry* registry)
       : hello_(MakeHello(worker_id, "")), secret_(std::move(secret)), registry_(registry) {
-    using Execute =
-        grpc::internal::BidiStreamingHandler<WorkerService, grpc::ByteBuffer, grpc::ByteBuffer>;
-    using Manage =
-        grpc::internal::RpcMethodHandler<WorkerService, v1::ManageRequest, v1::ManageResponse,
-                                         google::protobuf::MessageLite,
-                                         google::protobuf::MessageLite>;
-    AddMethod(new grpc::internal::RpcServiceMethod(kExecuteMethod,
-                                                   grpc::internal::RpcMethod::BIDI_STREAMING,
-                                                   new Execute(&WorkerService::Execute, this)));
-    AddMethod(new grpc::internal::RpcServiceMethod(kManageMethod,
-                                                   grpc::internal::RpcMethod::NORMAL_RPC,
-                                                   new Manage(&WorkerService::Manage, this)));
+    for (auto* method : UdfWorkerMethods<WorkerService, v1::ManageRequest, v1::ManageResponse>(
+             this, kExecuteMethod, kManageMethod)) {
+      AddMethod(method);
+    }
   }
 
   grpc::Status Execute(grpc::ServerContext* context, ExecuteStream* stream) {

@@ -27,6 +27,7 @@
 #include "quiver/sdk/spark_endpoint.h"
 #include "quiver/sdk/spark_execute_call.h"
 #include "quiver/sdk/stop_watcher.h"
+#include "quiver/sdk/udf_worker_methods.h"
 
 namespace quiver::sdk {
 namespace {
@@ -52,18 +53,11 @@ enum class StopMode { kNone, kWhenStreamsEnd, kCancel };
 class SparkService : public grpc::Service {
  public:
   explicit SparkService(const Registry* registry) : registry_(registry) {
-    using Execute =
-        grpc::internal::BidiStreamingHandler<SparkService, grpc::ByteBuffer, grpc::ByteBuffer>;
-    using Manage =
-        grpc::internal::RpcMethodHandler<SparkService, sparkpb::WorkerRequest,
-                                         sparkpb::WorkerResponse, google::protobuf::MessageLite,
-                                         google::protobuf::MessageLite>;
-    AddMethod(new grpc::internal::RpcServiceMethod(kExecuteMethod,
-                                                   grpc::internal::RpcMethod::BIDI_STREAMING,
-                                                   new Execute(&SparkService::Execute, this)));
-    AddMethod(new grpc::internal::RpcServiceMethod(kManageMethod,
-                                                   grpc::internal::RpcMethod::NORMAL_RPC,
-                                                   new Manage(&SparkService::Manage, this)));
+    for (auto* method :
+         UdfWorkerMethods<SparkService, sparkpb::WorkerRequest, sparkpb::WorkerResponse>(
+             this, kExecuteMethod, kManageMethod)) {
+      AddMethod(method);
+    }
   }
 
   grpc::Status Execute(grpc::ServerContext* context, SparkStream* stream) {
