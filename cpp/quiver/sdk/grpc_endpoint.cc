@@ -1,5 +1,6 @@
 #include "quiver/sdk/grpc_endpoint.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -82,6 +83,12 @@ arrow::Result<GrpcEndpoint> ParseGrpcEndpoint(const std::string& endpoint) {
   return arrow::Status::Invalid("unsupported endpoint '", endpoint,
                                 "': the grpc transport listens on grpc+unix:/path/to/socket or "
                                 "grpc+tcp:HOST:PORT");
+}
+
+void AnnounceServing(const WorkerOptions& options, const char* what) {
+  std::fprintf(stderr, "quiver-worker[%s] serving %s on %s\n", options.id.c_str(), what,
+               options.connection.c_str());
+  std::fflush(stderr);
 }
 
 }  // namespace quiver::sdk

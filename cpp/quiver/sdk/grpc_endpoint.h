@@ -30,4 +30,8 @@ arrow::Result<GrpcEndpoint> ParseGrpcEndpoint(const std::string& endpoint);
 arrow::Result<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFor(
     const WorkerOptions& options, bool local);
 
+/// Prints the line that says the worker serves (`quiver-worker[ID] serving
+/// WHAT on CONNECTION`), whatever the log level: people and scripts look for it.
+void AnnounceServing(const WorkerOptions& options, const char* what);
+
 }  // namespace quiver::sdk

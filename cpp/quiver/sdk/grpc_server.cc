@@ -171,10 +171,7 @@ int ServeGrpc(const WorkerOptions& options, const std::string& secret, const Reg
     Log(LogLevel::kError, "cannot serve grpc on " + options.connection);
     return kExitConnectionLost;
   }
-  // Exactly this line, whatever the log level: people and scripts look for it.
-  std::fprintf(stderr, "quiver-worker[%s] serving grpc on %s\n", options.id.c_str(),
-               options.connection.c_str());
-  std::fflush(stderr);
+  AnnounceServing(options, "grpc");
   auto watcher = StopWatcher::Start(/*watch_parent=*/true, [&service](const std::string& reason) {
     service.RequestStop(StopMode::kCancel, reason);
   });

@@ -224,10 +224,7 @@ int ServeSpark(const WorkerOptions& options, const Registry& registry) {
     Log(LogLevel::kError, "cannot serve spark on " + options.connection);
     return kExitConnectionLost;
   }
-  // Exactly this line, whatever the log level: people and scripts look for it.
-  std::fprintf(stderr, "quiver-worker[%s] serving spark on %s\n", options.id.c_str(),
-               options.connection.c_str());
-  std::fflush(stderr);
+  AnnounceServing(options, "spark");
   auto watcher = StopWatcher::Start(/*watch_parent=*/true, [&service](const std::string& reason) {
     service.RequestStop(StopMode::kCancel, reason, kSigtermGrace);
   });
