@@ -68,35 +68,17 @@ grpc::Status ExecuteCall::Run() {
 
 void ExecuteCall::Read() {
   grpc::ByteBuffer message;
-  while (stream_->Read(&message)) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    items_.push_back(Item{std::move(message), std::nullopt});
-    changed_.notify_all();
-  }
-  std::lock_guard<std::mutex> lock(mutex_);
-  ended_ = true;
-  changed_.notify_all();
-}
-
-std::optional<ExecuteCall::Item> ExecuteCall::Next() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [this] { return !items_.empty() || ended_; });
-  if (items_.empty()) return std::nullopt;
-  Item item = std::move(items_.front());
-  items_.pop_front();
-  return item;
+  while (stream_->Read(&message)) inbox_.Push(Item{std::move(message), std::nullopt});
+  inbox_.End();
 }
 
 void ExecuteCall::RequestStop(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  // Ahead of the queued requests: batches not yet answered are dropped.
-  items_.push_front(Item{grpc::ByteBuffer(), reason});
-  changed_.notify_all();
+  inbox_.PushStop(Item{grpc::ByteBuffer(), reason});
 }
 
 grpc::Status ExecuteCall::Serve(WorkerStateMachine* machine) {
   while (true) {
-    std::optional<Item> item = Next();
+    std::optional<Item> item = inbox_.Next();
     if (!item) {
       if (context_->IsCancelled()) {
         Log(LogLevel::kInfo, "the engine cancelled an Execute call");
@@ -129,8 +111,7 @@ grpc::Status ExecuteCall::Serve(WorkerStateMachine* machine) {
 }
 
 void ExecuteCall::StopReading() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (!changed_.wait_for(lock, kHalfCloseWait, [this] { return ended_; })) {
+  if (!inbox_.WaitForEnd(kHalfCloseWait)) {
     Log(LogLevel::kWarning, "the engine did not half-close an Execute call that ended; closing it");
     context_->TryCancel();
   }

@@ -17,6 +17,7 @@
 #include <grpcpp/support/status.h>
 #include <grpcpp/support/sync_stream.h>
 
+#include "quiver/sdk/call_inbox.h"
 #include "quiver/sdk/registry.h"
 
 namespace quiver::sdk {
@@ -45,8 +46,6 @@ class ExecuteCall {
   };
 
   void Read();
-  // Waits for the next item; nullopt when the requests ended.
-  std::optional<Item> Next();
   grpc::Status Serve(class WorkerStateMachine* machine);
   // Waits until the reader is done, cancelling the call when the engine does
   // not half-close in time: the stream must not be read after Run returns.
@@ -55,10 +54,7 @@ class ExecuteCall {
   grpc::ServerContext* context_;
   ExecuteStream* stream_;
   const Registry* registry_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Item> items_;
-  bool ended_ = false;  // the reader saw the end of the requests
+  CallInbox<Item> inbox_;
 };
 
 }  // namespace quiver::sdk

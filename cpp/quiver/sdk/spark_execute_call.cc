@@ -69,42 +69,21 @@ void SparkExecuteCall::Read() {
   grpc::ByteBuffer message;
   while (stream_->Read(&message)) {
     auto decoded = DecodeSparkRequest(message);
-    std::lock_guard<std::mutex> lock(mutex_);
-    // Counted as it arrives, so that a batch ahead of it sees it waiting.
-    if (decoded.ok() && IsCancel(*decoded)) ++stops_waiting_;
-    items_.push_back(Item{std::move(decoded), std::nullopt});
-    changed_.notify_all();
+    const bool cancel = decoded.ok() && IsCancel(*decoded);
+    inbox_.Push(Item{std::move(decoded), std::nullopt}, cancel);
   }
-  std::lock_guard<std::mutex> lock(mutex_);
-  ended_ = true;
-  changed_.notify_all();
+  inbox_.End();
 }
 
-std::optional<SparkExecuteCall::Item> SparkExecuteCall::Next() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  changed_.wait(lock, [this] { return !items_.empty() || ended_; });
-  if (items_.empty()) return std::nullopt;
-  Item item = std::move(items_.front());
-  items_.pop_front();
-  return item;
-}
-
-bool SparkExecuteCall::StopWaiting() {
-  std::lock_guard<std::mutex> lock(mutex_);
-  return stops_waiting_ > 0;
-}
+bool SparkExecuteCall::StopWaiting() { return inbox_.StopWaiting(); }
 
 void SparkExecuteCall::RequestStop(const std::string& reason) {
-  std::lock_guard<std::mutex> lock(mutex_);
-  // Ahead of the queued requests: batches not yet answered are dropped.
-  items_.push_front(Item{SparkRequest{}, reason});
-  ++stops_waiting_;
-  changed_.notify_all();
+  inbox_.PushStop(Item{SparkRequest{}, reason});
 }
 
 grpc::Status SparkExecuteCall::Serve(SparkSession* session) {
   while (!session->done()) {
-    std::optional<Item> item = Next();
+    std::optional<Item> item = inbox_.Next();
     arrow::Status handled;
     if (!item) {
       if (context_->IsCancelled()) {
@@ -113,17 +92,11 @@ grpc::Status SparkExecuteCall::Serve(SparkSession* session) {
       }
       handled = session->RequestsEnded();
     } else if (item->stop_reason) {
-      {
-        std::lock_guard<std::mutex> lock(mutex_);
-        --stops_waiting_;
-      }
+      inbox_.StopTaken();
       handled = session->Stop(*item->stop_reason);
     } else {
       const arrow::Result<SparkRequest>& request = item->request;
-      if (request.ok() && IsCancel(*request)) {
-        std::lock_guard<std::mutex> lock(mutex_);
-        --stops_waiting_;
-      }
+      if (request.ok() && IsCancel(*request)) inbox_.StopTaken();
       if (!request.ok()) {
         handled = session->Violation(request.status().message());
       } else if (request->control) {
@@ -141,8 +114,7 @@ grpc::Status SparkExecuteCall::Serve(SparkSession* session) {
 }
 
 void SparkExecuteCall::StopReading() {
-  std::unique_lock<std::mutex> lock(mutex_);
-  if (!changed_.wait_for(lock, kHalfCloseWait, [this] { return ended_; })) {
+  if (!inbox_.WaitForEnd(kHalfCloseWait)) {
     Log(LogLevel::kWarning,
         "the engine did not half-close an Execute stream that ended; closing it");
     context_->TryCancel();

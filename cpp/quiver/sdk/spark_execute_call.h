@@ -17,6 +17,7 @@
 #include <grpcpp/support/status.h>
 #include <grpcpp/support/sync_stream.h>
 
+#include "quiver/sdk/call_inbox.h"
 #include "quiver/sdk/registry.h"
 #include "quiver/sdk/spark_session.h"
 
@@ -48,8 +49,6 @@ class SparkExecuteCall {
   };
 
   void Read();
-  // Waits for the next item; nullopt when the requests ended.
-  std::optional<Item> Next();
   bool StopWaiting();
   grpc::Status Serve(SparkSession* session);
   // Waits until the reader is done, cancelling the call when the engine does
@@ -62,11 +61,7 @@ class SparkExecuteCall {
   SparkStream* stream_;
   const Registry* registry_;
   SparkTotals* totals_;
-  std::mutex mutex_;
-  std::condition_variable changed_;
-  std::deque<Item> items_;
-  int stops_waiting_ = 0;
-  bool ended_ = false;  // the reader saw the end of the requests
+  CallInbox<Item> inbox_;
 };
 
 }  // namespace quiver::sdk
