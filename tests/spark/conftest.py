@@ -45,7 +45,9 @@ def wheel_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path] | N
     return wheel_environment(ROOT, tmp_path_factory.mktemp("wheel"))
 
 
-@pytest.fixture(scope="session")
+# Module scope: the one test module gets one cluster, stopped as soon as that module is done,
+# so the pytest worker that ran it goes on to other suites without three idle JVMs beside it.
+@pytest.fixture(scope="module")
 def spark(wheel_env: tuple[Path, Path] | None) -> Iterator[Any]:
     pytest.importorskip("pyspark", reason="quiver.spark's tests need PySpark (quiver[spark])")
     if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -53,6 +55,8 @@ def spark(wheel_env: tuple[Path, Path] | None) -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
     token = uuid.uuid4().hex
+    names = ("SPARK_LOCAL_IP", "PYSPARK_PYTHON")
+    saved_environment = {name: os.environ.get(name) for name in names}
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"  # executors bind loopback, not the host's address
     # Executors run the wheel's environment (otherwise they would lack pyarrow and quiver).
     os.environ["PYSPARK_PYTHON"] = str(wheel_env[0]) if wheel_env else sys.executable
@@ -76,6 +80,11 @@ def spark(wheel_env: tuple[Path, Path] | None) -> Iterator[Any]:
         signal.alarm(0)
         if session is not None:
             session.stop()
+        for name, saved in saved_environment.items():  # later suites in this process see their own
+            if saved is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = saved
         left = _wait_for_no_processes(token, seconds=20)
         for pid, _ in left:
             try:

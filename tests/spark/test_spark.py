@@ -29,7 +29,7 @@ import quiver
 import quiver.spark
 
 ROOT = Path(__file__).resolve().parents[2]
-UDFS = ROOT / "tests" / "spark" / "udfs.py"
+UDFS = ROOT / "tests" / "spark" / "spark_job_udfs.py"
 QUIVER = ROOT / "build" / "cpp" / "quiver" / "cli" / "quiver"
 CPP_WORKER = ROOT / "build" / "cpp" / "examples" / "udf_worker" / "quiver_example_udf_worker"
 RUST_WORKER = ROOT / "rust" / "target" / "release" / "examples" / "udfs"

@@ -1,5 +1,7 @@
-"""UDFs of the quiver.spark tests, referenced as "tests/spark/udfs.py:NAME": the file is at
-the same path on the driver and on every executor of the test cluster (one machine)."""
+"""UDFs of the quiver.spark tests, referenced as "tests/spark/spark_job_udfs.py:NAME": the file
+is at the same path on the driver and on every executor of the test cluster (one machine).
+Its name is its own: other suites import a module called `udfs`, and pytest puts this folder on
+sys.path, which quiver.Session hands to its workers."""
 
 import os
 import time
