@@ -121,9 +121,14 @@ def value_with_baseline(quiver, tmp_path, name, function):
 
 
 def test_a_relative_fork_server_directory_is_resolved_once_for_both_sides(quiver, tmp_path):
-    quiver.env["QUIVER_FORKSERVER_DIR"] = "relative-fs"  # under the run's directory, tmp_path
+    # The runs start in a short directory of their own: under pytest-xdist, tmp_path is long
+    # enough to push the server's socket past a Unix socket path's 107 bytes, and a run then
+    # (rightly) goes without the fork server.
+    run_directory = Path(tempfile.mkdtemp(prefix="qfs-", dir="/tmp"))
+    quiver.cwd = run_directory
+    quiver.env["QUIVER_FORKSERVER_DIR"] = "relative-fs"  # under the run's directory
     quiver.env.pop("QUIVER_NO_DAEMON", None)
-    directory = tmp_path / "relative-fs"
+    directory = run_directory / "relative-fs"
     try:
         value(quiver, tmp_path, "parent")  # starts the server
         wait_until(lambda: list(directory.glob("*.sock")), 60, "the fork server's socket")
@@ -131,3 +136,4 @@ def test_a_relative_fork_server_directory_is_resolved_once_for_both_sides(quiver
     finally:
         for pid in servers_in(directory):
             os.kill(pid, signal.SIGTERM)
+        shutil.rmtree(run_directory, ignore_errors=True)
