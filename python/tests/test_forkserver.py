@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from quiver.forkserver.server import MAGIC, RequestError, parse_request
+from quiver.forkserver.server import FIXED_AT_START, MAGIC, RequestError, parse_request
 
 NOBODY = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -205,3 +205,15 @@ def test_a_request_under_other_start_up_variables_is_refused(private_dir):
     finally:
         server.terminate()
         server.wait()
+
+
+def test_the_server_fixes_at_start_exactly_the_variables_the_engine_picks_a_server_by() -> None:
+    # The engine (kKeyVariables in cpp/quiver/worker/fork_server.cc) picks a server by these
+    # values and the server refuses requests whose values differ: a name in one list only would
+    # either send runs to a server that refuses them or let a forked worker keep a stale value.
+    import re
+
+    source = Path(__file__).resolve().parents[2] / "cpp" / "quiver" / "worker" / "fork_server.cc"
+    declaration = re.search(r"kKeyVariables\[\] = \{(.*?)\};", source.read_text(), re.S)
+    assert declaration is not None, "kKeyVariables not found in fork_server.cc"
+    assert tuple(re.findall(r'"([A-Z0-9_]+)"', declaration.group(1))) == FIXED_AT_START
