@@ -55,14 +55,21 @@ class Dialect:
     """One worker process and how to speak to it: messages in, responses out."""
 
     name = ""
+    # The worker's program and the identity UDF it is given; a compiled SDK worker
+    # (bench/sdk_dialects.py) names its binary and its registered symbol instead.
+    worker_command: list[str] = [sys.executable, "-m", "quiver.worker"]
+    payload_format = "python/ref"
+    payload = IDENTITY.encode()
+    cwd: Path | None = ROOT / "python"
+    channel_options: list[tuple[str, object]] = [
+        ("grpc.max_receive_message_length", -1),
+        ("grpc.max_send_message_length", -1),
+    ]
 
     def __init__(self, folder: Path) -> None:
         self.socket = folder / f"{self.name}.sock"
-        self.process = subprocess.Popen(self.command(), env=self.env(), cwd=ROOT / "python")
-        self.channel = grpc.insecure_channel(
-            f"unix:{self.socket}",
-            options=[("grpc.max_receive_message_length", -1), ("grpc.max_send_message_length", -1)],
-        )
+        self.process = subprocess.Popen(self.command(), env=self.env(), cwd=self.cwd)
+        self.channel = grpc.insecure_channel(f"unix:{self.socket}", options=self.channel_options)
         self.wait_ready()
 
     def command(self) -> list[str]:
@@ -128,10 +135,14 @@ class Spark(Dialect):
     name = "spark"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "quiver.worker", "--dialect", "spark", "--id", "bench"] + [
-            "--connection",
-            str(self.socket),
-        ]
+        return (
+            self.worker_command
+            + ["--dialect", "spark", "--id", "bench"]
+            + [
+                "--connection",
+                str(self.socket),
+            ]
+        )
 
     def heartbeat(self) -> None:
         from quiver.spark_dialect.proto import udf_message_pb2 as spb
@@ -145,7 +156,7 @@ class Spark(Dialect):
         from quiver.spark_dialect.proto import udf_message_pb2 as spb
 
         stub = udf_service_pb2_grpc.UdfWorkerStub(self.channel)
-        udf = spb.UdfPayload(payload=IDENTITY.encode(), format="python/ref", name="identity")
+        udf = spb.UdfPayload(payload=self.payload, format=self.payload_format, name="identity")
         init = spb.Init(
             data_format=common_pb2.ARROW, udf=udf, input_schema=SCHEMA.serialize().to_pybytes()
         )
@@ -162,10 +173,14 @@ class Quiver(Dialect):
     secret = secrets.token_hex(16)
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "quiver.worker", "--id", "bench"] + [
-            "--connection",
-            f"grpc+unix:{self.socket}",
-        ]
+        return (
+            self.worker_command
+            + ["--transport", "grpc", "--id", "bench"]
+            + [
+                "--connection",
+                f"grpc+unix:{self.socket}",
+            ]
+        )
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "QUIVER_WORKER_SECRET": self.secret}
@@ -187,7 +202,7 @@ class Quiver(Dialect):
 
         stub = quiver_pb2_grpc.UdfWorkerStub(self.channel)
         udf = pb.UdfDefinition(
-            name="identity", payload_format="python/ref", payload=IDENTITY.encode()
+            name="identity", payload_format=self.payload_format, payload=self.payload
         )
         udf.argument_offsets.append(0)
         init = pb.Init(
@@ -243,34 +258,42 @@ def throughput_mib_s(dialect: Dialect, batch_bytes: int, count: int) -> float:
     return len(data) * count / elapsed / (1 << 20)
 
 
+def measured_cases(round_trips: int) -> list[tuple[str, Callable[[Dialect], float]]]:
+    """The three figures both dialect benchmarks print, each a function of one dialect."""
+    return [
+        ("1-row round trip (us, lower is better)", lambda d: round_trip_us(d, round_trips)),
+        ("1 MiB identity (MiB/s)", lambda d: throughput_mib_s(d, 1 << 20, 64)),
+        ("16 MiB identity (MiB/s)", lambda d: throughput_mib_s(d, 16 << 20, 8)),
+    ]
+
+
+def compare(spark: Dialect, quiver: Dialect, round_trips: int, runs: int) -> None:
+    """Print each case's median in both dialects and the median of the run-by-run ratios."""
+    print(f"{'case':40} {'spark':>8} {'quiver.v1':>9} {'ratio':>6} {'ratio range':>13}")
+    for title, measure in measured_cases(round_trips):
+        measure(spark), measure(quiver)  # warm-up: imports, first batches
+        figures: dict[str, list[float]] = {"spark": [], "quiver": []}
+        for _ in range(runs):
+            figures["spark"].append(measure(spark))
+            figures["quiver"].append(measure(quiver))
+        ratios = [a / b for a, b in zip(figures["spark"], figures["quiver"], strict=True)]
+        print(
+            f"{title:40} {statistics.median(figures['spark']):8.1f} "
+            f"{statistics.median(figures['quiver']):9.1f} {statistics.median(ratios):6.3f} "
+            f"{min(ratios):6.3f}-{max(ratios):.3f}",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per figure (median printed)")
     parser.add_argument("--round-trips", type=int, default=2000, help="1-row batches per run")
     args = parser.parse_args()
-    cases: list[tuple[str, Callable[[Dialect], float]]] = [
-        ("1-row round trip (us, lower is better)", lambda d: round_trip_us(d, args.round_trips)),
-        ("1 MiB identity (MiB/s)", lambda d: throughput_mib_s(d, 1 << 20, 64)),
-        ("16 MiB identity (MiB/s)", lambda d: throughput_mib_s(d, 16 << 20, 8)),
-    ]
     with tempfile.TemporaryDirectory(prefix="qbench") as folder:
         dialects = [Spark(Path(folder)), Quiver(Path(folder))]
         try:
-            print(f"{'case':40} {'spark':>8} {'quiver.v1':>9} {'ratio':>6} {'ratio range':>13}")
-            for title, measure in cases:
-                figures: dict[str, list[float]] = {d.name: [] for d in dialects}
-                measure(dialects[0]), measure(dialects[1])  # warm-up: imports, first batches
-                for _ in range(args.runs):
-                    for dialect in dialects:
-                        figures[dialect.name].append(measure(dialect))
-                spark = statistics.median(figures["spark"])
-                quiver = statistics.median(figures["quiver"])
-                ratios = [a / b for a, b in zip(figures["spark"], figures["quiver"], strict=True)]
-                print(
-                    f"{title:40} {spark:8.1f} {quiver:9.1f} {statistics.median(ratios):6.3f} "
-                    f"{min(ratios):6.3f}-{max(ratios):.3f}",
-                    flush=True,
-                )
+            compare(dialects[0], dialects[1], args.round_trips, args.runs)
         finally:
             for dialect in dialects:
                 dialect.close()
