@@ -3,7 +3,7 @@
 // physical limits measured in the same run: memcpy of the same bytes, and a raw Unix-socket
 // transfer of the same bytes.
 //
-// The worker is driven through WorkerSession directly: Start, WaitUntilReady, then Send and
+// The worker is driven through WorkerExecution directly: Start, WaitUntilReady, then Send and
 // Receive in a pipelined loop with up to kInFlight batches unanswered, as UdfOperator does.
 // Each iteration sends kBatchesPerIteration batches and receives all their results, so
 // the timing covers complete round trips. Bytes per iteration count each batch once
@@ -32,7 +32,7 @@
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 #include "sample_batch.h"
 
 namespace quiver::bench {
@@ -111,18 +111,18 @@ v1::Init IdentityInit(const arrow::Schema& schema, const std::string& kind) {
   return init;
 }
 
-std::unique_ptr<worker::WorkerSession> StartIdentity(const arrow::Schema& schema,
+std::unique_ptr<worker::WorkerExecution> StartIdentity(const arrow::Schema& schema,
                                                      const std::string& kind,
                                                      const std::string& transport) {
   auto session =
-      worker::WorkerSession::Start(SharedWorker::Get(kind, transport), IdentityInit(schema, kind));
+      worker::WorkerExecution::Start(SharedWorker::Get(kind, transport), IdentityInit(schema, kind));
   if (!session.ok()) Die("starting a session", session.status());
   if (auto ready = (*session)->WaitUntilReady(); !ready.ok()) Die("Init", ready);
   return std::move(session).ValueUnsafe();
 }
 
 // Sends `count` batches with at most kInFlight unanswered, and receives every result.
-void PipelinedRoundTrips(worker::WorkerSession* session, const arrow::RecordBatch& batch,
+void PipelinedRoundTrips(worker::WorkerExecution* session, const arrow::RecordBatch& batch,
                          uint64_t* sequence, int count) {
   const uint64_t first = *sequence;
   uint64_t received = first;

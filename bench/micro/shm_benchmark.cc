@@ -2,7 +2,7 @@
 // transport beside uds, and the machine's limits measured in the same run: memcpy of
 // the same bytes and a raw Unix-socket transfer of them (one direction).
 //
-// As in quiver_bench_roundtrip, the worker is driven through WorkerSession with up to
+// As in quiver_bench_roundtrip, the worker is driven through WorkerExecution with up to
 // kInFlight batches unanswered, each iteration sends kBatchesPerIteration batches and
 // receives every result, and bytes count each batch once (its Arrow buffers), though a
 // round trip moves them to the worker and back. Results are dropped as they arrive, so
@@ -29,7 +29,7 @@
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 #include "sample_batch.h"
 
 namespace quiver::bench {
@@ -74,7 +74,7 @@ worker::Worker* SharedWorker(const std::string& transport) {
   return shared->worker.get();
 }
 
-std::unique_ptr<worker::WorkerSession> StartIdentity(const arrow::Schema& schema,
+std::unique_ptr<worker::WorkerExecution> StartIdentity(const arrow::Schema& schema,
                                                      const std::string& transport) {
   v1::Init init;
   init.set_protocol_version(1);
@@ -86,13 +86,13 @@ std::unique_ptr<worker::WorkerSession> StartIdentity(const arrow::Schema& schema
   udf->set_payload_format("python/ref");
   udf->set_payload(std::string(QUIVER_BENCH_UDF_FILE) + ":identity");
   udf->add_argument_offsets(0);
-  auto session = worker::WorkerSession::Start(SharedWorker(transport), init);
+  auto session = worker::WorkerExecution::Start(SharedWorker(transport), init);
   if (!session.ok()) Die("starting a session", session.status());
   if (auto ready = (*session)->WaitUntilReady(); !ready.ok()) Die("Init", ready);
   return std::move(session).ValueUnsafe();
 }
 
-void PipelinedRoundTrips(worker::WorkerSession* session, const arrow::RecordBatch& batch,
+void PipelinedRoundTrips(worker::WorkerExecution* session, const arrow::RecordBatch& batch,
                          uint64_t* sequence, int count) {
   uint64_t received = *sequence;
   for (int i = 0; i < count; ++i) {

@@ -1,7 +1,7 @@
 // quiver_bench_spark_roundtrip: the engine's per-batch round trip with the Python worker speaking
 // Spark's dialect (transport `spark`: a Spark Execute stream per UDF, docs/spark-protocol.md)
 // beside the same worker speaking quiver.v1 over grpc+unix. One batch is sent and answered
-// before the next, through WorkerSession as UdfOperator drives it: 1 row of 100 characters, and
+// before the next, through WorkerExecution as UdfOperator drives it: 1 row of 100 characters, and
 // 1 MiB of strings. Run with --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
 // for medians.
 
@@ -17,7 +17,7 @@
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 #include "sample_batch.h"
 
 namespace quiver::bench {
@@ -64,7 +64,7 @@ worker::Worker* SharedWorker(const std::string& transport) {
   return held->worker.get();
 }
 
-std::unique_ptr<worker::WorkerSession> StartIdentity(const arrow::Schema& schema,
+std::unique_ptr<worker::WorkerExecution> StartIdentity(const arrow::Schema& schema,
                                                      const std::string& transport) {
   v1::Init init;
   init.set_protocol_version(1);
@@ -76,7 +76,7 @@ std::unique_ptr<worker::WorkerSession> StartIdentity(const arrow::Schema& schema
   udf->set_payload_format("python/ref");
   udf->set_payload(std::string(QUIVER_BENCH_UDF_FILE) + ":identity");
   udf->add_argument_offsets(0);
-  auto session = worker::WorkerSession::Start(SharedWorker(transport), init);
+  auto session = worker::WorkerExecution::Start(SharedWorker(transport), init);
   if (!session.ok()) Die("starting a session", session.status());
   if (auto ready = (*session)->WaitUntilReady(); !ready.ok()) Die("Init", ready);
   return std::move(session).ValueUnsafe();

@@ -138,7 +138,7 @@ def summary(out: Path) -> str:
         "## Round trip through a Python worker vs the physical limits (quiver_bench_roundtrip)",
         "",
         "One string column through an identity `pa.Array` UDF in a real worker, "
-        "pipelined (4 batches in flight), driven through WorkerSession. Bytes count each batch "
+        "pipelined (4 batches in flight), driven through WorkerExecution. Bytes count each batch "
         "once, though a round trip moves them to the worker and back; the raw socket moves them "
         "one way, memcpy copies them once.",
         "",

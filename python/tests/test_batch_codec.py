@@ -7,7 +7,7 @@ import pytest
 
 from quiver.worker import batch_codec
 from quiver.worker.batch_codec import BatchDecoder, ResultEncoder, decode_batch, encode_batch
-from quiver.worker.errors import ProtocolError
+from quiver.worker.errors import ProtocolViolation
 
 
 def joined(parts) -> pa.Buffer:
@@ -47,11 +47,11 @@ def test_the_fast_path_keeps_the_checks():
     with pa.ipc.new_stream(two, batch.schema) as writer:
         writer.write_batch(batch)
         writer.write_batch(batch)
-    with pytest.raises(ProtocolError, match="exactly one record batch"):
+    with pytest.raises(ProtocolViolation, match="exactly one record batch"):
         decoder.decode(joined([two.getvalue()]))
     bad = bytearray(bytes(memoryview(joined(encode_batch(batch)))))
     bad[-40:-8] = b"\xff" * 32  # the string data and offsets' tail
-    with pytest.raises(ProtocolError):
+    with pytest.raises(ProtocolViolation):
         decoder.decode(joined([bytes(bad)]))
 
 

@@ -12,7 +12,7 @@ import quiver
 from quiver._proto import pb
 from quiver.kinds import parse_schema
 from quiver.worker.batch_codec import decode_batch, encode_batch
-from quiver.worker.errors import ProtocolError, UserError, WorkerError
+from quiver.worker.errors import ProtocolViolation, UserError, WorkerFailure
 from quiver.worker.execution import Execution
 
 
@@ -143,7 +143,7 @@ def test_partial_udaf_states_merge_per_partition_then_across():
 def test_a_decreasing_group_column_is_a_protocol_error():
     run = execution(pb.GROUPED_MAP, "sizes", GROUPED.schema, [1, 2])
     bad = GROUPED.set_column(0, "__group", pa.array([1, 0, 0], pa.int32()))
-    with pytest.raises(ProtocolError, match="decrease"):
+    with pytest.raises(ProtocolViolation, match="decrease"):
         answer(run, bad)
 
 
@@ -161,5 +161,5 @@ def test_udtf_tags_rows_with_their_input_row_and_names_itself_on_errors():
 
 
 def test_a_plain_function_run_as_a_kind_is_a_worker_error():
-    with pytest.raises(WorkerError, match="@quiver.udtf"):
+    with pytest.raises(WorkerFailure, match="@quiver.udtf"):
         execution(pb.TABLE_FUNCTION, "parse_schema", pa.schema([("t", pa.string())]), [0])

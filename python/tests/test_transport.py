@@ -43,7 +43,7 @@ def test_a_registered_transport_serves_without_changing_the_runtime() -> None:
         name = "toy"
         schemes = ("toy:",)
 
-        def serve(self, config: WorkerConfig, new_session) -> int:
+        def serve(self, config: WorkerConfig, new_conversation) -> int:
             served.append(config.endpoint)
             return 0
 

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pytest
 
 import quiver
-from quiver.worker.errors import WorkerError
+from quiver.worker.errors import WorkerFailure
 from quiver.worker.evaluators import ArrowEvaluator, PandasEvaluator, coerce_result
 
 PARIS = datetime.timezone(datetime.timedelta(hours=1))
@@ -40,7 +40,7 @@ def coerced(value, declared: str) -> pa.Array:
 
 def refused(value, declared: str) -> str:
     """Return the error message for a result the contract refuses; it must name the UDF."""
-    with pytest.raises(WorkerError) as caught:
+    with pytest.raises(WorkerFailure) as caught:
         coerced(value, declared)
     assert caught.value.udf_name == "f"
     assert "UDF 'f'" in caught.value.message
@@ -355,7 +355,7 @@ def test_r12_nested_results_convert_child_by_child():
 
 
 def test_r13_results_of_the_wrong_length_or_kind_are_refused():
-    with pytest.raises(WorkerError, match="returned 1 rows for a batch of 2 rows"):
+    with pytest.raises(WorkerFailure, match="returned 1 rows for a batch of 2 rows"):
         coerce_result(pa.array([1]), pa.int64(), "f", 2)
-    with pytest.raises(WorkerError, match="returned int; expected a pyarrow Array"):
+    with pytest.raises(WorkerFailure, match="returned int; expected a pyarrow Array"):
         coerce_result(5, pa.int64(), "f", 1)

@@ -1,5 +1,5 @@
 // The example C++ worker driven by quiver's own engine: the WorkerDispatcher
-// starts it as it starts any worker, over uds and over gRPC, and WorkerSession
+// starts it as it starts any worker, over uds and over gRPC, and WorkerExecution
 // runs executions on it, checking every result as in production.
 
 #include <string>
@@ -14,7 +14,7 @@
 #include "quiver/testing/status_matchers.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 
 namespace quiver::worker {
 namespace {
@@ -66,7 +66,7 @@ TEST_P(ExampleWorker, RunsExecutionsOneAfterAnother) {
   ASSERT_OK_AND_ASSIGN(auto worker, dispatcher_->Acquire());
   for (int round = 0; round < 2; ++round) {
     ASSERT_OK_AND_ASSIGN(
-        auto session, WorkerSession::Start(
+        auto session, WorkerExecution::Start(
                           worker.get(), MakeInit({{"identity", 0}, {"upper", 0}, {"add_one", 1}})));
     ASSERT_OK(session->WaitUntilReady());
     constexpr int kBatches = 20;
@@ -88,7 +88,7 @@ TEST_P(ExampleWorker, AUdfErrorNamesTheUdfAndTheWorkerIsReused) {
   ASSERT_OK_AND_ASSIGN(auto worker, dispatcher_->Acquire());
   {
     ASSERT_OK_AND_ASSIGN(auto session,
-                         WorkerSession::Start(worker.get(), MakeInit({{"raise_error", 1}})));
+                         WorkerExecution::Start(worker.get(), MakeInit({{"raise_error", 1}})));
     ASSERT_OK(session->WaitUntilReady());
     ASSERT_OK(session->Send(0, *Rows(3)));
     auto result = session->Receive(0, 3);
@@ -102,7 +102,7 @@ TEST_P(ExampleWorker, AUdfErrorNamesTheUdfAndTheWorkerIsReused) {
   dispatcher_->Release(std::move(worker));
   ASSERT_OK_AND_ASSIGN(worker, dispatcher_->Acquire());
   ASSERT_OK_AND_ASSIGN(auto session,
-                       WorkerSession::Start(worker.get(), MakeInit({{"identity", 0}})));
+                       WorkerExecution::Start(worker.get(), MakeInit({{"identity", 0}})));
   ASSERT_OK(session->WaitUntilReady());
   ASSERT_OK(session->Send(0, *Rows(2)));
   ASSERT_OK(session->Receive(0, 2).status());
@@ -114,7 +114,7 @@ TEST_P(ExampleWorker, AUdfErrorNamesTheUdfAndTheWorkerIsReused) {
 TEST_P(ExampleWorker, AnUnknownFunctionFailsAtInit) {
   ASSERT_OK_AND_ASSIGN(auto worker, dispatcher_->Acquire());
   ASSERT_OK_AND_ASSIGN(auto session,
-                       WorkerSession::Start(worker.get(), MakeInit({{"no_such_udf", 0}})));
+                       WorkerExecution::Start(worker.get(), MakeInit({{"no_such_udf", 0}})));
   const arrow::Status ready = session->WaitUntilReady();
   ASSERT_FALSE(ready.ok());
   EXPECT_NE(ready.message().find("no_such_udf"), std::string::npos) << ready.ToString();

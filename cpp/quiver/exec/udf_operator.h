@@ -50,7 +50,7 @@ struct UdfOperatorOptions {
   /// What the caller calls `pass_through` in its own interface, quoted in the
   /// errors about it (the quiver command says "--select").
   std::string pass_through_label = "pass_through";
-  /// Worker sessions per run (each on its own worker process).
+  /// Worker executions per run (each on its own worker process).
   int workers = 1;
   /// Batches sent to one worker and not yet answered; bounds memory.
   int max_batches_in_flight_per_worker = 4;

@@ -92,7 +92,7 @@ class UdfRunImpl : public UdfRun {
     arrow::FieldVector fields;
     for (int index : pass_through_) fields.push_back(input.field(index));
     for (int i = 0; i < results->num_fields(); ++i) {
-      // Fields past the UDFs' own are their NAME__error columns (checked by the session).
+      // Fields past the UDFs' own are their NAME__error columns (checked by the worker execution).
       const bool is_udf = i < static_cast<int>(options_.udfs.size());
       const auto& declared = is_udf ? options_.udfs[i].return_type : nullptr;
       if (declared != nullptr && !declared->Equals(*results->field(i)->type())) {

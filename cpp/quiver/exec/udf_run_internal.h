@@ -12,7 +12,7 @@
 
 namespace quiver::exec::internal {
 
-/// Acquires workers, starts a session on each, and returns the run reading
+/// Acquires workers, starts an execution on each, and returns the run reading
 /// `input`. `runtime_label` (e.g. " (runtime 'rs', worker command ./udfs)") is
 /// put beside the UDF names in every error.
 arrow::Result<std::shared_ptr<UdfRun>> StartUdfRun(worker::WorkerDispatcher* dispatcher,

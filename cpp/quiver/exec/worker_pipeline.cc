@@ -9,7 +9,7 @@
 #include "quiver/exec/batch_bytes.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 
 namespace quiver::exec {
 
@@ -47,14 +47,14 @@ arrow::Status WorkerPipeline::StartWorkers(const v1::Init& init) {
   for (size_t i = 0; i < workers_.size(); ++i) worker_metrics_[i].worker = workers_[i]->Describe();
   // Every worker loads its UDFs at once; then each answer is waited for.
   for (auto& worker : workers_) {
-    auto session = worker::WorkerSession::Start(worker.get(), init);
-    if (!session.ok()) return Fail(session.status(), "while starting");
-    sessions_.push_back(std::move(session).ValueUnsafe());
+    auto execution = worker::WorkerExecution::Start(worker.get(), init);
+    if (!execution.ok()) return Fail(execution.status(), "while starting");
+    executions_.push_back(std::move(execution).ValueUnsafe());
   }
-  for (auto& session : sessions_) {
-    arrow::Status ready = session->WaitUntilReady();
+  for (auto& execution : executions_) {
+    arrow::Status ready = execution->WaitUntilReady();
     if (!ready.ok()) return Fail(ready, "while starting");
-    const auto& schema = session->result_schema();
+    const auto& schema = execution->result_schema();
     if (result_schema_ == nullptr) {
       result_schema_ = schema;
     } else if (!result_schema_->Equals(*schema, /*check_metadata=*/false)) {
@@ -84,7 +84,7 @@ arrow::Status WorkerPipeline::Submit(const arrow::RecordBatch& batch, int64_t ex
   auto measured = BatchBytes(batch);
   const int64_t bytes = measured.ok() ? *measured : BatchBytesUpperBound(batch);
   if (options_.max_bytes_in_flight_per_worker > 0) in_flight_bytes_.SawInput(bytes);
-  arrow::Status sent = sessions_[pending.worker]->Send(pending.sequence, batch);
+  arrow::Status sent = executions_[pending.worker]->Send(pending.sequence, batch);
   if (!sent.ok()) return Fail(sent, Where(pending));
   WorkerMetrics& metrics = worker_metrics_[pending.worker];
   metrics.batches += 1;
@@ -101,7 +101,7 @@ arrow::Result<Answer> WorkerPipeline::Next() {
   Pending pending = std::move(pending_.front());
   pending_.pop_front();
   const auto waiting_since = std::chrono::steady_clock::now();
-  auto result = sessions_[pending.worker]->Receive(pending.sequence, pending.rows);
+  auto result = executions_[pending.worker]->Receive(pending.sequence, pending.rows);
   WorkerMetrics& metrics = worker_metrics_[pending.worker];
   metrics.wait_nanos += std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::steady_clock::now() - waiting_since)
@@ -118,8 +118,8 @@ arrow::Result<Answer> WorkerPipeline::Next() {
 arrow::Result<int64_t> WorkerPipeline::Finish() {
   if (!failure_.ok()) return failure_;
   int64_t udf_nanos = 0;
-  for (size_t i = 0; i < sessions_.size(); ++i) {
-    auto metrics = sessions_[i]->Finish();
+  for (size_t i = 0; i < executions_.size(); ++i) {
+    auto metrics = executions_[i]->Finish();
     if (!metrics.ok()) return Fail(metrics.status(), "while finishing");
     arrow::Status taken = TakeReportedMetrics(*metrics, &worker_metrics_[i]);
     if (!taken.ok()) return Fail(taken, "while finishing in " + workers_[i]->Describe());
@@ -161,7 +161,7 @@ arrow::Status WorkerPipeline::Fail(const arrow::Status& status, const std::strin
 }
 
 void WorkerPipeline::Stop() {
-  sessions_.clear();  // aborts unfinished sessions and joins their threads
+  executions_.clear();  // aborts unfinished executions and joins their threads
   for (auto& worker : workers_) dispatcher_->Release(std::move(worker));
   workers_.clear();
   pending_.clear();

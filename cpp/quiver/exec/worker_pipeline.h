@@ -25,7 +25,7 @@
 namespace quiver::worker {
 class Worker;
 class WorkerDispatcher;
-class WorkerSession;
+class WorkerExecution;
 }  // namespace quiver::worker
 
 namespace quiver::exec {
@@ -102,7 +102,7 @@ class WorkerPipeline {
                        std::string what);
 
   /// Waits for the oldest unanswered batch's answer (schema, rows and full
-  /// validation checked by the worker session).
+  /// validation checked by the worker execution).
   arrow::Result<Answer> Next();
 
   /// Ends the execution on every worker (all answers must have been taken) and
@@ -145,7 +145,7 @@ class WorkerPipeline {
   const PipelineOptions options_;
   int workers_count_ = 0;
   std::vector<std::unique_ptr<worker::Worker>> workers_;
-  std::vector<std::unique_ptr<worker::WorkerSession>> sessions_;
+  std::vector<std::unique_ptr<worker::WorkerExecution>> executions_;
   std::shared_ptr<arrow::Schema> result_schema_;
   std::deque<Pending> pending_;
   InFlightBytes in_flight_bytes_;

@@ -14,7 +14,7 @@
 #include "quiver/testing/status_matchers.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 
 namespace quiver::worker {
 namespace {
@@ -61,7 +61,7 @@ class Conformance : public ::testing::TestWithParam<std::string> {
   arrow::Result<std::vector<std::shared_ptr<arrow::RecordBatch>>> Run(
       const std::vector<std::string>& functions,
       const std::vector<std::shared_ptr<arrow::RecordBatch>>& batches) {
-    ARROW_ASSIGN_OR_RAISE(auto session, WorkerSession::Start(worker_.get(), MakeInit(functions)));
+    ARROW_ASSIGN_OR_RAISE(auto session, WorkerExecution::Start(worker_.get(), MakeInit(functions)));
     ARROW_RETURN_NOT_OK(session->WaitUntilReady());
     for (size_t i = 0; i < batches.size(); ++i) ARROW_RETURN_NOT_OK(session->Send(i, *batches[i]));
     std::vector<std::shared_ptr<arrow::RecordBatch>> results;
@@ -125,7 +125,7 @@ TEST_P(Conformance, ZeroBatches) {
 
 TEST_P(Conformance, CancelMidStream) {
   ASSERT_OK_AND_ASSIGN(auto session,
-                       WorkerSession::Start(worker_.get(), MakeInit({"slow_identity"})));
+                       WorkerExecution::Start(worker_.get(), MakeInit({"slow_identity"})));
   ASSERT_OK(session->WaitUntilReady());
   for (int i = 0; i < 10; ++i) ASSERT_OK(session->Send(i, *Texts(5)));
   ASSERT_OK(session->Receive(0, 5).status());

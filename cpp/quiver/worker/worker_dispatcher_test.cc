@@ -17,7 +17,7 @@
 #include "quiver/testing/status_matchers.h"
 #include "quiver/worker/child_process.h"
 #include "quiver/worker/worker.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 
 namespace quiver::worker {
 namespace {
@@ -136,7 +136,7 @@ TEST(WorkerDispatcher, ConnectsToARunningRemoteWorker) {
   udf->set_payload_format("python/ref");
   udf->set_payload(std::string(QUIVER_TESTING_UDFS) + "/conformance_udfs.py:identity");
   udf->add_argument_offsets(0);
-  ASSERT_OK_AND_ASSIGN(auto session, WorkerSession::Start(worker.get(), init));
+  ASSERT_OK_AND_ASSIGN(auto session, WorkerExecution::Start(worker.get(), init));
   ASSERT_OK(session->WaitUntilReady());
   arrow::StringBuilder texts;
   ASSERT_OK(texts.AppendValues({"a", "b"}));

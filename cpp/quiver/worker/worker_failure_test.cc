@@ -15,7 +15,7 @@
 #include "quiver/testing/status_matchers.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 
 namespace quiver::worker {
 namespace {
@@ -54,7 +54,7 @@ class WorkerFailure : public ::testing::Test {
     spec.stop_grace = milliseconds(500);
     ARROW_ASSIGN_OR_RAISE(dispatcher_, WorkerDispatcher::Make(spec));
     ARROW_ASSIGN_OR_RAISE(worker_, dispatcher_->Acquire());
-    ARROW_ASSIGN_OR_RAISE(auto session, WorkerSession::Start(worker_.get(), MakeInit(function)));
+    ARROW_ASSIGN_OR_RAISE(auto session, WorkerExecution::Start(worker_.get(), MakeInit(function)));
     ARROW_RETURN_NOT_OK(session->WaitUntilReady());
     ARROW_RETURN_NOT_OK(session->Send(0, *Texts()));
     return session->Receive(0, expected_rows).status();
@@ -124,7 +124,7 @@ TEST_P(OversizedBatch, IsRefusedBeforeSendingNamingBatchSizeAndLimit) {
   spec.max_message_bytes = 4096;
   ASSERT_OK_AND_ASSIGN(auto dispatcher, WorkerDispatcher::Make(spec));
   ASSERT_OK_AND_ASSIGN(auto worker, dispatcher->Acquire());
-  ASSERT_OK_AND_ASSIGN(auto session, WorkerSession::Start(worker.get(), MakeInit("identity")));
+  ASSERT_OK_AND_ASSIGN(auto session, WorkerExecution::Start(worker.get(), MakeInit("identity")));
   ASSERT_OK(session->WaitUntilReady());
   arrow::StringBuilder builder;
   ASSERT_OK(builder.AppendValues(std::vector<std::string>(3, std::string(10000, 'x'))));

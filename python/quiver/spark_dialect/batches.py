@@ -14,7 +14,7 @@ from typing import BinaryIO
 import pyarrow as pa
 
 from quiver.worker.batch_codec import BatchDecoder
-from quiver.worker.errors import ProtocolError
+from quiver.worker.errors import ProtocolViolation
 
 _READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
 
@@ -42,7 +42,7 @@ class SparkBatchDecoder(BatchDecoder):
             return body
         try:
             return super().decode(body)
-        except ProtocolError as usual_error:
+        except ProtocolViolation as usual_error:
             if not isinstance(body, pa.Buffer):
                 raise
             batches = self._other_shapes(body, usual_error)
@@ -50,7 +50,9 @@ class SparkBatchDecoder(BatchDecoder):
             return batches[0]
         raise SeveralBatches(batches)
 
-    def _other_shapes(self, body: pa.Buffer, usual_error: ProtocolError) -> list[pa.RecordBatch]:
+    def _other_shapes(
+        self, body: pa.Buffer, usual_error: ProtocolViolation
+    ) -> list[pa.RecordBatch]:
         """Decode a bare record-batch message or a stream of several batches, validated."""
         try:
             first = pa.ipc.read_message(body)
@@ -65,13 +67,13 @@ class SparkBatchDecoder(BatchDecoder):
                 raise usual_error
             for batch in batches:
                 batch.validate(full=True)
-        except ProtocolError:
+        except ProtocolViolation:
             raise
         except Exception as exc:  # whatever Arrow makes of bad bytes, it is the engine's error
-            raise ProtocolError(
+            raise ProtocolViolation(
                 f"DataRequest.data is neither an Arrow IPC stream nor a record-batch message "
                 f"of Init.input_schema: {exc}"
             ) from exc
         if not batches:
-            raise ProtocolError("DataRequest.data is an Arrow IPC stream with no record batch")
+            raise ProtocolViolation("DataRequest.data is an Arrow IPC stream with no record batch")
         return batches

@@ -15,7 +15,7 @@ import pyarrow as pa
 from quiver._proto import pb
 from quiver.protocol import PROTOCOL_VERSION as QUIVER_PROTOCOL_VERSION
 from quiver.spark_dialect.messages import PROTOCOL_VERSION, common, spb
-from quiver.worker.errors import ProtocolError, WorkerError
+from quiver.worker.errors import ProtocolViolation, WorkerFailure
 from quiver.worker.loader import PYTHON_CLOUDPICKLE, PYTHON_REF, load_udf_object
 
 # Spark's eval_type strings this worker runs, as quiver.v1's enum; grouped and table kinds are
@@ -45,7 +45,7 @@ class PendingInit:
     def translate(self) -> tuple[pb.Init, pa.Schema]:
         """Check the whole Init; return quiver.v1's Init and the input schema.
 
-        Raises ProtocolError or WorkerError as the contract says for each field.
+        Raises ProtocolViolation or WorkerFailure as the contract says for each field.
         """
         init = self.init
         _check_version_and_format(init)
@@ -76,7 +76,7 @@ class PendingInit:
 def _check_version_and_format(init: spb.Init) -> None:
     """Reject a protocol version other than 1 and any data format but ARROW."""
     if init.HasField("protocol_version") and init.protocol_version != PROTOCOL_VERSION:
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"Init has protocol_version {init.protocol_version}; this worker speaks version "
             f"{PROTOCOL_VERSION} of Spark's UDF worker protocol"
         )
@@ -85,20 +85,20 @@ def _check_version_and_format(init: spb.Init) -> None:
             name = f"{common.UDFWorkerDataFormat.Name(init.data_format)} ({init.data_format})"
         except ValueError:
             name = f"{init.data_format} (unknown)"
-        raise ProtocolError(f"Init has data_format {name}; this worker supports ARROW (1) only")
+        raise ProtocolViolation(f"Init has data_format {name}; this worker supports ARROW (1) only")
 
 
 def _check_payload(udf: spb.UdfPayload, payload: bytes) -> None:
     """Check the assembled payload against payload_size and payload_crc32, when given."""
     if udf.HasField("payload_size") and udf.payload_size != len(payload):
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"the UDF payload has {len(payload)} bytes (inline and chunks), but "
             f"payload_size says {udf.payload_size}"
         )
     if udf.HasField("payload_crc32"):
         crc = zlib.crc32(payload)
         if crc != udf.payload_crc32:
-            raise ProtocolError(
+            raise ProtocolViolation(
                 f"the UDF payload's CRC-32 is {crc:#010x}, but payload_crc32 says "
                 f"{udf.payload_crc32:#010x}: the payload was damaged or assembled out of order"
             )
@@ -107,7 +107,7 @@ def _check_payload(udf: spb.UdfPayload, payload: bytes) -> None:
 def _input_schema(init: spb.Init) -> pa.Schema:
     """Read the required input schema (one encapsulated Arrow IPC schema message)."""
     if not init.HasField("input_schema") or not init.input_schema:
-        raise ProtocolError(
+        raise ProtocolViolation(
             "Init has no input_schema: a quiver worker needs the Arrow schema of the "
             "DataRequest batches (every field is an argument of the UDF, in order)"
         )
@@ -120,7 +120,7 @@ def _output_schema(init: spb.Init) -> bytes:
         return b""
     schema = _read_schema(init.output_schema, "Init.output_schema")
     if len(schema) != 1:
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"Init.output_schema must have exactly one field (the UDF's result), it has "
             f"{len(schema)}"
         )
@@ -133,7 +133,7 @@ def _read_schema(data: bytes, what: str) -> pa.Schema:
         schema = pa.ipc.read_schema(pa.py_buffer(data))
         str(schema)  # a field name that is not UTF-8 fails here, not later in a UDF
     except Exception as exc:  # whatever Arrow makes of bad bytes, it is the engine's error
-        raise ProtocolError(f"{what} is not an Arrow IPC schema message: {exc}") from exc
+        raise ProtocolViolation(f"{what} is not an Arrow IPC schema message: {exc}") from exc
     return schema
 
 
@@ -144,7 +144,7 @@ def _eval_type(udf: spb.UdfPayload) -> pb.EvalType:
     try:
         return EVAL_TYPES[udf.eval_type]
     except KeyError:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF eval_type {udf.eval_type!r} is not one this worker runs in Spark's dialect; "
             f"it runs {', '.join(EVAL_TYPES)} (grouped and table kinds run over quiver.v1)"
         ) from None
@@ -157,16 +157,16 @@ def _constructor_args(init: spb.Init) -> str:
     try:
         parameters = json.loads(init.parameters.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ProtocolError(f"Init.parameters is not UTF-8 JSON: {exc}") from None
+        raise ProtocolViolation(f"Init.parameters is not UTF-8 JSON: {exc}") from None
     if not isinstance(parameters, dict):
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"Init.parameters must be a JSON object, not {type(parameters).__name__}"
         )
     args = parameters.get(CONSTRUCTOR_ARGS_KEY)
     if args is None:
         return ""
     if not isinstance(args, dict):
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"Init.parameters[{CONSTRUCTOR_ARGS_KEY!r}] must be a JSON object of keyword "
             f"arguments, not {type(args).__name__}"
         )

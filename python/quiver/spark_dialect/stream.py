@@ -29,7 +29,7 @@ from quiver.spark_dialect.codec import (
 from quiver.spark_dialect.init import PendingInit
 from quiver.spark_dialect.messages import spb
 from quiver.transport.inbox import END, Inbox, StopRequest
-from quiver.worker.errors import ExecutionError, ProtocolError, WorkerError
+from quiver.worker.errors import ExecutionError, ProtocolViolation, WorkerFailure
 from quiver.worker.execution import Execution, peak_rss_bytes
 
 SHUTTING_DOWN = "the worker is shutting down"
@@ -131,7 +131,7 @@ class ExecuteStream:
             self._dispatch(item)
         except Exception as exc:
             self.log.exception("unexpected failure on an Execute stream")
-            self._protocol_failure(WorkerError(f"the worker failed: {type(exc).__name__}: {exc}"))
+            self._protocol_failure(WorkerFailure(f"the worker failed: {type(exc).__name__}: {exc}"))
 
     def _dispatch(self, item: SparkItem | StopRequest) -> None:
         """Hand one request to the handler of its kind."""
@@ -142,7 +142,7 @@ class ExecuteStream:
         elif isinstance(item, StopRequest):
             self._on_stop(item.reason)
         elif isinstance(item, UndecodableMessage):
-            self._protocol_failure(ProtocolError(item.reason))
+            self._protocol_failure(ProtocolViolation(item.reason))
         else:
             kind = item.control.WhichOneof("control") if item.HasField("control") else None
             if kind == "init":
@@ -153,13 +153,13 @@ class ExecuteStream:
                 self._on_finish()
             else:
                 self._protocol_failure(
-                    ProtocolError("a UdfRequest holds no request (unknown or empty oneof)")
+                    ProtocolViolation("a UdfRequest holds no request (unknown or empty oneof)")
                 )
 
     def _on_init(self, init: spb.Init) -> None:
         """Start the execution: load the UDF now, or once its last payload chunk arrived."""
         if self.phase is not Phase.AWAIT_INIT:
-            self._protocol_failure(ProtocolError(f"a second Init ({self.phase.value})"))
+            self._protocol_failure(ProtocolViolation(f"a second Init ({self.phase.value})"))
             return
         self.pending = PendingInit(init)
         self.chunked = self.pending.chunked
@@ -181,7 +181,7 @@ class ExecuteStream:
             problem = "a PayloadChunk, but Init did not set is_chunking_payload"
         else:
             problem = "a PayloadChunk after the one marked last"
-        self._protocol_failure(ProtocolError(problem))
+        self._protocol_failure(ProtocolViolation(problem))
 
     def _on_data(self, data: memoryview) -> None:
         """Answer one DataRequest with one DataResponse per record batch, in order."""
@@ -191,7 +191,7 @@ class ExecuteStream:
         if self.phase is Phase.FAILED:
             return  # after an error, batches are not answered until Cancel
         if self.phase is not Phase.DATA:
-            self._protocol_failure(ProtocolError("a DataRequest before InitResponse"))
+            self._protocol_failure(ProtocolViolation("a DataRequest before InitResponse"))
             return
         if self.inbox.cancel_ahead():
             self.log.debug("dropping a DataRequest: a Cancel follows it")
@@ -211,7 +211,7 @@ class ExecuteStream:
         if self.phase is Phase.FAILED:
             return  # the engine owes a Cancel (Cancel-after-Finish)
         if self.phase is not Phase.DATA:
-            self._protocol_failure(ProtocolError("Finish before InitResponse"))
+            self._protocol_failure(ProtocolViolation("Finish before InitResponse"))
             return
         if self.inbox.cancel_ahead():
             return  # a Cancel follows before FinishResponse: it is answered instead
@@ -229,7 +229,7 @@ class ExecuteStream:
 
     def _on_stop(self, reason: str) -> None:
         """End the stream from the worker's side: an error, then CancelResponse."""
-        error = WorkerError(reason)
+        error = WorkerFailure(reason)
         cancel = spb.CancelResponse(metrics=self._metrics_text())
         if self.phase is Phase.DATA:
             self._send_error(error)
@@ -248,7 +248,7 @@ class ExecuteStream:
             self.phase = Phase.ENDED
             return
         cancel = spb.CancelResponse(metrics=self._metrics_text())
-        cancel.error.CopyFrom(to_spark_error(ProtocolError(HALF_CLOSED)))
+        cancel.error.CopyFrom(to_spark_error(ProtocolViolation(HALF_CLOSED)))
         self.log.warning("%s (%s)", HALF_CLOSED, self.phase.value)
         self._end(response(cancel=cancel))
 

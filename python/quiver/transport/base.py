@@ -3,7 +3,7 @@
 A transport meets the engine at an endpoint, authenticates, turns its bytes into
 :data:`~quiver.protocol.items.EngineItem` values and carries answers back. For every conversation
 with the engine (the uds connection; one gRPC ``Execute`` call) it asks the runtime for a
-:class:`Session` and feeds it the items in order. The runtime never sees a socket or a call.
+:class:`Conversation` and feeds it the items in order. The runtime never sees a socket or a call.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class MessageSink(Protocol):
         """Send the result batch of ``sequence`` (one Arrow IPC stream, as buffers)."""
 
 
-class Session(Protocol):
+class Conversation(Protocol):
     """The worker's runtime for one conversation, as a transport drives it."""
 
     @property
@@ -70,8 +70,9 @@ class Session(Protocol):
         """Stop the UDFs of the current execution, if any."""
 
 
-# Makes the Session of a conversation: (where answers go, whether a Cancel already waits).
-SessionFactory = Callable[[MessageSink, Callable[[], bool]], Session]
+# Makes the Conversation of one connection or call from where answers go and whether a Cancel
+# already waits.
+ConversationFactory = Callable[[MessageSink, Callable[[], bool]], Conversation]
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class Transport(Protocol):
     name: str  # as in --transport
     schemes: tuple[str, ...]  # the endpoint prefixes it takes, e.g. "unix:"
 
-    def serve(self, config: WorkerConfig, new_session: SessionFactory) -> int:
+    def serve(self, config: WorkerConfig, new_conversation: ConversationFactory) -> int:
         """Serve the engine until it is done with this worker; return the exit status.
 
         SIGTERM reaches the caller as an exception, which serve() lets through after cleaning up.

@@ -28,8 +28,8 @@ from quiver.protocol.items import EngineItem, IncomingBatch, UndecodableMessage
 from quiver.transport.base import (
     EXIT_CONNECTION_LOST,
     EXIT_USAGE,
+    ConversationFactory,
     EndpointError,
-    SessionFactory,
     WorkerConfig,
 )
 from quiver.transport.socket_inbox import FrameToItem
@@ -261,7 +261,7 @@ class ShmTransport:
     name = "shm"
     schemes = (SHM_SCHEME,)
 
-    def serve(self, config: WorkerConfig, new_session: SessionFactory) -> int:
+    def serve(self, config: WorkerConfig, new_conversation: ConversationFactory) -> int:
         """Serve the one connection; return the exit status."""
         log = config.log
         try:
@@ -273,7 +273,7 @@ class ShmTransport:
             log.error("cannot connect to %s: %s", config.endpoint, exc)
             return EXIT_CONNECTION_LOST
         try:
-            return serve_connected(conn, config, new_session, shm_item(conn), conn.open_arenas)
+            return serve_connected(conn, config, new_conversation, shm_item(conn), conn.open_arenas)
         except SetupError as exc:
             log.error("cannot set up shared memory with the engine: %s", exc)
             return EXIT_CONNECTION_LOST

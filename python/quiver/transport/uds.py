@@ -37,9 +37,9 @@ from quiver.transport.base import (
     EXIT_OK,
     EXIT_USAGE,
     ChannelClosed,
+    Conversation,
+    ConversationFactory,
     EndpointError,
-    Session,
-    SessionFactory,
     WorkerConfig,
 )
 from quiver.transport.inbox import END, StopRequest
@@ -167,7 +167,7 @@ class UdsTransport:
     name = "uds"
     schemes = (UNIX_SCHEME,)
 
-    def serve(self, config: WorkerConfig, new_session: SessionFactory) -> int:
+    def serve(self, config: WorkerConfig, new_conversation: ConversationFactory) -> int:
         """Serve the one connection; return the exit status."""
         log = config.log
         try:
@@ -178,19 +178,19 @@ class UdsTransport:
         except OSError as exc:
             log.error("cannot connect to %s: %s", config.endpoint, exc)
             return EXIT_CONNECTION_LOST
-        return serve_connected(conn, config, new_session, frame_item)
+        return serve_connected(conn, config, new_conversation, frame_item)
 
 
 def serve_connected(
     conn: UdsConnection,
     config: WorkerConfig,
-    new_session: SessionFactory,
+    new_conversation: ConversationFactory,
     to_item: FrameToItem,
     open_connection: Callable[[], None] | None = None,
 ) -> int:
     """Serve a connected socket: send Hello, run the transport's own `open_connection` step
     (shm: take the arenas), then feed the engine's frames, turned into items by `to_item`, to a
-    session until EOF or Shutdown; close `conn` whatever happens and return the exit status."""
+    conversation until EOF or Shutdown; close `conn` whatever happens and return the exit status."""
     log = config.log
     try:
         log.info("connected to %s (pid %d)", config.endpoint, config.hello.pid)
@@ -198,8 +198,8 @@ def serve_connected(
         if open_connection is not None:
             open_connection()
         inbox = SocketInbox(conn.sock, to_item, DEFAULT_LIMITS, log)
-        session = new_session(conn, inbox.cancel_ahead)
-        return _converse(inbox, session, conn, log)
+        conversation = new_conversation(conn, inbox.cancel_ahead)
+        return _converse(inbox, conversation, conn, log)
     except ChannelClosed as exc:
         log.error("connection to the engine lost: %s", exc)
         return EXIT_CONNECTION_LOST
@@ -216,18 +216,18 @@ def send_hello(conn: UdsConnection, config: WorkerConfig) -> None:
 
 
 def _converse(
-    inbox: SocketInbox, session: Session, conn: UdsConnection, log: logging.Logger
+    inbox: SocketInbox, conversation: Conversation, conn: UdsConnection, log: logging.Logger
 ) -> int:
-    """Feed the session until the engine closes the connection or says Shutdown."""
+    """Feed the conversation until the engine closes the connection or says Shutdown."""
     try:
         while (item := inbox.get()) is not END:
             if isinstance(item, pb.EngineMessage) and item.WhichOneof("kind") == "shutdown":
-                if _on_shutdown(item.shutdown, session, conn, log):
+                if _on_shutdown(item.shutdown, conversation, conn, log):
                     return EXIT_OK
             elif not isinstance(item, StopRequest):
-                session.handle(item)  # type: ignore[arg-type]
+                conversation.handle(item)  # type: ignore[arg-type]
     finally:
-        session.close()
+        conversation.close()
         inbox.close()
     if inbox.error is None:
         log.info("the engine closed the connection; exiting")
@@ -235,12 +235,14 @@ def _converse(
     return _on_broken_stream(inbox.error, conn, log)
 
 
-def _on_shutdown(shutdown: pb.Shutdown, session: Session, conn: UdsConnection, log) -> bool:
+def _on_shutdown(
+    shutdown: pb.Shutdown, conversation: Conversation, conn: UdsConnection, log
+) -> bool:
     """Echo Shutdown and tell the caller to exit (only when idle, unless cancel_running)."""
-    if not session.idle and not shutdown.cancel_running:
-        session.reject("Shutdown during an execution (set cancel_running to stop it)")
+    if not conversation.idle and not shutdown.cancel_running:
+        conversation.reject("Shutdown during an execution (set cancel_running to stop it)")
         return False
-    session.close()
+    conversation.close()
     conn.send_message(
         pb.WorkerMessage(shutdown=pb.Shutdown(cancel_running=shutdown.cancel_running))
     )

@@ -27,7 +27,7 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from quiver.worker.errors import ProtocolError
+from quiver.worker.errors import ProtocolViolation
 
 # Results up to this size are serialized into one buffer (one copy of the batch): cheaper than
 # a stream writer until the copy itself dominates.
@@ -136,17 +136,17 @@ def decode_batch(body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
 
     The batch comes from another process, so it is checked the way Arrow checks untrusted data
     (``validate(full=True)``: buffer sizes, offsets, dictionary indices, UTF-8, nested children)
-    before any UDF or kernel reads it; bad bytes must give a ProtocolError, never a crash.
+    before any UDF or kernel reads it; bad bytes must give a ProtocolViolation, never a crash.
     """
     try:
         reader = pa.ipc.open_stream(body, options=_READ_OPTIONS)
         batches = list(reader)
     except Exception as exc:  # whatever Arrow makes of bad bytes, it is the peer's error
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"a Data body is not a valid Arrow IPC stream: {error_reason(exc)}"
         ) from exc
     if len(batches) != 1:
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"a Data body must hold exactly one record batch, but it holds {len(batches)}"
         )
     batch = batches[0]
@@ -154,7 +154,9 @@ def decode_batch(body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
         check_names(batch.schema)
         batch.validate(full=True)
     except Exception as exc:
-        raise ProtocolError(f"a Data batch is not valid Arrow data: {error_reason(exc)}") from exc
+        raise ProtocolViolation(
+            f"a Data batch is not valid Arrow data: {error_reason(exc)}"
+        ) from exc
     return batch
 
 

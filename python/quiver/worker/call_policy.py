@@ -22,7 +22,7 @@ from typing import Any
 
 from quiver.retry import CallPolicy, Retry, RetryAfter
 from quiver.udf import check_policy_fits
-from quiver.worker.errors import WorkerError, error_class_name
+from quiver.worker.errors import WorkerFailure, error_class_name
 
 
 class BatchCancelled(BaseException):  # noqa: N818 - it is a signal, not an error
@@ -177,23 +177,23 @@ def with_call_options(
 
     Keys: ``on_error``, ``max_concurrency``, ``timeout`` and ``retries`` (a number of attempts,
     or an object of :class:`quiver.Retry` fields other than ``on``). Anything else, or a value
-    the UDF cannot take, is a WorkerError at Init.
+    the UDF cannot take, is a WorkerFailure at Init.
     """
     if not text:
         return declared
     try:
         options = json.loads(text)
     except ValueError as exc:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r}: call_options is not JSON ({exc}): {text[:200]!r}", udf_name
         ) from None
     if not isinstance(options, dict):
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r}: call_options must be a JSON object, not {text[:200]!r}", udf_name
         )
     unknown = sorted(set(options) - {"on_error", "max_concurrency", "timeout", "retries"})
     if unknown:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r}: unknown call option(s) {', '.join(unknown)}; the options are "
             "on_error, max_concurrency, timeout and retries",
             udf_name,
@@ -204,7 +204,7 @@ def with_call_options(
         policy = declared.replace(**options)
         check_policy_fits(func, eval_type, policy)
     except (TypeError, ValueError) as exc:
-        raise WorkerError(f"UDF {udf_name!r}: {exc}", udf_name) from None
+        raise WorkerFailure(f"UDF {udf_name!r}: {exc}", udf_name) from None
     return policy
 
 

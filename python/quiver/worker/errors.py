@@ -1,4 +1,9 @@
-"""The three ways an execution fails, and how each becomes a quiver.v1 ``Error`` message."""
+"""The three ways an execution fails, and how each becomes a quiver.v1 ``Error`` message.
+
+They are named apart from the engine-side errors of :mod:`quiver.errors` (``WorkerError``,
+``ProtocolError``) that a Session raises to its user: a ``WorkerFailure`` raised here travels as the
+protocol's ``WorkerError`` message, a ``ProtocolViolation`` as its ``ProtocolError``.
+"""
 
 from __future__ import annotations
 
@@ -43,7 +48,7 @@ class UserError(ExecutionError):
         )
 
 
-class WorkerError(ExecutionError):
+class WorkerFailure(ExecutionError):
     """The worker cannot run a UDF for a reason outside the UDF's code."""
 
     def __init__(self, message: str, udf_name: str = "") -> None:
@@ -56,7 +61,7 @@ class WorkerError(ExecutionError):
         return pb.Error(worker_error=pb.WorkerError(message=self.message, udf_name=self.udf_name))
 
 
-class ProtocolError(ExecutionError):
+class ProtocolViolation(ExecutionError):
     """The engine sent something the protocol does not allow here."""
 
     def __init__(self, message: str) -> None:

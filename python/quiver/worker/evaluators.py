@@ -19,7 +19,7 @@ from quiver.retry import CallPolicy
 from quiver.types import converts_exactly, plain_type
 from quiver.udf import SCALAR_ARROW, SCALAR_ARROW_ITER, SCALAR_PANDAS, SCALAR_ROW
 from quiver.worker.call_policy import PolicyCounts, PolicyRunner
-from quiver.worker.errors import WorkerError
+from quiver.worker.errors import WorkerFailure
 
 
 class ArrowEvaluator:
@@ -54,7 +54,7 @@ class ArrowEvaluator:
                 return self._decoded(pc.run_end_decode(arg))
             return arg.cast(plain)
         except pa.ArrowException as exc:
-            raise WorkerError(
+            raise WorkerFailure(
                 f"cannot decode argument of type {arg.type} for UDF {self.udf_name!r} to "
                 f"{plain}: {exc}; declare the UDF with decode=False to receive it as it is",
                 self.udf_name,
@@ -94,7 +94,7 @@ class PandasEvaluator(ArrowEvaluator):
         try:
             return [self._to_series(arg) for arg in arrays]
         except (pa.ArrowException, TypeError, ValueError) as exc:
-            raise WorkerError(
+            raise WorkerFailure(
                 f"cannot convert the arguments of UDF {self.udf_name!r} to pandas: {exc}",
                 self.udf_name,
             ) from exc
@@ -141,7 +141,7 @@ class _BatchFeeder(Iterator[tuple]):
         if self._ended:
             raise StopIteration
         # Batches are answered one by one, so a UDF that reads ahead would wait forever.
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {self.udf_name!r} (scalar_arrow_iter) asked for the next batch before yielding "
             "the result of the current one; it must yield exactly one array per input batch",
             self.udf_name,
@@ -172,13 +172,13 @@ class ArrowIterEvaluator(ArrowEvaluator):
         try:
             result = next(results)
         except StopIteration:
-            raise WorkerError(
+            raise WorkerFailure(
                 f"UDF {self.udf_name!r} (scalar_arrow_iter) stopped yielding before its input "
                 "ended; it must yield exactly one array per input batch",
                 self.udf_name,
             ) from None
         if self._feeder.holds_batch:
-            raise WorkerError(
+            raise WorkerFailure(
                 f"UDF {self.udf_name!r} (scalar_arrow_iter) yielded a result before reading its "
                 "input batch; it must yield exactly one array per input batch",
                 self.udf_name,
@@ -190,7 +190,7 @@ class ArrowIterEvaluator(ArrowEvaluator):
         if self._results is None:
             returned = self.func(self._feeder)
             if not hasattr(returned, "__next__"):
-                raise WorkerError(
+                raise WorkerFailure(
                     f"UDF {self.udf_name!r} (scalar_arrow_iter) returned "
                     f"{type(returned).__name__}, not an iterator; write it as a generator that "
                     "yields one array per input batch",
@@ -210,7 +210,7 @@ class ArrowIterEvaluator(ArrowEvaluator):
             return
         finally:
             self._results = None
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {self.udf_name!r} (scalar_arrow_iter) yielded more arrays than it got batches",
             self.udf_name,
         )
@@ -281,7 +281,7 @@ class RowEvaluator(_PolicyEvaluatorBase):
     def prepare(self, args: list[pa.Array]) -> list[Any]:
         """Turn the argument columns into one tuple of Python values per row."""
         if not args:
-            raise WorkerError(
+            raise WorkerFailure(
                 f"UDF {self.udf_name!r} is called once per row (scalar_row) but has no "
                 "arguments, so it cannot tell the rows apart; give it a column",
                 self.udf_name,
@@ -407,11 +407,11 @@ def coerce_result(value: Any, return_type: pa.DataType, udf_name: str, num_rows:
     """Return a UDF's result as an Array of ``return_type`` and ``num_rows`` rows.
 
     A result of another type is converted only when no value changes (docs/types.md, "Results");
-    otherwise WorkerError names the UDF, the types, and the first row and value that do not fit.
+    otherwise WorkerFailure names the UDF, the types, and the first row and value that do not fit.
     """
     array = _to_array(value, return_type, udf_name)
     if len(array) != num_rows:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r} returned {len(array)} rows for a batch of {num_rows} rows; a "
             "scalar UDF returns exactly one value per input row",
             udf_name,
@@ -438,7 +438,7 @@ def _to_array(value: Any, return_type: pa.DataType, udf_name: str) -> pa.Array:
     elif isinstance(value, (list, tuple)):
         from_pandas = False
     else:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r} returned {type(value).__name__}; expected a pyarrow Array (or a "
             "ChunkedArray, pandas Series, numpy array or list) of its return type",
             udf_name,
@@ -451,7 +451,7 @@ def _to_array(value: Any, return_type: pa.DataType, udf_name: str) -> pa.Array:
         return pa.array(value, type=return_type, from_pandas=from_pandas)
     except _CONVERSION_ERRORS as exc:
         row = _first_unconvertible_value(value, return_type, from_pandas)
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r} returned values that do not convert to its return type "
             f"{return_type}{_row_text(row)}: {exc}",
             udf_name,
@@ -464,7 +464,7 @@ _CONVERSION_ERRORS = (pa.ArrowException, TypeError, ValueError, OverflowError)
 def _convert(array: pa.Array, return_type: pa.DataType, udf_name: str) -> pa.Array:
     """Convert ``array`` to ``return_type`` when every value survives; else raise WorkerError."""
     if not converts_exactly(array.type, return_type):
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r} returned an array of type {array.type}, but its return type is "
             f"{return_type}; quiver converts a result only between types of the same kind (see "
             "docs/types.md): convert it in the UDF",
@@ -473,7 +473,7 @@ def _convert(array: pa.Array, return_type: pa.DataType, udf_name: str) -> pa.Arr
     try:
         return _checked_cast(array, return_type)
     except pa.ArrowNotImplementedError as exc:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r} returned an array of type {array.type}, which Arrow cannot "
             f"convert to its return type {return_type} ({exc}): convert it in the UDF",
             udf_name,
@@ -481,7 +481,7 @@ def _convert(array: pa.Array, return_type: pa.DataType, udf_name: str) -> pa.Arr
     except pa.ArrowException as exc:
         row = _first_failing_row(array, return_type)
         value = "values" if row is None else f"{_value_text(array[row].as_py())} at row {row}"
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r} returned {value}, which does not fit its return type "
             f"{return_type} without loss (the result has type {array.type}; {exc})",
             udf_name,

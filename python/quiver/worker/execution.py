@@ -33,7 +33,7 @@ from quiver.worker.batch_codec import (
     error_reason,
 )
 from quiver.worker.call_policy import with_call_options
-from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
+from quiver.worker.errors import ExecutionError, ProtocolViolation, UserError, WorkerFailure
 from quiver.worker.evaluators import ArrowEvaluator, coerce_result, make_evaluator
 from quiver.worker.instances import instance_for, parse_constructor_args
 from quiver.worker.kinds import KindExecution, is_kind_init
@@ -114,11 +114,11 @@ class Execution:
     def add_payload_chunk(self, chunk: pb.PayloadChunk) -> None:
         """Append a PayloadChunk to its UDF's payload."""
         if self.chunks_left == 0:
-            raise ProtocolError(
+            raise ProtocolViolation(
                 f"PayloadChunk beyond the {self.init.payload_chunk_count} announced by Init"
             )
         if chunk.udf_index >= len(self.payloads):
-            raise ProtocolError(
+            raise ProtocolViolation(
                 f"PayloadChunk for udf_index {chunk.udf_index}, but Init has "
                 f"{len(self.payloads)} UDFs"
             )
@@ -155,17 +155,17 @@ class Execution:
         """Reject an unsupported protocol version, data format or an empty UDF list."""
         init = self.init
         if init.protocol_version != PROTOCOL_VERSION:
-            raise ProtocolError(
+            raise ProtocolViolation(
                 f"Init has protocol_version {init.protocol_version}; this worker speaks "
                 f"{PROTOCOL_VERSION}"
             )
         if init.data_format != pb.ARROW_IPC_STREAM:
             name = _enum_name(pb.DataFormat, init.data_format)
-            raise WorkerError(
+            raise WorkerFailure(
                 f"Init has data_format {name}; this worker reads ARROW_IPC_STREAM only"
             )
         if not init.udfs:
-            raise ProtocolError("Init has no UDFs")
+            raise ProtocolViolation("Init has no UDFs")
 
     def _bind(self, index: int, definition: pb.UdfDefinition) -> BoundUdf:
         """Load one UDF and settle its return type, eval type and arguments."""
@@ -202,7 +202,7 @@ class Execution:
         kwargs.update(parse_constructor_args(name, getattr(definition, "constructor_args", "")))
         if not inspect.isclass(func):
             if kwargs:
-                raise WorkerError(
+                raise WorkerFailure(
                     f"UDF {name!r} is a function, but constructor arguments were given "
                     f"({', '.join(kwargs)}); only class UDFs take them",
                     name,
@@ -216,7 +216,7 @@ class Execution:
         width = len(self.input_schema) if self.input_schema is not None else None
         for offset in offsets:
             if offset < 0 or (width is not None and offset >= width):
-                raise ProtocolError(
+                raise ProtocolViolation(
                     f"UDF {name!r} has argument offset {offset}, but the input schema has "
                     f"{width} columns"
                 )
@@ -262,13 +262,13 @@ class Execution:
             return batch  # the schema of an earlier batch of this execution: checked then
         expected = self.input_schema
         if expected is not None and batch.schema.types != expected.types:
-            raise ProtocolError(
+            raise ProtocolViolation(
                 f"a Data batch has column types ({_types_text(batch.schema)}), but "
                 f"Init.input_schema has ({_types_text(expected)})"
             )
         for udf in self.udfs or ():
             if any(offset >= batch.num_columns for offset in udf.offsets):
-                raise ProtocolError(
+                raise ProtocolViolation(
                     f"UDF {udf.name!r} has argument offsets {list(udf.offsets)}, but the Data "
                     f"batch has {batch.num_columns} columns"
                 )
@@ -329,7 +329,7 @@ def _read_schema(data: bytes, what: str) -> pa.Schema | None:
         schema = pa.ipc.read_schema(pa.py_buffer(data))
         check_names(schema)
     except Exception as exc:  # whatever Arrow makes of bad bytes, it is the peer's error
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"{what} is not an Arrow IPC schema message: {error_reason(exc)}"
         ) from exc
     return schema
@@ -341,7 +341,7 @@ def _engine_return_type(definition: pb.UdfDefinition) -> pa.DataType | None:
     if schema is None:
         return None
     if len(schema) != 1:
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"return_type of UDF {definition.name!r} must be a schema with one field, "
             f"it has {len(schema)}"
         )
@@ -354,7 +354,7 @@ def _engine_eval_type(definition: pb.UdfDefinition) -> str | None:
         return None
     name = _EVAL_TYPE_NAMES.get(definition.eval_type)
     if name is None:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {definition.name!r} has eval_type {definition.eval_type}, which this worker "
             f"does not know; it runs {', '.join(EVAL_TYPES)}",
             definition.name,
@@ -371,13 +371,13 @@ def _check_declared(
 ) -> None:
     """Reject a decorated UDF whose types disagree with the ones the engine declared."""
     if engine_type is not None and engine_type != return_type:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {name!r} declares returns={return_type}, but the engine declared return type "
             f"{engine_type}",
             name,
         )
     if engine_eval is not None and engine_eval != eval_type:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {name!r} is a {eval_type} UDF, but the engine asked for {engine_eval}", name
         )
 
@@ -387,9 +387,9 @@ def _undecorated_types(
 ) -> tuple[pa.DataType, str]:
     """Settle the return type and eval type of a function without @quiver.udf."""
     if not callable(obj):
-        raise WorkerError(f"UDF {name!r} names a {type(obj).__name__}, not a function", name)
+        raise WorkerFailure(f"UDF {name!r} names a {type(obj).__name__}, not a function", name)
     if engine_type is None:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {name!r} has no return type: decorate the function with "
             "@quiver.udf(returns=...) (or have the engine declare the type)",
             name,
@@ -413,7 +413,7 @@ def _check_arity(name: str, func: Any, count: int, eval_type: str) -> None:
         signature.bind(*args)
     except TypeError as exc:
         passed = "one iterator" if eval_type == SCALAR_ARROW_ITER else f"{count} argument(s)"
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {name!r} cannot be called with {passed} ({eval_type}): {exc}", name
         ) from None
 

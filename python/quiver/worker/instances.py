@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from quiver.worker.errors import WorkerError, user_traceback
+from quiver.worker.errors import WorkerFailure, user_traceback
 from quiver.worker.loader import PYTHON_REF
 
 
@@ -43,12 +43,12 @@ def parse_constructor_args(udf_name: str, text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except ValueError as exc:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r}: constructor_args is not valid JSON ({exc}): {text[:200]!r}",
             udf_name,
         ) from None
     if not isinstance(value, dict):
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r}: constructor_args must be a JSON object of keyword arguments, "
             f"not {type(value).__name__}",
             udf_name,
@@ -65,7 +65,7 @@ def instance_for(
 ) -> Any:
     """Return this worker's instance of ``cls`` built with ``kwargs``, building it if needed.
 
-    A failing ``__init__`` raises WorkerError naming the class (and is tried again by the next
+    A failing ``__init__`` raises WorkerFailure naming the class (and is tried again by the next
     execution: nothing is cached for it).
     """
     try:
@@ -91,7 +91,7 @@ def _construct(udf_name: str, cls: type, kwargs: dict[str, Any]) -> Any:
         return cls(**kwargs)
     except (Exception, SystemExit) as exc:  # the user's setup code may raise anything
         given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r}: setting up class {cls.__qualname__} ({qualname}({given})) "
             f"failed: {type(exc).__name__}: {exc}\n{user_traceback(exc)}",
             udf_name,

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from quiver._proto import pb
 from quiver.kinds import GROUPED_MAP, UDAF, UDTF, KindFunction
-from quiver.worker.errors import ProtocolError, WorkerError
+from quiver.worker.errors import ProtocolViolation, WorkerFailure
 from quiver.worker.evaluators import coerce_result
 from quiver.worker.group_frames import (
     concat_columns,
@@ -46,7 +46,7 @@ def is_kind_init(init: pb.Init) -> bool:
 def group_bounds(column: pa.Array) -> list[tuple[int, int]]:
     """Return the (start, end) of each group of a batch's group column (runs of equal numbers)."""
     if column.type != pa.int32() or column.null_count:
-        raise ProtocolError(
+        raise ProtocolViolation(
             f"column 0 of a grouped Data batch must be the int32 group number without nulls, "
             f"not {column.type} with {column.null_count} nulls"
         )
@@ -55,7 +55,7 @@ def group_bounds(column: pa.Array) -> list[tuple[int, int]]:
     numbers = column.to_numpy(zero_copy_only=False)
     steps = np.diff(numbers)
     if (steps < 0).any():
-        raise ProtocolError("the group numbers of a grouped Data batch decrease")
+        raise ProtocolViolation("the group numbers of a grouped Data batch decrease")
     starts = np.concatenate(([0], np.flatnonzero(steps) + 1))
     ends = np.concatenate((starts[1:], [len(numbers)]))
     return list(zip(starts.tolist(), ends.tolist(), strict=True))
@@ -81,12 +81,12 @@ class KindExecution:
         self._call = call_user
         eval_types = {udf.eval_type for udf in init.udfs}
         if len(eval_types) != 1:
-            raise ProtocolError("an Init mixes grouped or table eval types with others")
+            raise ProtocolViolation("an Init mixes grouped or table eval types with others")
         self.eval_type = eval_types.pop()
         self.kind = KIND_EVAL_TYPES[self.eval_type]
         self.udfs = [self._load(i, udf) for i, udf in enumerate(init.udfs)]
         if self.kind in (GROUPED_MAP, UDTF) and len(self.udfs) != 1:
-            raise ProtocolError(f"an Init of a {self.kind} holds exactly one UDF")
+            raise ProtocolViolation(f"an Init of a {self.kind} holds exactly one UDF")
         self.instances = [_instance(fn) if fn.partial else None for _, _, fn in self.udfs]
         self.result_schema = self._result_schema()
 
@@ -96,7 +96,7 @@ class KindExecution:
         obj = load_udf_object(name, definition.payload_format, payload)
         if not isinstance(obj, KindFunction) or obj.kind != self.kind:
             decorator = {GROUPED_MAP: "grouped_map", UDAF: "udaf", UDTF: "udtf"}[self.kind]
-            raise WorkerError(
+            raise WorkerFailure(
                 f"UDF {name!r} is run as a {self.kind} but is not declared as one: decorate it "
                 f"with @quiver.{decorator}(returns=...)",
                 name,
@@ -104,11 +104,11 @@ class KindExecution:
         width = len(self.input_schema or [])
         offsets = tuple(definition.argument_offsets)
         if any(offset < 0 or offset >= width for offset in offsets):
-            raise ProtocolError(
+            raise ProtocolViolation(
                 f"UDF {name!r} has argument offsets {list(offsets)} outside the input"
             )
         if self.eval_type == pb.GROUPED_AGG_MERGE and (len(offsets) != 2 or not obj.partial):
-            raise WorkerError(
+            raise WorkerFailure(
                 f"UDF {name!r}: only a partial UDAF (init/update/merge/finish) merges states", name
             )
         return name, offsets, obj
@@ -218,7 +218,7 @@ class KindExecution:
                 args = [arg.to_pandas() for arg in args]
             result = self._call(name, fn.func, *args)
             if not isinstance(result, tuple) or len(result) != 2:
-                raise WorkerError(
+                raise WorkerFailure(
                     f"UDTF {name!r} returned {type(result).__name__}; a batch UDTF returns "
                     "(rows, index): its output rows and each one's input row",
                     name,
@@ -229,11 +229,11 @@ class KindExecution:
         try:
             index_array = pa.array(index, type=pa.int32())
         except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-            raise WorkerError(
+            raise WorkerFailure(
                 f"UDTF {name!r} returned row indices that are not int32: {exc}", name
             ) from exc
         if any(len(column) != len(index_array) for column in columns):
-            raise WorkerError(
+            raise WorkerFailure(
                 f"UDTF {name!r} returned {len(index_array)} row indices for "
                 f"{len(columns[0]) if columns else 0} rows",
                 name,
@@ -255,7 +255,7 @@ class KindExecution:
                 elif not isinstance(item, tuple):
                     item = (item,)
                 if len(item) != width:
-                    raise WorkerError(
+                    raise WorkerFailure(
                         f"UDTF {name!r} yielded a row of {len(item)} values for its {width} "
                         "columns",
                         name,
@@ -292,7 +292,7 @@ def _slice(arg: Any, start: int, end: int) -> Any:
 
 def _unpickle(data: bytes | None, name: str) -> Any:
     if data is None:
-        raise ProtocolError(f"a null state for UDAF {name!r}")
+        raise ProtocolViolation(f"a null state for UDAF {name!r}")
     return pickle.loads(data)  # noqa: S301 - states come from this UDAF's own workers
 
 
@@ -311,7 +311,7 @@ def _frame_result(result: Any, name: str) -> Any:
     if isinstance(result, dict):
         result = pd.DataFrame(result)
     if not isinstance(result, pd.DataFrame):
-        raise WorkerError(
+        raise WorkerFailure(
             f"grouped map {name!r} returned {type(result).__name__}; it returns a pandas "
             "DataFrame with the columns of its returns=",
             name,
@@ -326,7 +326,7 @@ def _frame_columns(result: Any, schema: pa.Schema, name: str) -> Any:
         return result  # already as declared: selecting would copy for nothing
     missing = [n for n in schema.names if n not in result.columns]
     if missing:
-        raise WorkerError(
+        raise WorkerFailure(
             f"grouped map {name!r} returned columns {list(result.columns)}, without "
             f"{missing} of its returns= ({schema})",
             name,
@@ -367,7 +367,7 @@ def _table_columns(result: Any, schema: pa.Schema, name: str) -> pa.Table:
 
         pandas = sys.modules.get("pandas")
         if pandas is None or not isinstance(result, pandas.DataFrame):
-            raise WorkerError(
+            raise WorkerFailure(
                 f"{name!r} returned {type(result).__name__}; expected a pyarrow Table, "
                 "RecordBatch, pandas DataFrame or dict of columns",
                 name,
@@ -377,7 +377,7 @@ def _table_columns(result: Any, schema: pa.Schema, name: str) -> pa.Table:
         return pa.Table.from_arrays(arrays, schema=schema)
     missing = [n for n in schema.names if n not in result.column_names]
     if missing:
-        raise WorkerError(
+        raise WorkerFailure(
             f"{name!r} returned columns {result.column_names}, without {missing} of its "
             f"returns= ({schema})",
             name,

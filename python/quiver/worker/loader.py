@@ -12,7 +12,7 @@ import threading
 from types import ModuleType
 from typing import Any
 
-from quiver.worker.errors import WorkerError, user_traceback
+from quiver.worker.errors import WorkerFailure, user_traceback
 
 PYTHON_REF = "python/ref"
 PYTHON_CLOUDPICKLE = "python/cloudpickle"
@@ -32,7 +32,7 @@ def load_udf_object(udf_name: str, payload_format: str, payload: bytes) -> Any:
         return _load_ref(udf_name, payload)
     if payload_format == PYTHON_CLOUDPICKLE:
         return _load_cloudpickle(udf_name, payload)
-    raise WorkerError(
+    raise WorkerFailure(
         f"UDF {udf_name!r} has payload_format {payload_format!r}, which this worker does not "
         f"know; it loads {', '.join(PAYLOAD_FORMATS)}",
         udf_name,
@@ -44,22 +44,22 @@ def _load_ref(udf_name: str, payload: bytes) -> Any:
     try:
         ref = payload.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r}: python/ref payload is not UTF-8 ({exc})", udf_name
         ) from None
     target, sep, qualname = ref.rpartition(":")
     if not sep or not target or not qualname:
-        raise WorkerError(
+        raise WorkerFailure(
             f"UDF {udf_name!r}: python/ref payload {ref!r} is not of the form PATH.py:FUNCTION "
             "or module.sub:FUNCTION",
             udf_name,
         )
     try:
         module = _import_target(target)
-    except WorkerError:
+    except WorkerFailure:
         raise
     except (Exception, SystemExit) as exc:  # the UDF module's top-level code may raise anything
-        raise WorkerError(
+        raise WorkerFailure(
             f"cannot load UDF {udf_name!r} from {ref!r}: {type(exc).__name__}: {exc}\n"
             f"{user_traceback(exc)}",
             udf_name,
@@ -124,7 +124,7 @@ def _resolve_qualname(udf_name: str, ref: str, module: ModuleType, qualname: str
             where = ref.rpartition(":")[0] if obj is module else getattr(obj, "__name__", obj)
             close = difflib.get_close_matches(part, [n for n in dir(obj) if not n.startswith("_")])
             hint = f"; did you mean {close[0]!r}?" if close else ""
-            raise WorkerError(
+            raise WorkerFailure(
                 f"cannot load UDF {udf_name!r} from {ref!r}: {where!s} has no attribute "
                 f"{part!r}{hint}",
                 udf_name,
@@ -139,7 +139,7 @@ def _load_cloudpickle(udf_name: str, payload: bytes) -> Any:
 
         return cloudpickle.loads(payload)
     except (Exception, SystemExit) as exc:
-        raise WorkerError(
+        raise WorkerFailure(
             f"cannot unpickle UDF {udf_name!r} (python/cloudpickle, {len(payload)} bytes): "
             f"{type(exc).__name__}: {exc}",
             udf_name,

@@ -1,6 +1,6 @@
 """The worker's state machine (docs/protocol.md, section 2): idle, running, failed.
 
-It knows nothing of sockets or calls: it is the :class:`~quiver.transport.base.Session` a
+It knows nothing of sockets or calls: it is the :class:`~quiver.transport.base.Conversation` a
 transport (:mod:`quiver.transport`) feeds the engine's items to, and it answers through the
 transport's :class:`~quiver.transport.base.MessageSink`. Whatever the items hold, it answers
 with a message (an Error when they are malformed) and never lets an exception out, except
@@ -23,7 +23,7 @@ from quiver.protocol import PROTOCOL_VERSION
 from quiver.protocol.items import EngineItem, IncomingBatch, UndecodableMessage
 from quiver.transport.base import ChannelClosed, MessageSink
 from quiver.worker.call_policy import BatchCancelled, cancel_probe
-from quiver.worker.errors import ExecutionError, ProtocolError, UserError, WorkerError
+from quiver.worker.errors import ExecutionError, ProtocolViolation, UserError, WorkerFailure
 from quiver.worker.execution import Execution
 
 # What a batch arrives as: one Arrow buffer (uds) or a stream over the received bytes (grpc).
@@ -72,7 +72,7 @@ class WorkerStateMachine:
         # FinishResponse / CancelResponse sent so far: a grpc call ends after its first one.
         self.executions_ended = 0
 
-    # ---- the Session interface ----
+    # ---- the Conversation interface ----
 
     @property
     def idle(self) -> bool:
@@ -88,7 +88,7 @@ class WorkerStateMachine:
         """Act on one item from the engine; a transport deals with Shutdown before it gets here.
 
         A failure of the worker's own code while handling it fails the execution with a
-        WorkerError rather than ending the process: the engine gets an answer either way.
+        WorkerFailure rather than ending the process: the engine gets an answer either way.
         """
         try:
             self._dispatch(item)
@@ -104,7 +104,7 @@ class WorkerStateMachine:
 
     def _fail_unexpected(self, exc: Exception, item: EngineItem) -> None:
         """Report an exception the worker did not expect as a WorkerError."""
-        error = WorkerError(
+        error = WorkerFailure(
             f"the worker failed handling {_describe(item)}: {type(exc).__name__}: {exc}"
         )
         sequence = item.sequence if isinstance(item, IncomingBatch) else None
@@ -265,9 +265,9 @@ class WorkerStateMachine:
         if self.state is State.IDLE:
             # Outside an execution there is nothing to fail: report and stay idle.
             self.log.warning("protocol error: %s", message)
-            self._send_error(ProtocolError(message).to_proto(), sequence)
+            self._send_error(ProtocolViolation(message).to_proto(), sequence)
             return
-        self.fail(ProtocolError(message), sequence)
+        self.fail(ProtocolViolation(message), sequence)
 
     def fail(self, exc: ExecutionError, sequence: int | None = None) -> None:
         """Send the execution's one Error and wait for Finish or Cancel."""

@@ -128,7 +128,7 @@ arrow::Status GroupedAggRun::AggregateGroups(const arrow::RecordBatch& batch,
   };
   auto send = [&](std::shared_ptr<arrow::RecordBatch> piece, int64_t first,
                   int64_t groups) -> arrow::Status {
-    // One value per group: the worker session checks the row count.
+    // One value per group: the worker execution checks the row count.
     return pipeline_->SubmitInTurn(*piece, groups, first, GroupsText(first, groups), take);
   };
   ARROW_RETURN_NOT_OK(ForEachGroupedBatch(batch, grouping, columns, batching, send));

@@ -250,7 +250,7 @@ TEST(ShmConnection, AHalfWrittenResultIsAnErrorNotABatch) {
   SendSharedResult(ends.worker, 0, 0, static_cast<uint64_t>(length));
   auto reply = ends.engine->Receive(io::kNoDeadline);
   if (reply.ok()) {
-    EXPECT_FALSE(reply->batch->ValidateFull().ok());  // what WorkerSession checks next
+    EXPECT_FALSE(reply->batch->ValidateFull().ok());  // what WorkerExecution checks next
   } else {
     EXPECT_NE(reply.status().message().find("batch 0"), std::string::npos);
   }

@@ -1,5 +1,5 @@
 // The spark transport with real Python workers in Spark's dialect, driven the way UdfOperator
-// drives any worker (WorkerDispatcher, WorkerSession): several UDFs joined per batch, a payload
+// drives any worker (WorkerDispatcher, WorkerExecution): several UDFs joined per batch, a payload
 // large enough to travel in chunks, a user error, and the worker's reuse after it.
 
 #include <cstdio>
@@ -20,12 +20,12 @@
 #include "quiver/testing/status_matchers.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 
 namespace quiver::transport::spark {
 namespace {
 
-using worker::WorkerSession;
+using worker::WorkerExecution;
 
 std::shared_ptr<arrow::RecordBatch> Rows(int64_t first, int64_t count) {
   arrow::Int64Builder ids;
@@ -88,7 +88,7 @@ TEST_F(SparkConnectionTest, TwoUdfsAnswerEachBatchAsOneJoinedResult) {
   v1::Init init = BaseInit();
   AddUdf(&init, "next", "add_one", 0, arrow::int64());
   AddUdf(&init, "loud", "upper", 1, arrow::utf8());
-  ASSERT_OK_AND_ASSIGN(auto session, WorkerSession::Start(worker_.get(), init));
+  ASSERT_OK_AND_ASSIGN(auto session, WorkerExecution::Start(worker_.get(), init));
   ASSERT_OK(session->WaitUntilReady());
   EXPECT_EQ(session->result_schema()->ToString(), "next: int64\nloud: string");
   for (uint64_t sequence = 0; sequence < 3; ++sequence) {
@@ -111,7 +111,7 @@ TEST_F(SparkConnectionTest, AUserErrorNamesTheUdfAndTheWorkerServesTheNextExecut
   AddUdf(&init, "fine", "identity", 0, arrow::int64());
   AddUdf(&init, "bad", "raise_error", 0, arrow::int64());
   {
-    ASSERT_OK_AND_ASSIGN(auto session, WorkerSession::Start(worker_.get(), init));
+    ASSERT_OK_AND_ASSIGN(auto session, WorkerExecution::Start(worker_.get(), init));
     ASSERT_OK(session->WaitUntilReady());
     ASSERT_OK(session->Send(0, *Rows(0, 3)));
     auto result = session->Receive(0, 3);
@@ -126,7 +126,7 @@ TEST_F(SparkConnectionTest, AUserErrorNamesTheUdfAndTheWorkerServesTheNextExecut
   EXPECT_FALSE(worker_->broken());
   v1::Init next = BaseInit();
   AddUdf(&next, "again", "identity", 0, arrow::int64());
-  ASSERT_OK_AND_ASSIGN(auto session, WorkerSession::Start(worker_.get(), next));
+  ASSERT_OK_AND_ASSIGN(auto session, WorkerExecution::Start(worker_.get(), next));
   ASSERT_OK(session->WaitUntilReady());
   ASSERT_OK(session->Send(0, *Rows(0, 2)));
   ASSERT_OK(session->Receive(0, 2).status());
@@ -158,7 +158,7 @@ TEST_F(SparkConnectionTest, AChunkedPayloadArrivesWhole) {
   auto* udf = AddUdf(&init, "size", "unused", 0, arrow::int64());
   udf->set_payload_format("python/cloudpickle");
   udf->set_payload(payload.str());
-  ASSERT_OK_AND_ASSIGN(auto session, WorkerSession::Start(worker_.get(), init));
+  ASSERT_OK_AND_ASSIGN(auto session, WorkerExecution::Start(worker_.get(), init));
   ASSERT_OK(session->WaitUntilReady());
   ASSERT_OK(session->Send(0, *Rows(0, 2)));
   ASSERT_OK_AND_ASSIGN(auto result, session->Receive(0, 2));

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 
-from quiver.transport.base import EXIT_OK, SessionFactory, WorkerConfig
+from quiver.transport.base import EXIT_OK, ConversationFactory, WorkerConfig
 from quiver.transport.grpc.endpoint import (
     GRPC_TCP_SCHEME,
     GRPC_UNIX_SCHEME,
@@ -27,10 +27,10 @@ class GrpcTransport:
     name = "grpc"
     schemes = (GRPC_UNIX_SCHEME, GRPC_TCP_SCHEME)
 
-    def serve(self, config: WorkerConfig, new_session: SessionFactory) -> int:
+    def serve(self, config: WorkerConfig, new_conversation: ConversationFactory) -> int:
         """Serve until Manage says Shutdown, SIGTERM, or the engine's exit; return the status."""
         log = config.log
-        worker = start_or_exit_status(lambda: GrpcWorker.start(config, new_session), log)
+        worker = start_or_exit_status(lambda: GrpcWorker.start(config, new_conversation), log)
         if isinstance(worker, int):
             return worker
         try:  # from here on, the server stops and its socket goes however the worker ends

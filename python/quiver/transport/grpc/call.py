@@ -1,4 +1,4 @@
-"""One ``Execute`` call of the gRPC transport: one execution, fed to a Session of the runtime."""
+"""One ``Execute`` call of the gRPC transport: one execution, fed to a Conversation."""
 
 from __future__ import annotations
 
@@ -10,26 +10,26 @@ import pyarrow as pa
 
 from quiver._proto import pb
 from quiver.protocol.items import EngineItem, OutgoingBatch, WorkerItem
-from quiver.transport.base import SessionFactory
+from quiver.transport.base import ConversationFactory
 from quiver.transport.inbox import END, Inbox, StopRequest
 
 
 class ExecuteCall:
-    """Serve one Execute call: feed its requests to a Session, stream out the answers."""
+    """Serve one Execute call: feed its requests to a Conversation, stream out the answers."""
 
     def __init__(
         self,
         requests: Iterator[EngineItem],
         context: grpc.ServicerContext,
         log: logging.Logger,
-        new_session: SessionFactory,
+        new_conversation: ConversationFactory,
     ) -> None:
         """Prepare the call; :meth:`run` serves it."""
         self.context = context
         self.log = log
         self.inbox = Inbox(requests, log, "quiver-grpc-reader")
         self.outbox: list[WorkerItem] = []
-        self.session = new_session(self, self.inbox.cancel_ahead)
+        self.conversation = new_conversation(self, self.inbox.cancel_ahead)
         if not context.add_callback(self.inbox.close):
             self.inbox.close()  # the call is already over
 
@@ -64,7 +64,7 @@ class ExecuteCall:
                 else:
                     self._dispatch(item)  # type: ignore[arg-type]
                 yield from self._drain()
-                if self.session.executions_ended:
+                if self.conversation.executions_ended:
                     # One execution per call: the call ends with its FinishResponse or
                     # CancelResponse, and anything the engine sent after that is not read.
                     if self.inbox.pending():
@@ -75,23 +75,23 @@ class ExecuteCall:
                         )
                     return
         finally:
-            self.session.close()
+            self.conversation.close()
             self.inbox.close()
 
     def _dispatch(self, item: EngineItem) -> None:
-        """Hand one request to the session; Shutdown belongs to Manage here."""
+        """Hand one request to the conversation; Shutdown belongs to Manage here."""
         if isinstance(item, pb.EngineMessage) and item.WhichOneof("kind") == "shutdown":
-            self.session.reject(
+            self.conversation.reject(
                 "Shutdown is not a message of the Execute call: over grpc it is a Manage call"
             )
         else:
-            self.session.handle(item)
+            self.conversation.handle(item)
 
     def _on_stop_request(self, stop: StopRequest) -> None:
         """Cancel the running execution, or end an idle call at once."""
-        if self.session.idle:
+        if self.conversation.idle:
             self.context.abort(grpc.StatusCode.UNAVAILABLE, f"{stop.reason}; no execution ran")
-        self.session.cancel(stop.reason)
+        self.conversation.cancel(stop.reason)
 
     def _on_requests_ended(self) -> None:
         """Drop an execution whose engine half-closed (or cancelled) before Finish or Cancel."""
@@ -102,9 +102,9 @@ class ExecuteCall:
             self.log.info("the engine cancelled an Execute call")
             self.outbox.clear()  # nothing can be sent any more
             return
-        if self.session.running:
-            self.session.reject("the Execute call's requests ended before Finish or Cancel")
-        self.session.close()
+        if self.conversation.running:
+            self.conversation.reject("the Execute call's requests ended before Finish or Cancel")
+        self.conversation.close()
 
     def _drain(self) -> Iterator[WorkerItem]:
         """Yield the queued answers."""

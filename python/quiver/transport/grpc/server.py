@@ -14,8 +14,8 @@ import grpc
 from quiver.transport.base import (
     EXIT_CONNECTION_LOST,
     EXIT_USAGE,
+    ConversationFactory,
     EndpointError,
-    SessionFactory,
     WorkerConfig,
 )
 from quiver.transport.grpc.endpoint import GrpcEndpoint, parse_grpc_endpoint
@@ -50,7 +50,7 @@ class GrpcWorker:
         self.parent_pid = parent_pid
 
     @classmethod
-    def start(cls, config: WorkerConfig, new_session: SessionFactory) -> GrpcWorker:
+    def start(cls, config: WorkerConfig, new_conversation: ConversationFactory) -> GrpcWorker:
         """Bind ``config.endpoint`` and start serving (with TLS when ``config.tls`` is set).
 
         Raises EndpointError for an endpoint this worker does not serve, OSError when it
@@ -64,7 +64,7 @@ class GrpcWorker:
                 f"endpoint {connection!r} is reachable from other machines: listening there "
                 "needs --tls-cert and --tls-key (plaintext is for loopback and Unix sockets)"
             )
-        servicer = UdfWorkerServicer(config.hello, config.secret, config.log, new_session)
+        servicer = UdfWorkerServicer(config.hello, config.secret, config.log, new_conversation)
         server = new_server(servicer.handler(), "quiver-grpc")
         try:
             if tls is None:

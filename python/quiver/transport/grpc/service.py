@@ -1,6 +1,6 @@
 """The ``UdfWorker`` service: Execute calls (one execution each) and Manage, every call checked.
 
-Each Execute call is one execution, driven by its own Session of the runtime on a thread of the
+Each Execute call is one execution, driven by its own Conversation of the runtime on a thread of the
 server's pool, so executions on different calls run side by side. Manage answers heartbeats and
 shuts the worker down. Every call must carry the worker's secret in the metadata
 ``quiver-secret``.
@@ -20,7 +20,7 @@ from google.protobuf.message import Message
 from quiver._proto import pb
 from quiver.protocol.grpc_codec import decode_engine_message, encode_worker_message
 from quiver.protocol.items import EngineItem, WorkerItem
-from quiver.transport.base import SessionFactory
+from quiver.transport.base import ConversationFactory
 from quiver.transport.grpc.call import ExecuteCall
 
 SECRET_METADATA_KEY = "quiver-secret"
@@ -64,13 +64,17 @@ class UdfWorkerServicer:
     """Serve Execute and Manage, checking every call's secret."""
 
     def __init__(
-        self, hello: pb.Hello, secret: bytes, log: logging.Logger, new_session: SessionFactory
+        self,
+        hello: pb.Hello,
+        secret: bytes,
+        log: logging.Logger,
+        new_conversation: ConversationFactory,
     ) -> None:
         """Serve as ``hello`` says, accepting calls that carry ``secret``."""
         self.hello = hello  # no secret: it goes out in ManageResponse
         self.log = log
         self._secret = secret
-        self._new_session = new_session
+        self._new_conversation = new_conversation
         self._cond = threading.Condition()
         self._calls: set[ExecuteCall] = set()
         self._refused_calls = 0
@@ -98,7 +102,7 @@ class UdfWorkerServicer:
     ) -> Iterator[WorkerItem]:
         """Serve one execution: Init, PayloadChunk*, Data*, Finish or Cancel."""
         self._authorize(context, "Execute")
-        call = ExecuteCall(requests, context, self.log, self._new_session)
+        call = ExecuteCall(requests, context, self.log, self._new_conversation)
         self._admit(call, context)
         try:
             yield from call.run()

@@ -1,4 +1,4 @@
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 
 #include <string>
 

@@ -40,22 +40,23 @@ arrow::Status CheckErrorColumns(const arrow::Schema& schema, const std::vector<s
 
 /// \brief One UDF execution on one worker (docs/protocol.md, section 2, engine side).
 ///
-/// Sending (the caller's thread) and receiving (a thread of the session) never
+/// Sending (the caller's thread) and receiving (a thread of the execution) never
 /// wait on each other, so a worker that answers while it still reads cannot
 /// deadlock the engine. Every result is checked for its sequence number, row
 /// count and schema before it is handed out. Every failure carries a
 /// UdfErrorDetail (protocol/udf_error.h) saying what kind it is.
-class WorkerSession {
+class WorkerExecution {
  public:
   /// Sends `init`; call WaitUntilReady before sending batches. Starting several
-  /// sessions before waiting on any lets the workers load their UDFs at once.
-  static arrow::Result<std::unique_ptr<WorkerSession>> Start(Worker* worker, const v1::Init& init);
+  /// executions before waiting on any lets the workers load their UDFs at once.
+  static arrow::Result<std::unique_ptr<WorkerExecution>> Start(Worker* worker,
+                                                               const v1::Init& init);
 
   /// Waits for the worker to accept the Init sent by Start.
   arrow::Status WaitUntilReady();
 
-  /// Stops the receiving thread; a session not finished is aborted first.
-  ~WorkerSession();
+  /// Stops the receiving thread; an execution not finished is aborted first.
+  ~WorkerExecution();
 
   /// Returns the schema of result batches, one field per UDF.
   const std::shared_ptr<arrow::Schema>& result_schema() const { return result_schema_; }
@@ -64,7 +65,7 @@ class WorkerSession {
   arrow::Status Send(uint64_t sequence, const arrow::RecordBatch& arguments);
 
   /// Waits for the result of `sequence`, which must be the oldest unanswered
-  /// batch of this session and have `rows` rows (any number when `rows` is -1:
+  /// batch of this execution and have `rows` rows (any number when `rows` is -1:
   /// the grouped and table kinds, whose callers check the rows themselves).
   arrow::Result<std::shared_ptr<arrow::RecordBatch>> Receive(uint64_t sequence, int64_t rows);
 
@@ -78,7 +79,7 @@ class WorkerSession {
   Worker* worker() { return worker_; }
 
  private:
-  explicit WorkerSession(Worker* worker);
+  explicit WorkerExecution(Worker* worker);
 
   void ReceiveLoop();
   // A reply as the receiving thread hands it over: result batches were

@@ -1,4 +1,4 @@
-#include "quiver/worker/worker_session.h"
+#include "quiver/worker/worker_execution.h"
 
 #include <pthread.h>
 
@@ -93,9 +93,9 @@ std::vector<v1::EngineMessage> SplitLargePayloads(const v1::Init& init, size_t c
   return messages;
 }
 
-WorkerSession::WorkerSession(Worker* worker) : worker_(worker) {}
+WorkerExecution::WorkerExecution(Worker* worker) : worker_(worker) {}
 
-WorkerSession::~WorkerSession() {
+WorkerExecution::~WorkerExecution() {
   if (!done_) Abort();
   StopReceiving();
 }
@@ -117,32 +117,32 @@ arrow::Status CheckErrorColumns(const arrow::Schema& schema, const std::vector<s
   return arrow::Status::OK();
 }
 
-arrow::Result<std::unique_ptr<WorkerSession>> WorkerSession::Start(Worker* worker,
-                                                                   const v1::Init& init) {
-  std::unique_ptr<WorkerSession> session(new WorkerSession(worker));
+arrow::Result<std::unique_ptr<WorkerExecution>> WorkerExecution::Start(Worker* worker,
+                                                                       const v1::Init& init) {
+  std::unique_ptr<WorkerExecution> execution(new WorkerExecution(worker));
   worker->CountExecution();
   std::vector<v1::EngineMessage> messages = SplitLargePayloads(init);
   for (const v1::EngineMessage& message : messages) {
-    if (!worker->connection().SendControl(message, session->BatchDeadline()).ok()) {
-      return session->Broken("while sending Init");
+    if (!worker->connection().SendControl(message, execution->BatchDeadline()).ok()) {
+      return execution->Broken("while sending Init");
     }
   }
-  session->udf_count_ = init.udfs_size();
-  for (const auto& udf : init.udfs()) session->udf_names_.push_back(udf.name());
+  execution->udf_count_ = init.udfs_size();
+  for (const auto& udf : init.udfs()) execution->udf_names_.push_back(udf.name());
   // Grouped and table kinds (eval types 10-19) answer with schemas and row
   // counts of their own (docs/protocol.md, section 9); their callers check them.
   for (const auto& udf : init.udfs()) {
-    if (udf.eval_type() >= 10 && udf.eval_type() < 20) session->udf_count_ = -1;
+    if (udf.eval_type() >= 10 && udf.eval_type() < 20) execution->udf_count_ = -1;
   }
-  session->receiver_ = std::thread([raw = session.get()] {
+  execution->receiver_ = std::thread([raw = execution.get()] {
     // Named so that `top -H` and bench/scaling.py can tell result decoding and checks apart.
     pthread_setname_np(pthread_self(), "quiver-receive");
     raw->ReceiveLoop();
   });
-  return session;
+  return execution;
 }
 
-arrow::Status WorkerSession::WaitUntilReady() {
+arrow::Status WorkerExecution::WaitUntilReady() {
   ARROW_ASSIGN_OR_RAISE(auto reply, NextReply(BatchDeadline(), "Init"));
   if (reply.control && reply.control->has_error()) {
     arrow::Status error = ErrorFromWorker(reply.control->error());
@@ -181,17 +181,17 @@ arrow::Status WorkerSession::WaitUntilReady() {
   return arrow::Status::OK();
 }
 
-io::Deadline WorkerSession::BatchDeadline() const {
+io::Deadline WorkerExecution::BatchDeadline() const {
   return io::DeadlineIn(worker_->spec().batch_timeout);
 }
 
-io::Deadline WorkerSession::AnswerDeadline() {
+io::Deadline WorkerExecution::AnswerDeadline() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (unanswered_ == 0) return BatchDeadline();
   return owed_since_ + worker_->spec().batch_timeout;
 }
 
-void WorkerSession::ReceiveLoop() {
+void WorkerExecution::ReceiveLoop() {
   while (true) {
     Received received{worker_->connection().Receive(io::kNoDeadline), arrow::Status::OK()};
     const bool last = !received.reply.ok() || EndsExecution(*received.reply);
@@ -212,7 +212,7 @@ void WorkerSession::ReceiveLoop() {
   }
 }
 
-void WorkerSession::StopReceiving() {
+void WorkerExecution::StopReceiving() {
   if (!receiver_.joinable()) return;
   bool ended = false;
   {
@@ -228,9 +228,9 @@ void WorkerSession::StopReceiving() {
   receiver_.join();
 }
 
-arrow::Result<transport::WorkerReply> WorkerSession::NextReply(io::Deadline deadline,
-                                                               const std::string& what,
-                                                               arrow::Status* validity) {
+arrow::Result<transport::WorkerReply> WorkerExecution::NextReply(io::Deadline deadline,
+                                                                 const std::string& what,
+                                                                 arrow::Status* validity) {
   std::unique_lock<std::mutex> lock(mutex_);
   if (!reply_arrived_.wait_until(lock, deadline, [&] { return !replies_.empty(); })) {
     lock.unlock();
@@ -249,7 +249,7 @@ arrow::Result<transport::WorkerReply> WorkerSession::NextReply(io::Deadline dead
   return std::move(received.reply);
 }
 
-arrow::Status WorkerSession::Broken(const std::string& what) {
+arrow::Status WorkerExecution::Broken(const std::string& what) {
   worker_->MarkBroken();
   WorkerFailure failure = worker_->ExamineFailure();
   return WithUdfError(
@@ -257,7 +257,7 @@ arrow::Status WorkerSession::Broken(const std::string& what) {
       std::move(failure.detail));
 }
 
-arrow::Status WorkerSession::Lost(const arrow::Status& transport_error) {
+arrow::Status WorkerExecution::Lost(const arrow::Status& transport_error) {
   worker_->MarkBroken();
   // A transport that checks a protocol of its own (spark) says what the worker broke.
   const UdfErrorDetail* detail = UdfErrorDetailOf(transport_error);
@@ -271,7 +271,7 @@ arrow::Status WorkerSession::Lost(const arrow::Status& transport_error) {
                       std::move(failure.detail));
 }
 
-arrow::Status WorkerSession::Send(uint64_t sequence, const arrow::RecordBatch& arguments) {
+arrow::Status WorkerExecution::Send(uint64_t sequence, const arrow::RecordBatch& arguments) {
   // Refused before anything goes out: the worker would drop the connection on
   // a message over its limit, and over some transports the engine would first
   // buffer all of it. Nothing was sent, so the worker stays usable.
@@ -300,8 +300,8 @@ arrow::Status WorkerSession::Send(uint64_t sequence, const arrow::RecordBatch& a
   return Lost(status);
 }
 
-arrow::Result<std::shared_ptr<arrow::RecordBatch>> WorkerSession::Receive(uint64_t sequence,
-                                                                          int64_t rows) {
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> WorkerExecution::Receive(uint64_t sequence,
+                                                                            int64_t rows) {
   while (true) {
     arrow::Status validity;
     ARROW_ASSIGN_OR_RAISE(
@@ -317,9 +317,9 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> WorkerSession::Receive(uint64
   }
 }
 
-arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply,
-                                         const arrow::Status& validity, uint64_t sequence,
-                                         int64_t rows) {
+arrow::Status WorkerExecution::CheckResult(const transport::WorkerReply& reply,
+                                           const arrow::Status& validity, uint64_t sequence,
+                                           int64_t rows) {
   if (!reply.batch) {
     worker_->MarkBroken();
     return Failed(
@@ -362,7 +362,7 @@ arrow::Status WorkerSession::CheckResult(const transport::WorkerReply& reply,
   return arrow::Status::OK();
 }
 
-arrow::Status WorkerSession::ErrorFromWorker(const v1::Error& error) {
+arrow::Status WorkerExecution::ErrorFromWorker(const v1::Error& error) {
   if (error.has_user_error()) {
     const auto& user = error.user_error();
     std::string text =
@@ -387,7 +387,7 @@ arrow::Status WorkerSession::ErrorFromWorker(const v1::Error& error) {
                                        error.protocol_error().message()));
 }
 
-arrow::Result<v1::Metrics> WorkerSession::Finish() {
+arrow::Result<v1::Metrics> WorkerExecution::Finish() {
   v1::EngineMessage message;
   message.mutable_finish();
   if (!worker_->connection().SendControl(message, BatchDeadline()).ok()) {
@@ -417,7 +417,7 @@ arrow::Result<v1::Metrics> WorkerSession::Finish() {
   }
 }
 
-void WorkerSession::Abort() {
+void WorkerExecution::Abort() {
   if (done_) return;
   done_ = true;
   if (worker_->broken()) return;
