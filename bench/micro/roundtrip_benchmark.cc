@@ -112,10 +112,10 @@ v1::Init IdentityInit(const arrow::Schema& schema, const std::string& kind) {
 }
 
 std::unique_ptr<worker::WorkerExecution> StartIdentity(const arrow::Schema& schema,
-                                                     const std::string& kind,
-                                                     const std::string& transport) {
-  auto session =
-      worker::WorkerExecution::Start(SharedWorker::Get(kind, transport), IdentityInit(schema, kind));
+                                                       const std::string& kind,
+                                                       const std::string& transport) {
+  auto session = worker::WorkerExecution::Start(SharedWorker::Get(kind, transport),
+                                                IdentityInit(schema, kind));
   if (!session.ok()) Die("starting a session", session.status());
   if (auto ready = (*session)->WaitUntilReady(); !ready.ok()) Die("Init", ready);
   return std::move(session).ValueUnsafe();

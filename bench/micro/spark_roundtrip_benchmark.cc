@@ -65,7 +65,7 @@ worker::Worker* SharedWorker(const std::string& transport) {
 }
 
 std::unique_ptr<worker::WorkerExecution> StartIdentity(const arrow::Schema& schema,
-                                                     const std::string& transport) {
+                                                       const std::string& transport) {
   v1::Init init;
   init.set_protocol_version(1);
   init.set_data_format(v1::ARROW_IPC_STREAM);
