@@ -23,6 +23,16 @@ TEST(BoundedLog, KeepsOnlyTheCapacity) {
   EXPECT_GT(log.total_bytes(), 5000);
 }
 
+TEST(BoundedLog, QuotesOnlyTheCurrentSection) {
+  BoundedLog log(1024);
+  log.Append("from map one\n");
+  log.StartSection();
+  EXPECT_EQ(log.LastLines(5, ""), "");
+  log.Append("from map two\n");
+  EXPECT_EQ(log.LastLines(5, ""), "from map two\n");
+  EXPECT_EQ(log.total_bytes(), 26);
+}
+
 TEST(BoundedLog, EmptyLogHasNoLines) {
   BoundedLog log(10);
   EXPECT_EQ(log.LastLines(5), "");

@@ -70,7 +70,11 @@ class Worker {
 
   /// Counts executions run on this worker (to show reuse).
   int64_t executions() const { return executions_; }
-  void CountExecution() { ++executions_; }
+  /// Counts a new execution; from here on, errors quote only its output.
+  void CountExecution() {
+    ++executions_;
+    if (process_ != nullptr) process_->log().StartSection();
+  }
 
   /// Returns "worker ID (pid N)", or "remote worker at ENDPOINT".
   std::string Describe() const;
