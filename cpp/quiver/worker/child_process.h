@@ -10,7 +10,6 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <utility>
 #include <vector>
 
 #include <arrow/result.h>
@@ -76,8 +75,6 @@ class ChildProcess {
   /// Returns true for a process taken over with Adopt (forked by the fork server).
   bool adopted() const { return adopted_; }
   const BoundedLog& log() const { return *log_; }
-  /// Sends the process's output to `sink` too (see BoundedLog::SetSink).
-  void SetLogSink(std::shared_ptr<LogSink> sink) { log_->SetSink(std::move(sink)); }
   BoundedLog& log() { return *log_; }
 
   /// Returns the exit status if the process ended, reaping it; never blocks.
