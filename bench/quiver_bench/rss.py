@@ -7,9 +7,14 @@ root when it is part of the system measured, e.g. PySpark's driver) and `launche
 when it only starts the system, e.g. the process that runs `quiver run`). `total` is the sum
 over every role but `launcher`. The largest sum seen is kept for each.
 
-Workers forked by quiver's fork server are the server's children, not the engine's: while an
-engine of the tree runs, the fork server's children are counted as its workers (the benchmark
-runs one peer at a time, so they are that engine's).
+Workers forked by quiver's fork server are the server's children, not the engine's. A child of
+a fork server counts as a worker of an engine of the tree when its stdout is a pipe the engine
+holds open: the engine gives each worker its own log pipe, so the children the server forks for
+other runs (other tests, other users of the same server) are left out.
+
+A fork server is known by its command line (``-m quiver.forkserver``), which it has only from
+its exec on: a server the run starts is first seen as a copy of the engine, so a process is
+also checked when it forks a child (by then it has exec'd).
 """
 
 from __future__ import annotations
@@ -128,8 +133,7 @@ class ProcessTreeSampler:
             below = "workers" if role in ("engine", "workers") else None
             queue.extend((child, below) for child in children.get(pid, ()))
             if role == "engine" and info.command == "quiver":
-                for server in self._fork_servers:
-                    queue.extend((child, "workers") for child in children.get(server, ()))
+                queue.extend((child, "workers") for child in self._forked_workers(pid, children))
         if any(sums.values()):
             self.result.add(sums)
             phase = self.phase
@@ -142,6 +146,17 @@ class ProcessTreeSampler:
             return self.root_role
         return "engine" if info.command in ENGINE_COMMANDS else "driver"
 
+    def _forked_workers(self, engine: int, children: dict[int, list[int]]) -> list[int]:
+        """Return the fork servers' children whose stdout is a pipe `engine` holds open."""
+        engine_pipes = _open_pipes(engine)
+        # Read on every sample: a child just forked still has the server's stdout.
+        return [
+            child
+            for server in self._fork_servers
+            for child in children.get(server, ())
+            if _output_pipe(child) in engine_pipes
+        ]
+
     def _children_by_parent(self) -> dict[int, list[int]]:
         """Map each parent pid to its children, reading /proc/PID/stat once per new pid."""
         alive = {int(name) for name in os.listdir("/proc") if name.isdigit()}
@@ -151,9 +166,13 @@ class ProcessTreeSampler:
         self._fork_servers &= alive
         for pid in alive - self._parents.keys():
             info = read_stat(pid)
-            self._parents[pid] = info.ppid if info is not None else -1
+            parent = info.ppid if info is not None else -1
+            self._parents[pid] = parent
             if _is_fork_server(pid):
                 self._fork_servers.add(pid)
+            # A server seen first between its fork and its exec is known by its first child.
+            if parent > 1 and parent not in self._fork_servers and _is_fork_server(parent):
+                self._fork_servers.add(parent)
         children: dict[int, list[int]] = {}
         for pid, parent in self._parents.items():
             children.setdefault(parent, []).append(pid)
@@ -167,3 +186,29 @@ def _is_fork_server(pid: int) -> bool:
             return b"quiver.forkserver" in cmdline.read()
     except OSError:
         return False
+
+
+def _output_pipe(pid: int) -> str | None:
+    """Return the pipe on ``pid``'s stdout ("pipe:[INODE]"), None when it is not a pipe."""
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/1")
+    except OSError:
+        return None
+    return target if target.startswith("pipe:") else None
+
+
+def _open_pipes(pid: int) -> set[str]:
+    """Return the pipes ``pid`` holds open ("pipe:[INODE]")."""
+    pipes = set()
+    try:
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return pipes
+    for fd in descriptors:
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("pipe:"):
+            pipes.add(target)
+    return pipes
