@@ -26,7 +26,8 @@ from quiver.transport.grpc.service import MAX_EXECUTIONS, UdfWorkerServicer
 POOL_THREADS = MAX_EXECUTIONS + 4
 # The same limit as a uds frame body: a batch larger than gRPC's 4 MiB default must get through.
 MAX_MESSAGE_BYTES = 2**31 - 1
-# How long a stopping server lets calls still in progress finish before cancelling them.
+# How long a server stopped by SIGTERM or the engine's exit lets calls still in progress finish
+# before cancelling them.
 STOP_GRACE_SECONDS = 2.0
 
 # What a server's start function returns.
@@ -99,8 +100,15 @@ class GrpcWorker:
         self.servicer.cancel_all(reason)
 
     def stop(self) -> None:
-        """Stop the server, giving calls in progress a short grace, and remove its socket."""
-        self.server.stop(STOP_GRACE_SECONDS).wait()
+        """Stop the server and remove its socket.
+
+        After Manage(shutdown) the executions have already ended (the servicer waited for them),
+        so the server stops at once: a grace would only wait for the engine's idle connection to
+        close, which grpcio's server does (up to the whole grace) before it reports stopped. Any
+        other stop (SIGTERM, the engine gone) gives calls in progress a short grace.
+        """
+        grace = 0 if self.servicer.shutdown_requested.is_set() else STOP_GRACE_SECONDS
+        self.server.stop(grace).wait()
         if self.endpoint.unix_path is not None:
             remove_socket(self.endpoint.unix_path)
 
