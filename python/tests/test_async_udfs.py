@@ -43,6 +43,44 @@ def test_rows_come_back_in_order_with_n_calls_at_once_at_the_server() -> None:
     assert server.requests == 40
 
 
+def test_the_calls_span_batch_boundaries_with_small_batches() -> None:
+    with SlowServer(delay=0.2) as server:
+        # Later rows of each batch answer sooner, and every batch holds fewer rows than lanes:
+        # order comes from the worker, and the lanes go on with the next batches' rows.
+        server.delays = {f"k{i}": 0.2 + 0.01 * (4 - i % 4) for i in range(48)}
+        with quiver.Session(workers=1) as s:
+            call = quiver.call(async_http.fetch, "key", "port")  # max_concurrency=8
+            out = s.map(keys_table(48, server.port), udfs=[call], batch_rows=4).read_all()
+    assert out.column("fetch").to_pylist() == [f"k{i}" for i in range(48)]
+    assert server.most_in_flight == 8  # 4 (one batch at a time) before batches overlapped
+    assert server.requests == 48
+
+
+def test_rows_that_fail_keep_their_errors_per_batch_when_batches_overlap() -> None:
+    with SlowServer(delay=0.05) as server:
+        server.plan = {f"k{i}": ["503", "503", "503"] for i in (1, 6, 7, 13)}
+        with quiver.Session(workers=1) as s:
+            call = quiver.call(async_http.fetch_or_null, "key", "port")
+            out = s.map(keys_table(16, server.port), udfs=[call], batch_rows=3).read_all()
+    values = out.column("fetch_or_null").to_pylist()
+    errors = out.column("fetch_or_null__error").to_pylist()
+    failed = {1, 6, 7, 13}
+    assert values == [None if i in failed else f"k{i}" for i in range(16)]
+    for i, error in enumerate(errors):
+        assert (error == f"udfs.async_http.ServiceUnavailable: 503 for key k{i}") == (i in failed)
+
+
+def test_a_row_that_fails_a_later_batch_in_flight_names_its_row() -> None:
+    with SlowServer(delay=0.05) as server:
+        server.plan = {"k9": ["503"]}
+        with quiver.Session(workers=1) as s, pytest.raises(quiver.UdfError) as info:
+            call = quiver.call(async_http.fetch, "key", "port")
+            s.map(keys_table(24, server.port), udfs=[call], batch_rows=4).read_all()
+        assert server.wait_idle(5.0), f"{server.in_flight} requests still pending"
+    assert "503 for key k9" in str(info.value)
+    assert "in row 1 of the batch" in info.value.traceback  # k9: row 1 of rows 8-11
+
+
 def test_concurrency_is_the_one_given_to_quiver_call() -> None:
     with SlowServer(delay=0.05) as server:
         call = quiver.call(async_http.fetch, "key", "port", max_concurrency=3)

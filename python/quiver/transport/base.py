@@ -70,9 +70,20 @@ class Conversation(Protocol):
         """Stop the UDFs of the current execution, if any."""
 
 
-# Makes the Conversation of one connection or call from where answers go and whether a Cancel
-# already waits.
-ConversationFactory = Callable[[MessageSink, Callable[[], bool]], Conversation]
+class Lookahead(Protocol):
+    """What a conversation may learn of the engine's items it has not been handed yet."""
+
+    def cancel_ahead(self) -> bool:
+        """Tell whether a Cancel (or a stop request) already waits behind what was handed."""
+
+    def take_ready(self) -> EngineItem | None:
+        """Take the next item if it already arrived and is a batch or a heartbeat (worker
+        items a conversation may act on while its earlier batches run); never wait."""
+
+
+# Makes the Conversation of one connection or call from where answers go and what it may
+# learn of the items that wait.
+ConversationFactory = Callable[[MessageSink, Lookahead], Conversation]
 
 
 @dataclass(frozen=True)

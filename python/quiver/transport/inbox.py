@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from quiver._proto import pb
-from quiver.protocol.items import EngineItem
+from quiver.protocol.items import EngineItem, IncomingBatch
 
 # Items read ahead while looking for a Cancel; past this the reader waits, and the transport's
 # own flow control holds the engine back (its in-flight window is smaller anyway).
@@ -96,6 +96,15 @@ class Inbox:
         with self._cond:
             return self._cancels > 0
 
+    def take_ready(self) -> EngineItem | None:
+        """Return the next item if it arrived and is a batch or a heartbeat; never wait."""
+        with self._cond:
+            if not self._items or not taken_while_batches_run(self._items[0]):
+                return None
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item  # type: ignore[return-value]
+
     def request_stop(self, reason: str) -> None:
         """Queue a stop request behind what has arrived (past the read-ahead limit)."""
         with self._cond:
@@ -118,3 +127,11 @@ def stops_execution(item: object) -> bool:
     if isinstance(item, StopRequest):
         return True
     return isinstance(item, pb.EngineMessage) and item.WhichOneof("kind") == "cancel"
+
+
+def taken_while_batches_run(item: object) -> bool:
+    """Tell whether a worker may take ``item`` while earlier batches still run: a batch (its
+    answer follows theirs) or a heartbeat (echoed at once); anything else waits its turn."""
+    if isinstance(item, IncomingBatch):
+        return True
+    return isinstance(item, pb.EngineMessage) and item.WhichOneof("kind") in ("data", "heartbeat")

@@ -20,7 +20,13 @@ from collections.abc import Callable
 
 from quiver.protocol.framing import Frame, FrameDecoder, FrameLimits
 from quiver.protocol.items import EngineItem
-from quiver.transport.inbox import END, READ_AHEAD, StopRequest, stops_execution
+from quiver.transport.inbox import (
+    END,
+    READ_AHEAD,
+    StopRequest,
+    stops_execution,
+    taken_while_batches_run,
+)
 
 # Turns a frame into the item it carries; None when the transport consumed it (shm's releases).
 FrameToItem = Callable[[Frame], EngineItem | None]
@@ -62,6 +68,14 @@ class SocketInbox:
         while len(self._items) < READ_AHEAD and self._read(blocking=False):
             pass
         return self._cancels > 0
+
+    def take_ready(self) -> EngineItem | None:
+        """Return the next item if it arrived and is a batch or a heartbeat; never wait."""
+        if not self._items:
+            self._read(blocking=False)
+        if not self._items or not taken_while_batches_run(self._items[0]):
+            return None
+        return self._items.popleft()  # type: ignore[return-value]
 
     def pending(self) -> int:
         """Return how many items were read and wait unused."""

@@ -198,7 +198,7 @@ def serve_connected(
         if open_connection is not None:
             open_connection()
         inbox = SocketInbox(conn.sock, to_item, DEFAULT_LIMITS, log)
-        conversation = new_conversation(conn, inbox.cancel_ahead)
+        conversation = new_conversation(conn, inbox)
         return _converse(inbox, conversation, conn, log)
     except ChannelClosed as exc:
         log.error("connection to the engine lost: %s", exc)

@@ -153,7 +153,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> int:
 
     try:
         return transport.serve(
-            config, lambda sink, cancel_ahead: WorkerStateMachine(sink, log, cancel_ahead)
+            config, lambda sink, lookahead: WorkerStateMachine(sink, log, lookahead)
         )
     except TerminationRequested:
         log.info("SIGTERM/SIGINT: exiting")

@@ -1,7 +1,12 @@
 """The asyncio side of call policies: async row UDFs N at a time, async batch UDFs, cancellation.
 
-Imported only when an ``async def`` UDF runs (asyncio is slow to import), by
-:class:`quiver.worker.call_policy.PolicyRunner`.
+Imported only when an ``async def`` UDF runs (asyncio is slow to import), by the evaluators
+(worker/evaluators.py). It uses :mod:`quiver.worker.call_policy` (how a call is judged) and is
+never imported by it.
+
+A row UDF's calls run in a :class:`LanePool`: N lanes on this thread's loop that take rows in
+arrival order from every batch handed to the pool, so that when several batches are in flight
+(:func:`run_overlapped`) the lanes go on with the next batch while the last rows of one wait.
 """
 
 from __future__ import annotations
@@ -9,7 +14,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
-from collections.abc import Callable, Coroutine, Sequence
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from quiver.worker.call_policy import (
@@ -25,26 +31,95 @@ from quiver.worker.call_policy import (
 _CANCEL_GRACE_SECONDS = 1.0
 # How often a batch's pending calls look for a Cancel from the engine behind the batch.
 _CANCEL_POLL_SECONDS = 0.05
+# How often batches in flight look for the engine's next batch while their calls wait.
+_INPUT_POLL_SECONDS = 0.002
+
+
+# ---- many rows of many batches, N at a time ----
+
+
+class _BatchRows:
+    """One batch's rows handed to a pool, and the future of their outcomes."""
+
+    def __init__(self, args: Sequence[tuple], done: asyncio.Future) -> None:
+        self.args = args
+        self.outcomes: list[Outcome] = [(None, None)] * len(args)
+        self.issued = 0  # rows handed to a lane so far
+        self.left = len(args)  # rows not finished yet
+        self.done = done
+
+
+class LanePool:
+    """Up to ``lanes`` calls of one UDF at once on this thread's loop, across batches.
+
+    Batches queue in the order they are submitted and each lane takes the next row of the oldest
+    batch with rows left, so results land in row order per batch and at most ``lanes`` rows of
+    all the batches are in flight. A lane ends when no row is left; submitting starts lanes again.
+    """
+
+    def __init__(self, runner: PolicyRunner, func: Callable[..., Any], lanes: int) -> None:
+        self.runner = runner
+        self.func = func
+        self.lanes = max(lanes, 1)
+        self._queue: deque[_BatchRows] = deque()
+        self._tasks: set[asyncio.Task] = set()
+
+    def submit(self, args: Sequence[tuple]) -> asyncio.Future:
+        """Queue one batch's rows; the future gives their outcomes in row order."""
+        loop = asyncio.get_running_loop()
+        batch = _BatchRows(args, loop.create_future())
+        if not args:
+            batch.done.set_result([])
+            return batch.done
+        self._queue.append(batch)
+        while len(self._tasks) < self.lanes and self._rows_waiting() > len(self._tasks):
+            task = loop.create_task(self._lane())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return batch.done
+
+    def _rows_waiting(self) -> int:
+        """Count the queued rows no lane has taken yet."""
+        return sum(len(batch.args) - batch.issued for batch in self._queue)
+
+    async def _lane(self) -> None:
+        """Take the next row until none is left; a failure fails that row's batch only."""
+        while self._queue:
+            batch = self._queue[0]
+            index = batch.issued
+            batch.issued += 1
+            if batch.issued == len(batch.args):
+                self._queue.popleft()
+            if batch.done.done():
+                continue  # the batch failed already: its other rows are not called
+            try:
+                batch.outcomes[index] = await call(self.runner, self.func, batch.args[index], index)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # on_error="raise": the batch fails with the row's error
+                if not batch.done.done():
+                    batch.done.set_exception(exc)
+                continue
+            batch.left -= 1
+            if batch.left == 0 and not batch.done.done():
+                batch.done.set_result(batch.outcomes)
+
+    async def cancel(self) -> None:
+        """Cancel the calls in flight and forget the queued rows."""
+        self._queue.clear()
+        await _cancel_all(list(self._tasks))
 
 
 async def rows(
     runner: PolicyRunner, func: Callable[..., Any], args: Sequence[tuple], lanes: int
 ) -> list[Outcome]:
-    """Run the rows' calls in ``lanes`` tasks, each taking the next row until none are left."""
-    outcomes: list[Outcome] = [(None, None)] * len(args)
-    next_rows = iter(range(len(args)))
-
-    async def lane() -> None:
-        for index in next_rows:  # shared: each row goes to exactly one lane
-            outcomes[index] = await call(runner, func, args[index], index)
-
-    tasks = [asyncio.ensure_future(lane()) for _ in range(min(lanes, len(args)))]
+    """Run the rows' calls ``lanes`` at a time; cancel the others when one fails the batch."""
+    pool = LanePool(runner, func, lanes)
     try:
-        await asyncio.gather(*tasks)
+        return await pool.submit(args)
     finally:
         # A row that raised (on_error="raise") or a cancellation: stop the other calls.
-        await _cancel_all(tasks)
-    return outcomes
+        await pool.cancel()
 
 
 async def call(
@@ -56,7 +131,7 @@ async def call(
         attempt += 1
         runner.counts.calls += 1
         try:
-            return await _attempt(runner.policy.timeout, func, args), None
+            return await _attempt(runner, func, args), None
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - the UDF's error, judged by the policy
@@ -66,8 +141,9 @@ async def call(
         await asyncio.sleep(wait)
 
 
-async def _attempt(timeout: float | None, func: Callable[..., Any], args: tuple) -> Any:
-    """Make one call and await its result, within ``timeout`` when there is one."""
+async def _attempt(runner: PolicyRunner, func: Callable[..., Any], args: tuple) -> Any:
+    """Make one call and await its result, within the policy's timeout when there is one."""
+    timeout = runner.policy.timeout
     if timeout is None:
         return await _awaited(func(*args))
     scope = asyncio.timeout(timeout)
@@ -76,6 +152,7 @@ async def _attempt(timeout: float | None, func: Callable[..., Any], args: tuple)
             return await _awaited(func(*args))
     except TimeoutError:
         if scope.expired():  # ours, not a TimeoutError the UDF raised itself
+            runner.counts.timeouts += 1
             raise CallTimedOut(
                 f"the call took more than {timeout:g} s (timeout={timeout:g}) and was cancelled"
             ) from None
@@ -93,6 +170,8 @@ async def _cancel_all(tasks: list[asyncio.Future]) -> None:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
 
+
+# ---- the loop ----
 
 # This thread's event loop, once an async UDF ran on it.
 _loops = threading.local()
@@ -146,3 +225,101 @@ async def _watch(probe: Callable[[], bool], task: asyncio.Task, seen: list[bool]
             seen.append(True)
             task.cancel()
             return
+
+
+# ---- several batches in flight ----
+
+
+class BatchFailed(Exception):
+    """A batch of an overlapped run failed: ``cause`` is its error, ``sequence`` the batch."""
+
+    def __init__(self, sequence: int, cause: BaseException) -> None:
+        super().__init__(sequence, cause)
+        self.sequence = sequence
+        self.cause = cause
+
+
+def run_overlapped(
+    first: tuple[int, Any],
+    start: Callable[[Any], Awaitable[Any]],
+    take_next: Callable[[], tuple[int, Any] | None],
+    answer: Callable[[int, Any], None],
+    cancel_ahead: Callable[[], bool],
+    most_in_flight: int,
+    on_stop: Callable[[], Awaitable[None]],
+) -> None:
+    """Run batches at once on this thread's loop and answer them strictly in order.
+
+    ``first`` is (sequence, body) of the batch that arrived; ``take_next`` returns the next batch
+    the engine has already sent, or None when none waits (it never blocks); ``start`` makes a
+    batch's coroutine and ``answer`` sends its result. Batches are taken while fewer than
+    ``most_in_flight`` run; the run ends when every batch taken was answered and no other waits.
+
+    Raises BatchFailed for the first batch that fails (later ones are dropped), BatchCancelled
+    when a Cancel arrives behind the batches. ``on_stop`` cancels the calls still pending
+    (their connections closed) before either leaves.
+    """
+    run_on_loop_plain(
+        _overlapped(first, start, take_next, answer, cancel_ahead, most_in_flight), on_stop
+    )
+
+
+def run_on_loop_plain(
+    coroutine: Coroutine[Any, Any, Any], on_stop: Callable[[], Awaitable[None]]
+) -> Any:
+    """Run ``coroutine`` on this thread's loop; on any way out but success, run ``on_stop``."""
+    loop = event_loop()
+    task = loop.create_task(coroutine)
+    try:
+        return loop.run_until_complete(task)
+    except BaseException:
+        if not task.done():
+            task.cancel()
+        loop.run_until_complete(asyncio.wait([task], timeout=_CANCEL_GRACE_SECONDS))
+        stopping = loop.create_task(on_stop())  # type: ignore[arg-type]
+        loop.run_until_complete(asyncio.wait([stopping], timeout=_CANCEL_GRACE_SECONDS))
+        raise
+
+
+async def _overlapped(
+    first: tuple[int, Any],
+    start: Callable[[Any], Awaitable[Any]],
+    take_next: Callable[[], tuple[int, Any] | None],
+    answer: Callable[[int, Any], None],
+    cancel_ahead: Callable[[], bool],
+    most_in_flight: int,
+) -> None:
+    """The body of :func:`run_overlapped`."""
+    loop = asyncio.get_running_loop()
+    in_flight: deque[tuple[int, asyncio.Task]] = deque()
+
+    def begin(sequence: int, body: Any) -> None:
+        in_flight.append((sequence, loop.create_task(_as_coroutine(start(body)))))
+
+    begin(*first)
+    last_cancel_check = loop.time()
+    try:
+        while in_flight:
+            while len(in_flight) < most_in_flight and (ready := take_next()) is not None:
+                begin(*ready)
+            sequence, head = in_flight[0]
+            if head.done():
+                in_flight.popleft()
+                if head.exception() is not None:
+                    raise BatchFailed(sequence, head.exception())  # type: ignore[arg-type]
+                answer(sequence, head.result())
+                continue
+            room = len(in_flight) < most_in_flight
+            poll = _INPUT_POLL_SECONDS if room else _CANCEL_POLL_SECONDS
+            await asyncio.wait([head], timeout=poll)
+            if loop.time() - last_cancel_check >= _CANCEL_POLL_SECONDS or not room:
+                last_cancel_check = loop.time()
+                if cancel_ahead():
+                    raise BatchCancelled
+    finally:
+        await _cancel_all([task for _, task in in_flight])
+
+
+async def _as_coroutine(awaitable: Awaitable[Any]) -> Any:
+    """Wrap an awaitable so that it can become a task."""
+    return await awaitable

@@ -1,6 +1,7 @@
 """Run a UDF's calls under its policy: retries with back-off, per-call timeout, failing rows.
 
-(The asyncio side, for ``async def`` UDFs, is in async_calls.py, imported only when one runs.)
+(The asyncio side, for ``async def`` UDFs, is in async_calls.py, imported only when one runs;
+it uses this module, never the other way round.)
 
 Row UDFs (scalar_row) are called once per row; an ``async def`` one runs up to
 ``max_concurrency`` calls at once on this thread's event loop, in a fixed number of lanes that
@@ -44,6 +45,7 @@ class PolicyCounts:
     calls: int = 0
     retries: int = 0
     retry_wait_seconds: float = 0.0
+    timeouts: int = 0
     rows_failed: int = 0
 
 
@@ -62,39 +64,15 @@ class PolicyRunner:
         # The (start, stop) rows of each call when a batch UDF's batch is cut into slices.
         self.slices: list[tuple[int, int]] | None = None
 
-    # ---- many rows ----
+    # ---- plain functions (async ones: worker/async_calls.py) ----
 
     def run_rows(self, func: Callable[..., Any], rows: Sequence[tuple]) -> list[Outcome]:
-        """Call ``func`` once per row; return each row's outcome, in row order."""
-        if not self.is_async:
-            return [self._call_sync(func, row, index) for index, row in enumerate(rows)]
-        from quiver.worker import async_calls  # asyncio is slow to import: only when used
-
-        lanes = self.policy.max_concurrency or 1
-        return async_calls.run_on_loop(async_calls.rows(self, func, rows, lanes))
-
-    # ---- one call (a row, or a whole batch) ----
-
-    def run_slices(
-        self, func: Callable[..., Any], calls: Sequence[tuple], slices: list[tuple[int, int]]
-    ) -> list[Outcome]:
-        """Await an async batch UDF on slices of one batch, up to ``max_concurrency`` at once."""
-        from quiver.worker import async_calls
-
-        self.slices = slices
-        try:
-            lanes = self.policy.max_concurrency or 1
-            return async_calls.run_on_loop(async_calls.rows(self, func, calls, lanes))
-        finally:
-            self.slices = None
+        """Call a plain ``func`` once per row; return each row's outcome, in row order."""
+        return [self._call_sync(func, row, index) for index, row in enumerate(rows)]
 
     def run_one(self, func: Callable[..., Any], args: Sequence[Any]) -> Outcome:
-        """Call ``func`` once (a batch UDF) under the policy."""
-        if not self.is_async:
-            return self._call_sync(func, tuple(args), None)
-        from quiver.worker import async_calls
-
-        return async_calls.run_on_loop(async_calls.call(self, func, tuple(args), None))
+        """Call a plain ``func`` once (a batch UDF) under the policy."""
+        return self._call_sync(func, tuple(args), None)
 
     def _call_sync(self, func: Callable[..., Any], args: tuple, row: int | None) -> Outcome:
         """Call a plain function, retrying as the policy says."""

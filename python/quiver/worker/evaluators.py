@@ -25,6 +25,11 @@ from quiver.worker.errors import WorkerFailure
 class ArrowEvaluator:
     """scalar_arrow: ``f(pa.Array, ...)`` once per batch."""
 
+    # Has call_async: the calls of several batches in flight may share its lanes.
+    overlaps = False
+    # Must run one batch at a time, on the loop alone (async batch UDFs, iterator UDFs).
+    blocks_overlap = False
+
     def __init__(
         self,
         func: Callable[..., Any],
@@ -154,6 +159,8 @@ class ArrowIterEvaluator(ArrowEvaluator):
     The UDF runs lazily: each batch is offered to its iterator and one result pulled out.
     """
 
+    blocks_overlap = True  # one generator fed batch after batch
+
     def __init__(
         self,
         func: Callable[..., Any],
@@ -277,6 +284,7 @@ class RowEvaluator(_PolicyEvaluatorBase):
     ) -> None:
         super().__init__(func, udf_name, session_time_zone, decode)
         self._start_policy(policy or CallPolicy(), return_type or pa.null())
+        self._pool: Any = None  # async_calls.LanePool, made on the loop on first use
 
     def prepare(self, args: list[pa.Array]) -> list[Any]:
         """Turn the argument columns into one tuple of Python values per row."""
@@ -291,7 +299,44 @@ class RowEvaluator(_PolicyEvaluatorBase):
 
     def call(self, args: list[Any]) -> Any:
         """Call the UDF on every row; keep the errors of rows that failed under on_error=null."""
-        outcomes = self.runner.run_rows(self.func, args)
+        if self.runner.is_async:
+            from quiver.worker import async_calls  # asyncio is slow to import: only when used
+
+            lanes = self.policy.max_concurrency or 1
+            running = async_calls.rows(self.runner, self.func, args, lanes)
+            outcomes = async_calls.run_on_loop(running)
+        else:
+            outcomes = self.runner.run_rows(self.func, args)
+        return self._from_outcomes(outcomes)
+
+    @property
+    def overlaps(self) -> bool:
+        """Tell whether calls of several batches may share the lanes (an async row UDF)."""
+        return self.runner.is_async
+
+    async def call_async(self, args: list[Any]) -> tuple[Any, pa.Array | None]:
+        """Call an async UDF on every row in the lanes shared by the batches in flight.
+
+        Returns the values and, under on_error=null, the rows' errors (the batches in flight
+        interleave, so they are not kept on the evaluator as :meth:`take_errors` expects).
+        """
+        from quiver.worker import async_calls
+
+        if self._pool is None:
+            lanes = self.policy.max_concurrency or 1
+            self._pool = async_calls.LanePool(self.runner, self.func, lanes)
+        outcomes = await self._pool.submit(args)
+        values = self._from_outcomes(outcomes)
+        errors = self.take_errors(len(args)) if self.keeps_errors else None
+        return values, errors
+
+    async def stop_calls(self) -> None:
+        """Cancel the calls still pending in the shared lanes (a Cancel, a failed batch)."""
+        if self._pool is not None:
+            await self._pool.cancel()
+
+    def _from_outcomes(self, outcomes: list[tuple[Any, str | None]]) -> Any:
+        """Split the outcomes into values (converted) and the rows' errors."""
         values = [value for value, _ in outcomes]
         self._errors = [error for _, error in outcomes]
         return self._to_array(values)
@@ -330,6 +375,11 @@ class PolicyBatchEvaluator(_PolicyEvaluatorBase):
         self._start_policy(policy, return_type)
         self._rows = 0
 
+    @property
+    def blocks_overlap(self) -> bool:
+        """An async batch UDF runs its slices on the loop alone, one batch at a time."""
+        return self.runner.is_async
+
     def prepare(self, args: list[pa.Array]) -> list[Any]:
         """Convert the arguments the way the wrapped evaluator does."""
         self._rows = len(args[0]) if args else 0
@@ -340,7 +390,14 @@ class PolicyBatchEvaluator(_PolicyEvaluatorBase):
         lanes = self.policy.max_concurrency or 1
         if self.runner.is_async and lanes > 1 and self._rows > 1 and args:
             return self._call_slices(args, lanes)
-        value, error = self.runner.run_one(self.func, args)
+        if self.runner.is_async:
+            from quiver.worker import async_calls
+
+            value, error = async_calls.run_on_loop(
+                async_calls.call(self.runner, self.func, tuple(args), None)
+            )
+        else:
+            value, error = self.runner.run_one(self.func, args)
         if error is None:
             self._errors = [None] * self._rows
             return value
@@ -353,7 +410,15 @@ class PolicyBatchEvaluator(_PolicyEvaluatorBase):
         size = -(-self._rows // lanes)  # ceiling: at most ``lanes`` slices
         slices = [(start, min(start + size, self._rows)) for start in range(0, self._rows, size)]
         calls = [tuple(_rows_of(arg, start, stop) for arg in args) for start, stop in slices]
-        outcomes = self.runner.run_slices(self.func, calls, slices)
+        from quiver.worker import async_calls
+
+        self.runner.slices = slices  # failed() names a call's rows by its slice
+        try:
+            outcomes = async_calls.run_on_loop(
+                async_calls.rows(self.runner, self.func, calls, lanes)
+            )
+        finally:
+            self.runner.slices = None
         arrays: list[pa.Array] = []
         self._errors = []
         for (start, stop), (value, error) in zip(slices, outcomes, strict=True):

@@ -105,6 +105,8 @@ class Execution:
         self.decoder = BatchDecoder()
         self.encoder: ResultEncoder | None = None
         self.kind: KindExecution | None = None  # grouped and table kinds (worker/kinds.py)
+        # Per UDF, the future the next batch in flight waits on before calling it.
+        self._turns: dict[int, Any] = {}
 
     @property
     def loaded(self) -> bool:
@@ -228,20 +230,111 @@ class Execution:
 
         ``body`` is an Arrow buffer or a file-like stream over the bytes as they arrived.
         """
+        batch = self._decode_timed(body)
+        if self.kind is not None:
+            return self._encode(batch, self.kind.run(batch))
+        assert self.udfs is not None
+        columns = [self._run_udf(udf, batch) for udf in self.udfs]
+        errors = [
+            udf.evaluator.take_errors(batch.num_rows)
+            for udf in self.udfs
+            if udf.evaluator.keeps_errors
+        ]
+        return self._encode(batch, self._result(columns, errors))
+
+    # ---- several batches in flight (async row UDFs) ----
+
+    @property
+    def overlaps(self) -> bool:
+        """Tell whether several batches may run at once: an async row UDF waits on calls and
+        nothing needs the batches one at a time (docs/protocol.md, "while a batch waits")."""
+        evaluators = [udf.evaluator for udf in self.udfs or ()]
+        return (
+            self.kind is None
+            and any(e.overlaps for e in evaluators)
+            and not any(e.blocks_overlap for e in evaluators)
+        )
+
+    async def run_batch_async(self, body: pa.Buffer | BinaryIO) -> pa.Buffer:
+        """:meth:`run_batch` for a batch that runs while others wait on their calls.
+
+        Each UDF is called on the batches in the order they arrived (an async row UDF queues
+        its rows in its lanes in that order), so a UDF that keeps state between batches sees
+        them in order; its rows' errors are kept per batch.
+        """
+        import asyncio  # slow to import: only when an async UDF runs
+
+        assert self.udfs is not None
+        batch = self._decode_timed(body)
+        turns = self._turns
+        columns: list[pa.Array] = []
+        errors: list[pa.Array] = []
+        for index, udf in enumerate(self.udfs):
+            previous = turns.get(index)
+            mine = asyncio.get_running_loop().create_future()
+            turns[index] = mine
+            try:
+                if previous is not None:
+                    await previous  # the batch before this one called the UDF already
+                args = udf.evaluator.prepare([batch.column(i) for i in udf.offsets])
+                if udf.evaluator.overlaps:
+                    pending = asyncio.ensure_future(
+                        self._timed_user_call_async(udf.name, udf.evaluator.call_async(args))
+                    )
+                    await asyncio.sleep(0)  # the rows are queued in the lanes: the next may go
+                    mine.set_result(None)
+                    raw, udf_errors = await pending
+                else:
+                    raw = self._timed_user_call(udf.name, udf.evaluator.call, args)
+                    udf_errors = (
+                        udf.evaluator.take_errors(batch.num_rows)
+                        if udf.evaluator.keeps_errors
+                        else None
+                    )
+            finally:
+                if not mine.done():
+                    mine.set_result(None)
+            columns.append(self._coerce(udf, raw, batch.num_rows))
+            if udf_errors is not None:
+                errors.append(udf_errors)
+        return self._encode(batch, self._result(columns, errors))
+
+    async def stop_calls(self) -> None:
+        """Cancel the calls the batches in flight still wait on."""
+        self._turns.clear()
+        for udf in self.udfs or ():
+            stop = getattr(udf.evaluator, "stop_calls", None)
+            if stop is not None:
+                await stop()
+
+    async def _timed_user_call_async(self, name: str, pending: Any) -> Any:
+        """Await user code: count its time, wrap what it raises as a UserError."""
+        started = time.perf_counter_ns()
+        try:
+            return await pending
+        except ExecutionError:
+            raise
+        except (Exception, SystemExit) as exc:
+            raise UserError(name, exc) from exc
+        finally:
+            self.metrics.udf_nanos += time.perf_counter_ns() - started
+
+    # ---- the pieces of a batch ----
+
+    def _decode_timed(self, body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
+        """Decode a batch, counting the time as codec time."""
         assert self.udfs is not None and self.result_schema is not None
         started = time.perf_counter_ns()
         batch = self._decode(body)
         self.metrics.codec_nanos += time.perf_counter_ns() - started
-        if self.kind is not None:
-            result = self.kind.run(batch)
-        else:
-            columns = [self._run_udf(udf, batch) for udf in self.udfs]
-            columns += [
-                udf.evaluator.take_errors(batch.num_rows)
-                for udf in self.udfs
-                if udf.evaluator.keeps_errors
-            ]
-            result = pa.RecordBatch.from_arrays(columns, schema=self.result_schema)
+        return batch
+
+    def _result(self, columns: list[pa.Array], errors: list[pa.Array]) -> pa.RecordBatch:
+        """Put the UDFs' columns, then their error columns, into one result batch."""
+        return pa.RecordBatch.from_arrays(columns + errors, schema=self.result_schema)
+
+    def _encode(self, batch: pa.RecordBatch, result: pa.RecordBatch) -> pa.Buffer:
+        """Encode a result batch and count the batch."""
         started = time.perf_counter_ns()
         # Scalar results have the Init's result schema, encoded with its message kept; the
         # grouped and table kinds encode their own.
@@ -278,9 +371,13 @@ class Execution:
         """Call one UDF on its argument columns and check what it returns."""
         args = udf.evaluator.prepare([batch.column(i) for i in udf.offsets])
         raw = self._timed_user_call(udf.name, udf.evaluator.call, args)
+        return self._coerce(udf, raw, batch.num_rows)
+
+    def _coerce(self, udf: BoundUdf, raw: Any, num_rows: int) -> pa.Array:
+        """Check and convert what a UDF returned, counting the time as codec time."""
         started = time.perf_counter_ns()
         try:
-            return coerce_result(raw, udf.return_type, udf.name, batch.num_rows)
+            return coerce_result(raw, udf.return_type, udf.name, num_rows)
         finally:
             self.metrics.codec_nanos += time.perf_counter_ns() - started
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 from quiver._proto import pb
 from quiver.protocol import PROTOCOL_VERSION
 from quiver.protocol.items import EngineItem, IncomingBatch, UndecodableMessage
-from quiver.transport.base import ChannelClosed, MessageSink
+from quiver.transport.base import ChannelClosed, Lookahead, MessageSink
 from quiver.worker.call_policy import BatchCancelled, cancel_probe
 from quiver.worker.errors import ExecutionError, ProtocolViolation, UserError, WorkerFailure
 from quiver.worker.execution import Execution
@@ -49,9 +49,21 @@ def worker_hello(worker_id: str, secret: bytes = b"") -> pb.Hello:
     )
 
 
-def _no_cancel_ahead() -> bool:
-    """Report that no Cancel is waiting (for transports that cannot look ahead)."""
-    return False
+# Batches one worker runs at once while an async row UDF waits on their calls; past it the
+# next batches wait in the transport (the engine's window is usually smaller).
+MOST_BATCHES_AT_ONCE = 16
+
+
+class NoLookahead:
+    """For transports that cannot look ahead: no Cancel waits, no batch is ready."""
+
+    def cancel_ahead(self) -> bool:
+        """Report that no Cancel is waiting."""
+        return False
+
+    def take_ready(self) -> EngineItem | None:
+        """Report that no item is ready."""
+        return None
 
 
 class WorkerStateMachine:
@@ -61,12 +73,14 @@ class WorkerStateMachine:
         self,
         sink: MessageSink,
         log: logging.Logger,
-        cancel_ahead: Callable[[], bool] = _no_cancel_ahead,
+        lookahead: Lookahead | None = None,
     ) -> None:
-        """Start idle; ``cancel_ahead`` tells whether a Cancel already waits behind this batch."""
+        """Start idle; ``lookahead`` tells whether a Cancel already waits behind this batch, and
+        hands over the batches that arrived behind it (several run at once for async UDFs)."""
         self.sink = sink
         self.log = log
-        self.cancel_ahead = cancel_ahead
+        self.lookahead = lookahead or NoLookahead()
+        self.cancel_ahead = self.lookahead.cancel_ahead
         self.state = State.IDLE
         self.execution: Execution | None = None
         # FinishResponse / CancelResponse sent so far: a grpc call ends after its first one.
@@ -117,9 +131,7 @@ class WorkerStateMachine:
     def _dispatch(self, item: EngineItem) -> None:
         """Hand one item to the handler of its kind."""
         if isinstance(item, IncomingBatch):
-            arrow_ipc = item.arrow_ipc
-            body = arrow_ipc if isinstance(arrow_ipc, pa.Buffer) else pa.py_buffer(arrow_ipc)
-            self.on_batch(item.sequence, body)
+            self.on_batch(*_batch_of(item))
             return
         if isinstance(item, UndecodableMessage):
             self.reject(item.reason)
@@ -130,8 +142,7 @@ class WorkerStateMachine:
             self.reject("an EngineMessage holds no message (unknown or empty 'kind')")
             return
         if kind == "data":
-            data = message.data
-            self.on_batch(data.sequence, pa.py_buffer(data.arrow_ipc))
+            self.on_batch(*_batch_of(message))
             return
         if kind == "shutdown":
             self.reject("Shutdown is not accepted here")
@@ -201,6 +212,9 @@ class WorkerStateMachine:
         if self.cancel_ahead():
             self.log.debug("dropping batch %d: a Cancel follows it", sequence)
             return
+        if execution.overlaps:
+            self._run_overlapped(execution, sequence, body)
+            return
         try:
             # Async UDFs look for a Cancel while their calls wait (worker/call_policy.py).
             with cancel_probe(self.cancel_ahead):
@@ -212,6 +226,40 @@ class WorkerStateMachine:
             self.fail(exc, sequence)
             return
         self.sink.send_data(sequence, result)
+
+    def _run_overlapped(self, execution: Execution, sequence: int, body: BatchBody) -> None:
+        """Run this batch and the ones already behind it at once, answering them in order.
+
+        An async row UDF's lanes go on with the next batch's rows while the last calls of one
+        wait (docs/protocol.md, "What a worker does while a batch waits"); heartbeats that
+        arrive meanwhile are echoed at once.
+        """
+        from quiver.worker import async_calls  # asyncio is slow to import: only when used
+
+        def take_next() -> tuple[int, BatchBody] | None:
+            while (item := self.lookahead.take_ready()) is not None:
+                if isinstance(item, pb.EngineMessage) and item.WhichOneof("kind") == "heartbeat":
+                    self.on_heartbeat(item.heartbeat)
+                    continue
+                return _batch_of(item)
+            return None
+
+        try:
+            async_calls.run_overlapped(
+                (sequence, body),
+                execution.run_batch_async,
+                take_next,
+                self.sink.send_data,
+                self.cancel_ahead,
+                MOST_BATCHES_AT_ONCE,
+                execution.stop_calls,
+            )
+        except BatchCancelled:
+            self.log.debug("dropping the batches in flight: a Cancel came while they waited")
+        except async_calls.BatchFailed as failed:
+            if not isinstance(failed.cause, ExecutionError):
+                raise failed.cause from None  # handle() reports it as the worker's failure
+            self.fail(failed.cause, failed.sequence)
 
     def on_finish(self, finish: pb.Finish) -> None:
         """End the execution after the last batch: run iterator UDFs to their end, report."""
@@ -305,6 +353,16 @@ class WorkerStateMachine:
         """Return the current execution (the state says there is one)."""
         assert self.execution is not None
         return self.execution
+
+
+def _batch_of(item: EngineItem) -> tuple[int, BatchBody]:
+    """Return a batch's sequence and Arrow body, from a transport's batch or a Data message."""
+    if isinstance(item, IncomingBatch):
+        arrow_ipc = item.arrow_ipc
+        body = arrow_ipc if isinstance(arrow_ipc, pa.Buffer) else pa.py_buffer(arrow_ipc)
+        return item.sequence, body
+    assert isinstance(item, pb.EngineMessage)
+    return item.data.sequence, pa.py_buffer(item.data.arrow_ipc)
 
 
 def _describe(item: EngineItem) -> str:

@@ -29,7 +29,7 @@ class ExecuteCall:
         self.log = log
         self.inbox = Inbox(requests, log, "quiver-grpc-reader")
         self.outbox: list[WorkerItem] = []
-        self.conversation = new_conversation(self, self.inbox.cancel_ahead)
+        self.conversation = new_conversation(self, self.inbox)
         if not context.add_callback(self.inbox.close):
             self.inbox.close()  # the call is already over
 
