@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 import hashlib
 import importlib
+import importlib.machinery
 import importlib.util
 import os
 import sys
 import threading
-from types import ModuleType
+from types import CodeType, ModuleType
 from typing import Any
 
 from quiver.worker.errors import WorkerFailure, user_traceback
@@ -18,9 +19,11 @@ PYTHON_REF = "python/ref"
 PYTHON_CLOUDPICKLE = "python/cloudpickle"
 PAYLOAD_FORMATS = (PYTHON_REF, PYTHON_CLOUDPICKLE)
 
-# Files loaded by path, keyed by (path, mtime, size): a pooled worker serves many executions and
-# should not re-run a UDF file's top-level code (often expensive setup) for each of them.
-_file_modules: dict[tuple[str, int, int], ModuleType] = {}
+# Files loaded by path, keyed by (path, hash of the source): a pooled worker serves many executions
+# and should not re-run a UDF file's top-level code (often expensive setup) for each of them. The
+# hash, not (mtime, size): a file edited twice within a timestamp's resolution at the same size
+# must still run its new code.
+_file_modules: dict[tuple[str, str], ModuleType] = {}
 # Executions on different grpc calls load UDFs at the same time; without the lock two of them
 # could both miss the cache and run a file's top-level code twice.
 _file_modules_lock = threading.RLock()
@@ -84,10 +87,11 @@ def _import_file_locked(path: str) -> ModuleType:
     """Execute a UDF file as a module, holding the cache's lock."""
     full = os.path.abspath(path)
     try:
-        stat = os.stat(full)
+        with open(full, "rb") as file:
+            source = file.read()
     except OSError as exc:
         raise FileNotFoundError(f"UDF file {full} cannot be read: {exc.strerror}") from None
-    key = (full, stat.st_mtime_ns, stat.st_size)
+    key = (full, hashlib.sha256(source).hexdigest())
     if key in _file_modules:
         return _file_modules[key]
     # A unique, stable module name lets two files with the same base name coexist and lets
@@ -95,7 +99,9 @@ def _import_file_locked(path: str) -> ModuleType:
     digest = hashlib.sha1(full.encode()).hexdigest()[:10]
     stem = os.path.splitext(os.path.basename(full))[0]
     name = f"_quiver_udf_{stem}_{digest}"
-    spec = importlib.util.spec_from_file_location(name, full)
+    spec = importlib.util.spec_from_file_location(
+        name, full, loader=_SourceOnlyLoader(name, full, source)
+    )
     if spec is None or spec.loader is None:
         raise ImportError(f"cannot import {full} as a Python module")
     module = importlib.util.module_from_spec(spec)
@@ -111,6 +117,25 @@ def _import_file_locked(path: str) -> ModuleType:
         raise
     _file_modules[key] = module
     return module
+
+
+class _SourceOnlyLoader(importlib.machinery.SourceFileLoader):
+    """Compile a UDF file from its source every time, never through ``__pycache__``.
+
+    Python's bytecode cache is checked by the source's mtime in whole seconds and its size: a
+    UDF file edited twice within one second at the same size would run the code of the first
+    edit. UDF files are small, so compiling them is cheap; nothing is written beside them either.
+    The source is the one whose hash keys the cache, read once.
+    """
+
+    def __init__(self, fullname: str, path: str, source: bytes) -> None:
+        """Load ``path`` as module ``fullname`` from ``source``, the bytes the cache key hashed."""
+        super().__init__(fullname, path)
+        self._source = source
+
+    def get_code(self, fullname: str) -> CodeType:
+        """Return the code of the source this loader was given."""
+        return compile(self._source, self.path, "exec", dont_inherit=True)
 
 
 def _resolve_qualname(udf_name: str, ref: str, module: ModuleType, qualname: str) -> Any:
