@@ -27,12 +27,16 @@ from typing import BinaryIO
 
 import pyarrow as pa
 
-from quiver.worker.errors import ProtocolViolation
+from quiver.worker.errors import ProtocolViolation, WorkerFailure
 
 # Results up to this size are serialized into one buffer (one copy of the batch): cheaper than
 # a stream writer until the copy itself dominates.
 COPY_LIMIT = 1 << 20
 END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+# The largest result one message may carry: the engine's frame limit (2 GiB), less a margin for
+# the message around the Arrow stream (gRPC's own limit is 2 GiB - 1 byte for the whole message).
+# A result over it is refused here, with its size, rather than cut off on its way.
+MAX_RESULT_BYTES = 2**31 - 2**16
 _READ_OPTIONS = pa.ipc.IpcReadOptions(ensure_alignment=pa.ipc.Alignment.DataTypeSpecific)
 
 
@@ -213,7 +217,27 @@ def encode_batch(batch: pa.RecordBatch) -> list[bytes | pa.Buffer]:
             pending.append(bytes(part))
     if pending:
         parts.append(b"".join(pending))
+    check_result_size(batch.schema, sum(memoryview(part).nbytes for part in parts))
     return parts
+
+
+def check_result_size(schema: pa.Schema, size: int) -> None:
+    """Raise WorkerFailure when an encoded result of ``size`` bytes cannot go in one message."""
+    if size <= MAX_RESULT_BYTES:
+        return
+    columns = ", ".join(repr(name) for name in schema.names)
+    raise WorkerFailure(
+        f"the result of one batch ({columns}) is {_bytes_text(size)} in Arrow IPC form, over the "
+        f"limit of {_bytes_text(MAX_RESULT_BYTES)} for one message to the engine; give the UDF "
+        "smaller batches (quiver run --batch-rows or --batch-bytes; Session.map(batch_rows=..., "
+        "batch_bytes=...))",
+        schema.names[0] if schema.names else "",
+    )
+
+
+def _bytes_text(size: int) -> str:
+    """Say a byte count in GiB and exactly: ``2.00 GiB (2,147,488,048 bytes)``."""
+    return f"{size / 2**30:.2f} GiB ({size:,} bytes)"
 
 
 # Buffers smaller than this are copied into their neighbours: a copy of a few bytes is
