@@ -52,9 +52,14 @@ class Counter:
             _totals[self.name] = _totals.get(self.name, 0) + n
 
 
+def is_metric_name(name: str) -> bool:
+    """Tell whether ``name`` can name a counter."""
+    return isinstance(name, str) and _METRIC_NAME.fullmatch(name) is not None
+
+
 def counter(name: str) -> Counter:
     """Return the counter ``name``, which must match ``[a-zA-Z_][a-zA-Z0-9_]*``."""
-    if not isinstance(name, str) or _METRIC_NAME.fullmatch(name) is None:
+    if not is_metric_name(name):
         raise ValueError(
             f"{name!r} is not a valid metric name: use letters, digits and '_', "
             "not starting with a digit (e.g. 'rows_skipped')"

@@ -7,6 +7,7 @@ udfs/async_http.py call it from worker processes.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -153,14 +154,15 @@ def test_a_batch_timeout_leaves_no_pending_request_and_no_worker() -> None:
         assert _gone(pid, 5.0), f"worker {pid} is still running"
 
 
-def test_a_cancel_from_the_engine_stops_the_calls_a_batch_waits_on() -> None:
+@pytest.mark.parametrize("transport", ["uds", "shm", "grpc"])
+def test_a_cancel_from_the_engine_stops_the_calls_a_batch_waits_on(transport: str) -> None:
     with SlowServer(delay=0.01) as server:
         # Batch 0 (worker 1) fails after 1 s; batch 1 (worker 2) waits on four slow calls,
         # until the engine cancels its execution because the run failed.
         server.plan = {"k0": ["503"]}
         server.delays = {"k0": 1.0, **{f"k{i}": 60.0 for i in range(4, 8)}}
         started = time.monotonic()
-        with quiver.Session(workers=2) as s:
+        with quiver.Session(workers=2, transport=transport) as s:
             call = quiver.call(async_http.fetch, "key", "port", max_concurrency=4)
             with pytest.raises(quiver.UdfError, match="503 for key k0"):
                 s.map(keys_table(8, server.port), udfs=[call], batch_rows=4).read_all()
@@ -253,16 +255,47 @@ def test_quiver_run_takes_udf_options(tmp_path: Path) -> None:
             [str(binary), "run", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
              "--udf", f"got={UDF_FILE}:fetch(key, port)", "--select", "key",
              "--udf-option", "got.on_error=null", "--udf-option", "got.max_concurrency=2",
-             "--udf-option", "got.retries=2"],
+             "--udf-option", "got.retries=2", "--metrics", str(tmp_path / "metrics.json")],
             capture_output=True, text=True, timeout=60,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
     assert "failed   1 row of 'got': null, their errors in got__error" in done.stderr
+    # Six calls and the retry of k2, in the summary and in --metrics.
+    assert "counter  got__calls = 7 (got)" in done.stderr
+    assert "counter  got__retries = 1 (got)" in done.stderr
+    counters = json.loads((tmp_path / "metrics.json").read_text())["groups"][0]["counters"]
+    assert counters["got__calls"] == 7 and counters["got__retries"] == 1
     out = pq.read_table(tmp_path / "out.parquet")
     assert out.column_names == ["key", "got", "got__error"]
     assert out.column("got").to_pylist() == ["k0", "k1", None, "k3", "k4", "k5"]
     assert out.column("got__error")[2].as_py().endswith("ServiceUnavailable: 503 for key k2")
     assert server.most_in_flight == 2 and len(server.arrivals["k2"]) == 2
+
+
+def test_attempts_waits_and_timeouts_are_counted_in_the_runs_metrics(tmp_path: Path) -> None:
+    binary = quiver_binary()
+    with SlowServer(delay=0.01) as server:
+        server.plan = {
+            "k1": ["429:0.2", "ok"],  # one retry after 200 ms
+            "k3": ["429:0.1", "429:0.1", "ok"],  # two retries after 100 ms each
+            "k4": ["503", "503", "503"],  # two retries with back-off, then the row fails
+        }
+        server.delays = {"k6": 5.0}  # over the timeout: counted, not retried
+        pq.write_table(keys_table(8, server.port), tmp_path / "in.parquet")
+        done = subprocess.run(
+            [str(binary), "run", str(tmp_path / "in.parquet"), "-o", str(tmp_path / "out.parquet"),
+             "--udf", f"f={UDF_FILE}:fetch_or_null(key, port)", "--udf-option", "f.timeout=0.5",
+             "--metrics", str(tmp_path / "metrics.json")],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+    assert "counter  f__retries = 5 (f)" in done.stderr
+    counters = json.loads((tmp_path / "metrics.json").read_text())["groups"][0]["counters"]
+    assert counters["f__calls"] == 13  # 8 rows, 5 retries
+    assert counters["f__retries"] == 5
+    assert counters["f__timeouts"] == 1
+    # 200 + 2 x 100 ms advertised, and k4's back-off of 10 + 20 ms (jitter 10%).
+    assert 425 <= counters["f__retry_wait_ms"] <= 435
 
 
 def test_quiver_run_refuses_a_misspelled_udf_option_before_any_worker_starts(

@@ -58,8 +58,11 @@ class Metrics:
     # The UDFs' own counters when the execution began: it reports what they grew by.
     counters_before: dict[str, int] = field(default_factory=user_metrics.snapshot)
 
-    def to_proto(self) -> pb.Metrics:
-        """Return the Metrics message, with the process's peak resident set size."""
+    def to_proto(self, policy_counters: dict[str, int] | None = None) -> pb.Metrics:
+        """Return the Metrics message, with the process's peak resident set size and the
+        counters of the UDFs' call policies beside their own."""
+        counters = user_metrics.since(self.counters_before)
+        counters.update(policy_counters or {})
         return pb.Metrics(
             batches=self.batches,
             rows_in=self.rows_in,
@@ -67,7 +70,7 @@ class Metrics:
             udf_nanos=self.udf_nanos,
             codec_nanos=self.codec_nanos,
             peak_rss_bytes=peak_rss_bytes(),
-            counters=user_metrics.since(self.counters_before),
+            counters=counters,
         )
 
 
@@ -394,6 +397,22 @@ class Execution:
             self.metrics.udf_nanos += time.perf_counter_ns() - started
 
     # ---- end of the execution ----
+
+    def metrics_proto(self) -> pb.Metrics:
+        """Return the execution's Metrics, with each call policy's counts as counters
+        ``NAME__calls``, ``NAME__retries``, ``NAME__retry_wait_ms`` and ``NAME__timeouts``
+        (docs/metrics.md) for every UDF that has a policy (async, row, retried or keeping
+        errors) and a name a counter can have."""
+        counters: dict[str, int] = {}
+        for udf in self.udfs or ():
+            counts = udf.evaluator.policy_counts
+            if counts is None or not user_metrics.is_metric_name(udf.name):
+                continue
+            counters[f"{udf.name}__calls"] = counts.calls
+            counters[f"{udf.name}__retries"] = counts.retries
+            counters[f"{udf.name}__retry_wait_ms"] = round(counts.retry_wait_seconds * 1000)
+            counters[f"{udf.name}__timeouts"] = counts.timeouts
+        return self.metrics.to_proto(counters)
 
     def finish(self) -> None:
         """Let iterator UDFs run to their end; raise the first error one of them reports."""

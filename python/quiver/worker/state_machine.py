@@ -274,7 +274,7 @@ class WorkerStateMachine:
                 execution.finish()
             except ExecutionError as exc:
                 self.fail(exc)
-        metrics = execution.metrics.to_proto()
+        metrics = execution.metrics_proto()
         self._end_execution(pb.WorkerMessage(finish_response=pb.FinishResponse(metrics=metrics)))
 
     def on_cancel(self, cancel: pb.Cancel) -> None:
@@ -284,7 +284,7 @@ class WorkerStateMachine:
             return
         execution = self._running()
         self.log.debug("Cancel: %s", cancel.reason or "(no reason given)")
-        metrics = execution.metrics.to_proto()
+        metrics = execution.metrics_proto()
         self._end_execution(pb.WorkerMessage(cancel_response=pb.CancelResponse(metrics=metrics)))
 
     def on_heartbeat(self, heartbeat: pb.Heartbeat) -> None:
