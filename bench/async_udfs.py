@@ -11,7 +11,14 @@ Measures, in one run:
   and / 5) so that the run stays short; their ideal is computed for the rows they ran.
   Median of ``--repeats`` for N >= 64, one run below;
 - the cost per row of an async row UDF that does no I/O against the same plain row UDF
-  (200,000 rows, median of ``--repeats``), and of that plain row UDF against an Arrow batch UDF.
+  (200,000 rows, median of ``--repeats``), and of that plain row UDF against an Arrow batch UDF;
+- small batches: ``--rows`` rows at N = 64 in batches of ``--small-batch-rows`` (100), where the
+  calls must span batch boundaries to keep 64 in flight, against the same rows in batches of
+  2,500 (median of ``--repeats``);
+- Daft: the same ``--rows`` rows through Daft's async ``@daft.func(max_concurrency=64)`` calling
+  the same service with the same client (median of ``--repeats``; skipped when Daft is missing).
+
+``--only service,small,overhead,daft`` runs some of the parts.
 
 ``--uvloop DIR`` runs the workers' event loops on uvloop instead, from DIR (made with
 ``pip install --target DIR uvloop``; quiver does not depend on it), to compare the two.
@@ -62,13 +69,13 @@ def _serve(port_out: multiprocessing.connection.Connection) -> None:
 
 # ---- a minimal HTTP/1.1 keep-alive client (no dependency) ----
 
-# Idle connections per port, reused by the UDF's calls on the worker's event loop.
-_idle: dict[int, list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
+# Idle connections per event loop and port, reused by the UDF's calls on that loop.
+_idle: dict[tuple[int, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
 
 
 async def _get(port: int, key: str) -> str:
     """GET /?key=KEY and return the body, over an idle connection when there is one."""
-    pool = _idle.setdefault(port, [])
+    pool = _idle.setdefault((id(asyncio.get_running_loop()), port), [])
     reader, writer = pool.pop() if pool else await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(f"GET /?key={key} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
@@ -121,26 +128,73 @@ def _map(session: quiver.Session, table: pa.Table, call: quiver.UdfCall, batch_r
     return took
 
 
-def bench_service(rows: int, repeats: int, session_options: dict) -> None:
+def _start_service() -> tuple[multiprocessing.Process, int]:
+    """Start the service in a process of its own; return it and its port."""
     receiver, sender = multiprocessing.Pipe(duplex=False)
     server = multiprocessing.Process(target=_serve, args=(sender,), daemon=True)
     server.start()
-    port = receiver.recv()
+    return server, receiver.recv()
+
+
+def _keys(count: int, port: int) -> pa.Table:
+    return pa.table({"key": [f"k{i}" for i in range(count)], "port": [port] * count})
+
+
+def bench_service(port: int, rows: int, repeats: int, session_options: dict) -> None:
     print(f"service: answers after {DELAY * 1000:.0f} ms; one worker; batches of 2,500 rows")
     print(f"{'N':>5} {'rows':>7} {'wall s':>8} {'ideal s':>8} {'of ideal':>9}")
+    with quiver.Session(workers=1, batch_timeout=600, **session_options) as session:
+        for n in (1, 8, 64, 256):
+            count = rows // 50 if n == 1 else rows // 5 if n == 8 else rows
+            table = _keys(count, port)
+            call = quiver.call(lookup, "key", "port", max_concurrency=n)
+            _map(session, table.slice(0, min(count, 2 * n)), call, 2500)  # warm the pool
+            runs = [_map(session, table, call, 2500) for _ in range(repeats if n >= 64 else 1)]
+            wall = statistics.median(runs)
+            ideal = count * DELAY / n
+            print(f"{n:>5} {count:>7} {wall:>8.2f} {ideal:>8.2f} {ideal / wall:>8.0%}")
+
+
+def bench_small_batches(
+    port: int, rows: int, small: int, repeats: int, session_options: dict
+) -> None:
+    n = 64
+    ideal = rows * DELAY / n
+    print(f"\nN = {n}, {rows:,} rows, one worker (ideal {ideal:.2f} s), median of {repeats}")
+    table = _keys(rows, port)
+    call = quiver.call(lookup, "key", "port", max_concurrency=n)
+    with quiver.Session(workers=1, batch_timeout=600, **session_options) as session:
+        _map(session, table.slice(0, 2 * n), call, small)  # warm the pool
+        for batch_rows in (small, 2500):
+            wall = statistics.median(_map(session, table, call, batch_rows) for _ in range(repeats))
+            print(f"  batches of {batch_rows:>5} rows: {wall:6.2f} s  {ideal / wall:4.0%} of ideal")
+
+
+def bench_daft(port: int, rows: int, repeats: int) -> None:
     try:
-        with quiver.Session(workers=1, batch_timeout=600, **session_options) as session:
-            for n in (1, 8, 64, 256):
-                count = rows // 50 if n == 1 else rows // 5 if n == 8 else rows
-                table = pa.table({"key": [f"k{i}" for i in range(count)], "port": [port] * count})
-                call = quiver.call(lookup, "key", "port", max_concurrency=n)
-                _map(session, table.slice(0, min(count, 2 * n)), call, 2500)  # warm the pool
-                runs = [_map(session, table, call, 2500) for _ in range(repeats if n >= 64 else 1)]
-                wall = statistics.median(runs)
-                ideal = count * DELAY / n
-                print(f"{n:>5} {count:>7} {wall:>8.2f} {ideal:>8.2f} {ideal / wall:>8.0%}")
-    finally:
-        server.kill()
+        import daft
+    except ImportError:
+        print("\nDaft: not installed (bench/requirements-no-deps.txt); skipped")
+        return
+    n = 64
+    ideal = rows * DELAY / n
+
+    @daft.func(return_dtype=daft.DataType.string(), max_concurrency=n)
+    async def daft_lookup(key: str, port: int) -> str:
+        return await _get(port, key)
+
+    def once() -> float:
+        started = time.perf_counter()
+        frame = daft.from_arrow(_keys(rows, port))
+        out = frame.select(daft_lookup(frame["key"], frame["port"])).to_arrow()
+        took = time.perf_counter() - started
+        assert out.num_rows == rows
+        return took
+
+    once()  # warm up
+    wall = statistics.median(once() for _ in range(repeats))
+    print(f"\nDaft {daft.__version__}, async @daft.func(max_concurrency={n}), {rows:,} rows:")
+    print(f"  {wall:6.2f} s  {ideal / wall:4.0%} of ideal (median of {repeats})")
 
 
 def bench_overhead(repeats: int, session_options: dict) -> None:
@@ -170,16 +224,31 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--uvloop", type=Path, help="a folder with uvloop installed in it")
+    parser.add_argument("--small-batch-rows", type=int, default=100)
+    parser.add_argument("--only", default="service,small,overhead,daft", help="parts to run")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as hook:
-        options = (
-            {} if args.uvloop is None else {"environment": _uvloop_environment(args.uvloop, hook)}
-        )
-        with quiver.Session(workers=1, **options) as session:
-            kind = session.map(pa.table({"x": [1]}), udfs=[quiver.call(loop_kind, "x")])
-            print("workers' event loop:", kind.read_all().column("loop_kind")[0].as_py())
-        bench_service(args.rows, args.repeats, options)
-        bench_overhead(args.repeats, options)
+    parts = set(args.only.split(","))
+    server, port = _start_service()
+    try:
+        with tempfile.TemporaryDirectory() as hook:
+            options = (
+                {}
+                if args.uvloop is None
+                else {"environment": _uvloop_environment(args.uvloop, hook)}
+            )
+            with quiver.Session(workers=1, **options) as session:
+                kind = session.map(pa.table({"x": [1]}), udfs=[quiver.call(loop_kind, "x")])
+                print("workers' event loop:", kind.read_all().column("loop_kind")[0].as_py())
+            if "service" in parts:
+                bench_service(port, args.rows, args.repeats, options)
+            if "small" in parts:
+                bench_small_batches(port, args.rows, args.small_batch_rows, args.repeats, options)
+            if "overhead" in parts:
+                bench_overhead(args.repeats, options)
+            if "daft" in parts:
+                bench_daft(port, args.rows, args.repeats)
+    finally:
+        server.kill()
 
 
 def _uvloop_environment(uvloop_dir: Path, hook: str) -> dict[str, str]:
