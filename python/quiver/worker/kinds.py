@@ -36,6 +36,9 @@ KIND_EVAL_TYPES = {
 # Field metadata of a partial UDAF's result field in the InitResponse of GROUPED_AGG.
 AGG_FORM_KEY = b"quiver.agg_form"
 ROW_INDEX = "__row"
+# The most bytes the pickled partial states of one batch's groups may take: they travel in one
+# binary column (32-bit offsets) of one result message.
+MAX_STATES_BYTES = 2**31 - 2**16
 
 
 def is_kind_init(init: pb.Init) -> bool:
@@ -173,6 +176,7 @@ class KindExecution:
             args = [arg.to_pandas() for arg in args]
         values = []
         instance = self.instances[index]
+        states_bytes = 0
         for start, end in bounds:
             pieces = [_slice(arg, start, end) for arg in args]
             if instance is None:
@@ -181,6 +185,9 @@ class KindExecution:
                 state = self._call(name, instance.init)
                 state = self._call(name, instance.update, state, *pieces)
                 values.append(pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+                states_bytes += len(values[-1])
+                # Checked group by group: a state too large fails at once, not after the rest.
+                _check_states_size(name, states_bytes, len(values), len(bounds), len(values[-1]))
         field = self.result_schema.field(index)
         return _values_array(values, field.type, name)
 
@@ -288,6 +295,25 @@ def _instance(fn: KindFunction) -> Any:
 
 def _slice(arg: Any, start: int, end: int) -> Any:
     return arg.iloc[start:end] if hasattr(arg, "iloc") else arg.slice(start, end - start)
+
+
+def _check_states_size(name: str, size: int, groups: int, of_groups: int, last: int) -> None:
+    """Raise WorkerFailure when the partial states pickled so far exceed MAX_STATES_BYTES."""
+    if size <= MAX_STATES_BYTES:
+        return
+    raise WorkerFailure(
+        f"UDAF {name!r}: the partial states of {groups} of this batch's {of_groups} groups take "
+        f"{_gib(size)} pickled (the last one {_gib(last)}), over the limit of "
+        f"{_gib(MAX_STATES_BYTES)} for the states of one batch (one binary column of one "
+        "message); keep a smaller state in update(), a summary of the rows (sums, counts, "
+        "sketches) rather than the rows themselves",
+        name,
+    )
+
+
+def _gib(size: int) -> str:
+    """Say a byte count in GiB and exactly."""
+    return f"{size / 2**30:.2f} GiB ({size:,} bytes)"
 
 
 def _unpickle(data: bytes | None, name: str) -> Any:
