@@ -137,13 +137,6 @@ def test_memory_is_sampled(results: dict) -> None:
                 assert result["peak_rss_mb"]["total"] > 0, (scenario["key"], peer)
 
 
-@pytest.mark.xfail(
-    reason="known regression: since the fork server was reworked (one server per start-up "
-    "configuration, concurrent requests) the benchmark's process-tree sampler counts no memory "
-    "for quiver-columnar's forked workers (workers 0.0 MiB); the sampler or the server's process "
-    "tree needs mending",
-    strict=False,
-)
 def test_workers_forked_by_the_fork_server_count_in_the_memory(results: dict) -> None:
     # quiver-columnar's workers come from the fork server (not the engine's children) once
     # it runs; quiver-cold's are the engine's own. Both must show their workers' memory.

@@ -18,6 +18,7 @@ void ApplyForkServerOptions(const RunOptions& options, const std::vector<std::st
   if (options.no_daemon || command != worker::PythonWorkerCommand(options.python)) return;
   const char* opt_out = std::getenv("QUIVER_NO_DAEMON");
   if (opt_out != nullptr && *opt_out != '\0' && std::string(opt_out) != "0") return;
+  spec->launcher = worker::LauncherKind::kForkServer;
   spec->fork_server.python = options.python;
   if (const char* idle = std::getenv("QUIVER_FORKSERVER_IDLE_TIMEOUT")) {
     char* end = nullptr;

@@ -17,9 +17,10 @@ namespace quiver::cli {
 /// Adds --no-daemon to `run`, bound to options.no_daemon.
 void AddForkServerOptions(CLI::App* run, RunOptions& options);
 
-/// Makes `spec` start its workers through the fork server when `command` is the
-/// Python worker and neither --no-daemon nor QUIVER_NO_DAEMON (not "" or "0")
-/// opts out; QUIVER_FORKSERVER_IDLE_TIMEOUT (seconds) sets the server's idle timeout.
+/// Declares the fork server as the launcher of `spec` (LauncherKind::kForkServer)
+/// when `command` is the built-in Python runtime's worker and neither --no-daemon
+/// nor QUIVER_NO_DAEMON (not "" or "0") opts out; QUIVER_FORKSERVER_IDLE_TIMEOUT
+/// (seconds) sets the server's idle timeout.
 void ApplyForkServerOptions(const RunOptions& options, const std::vector<std::string>& command,
                             worker::WorkerSpec* spec);
 

@@ -17,7 +17,10 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <utility>
+
+#include <arrow/status.h>
 
 namespace quiver::worker {
 namespace {
@@ -54,6 +57,38 @@ constexpr const char* kKeyVariables[] = {"PYTHONPATH",
                                          "OPENBLAS_NUM_THREADS",
                                          "OMP_NUM_THREADS",
                                          "MKL_NUM_THREADS"};
+
+constexpr char kDetailTypeId[] = "quiver::worker::ForkServerFailure";
+
+// Carries a ForkServerFailure through arrow::Status, so that callers tell an
+// absent server from a failed one by type, not by the message.
+class ForkServerFailureDetail : public arrow::StatusDetail {
+ public:
+  explicit ForkServerFailureDetail(ForkServerFailure failure) : failure_(failure) {}
+  const char* type_id() const override { return kDetailTypeId; }
+  std::string ToString() const override {
+    switch (failure_) {
+      case ForkServerFailure::kNotRunning:
+        return "fork server not running";
+      case ForkServerFailure::kRestarting:
+        return "fork server restarting";
+      case ForkServerFailure::kFailed:
+        break;
+    }
+    return "fork server failed";
+  }
+  ForkServerFailure failure() const { return failure_; }
+
+ private:
+  ForkServerFailure failure_;
+};
+
+arrow::Status WithFailure(const arrow::Status& status, ForkServerFailure failure) {
+  return status.WithDetail(std::make_shared<ForkServerFailureDetail>(failure));
+}
+
+// The server's answer when its files changed since it started (server.py).
+constexpr char kStaleAnswer[] = "error stale:";
 
 std::string Getenv(const char* name) {
   const char* value = std::getenv(name);
@@ -282,15 +317,31 @@ std::string ForkServerSocket(const std::string& directory, const std::string& py
   return directory + name;
 }
 
-arrow::Result<std::unique_ptr<ChildProcess>> SpawnThroughForkServer(
+ForkServerFailure ForkServerFailureOf(const arrow::Status& status) {
+  const auto& detail = status.detail();
+  if (detail == nullptr || std::strcmp(detail->type_id(), kDetailTypeId) != 0) {
+    return ForkServerFailure::kFailed;
+  }
+  return static_cast<const ForkServerFailureDetail&>(*detail).failure();
+}
+
+namespace {
+
+arrow::Result<std::unique_ptr<ChildProcess>> ForkWorker(
     const ForkServerSpec& spec, const std::vector<std::string>& arguments,
     const std::map<std::string, std::string>& environment, int64_t log_capacity_bytes,
     int inherited_fd) {
   ARROW_ASSIGN_OR_RAISE(const std::string directory, ForkServerDirectory(spec.directory));
   std::vector<std::string> variables = MergedEnvironment(environment);
   const std::string socket = ForkServerSocket(directory, spec.python, variables);
-  if (socket.size() >= sizeof(sockaddr_un{}.sun_path)) {
-    return arrow::Status::IOError("the fork server's socket path ", socket, " is too long");
+  constexpr size_t kLongestSocketPath = sizeof(sockaddr_un{}.sun_path) - 1;
+  if (socket.size() > kLongestSocketPath) {
+    return arrow::Status::IOError("the fork server's socket path ", socket, " is ", socket.size(),
+                                  " bytes, over the ", kLongestSocketPath,
+                                  " a Unix socket path can hold; set QUIVER_FORKSERVER_DIR to a "
+                                  "directory of at most ",
+                                  kLongestSocketPath - (socket.size() - directory.size()),
+                                  " bytes (e.g. /tmp/quiver-", ::getuid(), ")");
   }
   bool not_running = false;
   auto connected = Connect(socket, &not_running);
@@ -302,7 +353,9 @@ arrow::Result<std::unique_ptr<ChildProcess>> SpawnThroughForkServer(
     }
     ARROW_RETURN_NOT_OK(
         StartServer(spec.python, socket, spec.idle_timeout_seconds, std::move(server_environment)));
-    return arrow::Status::IOError("no fork server was running; one was started for later runs");
+    return WithFailure(
+        arrow::Status::IOError("no fork server was running; one was started for later runs"),
+        ForkServerFailure::kNotRunning);
   }
   io::UniqueFd connection = std::move(*connected);
   int pipe_fds[2];
@@ -318,10 +371,27 @@ arrow::Result<std::unique_ptr<ChildProcess>> SpawnThroughForkServer(
   ARROW_ASSIGN_OR_RAISE(const std::string answer, ReadAnswer(connection.get()));
   long pid = 0;
   if (std::sscanf(answer.c_str(), "pid %ld", &pid) != 1 || pid <= 1) {
-    return arrow::Status::IOError("the fork server refused the worker: ", answer);
+    const arrow::Status refused =
+        arrow::Status::IOError("the fork server refused the worker: ", answer);
+    return answer.rfind(kStaleAnswer, 0) == 0 ? WithFailure(refused, ForkServerFailure::kRestarting)
+                                              : refused;
   }
   return ChildProcess::Adopt(static_cast<pid_t>(pid), std::move(read_end), log_capacity_bytes,
                              std::move(connection));
+}
+
+}  // namespace
+
+arrow::Result<std::unique_ptr<ChildProcess>> SpawnThroughForkServer(
+    const ForkServerSpec& spec, const std::vector<std::string>& arguments,
+    const std::map<std::string, std::string>& environment, int64_t log_capacity_bytes,
+    int inherited_fd) {
+  auto spawned = ForkWorker(spec, arguments, environment, log_capacity_bytes, inherited_fd);
+  // Every failure says which it is: kFailed unless a path above said otherwise.
+  if (!spawned.ok() && spawned.status().detail() == nullptr) {
+    return WithFailure(spawned.status(), ForkServerFailure::kFailed);
+  }
+  return spawned;
 }
 
 }  // namespace quiver::worker

@@ -18,6 +18,24 @@
 
 namespace quiver::worker {
 
+/// Why the fork server did not start a worker: the detail of every status
+/// SpawnThroughForkServer returns (ForkServerFailureOf). The caller then
+/// fork/execs the worker; only kFailed is worth telling the user.
+enum class ForkServerFailure {
+  /// No server was running: one was started for later runs.
+  kNotRunning,
+  /// The server's quiver files changed since it started (an upgrade, an
+  /// edit): it stops listening, and the next run starts a new one.
+  kRestarting,
+  /// The server cannot be used: its socket path is too long, it runs as
+  /// another user, it refused the request or did not answer, ...
+  kFailed,
+};
+
+/// Returns the ForkServerFailure that `status` carries; kFailed for a status
+/// without one.
+ForkServerFailure ForkServerFailureOf(const arrow::Status& status);
+
 /// Returns the fork server's private directory, as an absolute path (a relative
 /// one is resolved against the current directory): `requested`, else
 /// $QUIVER_FORKSERVER_DIR, else $XDG_RUNTIME_DIR/quiver, else /tmp/quiver-UID.
@@ -41,7 +59,8 @@ std::string ForkServerSocket(const std::string& directory, const std::string& py
 /// The worker is not the engine's child: its exit comes over the request's
 /// connection (ChildProcess::Adopt), and the server kills it when that
 /// connection closes first (the engine died). When no server runs, starts one
-/// detached for later runs and fails: the caller then fork/execs the worker.
+/// detached for later runs and fails (kNotRunning): the caller then fork/execs
+/// the worker. Every failure carries its ForkServerFailure.
 arrow::Result<std::unique_ptr<ChildProcess>> SpawnThroughForkServer(
     const ForkServerSpec& spec, const std::vector<std::string>& arguments,
     const std::map<std::string, std::string>& environment, int64_t log_capacity_bytes,

@@ -92,6 +92,7 @@ TEST(ForkServer, TheFirstWorkerIsExecedAndLaterOnesAreForkedByTheServer) {
   spec.start_timeout = milliseconds(30000);
   spec.stop_grace = milliseconds(500);
   spec.reuse = false;
+  spec.launcher = LauncherKind::kForkServer;
   spec.fork_server.python = python;
   spec.fork_server.directory = temp.path();
   spec.fork_server.idle_timeout_seconds = 20;

@@ -17,9 +17,9 @@
 #include <utility>
 
 #include "quiver/transport/registry.h"
-#include "quiver/worker/fork_server.h"
 #include "quiver/worker/process_state.h"
 #include "quiver/worker/worker.h"
+#include "quiver/worker/worker_launcher.h"
 
 namespace quiver::worker {
 namespace {
@@ -119,9 +119,11 @@ struct Starting {
 class WorkerDispatcherImpl : public WorkerDispatcher {
  public:
   WorkerDispatcherImpl(std::shared_ptr<const WorkerSpec> spec,
-                       std::shared_ptr<transport::Transport> transport, std::string directory)
+                       std::shared_ptr<transport::Transport> transport,
+                       std::unique_ptr<WorkerLauncher> launcher, std::string directory)
       : spec_(std::move(spec)),
         transport_(std::move(transport)),
+        launcher_(std::move(launcher)),
         directory_(std::move(directory)) {}
 
   ~WorkerDispatcherImpl() override {
@@ -222,41 +224,10 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     auto environment = spec_->environment;
     environment.erase(kSecretVariable);
     environment[kSecretFdVariable] = std::to_string(kInheritedFd);
-    ARROW_ASSIGN_OR_RAISE(starting.process, Spawn(argv, environment, secret_pipe.get()));
+    ARROW_ASSIGN_OR_RAISE(starting.process,
+                          launcher_->Launch(argv, environment, secret_pipe.get()));
     if (spec_->memory_limit_bytes > 0) starting.process->CapMemory(spec_->memory_limit_bytes);
     return starting;
-  }
-
-  // Starts the worker process: through the fork server when the spec asks and
-  // it answers, else (on any failure) by fork/exec.
-  arrow::Result<std::unique_ptr<ChildProcess>> Spawn(
-      const std::vector<std::string>& argv, const std::map<std::string, std::string>& environment,
-      int secret_fd) {
-    const ForkServerSpec& fork_server = spec_->fork_server;
-    const auto prefix = PythonWorkerCommand(fork_server.python);
-    if (!fork_server.python.empty() && argv.size() >= prefix.size() &&
-        std::equal(prefix.begin(), prefix.end(), argv.begin())) {
-      const std::vector<std::string> arguments(argv.begin() + prefix.size(), argv.end());
-      auto forked = SpawnThroughForkServer(fork_server, arguments, environment,
-                                           spec_->log_capacity_bytes, secret_fd);
-      if (forked.ok()) return forked;
-      NoteForkServerFailure(forked.status());
-    }
-    return ChildProcess::Spawn(argv, environment, spec_->log_capacity_bytes, secret_fd);
-  }
-
-  // Says once per dispatcher why the fork server was not used, unless it was
-  // only not running yet (it starts for later runs: nothing to fix).
-  void NoteForkServerFailure(const arrow::Status& status) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (fork_server_warned_ ||
-        status.message().find("no fork server was running") != std::string::npos ||
-        status.message().find("refused the worker: error stale") != std::string::npos) {
-      return;
-    }
-    fork_server_warned_ = true;
-    std::fprintf(stderr, "quiver: starting workers without the fork server: %s\n",
-                 status.message().c_str());
   }
 
   // Waits for the worker to become reachable and pass its transport's
@@ -339,12 +310,12 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
 
   std::shared_ptr<const WorkerSpec> spec_;
   std::shared_ptr<transport::Transport> transport_;
+  std::unique_ptr<WorkerLauncher> launcher_;
   std::string directory_;
   mutable std::mutex mutex_;
   std::deque<std::unique_ptr<Worker>> idle_;
   int64_t workers_started_ = 0;
   size_t next_remote_ = 0;
-  bool fork_server_warned_ = false;
 };
 
 }  // namespace
@@ -360,9 +331,11 @@ arrow::Result<std::unique_ptr<WorkerDispatcher>> WorkerDispatcher::Make(WorkerSp
     return arrow::Status::Invalid("WorkerSpec needs a command or remote workers");
   }
   ARROW_ASSIGN_OR_RAISE(auto transport, transport::FindTransport(spec.transport));
+  ARROW_ASSIGN_OR_RAISE(auto launcher, MakeWorkerLauncher(spec));
   ARROW_ASSIGN_OR_RAISE(std::string directory, MakePrivateDirectory());
   return std::make_unique<WorkerDispatcherImpl>(std::make_shared<const WorkerSpec>(std::move(spec)),
-                                                std::move(transport), std::move(directory));
+                                                std::move(transport), std::move(launcher),
+                                                std::move(directory));
 }
 
 }  // namespace quiver::worker

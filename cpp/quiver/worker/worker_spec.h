@@ -21,11 +21,23 @@ struct RemoteWorker {
   std::string tls_root_certificates_file;
 };
 
+/// How the dispatcher starts a worker process (worker_launcher.h).
+enum class LauncherKind {
+  /// fork/exec of the spec's command: any worker program.
+  kForkExec,
+  /// A fork of the per-user Python fork server (ForkServerSpec), for quiver's
+  /// Python worker: the command must be `PYTHON -m quiver.worker [ARG...]` with
+  /// ForkServerSpec::python as PYTHON. Falls back to fork/exec whenever the
+  /// server cannot start the worker.
+  kForkServer,
+};
+
 /// The per-user fork server that forks Python workers from an interpreter that
 /// has imported pyarrow and pandas already (fork_server.h, docs/decisions.md).
 struct ForkServerSpec {
   /// The Python that runs the server, the one of the spec's `PYTHON -m
-  /// quiver.worker` command. Empty: every worker is fork/exec'd directly.
+  /// quiver.worker` command. Empty: no server; workers are fork/exec'd whatever
+  /// WorkerSpec::launcher says.
   std::string python;
   /// Private directory of the server's socket. Empty: $QUIVER_FORKSERVER_DIR,
   /// else $XDG_RUNTIME_DIR/quiver, else /tmp/quiver-UID.
@@ -50,8 +62,11 @@ struct WorkerSpec {
   /// When not empty, workers are not started: connections go to these running
   /// workers (round robin), and stopping a worker only closes its connection.
   std::vector<RemoteWorker> remote_workers;
-  /// Start Python workers through the user's fork server when it runs (one is
-  /// started for later runs when it does not); any failure falls back to fork/exec.
+  /// How worker processes start. kForkServer: through the user's fork server
+  /// when it runs (one is started for later runs when it does not); any failure
+  /// falls back to fork/exec.
+  LauncherKind launcher = LauncherKind::kForkExec;
+  /// The fork server of LauncherKind::kForkServer.
   ForkServerSpec fork_server;
   /// Extra environment variables for the worker (added to the engine's own).
   std::map<std::string, std::string> environment;
