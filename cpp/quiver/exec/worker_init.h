@@ -1,6 +1,7 @@
 #pragma once
 
-// The Init every kind sends its workers (docs/protocol.md, section 3).
+// The Init every kind sends its workers (docs/protocol.md, section 2; its
+// constructor and call options: section 3).
 
 #include <vector>
 
