@@ -61,3 +61,17 @@ def test_no_secret_at_all_is_an_error(monkeypatch, log, caplog):
     monkeypatch.delenv(SECRET_ENV, raising=False)
     assert _take_secret(log) is None
     assert SECRET_ENV in caplog.text
+
+
+def test_a_trailing_newline_is_not_part_of_the_secret(monkeypatch, log):
+    monkeypatch.setenv(SECRET_FD_ENV, str(secret_pipe(SECRET + "\n")))
+    assert _take_secret(log) == SECRET
+    monkeypatch.setenv(SECRET_ENV, SECRET + "\r\n")
+    assert _take_secret(log) == SECRET
+
+
+@pytest.mark.parametrize("text", ["", "\n"])
+def test_an_empty_secret_is_an_error(monkeypatch, log, caplog, text):
+    monkeypatch.setenv(SECRET_FD_ENV, str(secret_pipe(text)))
+    assert _take_secret(log) is None
+    assert "empty" in caplog.text

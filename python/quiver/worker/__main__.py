@@ -211,7 +211,8 @@ def _config(args: argparse.Namespace, log: logging.Logger) -> WorkerConfig | Non
 
 def _take_secret(log: logging.Logger) -> str | None:
     """Read the secret from the pipe QUIVER_WORKER_SECRET_FD names (then close it), else
-    from QUIVER_WORKER_SECRET; None (logged) when neither is usable."""
+    from QUIVER_WORKER_SECRET; None (logged) when neither is usable or it is empty.
+    Trailing whitespace (a newline from ``echo`` or a file) is not part of it."""
     fd_text = os.environ.pop(SECRET_FD_ENV, None)
     plain = os.environ.pop(SECRET_ENV, None)  # UDFs and their children need not see it
     if fd_text is not None:
@@ -221,7 +222,7 @@ def _take_secret(log: logging.Logger) -> str | None:
             while chunk := os.read(fd, 4096):
                 chunks.append(chunk)
             os.close(fd)
-            return b"".join(chunks).decode("ascii").strip()
+            plain = b"".join(chunks).decode("ascii")
         except (ValueError, OSError, UnicodeDecodeError) as exc:
             log.error("cannot read the secret from %s=%s: %s", SECRET_FD_ENV, fd_text, exc)
             return None
@@ -231,7 +232,12 @@ def _take_secret(log: logging.Logger) -> str | None:
             SECRET_FD_ENV,
             SECRET_ENV,
         )
-    return plain
+        return None
+    secret = plain.rstrip(" \t\r\n")
+    if not secret:
+        log.error("the worker's secret (%s or %s) is empty", SECRET_FD_ENV, SECRET_ENV)
+        return None
+    return secret
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:
