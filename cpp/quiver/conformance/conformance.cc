@@ -13,8 +13,8 @@ namespace {
 
 std::vector<Scenario> AllScenarios() {
   std::vector<Scenario> all;
-  for (auto list :
-       {ExecutionScenarios(), ControlScenarios(), ViolationScenarios(), LifecycleScenarios()}) {
+  for (auto list : {ExecutionScenarios(), ControlScenarios(), ViolationScenarios(),
+                    LifecycleScenarios(), StartScenarios()}) {
     for (auto& scenario : list) all.push_back(std::move(scenario));
   }
   return all;
@@ -81,7 +81,9 @@ arrow::Result<ConformanceSummary> RunConformance(
     spec.stop_grace = std::chrono::milliseconds(2000);
     spec.max_idle_workers = 1;
     ARROW_ASSIGN_OR_RAISE(auto dispatcher, worker::WorkerDispatcher::Make(std::move(spec)));
-    Probe probe(dispatcher.get(), transport, options.probe);
+    ProbeOptions probe_options = options.probe;
+    probe_options.command = options.command;
+    Probe probe(dispatcher.get(), transport, probe_options);
     for (const auto& scenario : scenarios) {
       if (!RunsOn(scenario, transport)) continue;
       ScenarioOutcome outcome = RunScenario(scenario, probe);

@@ -35,6 +35,9 @@ struct ProbeOptions {
   std::string python_module = "quiver.conformance_udfs";
   /// Time the worker has for each answer.
   std::chrono::milliseconds timeout{30000};
+  /// The worker command, for scenarios that start a worker by hand (a
+  /// malformed secret, other command lines than the engine's).
+  std::vector<std::string> command;
 };
 
 /// One UDF of an Init: the kit's function `function` over input columns `arguments`.
@@ -95,6 +98,7 @@ class Probe {
   void Retire();
 
   worker::Worker& worker() { return *worker_; }
+  worker::WorkerDispatcher& dispatcher() { return *dispatcher_; }
   transport::Connection& connection() { return worker_->connection(); }
   /// What the kit recorded while the current worker started.
   const StartedWorker& started() const { return *started_; }

@@ -9,6 +9,10 @@
 
 namespace quiver::conformance {
 
+/// Command lines and secrets other than the engine's: a trailing newline, an
+/// empty secret, an unknown option, `--name=value`.
+std::vector<Scenario> StartScenarios();
+
 /// Hello, authentication, Init with every type family, executions, batches.
 std::vector<Scenario> ExecutionScenarios();
 
