@@ -35,15 +35,14 @@ bool ReadSecretFd(const std::string& fd_text, std::string* secret) {
     secret->append(buffer, static_cast<size_t>(got));
   }
   ::close(static_cast<int>(fd));
-  while (!secret->empty() && std::isspace(static_cast<unsigned char>(secret->back()))) {
-    secret->pop_back();
-  }
   return true;
 }
 
 // Takes the secret from the pipe QUIVER_WORKER_SECRET_FD names (engines that
 // start workers), else from QUIVER_WORKER_SECRET (workers started by hand), and
 // removes both variables, so that UDFs and their children do not inherit them.
+// Trailing whitespace (a newline from `echo` or a file) is not part of the
+// secret; an empty secret is refused.
 bool TakeSecret(std::string* secret) {
   const char* fd_value = std::getenv(kSecretFdVariable);
   const char* value = std::getenv(kSecretVariable);
@@ -53,9 +52,14 @@ bool TakeSecret(std::string* secret) {
   ::unsetenv(kSecretVariable);
   if (fd_value != nullptr) {
     secret->clear();
-    return ReadSecretFd(fd_text, secret);
+    if (!ReadSecretFd(fd_text, secret)) return false;
+  } else if (value == nullptr) {
+    return false;
   }
-  return value != nullptr;
+  while (!secret->empty() && std::isspace(static_cast<unsigned char>(secret->back()))) {
+    secret->pop_back();
+  }
+  return !secret->empty();
 }
 
 int UsageError(const std::string& program, const std::string& problem) {
@@ -90,7 +94,7 @@ int Serve(int argc, char** argv, const Registry& registry) {
   if (!TakeSecret(&secret)) {
     Log(LogLevel::kError, std::string("cannot read the worker's secret: neither ") +
                               kSecretFdVariable + " (a readable pipe) nor " + kSecretVariable +
-                              " is set");
+                              " is set, or the secret is empty");
     return kExitUsage;
   }
   if (options->transport == "grpc") return ServeGrpc(*options, secret, registry);
