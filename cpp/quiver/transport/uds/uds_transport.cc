@@ -1,6 +1,6 @@
 // The `unix` transport's endpoint (alias `uds`): the engine listens on a Unix
 // socket in its private directory, the worker connects and opens with Hello,
-// which proves the per-worker secret (docs/protocol.md, section 4).
+// which proves the per-worker secret (docs/protocol.md, sections 1 and 4).
 
 #include <memory>
 #include <string>
