@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import socket
 import statistics
 import tempfile
 import time
@@ -46,12 +47,22 @@ DELAY = 0.05
 
 
 def _serve(port_out: multiprocessing.connection.Connection) -> None:
+    # Requests being answered now, and the most at once since the last "__peak__" request
+    # (which answers that figure and starts counting again).
+    load = {"now": 0, "peak": 0}
+
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 head = await reader.readuntil(b"\r\n\r\n")
                 key = head.split(b" ", 2)[1].rpartition(b"=")[2]
-                await asyncio.sleep(DELAY)
+                if key == b"__peak__":
+                    key, load["peak"] = b"%d" % load["peak"], 0
+                else:
+                    load["now"] += 1
+                    load["peak"] = max(load["peak"], load["now"])
+                    await asyncio.sleep(DELAY)
+                    load["now"] -= 1
                 writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(key), key))
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -69,13 +80,15 @@ def _serve(port_out: multiprocessing.connection.Connection) -> None:
 
 # ---- a minimal HTTP/1.1 keep-alive client (no dependency) ----
 
-# Idle connections per event loop and port, reused by the UDF's calls on that loop.
-_idle: dict[tuple[int, int], list[tuple[asyncio.StreamReader, asyncio.StreamWriter]]] = {}
-
 
 async def _get(port: int, key: str) -> str:
     """GET /?key=KEY and return the body, over an idle connection when there is one."""
-    pool = _idle.setdefault((id(asyncio.get_running_loop()), port), [])
+    # Idle connections per port, kept on the loop they belong to: a worker's loop lasts as long
+    # as the worker, whatever copy of this function (pickled by value) calls it.
+    loop = asyncio.get_running_loop()
+    if not hasattr(loop, "bench_idle"):
+        loop.bench_idle = {}  # type: ignore[attr-defined]
+    pool = loop.bench_idle.setdefault(port, [])  # type: ignore[attr-defined]
     reader, writer = pool.pop() if pool else await asyncio.open_connection("127.0.0.1", port)
     try:
         writer.write(f"GET /?key={key} HTTP/1.1\r\nHost: bench\r\n\r\n".encode())
@@ -170,6 +183,17 @@ def bench_small_batches(
             print(f"  batches of {batch_rows:>5} rows: {wall:6.2f} s  {ideal / wall:4.0%} of ideal")
 
 
+def _peak(port: int) -> int:
+    """Ask the service for the most requests it answered at once since the last asking."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(b"GET /?key=__peak__ HTTP/1.1\r\nHost: bench\r\n\r\n")
+        sock.shutdown(socket.SHUT_WR)  # the service answers, then sees the end and closes
+        answer = b""
+        while chunk := sock.recv(4096):
+            answer += chunk
+    return int(answer.partition(b"\r\n\r\n")[2])
+
+
 def bench_daft(port: int, rows: int, repeats: int) -> None:
     try:
         import daft
@@ -192,9 +216,21 @@ def bench_daft(port: int, rows: int, repeats: int) -> None:
         return took
 
     once()  # warm up
+    _peak(port)
     wall = statistics.median(once() for _ in range(repeats))
+    peak = _peak(port)
     print(f"\nDaft {daft.__version__}, async @daft.func(max_concurrency={n}), {rows:,} rows:")
     print(f"  {wall:6.2f} s  {ideal / wall:4.0%} of ideal (median of {repeats})")
+    print(f"  most calls at once at the service: {peak} (max_concurrency bounds Daft's instances)")
+    # quiver with as many calls at once as Daft made.
+    call = quiver.call(lookup, "key", "port", max_concurrency=peak)
+    with quiver.Session(workers=1, batch_timeout=600) as session:
+        table = _keys(rows, port)
+        _map(session, table.slice(0, 2 * peak), call, 2500)  # warm the pool
+        _peak(port)
+        quiver_wall = statistics.median(_map(session, table, call, 2500) for _ in range(repeats))
+        quiver_peak = _peak(port)
+    print(f"  quiver, max_concurrency={peak}: {quiver_wall:6.2f} s (at most {quiver_peak} at once)")
 
 
 def bench_overhead(repeats: int, session_options: dict) -> None:

@@ -92,9 +92,10 @@ class Inbox:
             return item
 
     def cancel_ahead(self) -> bool:
-        """Tell whether a Cancel (or a stop request) already waits in the queue."""
+        """Tell whether a Cancel (or a stop request) already waits in the queue, or the engine
+        ended the conversation (a cancelled or failed gRPC call): no answer can reach it."""
         with self._cond:
-            return self._cancels > 0
+            return self._cancels > 0 or self._closed or self.error is not None
 
     def take_ready(self) -> EngineItem | None:
         """Return the next item if it arrived and is a batch or a heartbeat; never wait."""

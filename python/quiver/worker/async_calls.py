@@ -72,7 +72,8 @@ class LanePool:
             batch.done.set_result([])
             return batch.done
         self._queue.append(batch)
-        while len(self._tasks) < self.lanes and self._rows_waiting() > len(self._tasks):
+        # A lane per row waiting, up to ``lanes`` in all (one that finds no row left just ends).
+        for _ in range(min(self.lanes - len(self._tasks), self._rows_waiting())):
             task = loop.create_task(self._lane())
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
