@@ -148,14 +148,26 @@ fn take_secret() -> Result<Vec<u8>, String> {
         file.read_to_end(&mut secret).map_err(|err| {
             format!("cannot read the secret from descriptor {fd} ({SECRET_FD_ENV}): {err}")
         })?;
-        while secret.last().is_some_and(|byte| byte.is_ascii_whitespace()) {
-            secret.pop();
-        }
-        return Ok(secret);
+        return without_trailing_whitespace(secret);
     }
-    value.map(|value| value.into_encoded_bytes()).ok_or_else(|| {
+    let secret = value.map(|value| value.into_encoded_bytes()).ok_or_else(|| {
         format!("neither {SECRET_FD_ENV} nor {SECRET_ENV} is set; the engine passes the worker's secret in one of them")
-    })
+    })?;
+    without_trailing_whitespace(secret)
+}
+
+/// Trailing whitespace (a newline from `echo` or a file) is not part of the secret; an empty
+/// secret is refused.
+fn without_trailing_whitespace(mut secret: Vec<u8>) -> Result<Vec<u8>, String> {
+    while secret.last().is_some_and(|byte| byte.is_ascii_whitespace()) {
+        secret.pop();
+    }
+    if secret.is_empty() {
+        return Err(format!(
+            "the worker's secret ({SECRET_FD_ENV} or {SECRET_ENV}) is empty"
+        ));
+    }
+    Ok(secret)
 }
 
 /// Connect, say Hello, serve; exit 0 on SIGTERM/SIGINT at any point.
@@ -250,6 +262,17 @@ mod tests {
         assert!(args("--dialect pyspark --id w --connection /x")
             .unwrap_err()
             .contains("pyspark"));
+    }
+
+    #[test]
+    fn a_trailing_newline_is_not_part_of_the_secret_and_empty_is_refused() {
+        let secret = b"ab".repeat(32);
+        let mut written = secret.clone();
+        written.extend_from_slice(b"\r\n");
+        assert_eq!(without_trailing_whitespace(written).unwrap(), secret);
+        assert!(without_trailing_whitespace(b"\n".to_vec())
+            .unwrap_err()
+            .contains("empty"));
     }
 
     #[test]
