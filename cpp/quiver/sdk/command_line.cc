@@ -65,10 +65,13 @@ std::string Usage(const std::string& program) {
          " --id ID --connection ENDPOINT [--transport uds|grpc] [--dialect quiver|spark]\n"
          "       [--tls-cert FILE --tls-key FILE] [--log-level debug|info|warning|error]\n"
          "Runs UDFs for a quiver engine, which starts this program (docs/protocol.md).\n"
-         "  uds:  ENDPOINT is unix:/path/to/socket, where the engine listens\n"
+         "  uds:  ENDPOINT is unix:/path/to/socket, where the engine listens, or\n"
+         "        shm:/path/to/socket (the same, batches in shared memory)\n"
          "  grpc: ENDPOINT is grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT to serve on\n"
          "The engine passes the worker's secret through the pipe descriptor that\n"
          "QUIVER_WORKER_SECRET_FD names, or (workers started by hand) in QUIVER_WORKER_SECRET.\n"
+         "An engine that offers shared memory beside unix:PATH names it in\n"
+         "QUIVER_SHM_CONNECTION=shm:PATH; this worker then connects there.\n"
          "--dialect spark serves Spark's UdfWorker (docs/spark-protocol.md) on ENDPOINT = the\n"
          "path of a Unix socket or a PORT on loopback (127.0.0.1 and ::1); no secret.\n";
 }

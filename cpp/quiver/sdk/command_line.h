@@ -1,7 +1,7 @@
 #pragma once
 
 // The command line an engine starts a worker with (docs/protocol.md, section 1):
-//   WORKER --id ID --connection unix:PATH
+//   WORKER --id ID --connection unix:PATH | shm:PATH
 //   WORKER --transport grpc --id ID --connection grpc+unix:PATH | grpc+tcp:HOST:PORT
 //          [--tls-cert FILE --tls-key FILE] [--log-level debug|info|warning|error]
 //   WORKER --dialect spark --id ID --connection PATH | PORT   (docs/spark-protocol.md)

@@ -20,6 +20,7 @@ namespace {
 
 constexpr char kSecretVariable[] = "QUIVER_WORKER_SECRET";
 constexpr char kSecretFdVariable[] = "QUIVER_WORKER_SECRET_FD";
+constexpr char kShmOfferVariable[] = "QUIVER_SHM_CONNECTION";
 
 // Reads the secret from the pipe descriptor `fd_text` names until its end, then closes it.
 bool ReadSecretFd(const std::string& fd_text, std::string* secret) {
@@ -62,6 +63,20 @@ bool TakeSecret(std::string* secret) {
   return !secret->empty();
 }
 
+// Takes the shm endpoint the engine offers beside a unix: one (docs/protocol.md,
+// section 10): this worker speaks shm, so it connects there. The variable is
+// removed either way, so that UDFs and their children do not inherit it.
+void TakeShmOffer(WorkerOptions* options) {
+  const char* offer = std::getenv(kShmOfferVariable);
+  const std::string endpoint = offer != nullptr ? offer : "";
+  ::unsetenv(kShmOfferVariable);
+  if (options->transport == "uds" && options->connection.rfind("unix:", 0) == 0 &&
+      endpoint.rfind("shm:", 0) == 0) {
+    Log(LogLevel::kDebug, "taking the shared memory the engine offers: " + endpoint);
+    options->connection = endpoint;
+  }
+}
+
 int UsageError(const std::string& program, const std::string& problem) {
   std::fprintf(stderr, "%s: %s\n%s", program.c_str(), problem.c_str(), Usage(program).c_str());
   return kExitUsage;
@@ -98,6 +113,7 @@ int Serve(int argc, char** argv, const Registry& registry) {
     return kExitUsage;
   }
   if (options->transport == "grpc") return ServeGrpc(*options, secret, registry);
+  TakeShmOffer(&*options);
   return ServeUds(*options, secret, registry);
 }
 

@@ -17,6 +17,7 @@
 #include "quiver/sdk/errors.h"
 #include "quiver/sdk/hello.h"
 #include "quiver/sdk/log.h"
+#include "quiver/sdk/shm_channel.h"
 #include "quiver/sdk/stop_watcher.h"
 #include "quiver/sdk/worker_state.h"
 
@@ -24,11 +25,15 @@ namespace quiver::sdk {
 namespace {
 
 constexpr char kUnixScheme[] = "unix:";
+constexpr char kShmScheme[] = "shm:";
 
-// Writes the state machine's answers as frames.
+// Writes the state machine's answers as frames; over shm, a result goes into
+// the output arena and its frame names the region (inline when there is no room).
 class FrameSink : public MessageSink {
  public:
   explicit FrameSink(int fd) : fd_(fd) {}
+
+  void UseSharedMemory(ShmChannel* channel) { shm_ = channel; }
 
   arrow::Status SendControl(const v1::WorkerMessage& message) override {
     auto buffer = arrow::Buffer::FromString(message.SerializeAsString());
@@ -38,12 +43,21 @@ class FrameSink : public MessageSink {
 
   arrow::Status SendData(uint64_t sequence, const arrow::RecordBatch& batch) override {
     ARROW_ASSIGN_OR_RAISE(auto body, protocol::EncodeBatchStream(batch));
+    if (shm_ != nullptr) {
+      if (std::optional<v1::ShmRegion> region = shm_->Write(body)) {
+        v1::WorkerMessage message;
+        message.mutable_shm_data()->set_sequence(sequence);
+        *message.mutable_shm_data()->mutable_region() = std::move(*region);
+        return SendControl(message);
+      }
+    }
     ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeDataFrame(sequence, std::move(body)));
     return io::SendAll(fd_, frame.buffers, io::kNoDeadline);
   }
 
  private:
   int fd_;
+  ShmChannel* shm_ = nullptr;
 };
 
 // What reading the next frame found.
@@ -54,8 +68,12 @@ struct Incoming {
 
 class UdsServer {
  public:
-  UdsServer(io::UniqueFd socket, const Registry* registry)
-      : socket_(std::move(socket)), sink_(socket_.get()), machine_(registry, &sink_) {}
+  // `shared_memory`: the connection is the shm transport's (ShmSetup follows Hello).
+  UdsServer(io::UniqueFd socket, const Registry* registry, bool shared_memory)
+      : socket_(std::move(socket)),
+        shared_memory_(shared_memory),
+        sink_(socket_.get()),
+        machine_(registry, &sink_) {}
 
   // Serves until the end; returns the exit status.
   int Serve(const WorkerOptions& options, const std::string& secret) {
@@ -68,6 +86,12 @@ class UdsServer {
     v1::WorkerMessage hello;
     *hello.mutable_hello() = MakeHello(options.id, secret);
     if (auto sent = sink_.SendControl(hello); !sent.ok()) return Lost(sent);
+    if (shared_memory_) {
+      if (auto opened = OpenSharedMemory(); !opened.ok()) {
+        Log(LogLevel::kError, "cannot set up shared memory with the engine: " + opened.message());
+        return Exit(kExitConnectionLost);
+      }
+    }
     while (true) {
       auto incoming = ReadFrame();
       if (stopping_) return Exit(kExitOk);
@@ -84,6 +108,15 @@ class UdsServer {
   }
 
  private:
+  // Takes the arenas the engine sends after Hello and answers ShmReady.
+  arrow::Status OpenSharedMemory() {
+    ARROW_ASSIGN_OR_RAISE(shm_, ShmChannel::Open(socket_.get()));
+    sink_.UseSharedMemory(shm_.get());
+    v1::WorkerMessage ready;
+    ready.mutable_shm_ready();
+    return sink_.SendControl(ready);
+  }
+
   arrow::Result<Incoming> ReadFrame() {
     uint8_t header_bytes[protocol::kFrameHeaderSize];
     ARROW_ASSIGN_OR_RAISE(int64_t got, io::ReceiveAll(socket_.get(), header_bytes,
@@ -132,7 +165,20 @@ class UdsServer {
           "EngineMessage.data must not be sent over uds; batches travel as data frames");
     }
     if (message.has_shutdown()) return OnShutdown(message.shutdown(), go_on);
-    return machine_.OnMessage(message);
+    if (shm_ != nullptr && message.has_shm_release()) {
+      shm_->Release(message.shm_release());  // at once, without an answer
+      return arrow::Status::OK();
+    }
+    if (shm_ != nullptr && message.has_shm_data()) return OnSharedBatch(message.shm_data());
+    return machine_.OnMessage(message);  // the state machine refuses shm messages over uds
+  }
+
+  // A batch in the input arena, read in place: the region is the worker's until
+  // it answered the batch, which OnBatch does before it returns.
+  arrow::Status OnSharedBatch(const v1::ShmData& data) {
+    auto body = shm_->Input(data);
+    if (!body.ok()) return machine_.Reject(body.status().message(), data.sequence());
+    return machine_.OnBatch(data.sequence(), std::make_shared<arrow::io::BufferReader>(*body));
   }
 
   // Echoes Shutdown and stops, when idle or told to cancel the running execution.
@@ -169,6 +215,8 @@ class UdsServer {
   }
 
   io::UniqueFd socket_;
+  bool shared_memory_;
+  std::unique_ptr<ShmChannel> shm_;  // over shm, once set up
   FrameSink sink_;
   WorkerStateMachine machine_;
   std::atomic<bool> stopping_{false};
@@ -177,12 +225,15 @@ class UdsServer {
 }  // namespace
 
 int ServeUds(const WorkerOptions& options, const std::string& secret, const Registry& registry) {
-  if (options.connection.rfind(kUnixScheme, 0) != 0) {
+  const bool shared_memory = options.connection.rfind(kShmScheme, 0) == 0;
+  if (!shared_memory && options.connection.rfind(kUnixScheme, 0) != 0) {
     Log(LogLevel::kError, "unsupported endpoint '" + options.connection +
-                              "': the uds transport connects to unix:/path/to/socket");
+                              "': the uds transport connects to unix:/path/to/socket, "
+                              "the shm transport to shm:/path/to/socket");
     return kExitUsage;
   }
-  const std::string path = options.connection.substr(sizeof(kUnixScheme) - 1);
+  const std::string path =
+      options.connection.substr(shared_memory ? sizeof(kShmScheme) - 1 : sizeof(kUnixScheme) - 1);
   auto socket = io::ConnectUnixSocket(path);
   if (!socket.ok()) {
     Log(LogLevel::kError,
@@ -191,7 +242,7 @@ int ServeUds(const WorkerOptions& options, const std::string& secret, const Regi
   }
   Log(LogLevel::kInfo,
       "connected to " + options.connection + " (pid " + std::to_string(::getpid()) + ")");
-  UdsServer server(*std::move(socket), &registry);
+  UdsServer server(*std::move(socket), &registry, shared_memory);
   return server.Serve(options, secret);
 }
 

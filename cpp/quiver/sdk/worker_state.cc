@@ -29,8 +29,9 @@ arrow::Status WorkerStateMachine::OnMessage(const v1::EngineMessage& message) {
     case v1::EngineMessage::kShmSetup:
     case v1::EngineMessage::kShmData:
     case v1::EngineMessage::kShmRelease:
-      // This SDK does not speak the shm transport (docs/protocol.md section 10).
-      return Reject("shm transport messages are not accepted by this worker");
+      // The shm transport's server handles these; here (over uds, ShmSetup
+      // twice) they are out of place.
+      return Reject("shm transport messages are not accepted here");
     case v1::EngineMessage::KIND_NOT_SET:
       break;
   }

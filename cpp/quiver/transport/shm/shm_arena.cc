@@ -6,7 +6,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <iterator>
 #include <utility>
 
 namespace quiver::transport::shm {
@@ -14,10 +13,6 @@ namespace {
 
 arrow::Status Errno(const std::string& what) {
   return arrow::Status::IOError("shared memory: ", what, ": ", std::strerror(errno));
-}
-
-int64_t RoundUp(int64_t length) {
-  return (length + kRegionAlignment - 1) / kRegionAlignment * kRegionAlignment;
 }
 
 }  // namespace
@@ -43,54 +38,5 @@ arrow::Result<std::shared_ptr<SharedArena>> SharedArena::Create(const std::strin
 }
 
 SharedArena::~SharedArena() { ::munmap(data_, static_cast<size_t>(size_)); }
-
-RegionAllocator::RegionAllocator(int64_t size) {
-  const int64_t usable = size / kRegionAlignment * kRegionAlignment;
-  if (usable > 0) free_.emplace(0, usable);
-}
-
-std::optional<int64_t> RegionAllocator::Allocate(int64_t length) {
-  const int64_t wanted = RoundUp(length > 0 ? length : 1);
-  for (auto it = free_.begin(); it != free_.end(); ++it) {
-    if (it->second < wanted) continue;
-    const int64_t offset = it->first;
-    const int64_t rest = it->second - wanted;
-    free_.erase(it);
-    if (rest > 0) free_.emplace(offset + wanted, rest);
-    used_.emplace(offset, wanted);
-    allocated_bytes_ += wanted;
-    return offset;
-  }
-  return std::nullopt;
-}
-
-bool RegionAllocator::Free(int64_t offset) {
-  auto used = used_.find(offset);
-  if (used == used_.end()) return false;
-  int64_t start = offset;
-  int64_t length = used->second;
-  allocated_bytes_ -= length;
-  used_.erase(used);
-  auto next = free_.lower_bound(start);
-  if (next != free_.end() && next->first == start + length) {
-    length += next->second;
-    next = free_.erase(next);
-  }
-  if (next != free_.begin()) {
-    auto previous = std::prev(next);
-    if (previous->first + previous->second == start) {
-      start = previous->first;
-      length += previous->second;
-      free_.erase(previous);
-    }
-  }
-  free_.emplace(start, length);
-  return true;
-}
-
-bool RegionFits(uint64_t offset, uint64_t length, int64_t size) {
-  const auto limit = static_cast<uint64_t>(size);
-  return offset <= limit && length <= limit - offset;
-}
 
 }  // namespace quiver::transport::shm

@@ -2,23 +2,22 @@
 
 // The shared memory of the `shm` transport (docs/protocol.md, section 10): an
 // arena is a memfd of fixed size mapped into the engine and one worker, and a
-// RegionAllocator hands out byte ranges of it.
+// RegionAllocator (io/shared_memory.h, shared with the worker SDK) hands out
+// byte ranges of it.
 
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <utility>
 
 #include <arrow/result.h>
 
+#include "quiver/io/shared_memory.h"
 #include "quiver/io/unique_fd.h"
 
 namespace quiver::transport::shm {
 
-/// Every region starts at a multiple of this, so Arrow buffers read in place are aligned.
-inline constexpr int64_t kRegionAlignment = 64;
+using io::kRegionAlignment;
 
 /// \brief A memfd mapped into this process. Its size is sealed: neither side
 /// can shrink it, so a mapped page never disappears under a reader (no SIGBUS).
@@ -53,29 +52,8 @@ class SharedArena {
   int64_t size_;
 };
 
-/// \brief First-fit allocation of aligned byte ranges of an arena, with
-/// neighbouring free ranges merged. Not thread-safe: callers lock.
-class RegionAllocator {
- public:
-  explicit RegionAllocator(int64_t size);
-
-  /// Returns the offset of a free range of `length` bytes (rounded up to the
-  /// alignment), or nullopt when no free range is large enough.
-  std::optional<int64_t> Allocate(int64_t length);
-
-  /// Frees the range allocated at `offset`; false when none was.
-  bool Free(int64_t offset);
-
-  /// Returns the bytes allocated now.
-  int64_t allocated_bytes() const { return allocated_bytes_; }
-
- private:
-  std::map<int64_t, int64_t> free_;  // offset -> length
-  std::map<int64_t, int64_t> used_;  // offset -> length
-  int64_t allocated_bytes_ = 0;
-};
-
-/// Returns whether [offset, offset + length) lies inside [0, size), without overflow.
-bool RegionFits(uint64_t offset, uint64_t length, int64_t size);
+// The region allocation and bounds check both ends share (io/shared_memory.h).
+using io::RegionAllocator;
+using io::RegionFits;
 
 }  // namespace quiver::transport::shm
