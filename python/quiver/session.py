@@ -39,6 +39,7 @@ class Session(KindMethods):
 
     ``workers`` is the number of worker processes a ``map`` runs on (results keep the input's
     order); they start on the first ``map`` and stay warm for the next ones. ``transport`` is
+    ``"auto"`` (shared memory with workers that speak it, else a Unix socket), ``"shm"``,
     ``"uds"`` (framing over a Unix socket), ``"grpc"`` (gRPC over a Unix socket) or
     ``"grpc+tcp"``. A worker that takes longer than ``batch_timeout`` seconds on one batch is
     stopped (:class:`quiver.UdfTimeout`). ``python`` is the interpreter of the workers
@@ -57,7 +58,7 @@ class Session(KindMethods):
     def __init__(
         self,
         workers: int = 4,
-        transport: str = "uds",
+        transport: str = "auto",
         batch_timeout: float = 60,
         python: str | None = None,
         *,

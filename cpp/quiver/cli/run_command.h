@@ -45,8 +45,9 @@ struct RunOptions {
   int max_in_flight = 4;
   /// "columnar" (path 1) or "rows" (every batch through engine rows first: path 2).
   std::string input_mode = "columnar";
-  /// How workers are reached: "uds", "grpc" (grpc+unix) or "grpc+tcp".
-  std::string transport = "uds";
+  /// How workers are reached: "auto" (shm for a worker that speaks it, else
+  /// uds), "uds", "shm", "grpc" (grpc+unix) or "grpc+tcp".
+  std::string transport = "auto";
   std::string python;
   bool quiet = false;
   /// -v: the summary's metrics table has a row per worker too.

@@ -12,6 +12,8 @@
 //                                     engine listens on (quiver_transport_uds)
 //   shm               transport/shm   uds, with batches and results in shared
 //                                     memory (quiver_transport_shm)
+//   auto              transport/shm   the default: offers shm beside uds, the
+//                                     worker takes the one it speaks
 //   grpc+unix, grpc   transport/grpc  the UdfWorker gRPC service on a Unix socket
 //   grpc+tcp          transport/grpc  ... on a loopback TCP port, or a remote
 //                                     worker's HOST:PORT (quiver_transport_grpc)
@@ -36,8 +38,9 @@
 
 namespace quiver::transport {
 
-/// The transport WorkerSpec uses unless told otherwise.
-inline constexpr char kDefaultTransport[] = "uds";
+/// The transport WorkerSpec uses unless told otherwise: shm for a worker that
+/// speaks it, uds for any other (transport/shm/shm_offer.cc).
+inline constexpr char kDefaultTransport[] = "auto";
 
 /// Registers `transport` under every name in `names` (the endpoint scheme
 /// first). A non-empty `description` (one line, for users) offers it to users

@@ -47,6 +47,9 @@ class SocketEndpoint : public WorkerEndpoint {
   std::vector<std::string> worker_arguments() const override { return {}; }
   Readiness readiness() const override { return {"connect", "connected"}; }
 
+  /// Returns the listening socket (-1 once a worker connected), to wait on several endpoints.
+  int listening_socket() const { return listener_.get(); }
+
   arrow::Result<std::unique_ptr<Connection>> Accept(WorkerProcess& process,
                                                     const std::string& secret, io::Deadline step,
                                                     io::Deadline deadline) final;

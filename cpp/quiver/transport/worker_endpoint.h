@@ -8,6 +8,7 @@
 #include <sys/types.h>
 
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -59,6 +60,10 @@ class WorkerEndpoint {
   /// Returns arguments added to the worker command before --id (e.g. the
   /// worker-side transport: {"--transport", "grpc"}).
   virtual std::vector<std::string> worker_arguments() const = 0;
+
+  /// Returns variables added to the worker's environment (e.g. the shm
+  /// endpoint the engine offers beside a unix: one, docs/protocol.md section 10).
+  virtual std::map<std::string, std::string> worker_environment() const { return {}; }
 
   /// Returns how messages name what the worker does to become reachable.
   virtual Readiness readiness() const = 0;

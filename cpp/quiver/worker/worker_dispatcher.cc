@@ -224,6 +224,7 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     auto environment = spec_->environment;
     environment.erase(kSecretVariable);
     environment[kSecretFdVariable] = std::to_string(kInheritedFd);
+    for (auto& [name, value] : starting.endpoint->worker_environment()) environment[name] = value;
     ARROW_ASSIGN_OR_RAISE(starting.process,
                           launcher_->Launch(argv, environment, secret_pipe.get()));
     if (spec_->memory_limit_bytes > 0) starting.process->CapMemory(spec_->memory_limit_bytes);

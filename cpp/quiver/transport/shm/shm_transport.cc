@@ -46,7 +46,7 @@ class ShmTransport : public Transport {
 
 const TransportRegistration kRegistration(
     {"shm"}, std::make_shared<ShmTransport>(),
-    "quiver.v1 framing over a Unix socket, batches in shared memory (Python workers)");
+    "quiver.v1 framing over a Unix socket, batches in shared memory");
 
 }  // namespace
 }  // namespace quiver::transport::shm

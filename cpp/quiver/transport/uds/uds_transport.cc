@@ -35,7 +35,7 @@ class UdsTransport : public Transport {
 };
 
 const TransportRegistration kRegistration({"unix", "uds"}, std::make_shared<UdsTransport>(),
-                                          "quiver.v1 framing over a Unix socket, the default");
+                                          "quiver.v1 framing over a Unix socket");
 
 }  // namespace
 }  // namespace quiver::transport::uds
