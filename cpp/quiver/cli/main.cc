@@ -15,6 +15,8 @@
 #include "quiver/cli/failure_message.h"
 #include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/interrupt.h"
+#include "quiver/cli/log_dir_option.h"
+#include "quiver/cli/logs_command.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/ray_options.h"
 #include "quiver/cli/resource_limit_options.h"
@@ -180,6 +182,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_flag("--traceback-locals", options.traceback_locals,
                 "A UDF error shows the local variables of its failing frame (each repr cut to "
                 "200 characters), so the bad row is visible");
+  quiver::cli::AddLogDirOption(run, &options);
   quiver::cli::AddKindOptions(run, &options.kinds);
   run->add_flag("--force", options.force,
                 "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");
@@ -224,6 +227,8 @@ int main(int argc, char** argv) {
   quiver::cli::AddRayOptions(run, ray_options);
   quiver::cli::ConformanceArguments conformance_arguments;
   CLI::App* conformance = quiver::cli::AddConformanceCommand(app, conformance_arguments);
+  quiver::cli::LogsArguments logs_arguments;
+  CLI::App* logs = quiver::cli::AddLogsCommand(app, logs_arguments);
 
   if (argc <= 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
@@ -236,12 +241,14 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "quiver: error: %s\nRun '%s --help' for usage.\n", error.what(),
                  run->parsed()           ? "quiver run"
                  : conformance->parsed() ? "quiver conformance"
+                 : logs->parsed()        ? "quiver logs"
                                          : "quiver");
     return kExitUsage;
   }
   // A worker that dies while we write to its socket must be an error, not SIGPIPE.
   ::signal(SIGPIPE, SIG_IGN);
   if (conformance->parsed()) return quiver::cli::RunConformanceCommand(conformance_arguments);
+  if (logs->parsed()) return quiver::cli::RunLogsCommand(logs_arguments);
   FinishRunOptions(run, arguments);
 
   // Arrow 26 keeps its compute kernels (which CSV reading and argument

@@ -21,6 +21,7 @@
 #include "quiver/cli/fork_server_options.h"
 #include "quiver/cli/input_file.h"
 #include "quiver/cli/interrupt.h"
+#include "quiver/cli/log_dir_option.h"
 #include "quiver/cli/metrics_report.h"
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/parallel_parquet_reader.h"
@@ -234,6 +235,7 @@ arrow::Result<worker::WorkerSpec> WorkerPoolSpec(const RunOptions& options,
   worker::WorkerSpec spec = BaseWorkerSpec(options, std::move(command));
   ApplyForkServerOptions(options, spec.command, &spec);
   ARROW_RETURN_NOT_OK(ApplyWorkerMemory(options, &spec));
+  spec.log_dir = options.log_dir;
   return spec;
 }
 
@@ -247,6 +249,7 @@ arrow::Status RunCommand(const RunOptions& options) {
     auto writable = CheckMetricsPath(options.metrics_file);
     if (!writable.ok()) return UsageError(writable.message());
   }
+  if (!options.log_dir.empty()) ARROW_RETURN_NOT_OK(PrepareLogDir(options.log_dir));
   if (options.kinds.Active()) return RunKindCommand(options);
   const auto start = Clock::now();
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));

@@ -54,6 +54,8 @@ struct RunOptions {
   bool verbose = false;
   /// --metrics FILE: every metric of the run as JSON (docs/metrics.md); empty: none.
   std::string metrics_file;
+  /// --log-dir DIR: the workers' output as JSON lines, a file per worker; empty: none.
+  std::string log_dir;
   /// --traceback-locals: a UDF error shows its failing frame's local variables.
   bool traceback_locals = false;
   /// Allows the output to be the input file (replaced once the run succeeded).

@@ -1,5 +1,6 @@
 #include "quiver/worker/bounded_log.h"
 
+#include <utility>
 #include <vector>
 
 namespace quiver::worker {
@@ -10,6 +11,7 @@ void BoundedLog::Append(std::string_view bytes) {
   std::lock_guard<std::mutex> lock(mutex_);
   total_bytes_ += static_cast<int64_t>(bytes.size());
   text_.append(bytes);
+  if (sink_ != nullptr) sink_->Write(bytes);
   const auto capacity = static_cast<size_t>(capacity_bytes_);
   // Trim in large steps so that appending stays amortized O(1).
   if (text_.size() > 2 * capacity) text_.erase(0, text_.size() - capacity);
@@ -41,6 +43,17 @@ std::string BoundedLog::LastLines(int max_lines, std::string_view indent) const 
 void BoundedLog::StartSection() {
   std::lock_guard<std::mutex> lock(mutex_);
   section_start_ = total_bytes_;
+}
+
+void BoundedLog::SetSink(std::shared_ptr<LogSink> sink) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (total_bytes_ == static_cast<int64_t>(text_.size())) sink->Write(text_);
+  sink_ = std::move(sink);
+}
+
+std::shared_ptr<LogSink> BoundedLog::sink() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return sink_;
 }
 
 int64_t BoundedLog::total_bytes() const {

@@ -1,9 +1,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+
+#include "quiver/worker/log_sink.h"
 
 namespace quiver::worker {
 
@@ -16,8 +19,14 @@ class BoundedLog {
   /// Keeps at most `capacity_bytes` (older bytes are dropped).
   explicit BoundedLog(int64_t capacity_bytes);
 
-  /// Adds bytes at the end.
+  /// Adds bytes at the end, and gives them to the sink when there is one.
   void Append(std::string_view bytes);
+
+  /// Gives every byte from now on to `sink` too (a --log-dir file), after the
+  /// ones kept so far when none was dropped.
+  void SetSink(std::shared_ptr<LogSink> sink);
+  /// Returns the sink, or null.
+  std::shared_ptr<LogSink> sink() const;
 
   /// Returns up to `max_lines` last lines written since the section began
   /// (StartSection), each prefixed with `indent`.
@@ -37,6 +46,8 @@ class BoundedLog {
   std::string text_;
   int64_t total_bytes_ = 0;
   int64_t section_start_ = 0;  // total_bytes_ when the current section began
+  // --log-dir's file, or null.
+  std::shared_ptr<LogSink> sink_;
 };
 
 }  // namespace quiver::worker

@@ -317,7 +317,8 @@ ChildProcess::~ChildProcess() {
 }
 
 void ChildProcess::CollectOutput() {
-  char buffer[8192];
+  // Non-blocking, so that CatchUpOutput may take what poll saw first.
+  ::fcntl(output_.get(), F_SETFL, ::fcntl(output_.get(), F_GETFL) | O_NONBLOCK);
   while (true) {
     pollfd entry{output_.get(), POLLIN, 0};
     const int ready = ::poll(&entry, 1, 100);
@@ -328,12 +329,23 @@ void ChildProcess::CollectOutput() {
       if (reaped_) return;
       continue;
     }
+    if (!ReadPendingOutput()) return;
+  }
+}
+
+bool ChildProcess::ReadPendingOutput() {
+  std::lock_guard<std::mutex> lock(output_mutex_);
+  char buffer[8192];
+  while (true) {
     const ssize_t got = ::read(output_.get(), buffer, sizeof(buffer));
     if (got < 0 && errno == EINTR) continue;
-    if (got <= 0) return;
+    if (got < 0 && errno == EAGAIN) return true;
+    if (got <= 0) return false;  // end of file, or the pipe failed
     log_->Append(std::string_view(buffer, static_cast<size_t>(got)));
   }
 }
+
+void ChildProcess::CatchUpOutput() { ReadPendingOutput(); }
 
 void ChildProcess::Reap(int wait_status) {
   ExitStatus status;

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <arrow/result.h>
@@ -75,6 +76,11 @@ class ChildProcess {
   /// Returns true for a process taken over with Adopt (forked by the fork server).
   bool adopted() const { return adopted_; }
   const BoundedLog& log() const { return *log_; }
+  /// Sends the process's output to `sink` too (see BoundedLog::SetSink).
+  void SetLogSink(std::shared_ptr<LogSink> sink) { log_->SetSink(std::move(sink)); }
+  /// Takes what the process wrote and the log has not read yet: after it,
+  /// everything written before a message the worker sent since is in the log.
+  void CatchUpOutput();
   BoundedLog& log() { return *log_; }
 
   /// Returns the exit status if the process ended, reaping it; never blocks.
@@ -98,6 +104,8 @@ class ChildProcess {
  private:
   ChildProcess(pid_t pid, io::UniqueFd output, int64_t log_capacity_bytes);
   void CollectOutput();
+  // Reads all the output pending now; returns false at end of file.
+  bool ReadPendingOutput();
   void Reap(int wait_status);
   // For an adopted process: reads its exit line, waiting up to `timeout_ms`
   // (-1: for ever); returns true once the exit status is known.
@@ -108,6 +116,7 @@ class ChildProcess {
   std::atomic<bool> reaped_{false};  // read by the output thread
   std::unique_ptr<BoundedLog> log_;
   io::UniqueFd output_;
+  std::mutex output_mutex_;  // one reader of output_ at a time
   std::thread output_reader_;
   bool adopted_ = false;
   bool server_lost_ = false;  // adopted: the fork server closed without an exit line

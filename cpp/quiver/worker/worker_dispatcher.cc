@@ -228,6 +228,12 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
     ARROW_ASSIGN_OR_RAISE(starting.process,
                           launcher_->Launch(argv, environment, secret_pipe.get()));
     if (spec_->memory_limit_bytes > 0) starting.process->CapMemory(spec_->memory_limit_bytes);
+    if (!spec_->log_dir.empty()) {
+      const std::string path = spec_->log_dir + "/worker-" + starting.id + "-" +
+                               std::to_string(starting.process->pid()) + ".jsonl";
+      ARROW_ASSIGN_OR_RAISE(auto sink, LogSink::Open(path, starting.id, starting.process->pid()));
+      starting.process->SetLogSink(std::move(sink));
+    }
     return starting;
   }
 

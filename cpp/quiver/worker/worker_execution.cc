@@ -23,6 +23,11 @@ bool EndsExecution(const transport::WorkerReply& reply) {
          (reply.control->has_finish_response() || reply.control->has_cancel_response());
 }
 
+// Returns whether `reply` answers a batch (its result or its error), not a heartbeat.
+bool AnswersBatch(const transport::WorkerReply& reply) {
+  return reply.batch != nullptr || (reply.control && reply.control->has_error());
+}
+
 // Returns `status` with a detail of `kind` naming `worker`.
 arrow::Status Failed(const Worker& worker, UdfErrorKind kind, const arrow::Status& status) {
   return WithUdfError(status, worker.ErrorDetail(kind));
@@ -121,6 +126,13 @@ arrow::Result<std::unique_ptr<WorkerExecution>> WorkerExecution::Start(Worker* w
                                                                        const v1::Init& init) {
   std::unique_ptr<WorkerExecution> execution(new WorkerExecution(worker));
   worker->CountExecution();
+  // With --log-dir, the worker's lines from here on name these UDFs.
+  if (!worker->remote()) execution->log_sink_ = worker->process().log().sink();
+  if (execution->log_sink_ != nullptr) {
+    std::vector<std::string> names;
+    for (const auto& udf : init.udfs()) names.push_back(udf.name());
+    execution->log_sink_->SetUdfs(names);
+  }
   std::vector<v1::EngineMessage> messages = SplitLargePayloads(init);
   for (const v1::EngineMessage& message : messages) {
     if (!worker->connection().SendControl(message, execution->BatchDeadline()).ok()) {
@@ -200,6 +212,11 @@ void WorkerExecution::ReceiveLoop() {
     // that it overlaps the caller's sending of the next batches.
     if (received.reply.ok() && received.reply->batch != nullptr) {
       received.validity = protocol::ValidateResultBatch(*received.reply->batch);
+    }
+    if (log_sink_ != nullptr && received.reply.ok() && AnswersBatch(*received.reply)) {
+      // What the worker wrote before it answered belongs to the batch answered.
+      worker_->process().CatchUpOutput();
+      log_sink_->BatchAnswered();
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -294,6 +311,7 @@ arrow::Status WorkerExecution::Send(uint64_t sequence, const arrow::RecordBatch&
     std::lock_guard<std::mutex> lock(mutex_);
     if (unanswered_++ == 0) owed_since_ = std::chrono::steady_clock::now();
   }
+  if (log_sink_ != nullptr) log_sink_->BatchSent(sequence);
   arrow::Status status = worker_->connection().SendBatch(sequence, arguments, BatchDeadline());
   if (status.ok()) return status;
   // A send fails because the worker went away; the receiver saw why.

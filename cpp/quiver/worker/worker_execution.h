@@ -18,6 +18,7 @@
 #include "quiver/io/deadline.h"
 #include "quiver/transport/connection.h"
 #include "quiver/v1/quiver.pb.h"
+#include "quiver/worker/log_sink.h"
 #include "quiver/worker/worker.h"
 
 namespace quiver::worker {
@@ -106,6 +107,8 @@ class WorkerExecution {
   io::Deadline AnswerDeadline();
 
   Worker* worker_;
+  // Null without --log-dir.
+  std::shared_ptr<LogSink> log_sink_;
   int udf_count_ = 0;  // -1: a grouped or table kind, any result width
   // The UDFs' names, in Init order: a result field past the UDFs' own is
   // accepted only as one of their NAME__error columns (docs/protocol.md).

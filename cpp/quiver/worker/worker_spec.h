@@ -82,6 +82,9 @@ struct WorkerSpec {
   std::chrono::milliseconds stop_grace{2000};
   /// Bytes of each worker's stdout and stderr kept for error messages.
   int64_t log_capacity_bytes = 64 * 1024;
+  /// When not empty, each started worker's stdout and stderr also go to a file
+  /// of JSON lines in this directory (worker/log_sink.h), worker-ID-PID.jsonl.
+  std::string log_dir;
   /// Most resident memory (RSS) of each worker process, in bytes; a worker over
   /// it is stopped and its run fails naming the cap (worker/memory_cap.h).
   /// 0: no cap.

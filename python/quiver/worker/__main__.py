@@ -112,6 +112,9 @@ def setup_process(worker_id: str, level: str) -> logging.Logger:
     log.handlers[:] = [handler]
     log.setLevel(level.upper())
     log.propagate = False
+    from quiver.worker.udf_logging import install_udf_logging
+
+    install_udf_logging()  # a UDF's own logging keeps its levels in --log-dir files
     return log
 
 
