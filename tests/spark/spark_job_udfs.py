@@ -63,3 +63,30 @@ def demean(group: pd.DataFrame) -> pd.DataFrame:
 def words(text: str):
     for position, word in enumerate((text or "").split()):
         yield word, position
+
+
+class Busy(Exception):
+    """Stands for a service's "come back later" (an HTTP 429)."""
+
+
+_asked: set[int] = set()  # per worker: the ids asked for once already
+
+
+@quiver.udf(
+    returns="int64",
+    max_concurrency=16,
+    retries=quiver.Retry(max_attempts=2, initial=0.001, on=(Busy,)),
+    on_error="null",
+)
+async def twice_when_ready(id: int) -> int:
+    """2 x id, after a wait; busy the first time for ids divisible by 3 (a retry answers), and
+    no answer for ids divisible by 7 (the row is null with its error)."""
+    import asyncio
+
+    await asyncio.sleep(0.005)
+    if id % 7 == 0:
+        raise LookupError(f"no answer for id {id}")
+    if id % 3 == 0 and id not in _asked:
+        _asked.add(id)
+        raise Busy(f"busy for id {id}")
+    return 2 * id

@@ -188,6 +188,23 @@ def test_udf_error_fails_the_job_naming_the_udf_its_error_and_traceback(cluster:
     assert_no_orphans(cluster)
 
 
+def test_async_udf_with_retries_and_failing_rows(cluster: Any) -> None:
+    rows = 2_000
+    call = quiver.call(f"{UDFS}:twice_when_ready", "id")  # async, retried, on_error="null"
+    out = quiver.spark.map(frame(cluster, rows=rows), udfs=[call], select=["id"])
+    assert out.columns == ["id", "twice_when_ready", "twice_when_ready__error"]
+    got = collected(out)
+    assert [r["id"] for r in got] == list(range(rows))
+    for r in got:
+        i = r["id"]
+        if i % 7 == 0:  # failed for good: null, with the error
+            assert r["twice_when_ready"] is None
+            assert r["twice_when_ready__error"] == f"LookupError: no answer for id {i}"
+        else:  # ids divisible by 3 were busy once and answered on their retry
+            assert (r["twice_when_ready"], r["twice_when_ready__error"]) == (2 * i, None)
+    assert_no_orphans(cluster)
+
+
 def test_timeout_names_the_udf_and_the_batch(cluster: Any) -> None:
     out = quiver.spark.map(
         frame(cluster, rows=10, partitions=1),
