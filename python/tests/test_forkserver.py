@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from quiver.forkserver.server import FIXED_AT_START, MAGIC, RequestError, parse_request
+from quiver.forkserver.request import MAGIC, RequestError, parse_request
 
 NOBODY = 65534
 SYSTEM_PYTHON = "/usr/bin/python3"
@@ -30,12 +30,14 @@ def private_dir():
     directory.rmdir()
 
 
-def start_server(directory: Path, idle: float = 30) -> tuple[subprocess.Popen, Path]:
+def start_server(
+    directory: Path, idle: float = 30, fixed_at_start: str = "PYTHONHASHSEED"
+) -> tuple[subprocess.Popen, Path]:
     """Start a server on DIRECTORY/fs.sock and wait until it listens."""
     path = directory / "fs.sock"
     server = subprocess.Popen(
         [sys.executable, "-m", "quiver.forkserver", "--socket", str(path), "--idle-timeout",
-         str(idle)],
+         str(idle), "--fixed-at-start", fixed_at_start],
         stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -207,13 +209,16 @@ def test_a_request_under_other_start_up_variables_is_refused(private_dir):
         server.wait()
 
 
-def test_the_server_fixes_at_start_exactly_the_variables_the_engine_picks_a_server_by() -> None:
-    # The engine (kKeyVariables in cpp/quiver/worker/fork_server.cc) picks a server by these
-    # values and the server refuses requests whose values differ: a name in one list only would
-    # either send runs to a server that refuses them or let a forked worker keep a stale value.
-    import re
-
-    source = Path(__file__).resolve().parents[2] / "cpp" / "quiver" / "worker" / "fork_server.cc"
-    declaration = re.search(r"kKeyVariables\[\] = \{(.*?)\};", source.read_text(), re.S)
-    assert declaration is not None, "kKeyVariables not found in fork_server.cc"
-    assert tuple(re.findall(r'"([A-Z0-9_]+)"', declaration.group(1))) == FIXED_AT_START
+def test_only_the_variables_named_at_start_must_match(private_dir):
+    # The engine names the variables it picks a server by (--fixed-at-start); others may differ.
+    server, path = start_server(private_dir, fixed_at_start="PYTHONHASHSEED,PYTHONOPTIMIZE")
+    try:
+        lines, out_r = request(path, ["--version"], dict(os.environ, PYTHONWARNINGS="error"))
+        os.close(out_r)
+        assert lines[0].startswith("pid "), lines
+        lines, out_r = request(path, ["--version"], dict(os.environ, PYTHONOPTIMIZE="2"))
+        os.close(out_r)
+        assert lines[0].startswith("error environment: PYTHONOPTIMIZE is"), lines
+    finally:
+        server.terminate()
+        server.wait()

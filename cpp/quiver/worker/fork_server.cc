@@ -32,8 +32,8 @@ constexpr int kAnswerTimeoutMs = 5000;
 // (PYTHONPATH, ...), its hash seed, optimisation level, warning filters, UTF-8
 // mode and locale coercion, and its libraries' thread pools. A forked worker
 // cannot take other values from its run, so a server started under other values
-// serves other runs (ForkServerSocket); the server also refuses a request whose
-// values differ from its own (python/quiver/forkserver/server.py, FIXED_AT_START).
+// serves other runs (ForkServerSocket); the server, given these names when it
+// starts (--fixed-at-start), also refuses a request whose values differ from its own.
 // TZ is not here: the worker applies it (time.tzset) before user code.
 constexpr const char* kKeyVariables[] = {"PYTHONPATH",
                                          "PYTHONHOME",
@@ -159,13 +159,21 @@ arrow::Status StartServer(const std::string& python, const std::string& socket,
                                   " for the fork server's output: ", std::strerror(errno));
   }
   const std::string program = ResolveProgram(python);
+  // The server refuses requests whose values of these differ from its own: it
+  // learns the names here, so that this list is the only one.
+  std::string key_variables;
+  for (const char* name : kKeyVariables) {
+    key_variables += (key_variables.empty() ? "" : ",") + std::string(name);
+  }
   std::vector<std::string> arguments = {python,
                                         "-m",
                                         "quiver.forkserver",
                                         "--socket",
                                         socket,
                                         "--idle-timeout",
-                                        std::to_string(idle_timeout_seconds)};
+                                        std::to_string(idle_timeout_seconds),
+                                        "--fixed-at-start",
+                                        key_variables};
   auto argv = Pointers(arguments);
   auto envp = Pointers(environment);
   const pid_t pid = ::fork();

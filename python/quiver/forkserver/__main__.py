@@ -1,4 +1,5 @@
-"""Run the fork server: ``python -m quiver.forkserver --socket PATH [--idle-timeout SECONDS]``.
+"""Run the fork server: ``python -m quiver.forkserver --socket PATH [--idle-timeout SECONDS]
+[--fixed-at-start NAME,...]``.
 
 The engine starts it detached on demand (see docs/protocol.md, "Fork server"); it exits on its own
 after ``--idle-timeout`` seconds without a request or a running worker.
@@ -25,8 +26,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=DEFAULT_IDLE_TIMEOUT,
         help=f"seconds without work before exiting (default {DEFAULT_IDLE_TIMEOUT:g})",
     )
+    parser.add_argument(
+        "--fixed-at-start",
+        default="",
+        metavar="NAME,...",
+        help="variables a request must have with the values this server was started with "
+        "(the engine passes those it picks a server by); default: none",
+    )
     args = parser.parse_args(argv)
-    return serve(args.socket, args.idle_timeout)
+    names = [name for name in args.fixed_at_start.split(",") if name]
+    return serve(args.socket, args.idle_timeout, names)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from quiver.forkserver.server import Request
+    from quiver.forkserver.request import Request
 
 _PR_SET_PDEATHSIG = 1
 # Descriptor numbers in the worker, as the engine's own fork/exec gives them.

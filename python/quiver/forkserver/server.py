@@ -24,48 +24,13 @@ import struct
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from quiver.forkserver import child
+from quiver.forkserver.request import REQUEST_TIMEOUT, Request, RequestError, RequestReader
 
 DEFAULT_IDLE_TIMEOUT = 300.0
-MAGIC = b"quiver-fork-1"
-# A request holds argv and the environment: far below this.
-MAX_REQUEST_BYTES = 4 << 20
-# Time an engine has to send its whole request once connected.
-REQUEST_TIMEOUT = 5.0
-# The output pipe and the secret pipe.
-MAX_FDS = 2
-
-# Variables a Python process reads once, at its start (its imports, hash seed, optimisation level,
-# warning filters, UTF-8 mode and locale, thread pools): a forked worker cannot take other values
-# from its run. The engine picks a server per distinct set of values (kKeyVariables in
-# cpp/quiver/worker/fork_server.cc, the same list); a request with other values is refused, and
-# the engine then starts its worker as a fresh process.
-FIXED_AT_START = (
-    "PYTHONPATH",
-    "PYTHONHOME",
-    "PYTHONSAFEPATH",
-    "PYTHONNOUSERSITE",
-    "PYTHONUSERBASE",
-    "VIRTUAL_ENV",
-    "LD_LIBRARY_PATH",
-    "LD_PRELOAD",
-    "PYTHONHASHSEED",
-    "PYTHONOPTIMIZE",
-    "PYTHONWARNINGS",
-    "PYTHONUTF8",
-    "PYTHONIOENCODING",
-    "PYTHONDEVMODE",
-    "PYTHONINTMAXSTRDIGITS",
-    "PYTHONDONTWRITEBYTECODE",
-    "LC_ALL",
-    "LC_CTYPE",
-    "LANG",
-    "OPENBLAS_NUM_THREADS",
-    "OMP_NUM_THREADS",
-    "MKL_NUM_THREADS",
-)
 
 # Imported once here so that every forked worker has them already; the worker's own imports
 # are then dictionary look-ups. pandas is optional: a worker imports it when a UDF needs it.
@@ -84,10 +49,6 @@ PRELOAD = (
     "quiver.worker.loader",
     "quiver.transport.uds",
 )
-
-
-class RequestError(Exception):
-    """A request that cannot be served; its text goes back as ``error TEXT``."""
 
 
 def check_private_directory(path: str) -> None:
@@ -109,92 +70,8 @@ def peer_uid(conn: socket.socket) -> int:
     return struct.unpack("3i", creds)[1]
 
 
-@dataclass
-class Request:
-    """What the engine asks to start."""
-
-    cwd: bytes
-    argv: list[str]
-    env: list[bytes]
-    fds: list[int] = field(default_factory=list)
-
-
-def parse_request(payload: bytes) -> Request:
-    """Decode ``MAGIC \\0 CWD \\0 ARGC \\0 ARGV... \\0 ENV...``; raise RequestError if malformed."""
-    fields = payload.split(b"\0")
-    if len(fields) < 3 or fields[0] != MAGIC:
-        raise RequestError(f"not a {MAGIC.decode()} request")
-    try:
-        argc = int(fields[2])
-    except ValueError:
-        raise RequestError("the argument count is not a number") from None
-    if argc < 0 or 3 + argc > len(fields):
-        raise RequestError(f"the request has fewer than {argc} arguments")
-    try:
-        argv = [arg.decode() for arg in fields[3 : 3 + argc]]
-    except UnicodeDecodeError:
-        raise RequestError("an argument is not UTF-8") from None
-    env = [entry for entry in fields[3 + argc :] if entry]
-    if any(b"=" not in entry for entry in env):
-        raise RequestError("an environment entry has no '='")
-    return Request(fields[1], argv, env)
-
-
-class RequestReader:
-    """Reads one length-prefixed request, and the descriptors that come with it, from a
-    non-blocking connection, piece by piece as the engine sends it: a slow or silent engine
-    holds up nobody but itself."""
-
-    def __init__(self, conn: socket.socket) -> None:
-        self.conn = conn
-        self.deadline = time.monotonic() + REQUEST_TIMEOUT
-        self._data = bytearray()
-        self._fds: list[int] = []
-        self._want: int | None = None
-
-    def feed(self) -> Request | None:
-        """Read what has arrived; return the request once complete (None: not yet).
-
-        Raises RequestError for a malformed request, BlockingIOError never.
-        """
-        while self._want is None or len(self._data) < self._want:
-            try:
-                chunk, ancillary, _, _ = self.conn.recvmsg(
-                    65536, socket.CMSG_SPACE(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC
-                )
-            except (BlockingIOError, InterruptedError):
-                return None
-            for level, kind, body in ancillary:
-                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                    count = len(body) // 4
-                    self._fds.extend(struct.unpack(f"{count}i", body[: count * 4]))
-            if not chunk:
-                raise RequestError("the engine closed the connection inside its request")
-            self._data += chunk
-            if self._want is None and len(self._data) >= 4:
-                self._want = 4 + struct.unpack("<I", self._data[:4])[0]
-                if self._want > MAX_REQUEST_BYTES:
-                    raise RequestError(
-                        f"the request is {self._want} bytes, over {MAX_REQUEST_BYTES}"
-                    )
-        if len(self._data) != self._want:
-            raise RequestError("the engine sent more than its request")
-        if not 1 <= len(self._fds) <= MAX_FDS:
-            raise RequestError(f"the request came with {len(self._fds)} descriptors, not 1 or 2")
-        request = parse_request(bytes(self._data[4:]))
-        request.fds, self._fds = self._fds, []
-        return request
-
-    def close(self) -> None:
-        """Close the descriptors received so far and the connection."""
-        for fd in self._fds:
-            os.close(fd)
-        self._fds = []
-        self.conn.close()
-
-
-def start_values() -> dict[bytes, bytes]:
-    """Return this process's FIXED_AT_START values as it was started with them.
+def start_values(names: Sequence[str]) -> dict[bytes, bytes]:
+    """Return the values of the variables ``names`` this process was started with.
 
     Read from /proc/self/environ, which Python's own changes at start (C locale coercion sets
     LC_CTYPE) do not touch: they are the values the engine hashed.
@@ -205,11 +82,11 @@ def start_values() -> dict[bytes, bytes]:
     except OSError:
         entries = [key + b"=" + value for key, value in os.environb.items()]
     values = dict(entry.partition(b"=")[::2] for entry in entries if b"=" in entry)
-    return {name.encode(): values.get(name.encode(), b"") for name in FIXED_AT_START}
+    return {name.encode(): values.get(name.encode(), b"") for name in names}
 
 
 def differing_variable(env: list[bytes], start: dict[bytes, bytes]) -> str | None:
-    """Return a description of the first FIXED_AT_START variable ``env`` sets otherwise."""
+    """Return a description of the first variable of ``start`` that ``env`` sets otherwise."""
     values = dict(entry.partition(b"=")[::2] for entry in env)
     for name, value in start.items():
         wanted = values.get(name, b"")
@@ -253,7 +130,13 @@ class _Job:
 class ForkServer:
     """Listens on ``socket_path`` and forks workers until idle for ``idle_timeout`` seconds."""
 
-    def __init__(self, listener: socket.socket, socket_path: str, idle_timeout: float) -> None:
+    def __init__(
+        self,
+        listener: socket.socket,
+        socket_path: str,
+        idle_timeout: float,
+        fixed_at_start: Sequence[str] = (),
+    ) -> None:
         self.listener: socket.socket | None = listener
         self.socket_path = socket_path
         self.socket_inode = os.stat(socket_path).st_ino
@@ -263,7 +146,7 @@ class ForkServer:
         self.jobs: dict[int, _Job] = {}
         self.pending: set[RequestReader] = set()  # connections whose request is incomplete
         self.files = _module_files()
-        self.start_values = start_values()
+        self.start_values = start_values(fixed_at_start)
         self.pid = os.getpid()
 
     def run(self) -> int:
@@ -468,11 +351,16 @@ def preload() -> None:
             importlib.import_module(name)
 
 
-def serve(socket_path: str, idle_timeout: float) -> int:
+def serve(socket_path: str, idle_timeout: float, fixed_at_start: Sequence[str] = ()) -> int:
     """Run the fork server on ``socket_path``; return its exit status.
 
     Exits 0 at once when another server holds the socket's lock (two engines started one at
     the same time), and 1 when the socket's directory is not private.
+
+    ``fixed_at_start`` names the variables a Python process reads once, at its start (imports,
+    hash seed, locale, ...): a forked worker cannot take other values from its run, so a request
+    whose values differ from the server's is refused. The engine picks a server by the same
+    variables and passes their names (``--fixed-at-start``): its list is the only one.
     """
     socket_path = os.path.abspath(socket_path)
     try:
@@ -497,6 +385,6 @@ def serve(socket_path: str, idle_timeout: float) -> int:
         os.umask(old_mask)
     listener.listen(64)
     try:
-        return ForkServer(listener, socket_path, idle_timeout).run()
+        return ForkServer(listener, socket_path, idle_timeout, fixed_at_start).run()
     finally:
         os.close(lock_fd)
