@@ -6,7 +6,8 @@ processes are found and killed by id (LocalCluster.stop). Without Ray installed
 (`pip install 'quiver[ray]'`) the cluster tests skip and say so.
 
 Checked: quiver.ray.UdfMap under Ray Data and `quiver run --ray` give what one machine gives
-(row count and checksum); a UDF error reaches the driver as quiver.UdfError naming the UDF;
+(row count and checksum), also for an async UDF with retries and rows that fail
+(on_error="null"); a UDF error reaches the driver as quiver.UdfError naming the UDF;
 a quiver worker or a Ray actor killed mid-job is run again, with no row lost or doubled.
 """
 
@@ -74,6 +75,31 @@ def kill_worker_once(x: pa.Array) -> pa.Array:
     if pc.any(pc.equal(x, {KILL_AT})).as_py() and _once("worker-killed"):
         os.kill(os.getpid(), signal.SIGKILL)
     return x
+
+
+class Busy(Exception):
+    pass
+
+
+_asked = set()
+
+
+@quiver.udf(
+    returns="int64",
+    max_concurrency=16,
+    retries=quiver.Retry(max_attempts=2, initial=0.001, on=(Busy,)),
+    on_error="null",
+)
+async def twice_when_ready(id: int) -> int:
+    import asyncio
+
+    await asyncio.sleep(0.001)
+    if id % 7 == 0:
+        raise LookupError(f"no answer for id {{id}}")
+    if id % 3 == 0 and id not in _asked:  # busy the first time: answered on the retry
+        _asked.add(id)
+        raise Busy(f"busy for id {{id}}")
+    return 2 * id
 
 
 @quiver.udf(returns="int64")
@@ -235,6 +261,18 @@ def test_udf_map_gives_what_one_machine_gives_even_when_a_worker_dies(
     assert _fingerprint(result.drop_columns(["kill_worker_once"])) == _fingerprint(
         _single_machine(dataset, calls)
     )
+
+
+def test_async_udf_with_retries_and_failing_rows(cluster: object, dataset: Path) -> None:
+    calls = [_udf(dataset, "twice_when_ready", "id")]
+    out = _ray_data(dataset, calls).sort_by("id")
+    assert _fingerprint(out) == _fingerprint(_single_machine(dataset, calls))
+    ids = out["id"].to_pylist()
+    assert ids == list(range(FILES * ROWS_PER_FILE))
+    expected = [None if i % 7 == 0 else 2 * i for i in ids]  # ids % 3: answered on a retry
+    assert out["twice_when_ready"].to_pylist() == expected
+    errors = out["twice_when_ready__error"].to_pylist()
+    assert errors == [f"LookupError: no answer for id {i}" if i % 7 == 0 else None for i in ids]
 
 
 def test_udf_error_reaches_the_driver_as_udf_error(cluster: object, dataset: Path) -> None:
