@@ -77,3 +77,22 @@ async def fetch_each(keys: pa.Array, ports: pa.Array) -> pa.Array:
     """An async batch UDF: fetch its slice's keys one after another."""
     pairs = zip(keys.to_pylist(), ports.to_pylist(), strict=True)
     return pa.array([await get(port, key) for key, port in pairs])
+
+
+_running = {"now": 0, "most": 0}
+
+
+@quiver.udf(returns="int64", max_concurrency=8)
+async def slow_echo(x: int) -> int:
+    """Return ``x`` after 50 ms less 4 ms per unit of ``x % 10`` (later rows answer sooner), or
+    after a minute for ``x`` of 1000 and more; the counter ``most_at_once`` ends at the most
+    calls this worker ran at once."""
+    _running["now"] += 1
+    if _running["now"] > _running["most"]:
+        quiver.metrics.counter("most_at_once").add(_running["now"] - _running["most"])
+        _running["most"] = _running["now"]
+    try:
+        await asyncio.sleep(60.0 if x >= 1000 else 0.05 - 0.004 * (x % 10))
+    finally:
+        _running["now"] -= 1
+    return x
