@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from quiver.errors import InvalidInput, SessionClosed
 from quiver.run_handles import SessionEngine
+from quiver.sandbox import sandbox_environment
 from quiver.session_kinds import KindMethods
 from quiver.udf_call import (
     UdfCall,
@@ -46,6 +47,12 @@ class Session(KindMethods):
     (default: this one, with this process's ``sys.path``). ``max_in_flight`` bounds the
     batches sent to one worker and not yet answered (memory). With ``traceback_locals`` a UDF's
     error shows the local variables of its failing frame, each repr cut to 200 characters.
+    With ``sandbox=True`` the workers run without network but their connection to this
+    process, read only the system and the Python import path (not the home folder), and write
+    only in a private temporary directory (``$TMPDIR``); a UDF that breaks a rule gets a
+    ``PermissionError`` naming it (docs/security.md). ``sandbox=[PATH, ...]`` lets them read
+    those paths too (the folder of ``"file.py:function"`` UDFs, data). Linux >= 6.7 only:
+    refused, never ignored, elsewhere.
 
     Besides :meth:`map` (scalar UDFs), :meth:`apply` runs a grouped map, :meth:`aggregate`
     grouped aggregates (UDAFs) and :meth:`flat_map` a table function (UDTF), on the same
@@ -66,6 +73,7 @@ class Session(KindMethods):
         max_in_flight: int = 4,
         environment: dict[str, str] | None = None,
         traceback_locals: bool = False,
+        sandbox: bool | Sequence[str] = False,
     ) -> None:
         if workers < 1:
             raise InvalidInput(f"workers must be at least 1, not {workers}")
@@ -92,6 +100,9 @@ class Session(KindMethods):
         )
         if traceback_locals:  # read by the worker when it formats a UDF's error
             environment = {**(environment or {}), "QUIVER_TRACEBACK_LOCALS": "1"}
+        if sandbox:  # the engine sandboxes every worker it starts (quiver/sandbox.py)
+            readable = [] if sandbox is True else list(sandbox)
+            environment = {**(environment or {}), **sandbox_environment(python, readable)}
         self._extra_environment = environment
         self._engine: Any = _engine.Engine(
             command,

@@ -14,6 +14,7 @@
 #include "quiver/cli/conformance_command.h"
 #include "quiver/cli/failure_message.h"
 #include "quiver/cli/fork_server_options.h"
+#include "quiver/cli/sandbox_options.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/log_dir_option.h"
 #include "quiver/cli/logs_command.h"
@@ -188,6 +189,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
                 "Allow OUTPUT to be the INPUT file (replaced only once the run succeeded)");
   quiver::cli::AddForkServerOptions(run, options);
   quiver::cli::AddResourceLimitOptions(run, &options);
+  quiver::cli::AddSandboxOptions(run, &options);
   return run;
 }
 

@@ -29,6 +29,7 @@
 #include "quiver/cli/python_envs.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/resource_limit_options.h"
+#include "quiver/cli/sandbox_options.h"
 #include "quiver/cli/row_errors.h"
 #include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/udf_args.h"
@@ -234,6 +235,7 @@ arrow::Result<worker::WorkerSpec> WorkerPoolSpec(const RunOptions& options,
                                                  std::vector<std::string> command) {
   worker::WorkerSpec spec = BaseWorkerSpec(options, std::move(command));
   ApplyForkServerOptions(options, spec.command, &spec);
+  ARROW_RETURN_NOT_OK(ApplySandboxOptions(options, &spec));
   ARROW_RETURN_NOT_OK(ApplyWorkerMemory(options, &spec));
   spec.log_dir = options.log_dir;
   return spec;

@@ -62,6 +62,9 @@ struct RunOptions {
   bool force = false;
   /// Start Python workers by fork/exec, not through the fork server (--no-daemon).
   bool no_daemon = false;
+  /// --sandbox and --sandbox-read paths (sandbox_options.h).
+  bool sandbox = false;
+  std::vector<std::string> sandbox_read;
   /// --worker-memory and --max-in-flight-bytes (resource_limit_options.h).
   std::string worker_memory;
   std::string max_in_flight_bytes = "256M";

@@ -19,6 +19,8 @@
 #include <mutex>
 #include <utility>
 
+#include "quiver/sandbox/sandbox_policy.h"
+
 extern char** environ;
 
 namespace quiver::worker {
@@ -63,9 +65,11 @@ std::string ResolveProgram(const std::string& program) {
 namespace {
 
 // In the forked child, before exec: only async-signal-safe calls. Reports a
-// failure as errno on `error_fd` and exits 127.
+// failure as errno on `error_fd` (negated when entering the sandbox failed)
+// and exits 127.
 [[noreturn]] void BecomeWorker(const char* program, char* const* argv, char* const* envp,
-                               int output_fd, int inherited_fd, int error_fd, pid_t parent) {
+                               int output_fd, int inherited_fd, int error_fd, pid_t parent,
+                               const sandbox::PreparedSandbox* sandbox) {
   // Copies of the three descriptors above every one that is about to be
   // replaced: an engine started with stdin (or stdout) closed gets its pipes
   // as descriptors 0-3, which the dup2s below would overwrite before use. The
@@ -111,6 +115,14 @@ namespace {
   if (::syscall(SYS_close_range, first_closed, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
     for (int fd = static_cast<int>(first_closed); fd < 65536; ++fd)
       ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
+  // Last, so that nothing above runs under the syscall filter.
+  if (sandbox != nullptr) {
+    const int error = -sandbox->Enter();
+    if (error != 0) {
+      (void)!::write(error_fd, &error, sizeof(error));
+      ::_exit(127);
+    }
   }
   ::execve(program, argv, envp);
   fail();
@@ -217,7 +229,17 @@ arrow::Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
   io::UniqueFd error_write(pipe_fds[1]);
   const std::string program = ResolveProgram(argv[0]);
   std::vector<std::string> arguments = argv;
-  std::vector<std::string> variables = MergedEnvironment(environment);
+  // A sandboxed worker (sandbox/sandbox_policy.h) gets its private directory
+  // and the rules' summary in its environment.
+  std::map<std::string, std::string> worker_environment = environment;
+  std::unique_ptr<sandbox::PreparedSandbox> sandbox;
+  if (sandbox::SandboxRequested(environment)) {
+    std::vector<std::string> resolved = argv;
+    resolved[0] = program;
+    ARROW_ASSIGN_OR_RAISE(sandbox,
+                          sandbox::PreparedSandbox::Prepare(resolved, &worker_environment));
+  }
+  std::vector<std::string> variables = MergedEnvironment(worker_environment);
   auto argument_pointers = Pointers(arguments);
   auto variable_pointers = Pointers(variables);
   const pid_t parent = ::getpid();
@@ -227,7 +249,7 @@ arrow::Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     pid = ::fork();
     if (pid == 0) {
       BecomeWorker(program.c_str(), argument_pointers.data(), variable_pointers.data(),
-                   write_end.get(), inherited_fd, error_write.get(), parent);
+                   write_end.get(), inherited_fd, error_write.get(), parent, sandbox.get());
     }
     fork_error = errno;
   });
@@ -243,12 +265,20 @@ arrow::Result<std::unique_ptr<ChildProcess>> ChildProcess::Spawn(
     int wait_status = 0;
     while (::waitpid(pid, &wait_status, 0) < 0 && errno == EINTR) {
     }
+    if (exec_error < 0) {
+      return arrow::Status::IOError("cannot enter the sandbox for worker command '", argv[0],
+                                    "': ", std::strerror(-exec_error),
+                                    "; the kernel refused Landlock or seccomp: run without the "
+                                    "sandbox, or check that no outer seccomp policy forbids them");
+    }
     return arrow::Status::IOError("cannot start worker command '", argv[0],
                                   "': ", std::strerror(exec_error),
                                   "; check the program exists and is executable");
   }
-  return std::unique_ptr<ChildProcess>(
+  std::unique_ptr<ChildProcess> process(
       new ChildProcess(pid, std::move(read_end), log_capacity_bytes));
+  process->sandbox_ = std::move(sandbox);
+  return process;
 }
 
 ChildProcess::ChildProcess(pid_t pid, io::UniqueFd output, int64_t log_capacity_bytes)

@@ -16,6 +16,7 @@
 #include <arrow/result.h>
 
 #include "quiver/io/unique_fd.h"
+#include "quiver/sandbox/sandbox_policy.h"
 #include "quiver/worker/bounded_log.h"
 #include "quiver/worker/memory_cap.h"
 
@@ -52,7 +53,9 @@ class ChildProcess {
   /// Starts `argv` with the engine's environment plus `environment`, in its own
   /// process group. The child inherits no descriptor of the engine but stdin
   /// (/dev/null), stdout and stderr (the log) and, when `inherited_fd` >= 0,
-  /// that one as descriptor kInheritedFd. It is killed when the engine dies,
+  /// that one as descriptor kInheritedFd. When `environment` asks for the
+  /// sandbox (QUIVER_SANDBOX, sandbox/sandbox_policy.h), the child enters it
+  /// right before exec, or is not started. It is killed when the engine dies,
   /// even by SIGKILL (PR_SET_PDEATHSIG). Fails with the reason when the program
   /// cannot be started.
   static arrow::Result<std::unique_ptr<ChildProcess>> Spawn(
@@ -123,6 +126,8 @@ class ChildProcess {
   std::mutex exit_mutex_;     // guards the exit channel of an adopted process
   io::UniqueFd exit_channel_;
   std::string exit_report_;
+  // Its private directory goes once the process is gone (the destructor's body).
+  std::unique_ptr<sandbox::PreparedSandbox> sandbox_;
   std::unique_ptr<MemoryCap> memory_cap_;  // last: its watch ends first
 };
 

@@ -12,7 +12,7 @@ import traceback
 
 import quiver
 from quiver._proto import pb
-from quiver.worker import traceback_locals
+from quiver.worker import sandbox_hint, traceback_locals
 
 _QUIVER_DIR = os.path.dirname(os.path.abspath(quiver.__file__)) + os.sep
 # An async UDF's error passes through the event loop on its way out; its frames say nothing
@@ -84,14 +84,15 @@ def error_class_name(exc: BaseException) -> str:
 def user_traceback(exc: BaseException) -> str:
     """Format ``exc``'s traceback without the frames that belong to quiver itself.
 
-    When the engine asked for them (traceback_locals.py), the failing frame's locals follow.
+    When the engine asked for them (traceback_locals.py), the failing frame's locals follow;
+    under the sandbox, the rule a refused call broke (sandbox_hint.py).
     """
     summary = traceback.TracebackException.from_exception(exc)
     _drop_quiver_frames(summary, set())
     text = "".join(summary.format())
     if traceback_locals.requested():
         text += traceback_locals.format_failing_locals(exc, _is_internal_file)
-    return text
+    return text + sandbox_hint.explain(exc)
 
 
 def _is_internal_file(filename: str) -> bool:

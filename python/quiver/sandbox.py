@@ -1,0 +1,63 @@
+"""The sandbox tier for a :class:`quiver.Session`'s workers (``Session(sandbox=True)``).
+
+The engine sandboxes a worker between fork and exec (Landlock + seccomp, docs/security.md) when
+its environment holds ``QUIVER_SANDBOX``; ``QUIVER_SANDBOX_READ`` lists the paths it may read
+besides the system's, here the workers' import path.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Sequence
+
+from quiver.errors import InvalidInput
+
+# The oldest Landlock ABI the engine accepts: 4 has the TCP port rules.
+MINIMUM_LANDLOCK_ABI = 4
+_LANDLOCK_CREATE_RULESET = 444  # the same number on x86-64 and aarch64
+_CREATE_RULESET_VERSION = 1
+
+
+def landlock_abi() -> int:
+    """Return the kernel's Landlock ABI version, 0 when it has none."""
+    if platform.system() != "Linux":
+        return 0
+    libc = ctypes.CDLL(None, use_errno=True)
+    abi = libc.syscall(_LANDLOCK_CREATE_RULESET, None, ctypes.c_size_t(0), _CREATE_RULESET_VERSION)
+    return max(int(abi), 0)
+
+
+def sandbox_environment(python: str | None, readable: Sequence[str] = ()) -> dict[str, str]:
+    """The workers' environment entries that ask the engine for the sandbox.
+
+    The workers may read the system, their import path and ``readable`` (more files or
+    folders: the ``"file.py:function"`` UDFs' folders, data).
+
+    Refuses (InvalidInput) on a machine that cannot sandbox, rather than run unsandboxed.
+    """
+    abi = landlock_abi()
+    if abi < MINIMUM_LANDLOCK_ABI:
+        have = f"ABI {abi}" if abi else "no Landlock"
+        raise InvalidInput(
+            f"sandbox=True needs Linux Landlock ABI {MINIMUM_LANDLOCK_ABI} (Linux >= 6.7, "
+            f"landlock among the active security modules); this machine has {have}. The "
+            "session is refused rather than run unsandboxed: drop sandbox=True, or use a newer "
+            "kernel"
+        )
+    paths = [*_import_path(python), *(os.path.abspath(p) for p in readable)]
+    return {"QUIVER_SANDBOX": "1", "QUIVER_SANDBOX_READ": os.pathsep.join(paths)}
+
+
+def _import_path(python: str | None) -> list[str]:
+    """The folders the workers import from: this process's sys.path, or the other Python's."""
+    if python is None:
+        paths = [os.getcwd() if p == "" else p for p in sys.path]
+    else:
+        script = "import sys; print('\\n'.join(p for p in sys.path if p))"
+        done = subprocess.run([python, "-c", script], capture_output=True, text=True, check=False)
+        paths = done.stdout.splitlines()
+    return [p for p in paths if os.path.exists(p)]
