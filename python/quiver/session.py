@@ -7,6 +7,7 @@ through them and returns a ``pyarrow.RecordBatchReader``. See ``help(quiver.Sess
 from __future__ import annotations
 
 import atexit
+import itertools
 import os
 import sys
 import threading
@@ -17,17 +18,10 @@ from typing import Any
 import pyarrow as pa
 
 from quiver.errors import InvalidInput, SessionClosed
-from quiver.run_handles import SessionEngine
+from quiver.run_handles import SessionEngine, SessionMetrics
 from quiver.sandbox import sandbox_environment
-from quiver.session_kinds import KindMethods
-from quiver.udf_call import (
-    UdfCall,
-    argument_expression,
-    call,
-    read_batches,
-    serialized_expression,
-    stream_capsule,
-)
+from quiver.session_kinds import KindMethods, engine_call
+from quiver.udf_call import UdfCall, call, read_batches, stream_capsule
 
 
 class Session(KindMethods):
@@ -110,11 +104,11 @@ class Session(KindMethods):
             _worker_environment(python, environment),
             workers,
         )
-        # One more engine (worker pool) per requirement set, started on first use.
-        self._env_engines: dict[tuple[str, ...], Any] = {}
         self._runs: weakref.WeakSet[Any] = weakref.WeakSet()
-        # Its runs can be cut off by close(), even while their readers live.
-        self._engine = SessionEngine(self._engine, self._runs)
+        self._metrics = SessionMetrics()
+        # Its runs can be cut off by close(), even while their readers live; their figures
+        # add up to metrics().
+        self._engine = SessionEngine(self._engine, self._runs, self._metrics)
         self._lock = threading.Lock()
         _open_sessions.add(self)
 
@@ -179,69 +173,11 @@ class Session(KindMethods):
         calls = [u if isinstance(u, UdfCall) else call(u) for u in udfs]
         if not calls:
             raise InvalidInput("Session.map needs at least one UDF in udfs=[...]")
-        groups: dict[tuple[str, ...], list[UdfCall]] = {}
-        for c in calls:
-            groups.setdefault(c.requirements, []).append(c)
-        if len(groups) == 1:
-            ((requirements, group),) = groups.items()
-            return self._map_on(
-                self._engine_for(requirements), data, group, select, batch_rows, batch_bytes
-            )
-        # UDFs in several environments: one run per environment, each adding its results
-        # to the stream the next one reads; the last step puts the columns in order.
-        stream: Any = data
-        kept: list[str] | None = None if select is None else list(select)
-        for requirements, group in groups.items():
-            stream = self._map_on(
-                self._engine_for(requirements), stream, group, None, batch_rows, batch_bytes
-            )
-            if kept is None:  # the first run's output is every input column, then its results
-                kept = stream.schema.names[: len(stream.schema) - len(group)]
-        return _project(stream, [*(kept or []), *(c.name for c in calls)])
-
-    def _engine_for(self, requirements: tuple[str, ...]) -> Any:
-        """The engine whose workers run in the environment of ``requirements``."""
-        if not requirements:
-            return self._engine
-        engine = self._env_engines.get(requirements)
-        if engine is None or engine.closed():
-            from quiver import _engine
-            from quiver.envs import ensure_env
-
-            python = str(ensure_env(requirements))
-            engine = _engine.Engine(
-                [python, "-m", "quiver.worker"],
-                *self._engine_args,
-                _env_worker_environment(self._extra_environment),
-                self.workers,
-            )
-            engine = SessionEngine(engine, self._runs)
-            self._env_engines[requirements] = engine
-        return engine
-
-    def _map_on(
-        self,
-        engine: Any,
-        data: Any,
-        calls: Sequence[UdfCall],
-        select: Sequence[str] | None,
-        batch_rows: int,
-        batch_bytes: int | None,
-    ) -> pa.RecordBatchReader:
-        """Run ``calls`` over ``data`` on one engine's workers."""
-        stream = stream_capsule(data)
-        engine_calls = [
-            (
-                c.name,
-                c.payload_format,
-                c.payload,
-                [serialized_expression(argument_expression(a)) for a in c.arguments],
-                c.constructor_args,
-            )
-            for c in calls
-        ]
+        # UDFs of several environments run in one engine run, each on its environment's
+        # workers, as `quiver run` runs several runtimes: the results come back side by side.
+        engine_calls = [engine_call(c, self._runtime_for(c.requirements)) for c in calls]
         run = engine.map(
-            stream,
+            stream_capsule(data),
             engine_calls,
             None if select is None else list(select),
             int(batch_rows),
@@ -249,9 +185,51 @@ class Session(KindMethods):
             self.max_in_flight,
             None if batch_bytes is None else int(batch_bytes),
         )
+        return self._result(run)
+
+    def _runtime_for(self, requirements: tuple[str, ...]) -> str:
+        """The engine's runtime whose workers run in the environment of ``requirements``
+        (added, and the environment made, on first use); ``""`` for the session's own."""
+        if not requirements:
+            return ""
+        name = "env:" + " ".join(requirements)
+        if not self._engine.has_runtime(name):
+            from quiver.envs import ensure_env
+
+            python = str(ensure_env(requirements))
+            self._engine.add_runtime(
+                name,
+                [python, "-m", "quiver.worker"],
+                _env_worker_environment(self._extra_environment),
+            )
+        return name
+
+    def _result(self, run: Any, head: Sequence[pa.RecordBatch] = ()) -> pa.RecordBatchReader:
+        """The reader of a run (after ``head``, batches read already), remembered so that
+        close() can cut it off and metrics() find its figures."""
         self._runs.add(run)
         schema = pa.Schema._import_from_c_capsule(run.schema())
-        return pa.RecordBatchReader.from_batches(schema, read_batches(run))
+        return self._metrics.reader(run, schema, itertools.chain(head, read_batches(run)))
+
+    def metrics(self, result: pa.RecordBatchReader | None = None) -> dict[str, Any]:
+        """The figures of one result (a reader this session returned), or summed over every
+        run of the session's life when ``result`` is None; docs/metrics.md defines them.
+
+        ``batches``, ``rows`` and ``bytes_in`` count the input read, ``read_nanos`` the time
+        reading it and ``udf_nanos`` the workers' time in UDF bodies; ``groups`` has one entry
+        per group of UDFs that run on the same workers (``udfs``: their names), with
+        ``batches``, ``rows_in``, ``rows_out``, ``bytes_in``, ``bytes_out``, ``udf_nanos``,
+        ``codec_nanos``, ``wait_nanos``, ``peak_rss_bytes``, the UDFs' ``counters`` and the
+        same per worker (``workers``), as ``quiver run --metrics FILE`` writes them. A result
+        counts as far as it was read; its figures are complete once it was read to its end.
+
+        >>> out = s.map(table, udfs=[quiver.call(shout, "name")])    # doctest: +SKIP
+        >>> out.read_all()                                           # doctest: +SKIP
+        >>> s.metrics(out)["groups"][0]["rows_out"]                  # doctest: +SKIP
+        """
+        if result is None:
+            return self._metrics.total()
+        return self._metrics.of(result)
 
     @property
     def workers_started(self) -> int:
@@ -272,8 +250,6 @@ class Session(KindMethods):
         for run in list(self._runs):
             run.detach()  # drops the engine's run: nothing keeps the worker pool alive
         engine.close()
-        for env_engine in self._env_engines.values():
-            env_engine.close()
         _open_sessions.discard(self)
 
     def __enter__(self) -> Session:
@@ -337,12 +313,6 @@ def _stdlib_prefixes() -> tuple[str, ...]:
 
     paths = (sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"))
     return tuple(os.path.realpath(p) for p in paths if p)
-
-
-def _project(reader: pa.RecordBatchReader, names: list[str]) -> pa.RecordBatchReader:
-    """Stream ``reader``'s batches with only ``names``, in that order (no copy)."""
-    schema = pa.schema([reader.schema.field(n) for n in names])
-    return pa.RecordBatchReader.from_batches(schema, (b.select(names) for b in reader))
 
 
 _open_sessions: weakref.WeakSet[Session] = weakref.WeakSet()

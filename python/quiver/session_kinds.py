@@ -8,7 +8,6 @@ functions. Each returns a ``pyarrow.RecordBatchReader``, like :meth:`quiver.Sess
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,7 +19,6 @@ from quiver.udf_call import (
     UdfCall,
     argument_expression,
     call,
-    read_batches,
     serialized_expression,
     stream_capsule,
 )
@@ -38,14 +36,16 @@ _KIND_NAMES = {
 
 class KindMethods:
     """The grouped and table kinds; mixed into :class:`quiver.Session`, which provides the
-    engines (``_engine``, ``_engine_for``), ``workers``, ``max_in_flight`` and ``_runs``."""
+    engine (``_engine``) and its runtimes (``_runtime_for``), ``workers``, ``max_in_flight``
+    and the readers of runs (``_result``)."""
 
     _engine: Any
-    _runs: Any
     workers: int
     max_in_flight: int
 
-    def _engine_for(self, requirements: tuple[str, ...]) -> Any: ...  # pragma: no cover
+    def _runtime_for(self, requirements: tuple[str, ...]) -> str: ...  # pragma: no cover
+
+    def _result(self, run: Any) -> pa.RecordBatchReader: ...  # pragma: no cover
 
     def apply(
         self,
@@ -86,22 +86,22 @@ class KindMethods:
         Errors are those of :meth:`quiver.Session.map`; a key column that does not exist is
         :class:`quiver.InvalidInput`, raised here, before any worker starts.
         """
-        engine, udf_call = self._kind_call(fn, GROUPED_MAP, "fn")
+        udf_call = self._kind_call(fn, GROUPED_MAP, "fn")
         if udf_call.arguments:
             raise InvalidInput(
                 f"grouped map {udf_call.name!r} gets every column of each group; pass it "
                 "without arguments (quiver.call(fn), fn or 'file.py:fn')"
             )
-        run = engine.apply(
+        run = self._engine.apply(
             self._stream(data, "apply"),
-            _engine_call(udf_call),
+            engine_call(udf_call, self._runtime_for(udf_call.requirements)),
             _keys(group_by),
             _positive("batch_rows", batch_rows),
             _positive("max_group_bytes", max_group_bytes),
             self.workers,
             self.max_in_flight,
         )
-        return self._reader(run)
+        return self._result(run)
 
     def aggregate(
         self,
@@ -148,18 +148,15 @@ class KindMethods:
         items = list(aggs.items()) if isinstance(aggs, Mapping) else [(None, a) for a in aggs]
         if not items:
             raise InvalidInput("Session.aggregate needs at least one UDAF in aggs={...}")
-        engine = None
-        calls = []
-        for name, fn in items:
-            udf_engine, udf_call = self._kind_call(fn, UDAF, "aggs", name)
-            if engine is not None and udf_engine is not engine:
-                raise InvalidInput(
-                    "the UDAFs of one Session.aggregate declare different requirements=; "
-                    "aggregate them in separate calls (one environment per call)"
-                )
-            engine = udf_engine
-            calls.append(_engine_call(udf_call))
-        run = engine.aggregate(
+        udf_calls = [self._kind_call(fn, UDAF, "aggs", name) for name, fn in items]
+        if len({c.requirements for c in udf_calls}) > 1:
+            raise InvalidInput(
+                "the UDAFs of one Session.aggregate declare different requirements=; "
+                "aggregate them in separate calls (one environment per call)"
+            )
+        runtime = self._runtime_for(udf_calls[0].requirements)
+        calls = [engine_call(c, runtime) for c in udf_calls]
+        run = self._engine.aggregate(
             self._stream(data, "aggregate"),
             calls,
             _keys(group_by),
@@ -170,9 +167,8 @@ class KindMethods:
         )
         self._runs.add(run)
         first = run.read_next()  # the output schema is known with the first batch or the end
-        schema = pa.Schema._import_from_c_capsule(run.schema())
         head = [] if first is None else [pa.RecordBatch._import_from_c_capsule(*first)]
-        return pa.RecordBatchReader.from_batches(schema, itertools.chain(head, read_batches(run)))
+        return self._result(run, head)
 
     def flat_map(
         self,
@@ -209,23 +205,21 @@ class KindMethods:
         The engine trusts no worker: an input-row index out of range, or one that goes
         backwards, fails the read with an error naming the UDTF, the index and the batch.
         """
-        engine, udf_call = self._kind_call(udtf, UDTF, "udtf")
-        run = engine.flat_map(
+        udf_call = self._kind_call(udtf, UDTF, "udtf")
+        run = self._engine.flat_map(
             self._stream(data, "flat_map"),
-            _engine_call(udf_call),
+            engine_call(udf_call, self._runtime_for(udf_call.requirements)),
             None if select is None else list(select),
             _positive("batch_rows", batch_rows),
             self.workers,
             self.max_in_flight,
         )
-        return self._reader(run)
+        return self._result(run)
 
     # ---- shared ----
 
-    def _kind_call(
-        self, fn: Any, kind: str, parameter: str, name: str | None = None
-    ) -> tuple[Any, UdfCall]:
-        """Check ``fn`` is of ``kind``; return its engine (by requirements) and its call."""
+    def _kind_call(self, fn: Any, kind: str, parameter: str, name: str | None = None) -> UdfCall:
+        """Check ``fn`` is of ``kind``; return its call."""
         if self._engine is None or self._engine.closed():
             raise SessionClosed("this quiver.Session is closed; open a new one")
         what, decorator = _KIND_NAMES[kind]
@@ -248,15 +242,10 @@ class KindMethods:
                 f"{what} takes no constructor arguments (init= or .bind()); "
                 f"{udf_call.name!r} got {udf_call.constructor_args}"
             )
-        return self._engine_for(udf_call.requirements), udf_call
+        return udf_call
 
     def _stream(self, data: Any, method: str) -> Any:
         return stream_capsule(data, method)
-
-    def _reader(self, run: Any) -> pa.RecordBatchReader:
-        self._runs.add(run)
-        schema = pa.Schema._import_from_c_capsule(run.schema())
-        return pa.RecordBatchReader.from_batches(schema, read_batches(run))
 
 
 def _renamed(udf_call: UdfCall, name: str) -> UdfCall:
@@ -265,10 +254,17 @@ def _renamed(udf_call: UdfCall, name: str) -> UdfCall:
     return dataclasses.replace(udf_call, name=name)
 
 
-def _engine_call(udf_call: UdfCall) -> tuple[Any, ...]:
-    """The call as the engine takes it (as Session.map sends it)."""
+def engine_call(udf_call: UdfCall, runtime: str) -> tuple[Any, ...]:
+    """The call as the engine takes it, to run on the workers of ``runtime``."""
     arguments = [serialized_expression(argument_expression(a)) for a in udf_call.arguments]
-    return (udf_call.name, udf_call.payload_format, udf_call.payload, arguments, "")
+    return (
+        udf_call.name,
+        udf_call.payload_format,
+        udf_call.payload,
+        arguments,
+        udf_call.constructor_args,
+        runtime,
+    )
 
 
 def _keys(group_by: str | Sequence[str]) -> list[str]:

@@ -111,6 +111,29 @@ def test_udfs_with_conflicting_requirements_in_one_map(offline: Path) -> None:
     assert set(out.column("major").to_pylist()) == {2}
 
 
+def test_two_environments_run_as_one_run_with_both_in_its_metrics(offline: Path) -> None:
+    table = pa.table({"id": list(range(10)), "other": [f"o{i}" for i in range(10)]})
+    with quiver.Session(workers=1) as s:
+        out = s.map(
+            table,
+            udfs=[quiver.call(f"{offline}:new", "id"), quiver.call(f"{offline}:old", "id")],
+            batch_rows=4,
+        )
+        result = out.read_all()
+        metrics = s.metrics(out)
+        assert s.workers_started == 2  # one worker in each environment
+    # Every input column, then the results in the order of udfs=[...].
+    assert result.column_names == ["id", "other", "new", "old"]
+    assert result.column("other").to_pylist() == [f"o{i}" for i in range(10)]
+    assert result.column("new").to_pylist() == ["2.0"] * 10
+    assert result.column("old").to_pylist() == ["1.0"] * 10
+    # One run read the input once and fed both environments' workers.
+    assert (metrics["rows"], metrics["batches"]) == (10, 3)
+    groups = {tuple(g["udfs"]): g for g in metrics["groups"]}
+    assert set(groups) == {("new",), ("old",)}
+    assert all(g["rows_out"] == 10 and g["batches"] == 3 for g in groups.values())
+
+
 def test_a_failing_install_raises_before_any_data_moves(offline: Path) -> None:
     @quiver.udf(returns="int64", requirements=["quiverdemo==9.9"])
     def never(x: pa.Array) -> pa.Array:

@@ -167,6 +167,44 @@ TEST(UdfOperator, RuntimesRunOnTheirOwnPoolsAndResultsKeepTheUdfOrder) {
   EXPECT_EQ(second->workers_started(), 2);
 }
 
+// An embedding engine reads a run's figures from UdfRun::metrics: the input
+// once, and one group per runtime with its workers' rows, batches and bytes.
+TEST(UdfOperator, ARunOfSeveralRuntimesReturnsItsMetrics) {
+  auto first = MakeDispatcher();
+  auto second = MakeDispatcher();
+  auto input = Batches(6, 10);
+  UdfOperatorOptions options;
+  options.workers = 2;
+  options.udfs = {Call("next", "plus_one", {cp::field_ref("id")}),
+                  Call("loud", "shout", {cp::field_ref("text")})};
+  options.udfs[0].runtime = "a";
+  options.udfs[1].runtime = "b";
+  ASSERT_OK_AND_ASSIGN(auto op,
+                       UdfOperator::Make({{"a", first.get()}, {"b", second.get()}}, options));
+  ASSERT_OK_AND_ASSIGN(auto run, op->Execute(Reader(input)));
+  ASSERT_OK_AND_ASSIGN(auto output, run->ToRecordBatches());
+  const UdfRunMetrics metrics = run->metrics();
+  EXPECT_EQ(metrics.rows, 60);
+  EXPECT_EQ(metrics.batches, 6);
+  ASSERT_EQ(metrics.groups.size(), 2u);
+  for (size_t g = 0; g < 2; ++g) {
+    const WorkerMetrics total = metrics.groups[g].Total();
+    EXPECT_EQ(metrics.groups[g].udfs, std::vector<std::string>{options.udfs[g].name});
+    EXPECT_EQ(metrics.groups[g].workers.size(), 2u);
+    EXPECT_EQ(total.rows_in, 60);
+    EXPECT_EQ(total.rows_out, 60);
+    EXPECT_EQ(total.batches, 6);
+    int64_t sent = 0;
+    int64_t received = 0;
+    for (const auto& batch : input)
+      sent += batch->column(static_cast<int>(g))->data()->buffers[1]->size();
+    for (const auto& batch : output)
+      received += batch->column(2 + static_cast<int>(g))->data()->buffers[1]->size();
+    EXPECT_GE(total.bytes_in, sent);
+    EXPECT_GE(total.bytes_out, received);
+  }
+}
+
 TEST(UdfOperator, AnErrorNamesTheRuntimeAndItsCommand) {
   auto python = MakeDispatcher();
   auto input = Batches(3, 10);

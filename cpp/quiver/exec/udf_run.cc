@@ -8,7 +8,6 @@
 #include <arrow/array/util.h>
 #include <arrow/memory_pool.h>
 #include <arrow/type.h>
-#include <arrow/util/byte_size.h>
 
 #include "quiver/exec/argument_plan.h"
 #include "quiver/exec/batch_bytes.h"
@@ -144,8 +143,11 @@ class UdfRunImpl : public UdfRun {
       batch = std::move(rebuilt).ValueUnsafe();
     }
     {
+      // What the batch references: a zero-copy slice counts its rows only.
+      auto measured = BatchBytes(*batch);
+      const int64_t bytes = measured.ok() ? *measured : BatchBytesUpperBound(*batch);
       std::lock_guard<std::mutex> lock(metrics_mutex_);
-      metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
+      metrics_.bytes_in += bytes;
     }
     if (batch->num_rows() == 0) {
       pending_.push_back(PendingBatch{next_sequence_++, false, batch, rows_read_});

@@ -55,8 +55,8 @@ std::shared_ptr<arrow::RecordBatchReader> SliceBatches(
 }
 
 struct RunHandle::Core {
-  // Declared first so that it is destroyed last: the run's workers go back to it.
-  std::shared_ptr<worker::WorkerDispatcher> dispatcher;
+  // Declared first so that they are destroyed last: the run's workers go back to them.
+  std::vector<std::shared_ptr<worker::WorkerDispatcher>> dispatchers;
   std::shared_ptr<arrow::Schema> schema;
   std::mutex mutex;                   // one ReadNext at a time
   std::shared_ptr<exec::UdfRun> run;  // null once ended
@@ -110,25 +110,62 @@ exec::UdfRunMetrics RunHandle::metrics() const {
   return core_->last_metrics;
 }
 
-Engine::Engine(std::shared_ptr<worker::WorkerDispatcher> dispatcher)
-    : dispatcher_(std::move(dispatcher)) {}
+namespace {
 
-arrow::Result<std::unique_ptr<Engine>> Engine::Make(EngineOptions options) {
+worker::WorkerSpec SpecOf(const EngineOptions& options) {
   worker::WorkerSpec spec;
-  spec.command = std::move(options.command);
+  spec.command = options.command;
   spec.transport = options.transport;
   spec.batch_timeout = options.batch_timeout;
   spec.start_timeout = options.start_timeout;
-  spec.environment = std::move(options.environment);
+  spec.environment = options.environment;
   spec.max_idle_workers = options.max_idle_workers;
-  ARROW_ASSIGN_OR_RAISE(auto dispatcher, worker::WorkerDispatcher::Make(std::move(spec)));
-  return std::unique_ptr<Engine>(
-      new Engine(std::shared_ptr<worker::WorkerDispatcher>(std::move(dispatcher))));
+  return spec;
 }
+
+arrow::Result<std::shared_ptr<worker::WorkerDispatcher>> MakeDispatcher(
+    const EngineOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, worker::WorkerDispatcher::Make(SpecOf(options)));
+  return std::shared_ptr<worker::WorkerDispatcher>(std::move(dispatcher));
+}
+
+}  // namespace
+
+Engine::Engine(EngineOptions options, Dispatchers runtimes)
+    : options_(std::move(options)), runtimes_(std::move(runtimes)) {}
+
+arrow::Result<std::unique_ptr<Engine>> Engine::Make(EngineOptions options) {
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options));
+  return std::unique_ptr<Engine>(new Engine(std::move(options), {{"", std::move(dispatcher)}}));
+}
+
+arrow::Status Engine::AddRuntime(const std::string& name, std::vector<std::string> command,
+                                 std::map<std::string, std::string> environment) {
+  ARROW_RETURN_NOT_OK(CheckOpen());
+  if (HasRuntime(name)) return arrow::Status::OK();
+  EngineOptions options = options_;
+  options.command = std::move(command);
+  options.environment = std::move(environment);
+  ARROW_ASSIGN_OR_RAISE(runtimes_[name], MakeDispatcher(options));
+  return arrow::Status::OK();
+}
+
+bool Engine::HasRuntime(const std::string& name) const { return runtimes_.count(name) > 0; }
 
 arrow::Status Engine::CheckOpen() const {
   if (closed()) return arrow::Status::Invalid("the session is closed; open a new quiver.Session");
   return arrow::Status::OK();
+}
+
+arrow::Result<std::shared_ptr<worker::WorkerDispatcher>> Engine::Dispatcher(
+    const std::string& runtime) const {
+  ARROW_RETURN_NOT_OK(CheckOpen());
+  auto found = runtimes_.find(runtime);
+  if (found == runtimes_.end()) {
+    return arrow::Status::Invalid("no runtime '", runtime,
+                                  "' in this engine; add it with AddRuntime first");
+  }
+  return found->second;
 }
 
 arrow::Result<std::unique_ptr<RunHandle>> Engine::Map(
@@ -137,25 +174,42 @@ arrow::Result<std::unique_ptr<RunHandle>> Engine::Map(
   ARROW_RETURN_NOT_OK(CheckOpen());
   if (batch_rows < 1) return arrow::Status::Invalid("batch_rows must be at least 1");
   ARROW_RETURN_NOT_OK(exec::CheckUdfCalls(options, *input->schema()));
-  ARROW_ASSIGN_OR_RAISE(auto udf_operator,
-                        exec::UdfOperator::Make(dispatcher_.get(), std::move(options)));
+  auto core = std::make_shared<RunHandle::Core>();
+  exec::RuntimeDispatchers used;
+  for (const auto& udf : options.udfs) {
+    if (used.count(udf.runtime) > 0) continue;
+    ARROW_ASSIGN_OR_RAISE(auto dispatcher, Dispatcher(udf.runtime));
+    used[udf.runtime] = dispatcher.get();
+    core->dispatchers.push_back(std::move(dispatcher));
+  }
+  // One runtime: its errors are those of a plain run; several: they name the
+  // runtime of the failing UDFs and its worker command.
+  std::unique_ptr<exec::UdfOperator> udf_operator;
+  if (used.size() == 1) {
+    ARROW_ASSIGN_OR_RAISE(udf_operator,
+                          exec::UdfOperator::Make(used.begin()->second, std::move(options)));
+  } else {
+    ARROW_ASSIGN_OR_RAISE(udf_operator,
+                          exec::UdfOperator::Make(std::move(used), std::move(options)));
+  }
   ARROW_ASSIGN_OR_RAISE(auto run,
                         udf_operator->Execute(SliceBatches(std::move(input), batch_rows)));
-  auto core = std::make_shared<RunHandle::Core>();
-  core->dispatcher = dispatcher_;
   core->schema = run->schema();
   core->run = std::move(run);
   return std::make_unique<RunHandle>(std::move(core));
 }
 
 int64_t Engine::workers_started() const {
-  return closed() ? workers_started_at_close_ : dispatcher_->workers_started();
+  if (closed()) return workers_started_at_close_;
+  int64_t started = 0;
+  for (const auto& [name, dispatcher] : runtimes_) started += dispatcher->workers_started();
+  return started;
 }
 
 void Engine::Close() {
   if (closed()) return;
-  workers_started_at_close_ = dispatcher_->workers_started();
-  dispatcher_ = nullptr;
+  workers_started_at_close_ = workers_started();
+  runtimes_.clear();
 }
 
 }  // namespace quiver::python

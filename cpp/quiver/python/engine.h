@@ -84,29 +84,47 @@ class RunHandle : public ResultStream {
   std::shared_ptr<Core> core_;
 };
 
-/// A warm pool of workers and the runs over it.
+/// Warm pools of workers, one per runtime, and the runs over them.
+///
+/// The runtime "" is the one EngineOptions describes; AddRuntime adds others
+/// (e.g. a Python environment with other packages). A map whose UDFs name
+/// several runtimes runs as one exec::UdfOperator over all their pools, as
+/// `quiver run` does: each runtime's workers get the same input batches and
+/// the results come back beside each other.
 class Engine {
  public:
-  /// Makes the dispatcher; starts no worker.
+  /// Makes the dispatcher of the runtime ""; starts no worker.
   static arrow::Result<std::unique_ptr<Engine>> Make(EngineOptions options);
+
+  /// Adds the runtime `name`, whose workers run `command` with `environment`
+  /// (the other options are the engine's); starts no worker. A runtime that
+  /// exists already is kept.
+  arrow::Status AddRuntime(const std::string& name, std::vector<std::string> command,
+                           std::map<std::string, std::string> environment);
+
+  /// Returns whether the runtime `name` exists.
+  bool HasRuntime(const std::string& name) const;
 
   /// Checks the UDFs against `input`'s schema (no worker is started when they
   /// are wrong), then starts a run over `input` cut into batches of at most
-  /// `batch_rows` rows (zero-copy slices).
+  /// `batch_rows` rows (zero-copy slices). Each UDF runs on the workers of its
+  /// UdfCall::runtime.
   arrow::Result<std::unique_ptr<RunHandle>> Map(std::shared_ptr<arrow::RecordBatchReader> input,
                                                 exec::UdfOperatorOptions options,
                                                 int64_t batch_rows);
 
   /// Starts a grouped map (docs/grouped-map.md) of `function` over `input`
   /// grouped by `options.group_by`, through exec::grouped::GroupedMapRun as
-  /// `quiver run --apply` does. The workers load the function here (errors
-  /// now); the input is read and grouped once the result is read.
+  /// `quiver run --apply` does, on the workers of `function.runtime`. The
+  /// workers load the function here (errors now); the input is read and
+  /// grouped once the result is read.
   arrow::Result<std::unique_ptr<ResultStream>> Apply(
       std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall function,
       exec::grouped::KindOptions options);
 
   /// Starts grouped aggregates (docs/udaf.md) through exec::grouped::GroupedAggRun,
-  /// as `quiver run --agg` does. The output schema is known after the first read.
+  /// as `quiver run --agg` does; the UDAFs share one runtime. The output schema
+  /// is known after the first read.
   arrow::Result<std::unique_ptr<ResultStream>> Aggregate(
       std::shared_ptr<arrow::RecordBatchReader> input, std::vector<exec::UdfCall> udafs,
       exec::grouped::KindOptions options);
@@ -118,22 +136,28 @@ class Engine {
       std::shared_ptr<arrow::RecordBatchReader> input, exec::UdfCall udtf,
       std::optional<std::vector<std::string>> select, exec::grouped::KindOptions options);
 
-  /// Returns how many worker processes were started so far.
+  /// Returns how many worker processes were started so far, in every runtime.
   int64_t workers_started() const;
 
   /// Stops the idle workers; runs still open keep theirs until they end.
   void Close();
 
   /// Returns whether Close was called.
-  bool closed() const { return dispatcher_ == nullptr; }
+  bool closed() const { return runtimes_.empty(); }
 
  private:
-  explicit Engine(std::shared_ptr<worker::WorkerDispatcher> dispatcher);
+  using Dispatchers = std::map<std::string, std::shared_ptr<worker::WorkerDispatcher>>;
+  Engine(EngineOptions options, Dispatchers runtimes);
 
   /// Fails once Close was called: every run needs the session's workers.
   arrow::Status CheckOpen() const;
 
-  std::shared_ptr<worker::WorkerDispatcher> dispatcher_;
+  /// Returns the dispatcher of `runtime`, or an error when there is none.
+  arrow::Result<std::shared_ptr<worker::WorkerDispatcher>> Dispatcher(
+      const std::string& runtime) const;
+
+  EngineOptions options_;  // of the runtime "", the base of the others
+  Dispatchers runtimes_;
   int64_t workers_started_at_close_ = 0;
 };
 

@@ -1,6 +1,7 @@
 // Engine::Apply, Aggregate and FlatMap: the grouped and table kinds for
 // quiver.Session, run by the same exec::grouped code as `quiver run`.
 
+#include <string>
 #include <utility>
 
 #include <arrow/status.h>
@@ -45,11 +46,12 @@ arrow::Result<std::unique_ptr<ResultStream>> Engine::Apply(
   ARROW_RETURN_NOT_OK(CheckOpen());
   ARROW_RETURN_NOT_OK(CheckSessionKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, Dispatcher(function.runtime));
   ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedMapRun::Start(
-                                      dispatcher_.get(), std::move(function), std::move(options),
+                                      dispatcher.get(), std::move(function), std::move(options),
                                       SliceBatches(std::move(input), batch_rows)));
   auto schema = run->schema();
-  return KindStream::Start(dispatcher_, std::move(schema), BodyOf(std::move(run)),
+  return KindStream::Start(dispatcher, std::move(schema), BodyOf(std::move(run)),
                            kMaxQueuedBatches);
 }
 
@@ -59,12 +61,20 @@ arrow::Result<std::unique_ptr<ResultStream>> Engine::Aggregate(
   ARROW_RETURN_NOT_OK(CheckOpen());
   ARROW_RETURN_NOT_OK(CheckSessionKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
+  const std::string runtime = udafs.empty() ? "" : udafs.front().runtime;
+  for (const auto& udaf : udafs) {
+    if (udaf.runtime != runtime) {
+      return arrow::Status::Invalid("the UDAFs of one aggregate run in one runtime; '",
+                                    udafs.front().name, "' and '", udaf.name, "' differ");
+    }
+  }
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, Dispatcher(runtime));
   ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedAggRun::Start(
-                                      dispatcher_.get(), std::move(udafs), std::move(options),
+                                      dispatcher.get(), std::move(udafs), std::move(options),
                                       SliceBatches(std::move(input), batch_rows)));
   // The value types of partial-form UDAFs come from the merge step: the schema
   // is known with the first output batch.
-  return KindStream::Start(dispatcher_, nullptr, BodyOf(std::move(run)), kMaxQueuedBatches);
+  return KindStream::Start(dispatcher, nullptr, BodyOf(std::move(run)), kMaxQueuedBatches);
 }
 
 arrow::Result<std::unique_ptr<ResultStream>> Engine::FlatMap(
@@ -73,12 +83,13 @@ arrow::Result<std::unique_ptr<ResultStream>> Engine::FlatMap(
   ARROW_RETURN_NOT_OK(CheckOpen());
   ARROW_RETURN_NOT_OK(CheckSessionKindOptions(options));
   const int64_t batch_rows = options.batch_rows;
+  ARROW_ASSIGN_OR_RAISE(auto dispatcher, Dispatcher(udtf.runtime));
   ARROW_ASSIGN_OR_RAISE(auto run,
                         exec::grouped::TableFunctionRun::Start(
-                            dispatcher_.get(), std::move(udtf), std::move(select), "select",
+                            dispatcher.get(), std::move(udtf), std::move(select), "select",
                             std::move(options), SliceBatches(std::move(input), batch_rows)));
   auto schema = run->schema();
-  return KindStream::Start(dispatcher_, std::move(schema), BodyOf(std::move(run)),
+  return KindStream::Start(dispatcher, std::move(schema), BodyOf(std::move(run)),
                            kMaxQueuedBatches);
 }
 

@@ -35,6 +35,7 @@
 #include <nanobind/stl/vector.h>
 
 #include "quiver/exec/grouped/kinds.h"
+#include "quiver/exec/run_metrics.h"
 #include "quiver/exec/udf_call.h"
 #include "quiver/exec/udf_operator.h"
 #include "quiver/protocol/udf_error.h"
@@ -175,9 +176,10 @@ arrow::compute::Expression DeserializeExpression(const nb::bytes& serialized) {
   return ValueOrThrow(arrow::compute::Deserialize(std::move(buffer)));
 }
 
-// (name, payload_format, payload, [serialized expression, ...], constructor_args JSON)
-using PyUdfCall =
-    std::tuple<std::string, std::string, nb::bytes, std::vector<nb::bytes>, std::string>;
+// (name, payload_format, payload, [serialized expression, ...], constructor_args JSON,
+//  runtime: "" or a name given to Engine.add_runtime)
+using PyUdfCall = std::tuple<std::string, std::string, nb::bytes, std::vector<nb::bytes>,
+                             std::string, std::string>;
 
 exec::UdfCall ToUdfCall(const PyUdfCall& call) {
   exec::UdfCall udf;
@@ -189,10 +191,26 @@ exec::UdfCall ToUdfCall(const PyUdfCall& call) {
     udf.arguments.push_back(DeserializeExpression(argument));
   }
   udf.constructor_args = std::get<4>(call);
+  udf.runtime = std::get<5>(call);
   return udf;
 }
 
 // --- The Python-facing classes ---------------------------------------------
+
+nb::dict WorkerFigures(const exec::WorkerMetrics& worker) {
+  nb::dict out;
+  out["batches"] = worker.batches;
+  out["rows_in"] = worker.rows_in;
+  out["rows_out"] = worker.rows_out;
+  out["bytes_in"] = worker.bytes_in;
+  out["bytes_out"] = worker.bytes_out;
+  out["udf_nanos"] = worker.udf_nanos;
+  out["codec_nanos"] = worker.codec_nanos;
+  out["wait_nanos"] = worker.wait_nanos;
+  out["peak_rss_bytes"] = worker.peak_rss_bytes;
+  out["counters"] = worker.counters;
+  return out;
+}
 
 class PyRun {
  public:
@@ -231,13 +249,29 @@ class PyRun {
 
   void cancel() { handle_->Cancel(); }
 
+  // The figures of docs/metrics.md, named as `quiver run --metrics FILE` writes them.
   nb::dict metrics() const {
     const exec::UdfRunMetrics metrics = handle_->metrics();
     nb::dict out;
     out["batches"] = metrics.batches;
     out["rows"] = metrics.rows;
     out["bytes_in"] = metrics.bytes_in;
-    out["worker_udf_seconds"] = std::chrono::duration<double>(metrics.worker_udf_time).count();
+    out["read_nanos"] = metrics.read_time.count();
+    out["udf_nanos"] = metrics.worker_udf_time.count();
+    nb::list groups;
+    for (const auto& group : metrics.groups) {
+      nb::dict entry = WorkerFigures(group.Total());
+      entry["udfs"] = group.udfs;
+      nb::list workers;
+      for (const auto& worker : group.workers) {
+        nb::dict figures = WorkerFigures(worker);
+        figures["worker"] = worker.worker;
+        workers.append(figures);
+      }
+      entry["workers"] = workers;
+      groups.append(entry);
+    }
+    out["groups"] = groups;
     return out;
   }
 
@@ -341,6 +375,15 @@ class PyEngine {
     return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
   }
 
+  void add_runtime(const std::string& name, std::vector<std::string> command,
+                   std::map<std::string, std::string> environment) {
+    if (engine_->HasRuntime(name)) return;
+    arrow::Status added = engine_->AddRuntime(name, std::move(command), std::move(environment));
+    if (!added.ok()) throw StatusError(added);
+  }
+
+  bool has_runtime(const std::string& name) const { return engine_->HasRuntime(name); }
+
   int64_t workers_started() const { return engine_->workers_started(); }
 
   void close() {
@@ -392,7 +435,9 @@ NB_MODULE(_engine, m) {
       .def("read_next", &PyRun::read_next,
            "The next batch as (schema capsule, array capsule), or None at the end.")
       .def("cancel", &PyRun::cancel, "Ends the run; its workers go back to the pool.")
-      .def("metrics", &PyRun::metrics, "Batches, rows, input bytes and UDF time so far.");
+      .def("metrics", &PyRun::metrics,
+           "The run's figures so far (docs/metrics.md): batches, rows, bytes_in, read_nanos, "
+           "udf_nanos and per group of UDFs (and per worker) those of `quiver run --metrics`.");
 
   nb::class_<PyEngine>(m, "Engine")
       .def(nb::init<std::vector<std::string>, std::string, double, double,
@@ -412,6 +457,10 @@ NB_MODULE(_engine, m) {
       .def("flat_map", &PyEngine::flat_map, nb::arg("stream"), nb::arg("udtf"), nb::arg("select"),
            nb::arg("batch_rows"), nb::arg("workers"), nb::arg("max_in_flight"),
            "A table function (exec::grouped::TableFunctionRun).")
+      .def("add_runtime", &PyEngine::add_runtime, nb::arg("name"), nb::arg("command"),
+           nb::arg("environment"),
+           "Adds a pool of workers running `command`, for the UDFs whose runtime is `name`.")
+      .def("has_runtime", &PyEngine::has_runtime, nb::arg("name"))
       .def("workers_started", &PyEngine::workers_started)
       .def("close", &PyEngine::close)
       .def("closed", &PyEngine::closed);

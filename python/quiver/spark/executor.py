@@ -49,10 +49,12 @@ class _CommandSession(Session):
             max_in_flight=options.max_in_flight,
         )
         from quiver import _engine
+        from quiver.run_handles import SessionEngine
 
         # The Python worker's engine has started nothing yet: put the command's in its place.
         self._engine.close()
-        self._engine = _engine.Engine(command, *self._engine_args, {}, options.workers)
+        engine = _engine.Engine(command, *self._engine_args, {}, options.workers)
+        self._engine = SessionEngine(engine, self._runs, self._metrics)
 
 
 def session_for(runtime: Runtime | None, options: SessionOptions, on_executor: bool) -> Session:
