@@ -71,8 +71,8 @@ class SocketInbox:
 
     def take_ready(self) -> EngineItem | None:
         """Return the next item if it arrived and is a batch or a heartbeat; never wait."""
-        if not self._items:
-            self._read(blocking=False)
+        while not self._items and self._read(blocking=False):
+            pass  # a large batch takes several reads
         if not self._items or not taken_while_batches_run(self._items[0]):
             return None
         return self._items.popleft()  # type: ignore[return-value]
