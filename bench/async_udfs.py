@@ -18,7 +18,8 @@ Measures, in one run:
 - Daft: the same ``--rows`` rows through Daft's async ``@daft.func(max_concurrency=64)`` calling
   the same service with the same client (median of ``--repeats``; skipped when Daft is missing).
 
-``--only service,small,overhead,daft`` runs some of the parts.
+``--only service,small,overhead,daft`` runs some of the parts; ``--transport grpc`` (or shm)
+runs quiver's workers over another transport.
 
 ``--uvloop DIR`` runs the workers' event loops on uvloop instead, from DIR (made with
 ``pip install --target DIR uvloop``; quiver does not depend on it), to compare the two.
@@ -262,16 +263,17 @@ def main() -> None:
     parser.add_argument("--uvloop", type=Path, help="a folder with uvloop installed in it")
     parser.add_argument("--small-batch-rows", type=int, default=100)
     parser.add_argument("--only", default="service,small,overhead,daft", help="parts to run")
+    parser.add_argument(
+        "--transport", default="uds", help="the workers' transport (uds, shm, grpc)"
+    )
     args = parser.parse_args()
     parts = set(args.only.split(","))
     server, port = _start_service()
     try:
         with tempfile.TemporaryDirectory() as hook:
-            options = (
-                {}
-                if args.uvloop is None
-                else {"environment": _uvloop_environment(args.uvloop, hook)}
-            )
+            options: dict = {"transport": args.transport}
+            if args.uvloop is not None:
+                options["environment"] = _uvloop_environment(args.uvloop, hook)
             with quiver.Session(workers=1, **options) as session:
                 kind = session.map(pa.table({"x": [1]}), udfs=[quiver.call(loop_kind, "x")])
                 print("workers' event loop:", kind.read_all().column("loop_kind")[0].as_py())
