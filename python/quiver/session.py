@@ -18,6 +18,7 @@ from typing import Any
 import pyarrow as pa
 
 from quiver.errors import InvalidInput, SessionClosed
+from quiver.export import start_exports
 from quiver.run_handles import SessionEngine, SessionMetrics
 from quiver.sandbox import sandbox_environment
 from quiver.session_kinds import KindMethods, engine_call
@@ -47,6 +48,10 @@ class Session(KindMethods):
     ``PermissionError`` naming it (docs/security.md). ``sandbox=[PATH, ...]`` lets them read
     those paths too (the folder of ``"file.py:function"`` UDFs, data). Linux >= 6.7 only:
     refused, never ignored, elsewhere.
+    ``prometheus_port`` serves :meth:`metrics` for Prometheus at :attr:`prometheus_url` (a port
+    on 127.0.0.1, 0 for any, or ``"HOST:PORT"``; needs ``prometheus-client``); ``otlp_endpoint``
+    (``"http://host:4318"``) exports them to an OpenTelemetry collector over OTLP/HTTP (needs
+    ``opentelemetry-sdk`` and ``opentelemetry-exporter-otlp-proto-http``); docs/metrics.md.
 
     Besides :meth:`map` (scalar UDFs), :meth:`apply` runs a grouped map, :meth:`aggregate`
     grouped aggregates (UDAFs) and :meth:`flat_map` a table function (UDTF), on the same
@@ -68,6 +73,8 @@ class Session(KindMethods):
         environment: dict[str, str] | None = None,
         traceback_locals: bool = False,
         sandbox: bool | Sequence[str] = False,
+        prometheus_port: int | str | None = None,
+        otlp_endpoint: str | None = None,
     ) -> None:
         if workers < 1:
             raise InvalidInput(f"workers must be at least 1, not {workers}")
@@ -109,6 +116,7 @@ class Session(KindMethods):
         # Its runs can be cut off by close(), even while their readers live; their figures
         # add up to metrics().
         self._engine = SessionEngine(self._engine, self._runs, self._metrics)
+        self._exports = start_exports(self.metrics, prometheus_port, otlp_endpoint)
         self._lock = threading.Lock()
         _open_sessions.add(self)
 
@@ -232,6 +240,11 @@ class Session(KindMethods):
         return self._metrics.of(result)
 
     @property
+    def prometheus_url(self) -> str | None:
+        """Where Prometheus scrapes this session (``prometheus_port``), else None."""
+        return self._exports.prometheus_url
+
+    @property
     def workers_started(self) -> int:
         """How many worker processes this session has started so far."""
         return self._engine.workers_started() if self._engine is not None else 0
@@ -250,6 +263,7 @@ class Session(KindMethods):
         for run in list(self._runs):
             run.detach()  # drops the engine's run: nothing keeps the worker pool alive
         engine.close()
+        self._exports.close()  # after the runs ended: the last export has all their figures
         _open_sessions.discard(self)
 
     def __enter__(self) -> Session:

@@ -1,0 +1,289 @@
+"""Export of a session's metrics: a real Prometheus scrape over loopback, and a real OTLP/HTTP
+receiver on loopback that decodes what the session posts with opentelemetry-proto's classes."""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import socket
+import sys
+import threading
+import urllib.request
+import warnings
+from collections.abc import Iterator
+
+import pyarrow as pa
+import pytest
+
+import quiver
+from quiver.errors import InvalidInput
+
+pytest.importorskip("quiver._engine", reason="quiver._engine is not built (scripts/setup.sh)")
+
+ROWS = 1000
+BATCH_ROWS = 100
+
+
+@quiver.udf(returns="int64")
+def count_even(x: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
+    even = pc.equal(pc.bit_wise_and(x, 1), 0)
+    quiver.metrics.counter("even_seen").add(pc.sum(even.cast("int64")).as_py() or 0)
+    return pc.add(x, 1)
+
+
+def _table() -> pa.Table:
+    return pa.table({"x": pa.array(range(ROWS), pa.int64())})
+
+
+def _map(session: quiver.Session) -> pa.Table:
+    out = session.map(_table(), [quiver.call(count_even, "x")], batch_rows=BATCH_ROWS)
+    return out.read_all()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# --- Prometheus ---------------------------------------------------------------------------
+
+
+def _scrape(url: str) -> dict[str, list[tuple[dict[str, str], float]]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        assert answer.status == 200
+        text = answer.read().decode()
+    samples: dict[str, list[tuple[dict[str, str], float]]] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, []).append((sample.labels, sample.value))
+    return samples
+
+
+def _total(samples: dict[str, list[tuple[dict[str, str], float]]], name: str) -> float:
+    return sum(value for _, value in samples.get(name, []))
+
+
+def test_a_scrape_after_a_map_has_its_rows_batches_and_counter() -> None:
+    pytest.importorskip("prometheus_client")
+    with quiver.Session(workers=2, prometheus_port=0) as s:
+        assert s.prometheus_url is not None
+        assert s.prometheus_url.startswith("http://127.0.0.1:")
+        before = _scrape(s.prometheus_url)
+        assert _total(before, "quiver_input_rows_total") == 0
+        out = _map(s)
+        after = _scrape(s.prometheus_url)
+    assert out.num_rows == ROWS
+    assert _total(after, "quiver_input_rows_total") == ROWS
+    assert _total(after, "quiver_rows_in_total") == ROWS
+    assert _total(after, "quiver_rows_out_total") == out.num_rows
+    assert _total(after, "quiver_batches_total") == ROWS // BATCH_ROWS
+    assert _total(after, "quiver_bytes_in_total") == ROWS * 8  # one int64 column
+    counters = after["quiver_udf_counter_total"]
+    assert {labels["counter"] for labels, _ in counters} == {"even_seen"}
+    assert sum(value for _, value in counters) == ROWS // 2
+    workers = {(labels["worker"], labels["pid"]) for labels, _ in after["quiver_rows_in_total"]}
+    assert len(workers) == 2
+    assert all(worker.isdigit() and pid.isdigit() for worker, pid in workers)
+    assert {labels["udf_group"] for labels, _ in after["quiver_rows_in_total"]} == {"count_even"}
+    assert all(value > 0 for _, value in after["quiver_udf_seconds_total"])
+    assert all(value > 1e6 for _, value in after["quiver_peak_rss_bytes"])  # bytes, not MiB
+
+
+def test_a_second_map_adds_to_the_scraped_counters() -> None:
+    pytest.importorskip("prometheus_client")
+    with quiver.Session(workers=1, prometheus_port=0) as s:
+        _map(s)
+        _map(s)
+        after = _scrape(s.prometheus_url or "")
+    assert _total(after, "quiver_rows_in_total") == 2 * ROWS
+    assert _total(after, "quiver_udf_counter_total") == ROWS
+
+
+def test_the_endpoint_stops_with_the_session() -> None:
+    pytest.importorskip("prometheus_client")
+    s = quiver.Session(workers=1, prometheus_port=0)
+    url = s.prometheus_url or ""
+    _scrape(url)
+    s.close()
+    with pytest.raises(OSError):
+        urllib.request.urlopen(url, timeout=5)
+
+
+def test_a_port_in_use_is_said_with_the_port() -> None:
+    pytest.importorskip("prometheus_client")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(InvalidInput, match=f"cannot listen on 127.0.0.1:{port}"):
+            quiver.Session(workers=1, prometheus_port=port)
+
+
+@pytest.mark.parametrize("where", ["http", -1, 70000, "host:port"])
+def test_a_port_that_is_not_one_is_refused(where: object) -> None:
+    pytest.importorskip("prometheus_client")
+    with pytest.raises(InvalidInput, match="give a port number"):
+        quiver.Session(workers=1, prometheus_port=where)  # type: ignore[arg-type]
+
+
+def test_a_missing_prometheus_client_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "prometheus_client", None)
+    with pytest.raises(ImportError, match="pip install prometheus-client"):
+        quiver.Session(workers=1, prometheus_port=0)
+
+
+# --- OpenTelemetry over OTLP/HTTP ---------------------------------------------------------
+
+
+class _Receiver(http.server.ThreadingHTTPServer):
+    """An OTLP/HTTP metrics receiver: keeps every ExportMetricsServiceRequest posted to it."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ReceiverHandler)
+        self.requests: list[object] = []
+        self.paths: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _ReceiverHandler(http.server.BaseHTTPRequestHandler):
+    server: _Receiver
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as service
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        assert self.headers["Content-Type"] == "application/x-protobuf"
+        request = service.ExportMetricsServiceRequest()
+        request.ParseFromString(body)
+        self.server.paths.append(self.path)
+        self.server.requests.append(request)
+        answer = service.ExportMetricsServiceResponse().SerializeToString()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver() -> Iterator[_Receiver]:
+    pytest.importorskip("opentelemetry.proto")
+    server = _Receiver()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def _points(request: object, name: str) -> list[tuple[dict[str, str], float]]:
+    """The data points of metric ``name`` in one request, with their attributes."""
+    points = []
+    for resource_metrics in request.resource_metrics:  # type: ignore[attr-defined]
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name != name:
+                    continue
+                data = metric.sum if metric.HasField("sum") else metric.gauge
+                for point in data.data_points:
+                    value = point.as_int if point.HasField("as_int") else point.as_double
+                    labels = {a.key: a.value.string_value for a in point.attributes}
+                    points.append((labels, value))
+    return points
+
+
+def test_the_session_posts_its_metrics_to_an_otlp_receiver(receiver: _Receiver) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an export that works says nothing
+        with quiver.Session(workers=2, otlp_endpoint=receiver.url) as s:
+            out = _map(s)
+    assert receiver.requests, "the session closed without exporting"
+    assert set(receiver.paths) == {"/v1/metrics"}
+    last = receiver.requests[-1]  # cumulative sums: the last export has every run
+    resource = last.resource_metrics[0].resource  # type: ignore[attr-defined]
+    service = {a.key: a.value.string_value for a in resource.attributes}["service.name"]
+    assert service == "quiver"
+    assert sum(v for _, v in _points(last, "quiver.input.rows")) == ROWS
+    assert sum(v for _, v in _points(last, "quiver.rows_in")) == ROWS
+    assert sum(v for _, v in _points(last, "quiver.rows_out")) == out.num_rows
+    assert sum(v for _, v in _points(last, "quiver.batches")) == ROWS // BATCH_ROWS
+    counters = _points(last, "quiver.udf.counter")
+    assert {labels["quiver.counter"] for labels, _ in counters} == {"even_seen"}
+    assert sum(v for _, v in counters) == ROWS // 2
+    workers = {labels["quiver.worker"] for labels, _ in _points(last, "quiver.rows_in")}
+    assert len(workers) == 2
+    udf_seconds = _points(last, "quiver.udf.time")
+    assert udf_seconds and all(0 < v < 60 for _, v in udf_seconds)  # seconds, not ns
+
+
+def test_a_collector_that_does_not_answer_is_said_once(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    from quiver.export import MetricsExportWarning
+
+    monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "100")  # many exports, all failing
+    nobody = f"http://127.0.0.1:{_free_port()}"
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        with quiver.Session(workers=1, otlp_endpoint=nobody) as s:
+            for _ in range(3):
+                assert _map(s).num_rows == ROWS
+    export_warnings = [w for w in said if issubclass(w.category, MetricsExportWarning)]
+    assert len(export_warnings) == 1, [str(w.message) for w in said]
+    message = str(export_warnings[0].message)
+    assert f"{nobody}/v1/metrics" in message and "maps go on" in message
+    assert "Failed to export" not in capfd.readouterr().err  # the SDK's own lines are quiet
+
+
+def test_an_endpoint_that_is_not_a_url_is_refused() -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    with pytest.raises(InvalidInput, match="OTLP/HTTP URL"):
+        quiver.Session(workers=1, otlp_endpoint="localhost:4318")
+
+
+def test_a_missing_opentelemetry_sdk_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.sdk.metrics", None)
+    with pytest.raises(ImportError, match="pip install opentelemetry-sdk"):
+        quiver.Session(workers=1, otlp_endpoint="http://127.0.0.1:4318")
+
+
+def test_scrapes_during_maps_only_grow_and_end_at_the_rows() -> None:
+    pytest.importorskip("prometheus_client")
+    rows = 200_000
+    table = pa.table({"x": pa.array(range(rows), pa.int64())})
+    seen: list[float] = []
+    stop = threading.Event()
+    with quiver.Session(workers=2, prometheus_port=0) as s:
+        url = s.prometheus_url or ""
+
+        def scrape() -> None:
+            while not stop.is_set():
+                seen.append(_total(_scrape(url), "quiver_rows_in_total"))
+
+        scraper = threading.Thread(target=scrape)
+        scraper.start()
+        try:
+            for _ in range(3):
+                s.map(table, [quiver.call(count_even, "x")], batch_rows=1000).read_all()
+        finally:
+            stop.set()
+            scraper.join()
+        seen.append(_total(_scrape(url), "quiver_rows_in_total"))
+    assert len(seen) > 3
+    assert all(a <= b for a, b in zip(seen, seen[1:], strict=False)), "a counter went down"
+    assert seen[-1] == 3 * rows
