@@ -260,12 +260,12 @@ def run_overlapped(
     when a Cancel arrives behind the batches. ``on_stop`` cancels the calls still pending
     (their connections closed) before either leaves.
     """
-    run_on_loop_plain(
+    _run_or_stop(
         _overlapped(first, start, take_next, answer, cancel_ahead, most_in_flight), on_stop
     )
 
 
-def run_on_loop_plain(
+def _run_or_stop(
     coroutine: Coroutine[Any, Any, Any], on_stop: Callable[[], Awaitable[None]]
 ) -> Any:
     """Run ``coroutine`` on this thread's loop; on any way out but success, run ``on_stop``."""
