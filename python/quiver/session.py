@@ -146,7 +146,8 @@ class Session(KindMethods):
         The result is a ``pyarrow.RecordBatchReader`` that computes batch by batch as it is
         read, so memory stays flat: read it while the session is open, with pyarrow, Polars
         (``pl.from_arrow``), DuckDB or ``pq.write_table``. Ctrl-C while reading cancels the
-        run; the session stays usable.
+        run; the session stays usable. ``session.metrics(result)`` gives its figures (rows,
+        batches, bytes, time in the UDFs, per worker; :meth:`metrics`).
 
         Example::
 
