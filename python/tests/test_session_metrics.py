@@ -118,3 +118,28 @@ def test_an_error_quotes_only_its_own_map(failing: object) -> None:
     assert "from map one" not in text
     if failing is dies:  # its own output is still quoted
         assert "from map two" in error.value.log_tail
+
+
+def test_a_parquet_dataset_is_read_in_batches_of_about_4_mib(tmp_path) -> None:
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    from quiver.udf_call import DATASET_BATCH_BYTES, stream_capsule
+
+    rows = 50_000  # 200-character strings: about 10 MB, one row group
+    table = pa.table({"x": [f"{i:0200d}" for i in range(rows)]})
+    pq.write_table(table, tmp_path / "in.parquet", row_group_size=rows, compression="none")
+    dataset = ds.dataset(tmp_path / "in.parquet")
+    # The stream the session reads: the scanner's default (131072 rows) would be one batch.
+    batches = list(pa.RecordBatchReader._import_from_c_capsule(stream_capsule(dataset)))
+    assert len(batches) == 3
+    assert all(b.nbytes <= DATASET_BATCH_BYTES * 1.1 for b in batches)
+    with quiver.Session(workers=1) as s:
+        out = s.map(dataset, udfs=[quiver.call(same, "x")])
+        assert out.read_all().column("same").equals(table.column("x"))
+        assert s.metrics(out)["rows"] == rows
+
+
+@quiver.udf(returns="string")
+def same(x: pa.Array) -> pa.Array:
+    return x
