@@ -10,11 +10,15 @@ use crate::{grpc, spark_server, uds};
 pub const SECRET_ENV: &str = "QUIVER_WORKER_SECRET";
 /// The environment variable naming an inherited descriptor to read the secret from (the engine's way).
 pub const SECRET_FD_ENV: &str = "QUIVER_WORKER_SECRET_FD";
+/// The shm endpoint an engine offers beside `unix:PATH` (docs/protocol.md, section 10).
+pub const SHM_OFFER_ENV: &str = "QUIVER_SHM_CONNECTION";
 
 const USAGE: &str =
     "usage: WORKER --id ID --connection ENDPOINT [--transport uds|grpc] [--dialect quiver|spark]
               [--log-level LEVEL]
   uds (default):  --connection unix:/path/to/socket     (the engine listens; the worker connects)
+                  or shm:/path/to/socket (the same, batches in shared memory); an engine that
+                  offers shm beside unix:PATH names it in QUIVER_SHM_CONNECTION: taken
   grpc:           --connection grpc+unix:/path/to/socket or grpc+tcp:HOST:PORT (the worker serves)
   The secret is read from the descriptor named by QUIVER_WORKER_SECRET_FD, or else taken from
   QUIVER_WORKER_SECRET.
@@ -173,7 +177,8 @@ fn without_trailing_whitespace(mut secret: Vec<u8>) -> Result<Vec<u8>, String> {
 /// Connect, say Hello, serve; exit 0 on SIGTERM/SIGINT at any point.
 fn run_uds(args: &Args, secret: &[u8], registry: Arc<Registry>) -> i32 {
     exit_on_stop_signals();
-    let mut conn = match uds::Connection::connect(&args.connection) {
+    let connection = take_shm_offer(&args.connection);
+    let mut conn = match uds::Connection::connect(&connection) {
         Ok(conn) => conn,
         Err(err) if err.kind() == std::io::ErrorKind::InvalidInput => {
             eprintln!("quiver-worker[{}]: {err}", args.id);
@@ -181,8 +186,8 @@ fn run_uds(args: &Args, secret: &[u8], registry: Arc<Registry>) -> i32 {
         }
         Err(err) => {
             eprintln!(
-                "quiver-worker[{}]: cannot connect to {}: {err}",
-                args.id, args.connection
+                "quiver-worker[{}]: cannot connect to {connection}: {err}",
+                args.id
             );
             return EXIT_CONNECTION_LOST;
         }
@@ -194,6 +199,13 @@ fn run_uds(args: &Args, secret: &[u8], registry: Arc<Registry>) -> i32 {
         eprintln!("quiver-worker[{}]: cannot send Hello: {err}", args.id);
         return EXIT_CONNECTION_LOST;
     }
+    if let Err(err) = conn.open_shared_memory() {
+        eprintln!(
+            "quiver-worker[{}]: cannot set up shared memory with the engine: {err}",
+            args.id
+        );
+        return EXIT_CONNECTION_LOST;
+    }
     match uds::serve_connection(&mut conn, registry) {
         uds::Ending::Done => EXIT_OK,
         uds::Ending::Lost(why) => {
@@ -203,6 +215,19 @@ fn run_uds(args: &Args, secret: &[u8], registry: Arc<Registry>) -> i32 {
             );
             EXIT_CONNECTION_LOST
         }
+    }
+}
+
+/// The endpoint to connect to: the shm endpoint the engine offers beside a `unix:` one (this
+/// worker speaks shm), else `endpoint`. The variable leaves the environment either way, so UDFs
+/// and their children do not inherit it.
+fn take_shm_offer(endpoint: &str) -> String {
+    let offer = std::env::var(SHM_OFFER_ENV).unwrap_or_default();
+    std::env::remove_var(SHM_OFFER_ENV);
+    if endpoint.starts_with("unix:") && offer.starts_with("shm:") {
+        offer
+    } else {
+        endpoint.to_owned()
     }
 }
 
@@ -252,13 +277,20 @@ mod tests {
             (Dialect::Spark, Transport::Grpc, "/tmp/q/w1.sock")
         );
         assert_eq!(
-            args("--id w --connection 41235 --dialect=spark").unwrap().transport,
+            args("--id w --connection 41235 --dialect=spark")
+                .unwrap()
+                .transport,
             Transport::Grpc
         );
-        assert_eq!(args("--id 3 --connection unix:/x").unwrap().dialect, Dialect::Quiver);
-        assert!(args("--dialect spark --transport uds --id w --connection /x")
-            .unwrap_err()
-            .contains("gRPC only"));
+        assert_eq!(
+            args("--id 3 --connection unix:/x").unwrap().dialect,
+            Dialect::Quiver
+        );
+        assert!(
+            args("--dialect spark --transport uds --id w --connection /x")
+                .unwrap_err()
+                .contains("gRPC only")
+        );
         assert!(args("--dialect pyspark --id w --connection /x")
             .unwrap_err()
             .contains("pyspark"));

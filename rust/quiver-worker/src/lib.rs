@@ -29,6 +29,7 @@ pub mod ipc;
 pub mod machine;
 mod registry;
 mod serving;
+pub mod shm;
 mod spark_crc;
 pub mod spark_data;
 pub mod spark_server;

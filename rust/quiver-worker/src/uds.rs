@@ -14,6 +14,7 @@ use crate::frame::{self, BadFrame, FrameKind, Limits, HEADER_SIZE};
 use crate::machine::{message_of, Machine, Peer, State};
 use crate::proto::{self, engine_message::Kind as In, worker_message::Kind as Out};
 use crate::registry::Registry;
+use crate::shm::ShmChannel;
 
 /// Frames read ahead while looking for a `Cancel`; the engine's in-flight window bounds them anyway.
 const MAX_READ_AHEAD: usize = 256;
@@ -177,24 +178,43 @@ pub fn write_all_parts(out: &mut impl Write, parts: &[&[u8]]) -> io::Result<()> 
     Ok(())
 }
 
-/// A connected `uds` socket that speaks quiver frames.
+/// A connected `uds` (or `shm`) socket that speaks quiver frames.
 pub struct Connection {
     reader: FrameReader<UnixStream>,
     stream: UnixStream,
     ahead: VecDeque<Frame>,
     eof_ahead: bool,
+    /// `shm:` endpoints: the engine's arenas follow `Hello`.
+    shared_memory: bool,
+    shm: Option<ShmChannel>,
 }
 
 impl Connection {
-    /// Connect to the engine's listening socket at `endpoint` (`unix:/path`).
+    /// Connect to the engine's listening socket at `endpoint` (`unix:/path` or `shm:/path`).
     pub fn connect(endpoint: &str) -> io::Result<Self> {
-        let stream = UnixStream::connect(unix_socket_path(endpoint)?)?;
+        let (path, shared_memory) = match endpoint.strip_prefix("shm:") {
+            Some(path) if !path.is_empty() => (path, true),
+            _ => (unix_socket_path(endpoint)?, false),
+        };
+        let stream = UnixStream::connect(path)?;
         Ok(Connection {
             reader: FrameReader::new(stream.try_clone()?, Limits::default()),
             stream,
             ahead: VecDeque::new(),
             eof_ahead: false,
+            shared_memory,
+            shm: None,
         })
+    }
+
+    /// Over `shm` (after `Hello`): take the engine's two arenas and answer `ShmReady`
+    /// (docs/protocol.md, section 10). Over `uds`: nothing to do.
+    pub fn open_shared_memory(&mut self) -> io::Result<()> {
+        if !self.shared_memory {
+            return Ok(());
+        }
+        self.shm = Some(ShmChannel::open(&mut self.stream)?);
+        self.send(&message_of(Out::ShmReady(proto::ShmReady {})))
     }
 
     /// The next frame (one read ahead first), or `None` when the engine closed the connection.
@@ -251,6 +271,13 @@ impl Peer for Connection {
     }
 
     fn send_data(&mut self, sequence: u64, body: Vec<u8>) -> io::Result<()> {
+        if let Some(region) = self.shm.as_mut().and_then(|shm| shm.write(&body)) {
+            let data = proto::ShmData {
+                sequence,
+                region: Some(region),
+            };
+            return self.send(&message_of(Out::ShmData(data)));
+        }
         let header = frame::encode_header(FrameKind::Data, sequence, 0, body.len() as u64);
         write_all_parts(&mut self.stream, &[&header, &body])
     }
@@ -343,6 +370,20 @@ fn handle_frame(machine: &mut Machine, conn: &mut Connection, frame: Frame) -> i
                 None,
                 conn,
             )?;
+        }
+        // Over shm: a batch read in place (the worker's until it answered it), and regions the
+        // engine gives back, applied at once without an answer. Over uds the machine refuses both.
+        Some(In::ShmData(data)) if conn.shm.is_some() => {
+            let body = conn.shm.as_ref().map(|shm| shm.input(&data));
+            match body.expect("checked above") {
+                Ok(body) => machine.on_batch(data.sequence, body, conn)?,
+                Err(why) => machine.reject(&why, Some(data.sequence), conn)?,
+            }
+        }
+        Some(In::ShmRelease(release)) if conn.shm.is_some() => {
+            if let Some(shm) = conn.shm.as_mut() {
+                shm.release(&release);
+            }
         }
         Some(In::Shutdown(shutdown)) => {
             if machine.state() != State::Idle && !shutdown.cancel_running {
