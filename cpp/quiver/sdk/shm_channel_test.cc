@@ -1,0 +1,139 @@
+#include "quiver/sdk/shm_channel.h"
+
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "quiver/io/unique_fd.h"
+#include "quiver/protocol/frame_codec.h"
+#include "quiver/testing/status_matchers.h"
+
+namespace quiver::sdk {
+namespace {
+
+// A memfd of `bytes` that the test writes through its own mapping.
+struct Arena {
+  explicit Arena(int64_t bytes) : fd(::memfd_create("test-arena", MFD_CLOEXEC)), size(bytes) {
+    EXPECT_EQ(::ftruncate(fd.get(), bytes), 0);
+    data = static_cast<uint8_t*>(::mmap(nullptr, static_cast<size_t>(bytes), PROT_READ | PROT_WRITE,
+                                        MAP_SHARED, fd.get(), 0));
+  }
+  ~Arena() { ::munmap(data, static_cast<size_t>(size)); }
+
+  io::UniqueFd fd;
+  int64_t size;
+  uint8_t* data;
+};
+
+// Sends ShmSetup{input_bytes, output_bytes} in a control frame with `fds` attached, as the
+// engine does (docs/protocol.md, section 10).
+void SendSetup(int socket, uint64_t input_bytes, uint64_t output_bytes, std::vector<int> fds) {
+  v1::EngineMessage message;
+  message.mutable_shm_setup()->set_input_bytes(input_bytes);
+  message.mutable_shm_setup()->set_output_bytes(output_bytes);
+  auto frame = protocol::EncodeControlFrame(arrow::Buffer::FromString(message.SerializeAsString()));
+  ASSERT_TRUE(frame.ok());
+  std::string bytes;
+  for (const auto& part : frame->buffers) bytes += part->ToString();
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+  iovec vector{bytes.data(), bytes.size()};
+  msghdr header{};
+  header.msg_iov = &vector;
+  header.msg_iovlen = 1;
+  header.msg_control = control.data();
+  header.msg_controllen = control.size();
+  cmsghdr* rights = CMSG_FIRSTHDR(&header);
+  rights->cmsg_level = SOL_SOCKET;
+  rights->cmsg_type = SCM_RIGHTS;
+  rights->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+  std::memcpy(CMSG_DATA(rights), fds.data(), sizeof(int) * fds.size());
+  ASSERT_EQ(::sendmsg(socket, &header, 0), static_cast<ssize_t>(bytes.size()));
+}
+
+struct SocketPair {
+  SocketPair() {
+    int fds[2];
+    EXPECT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
+    engine = io::UniqueFd(fds[0]);
+    worker = io::UniqueFd(fds[1]);
+  }
+  io::UniqueFd engine;
+  io::UniqueFd worker;
+};
+
+v1::ShmData Region(uint64_t sequence, uint64_t offset, uint64_t length) {
+  v1::ShmData data;
+  data.set_sequence(sequence);
+  data.mutable_region()->set_offset(offset);
+  data.mutable_region()->set_length(length);
+  return data;
+}
+
+TEST(ShmChannel, ReadsInputInPlaceAndWritesResultsIntoRegionsUntilReleased) {
+  Arena input(4096), output(1024);
+  SocketPair sockets;
+  SendSetup(sockets.engine.get(), 4096, 1024, {input.fd.get(), output.fd.get()});
+  ASSERT_OK_AND_ASSIGN(auto channel, ShmChannel::Open(sockets.worker.get()));
+
+  std::memcpy(input.data + 128, "batch", 5);
+  ASSERT_OK_AND_ASSIGN(auto body, channel->Input(Region(3, 128, 5)));
+  EXPECT_EQ(body->ToString(), "batch");
+  std::memcpy(input.data + 128, "BATCH", 5);
+  EXPECT_EQ(body->ToString(), "BATCH") << "read in place, not copied";
+
+  // Results: each in its own aligned region, the engine's until released; none when full.
+  const std::vector<std::shared_ptr<arrow::Buffer>> result = {arrow::Buffer::FromString("res"),
+                                                              arrow::Buffer::FromString("ult")};
+  auto first = channel->Write(result);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_EQ(first->length(), 6u);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(output.data + first->offset()), 6), "result");
+  const std::vector<std::shared_ptr<arrow::Buffer>> big = {
+      std::make_shared<arrow::Buffer>(output.data, 1000)};
+  EXPECT_FALSE(channel->Write(big).has_value()) << "the first result holds part of the arena";
+  v1::ShmRelease release;
+  *release.add_regions() = *first;
+  channel->Release(release);
+  EXPECT_TRUE(channel->Write(big).has_value()) << "released: the whole arena is free again";
+  channel->Release(release);  // not in use any more: logged and ignored
+}
+
+TEST(ShmChannel, RefusesRegionsOutsideTheInputArena) {
+  Arena input(4096), output(1024);
+  SocketPair sockets;
+  SendSetup(sockets.engine.get(), 4096, 1024, {input.fd.get(), output.fd.get()});
+  ASSERT_OK_AND_ASSIGN(auto channel, ShmChannel::Open(sockets.worker.get()));
+  EXPECT_FALSE(channel->Input(Region(1, 0, 0)).ok()) << "empty";
+  EXPECT_FALSE(channel->Input(Region(1, 4000, 97)).ok()) << "past the end";
+  EXPECT_FALSE(channel->Input(Region(1, UINT64_MAX - 10, 20)).ok()) << "overflowing";
+  auto refused = channel->Input(Region(7, 4096, 1));
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("batch 7"), std::string::npos);
+  EXPECT_TRUE(channel->Input(Region(1, 4000, 96)).ok()) << "up to the last byte";
+}
+
+TEST(ShmChannel, RefusesAnArenaLargerThanItsMemfd) {
+  Arena input(4096), output(1024);
+  SocketPair sockets;
+  // A read past the memfd's end would be a SIGBUS: the size is checked before mapping.
+  SendSetup(sockets.engine.get(), 8192, 1024, {input.fd.get(), output.fd.get()});
+  auto channel = ShmChannel::Open(sockets.worker.get());
+  ASSERT_FALSE(channel.ok());
+  EXPECT_NE(channel.status().message().find("8192"), std::string::npos);
+}
+
+TEST(ShmChannel, RefusesASetupWithoutItsTwoDescriptors) {
+  Arena input(4096);
+  SocketPair sockets;
+  SendSetup(sockets.engine.get(), 4096, 4096, {input.fd.get()});
+  EXPECT_FALSE(ShmChannel::Open(sockets.worker.get()).ok());
+}
+
+}  // namespace
+}  // namespace quiver::sdk
