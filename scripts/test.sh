@@ -39,17 +39,17 @@ echo "==> Rust tests (cargo test: the worker SDK's codec and state machine)"
 took "cargo test"
 
 echo "==> conformance kit: every in-repo worker on every transport (quiver conformance)"
+# Each worker on every transport `all` names, then on shm (docs/protocol.md §10), which `all`
+# leaves out and every in-repo worker speaks.
 conformance() {
   local name="$1"
   shift
   echo "--- $name"
   build/cpp/quiver/cli/quiver conformance --transport all "$@"
+  echo "--- $name, shm"
+  build/cpp/quiver/cli/quiver conformance --transport shm "$@"
 }
 conformance "Python worker" --payload-format python/ref -- .venv/bin/python -m quiver.worker
-# shm is the Python worker's only: the compiled SDKs' workers do not speak it (docs/protocol.md §10).
-echo "--- Python worker, shm"
-build/cpp/quiver/cli/quiver conformance --transport shm --payload-format python/ref \
-  -- .venv/bin/python -m quiver.worker
 conformance "C++ example worker" -- build/cpp/examples/udf_worker/quiver_example_udf_worker
 # The Rust example worker, when the Rust workspace is there and built (scripts/setup.sh).
 rust_worker=rust/target/release/examples/udfs
