@@ -21,6 +21,8 @@
 #include <parquet/properties.h>
 #include <parquet/size_statistics.h>
 
+#include "quiver/cli/parallel_csv_reader.h"
+#include "quiver/cli/parallel_ipc_reader.h"
 #include "quiver/cli/parallel_parquet_reader.h"
 #include "quiver/cli/read_ahead.h"
 
@@ -117,7 +119,17 @@ class IpcFileBatchReader : public arrow::RecordBatchReader {
       *out = nullptr;
       return arrow::Status::OK();
     }
-    ARROW_ASSIGN_OR_RAISE(*out, file_->ReadRecordBatch(next_++));
+    // Checked as the parallel reader checks (parallel_ipc_reader.h): broken
+    // offsets in a file must be an error here, not a crash further on.
+    const int index = next_++;
+    auto batch = file_->ReadRecordBatch(index);
+    arrow::Status status = batch.status();
+    if (status.ok()) status = (*batch)->ValidateFull();
+    if (!status.ok()) {
+      return status.WithMessage("record batch ", index, " of ", file_->num_record_batches(), ": ",
+                                status.message());
+    }
+    *out = std::move(batch).ValueUnsafe();
     return arrow::Status::OK();
   }
 
@@ -285,8 +297,17 @@ arrow::Result<InputFile> OpenArrowIpc(const std::string& path,
     }
     auto rows = (*reader)->CountRows();
     if (rows.ok()) input.total_rows = *rows;
-    input.reader = Sliced(nullptr, std::make_shared<IpcFileBatchReader>(*reader), options, path);
     input.format = FileFormat::kArrowFile;
+    if (options.decode_threads > 1 && (*reader)->num_record_batches() > 1) {
+      // The parallel reader reads ahead itself: no read-ahead thread on top.
+      ARROW_ASSIGN_OR_RAISE(auto batches,
+                            ReadIpcFileInParallel(file, read_options, options.decode_threads));
+      InputReadOptions sliced = options;
+      sliced.read_ahead_batches = 0;
+      input.reader = Sliced(file, std::move(batches), sliced, path);
+      return input;
+    }
+    input.reader = Sliced(nullptr, std::make_shared<IpcFileBatchReader>(*reader), options, path);
     return input;
   }
   ARROW_RETURN_NOT_OK(file->Seek(0));  // reading the magic left the position undefined
@@ -322,6 +343,24 @@ arrow::Result<int32_t> CsvBlockSize(const std::shared_ptr<arrow::io::ReadableFil
   return static_cast<int32_t>(std::clamp<double>(wanted, kMinCsvBlockBytes, kMaxCsvBlockBytes));
 }
 
+arrow::csv::ConvertOptions CsvConvertOptions(std::vector<std::string> include_columns) {
+  auto convert_options = arrow::csv::ConvertOptions::Defaults();
+  // An empty unquoted field is null and "" is the empty string: what Arrow's
+  // CSV writer (so quiver's CSV output) writes for them.
+  convert_options.strings_can_be_null = true;
+  convert_options.quoted_strings_can_be_null = false;
+  convert_options.include_columns = std::move(include_columns);
+  return convert_options;
+}
+
+arrow::csv::ParseOptions CsvParseOptions() {
+  auto parse_options = arrow::csv::ParseOptions::Defaults();
+  // A one-column file writes a null row as an empty line: skipping empty lines
+  // would silently drop those rows.
+  parse_options.ignore_empty_lines = false;
+  return parse_options;
+}
+
 arrow::Result<std::shared_ptr<arrow::csv::StreamingReader>> OpenCsvReader(
     const std::string& path, const std::shared_ptr<arrow::io::ReadableFile>& file,
     const InputReadOptions& options, std::vector<std::string> include_columns) {
@@ -329,23 +368,42 @@ arrow::Result<std::shared_ptr<arrow::csv::StreamingReader>> OpenCsvReader(
   ARROW_ASSIGN_OR_RAISE(read_options.block_size,
                         CsvBlockSize(file, options.batch_rows, options.batch_bytes));
   ARROW_RETURN_NOT_OK(file->Seek(0));  // reading the sample left the position undefined
-  auto convert_options = arrow::csv::ConvertOptions::Defaults();
-  // An empty unquoted field is null and "" is the empty string: what Arrow's
-  // CSV writer (so quiver's CSV output) writes for them.
-  convert_options.strings_can_be_null = true;
-  convert_options.quoted_strings_can_be_null = false;
-  convert_options.include_columns = std::move(include_columns);
-  auto parse_options = arrow::csv::ParseOptions::Defaults();
-  // A one-column file writes a null row as an empty line: skipping empty lines
-  // would silently drop those rows.
-  parse_options.ignore_empty_lines = false;
   auto reader = arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), file,
-                                                  read_options, parse_options, convert_options);
+                                                  read_options, CsvParseOptions(),
+                                                  CsvConvertOptions(std::move(include_columns)));
   if (!reader.ok()) {
     return CannotRead(path, "CSV", reader.status(),
                       "quiver reads comma-separated files with a header row");
   }
   return std::move(reader).ValueUnsafe();
+}
+
+// OpenCsv's ending when several threads decode: the streaming reader that
+// found the column types is dropped and the file read again, block by block on
+// the threads (parallel_csv_reader.h), which read ahead themselves.
+arrow::Result<InputFile> OpenCsvInParallel(const std::string& path, InputFile input,
+                                           const std::vector<int>& kept,
+                                           const InputReadOptions& options) {
+  ARROW_ASSIGN_OR_RAISE(auto source, arrow::io::ReadableFile::Open(path));
+  CsvLayout layout;
+  layout.file_schema = input.file_schema;
+  arrow::FieldVector read_fields;
+  for (int index : kept) read_fields.push_back(input.file_schema->field(index));
+  layout.read_schema = arrow::schema(std::move(read_fields));
+  ARROW_ASSIGN_OR_RAISE(layout.block_bytes,
+                        CsvBlockSize(source, options.batch_rows, options.batch_bytes));
+  std::vector<std::string> names;
+  for (const auto& field : layout.read_schema->fields()) names.push_back(field->name());
+  auto batches = ReadCsvInParallel(source, layout, CsvParseOptions(),
+                                   CsvConvertOptions(std::move(names)), options.decode_threads);
+  if (!batches.ok()) {
+    return CannotRead(path, "CSV", batches.status(),
+                      "quiver reads comma-separated files with a header row");
+  }
+  InputReadOptions sliced = options;
+  sliced.read_ahead_batches = 0;
+  input.reader = Sliced(source, std::move(batches).ValueUnsafe(), sliced, path);
+  return input;
 }
 
 arrow::Result<InputFile> OpenCsv(const std::string& path,
@@ -356,6 +414,11 @@ arrow::Result<InputFile> OpenCsv(const std::string& path,
   input.file_schema = reader->schema();
   std::shared_ptr<arrow::io::ReadableFile> source = file;
   const std::vector<int> kept = FieldIndices(*input.file_schema, options.columns);
+  input.format = FileFormat::kCsv;
+  if (options.decode_threads > 1) {
+    reader.reset();  // stops its reading ahead
+    return OpenCsvInParallel(path, std::move(input), kept, options);
+  }
   if (static_cast<int>(kept.size()) < input.file_schema->num_fields()) {
     // Read again, from a file of its own, converting only the columns needed:
     // the first reader may still be reading ahead from `file`.
@@ -366,7 +429,6 @@ arrow::Result<InputFile> OpenCsv(const std::string& path,
     ARROW_ASSIGN_OR_RAISE(reader, OpenCsvReader(path, source, options, std::move(names)));
   }
   input.reader = Sliced(source, reader, options, path);
-  input.format = FileFormat::kCsv;
   return input;
 }
 
