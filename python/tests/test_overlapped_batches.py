@@ -46,6 +46,19 @@ def test_batches_overlap_and_are_answered_in_order_with_heartbeats_among_them(
     assert counters["slow_echo__calls"] == 24
 
 
+def test_a_plain_udf_beside_an_async_one_sees_the_batches_in_order(engine: EngineHarness) -> None:
+    engine.start()
+    # Batch i holds values of x % 10 == i: slow_echo answers each later batch 4 ms sooner, so
+    # the batches' async calls end in reverse order; running_total must still see 0, 1, 2, ...
+    batches = [_batch([10 * j + i for j in range(4)]) for i in range(6)]
+    total = ref_udf("running_total", "async_http.py:running_total", [0], pa.int64())
+    results, _ = engine.run([SLOW_ECHO, total], batches, window=6)
+    values = [v for r in results for v in r.column(0).to_pylist()]
+    totals = [v for r in results for v in r.column(1).to_pylist()]
+    assert values == [v for b in batches for v in b.column(0).to_pylist()]
+    assert totals == [sum(values[: n + 1]) for n in range(len(values))]
+
+
 def test_a_cancel_behind_batches_in_flight_stops_them_all(engine: EngineHarness) -> None:
     engine.start()
     engine.start_execution([SLOW_ECHO], _batch([0]).schema)

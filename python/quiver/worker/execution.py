@@ -108,7 +108,7 @@ class Execution:
         self.decoder = BatchDecoder()
         self.encoder: ResultEncoder | None = None
         self.kind: KindExecution | None = None  # grouped and table kinds (worker/kinds.py)
-        # Per UDF, the future the next batch in flight waits on before calling it.
+        # Per UDF (by index), the future the next batch in flight waits on before calling it.
         self._turns: dict[int, Any] = {}
 
     @property
@@ -269,38 +269,46 @@ class Execution:
 
         assert self.udfs is not None
         batch = self._decode_timed(body)
-        turns = self._turns
+        # Take this batch's turn at every UDF now, before any await: the batches start in the
+        # order they arrived, so each waits at each UDF for the one before it.
+        loop = asyncio.get_running_loop()
+        waits = [self._turns.get(index) for index in range(len(self.udfs))]
+        turns = [loop.create_future() for _ in self.udfs]
+        self._turns.update(enumerate(turns))
         columns: list[pa.Array] = []
         errors: list[pa.Array] = []
-        for index, udf in enumerate(self.udfs):
-            previous = turns.get(index)
-            mine = asyncio.get_running_loop().create_future()
-            turns[index] = mine
-            try:
+        try:
+            for udf, previous, mine in zip(self.udfs, waits, turns, strict=True):
                 if previous is not None:
                     await previous  # the batch before this one called the UDF already
-                args = udf.evaluator.prepare([batch.column(i) for i in udf.offsets])
-                if udf.evaluator.overlaps:
-                    pending = asyncio.ensure_future(
-                        self._timed_user_call_async(udf.name, udf.evaluator.call_async(args))
-                    )
-                    await asyncio.sleep(0)  # the rows are queued in the lanes: the next may go
-                    mine.set_result(None)
-                    raw, udf_errors = await pending
-                else:
-                    raw = self._timed_user_call(udf.name, udf.evaluator.call, args)
-                    udf_errors = (
-                        udf.evaluator.take_errors(batch.num_rows)
-                        if udf.evaluator.keeps_errors
-                        else None
-                    )
-            finally:
-                if not mine.done():
-                    mine.set_result(None)
-            columns.append(self._coerce(udf, raw, batch.num_rows))
-            if udf_errors is not None:
-                errors.append(udf_errors)
+                raw, udf_errors = await self._call_in_turn(udf, batch, mine)
+                columns.append(self._coerce(udf, raw, batch.num_rows))
+                if udf_errors is not None:
+                    errors.append(udf_errors)
+        finally:
+            for turn in turns:  # a batch that failed or was cancelled lets the next ones go
+                if not turn.done():
+                    turn.set_result(None)
         return self._encode(batch, self._result(columns, errors))
+
+    async def _call_in_turn(self, udf: BoundUdf, batch: pa.RecordBatch, turn: Any) -> Any:
+        """Call one UDF on a batch and end this batch's ``turn`` at it as soon as the next
+        batch may call it: once an async row UDF's rows are queued, or a plain UDF returned.
+        Returns the UDF's result and its rows' errors (None when it keeps none)."""
+        import asyncio
+
+        args = udf.evaluator.prepare([batch.column(i) for i in udf.offsets])
+        if not udf.evaluator.overlaps:
+            raw = self._timed_user_call(udf.name, udf.evaluator.call, args)
+            turn.set_result(None)
+            keeps = udf.evaluator.keeps_errors
+            return raw, udf.evaluator.take_errors(batch.num_rows) if keeps else None
+        pending = asyncio.ensure_future(
+            self._timed_user_call_async(udf.name, udf.evaluator.call_async(args))
+        )
+        await asyncio.sleep(0)  # the rows are queued in the lanes now
+        turn.set_result(None)
+        return await pending
 
     async def stop_calls(self) -> None:
         """Cancel the calls the batches in flight still wait on."""

@@ -96,3 +96,17 @@ async def slow_echo(x: int) -> int:
     finally:
         _running["now"] -= 1
     return x
+
+
+_total = {"sum": 0}
+
+
+@quiver.udf(returns="int64")
+def running_total(x: pa.Array) -> pa.Array:
+    """The sum of every value this worker was given so far, row by row: right only when the
+    batches come in order."""
+    sums = []
+    for value in x.to_pylist():
+        _total["sum"] += value
+        sums.append(_total["sum"])
+    return pa.array(sums, pa.int64())
