@@ -14,6 +14,7 @@ the run of a reader there.
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -29,8 +30,12 @@ _RUN_METHODS = frozenset({"map", "apply", "aggregate", "flat_map"})
 class SessionRun:
     """An engine run as a session's reader sees it, until the session closes."""
 
-    def __init__(self, run: Any, on_end: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(
+        self, run: Any, on_end: Callable[[dict[str, Any], SessionRun], None], kind: str = "map"
+    ) -> None:
         self._run: Any = run
+        self.kind = kind  # the engine's method that started it
+        self.started_ns = time.time_ns()
         self._lock = threading.Lock()
         self._on_end = on_end
         self._final: dict[str, Any] | None = None  # the figures, once the run ended
@@ -77,7 +82,7 @@ class SessionRun:
             if self._final is not None:
                 return
             self._final = figures
-        self._on_end(figures)
+        self._on_end(figures, self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._current(), name)
@@ -97,7 +102,7 @@ class SessionEngine:
             return attribute
 
         def start_run(*args: Any, **kwargs: Any) -> SessionRun:
-            run = SessionRun(attribute(*args, **kwargs), self._metrics.add)
+            run = SessionRun(attribute(*args, **kwargs), self._metrics.add, name)
             self._runs.add(run)
             return run
 
@@ -114,6 +119,11 @@ class SessionMetrics:
             weakref.WeakKeyDictionary()
         )
         self._live: weakref.WeakSet[SessionRun] = weakref.WeakSet()
+        self._watchers: list[Callable[[SessionRun | None, dict[str, Any]], None]] = []
+
+    def watch(self, watcher: Callable[[SessionRun | None, dict[str, Any]], None]) -> None:
+        """Call ``watcher(run, figures)`` as each run ends (quiver.export's spans)."""
+        self._watchers.append(watcher)
 
     def reader(self, run: SessionRun, schema: pa.Schema, batches: Any) -> pa.RecordBatchReader:
         """A reader of ``batches``, whose figures are those of ``run``."""
@@ -123,10 +133,12 @@ class SessionMetrics:
             self._live.add(run)
         return reader
 
-    def add(self, figures: dict[str, Any]) -> None:
+    def add(self, figures: dict[str, Any], run: SessionRun | None = None) -> None:
         """Add the final figures of a run that ended."""
         with self._lock:
             self._total = summed(self._total, figures)
+        for watcher in self._watchers:
+            watcher(run, figures)
 
     def of(self, reader: pa.RecordBatchReader) -> dict[str, Any]:
         """The figures of the run behind ``reader``."""

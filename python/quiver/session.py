@@ -116,7 +116,9 @@ class Session(KindMethods):
         # Its runs can be cut off by close(), even while their readers live; their figures
         # add up to metrics().
         self._engine = SessionEngine(self._engine, self._runs, self._metrics)
-        self._exports = start_exports(self.metrics, prometheus_port, otlp_endpoint)
+        self._exports = start_exports(
+            self.metrics, prometheus_port, otlp_endpoint, watch_runs=self._metrics.watch
+        )
         self._lock = threading.Lock()
         _open_sessions.add(self)
 

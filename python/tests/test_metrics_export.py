@@ -141,11 +141,13 @@ def test_a_missing_prometheus_client_names_the_package(monkeypatch: pytest.Monke
 
 
 class _Receiver(http.server.ThreadingHTTPServer):
-    """An OTLP/HTTP metrics receiver: keeps every ExportMetricsServiceRequest posted to it."""
+    """An OTLP/HTTP receiver: keeps every ExportMetricsServiceRequest (``requests``) and
+    ExportTraceServiceRequest (``traces``) posted to it."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _ReceiverHandler)
         self.requests: list[object] = []
+        self.traces: list[object] = []
         self.paths: list[str] = []
 
     @property
@@ -157,17 +159,27 @@ class _ReceiverHandler(http.server.BaseHTTPRequestHandler):
     server: _Receiver
 
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as service
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+        traces = self.path == "/v1/traces"
+        service = trace_service_pb2 if traces else metrics_service_pb2
         body = self.rfile.read(int(self.headers["Content-Length"]))
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
         assert self.headers["Content-Type"] == "application/x-protobuf"
-        request = service.ExportMetricsServiceRequest()
+        if traces:
+            request, answer = (
+                service.ExportTraceServiceRequest(),
+                service.ExportTraceServiceResponse(),
+            )
+        else:
+            request = service.ExportMetricsServiceRequest()
+            answer = service.ExportMetricsServiceResponse()
         request.ParseFromString(body)
         self.server.paths.append(self.path)
-        self.server.requests.append(request)
-        answer = service.ExportMetricsServiceResponse().SerializeToString()
+        (self.server.traces if traces else self.server.requests).append(request)
+        answer = answer.SerializeToString()
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.send_header("Content-Length", str(len(answer)))
@@ -212,7 +224,7 @@ def test_the_session_posts_its_metrics_to_an_otlp_receiver(receiver: _Receiver) 
         with quiver.Session(workers=2, otlp_endpoint=receiver.url) as s:
             out = _map(s)
     assert receiver.requests, "the session closed without exporting"
-    assert set(receiver.paths) == {"/v1/metrics"}
+    assert set(receiver.paths) == {"/v1/metrics", "/v1/traces"}
     last = receiver.requests[-1]  # cumulative sums: the last export has every run
     resource = last.resource_metrics[0].resource  # type: ignore[attr-defined]
     service = {a.key: a.value.string_value for a in resource.attributes}["service.name"]
@@ -228,6 +240,30 @@ def test_the_session_posts_its_metrics_to_an_otlp_receiver(receiver: _Receiver) 
     assert len(workers) == 2
     udf_seconds = _points(last, "quiver.udf.time")
     assert udf_seconds and all(0 < v < 60 for _, v in udf_seconds)  # seconds, not ns
+
+
+def test_each_map_is_a_span_with_its_rows(receiver: _Receiver) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    with quiver.Session(workers=2, otlp_endpoint=receiver.url + "/v1/metrics") as s:
+        _map(s)
+        _map(s)
+    spans = [
+        span
+        for request in receiver.traces
+        for resource_spans in request.resource_spans  # type: ignore[attr-defined]
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+    assert [span.name for span in spans] == ["quiver.map", "quiver.map"]
+    first, second = spans
+    assert first.start_time_unix_nano < first.end_time_unix_nano <= second.start_time_unix_nano
+    for span in spans:
+        attributes = {a.key: a.value for a in span.attributes}
+        assert attributes["quiver.input.rows"].int_value == ROWS
+        assert attributes["quiver.rows_out"].int_value == ROWS
+        assert attributes["quiver.input.batches"].int_value == ROWS // BATCH_ROWS
+        udfs = [v.string_value for v in attributes["quiver.udfs"].array_value.values]
+        assert udfs == ["count_even"]
 
 
 def test_a_collector_that_does_not_answer_is_said_once(

@@ -43,6 +43,7 @@ def start_exports(
     prometheus_port: int | str | None,
     otlp_endpoint: str | None,
     session_name: str = "quiver",
+    watch_runs: Callable[[Callable[[Any, dict[str, Any]], None]], None] | None = None,
 ) -> Exports:
     """Start what the session asked for: nothing at all by default."""
     exports = Exports()
@@ -57,7 +58,8 @@ def start_exports(
         if otlp_endpoint is not None:
             from quiver.export.otlp import start_otlp
 
-            exports.add(start_otlp(source, otlp_endpoint, session_name).close)
+            otlp = start_otlp(source, otlp_endpoint, session_name, watch_runs)
+            exports.add(otlp.close)
     except BaseException:
         exports.close()
         raise

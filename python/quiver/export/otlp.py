@@ -1,10 +1,12 @@
-"""OpenTelemetry metrics over OTLP/HTTP for a session (the OpenTelemetry Python SDK).
+"""OpenTelemetry metrics and spans over OTLP/HTTP for a session (the OpenTelemetry Python SDK).
 
 The session's figures are observable instruments of a meter provider of its own (never the
 process's global one): the SDK's periodic reader reads ``Session.metrics()`` every
 ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds (60 s by default) and once more when the session
-closes, and posts them as cumulative sums. A collector that does not answer never fails a
-map: the first failed export is said once, as a :class:`MetricsExportWarning`.
+closes, and posts them as cumulative sums. Each run (a map, apply, aggregate or flat_map) is
+a span from its start to its end, with its rows and UDFs, posted from a background thread. A
+collector that does not answer never fails a map: the first failed export is said once, as a
+:class:`MetricsExportWarning`.
 """
 
 from __future__ import annotations
@@ -30,62 +32,127 @@ from quiver.export.series import (
 
 # How long one export may wait for the collector: also how long close() may wait for one
 # that does not answer.
-EXPORT_TIMEOUT_SECONDS = 5.0
+EXPORT_TIMEOUT_SECONDS = 3.0
 
 # The SDK's loggers that report a failed export; while quiver exports, the warning says it.
 _EXPORT_LOGGERS = (
     "opentelemetry.exporter.otlp.proto.http.metric_exporter",
+    "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+    "opentelemetry.sdk._shared_internal",
     "opentelemetry.exporter.otlp.common.http",
     "opentelemetry.sdk.metrics._internal.export",
 )
 
 
-class OtlpExport:
-    """A session's meter provider; :meth:`close` exports one last time and stops it."""
+RunWatcher = Callable[[Any, dict[str, Any]], None]
 
-    def __init__(self, provider: Any) -> None:
-        self._provider = provider
+
+class OtlpExport:
+    """A session's meter and tracer providers; :meth:`close` exports one last time."""
+
+    def __init__(self, meters: Any, tracers: Any, warner: _Warner) -> None:
+        self._meters = meters
+        self._tracers = tracers
+        self._warner = warner
 
     def close(self) -> None:
-        self._provider.shutdown(timeout_millis=2_000 + EXPORT_TIMEOUT_SECONDS * 1000)
+        self._warner.closing = True  # a collector that failed the last export is not waited for
+        if self._tracers is not None:
+            self._tracers.shutdown()
+        self._meters.shutdown(timeout_millis=int(2_000 + EXPORT_TIMEOUT_SECONDS * 1000))
 
 
-def start_otlp(source: MetricsSource, endpoint: str, service_name: str) -> OtlpExport:
-    """Export ``source``'s figures to the OTLP/HTTP collector at ``endpoint``."""
+def start_otlp(
+    source: MetricsSource,
+    endpoint: str,
+    service_name: str,
+    watch_runs: Callable[[RunWatcher], None] | None = None,
+) -> OtlpExport:
+    """Export ``source``'s figures to the OTLP/HTTP collector at ``endpoint``, and a span
+    per run that ``watch_runs`` reports."""
     from quiver.export import require
 
     package = "opentelemetry-exporter-otlp-proto-http"
     require("opentelemetry.sdk.metrics", "opentelemetry-sdk", "otlp_endpoint")
-    exporter_module = require(
+    metric_module = require(
         "opentelemetry.exporter.otlp.proto.http.metric_exporter", package, "otlp_endpoint"
     )
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
     from opentelemetry.sdk.resources import Resource
 
-    url = metrics_url(endpoint)
-    exporter = _warning_exporter(exporter_module.OTLPMetricExporter)(
-        endpoint=url, timeout=EXPORT_TIMEOUT_SECONDS
+    base = base_url(endpoint)
+    warner = _Warner(base)
+    exporter = _warning_exporter(metric_module.OTLPMetricExporter, warner)(
+        endpoint=base + "/v1/metrics", timeout=EXPORT_TIMEOUT_SECONDS
     )
     reader = PeriodicExportingMetricReader(exporter)
     resource = Resource.create({"service.name": service_name})
-    provider = MeterProvider(metric_readers=[reader], resource=resource)
-    _observe(provider.get_meter("quiver"), _Reading(source))
-    return OtlpExport(provider)
+    meters = MeterProvider(metric_readers=[reader], resource=resource)
+    _observe(meters.get_meter("quiver"), _Reading(source))
+    tracers = None
+    if watch_runs is not None:
+        tracers = _tracer_provider(base, resource, warner)
+        watch_runs(_span_per_run(tracers.get_tracer("quiver")))
+    return OtlpExport(meters, tracers, warner)
 
 
-def metrics_url(endpoint: str) -> str:
-    """The metrics path of a collector's base URL (``http://host:4318``), as OTLP/HTTP has it;
-    a URL with a path is taken as it is."""
+def base_url(endpoint: str) -> str:
+    """The collector's base URL, to which OTLP/HTTP adds ``/v1/metrics`` and ``/v1/traces``
+    (a URL given with ``/v1/metrics`` is taken for its base)."""
     parts = urllib.parse.urlsplit(endpoint)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise InvalidInput(
             f"quiver.Session(otlp_endpoint={endpoint!r}): give the collector's OTLP/HTTP URL, "
             'such as "http://localhost:4318"'
         )
-    if parts.path in ("", "/"):
-        return urllib.parse.urlunsplit(parts._replace(path="/v1/metrics"))
-    return endpoint
+    path = parts.path.rstrip("/").removesuffix("/v1/metrics")
+    return urllib.parse.urlunsplit(parts._replace(path=path, query="", fragment=""))
+
+
+def _tracer_provider(base: str, resource: Any, warner: _Warner) -> Any:
+    from quiver.export import require
+
+    trace_module = require(
+        "opentelemetry.exporter.otlp.proto.http.trace_exporter",
+        "opentelemetry-exporter-otlp-proto-http",
+        "otlp_endpoint",
+    )
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    exporter = _warning_exporter(trace_module.OTLPSpanExporter, warner)(
+        endpoint=base + "/v1/traces", timeout=EXPORT_TIMEOUT_SECONDS
+    )
+    tracers = TracerProvider(resource=resource)
+    # In the background: a run's end (its reader's last read) never waits for the collector.
+    tracers.add_span_processor(BatchSpanProcessor(exporter))
+    return tracers
+
+
+def _span_per_run(tracer: Any) -> RunWatcher:
+    """A span per run, from its start to its end, with its figures as attributes."""
+
+    def record(run: Any, figures: dict[str, Any]) -> None:
+        if run is None:
+            return
+        groups = figures.get("groups", [])
+        attributes = {
+            "quiver.udfs": [name for group in groups for name in group.get("udfs", [])],
+            "quiver.input.rows": figures.get("rows", 0),
+            "quiver.input.batches": figures.get("batches", 0),
+            "quiver.rows_out": sum(group.get("rows_out", 0) for group in groups),
+            "quiver.udf.time": figures.get("udf_nanos", 0) * 1e-9,
+        }
+        try:
+            span = tracer.start_span(
+                f"quiver.{run.kind}", start_time=run.started_ns, attributes=attributes
+            )
+            span.end()
+        except Exception:  # noqa: S110 - a span is never worth failing the user's read
+            pass
+
+    return record
 
 
 class _Reading:
@@ -155,44 +222,62 @@ for _name in _EXPORT_LOGGERS:
     logging.getLogger(_name).addFilter(_quiet)
 
 
-def _warning_exporter(base: type) -> type:
-    """``base`` (the SDK's OTLP exporter) that says its first failure once and never raises."""
+class _Warner:
+    """Says the first failed export of a session, metrics or spans, once; knows whether the
+    last one failed, so that closing does not wait for a collector that is not there."""
+
+    def __init__(self, base: str) -> None:
+        self._base = base
+        self._lock = threading.Lock()
+        self._warned = False
+        self.last_failed = False
+        self.closing = False
+
+    def failed(self, url: str, reason: str) -> None:
+        with self._lock:
+            if self._warned:
+                return
+            self._warned = True
+        from quiver.export import MetricsExportWarning
+
+        warnings.warn(
+            f"quiver: could not export the session's metrics to {url} (OTLP/HTTP): the "
+            f"collector did not take them ({reason}); maps go on, later failures are not said "
+            f"again. Check that a collector listens at {self._base} (otlp_endpoint=).",
+            MetricsExportWarning,
+            stacklevel=1,
+        )
+
+
+def _warning_exporter(base: type, warner: _Warner) -> type:
+    """``base`` (one of the SDK's OTLP exporters) that says a failure once and never raises."""
 
     class WarningExporter(base):  # type: ignore[misc, valid-type]
-        _warned = False
-
-        def export(
-            self, metrics_data: Any, timeout_millis: float | None = 10_000, **kw: Any
-        ) -> Any:
+        def export(self, *args: Any, **kw: Any) -> Any:
+            if warner.closing and warner.last_failed:
+                return _failure(base)
             _exporting.active = True
             try:
-                result = super().export(metrics_data, timeout_millis, **kw)
+                result = super().export(*args, **kw)
+                reason = "no answer or an error status"
             except Exception as exc:  # noqa: BLE001 - an export never fails the session
-                result = exc
+                result, reason = None, str(exc)
             finally:
                 _exporting.active = False
-            if getattr(result, "name", "") != "SUCCESS" and not self._warned:
-                self._warned = True
-                from quiver.export import MetricsExportWarning
-
-                warnings.warn(
-                    f"quiver: could not export the session's metrics to {self._endpoint} "
-                    f"(OTLP/HTTP): the collector did not take them ({_reason(result)}); maps "
-                    "go on, later failures are not said again. Check that a collector listens "
-                    "there (otlp_endpoint=).",
-                    MetricsExportWarning,
-                    stacklevel=2,
-                )
-            return result if not isinstance(result, Exception) else _failure()
+            warner.last_failed = getattr(result, "name", "") != "SUCCESS"
+            if warner.last_failed:
+                warner.failed(self._endpoint, reason)
+                return type(result).FAILURE if result is not None else _failure(base)
+            return result
 
     return WarningExporter
 
 
-def _reason(result: Any) -> str:
-    return str(result) if isinstance(result, Exception) else "no answer or an error status"
+def _failure(base: type) -> Any:
+    if "trace" in base.__module__:
+        from opentelemetry.sdk.trace.export import SpanExportResult
 
-
-def _failure() -> Any:
+        return SpanExportResult.FAILURE
     from opentelemetry.sdk.metrics.export import MetricExportResult
 
     return MetricExportResult.FAILURE
