@@ -19,9 +19,13 @@ def numbers(tmp_path):
 
 
 def run_logged(quiver, tmp_path, *flags: object):
+    # One batch in flight per worker: its next batch is sent only after its answer came, so
+    # every line is filed under its own batch (with more in flight, a line written as a batch
+    # starts may be filed under the one before).
     result = quiver(
         "run", numbers(tmp_path), "--udf", spec("y", "logging_udfs", "loggy", "x"),
-        "--batch-rows", BATCH_ROWS, "-o", "out.parquet", "--log-dir", "logs", *flags,
+        "--batch-rows", BATCH_ROWS, "-o", "out.parquet", "--log-dir", "logs",
+        "--max-in-flight", 1, *flags,
     )  # fmt: skip
     assert_ok(result)
     return tmp_path / "logs"
@@ -62,6 +66,20 @@ def test_log_file_holds_every_way_a_udf_writes_with_its_batch_and_level(quiver, 
         assert line["logger"] == ("loggy" if line["level"] != "output" else "")
     workers_seen = {line["worker"] for line in udf_lines}
     assert len(workers_seen) == workers
+
+
+def test_with_batches_in_flight_each_line_names_a_batch_of_its_worker(quiver, tmp_path):
+    result = quiver(
+        "run", numbers(tmp_path), "--udf", spec("y", "logging_udfs", "loggy", "x"),
+        "--batch-rows", BATCH_ROWS, "-o", "out.parquet", "--log-dir", "logs",
+        "--max-in-flight", 4,
+    )  # fmt: skip
+    assert_ok(result)
+    lines = [line for line in kept_lines(tmp_path / "logs") if "first=" in line["message"]]
+    assert len(lines) == 7 * BATCHES
+    for line in lines:
+        batch = int(line["message"].rsplit("=", 1)[1]) // BATCH_ROWS
+        assert line["batch"] is not None and 0 <= line["batch"] <= batch
 
 
 def test_logs_level_error_finds_exactly_the_error_lines(quiver, tmp_path):

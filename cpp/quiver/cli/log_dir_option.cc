@@ -17,6 +17,12 @@ void AddLogDirOption(CLI::App* run, RunOptions* options) {
                   "Keep every line the workers write (print, logging, stderr, native code) in "
                   "DIR, one JSON-lines file per worker with its UDFs, batch, level and time; "
                   "search them with 'quiver logs DIR'");
+  run->add_option("--progress", options->progress,
+                  "auto: a progress line (rows, rows/s, MB/s, ETA) on a terminal; json: one "
+                  "JSON object per update on stderr (rows, bytes, rows/s, each worker's state, "
+                  "batch and RSS) and a last one with \"final\": true; off: none")
+      ->check(CLI::IsMember({"auto", "json", "off"}))
+      ->capture_default_str();
 }
 
 arrow::Status PrepareLogDir(const std::string& directory) {

@@ -12,7 +12,7 @@ namespace quiver::cli {
 
 struct RunOptions;
 
-/// Adds --log-dir to `run`, bound to `options->log_dir`.
+/// Adds --log-dir and --progress to `run`, bound to `options`.
 void AddLogDirOption(CLI::App* run, RunOptions* options);
 
 /// Makes `directory` (and its parents) when it does not exist and checks the

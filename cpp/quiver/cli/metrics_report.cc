@@ -50,6 +50,7 @@ std::string Row(const std::string& label, const exec::WorkerMetrics& m) {
          PadLeft(FormatBytes(m.bytes_in), 11) + PadLeft(FormatBytes(m.bytes_out), 11) +
          PadLeft(FormatDuration(std::chrono::nanoseconds(m.udf_nanos)), 10) +
          PadLeft(FormatDuration(std::chrono::nanoseconds(m.codec_nanos)), 10) +
+         PadLeft(FormatDuration(std::chrono::nanoseconds(m.cpu_nanos)), 10) +
          PadLeft(FormatDuration(std::chrono::nanoseconds(m.wait_nanos)), 10) +
          PadLeft(FormatBytes(m.peak_rss_bytes), 11) + "\n";
 }
@@ -88,6 +89,7 @@ std::string JsonFigures(const exec::WorkerMetrics& m) {
          ", \"udf_nanos\": " + std::to_string(m.udf_nanos) +
          ", \"codec_nanos\": " + std::to_string(m.codec_nanos) +
          ", \"wait_nanos\": " + std::to_string(m.wait_nanos) +
+         ", \"cpu_nanos\": " + std::to_string(m.cpu_nanos) +
          ", \"peak_rss_bytes\": " + std::to_string(m.peak_rss_bytes) +
          ", \"counters\": " + JsonCounters(m.counters);
 }
@@ -99,8 +101,8 @@ int64_t Nanos(std::chrono::nanoseconds duration) { return duration.count(); }
 std::string FormatMetricsTable(const exec::UdfRunMetrics& metrics, bool per_worker) {
   std::string out = "  " + Pad("udfs", 24) + PadLeft("rows in", 12) + PadLeft("rows out", 12) +
                     PadLeft("batches", 9) + PadLeft("bytes in", 11) + PadLeft("bytes out", 11) +
-                    PadLeft("udf", 10) + PadLeft("codec", 10) + PadLeft("wait", 10) +
-                    PadLeft("peak rss", 11) + "\n";
+                    PadLeft("udf", 10) + PadLeft("codec", 10) + PadLeft("cpu", 10) +
+                    PadLeft("wait", 10) + PadLeft("peak rss", 11) + "\n";
   std::string counters;
   for (const auto& group : metrics.groups) {
     const auto total = group.Total();

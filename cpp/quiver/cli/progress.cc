@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
+#include <map>
+
+#include "quiver/worker/log_sink.h"
 
 namespace quiver::cli {
 namespace {
 
 constexpr auto kRedrawInterval = std::chrono::milliseconds(200);
+constexpr auto kJsonInterval = std::chrono::milliseconds(500);
 
 double Seconds(std::chrono::nanoseconds duration) {
   return std::chrono::duration<double>(duration).count();
@@ -88,13 +92,61 @@ std::string FormatProgressLine(const ProgressFigures& figures) {
   } else {
     line += " rows";
   }
+  const double seconds = Seconds(figures.elapsed);
+  if (seconds > 0) {
+    line += "  " + FormatRate(static_cast<double>(figures.rows) / seconds) + " rows/s";
+  }
   line += "  " + FormatMegabytesPerSecond(figures.bytes, figures.elapsed);
   if (known_total && figures.rows > 0 && figures.rows < *figures.total_rows) {
     const double per_row = Seconds(figures.elapsed) / static_cast<double>(figures.rows);
     line +=
         "  ETA " + FormatClock(per_row * static_cast<double>(*figures.total_rows - figures.rows));
   }
+  const std::string busiest = BusiestGroup(figures.workers);
+  if (!busiest.empty()) line += "  busiest: " + busiest;
   return line;
+}
+
+std::string BusiestGroup(const std::vector<worker::WorkerState>& workers) {
+  std::map<std::string, int64_t> in_flight;
+  for (const auto& state : workers) {
+    std::string names;
+    for (const auto& udf : state.udfs) names += (names.empty() ? "" : ",") + udf;
+    in_flight[names] += state.in_flight;
+  }
+  if (in_flight.size() < 2) return "";
+  auto busiest = in_flight.begin();
+  for (auto group = in_flight.begin(); group != in_flight.end(); ++group) {
+    if (group->second > busiest->second) busiest = group;
+  }
+  return busiest->first;
+}
+
+std::string FormatProgressJson(const ProgressFigures& figures, bool final) {
+  const double seconds = Seconds(figures.elapsed);
+  std::string out =
+      "{\"rows\": " + std::to_string(figures.rows) +
+      ", \"total_rows\": " + (figures.total_rows ? std::to_string(*figures.total_rows) : "null") +
+      ", \"bytes\": " + std::to_string(figures.bytes) +
+      ", \"elapsed_seconds\": " + Printf("%.3f", seconds) + ", \"rows_per_second\": " +
+      Printf("%.1f", seconds > 0 ? static_cast<double>(figures.rows) / seconds : 0) +
+      ", \"final\": " + (final ? "true" : "false") + ", \"workers\": [";
+  for (size_t i = 0; i < figures.workers.size(); ++i) {
+    const auto& state = figures.workers[i];
+    out += i == 0 ? "" : ", ";
+    out += "{\"worker\": " + worker::JsonQuoted(state.worker) +
+           ", \"pid\": " + std::to_string(state.pid) + ", \"udfs\": [";
+    for (size_t u = 0; u < state.udfs.size(); ++u) {
+      out += (u == 0 ? "" : ", ") + worker::JsonQuoted(state.udfs[u]);
+    }
+    out += "], \"state\": \"" + std::string(state.in_flight > 0 ? "computing" : "idle") +
+           "\", \"batch\": " + (state.in_flight > 0 ? std::to_string(state.batch) : "null") +
+           ", \"seconds\": " +
+           Printf("%.3f", state.in_flight > 0 ? Seconds(state.computing_for) : 0.0) +
+           ", \"in_flight\": " + std::to_string(state.in_flight) +
+           ", \"rss_bytes\": " + std::to_string(state.rss_bytes) + "}";
+  }
+  return out + "]}";
 }
 
 std::string FormatSummary(const RunSummary& summary) {
@@ -112,9 +164,22 @@ std::string FormatSummary(const RunSummary& summary) {
   return out;
 }
 
+bool ProgressDisplay::Due(std::chrono::steady_clock::time_point now) const {
+  if (!enabled_) return false;
+  return !drawn_ ||
+         now - last_draw_ >= (mode_ == ProgressMode::kJson ? kJsonInterval : kRedrawInterval);
+}
+
 void ProgressDisplay::Update(const ProgressFigures& figures,
                              std::chrono::steady_clock::time_point now) {
-  if (!enabled_ || (drawn_ && now - last_draw_ < kRedrawInterval)) return;
+  if (!Due(now)) return;
+  if (mode_ == ProgressMode::kJson) {
+    std::fprintf(out_, "%s\n", FormatProgressJson(figures, false).c_str());
+    std::fflush(out_);
+    drawn_ = true;
+    last_draw_ = now;
+    return;
+  }
   // \033[K erases what a longer previous line left to the right.
   std::fprintf(out_, "\r%s\033[K", FormatProgressLine(figures).c_str());
   std::fflush(out_);
@@ -122,8 +187,14 @@ void ProgressDisplay::Update(const ProgressFigures& figures,
   last_draw_ = now;
 }
 
+void ProgressDisplay::Finish(const ProgressFigures& figures) {
+  if (!enabled_ || mode_ != ProgressMode::kJson) return;
+  std::fprintf(out_, "%s\n", FormatProgressJson(figures, true).c_str());
+  std::fflush(out_);
+}
+
 void ProgressDisplay::Clear() {
-  if (!enabled_ || !drawn_) return;
+  if (!enabled_ || !drawn_ || mode_ == ProgressMode::kJson) return;
   std::fprintf(out_, "\r\033[K");
   std::fflush(out_);
   drawn_ = false;

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "quiver/cli/row_errors.h"
+#include "quiver/worker/worker_activity.h"
 
 namespace quiver::cli {
 
@@ -22,6 +23,8 @@ struct ProgressFigures {
   /// Arrow buffer bytes of the input read so far.
   int64_t bytes = 0;
   std::chrono::nanoseconds elapsed{0};
+  /// What each worker does now (worker/worker_activity.h).
+  std::vector<worker::WorkerState> workers;
 };
 
 /// The figures of a finished run.
@@ -52,19 +55,44 @@ std::string FormatDuration(std::chrono::nanoseconds duration);
 /// "quiver: 120,000 / 1,000,000 rows (12%)  85.3 MB/s  ETA 0:42".
 std::string FormatProgressLine(const ProgressFigures& figures);
 
+/// Returns the UDFs (joined by ',') of the group with the most batches in
+/// flight, the one the run waits on most; "" unless `workers` run two groups or more.
+std::string BusiestGroup(const std::vector<worker::WorkerState>& workers);
+
+/// Formats one line of `--progress json` (no line ending): rows, total_rows,
+/// bytes, elapsed_seconds, rows_per_second, final, and per worker its UDFs,
+/// state ("idle" or "computing"), batch, seconds on it and RSS.
+std::string FormatProgressJson(const ProgressFigures& figures, bool final);
+
 /// Formats the summary printed after a run, several lines, ending in a newline.
 std::string FormatSummary(const RunSummary& summary);
 
-/// \brief Redraws the progress line in place with '\r', at most 5 times a second.
+/// How `quiver run` shows progress (--progress).
+enum class ProgressMode {
+  kLine,  // a line redrawn in place
+  kJson,  // one JSON object per line, per update, and a last one with "final": true
+  kOff,
+};
+
+/// \brief Redraws the progress line in place with '\r', at most 5 times a
+/// second; or writes a JSON line (kJson) at most twice a second.
 ///
 /// Disabled (every call does nothing) unless constructed enabled; the caller
-/// enables it only when the stream is a terminal.
+/// enables the line only when the stream is a terminal.
 class ProgressDisplay {
  public:
-  ProgressDisplay(std::FILE* out, bool enabled) : out_(out), enabled_(enabled) {}
+  ProgressDisplay(std::FILE* out, bool enabled, ProgressMode mode = ProgressMode::kLine)
+      : out_(out), enabled_(enabled && mode != ProgressMode::kOff), mode_(mode) {}
 
-  /// Redraws the line when the last draw is at least 200 ms before `now`.
+  /// Returns whether Update would draw at `now`: figures that cost (the
+  /// workers' state) are gathered only then.
+  bool Due(std::chrono::steady_clock::time_point now) const;
+
+  /// Redraws the line when the last draw is long enough before `now`.
   void Update(const ProgressFigures& figures, std::chrono::steady_clock::time_point now);
+
+  /// Writes the last JSON line (kJson; nothing for the line).
+  void Finish(const ProgressFigures& figures);
 
   /// Erases the line, so that what is printed next starts on a clean line.
   void Clear();
@@ -72,6 +100,7 @@ class ProgressDisplay {
  private:
   std::FILE* out_;
   bool enabled_;
+  ProgressMode mode_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point last_draw_;
 };

@@ -36,7 +36,7 @@ TEST(Progress, FormatsALineWithTotalAndEta) {
   figures.bytes = 50'000'000;
   figures.elapsed = seconds(10);
   EXPECT_EQ(FormatProgressLine(figures),
-            "quiver: 250,000 / 1,000,000 rows (25%)  5.0 MB/s  ETA 0:30");
+            "quiver: 250,000 / 1,000,000 rows (25%)  25.0k rows/s  5.0 MB/s  ETA 0:30");
 }
 
 TEST(Progress, FormatsALineWithoutTotal) {
@@ -44,7 +44,48 @@ TEST(Progress, FormatsALineWithoutTotal) {
   figures.rows = 1500;
   figures.bytes = 2'000'000;
   figures.elapsed = seconds(1);
-  EXPECT_EQ(FormatProgressLine(figures), "quiver: 1,500 rows  2.0 MB/s");
+  EXPECT_EQ(FormatProgressLine(figures), "quiver: 1,500 rows  1.5k rows/s  2.0 MB/s");
+}
+
+worker::WorkerState Busy(std::string udf, int64_t in_flight) {
+  worker::WorkerState state;
+  state.worker = "worker 1 (pid 42)";
+  state.pid = 42;
+  state.udfs = {std::move(udf)};
+  state.in_flight = in_flight;
+  state.batch = 7;
+  state.computing_for = milliseconds(1500);
+  state.rss_bytes = 1 << 20;
+  return state;
+}
+
+TEST(Progress, NamesTheBusiestGroupOnlyWhenThereAreSeveral) {
+  ProgressFigures figures;
+  figures.rows = 1500;
+  figures.elapsed = seconds(1);
+  figures.workers = {Busy("a", 1), Busy("a", 1)};
+  EXPECT_EQ(BusiestGroup(figures.workers), "");
+  figures.workers.push_back(Busy("b", 3));
+  EXPECT_EQ(BusiestGroup(figures.workers), "b");
+  EXPECT_EQ(FormatProgressLine(figures), "quiver: 1,500 rows  1.5k rows/s  0.0 MB/s  busiest: b");
+}
+
+TEST(Progress, FormatsAJsonLine) {
+  ProgressFigures figures;
+  figures.rows = 10;
+  figures.total_rows = 20;
+  figures.bytes = 80;
+  figures.elapsed = seconds(2);
+  figures.workers = {Busy("a", 2), Busy("a", 0)};
+  EXPECT_EQ(FormatProgressJson(figures, /*final=*/true),
+            "{\"rows\": 10, \"total_rows\": 20, \"bytes\": 80, \"elapsed_seconds\": 2.000, "
+            "\"rows_per_second\": 5.0, \"final\": true, \"workers\": ["
+            "{\"worker\": \"worker 1 (pid 42)\", \"pid\": 42, \"udfs\": [\"a\"], \"state\": "
+            "\"computing\", \"batch\": 7, \"seconds\": 1.500, \"in_flight\": 2, \"rss_bytes\": "
+            "1048576}, "
+            "{\"worker\": \"worker 1 (pid 42)\", \"pid\": 42, \"udfs\": [\"a\"], \"state\": "
+            "\"idle\", \"batch\": null, \"seconds\": 0.000, \"in_flight\": 0, \"rss_bytes\": "
+            "1048576}]}");
 }
 
 TEST(Progress, FormatsTheSummary) {

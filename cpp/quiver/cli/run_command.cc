@@ -39,6 +39,7 @@
 #include "quiver/exec/argument_plan.h"
 #include "quiver/exec/udf_checks.h"
 #include "quiver/exec/udf_operator.h"
+#include "quiver/worker/worker_activity.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_spec.h"
 
@@ -202,8 +203,7 @@ arrow::Status Interrupted() {
 
 // Reads every batch of `run` into `output`, drawing progress on the way.
 arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t> total_rows,
-                    Clock::time_point start, bool show_progress, RunSummary* summary) {
-  ProgressDisplay progress(stderr, show_progress);
+                    Clock::time_point start, ProgressDisplay& progress, RunSummary* summary) {
   while (true) {
     if (InterruptSignal() != 0) {
       progress.Clear();
@@ -223,9 +223,15 @@ arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t
     summary->rows += batch->num_rows();
     summary->batches += 1;
     const auto now = Clock::now();
-    progress.Update({summary->rows, total_rows, run->metrics().bytes_in, now - start}, now);
+    if (progress.Due(now)) {
+      progress.Update({summary->rows, total_rows, run->metrics().bytes_in, now - start,
+                       worker::WorkerActivity::Snapshot()},
+                      now);
+    }
   }
   progress.Clear();
+  progress.Finish({summary->rows, total_rows, run->metrics().bytes_in, Clock::now() - start,
+                   worker::WorkerActivity::Snapshot()});
   return InterruptSignal() != 0 ? Interrupted() : arrow::Status::OK();
 }
 
@@ -319,9 +325,12 @@ arrow::Status RunCommand(const RunOptions& options) {
   std::vector<std::string> udf_names;
   for (const auto& call : plan.calls) udf_names.push_back(call.name);
   summary.failed_rows = ErrorColumns(*run->schema(), udf_names);
-  const bool show_progress = !options.quiet && ::isatty(STDERR_FILENO) == 1;
-  ARROW_RETURN_NOT_OK(
-      Drain(run.get(), output.get(), input.total_rows, start, show_progress, &summary));
+  const bool json_progress = options.progress == "json";
+  const bool show_progress =
+      json_progress || (options.progress == "auto" && !options.quiet && ::isatty(STDERR_FILENO));
+  ProgressDisplay progress(stderr, show_progress,
+                           json_progress ? ProgressMode::kJson : ProgressMode::kLine);
+  ARROW_RETURN_NOT_OK(Drain(run.get(), output.get(), input.total_rows, start, progress, &summary));
   ARROW_RETURN_NOT_OK(output->Commit());
   watchdog.SetCleanupPath("");
 

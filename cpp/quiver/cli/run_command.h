@@ -54,6 +54,8 @@ struct RunOptions {
   bool verbose = false;
   /// --metrics FILE: every metric of the run as JSON (docs/metrics.md); empty: none.
   std::string metrics_file;
+  /// --progress: "auto" (a line on a terminal), "json" (JSON lines on stderr) or "off".
+  std::string progress = "auto";
   /// --log-dir DIR: the workers' output as JSON lines, a file per worker; empty: none.
   std::string log_dir;
   /// --traceback-locals: a UDF error shows its failing frame's local variables.

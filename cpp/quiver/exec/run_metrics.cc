@@ -32,6 +32,7 @@ void WorkerMetrics::Add(const WorkerMetrics& other) {
   bytes_in += other.bytes_in;
   bytes_out += other.bytes_out;
   wait_nanos += other.wait_nanos;
+  cpu_nanos = SaturatingAdd(cpu_nanos, other.cpu_nanos);
   udf_nanos = SaturatingAdd(udf_nanos, other.udf_nanos);
   codec_nanos = SaturatingAdd(codec_nanos, other.codec_nanos);
   peak_rss_bytes = std::max(peak_rss_bytes, other.peak_rss_bytes);

@@ -1,5 +1,6 @@
 #include "quiver/exec/worker_pipeline.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -121,6 +122,7 @@ arrow::Result<int64_t> WorkerPipeline::Finish() {
   for (size_t i = 0; i < executions_.size(); ++i) {
     auto metrics = executions_[i]->Finish();
     if (!metrics.ok()) return Fail(metrics.status(), "while finishing");
+    worker_metrics_[i].cpu_nanos = std::max<int64_t>(0, executions_[i]->CpuNanos());
     arrow::Status taken = TakeReportedMetrics(*metrics, &worker_metrics_[i]);
     if (!taken.ok()) return Fail(taken, "while finishing in " + workers_[i]->Describe());
     udf_nanos += worker_metrics_[i].udf_nanos;

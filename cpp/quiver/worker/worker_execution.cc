@@ -126,13 +126,13 @@ arrow::Result<std::unique_ptr<WorkerExecution>> WorkerExecution::Start(Worker* w
                                                                        const v1::Init& init) {
   std::unique_ptr<WorkerExecution> execution(new WorkerExecution(worker));
   worker->CountExecution();
+  std::vector<std::string> names;
+  for (const auto& udf : init.udfs()) names.push_back(udf.name());
   // With --log-dir, the worker's lines from here on name these UDFs.
   if (!worker->remote()) execution->log_sink_ = worker->process().log().sink();
-  if (execution->log_sink_ != nullptr) {
-    std::vector<std::string> names;
-    for (const auto& udf : init.udfs()) names.push_back(udf.name());
-    execution->log_sink_->SetUdfs(names);
-  }
+  if (execution->log_sink_ != nullptr) execution->log_sink_->SetUdfs(names);
+  execution->activity_ = std::make_unique<WorkerActivity>(worker->Describe(), worker->pid(), names);
+  execution->cpu_at_start_ = ProcessCpuNanos(worker->pid());
   std::vector<v1::EngineMessage> messages = SplitLargePayloads(init);
   for (const v1::EngineMessage& message : messages) {
     if (!worker->connection().SendControl(message, execution->BatchDeadline()).ok()) {
@@ -207,16 +207,12 @@ void WorkerExecution::ReceiveLoop() {
   while (true) {
     Received received{worker_->connection().Receive(io::kNoDeadline), arrow::Status::OK()};
     const bool last = !received.reply.ok() || EndsExecution(*received.reply);
+    if (received.reply.ok() && AnswersBatch(*received.reply)) NoteAnswer();
     // Nothing may read a result's values before this check: bad offsets or
     // UTF-8 would crash or corrupt whatever reads them next. It runs here so
     // that it overlaps the caller's sending of the next batches.
     if (received.reply.ok() && received.reply->batch != nullptr) {
       received.validity = protocol::ValidateResultBatch(*received.reply->batch);
-    }
-    if (log_sink_ != nullptr && received.reply.ok() && AnswersBatch(*received.reply)) {
-      // What the worker wrote before it answered belongs to the batch answered.
-      worker_->process().CatchUpOutput();
-      log_sink_->BatchAnswered();
     }
     {
       std::lock_guard<std::mutex> lock(mutex_);
@@ -227,6 +223,16 @@ void WorkerExecution::ReceiveLoop() {
     reply_arrived_.notify_all();
     if (last) return;
   }
+}
+
+// First thing once an answer came, before the worker has much time to write
+// about its next batch.
+void WorkerExecution::NoteAnswer() {
+  activity_->BatchAnswered();
+  if (log_sink_ == nullptr) return;
+  // What the worker wrote before it answered belongs to the batch answered.
+  worker_->process().CatchUpOutput();
+  log_sink_->BatchAnswered();
 }
 
 void WorkerExecution::StopReceiving() {
@@ -311,6 +317,7 @@ arrow::Status WorkerExecution::Send(uint64_t sequence, const arrow::RecordBatch&
     std::lock_guard<std::mutex> lock(mutex_);
     if (unanswered_++ == 0) owed_since_ = std::chrono::steady_clock::now();
   }
+  activity_->BatchSent(sequence);
   if (log_sink_ != nullptr) log_sink_->BatchSent(sequence);
   arrow::Status status = worker_->connection().SendBatch(sequence, arguments, BatchDeadline());
   if (status.ok()) return status;
@@ -403,6 +410,12 @@ arrow::Status WorkerExecution::ErrorFromWorker(const v1::Error& error) {
   return Failed(*worker_, UdfErrorKind::kProtocolViolation,
                 arrow::Status::IOError(worker_->Describe(), " reported a protocol error: ",
                                        error.protocol_error().message()));
+}
+
+int64_t WorkerExecution::CpuNanos() const {
+  if (cpu_at_start_ < 0) return -1;
+  const int64_t now = ProcessCpuNanos(worker_->pid());
+  return now < 0 ? -1 : now - cpu_at_start_;
 }
 
 arrow::Result<v1::Metrics> WorkerExecution::Finish() {

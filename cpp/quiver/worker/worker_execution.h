@@ -20,6 +20,7 @@
 #include "quiver/v1/quiver.pb.h"
 #include "quiver/worker/log_sink.h"
 #include "quiver/worker/worker.h"
+#include "quiver/worker/worker_activity.h"
 
 namespace quiver::worker {
 
@@ -77,12 +78,18 @@ class WorkerExecution {
   /// reused), else marks it broken.
   void Abort();
 
+  /// Returns the CPU time the worker process (and the children it reaped) used
+  /// since this execution started; -1 for a remote worker or when unknown.
+  int64_t CpuNanos() const;
+
   Worker* worker() { return worker_; }
 
  private:
   explicit WorkerExecution(Worker* worker);
 
   void ReceiveLoop();
+  // Tells the activity and the log sink that the oldest batch was answered.
+  void NoteAnswer();
   // A reply as the receiving thread hands it over: result batches were
   // validated there, beside the caller's thread, which reads the verdict.
   struct Received {
@@ -109,6 +116,9 @@ class WorkerExecution {
   Worker* worker_;
   // Null without --log-dir.
   std::shared_ptr<LogSink> log_sink_;
+  // Listed for live views (--progress json) while the execution lives.
+  std::unique_ptr<WorkerActivity> activity_;
+  int64_t cpu_at_start_ = -1;
   int udf_count_ = 0;  // -1: a grouped or table kind, any result width
   // The UDFs' names, in Init order: a result field past the UDFs' own is
   // accepted only as one of their NAME__error columns (docs/protocol.md).
