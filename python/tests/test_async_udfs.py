@@ -44,12 +44,13 @@ def test_rows_come_back_in_order_with_n_calls_at_once_at_the_server() -> None:
     assert server.requests == 40
 
 
-def test_the_calls_span_batch_boundaries_with_small_batches() -> None:
+@pytest.mark.parametrize("transport", ["uds", "shm", "grpc"])
+def test_the_calls_span_batch_boundaries_with_small_batches(transport: str) -> None:
     with SlowServer(delay=0.2) as server:
         # Later rows of each batch answer sooner, and every batch holds fewer rows than lanes:
         # order comes from the worker, and the lanes go on with the next batches' rows.
         server.delays = {f"k{i}": 0.2 + 0.01 * (4 - i % 4) for i in range(48)}
-        with quiver.Session(workers=1) as s:
+        with quiver.Session(workers=1, transport=transport) as s:
             call = quiver.call(async_http.fetch, "key", "port")  # max_concurrency=8
             out = s.map(keys_table(48, server.port), udfs=[call], batch_rows=4).read_all()
     assert out.column("fetch").to_pylist() == [f"k{i}" for i in range(48)]
