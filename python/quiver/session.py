@@ -50,8 +50,9 @@ class Session(KindMethods):
     refused, never ignored, elsewhere.
     ``prometheus_port`` serves :meth:`metrics` for Prometheus at :attr:`prometheus_url` (a port
     on 127.0.0.1, 0 for any, or ``"HOST:PORT"``; needs ``prometheus-client``); ``otlp_endpoint``
-    (``"http://host:4318"``) exports them to an OpenTelemetry collector over OTLP/HTTP (needs
-    ``opentelemetry-sdk`` and ``opentelemetry-exporter-otlp-proto-http``); docs/metrics.md.
+    (``"http://host:4318"``) exports them, and a span per map, to an OpenTelemetry collector
+    over OTLP/HTTP (needs ``opentelemetry-sdk`` and ``opentelemetry-exporter-otlp-proto-http``);
+    docs/metrics.md.
 
     Besides :meth:`map` (scalar UDFs), :meth:`apply` runs a grouped map, :meth:`aggregate`
     grouped aggregates (UDAFs) and :meth:`flat_map` a table function (UDTF), on the same

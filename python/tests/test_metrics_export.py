@@ -11,6 +11,7 @@ import threading
 import urllib.request
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -31,6 +32,11 @@ def count_even(x: pa.Array) -> pa.Array:
     even = pc.equal(pc.bit_wise_and(x, 1), 0)
     quiver.metrics.counter("even_seen").add(pc.sum(even.cast("int64")).as_py() or 0)
     return pc.add(x, 1)
+
+
+@quiver.grouped_map(returns="k string, x double")
+def same_group(group: Any) -> Any:
+    return group
 
 
 def _table() -> pa.Table:
@@ -247,6 +253,8 @@ def test_each_map_is_a_span_with_its_rows(receiver: _Receiver) -> None:
     with quiver.Session(workers=2, otlp_endpoint=receiver.url + "/v1/metrics") as s:
         _map(s)
         _map(s)
+        keyed = pa.table({"k": ["a", "b", "a"], "x": [1.0, 2.0, 3.0]})
+        s.apply(keyed, same_group, group_by="k").read_all()
     spans = [
         span
         for request in receiver.traces
@@ -254,10 +262,12 @@ def test_each_map_is_a_span_with_its_rows(receiver: _Receiver) -> None:
         for scope_spans in resource_spans.scope_spans
         for span in scope_spans.spans
     ]
-    assert [span.name for span in spans] == ["quiver.map", "quiver.map"]
-    first, second = spans
+    assert [span.name for span in spans] == ["quiver.map", "quiver.map", "quiver.apply"]
+    first, second, grouped = spans
     assert first.start_time_unix_nano < first.end_time_unix_nano <= second.start_time_unix_nano
-    for span in spans:
+    rows = {a.key: a.value for a in grouped.attributes}["quiver.input.rows"]
+    assert rows.int_value == 3
+    for span in (first, second):
         attributes = {a.key: a.value for a in span.attributes}
         assert attributes["quiver.input.rows"].int_value == ROWS
         assert attributes["quiver.rows_out"].int_value == ROWS
