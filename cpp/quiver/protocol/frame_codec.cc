@@ -1,11 +1,14 @@
 #include "quiver/protocol/frame_codec.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <utility>
 
 #include <arrow/util/endian.h>
+
+#include "quiver/protocol/udf_error.h"
 
 namespace quiver::protocol {
 namespace {
@@ -33,6 +36,13 @@ std::string Hex(const uint8_t* bytes, int count) {
     text += kDigits[bytes[i] >> 4];
     text += kDigits[bytes[i] & 0xf];
   }
+  return text;
+}
+
+// Returns e.g. "2.00 GiB", for sizes near the body limit.
+std::string GibText(uint64_t bytes) {
+  char text[48];
+  std::snprintf(text, sizeof(text), "%.2f GiB", static_cast<double>(bytes) / (1 << 30));
   return text;
 }
 
@@ -97,9 +107,15 @@ arrow::Result<FrameHeader> ReadFrameHeader(const uint8_t* bytes, const FramingLi
                                   " bytes");
   }
   if (body_length > static_cast<uint64_t>(limits.max_body_bytes)) {
-    return arrow::Status::IOError("frame body of ", body_length, " bytes is over the limit of ",
-                                  limits.max_body_bytes,
-                                  " bytes; send smaller batches or raise the limit");
+    // Not a broken stream but a message too large: the detail lets the reader say so.
+    UdfErrorDetail detail;
+    detail.kind = UdfErrorKind::kBatchTooLarge;
+    return WithUdfError(
+        arrow::Status::IOError("a frame body of ", body_length, " bytes (", GibText(body_length),
+                               ") is over the limit of ", limits.max_body_bytes, " bytes (",
+                               GibText(limits.max_body_bytes),
+                               ") for one message; send smaller batches"),
+        std::move(detail));
   }
   header.body_length = static_cast<int64_t>(body_length);
   if (header.kind == FrameKind::kControl && header.body_length != 0) {

@@ -289,6 +289,13 @@ arrow::Status WorkerExecution::Lost(const arrow::Status& transport_error) {
                   arrow::Status::IOError(worker_->Describe(), " ", transport_error.message(),
                                          " (protocol violation; the worker was stopped)"));
   }
+  // A message over the size limit: the worker is alive, its result too large to take.
+  if (detail != nullptr && detail->kind == UdfErrorKind::kBatchTooLarge) {
+    return Failed(*worker_, UdfErrorKind::kBatchTooLarge,
+                  arrow::Status::IOError(worker_->Describe(), " sent a result too large to take: ",
+                                         transport_error.message(),
+                                         " (--batch-rows, --batch-bytes); the worker was stopped"));
+  }
   WorkerFailure failure = worker_->ExamineFailure();
   return WithUdfError(arrow::Status::IOError(failure.text, "\n(", transport_error.message(), ")"),
                       std::move(failure.detail));

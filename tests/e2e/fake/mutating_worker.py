@@ -12,7 +12,8 @@ reference reader (pyarrow, full validation) finds in the bytes it sent, or null 
 hold no valid result. A run the engine finishes with exit 0 must have written exactly these.
 
 $QUIVER_FAKE_MODE=bad-schema answers Init with a result schema that does not parse (nothing else
-is damaged).
+is damaged); $QUIVER_FAKE_MODE=oversized announces every result frame with a body just over the
+engine's 2 GiB limit (and sends only the real, small body).
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ def take_secret() -> bytes:
 
 BODY_MUTATIONS = ["flip", "flip", "flip", "truncate", "extend", "splice"]
 FRAME_MUTATIONS = ["length_short", "length_long", "sequence", "header_flip", "drop", "twice"]
+OVERSIZED_BODY = 2**31 + 4096  # the length an oversized result frame announces
 IDLE_SECONDS = 1.5  # a worker whose engine went quiet (waiting on a lying frame) leaves
 
 
@@ -167,6 +169,8 @@ class FakeWorker:
             struct.pack_into("<Q", header, 8, sequence + self.random.choice([1, 2, -1 % 2**64]))
         elif mutation == "header_flip":
             header[self.random.randrange(HEADER_SIZE)] ^= 1 << self.random.randrange(8)
+        if self.mode == "oversized":
+            struct.pack_into("<Q", header, 24, OVERSIZED_BODY)
         send_frame(self.sock, [bytes(header), *rest])
         if mutation == "twice":
             send_frame(self.sock, encode_data_frame(sequence, bytes(data)))
