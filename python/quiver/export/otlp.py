@@ -26,6 +26,7 @@ from quiver.export.series import (
     WORKER_FIGURES,
     Figure,
     MetricsSource,
+    has,
     value,
     worker_samples,
 )
@@ -182,7 +183,8 @@ def _observe(meter: Any, reading: _Reading) -> None:
     def worker_callback(figure: Figure) -> Callable[[Any], Iterable[Any]]:
         def observe(_options: Any) -> Iterable[Any]:
             for sample in worker_samples(reading()):
-                yield Observation(value(figure, sample.figures), _attributes(sample.labels))
+                if has(figure, sample.figures):
+                    yield Observation(value(figure, sample.figures), _attributes(sample.labels))
 
         return observe
 

@@ -17,6 +17,7 @@ from quiver.export.series import (
     WORKER_LABELS,
     Figure,
     MetricsSource,
+    has,
     value,
     worker_samples,
 )
@@ -92,8 +93,9 @@ class _SessionCollector:
         for figure in WORKER_FIGURES:
             family = _family(figure, CounterMetricFamily, GaugeMetricFamily, WORKER_LABELS)
             for sample in samples:
-                labels = [sample.labels[name] for name in WORKER_LABELS]
-                family.add_metric(labels, value(figure, sample.figures))
+                if has(figure, sample.figures):
+                    labels = [sample.labels[name] for name in WORKER_LABELS]
+                    family.add_metric(labels, value(figure, sample.figures))
             yield family
         counters = CounterMetricFamily(
             COUNTER.prometheus, COUNTER.help, labels=[*WORKER_LABELS, "counter"]

@@ -92,6 +92,12 @@ WORKER_FIGURES = (
         "Time the worker spent decoding arguments and encoding results.",
     ),
     _seconds(
+        "cpu_nanos",
+        "quiver_cpu_seconds",
+        "quiver.cpu.time",
+        "CPU time, user and system, of the worker process during executions.",
+    ),
+    _seconds(
         "wait_nanos",
         "quiver_wait_seconds",
         "quiver.wait.time",
@@ -173,6 +179,12 @@ def worker_samples(metrics: dict[str, Any]) -> Iterator[Sample]:
             match = _WORKER_NAME.fullmatch(str(worker.get("worker", "")))
             worker_id, pid = match.groups() if match else (str(worker.get("worker", "")), "")
             yield Sample({"udf_group": udf_group, "worker": worker_id, "pid": pid}, worker)
+
+
+def has(figure: Figure, figures: dict[str, Any]) -> bool:
+    """Whether ``figures`` measured ``figure`` (a figure the engine does not give is left
+    out, rather than exported as 0)."""
+    return figure.key in figures
 
 
 def value(figure: Figure, figures: dict[str, Any]) -> float:
