@@ -28,8 +28,6 @@ constexpr uint32_t kArch = AUDIT_ARCH_AARCH64;
 #define SYS_clone3 435
 #endif
 
-constexpr uint32_t kX32Bit = 0x40000000;
-
 // Namespace flags of clone: a worker may start threads and processes, not
 // new namespaces (which would undo the file system and network rules).
 constexpr uint32_t kNamespaceFlags = CLONE_NEWNS | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |
@@ -133,6 +131,7 @@ SeccompFilter::SeccompFilter(bool allow_tcp) {
   code.JumpIfEqual(kArch, "", "deny");
   code.Load(offsetof(seccomp_data, nr));
 #if defined(__x86_64__)
+  constexpr uint32_t kX32Bit = 0x40000000;  // x32 syscalls: numbers with this bit
   code.JumpIfAtLeast(kX32Bit, "deny");
 #endif
   for (long number : kDenied) code.JumpIfEqual(static_cast<uint32_t>(number), "deny");
