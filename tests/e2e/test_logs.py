@@ -139,3 +139,21 @@ def test_errors_still_quote_the_tail_with_a_log_dir(quiver, tmp_path):
     assert "last words before row 0" in result.stderr  # the error's quoted tail
     kept = [line for line in kept_lines(tmp_path / "logs") if "last words" in line["message"]]
     assert [(line["message"], line["batch"]) for line in kept] == [("last words before row 0", 0)]
+
+
+def test_a_logged_traceback_keeps_its_level_on_every_line(quiver, tmp_path):
+    result = quiver(
+        "run", numbers(tmp_path), "--udf", spec("y", "logging_udfs", "log_exception", "x"),
+        "--batch-rows", ROWS, "-o", "out.parquet", "--log-dir", "logs",
+    )  # fmt: skip
+    assert_ok(result)
+    errors = quiver("logs", tmp_path / "logs", "--level", "error", "--json")
+    assert errors.returncode == 0, errors.stderr
+    lines = [json.loads(line) for line in errors.stdout.splitlines()]
+    messages = [line["message"] for line in lines]
+    assert messages[0] == "caught while computing"
+    assert messages[1] == "Traceback (most recent call last):"
+    assert messages[-1].startswith("ValueError: invalid literal for int()")
+    assert {(line["level"], line["logger"], line["batch"]) for line in lines} == {
+        ("error", "loggy", 0)
+    }

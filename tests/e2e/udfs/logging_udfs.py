@@ -30,3 +30,12 @@ def loggy(x: pa.Array) -> pa.Array:
 def print_then_die(x: pa.Array) -> pa.Array:
     print(f"last words before row {x[0].as_py()}", flush=True)
     os._exit(3)
+
+
+@quiver.udf(returns="int64")
+def log_exception(x: pa.Array) -> pa.Array:
+    try:
+        int("not a number")
+    except ValueError:
+        log.exception("caught while computing")
+    return x
