@@ -378,12 +378,12 @@ arrow::Result<std::shared_ptr<arrow::csv::StreamingReader>> OpenCsvReader(
   return std::move(reader).ValueUnsafe();
 }
 
-// OpenCsv's ending when several threads decode: the streaming reader that
-// found the column types is dropped and the file read again, block by block on
-// the threads (parallel_csv_reader.h), which read ahead themselves.
-arrow::Result<InputFile> OpenCsvInParallel(const std::string& path, InputFile input,
-                                           const std::vector<int>& kept,
-                                           const InputReadOptions& options) {
+// OpenCsv's ending: the file is read again, block by block on the decode
+// threads (parallel_csv_reader.h; one thread reads ahead of the caller), with the
+// column types the streaming reader found.
+arrow::Result<InputFile> ReadCsvRows(const std::string& path, InputFile input,
+                                     const std::vector<int>& kept,
+                                     const InputReadOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto source, arrow::io::ReadableFile::Open(path));
   CsvLayout layout;
   layout.file_schema = input.file_schema;
@@ -394,8 +394,9 @@ arrow::Result<InputFile> OpenCsvInParallel(const std::string& path, InputFile in
                         CsvBlockSize(source, options.batch_rows, options.batch_bytes));
   std::vector<std::string> names;
   for (const auto& field : layout.read_schema->fields()) names.push_back(field->name());
-  auto batches = ReadCsvInParallel(source, layout, CsvParseOptions(),
-                                   CsvConvertOptions(std::move(names)), options.decode_threads);
+  auto batches =
+      ReadCsvInParallel(source, layout, CsvParseOptions(), CsvConvertOptions(std::move(names)),
+                        std::max(1, options.decode_threads));
   if (!batches.ok()) {
     return CannotRead(path, "CSV", batches.status(),
                       "quiver reads comma-separated files with a header row");
@@ -409,27 +410,16 @@ arrow::Result<InputFile> OpenCsvInParallel(const std::string& path, InputFile in
 arrow::Result<InputFile> OpenCsv(const std::string& path,
                                  const std::shared_ptr<arrow::io::ReadableFile>& file,
                                  const InputReadOptions& options) {
+  // Arrow's streaming reader finds the column types from the first block; it
+  // does not read the rows: it parses one block at a time on one thread and
+  // reads up to 32 blocks ahead, unbounded by our options (parallel_csv_reader.h).
   ARROW_ASSIGN_OR_RAISE(auto reader, OpenCsvReader(path, file, options, {}));
   InputFile input;
   input.file_schema = reader->schema();
-  std::shared_ptr<arrow::io::ReadableFile> source = file;
-  const std::vector<int> kept = FieldIndices(*input.file_schema, options.columns);
   input.format = FileFormat::kCsv;
-  if (options.decode_threads > 1) {
-    reader.reset();  // stops its reading ahead
-    return OpenCsvInParallel(path, std::move(input), kept, options);
-  }
-  if (static_cast<int>(kept.size()) < input.file_schema->num_fields()) {
-    // Read again, from a file of its own, converting only the columns needed:
-    // the first reader may still be reading ahead from `file`.
-    std::vector<std::string> names;
-    for (int index : kept) names.push_back(input.file_schema->field(index)->name());
-    reader.reset();
-    ARROW_ASSIGN_OR_RAISE(source, arrow::io::ReadableFile::Open(path));
-    ARROW_ASSIGN_OR_RAISE(reader, OpenCsvReader(path, source, options, std::move(names)));
-  }
-  input.reader = Sliced(source, reader, options, path);
-  return input;
+  reader.reset();  // stops its reading ahead
+  const std::vector<int> kept = FieldIndices(*input.file_schema, options.columns);
+  return ReadCsvRows(path, std::move(input), kept, options);
 }
 
 }  // namespace
