@@ -14,7 +14,6 @@
 #include "quiver/cli/conformance_command.h"
 #include "quiver/cli/failure_message.h"
 #include "quiver/cli/fork_server_options.h"
-#include "quiver/cli/sandbox_options.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/log_dir_option.h"
 #include "quiver/cli/logs_command.h"
@@ -22,6 +21,7 @@
 #include "quiver/cli/ray_options.h"
 #include "quiver/cli/resource_limit_options.h"
 #include "quiver/cli/run_command.h"
+#include "quiver/cli/sandbox_options.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/transport/registry.h"
 
@@ -180,6 +180,10 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
                 "The summary's metrics table shows every worker, not only every UDF");
   run->add_option("--metrics", options.metrics_file,
                   "Write every metric of the run (docs/metrics.md) to FILE as JSON");
+  run->add_option("--otlp-endpoint", options.otlp_endpoint,
+                  "Post the run's metrics, when it ends, to the OpenTelemetry collector at URL "
+                  "(OTLP/HTTP, e.g. http://localhost:4318); one that does not answer is said, "
+                  "the run still succeeds");
   run->add_flag("--traceback-locals", options.traceback_locals,
                 "A UDF error shows the local variables of its failing frame (each repr cut to "
                 "200 characters), so the bad row is visible");

@@ -23,15 +23,16 @@
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/log_dir_option.h"
 #include "quiver/cli/metrics_report.h"
+#include "quiver/cli/otlp_export.h"
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/parallel_parquet_reader.h"
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_envs.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/resource_limit_options.h"
-#include "quiver/cli/sandbox_options.h"
 #include "quiver/cli/row_errors.h"
 #include "quiver/cli/runtime_spec.h"
+#include "quiver/cli/sandbox_options.h"
 #include "quiver/cli/udf_args.h"
 #include "quiver/cli/udf_options.h"
 #include "quiver/cli/udf_spec.h"
@@ -257,9 +258,18 @@ arrow::Status RunCommand(const RunOptions& options) {
     auto writable = CheckMetricsPath(options.metrics_file);
     if (!writable.ok()) return UsageError(writable.message());
   }
+  if (!options.otlp_endpoint.empty()) {
+    if (options.kinds.Active()) {
+      return UsageError(
+          "--otlp-endpoint covers scalar and class UDFs; the grouped and table kinds "
+          "(--group-by, --udtf) do not export yet: leave --otlp-endpoint out");
+    }
+    ARROW_RETURN_NOT_OK(CheckOtlpEndpoint(options.otlp_endpoint));
+  }
   if (!options.log_dir.empty()) ARROW_RETURN_NOT_OK(PrepareLogDir(options.log_dir));
   if (options.kinds.Active()) return RunKindCommand(options);
   const auto start = Clock::now();
+  const auto started = std::chrono::system_clock::now();  // the exported figures' start
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
   InterruptWatchdog watchdog(kInterruptGrace);
   ARROW_ASSIGN_OR_RAISE(InputFile input, OpenInputFile(options.input, plan.input_format,
@@ -343,6 +353,10 @@ arrow::Status RunCommand(const RunOptions& options) {
   if (!options.quiet) {
     std::fputs(FormatSummary(summary).c_str(), stderr);
     std::fputs(FormatMetricsTable(metrics, options.verbose).c_str(), stderr);
+  }
+  if (!options.otlp_endpoint.empty()) {
+    ExportRunMetrics(options.otlp_endpoint, metrics,
+                     {summary.elapsed, metrics.read_time, summary.write_time}, started);
   }
   if (options.metrics_file.empty()) return arrow::Status::OK();
   return WriteMetricsFile(

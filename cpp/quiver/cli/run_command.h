@@ -54,6 +54,9 @@ struct RunOptions {
   bool verbose = false;
   /// --metrics FILE: every metric of the run as JSON (docs/metrics.md); empty: none.
   std::string metrics_file;
+  /// --otlp-endpoint URL: the run's metrics posted to an OpenTelemetry collector
+  /// (OTLP/HTTP JSON) when it ends; empty: none.
+  std::string otlp_endpoint;
   /// --progress: "auto" (a line on a terminal), "json" (JSON lines on stderr) or "off".
   std::string progress = "auto";
   /// --log-dir DIR: the workers' output as JSON lines, a file per worker; empty: none.

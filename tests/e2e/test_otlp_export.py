@@ -1,0 +1,129 @@
+"""quiver run --otlp-endpoint: the run's metrics posted as OTLP/HTTP JSON to a receiver on
+loopback, which reads them with opentelemetry-proto's classes (json_format), as a collector
+would."""
+
+from __future__ import annotations
+
+import http.server
+import socket
+import threading
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from quiver_e2e import assert_ok, spec, write_table
+
+ROWS = 10_000
+BATCH_ROWS = 1_000
+
+pytest.importorskip("opentelemetry.proto", reason="needs opentelemetry-proto (requirements-test)")
+
+
+class Receiver(http.server.ThreadingHTTPServer):
+    """Keeps every ExportMetricsServiceRequest posted to it as OTLP/HTTP JSON."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), ReceiverHandler)
+        self.requests: list[object] = []
+        self.content_types: list[str] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class ReceiverHandler(http.server.BaseHTTPRequestHandler):
+    server: Receiver
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as service
+
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        request = service.ExportMetricsServiceRequest()
+        json_format.Parse(body.decode(), request)  # refuses a field OTLP does not have
+        self.server.requests.append(request)
+        self.server.content_types.append(self.headers["Content-Type"])
+        self.send_response(200 if self.path == "/v1/metrics" else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def receiver():
+    server = Receiver()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def run(quiver, tmp_path, *flags: object):
+    table = pa.table({"x": pa.array(range(ROWS), type=pa.int64())})
+    source = write_table(table, tmp_path / "in.parquet", batch_rows=BATCH_ROWS)
+    return quiver(
+        "run", source, "--udf", spec("y", "metered", "skip_multiples_of_three", "x"),
+        "--batch-rows", BATCH_ROWS, "--workers", 2, "-o", "out.parquet", *flags,
+    )  # fmt: skip
+
+
+def points(request, name: str) -> list[tuple[dict[str, str], float]]:
+    found = []
+    for resource_metrics in request.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                if metric.name == name:
+                    data = metric.sum if metric.HasField("sum") else metric.gauge
+                    for point in data.data_points:
+                        value = point.as_int if point.HasField("as_int") else point.as_double
+                        labels = {a.key: a.value.string_value for a in point.attributes}
+                        found.append((labels, value))
+    return found
+
+
+def test_the_run_posts_its_metrics(quiver, tmp_path, receiver):
+    result = run(quiver, tmp_path, "--otlp-endpoint", receiver.url)
+    assert_ok(result)
+    assert "could not export" not in result.stderr
+    [request] = receiver.requests
+    assert receiver.content_types == ["application/json"]
+    resource = request.resource_metrics[0].resource
+    assert {a.key: a.value.string_value for a in resource.attributes} == {"service.name": "quiver"}
+    out = pq.read_table(tmp_path / "out.parquet")
+    assert sum(v for _, v in points(request, "quiver.input.rows")) == ROWS
+    assert sum(v for _, v in points(request, "quiver.rows_in")) == ROWS
+    assert sum(v for _, v in points(request, "quiver.rows_out")) == out.num_rows
+    assert sum(v for _, v in points(request, "quiver.batches")) == ROWS // BATCH_ROWS
+    counters = {}
+    for labels, value in points(request, "quiver.udf.counter"):
+        counters[labels["quiver.counter"]] = counters.get(labels["quiver.counter"], 0) + value
+    assert counters == {"rows_skipped": len(range(0, ROWS, 3)), "batches_seen": ROWS // BATCH_ROWS}
+    workers = points(request, "quiver.rows_in")
+    assert sorted(labels["quiver.worker"] for labels, _ in workers) == ["1", "2"]
+    assert all(labels["quiver.udf_group"] == "y" for labels, _ in workers)
+    assert all(labels["quiver.pid"].isdigit() for labels, _ in workers)
+    assert all(0 < v < 60 for _, v in points(request, "quiver.udf.time"))  # seconds
+
+
+def test_a_collector_that_does_not_answer_is_said_once_and_the_run_succeeds(quiver, tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run(quiver, tmp_path, "--otlp-endpoint", f"http://127.0.0.1:{port}")
+    assert_ok(result)
+    assert result.stderr.count("could not export") == 1, result.stderr
+    assert f"http://127.0.0.1:{port}/v1/metrics" in result.stderr
+    assert pq.read_table(tmp_path / "out.parquet").num_rows == ROWS
+
+
+@pytest.mark.parametrize("endpoint", ["localhost:4318", "ftp://host", "http://"])
+def test_an_endpoint_that_is_not_a_url_is_a_usage_error(quiver, tmp_path, endpoint):
+    result = run(quiver, tmp_path, "--otlp-endpoint", endpoint)
+    assert result.returncode == 2, result.stderr
+    assert "OTLP/HTTP URL" in result.stderr
+    assert not (tmp_path / "out.parquet").exists()
