@@ -30,8 +30,8 @@ struct WorkerMetrics {
   int64_t bytes_out = 0;  // Arrow buffer bytes of the results received
   /// Engine time blocked waiting for this worker's answers.
   int64_t wait_nanos = 0;
-  /// CPU time (user and system) of the worker process and the children it
-  /// reaped during the execution, read by the engine from /proc; 0 when unknown.
+  /// CPU time (user and system) of the worker process during the execution,
+  /// read by the engine from the process's CPU clock; 0 when unknown.
   int64_t cpu_nanos = 0;
   // Reported by the worker (0 when it does not measure them).
   int64_t udf_nanos = 0;

@@ -58,8 +58,9 @@ class WorkerActivity {
   std::chrono::steady_clock::time_point front_since_;  // when the oldest began to compute
 };
 
-/// Returns the CPU time (user and system) `pid` and its reaped children used so
-/// far, from /proc/PID/stat; -1 when it cannot be read.
+/// Returns the CPU time (user and system, all its threads) process `pid` used
+/// so far, from its CPU clock (clock_getcpuclockid); -1 when it cannot be read
+/// (the process is gone, or belongs to another user).
 int64_t ProcessCpuNanos(pid_t pid);
 
 }  // namespace quiver::worker

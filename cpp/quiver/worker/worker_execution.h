@@ -78,8 +78,8 @@ class WorkerExecution {
   /// reused), else marks it broken.
   void Abort();
 
-  /// Returns the CPU time the worker process (and the children it reaped) used
-  /// since this execution started; -1 for a remote worker or when unknown.
+  /// Returns the CPU time the worker process used since this execution
+  /// started; -1 for a remote worker or when unknown.
   int64_t CpuNanos() const;
 
   Worker* worker() { return worker_; }
