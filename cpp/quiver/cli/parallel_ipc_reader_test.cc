@@ -2,7 +2,9 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include <arrow/io/file.h>
 #include <arrow/ipc/reader.h>
 #include <arrow/ipc/writer.h>
+#include <arrow/memory_pool.h>
 #include <arrow/util/compression.h>
 
 #include "quiver/cli/input_file.h"
@@ -145,20 +148,28 @@ TEST_F(ParallelIpcTest, ABrokenBatchIsAnErrorNamingTheFileAndTheBatchAfterTheRow
   }
 }
 
+// Returns a pool of its own that lives to the end of the program: Arrow's I/O
+// threads may release the footer they read for a reader after the reader is gone.
+arrow::ProxyMemoryPool* LastingPool() {
+  static std::vector<std::unique_ptr<arrow::ProxyMemoryPool>> pools;
+  pools.push_back(std::make_unique<arrow::ProxyMemoryPool>(arrow::default_memory_pool()));
+  return pools.back().get();
+}
+
 // Bytes allocated from a pool of their own by `readers` readers of `path` once
 // opened, and, with `hold_batch`, holding the first batch of one of them.
 int64_t BytesOf(const std::string& path, int readers, bool hold_batch) {
-  arrow::ProxyMemoryPool pool(arrow::default_memory_pool());
-  auto file = arrow::io::ReadableFile::Open(path, &pool).ValueOrDie();
+  arrow::ProxyMemoryPool* pool = LastingPool();
+  auto file = arrow::io::ReadableFile::Open(path, pool).ValueOrDie();
   auto read_options = arrow::ipc::IpcReadOptions::Defaults();
-  read_options.memory_pool = &pool;
+  read_options.memory_pool = pool;
   std::vector<std::shared_ptr<arrow::ipc::RecordBatchFileReader>> opened;
   for (int i = 0; i < readers; ++i) {
     opened.push_back(arrow::ipc::RecordBatchFileReader::Open(file, read_options).ValueOrDie());
   }
   std::shared_ptr<arrow::RecordBatch> batch;
   if (hold_batch) batch = opened[0]->ReadRecordBatch(0).ValueOrDie();
-  return pool.bytes_allocated();
+  return pool->bytes_allocated();
 }
 
 TEST_F(ParallelIpcTest, HoldsAtMostTheWindowOfBatchesAheadOfTheCaller) {
@@ -170,10 +181,10 @@ TEST_F(ParallelIpcTest, HoldsAtMostTheWindowOfBatchesAheadOfTheCaller) {
   ASSERT_GT(one_batch, 10000);
   // Everything the reader allocates (file reads, decompressed buffers) comes
   // from this pool: what it holds is the readers' footers and the batches.
-  arrow::ProxyMemoryPool pool(arrow::default_memory_pool());
-  ASSERT_OK_AND_ASSIGN(auto file, arrow::io::ReadableFile::Open(path_, &pool));
+  arrow::ProxyMemoryPool* pool = LastingPool();
+  ASSERT_OK_AND_ASSIGN(auto file, arrow::io::ReadableFile::Open(path_, pool));
   auto read_options = arrow::ipc::IpcReadOptions::Defaults();
-  read_options.memory_pool = &pool;
+  read_options.memory_pool = pool;
   ASSERT_OK_AND_ASSIGN(auto reader, ReadIpcFileInParallel(file, read_options, kThreads));
   int64_t most = 0;
   int batches = 0;
@@ -182,7 +193,7 @@ TEST_F(ParallelIpcTest, HoldsAtMostTheWindowOfBatchesAheadOfTheCaller) {
     ASSERT_OK(reader->ReadNext(&batch));
     if (batch == nullptr) break;
     ++batches;
-    most = std::max(most, pool.bytes_allocated());
+    most = std::max(most, pool->bytes_allocated());
   }
   EXPECT_EQ(batches, kBatches);
   // threads + 1 ahead and the caller's one; a batch being decompressed also
