@@ -109,15 +109,19 @@ def _run(quiver, source: Path, udfs: Path, function: str, *extra: object):
     return out, quiver("run", source, "--sandbox", *extra, "--udf", spec, "-o", out)
 
 
-def test_a_normal_udf_runs_sandboxed_and_writes_in_its_tmpdir(sandboxed, source, udfs):
-    out, result = _run(sandboxed, source, udfs, "upper_via_tmp")
+@pytest.mark.parametrize("transport", ["uds", "shm", "grpc", "grpc+tcp"])
+def test_a_normal_udf_runs_sandboxed_and_writes_in_its_tmpdir(sandboxed, source, udfs, transport):
+    out, result = _run(sandboxed, source, udfs, "upper_via_tmp", "--transport", transport)
     assert result.returncode == 0, result.stderr
     names = people_table(200)["name"]
     assert pq.read_table(out)["r"].equals(pc.utf8_upper(names))
 
 
-def test_a_socket_is_refused_naming_the_udf_and_the_network_rule(sandboxed, source, udfs):
-    out, result = _run(sandboxed, source, udfs, "connect")
+@pytest.mark.parametrize("transport", ["uds", "grpc+tcp"])  # no TCP; TCP but no connect
+def test_a_socket_is_refused_naming_the_udf_and_the_network_rule(
+    sandboxed, source, udfs, transport
+):
+    out, result = _run(sandboxed, source, udfs, "connect", "--transport", transport)
     text = assert_failed(result, out, "'r'", "PermissionError", "network rule")
     assert "quiver sandbox" in text
 
