@@ -7,6 +7,10 @@ rows (batches of 65,536, 2 workers), its wall time (the result read to its end) 
 off, with a Prometheus endpoint scraped every 100 ms during the map, and with OTLP/HTTP export
 every 100 ms to a receiver on loopback that decodes each request. Prints the median of
 ``--repeats`` for each and the difference to export off, and the median time of one scrape.
+
+Then ``quiver run`` (build/cpp/quiver/cli/quiver, or ``$QUIVER_BINARY``) of the same identity UDF
+over the same rows from Parquet, with and without ``--otlp-endpoint`` to that receiver,
+interleaved, the median of ``2 x --repeats`` of each.
 """
 
 from __future__ import annotations
@@ -15,12 +19,17 @@ import argparse
 import http.server
 import os
 import statistics
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 import quiver
 
@@ -32,10 +41,20 @@ def identity(x: pa.Array) -> pa.Array:
 
 class _Receiver(http.server.BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802 - http.server's name
-        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as service
+        """Decode what a collector gets: metrics or spans, protobuf or JSON (quiver run)."""
+        from google.protobuf import json_format
+        from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
-        request = service.ExportMetricsServiceRequest()
-        request.ParseFromString(self.rfile.read(int(self.headers["Content-Length"])))
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.path == "/v1/traces":
+            request = trace_service_pb2.ExportTraceServiceRequest()
+        else:
+            request = metrics_service_pb2.ExportMetricsServiceRequest()
+        if self.headers["Content-Type"] == "application/json":
+            json_format.Parse(body.decode(), request)
+        else:
+            request.ParseFromString(body)
         self.send_response(200)
         self.send_header("Content-Length", "0")
         self.end_headers()
@@ -53,6 +72,35 @@ def _timed_map(session: quiver.Session, table: pa.Table) -> float:
 def _scraping(url: str, stop: threading.Event) -> None:
     while not stop.wait(0.1):
         urllib.request.urlopen(url, timeout=5).read()
+
+
+def _cli(table: pa.Table, otlp: str, repeats: int) -> None:
+    root = Path(__file__).resolve().parents[1]
+    binary = os.environ.get("QUIVER_BINARY", str(root / "build/cpp/quiver/cli/quiver"))
+    if not os.access(binary, os.X_OK):
+        print(f"quiver run: skipped, no binary at {binary}")
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        folder = Path(directory)
+        pq.write_table(table, folder / "in.parquet")
+        (folder / "udfs.py").write_text(
+            "import pyarrow as pa, quiver\n\n@quiver.udf(returns='int64')\n"
+            "def identity(x: pa.Array) -> pa.Array:\n    return x\n"
+        )
+        command = [binary, "run", "in.parquet", "--udf", "y=udfs.py:identity(x)"]
+        command += ["-o", "out.parquet", "-q", "--force"]
+        environment = dict(os.environ, QUIVER_PYTHON=sys.executable)
+        times: dict[str, list[float]] = {"off": [], "--otlp-endpoint": []}
+        for _ in range(repeats):
+            for name, extra in (("off", []), ("--otlp-endpoint", ["--otlp-endpoint", otlp])):
+                start = time.perf_counter()
+                subprocess.run(command + extra, cwd=folder, env=environment, check=True)
+                times[name].append(time.perf_counter() - start)
+    base = statistics.median(times["off"])
+    print(f"quiver run, {table.num_rows:,} rows from Parquet, median of {repeats}:")
+    for name, measured in times.items():
+        median = statistics.median(measured)
+        print(f"  {name:34} {median * 1000:8.1f} ms  {100 * (median / base - 1):+6.1f}%")
 
 
 def main() -> None:
@@ -81,6 +129,7 @@ def main() -> None:
         for name, session in opened.items():
             times[name].append(_timed_map(session, table))
     stop.set()
+    _cli(table, otlp, 2 * args.repeats)
     scrapes = []
     for _ in range(20):
         start = time.perf_counter()
