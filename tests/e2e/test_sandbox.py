@@ -62,6 +62,11 @@ def write_outside(name: pa.Array) -> pa.Array:
 
 
 @quiver.udf(returns="string")
+def tmpdir(name: pa.Array) -> pa.Array:
+    return pa.array([os.environ["TMPDIR"]] * len(name))
+
+
+@quiver.udf(returns="string")
 def upper_via_tmp(name: pa.Array) -> pa.Array:
     """A well-behaved UDF: writes its scratch file in $TMPDIR, reads it back."""
     with tempfile.NamedTemporaryFile("w+", suffix=".txt") as scratch:
@@ -200,3 +205,12 @@ def test_session_without_the_folder_cannot_read_the_udf_file(sandbox_home, udfs)
     with quiver.Session(workers=1, sandbox=True, environment={"HOME": str(sandbox_home)}) as s:
         with pytest.raises(quiver.QuiverError, match="file system rule"):
             s.map(table, udfs=[quiver.call(f"{udfs}:upper_via_tmp", "name")]).read_all()
+
+
+def test_the_private_directory_goes_with_the_run(sandboxed, private_tmp, source, udfs):
+    out, result = _run(sandboxed, source, udfs, "tmpdir")
+    assert result.returncode == 0, result.stderr
+    (directory,) = set(pq.read_table(out)["r"].to_pylist())
+    assert Path(directory).parent == private_tmp
+    assert Path(directory).name.startswith("quiver-sandbox-")
+    assert not Path(directory).exists()
