@@ -32,6 +32,7 @@ step() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 debian_packages=(
   build-essential cmake ninja-build pkg-config python3-venv python3-dev
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libcli11-dev
+  libcurl4-openssl-dev  # quiver run --otlp-endpoint posts OTLP/HTTP with libcurl
 )
 # Building and running its tests and lint checks.
 debian_test_packages=(libgtest-dev libgmock-dev libbenchmark-dev clang-format clang-tidy)
