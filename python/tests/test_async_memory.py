@@ -2,8 +2,9 @@
 
 A slow loopback server (slow_http_server.py) and a large input that the engine could send much
 faster than the server answers: `quiver run` (real engine, real worker processes) must not let
-the worker pile up batches, rows in flight or results. The bounds are in docs/async-udfs.md
-("What a worker holds").
+the worker pile up batches, rows in flight or results, and a finished batch's answer leaves
+without waiting for the later batches that ran with it (over every transport). The bounds are
+in docs/async-udfs.md ("What a worker holds").
 """
 
 from __future__ import annotations
@@ -122,3 +123,27 @@ def test_the_worker_memory_stays_bounded_with_a_slow_server_and_a_large_input(
     grown = large["groups"][0]["peak_rss_bytes"] - small["groups"][0]["peak_rss_bytes"]
     assert large["groups"][0]["rows_in"] == rows
     assert grown < 48 * 2**20, f"the worker's peak RSS grew by {grown / 2**20:.0f} MiB"
+
+
+@pytest.mark.parametrize("transport", ["uds", "grpc"])
+def test_a_finished_batch_is_answered_while_a_later_one_still_waits(transport: str) -> None:
+    from udfs import async_http
+
+    import quiver
+
+    # After batch 0, batches 1 and 2 run at once: batch 1 is done after 0.5 s (row 4), batch 2
+    # waits 30 s on row 9. Batch 1 must leave at once, not when every batch that ran with it is.
+    with SlowServer(delay=0.05) as server:
+        server.delays = {"k4": 0.5, "k9": 30.0}
+        keys = pa.table({"key": [f"k{i}" for i in range(12)], "port": [server.port] * 12})
+        with quiver.Session(workers=1, transport=transport, batch_timeout=60) as session:
+            call = quiver.call(async_http.fetch, "key", "port")  # 8 lanes
+            reader = session.map(keys, udfs=[call], batch_rows=4)
+            reader.read_next_batch()
+            second = reader.read_next_batch()
+            assert second.column(second.schema.get_field_index("fetch")).to_pylist() == [
+                "k4", "k5", "k6", "k7",
+            ]  # fmt: skip
+            assert server.in_flight == 1  # row 9's call still waits at the server
+            reader.close()  # cancels row 9's call
+        assert server.wait_idle(10)
