@@ -18,7 +18,12 @@ Measures, in one run:
 - Daft: the same ``--rows`` rows through Daft's async ``@daft.func(max_concurrency=64)`` calling
   the same service with the same client (median of ``--repeats``; skipped when Daft is missing).
 
-``--only service,small,overhead,daft`` runs some of the parts; ``--transport grpc`` (or shm)
+- Spark: the same rows through a PySpark Arrow Python UDF (``useArrow=True``, a blocking
+  client) with ``spark.sql.execution.pythonUDF.arrow.concurrency.level`` = 64, ``local[2]``,
+  in 1 and in 2 partitions, and quiver with as many calls at once (1 and 2 workers of N = 64;
+  median of ``--repeats``; skipped when pyspark is missing).
+
+``--only service,small,overhead,daft,spark`` runs some of the parts; ``--transport grpc`` (or shm)
 runs quiver's workers over another transport.
 
 ``--uvloop DIR`` runs the workers' event loops on uvloop instead, from DIR (made with
@@ -234,6 +239,97 @@ def bench_daft(port: int, rows: int, repeats: int) -> None:
     print(f"  quiver, max_concurrency={peak}: {quiver_wall:6.2f} s (at most {quiver_peak} at once)")
 
 
+# ---- Spark: an Arrow Python UDF with its concurrency level (SPARK-50446) ----
+
+_CONNECTIONS = None  # per Python worker thread: a keep-alive connection to the service
+
+
+def _get_blocking(port: int, key: str) -> str:
+    """GET /?key=KEY on this thread's keep-alive connection (Spark's UDF threads block)."""
+    global _CONNECTIONS
+    import http.client
+    import threading
+
+    if _CONNECTIONS is None:
+        _CONNECTIONS = threading.local()
+    connection = getattr(_CONNECTIONS, "connection", None)
+    if connection is None:
+        connection = _CONNECTIONS.connection = http.client.HTTPConnection("127.0.0.1", port)
+    connection.request("GET", f"/?key={key}", headers={"Host": "bench"})
+    return connection.getresponse().read().decode()
+
+
+def bench_spark(port: int, rows: int, repeats: int) -> None:
+    """The same rows through a PySpark Arrow UDF run 64 rows at once per task."""
+    try:
+        import pyspark
+        from pyspark.sql import SparkSession
+        from pyspark.sql import functions as F  # noqa: N812 - Spark's usual name
+    except ImportError:
+        print("\nSpark: pyspark not installed; skipped")
+        return
+    import os
+    import sys
+
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    n = 64
+    spark = (
+        SparkSession.builder.master("local[2]")
+        .appName("async-udfs-bench")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .config("spark.sql.execution.pythonUDF.arrow.concurrency.level", str(n))
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    lookup_spark = F.udf(_get_blocking, "string", useArrow=True)
+    print(
+        f"\nSpark {pyspark.__version__} local[2], Arrow Python UDF (useArrow=True), "
+        f"spark.sql.execution.pythonUDF.arrow.concurrency.level={n}, {rows:,} rows, "
+        f"median of {repeats}:"
+    )
+    try:
+        for partitions in (1, 2):
+            frame = spark.range(rows, numPartitions=partitions).select(
+                F.lit(port).alias("port"), F.concat(F.lit("k"), F.col("id")).alias("key")
+            )
+            query = frame.select(lookup_spark("port", "key").alias("got"))
+
+            def once(query=query) -> float:
+                started = time.perf_counter()
+                count = query.agg(F.count("got")).collect()[0][0]
+                took = time.perf_counter() - started
+                assert count == rows
+                return took
+
+            once()  # warm up the JVM and the Python workers
+            _peak(port)
+            wall = statistics.median(once() for _ in range(repeats))
+            peak = _peak(port)
+            ideal = rows * DELAY / (n * partitions)
+            print(
+                f"  {partitions} partition(s), {n * partitions} calls at once at most: "
+                f"{wall:6.2f} s  {ideal / wall:4.0%} of ideal (at most {peak} at the service)"
+            )
+    finally:
+        spark.stop()
+    # quiver with as many calls at once: one worker per Spark task, N = 64 each.
+    table = _keys(rows, port)
+    call = quiver.call(lookup, "key", "port", max_concurrency=n)
+    for workers in (1, 2):
+        with quiver.Session(workers=workers, batch_timeout=600) as session:
+            _map(session, table.slice(0, 4 * n), call, 2500)  # warm the pools
+            _peak(port)
+            wall = statistics.median(_map(session, table, call, 2500) for _ in range(repeats))
+            peak = _peak(port)
+        ideal = rows * DELAY / (n * workers)
+        print(
+            f"  quiver, {workers} worker(s) of N = {n}, batches of 2,500: {wall:6.2f} s  "
+            f"{ideal / wall:4.0%} of ideal (at most {peak} at the service)"
+        )
+
+
 def bench_overhead(repeats: int, session_options: dict) -> None:
     rows = 200_000
     table = pa.table({"x": pa.array(range(rows), pa.int64())})
@@ -262,7 +358,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--uvloop", type=Path, help="a folder with uvloop installed in it")
     parser.add_argument("--small-batch-rows", type=int, default=100)
-    parser.add_argument("--only", default="service,small,overhead,daft", help="parts to run")
+    parser.add_argument("--only", default="service,small,overhead,daft,spark", help="parts to run")
     parser.add_argument(
         "--transport", default="uds", help="the workers' transport (uds, shm, grpc)"
     )
@@ -285,6 +381,8 @@ def main() -> None:
                 bench_overhead(args.repeats, options)
             if "daft" in parts:
                 bench_daft(port, args.rows, args.repeats)
+            if "spark" in parts:
+                bench_spark(port, args.rows, args.repeats)
     finally:
         server.kill()
 
