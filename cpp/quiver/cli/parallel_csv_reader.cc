@@ -1,9 +1,12 @@
 #include "quiver/cli/parallel_csv_reader.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <limits>
 #include <optional>
+#include <string>
+#include <string_view>
 #include <utility>
 
 #include <arrow/buffer.h>
@@ -68,6 +71,27 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> ParseBlock(
   return batch->ReplaceSchema(read_schema);
 }
 
+// Says where in the file an error of the block of lines first-last is: Arrow
+// numbers the block's rows from 1 ("Row #N"), which is line first + N - 1 of
+// the file, as every line is a row; without a row number, the block's lines.
+arrow::Status PlacedInFile(const arrow::Status& error, int64_t first, int64_t last) {
+  constexpr std::string_view kRow = "Row #";
+  const std::string& message = error.message();
+  const auto at = message.find(kRow);
+  if (at != std::string::npos) {
+    auto digits = at + kRow.size();
+    int64_t row = 0;
+    while (digits < message.size() && std::isdigit(static_cast<unsigned char>(message[digits]))) {
+      row = row * 10 + (message[digits++] - '0');
+    }
+    if (row > 0) {
+      return error.WithMessage(message.substr(0, at), "line ", first + row - 1,
+                               message.substr(digits));
+    }
+  }
+  return error.WithMessage("in lines ", first, "-", last, ": ", message);
+}
+
 }  // namespace
 
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadCsvInParallel(
@@ -106,10 +130,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadCsvInParallel(
                            int) mutable -> arrow::Result<std::shared_ptr<arrow::RecordBatch>> {
       auto batch = ParseBlock(block, names, read_schema, parse_options, convert_options);
       block.reset();  // the bytes are no longer needed once parsed
-      if (!batch.ok()) {
-        return batch.status().WithMessage("in lines ", first_line, "-", last_line, ": ",
-                                          batch.status().message());
-      }
+      if (!batch.ok()) return PlacedInFile(batch.status(), first_line, last_line);
       return batch;
     });
   };

@@ -39,7 +39,7 @@ struct CsvLayout {
 /// parsed with `parse_options` and converted with `convert_options` (whose
 /// include_columns say which columns) to the types of `layout.file_schema`, on
 /// `threads` threads. Batches and errors come out in the file's order; an error
-/// names the lines of the block it is in and ends the stream.
+/// names its line in the file (or the lines of its block) and ends the stream.
 arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadCsvInParallel(
     std::shared_ptr<arrow::io::RandomAccessFile> file, const CsvLayout& layout,
     const arrow::csv::ParseOptions& parse_options, arrow::csv::ConvertOptions convert_options,
