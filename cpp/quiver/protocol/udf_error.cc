@@ -53,4 +53,10 @@ arrow::Status WithUdfError(const arrow::Status& status, UdfErrorDetail detail) {
   return status.WithDetail(std::make_shared<UdfErrorDetail>(std::move(detail)));
 }
 
+arrow::Status AsProtocolViolation(const arrow::Status& status) {
+  UdfErrorDetail detail;
+  detail.kind = UdfErrorKind::kProtocolViolation;
+  return WithUdfError(status, std::move(detail));
+}
+
 }  // namespace quiver

@@ -88,4 +88,9 @@ const UdfErrorDetail* UdfErrorDetailOf(const arrow::Status& status);
 /// Returns `status` with `detail` attached (the message and code unchanged).
 arrow::Status WithUdfError(const arrow::Status& status, UdfErrorDetail detail);
 
+/// Returns `status` marked as the worker breaking the protocol (a result that
+/// does not decode): the engine then says so and stops the worker, rather than
+/// reporting a worker that went away.
+arrow::Status AsProtocolViolation(const arrow::Status& status);
+
 }  // namespace quiver

@@ -9,6 +9,7 @@
 #include "quiver/grpc_wire/data_envelope.h"
 #include "quiver/io/chunked_input_stream.h"
 #include "quiver/protocol/batch_codec.h"
+#include "quiver/protocol/udf_error.h"
 
 namespace quiver::transport::grpc_transport {
 namespace {
@@ -20,9 +21,10 @@ arrow::Result<WorkerReply> DecodeBatch(const std::vector<std::shared_ptr<arrow::
   stream->Finish();
   auto batch = protocol::DecodeBatchStream(stream);
   if (!batch.ok()) {
-    return stream->ExplainFailure(batch.status())
-        .WithMessage("the worker sent a result for batch ", sequence,
-                     " that is not a valid Arrow IPC stream: ", batch.status().message());
+    return AsProtocolViolation(
+        stream->ExplainFailure(batch.status())
+            .WithMessage("the worker sent a result for batch ", sequence,
+                         " that is not a valid Arrow IPC stream: ", batch.status().message()));
   }
   copies->bytes_copied += stream->bytes_copied();
   WorkerReply reply;

@@ -18,6 +18,7 @@
 
 #include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
+#include "quiver/protocol/udf_error.h"
 #include "quiver/transport/shm/shm_arena.h"
 
 namespace quiver::transport::shm {
@@ -332,9 +333,9 @@ class ShmConnectionImpl : public ShmConnection {
       uint64_t sequence, std::shared_ptr<arrow::Buffer> body) {
     auto batch = protocol::DecodeBatchStream(std::move(body));
     if (!batch.ok()) {
-      return batch.status().WithMessage(
+      return AsProtocolViolation(batch.status().WithMessage(
           "the worker sent a result for batch ", sequence,
-          " that is not a valid Arrow IPC stream: ", batch.status().message());
+          " that is not a valid Arrow IPC stream: ", batch.status().message()));
     }
     return batch;
   }

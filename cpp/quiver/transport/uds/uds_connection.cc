@@ -9,6 +9,7 @@
 
 #include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
+#include "quiver/protocol/udf_error.h"
 
 namespace quiver::transport::uds {
 namespace {
@@ -80,9 +81,9 @@ class UdsConnection : public Connection {
     reply.sequence = frame.sequence;
     auto batch = protocol::DecodeBatchStream(frame.body);
     if (!batch.ok()) {
-      return batch.status().WithMessage(
+      return AsProtocolViolation(batch.status().WithMessage(
           "the worker sent a result for batch ", frame.sequence,
-          " that is not a valid Arrow IPC stream: ", batch.status().message());
+          " that is not a valid Arrow IPC stream: ", batch.status().message()));
     }
     reply.batch = std::move(batch).ValueUnsafe();
     return reply;
