@@ -5,14 +5,18 @@
 //   upper(string)        the argument in upper case
 //   add_one(int64)       x + 1 (also for double)
 //   raise_error(any)     fails, to show how a UDF error reaches the engine
+//   count_even(int64)    the argument, unchanged; counts its even values in the
+//                        UDF's own counter `even_values` (docs/metrics.md)
 
 #include <stdexcept>
 
+#include <arrow/array/array_primitive.h>
 #include <arrow/compute/api_scalar.h>
 #include <arrow/compute/exec.h>
 #include <arrow/compute/initialize.h>
 #include <arrow/scalar.h>
 
+#include "quiver/sdk/counter.h"
 #include "quiver/sdk/registry.h"
 #include "quiver/sdk/serve.h"
 
@@ -35,6 +39,16 @@ ArrayResult AddOne(const Arrays& args) {
   return sum.make_array();
 }
 
+ArrayResult CountEven(const Arrays& args) {
+  const auto& values = static_cast<const arrow::Int64Array&>(*args[0]);
+  int64_t even = 0;
+  for (int64_t i = 0; i < values.length(); ++i) {
+    if (values.IsValid(i) && values.Value(i) % 2 == 0) ++even;
+  }
+  quiver::sdk::Counter("even_values").Add(even);
+  return args[0];
+}
+
 ArrayResult RaiseError(const Arrays&) { throw std::domain_error("raise_error always fails"); }
 
 // Arrow's compute functions are registered on first use of the library.
@@ -49,6 +63,7 @@ int main(int argc, char** argv) {
       .Scalar("upper", {arrow::utf8()}, arrow::utf8(), Upper, SetUpCompute)
       .Scalar("add_one", {arrow::int64()}, arrow::int64(), AddOne<int64_t>, SetUpCompute)
       .Scalar("add_one", {arrow::float64()}, arrow::float64(), AddOne<double>, SetUpCompute)
+      .Scalar("count_even", {arrow::int64()}, arrow::int64(), CountEven)
       .Scalar("raise_error", {AnyType()}, arrow::int64(), RaiseError);
   return quiver::sdk::Serve(argc, argv, registry);
 }

@@ -7,6 +7,7 @@
 
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/protocol/version.h"
+#include "quiver/sdk/counter.h"
 #include "quiver/sdk/errors.h"
 #include "quiver/sdk/log.h"
 
@@ -47,7 +48,10 @@ uint64_t PeakRssBytes() {
 }
 
 Execution::Execution(const Registry* registry, v1::Init init)
-    : registry_(registry), init_(std::move(init)), chunks_left_(init_.payload_chunk_count()) {}
+    : registry_(registry),
+      init_(std::move(init)),
+      chunks_left_(init_.payload_chunk_count()),
+      user_counters_before_(CounterSnapshot()) {}
 
 Execution::~Execution() { Close(); }
 
@@ -275,6 +279,9 @@ v1::Metrics Execution::metrics() const {
   metrics.set_udf_nanos(counters_.udf_nanos);
   metrics.set_codec_nanos(counters_.codec_nanos);
   metrics.set_peak_rss_bytes(PeakRssBytes());
+  for (const auto& [name, grown] : CountersSince(user_counters_before_)) {
+    (*metrics.mutable_counters())[name] = grown;
+  }
   return metrics;
 }
 

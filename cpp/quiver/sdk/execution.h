@@ -4,6 +4,7 @@
 // functions, run over batches, with the execution's metrics.
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -103,6 +104,8 @@ class Execution {
     uint64_t codec_nanos = 0;
   };
   Counters counters_;
+  // The UDFs' own counters (counter.h) when the execution began: it reports what they grew by.
+  std::map<std::string, uint64_t> user_counters_before_;
 };
 
 }  // namespace quiver::sdk
