@@ -20,8 +20,10 @@ void AddLogDirOption(CLI::App* run, RunOptions* options) {
   run->add_option("--progress", options->progress,
                   "auto: a progress line (rows, rows/s, MB/s, ETA) on a terminal; json: one "
                   "JSON object per update on stderr (rows, bytes, rows/s, each worker's state, "
-                  "batch and RSS) and a last one with \"final\": true; off: none")
-      ->check(CLI::IsMember({"auto", "json", "off"}))
+                  "batch and RSS) and a last one with \"final\": true; live: the line and a "
+                  "line per worker (idle, or computing batch N for how long; RSS), redrawn on a "
+                  "terminal; off: none")
+      ->check(CLI::IsMember({"auto", "json", "live", "off"}))
       ->capture_default_str();
 }
 

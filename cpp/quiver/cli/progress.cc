@@ -149,6 +149,20 @@ std::string FormatProgressJson(const ProgressFigures& figures, bool final) {
   return out + "]}";
 }
 
+std::string FormatWorkerLine(const worker::WorkerState& state) {
+  std::string udfs;
+  for (const auto& udf : state.udfs) udfs += (udfs.empty() ? "" : ",") + udf;
+  std::string line = "  " + state.worker + "  " + udfs + "  ";
+  if (state.in_flight > 0) {
+    line += "computing batch " + std::to_string(state.batch) + " for " +
+            FormatDuration(state.computing_for);
+    if (state.in_flight > 1) line += "  (" + std::to_string(state.in_flight) + " in flight)";
+  } else {
+    line += "idle";
+  }
+  return line + "  rss " + Printf("%.1f MiB", static_cast<double>(state.rss_bytes) / (1 << 20));
+}
+
 std::string FormatSummary(const RunSummary& summary) {
   const double seconds = Seconds(summary.elapsed);
   const double rows_per_second = seconds > 0 ? static_cast<double>(summary.rows) / seconds : 0;
@@ -180,6 +194,21 @@ void ProgressDisplay::Update(const ProgressFigures& figures,
     last_draw_ = now;
     return;
   }
+  if (mode_ == ProgressMode::kLive) {
+    // Back to the first line drawn, then each line over the old one; \033[J
+    // erases what is left below (a worker that went away).
+    std::string text = "\r";
+    if (lines_above_ > 0) text += "\033[" + std::to_string(lines_above_) + "A";
+    text += FormatProgressLine(figures) + "\033[K";
+    for (const auto& state : figures.workers) text += "\n" + FormatWorkerLine(state) + "\033[K";
+    text += "\033[J";
+    lines_above_ = static_cast<int>(figures.workers.size());
+    std::fputs(text.c_str(), out_);
+    std::fflush(out_);
+    drawn_ = true;
+    last_draw_ = now;
+    return;
+  }
   // \033[K erases what a longer previous line left to the right.
   std::fprintf(out_, "\r%s\033[K", FormatProgressLine(figures).c_str());
   std::fflush(out_);
@@ -195,9 +224,13 @@ void ProgressDisplay::Finish(const ProgressFigures& figures) {
 
 void ProgressDisplay::Clear() {
   if (!enabled_ || !drawn_ || mode_ == ProgressMode::kJson) return;
-  std::fprintf(out_, "\r\033[K");
+  std::string text = "\r";
+  if (lines_above_ > 0) text += "\033[" + std::to_string(lines_above_) + "A";
+  // \033[J erases the worker lines below too; the lone line needs only \033[K.
+  std::fputs((text + (mode_ == ProgressMode::kLive ? "\033[J" : "\033[K")).c_str(), out_);
   std::fflush(out_);
   drawn_ = false;
+  lines_above_ = 0;
 }
 
 }  // namespace quiver::cli

@@ -64,6 +64,10 @@ std::string BusiestGroup(const std::vector<worker::WorkerState>& workers);
 /// state ("idle" or "computing"), batch, seconds on it and RSS.
 std::string FormatProgressJson(const ProgressFigures& figures, bool final);
 
+/// Formats one worker's line of `--progress live` (no line ending), e.g.
+/// "  worker 2 (pid 77)  y  computing batch 12 for 1.25 s  (2 in flight)  rss 81.0 MiB".
+std::string FormatWorkerLine(const worker::WorkerState& state);
+
 /// Formats the summary printed after a run, several lines, ending in a newline.
 std::string FormatSummary(const RunSummary& summary);
 
@@ -71,6 +75,7 @@ std::string FormatSummary(const RunSummary& summary);
 enum class ProgressMode {
   kLine,  // a line redrawn in place
   kJson,  // one JSON object per line, per update, and a last one with "final": true
+  kLive,  // the line and one line per worker, redrawn in place
   kOff,
 };
 
@@ -102,6 +107,7 @@ class ProgressDisplay {
   bool enabled_;
   ProgressMode mode_;
   bool drawn_ = false;
+  int lines_above_ = 0;  // kLive: the lines drawn above the cursor's
   std::chrono::steady_clock::time_point last_draw_;
 };
 

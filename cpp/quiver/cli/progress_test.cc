@@ -141,6 +141,37 @@ TEST(ProgressDisplay, RedrawsAtMostFiveTimesASecond) {
   std::free(buffer);
 }
 
+TEST(Progress, FormatsAWorkerLine) {
+  EXPECT_EQ(FormatWorkerLine(Busy("y", 2)),
+            "  worker 1 (pid 42)  y  computing batch 7 for 1.50 s  (2 in flight)  rss 1.0 MiB");
+  EXPECT_EQ(FormatWorkerLine(Busy("y", 0)), "  worker 1 (pid 42)  y  idle  rss 1.0 MiB");
+}
+
+TEST(ProgressDisplay, LiveRedrawsTheLineAndOneLinePerWorkerInPlace) {
+  char* buffer = nullptr;
+  size_t size = 0;
+  std::FILE* stream = open_memstream(&buffer, &size);
+  ASSERT_NE(stream, nullptr);
+  ProgressDisplay display(stream, /*enabled=*/true, ProgressMode::kLive);
+  ProgressFigures figures;
+  figures.rows = 1;
+  figures.workers = {Busy("y", 1), Busy("y", 0)};
+  const auto start = std::chrono::steady_clock::now();
+  display.Update(figures, start);
+  figures.rows = 2;
+  display.Update(figures, start + milliseconds(250));
+  display.Clear();
+  const std::string text = Drawn(stream, &buffer, &size);
+  const std::string first = "\rquiver: 1 rows  - MB/s\033[K\n" + FormatWorkerLine(Busy("y", 1)) +
+                            "\033[K\n" + FormatWorkerLine(Busy("y", 0)) + "\033[K\033[J";
+  ASSERT_EQ(text.substr(0, first.size()), first) << text;
+  // The second draw goes back up over the two worker lines; Clear erases all three.
+  EXPECT_EQ(text.substr(first.size(), 24), "\r\033[2Aquiver: 2 rows  - M");
+  EXPECT_EQ(text.substr(text.size() - 8), "\r\033[2A\033[J");
+  std::fclose(stream);
+  std::free(buffer);
+}
+
 TEST(ProgressDisplay, DrawsNothingWhenDisabled) {
   char* buffer = nullptr;
   size_t size = 0;

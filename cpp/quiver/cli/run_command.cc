@@ -336,10 +336,14 @@ arrow::Status RunCommand(const RunOptions& options) {
   for (const auto& call : plan.calls) udf_names.push_back(call.name);
   summary.failed_rows = ErrorColumns(*run->schema(), udf_names);
   const bool json_progress = options.progress == "json";
+  // The line and the live view are drawn on terminals only; JSON goes anywhere.
   const bool show_progress =
-      json_progress || (options.progress == "auto" && !options.quiet && ::isatty(STDERR_FILENO));
+      json_progress || (options.progress == "live" && ::isatty(STDERR_FILENO)) ||
+      (options.progress == "auto" && !options.quiet && ::isatty(STDERR_FILENO));
   ProgressDisplay progress(stderr, show_progress,
-                           json_progress ? ProgressMode::kJson : ProgressMode::kLine);
+                           json_progress                ? ProgressMode::kJson
+                           : options.progress == "live" ? ProgressMode::kLive
+                                                        : ProgressMode::kLine);
   ARROW_RETURN_NOT_OK(Drain(run.get(), output.get(), input.total_rows, start, progress, &summary));
   ARROW_RETURN_NOT_OK(output->Commit());
   watchdog.SetCleanupPath("");

@@ -57,7 +57,8 @@ struct RunOptions {
   /// --otlp-endpoint URL: the run's metrics posted to an OpenTelemetry collector
   /// (OTLP/HTTP JSON) when it ends; empty: none.
   std::string otlp_endpoint;
-  /// --progress: "auto" (a line on a terminal), "json" (JSON lines on stderr) or "off".
+  /// --progress: "auto" (a line on a terminal), "json" (JSON lines on stderr),
+  /// "live" (a line per worker too, on a terminal) or "off".
   std::string progress = "auto";
   /// --log-dir DIR: the workers' output as JSON lines, a file per worker; empty: none.
   std::string log_dir;
