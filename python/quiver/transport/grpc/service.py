@@ -104,12 +104,18 @@ class UdfWorkerServicer:
         self._authorize(context, "Execute")
         call = ExecuteCall(requests, context, self.log, self._new_conversation)
         self._admit(call, context)
-        try:
-            yield from call.run()
-        finally:
-            with self._cond:
-                self._calls.discard(call)
-                self._cond.notify_all()
+        # The call counts as running until grpcio has ended the RPC, not when this generator
+        # returns: its last answer (a CancelResponse, say) may still wait to be sent, and a
+        # Shutdown that stopped the server then would cut it off.
+        if not context.add_callback(lambda: self._forget(call)):
+            self._forget(call)
+        yield from call.run()
+
+    def _forget(self, call: ExecuteCall) -> None:
+        """Drop an ended call from the running ones and wake a Shutdown waiting on them."""
+        with self._cond:
+            self._calls.discard(call)
+            self._cond.notify_all()
 
     def manage(self, request: pb.ManageRequest, context: grpc.ServicerContext) -> pb.ManageResponse:
         """Answer a heartbeat, or shut the worker down once the answer has left."""
