@@ -137,6 +137,16 @@ arrow::Result<io::UniqueFd> BuildLandlockRuleset(int abi, const LandlockGrants& 
   return ruleset;
 }
 
+int AllowOwnProc(int ruleset_fd) noexcept {
+  const int own = ::open("/proc/self", O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (own < 0) return errno;
+  PathBeneathAttr rule{kReadFile | kReadDir, own};
+  const long added = ::syscall(SYS_landlock_add_rule, ruleset_fd, kRulePathBeneath, &rule, 0);
+  const int error = added != 0 ? errno : 0;
+  ::close(own);
+  return error;
+}
+
 int RestrictSelf(int ruleset_fd) noexcept {
   if (::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return errno;
   if (::syscall(SYS_landlock_restrict_self, ruleset_fd, 0) != 0) return errno;

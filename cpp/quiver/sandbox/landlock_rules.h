@@ -36,6 +36,11 @@ struct LandlockGrants {
 /// Builds the ruleset for `abi` (>= 1). Paths that do not exist are skipped.
 arrow::Result<io::UniqueFd> BuildLandlockRuleset(int abi, const LandlockGrants& grants);
 
+/// In the child, before RestrictSelf: lets it read its own /proc/PID (which
+/// /proc/self names only once it runs). Async-signal-safe; returns 0 or the
+/// errno. The ruleset must be this child's alone: the rule is added to it.
+int AllowOwnProc(int ruleset_fd) noexcept;
+
 /// In the child: no_new_privs, then the ruleset. Async-signal-safe; returns 0
 /// or the errno.
 int RestrictSelf(int ruleset_fd) noexcept;

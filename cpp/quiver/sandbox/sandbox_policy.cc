@@ -19,11 +19,16 @@ namespace {
 namespace fs = std::filesystem;
 
 // What every program needs to start: the loader, libraries, configuration,
-// and what runtimes read about the machine (CPU count, memory, cgroups).
-// /proc is safe to read: Landlock keeps other processes' private entries
-// (environ, mem, fd) out of reach, as it refuses ptrace outside the sandbox.
-constexpr const char* kSystemPaths[] = {"/usr", "/lib", "/lib32", "/lib64", "/bin",      "/sbin",
-                                        "/etc", "/opt", "/proc",  "/sys",   "/nix/store"};
+// and what runtimes read about the machine (CPU count, memory, cgroups). Of
+// /proc, only machine-wide entries: another process's /proc/PID/environ
+// (the engine's, with whatever secrets its environment holds) is readable to
+// a Landlock-sandboxed process that may read /proc. The worker's own
+// /proc/PID is granted in the child (AllowOwnProc), once its PID exists.
+constexpr const char* kSystemPaths[] = {
+    "/usr",       "/lib",          "/lib32",        "/lib64",
+    "/bin",       "/sbin",         "/etc",          "/opt",
+    "/sys",       "/nix/store",    "/proc/cpuinfo", "/proc/meminfo",
+    "/proc/stat", "/proc/loadavg", "/proc/sys",     "/proc/filesystems"};
 constexpr const char* kReadOnlyDevices[] = {"/dev/urandom", "/dev/random"};
 constexpr const char* kDevices[] = {"/dev/null", "/dev/zero"};
 
@@ -189,6 +194,7 @@ PreparedSandbox::~PreparedSandbox() {
 }
 
 int PreparedSandbox::Enter() const noexcept {
+  if (const int error = AllowOwnProc(ruleset_.get()); error != 0) return error;
   if (const int error = RestrictSelf(ruleset_.get()); error != 0) return error;
   return filter_.Install();
 }

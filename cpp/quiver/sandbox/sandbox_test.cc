@@ -109,6 +109,18 @@ TEST_F(SandboxTest, RefusesNamespacesAndPtrace) {
             EPERM);
 }
 
+TEST_F(SandboxTest, ProcOfProcessesOutsideTheSandboxStaysPrivate) {
+  // /proc is readable, but the entries ptrace guards (environ, mem) of a
+  // process outside the sandbox are not: Landlock refuses ptrace access to it.
+  const std::string parent = "/proc/" + std::to_string(::getpid());
+  EXPECT_EQ(ErrnoInSandbox(
+                {}, [&](const std::string&) { return OpenErrno(parent + "/environ", O_RDONLY); }),
+            EACCES);
+  EXPECT_EQ(ErrnoInSandbox(
+                {}, [](const std::string&) { return OpenErrno("/proc/self/environ", O_RDONLY); }),
+            0);
+}
+
 TEST_F(SandboxTest, RemovesThePrivateDirectoryWithTheSandbox) {
   std::map<std::string, std::string> environment{{kSandboxVariable, "1"}};
   auto prepared = PreparedSandbox::Prepare({"/bin/true"}, &environment);
