@@ -13,6 +13,7 @@
 #include <arrow/csv/options.h>
 #include <arrow/csv/reader.h>
 #include <arrow/io/file.h>
+#include <arrow/io/memory.h>
 #include <arrow/ipc/reader.h>
 #include <parquet/arrow/reader.h>
 #include <parquet/arrow/schema.h>
@@ -361,16 +362,33 @@ arrow::csv::ParseOptions CsvParseOptions() {
   return parse_options;
 }
 
+// Returns the first two blocks of the file, up to their last line end: all the
+// streaming reader that finds the column types may read (it would otherwise
+// read up to 32 blocks ahead); the whole file when it has no line end there.
+arrow::Result<std::shared_ptr<arrow::io::InputStream>> CsvHead(
+    const std::shared_ptr<arrow::io::ReadableFile>& file, int64_t block_size) {
+  ARROW_ASSIGN_OR_RAISE(const int64_t size, file->GetSize());
+  if (size <= 2 * block_size) return file;
+  ARROW_ASSIGN_OR_RAISE(auto head, file->ReadAt(0, 2 * block_size));
+  for (int64_t end = head->size(); end > block_size; --end) {
+    if (head->data()[end - 1] == '\n') {
+      return std::make_shared<arrow::io::BufferReader>(arrow::SliceBuffer(head, 0, end));
+    }
+  }
+  return file;
+}
+
 arrow::Result<std::shared_ptr<arrow::csv::StreamingReader>> OpenCsvReader(
     const std::string& path, const std::shared_ptr<arrow::io::ReadableFile>& file,
-    const InputReadOptions& options, std::vector<std::string> include_columns) {
+    const InputReadOptions& options) {
   auto read_options = arrow::csv::ReadOptions::Defaults();
   ARROW_ASSIGN_OR_RAISE(read_options.block_size,
                         CsvBlockSize(file, options.batch_rows, options.batch_bytes));
   ARROW_RETURN_NOT_OK(file->Seek(0));  // reading the sample left the position undefined
-  auto reader = arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), file,
-                                                  read_options, CsvParseOptions(),
-                                                  CsvConvertOptions(std::move(include_columns)));
+  ARROW_ASSIGN_OR_RAISE(auto head, CsvHead(file, read_options.block_size));
+  auto reader =
+      arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), head, read_options,
+                                        CsvParseOptions(), CsvConvertOptions({}));
   if (!reader.ok()) {
     return CannotRead(path, "CSV", reader.status(),
                       "quiver reads comma-separated files with a header row");
@@ -410,10 +428,10 @@ arrow::Result<InputFile> ReadCsvRows(const std::string& path, InputFile input,
 arrow::Result<InputFile> OpenCsv(const std::string& path,
                                  const std::shared_ptr<arrow::io::ReadableFile>& file,
                                  const InputReadOptions& options) {
-  // Arrow's streaming reader finds the column types from the first block; it
-  // does not read the rows: it parses one block at a time on one thread and
-  // reads up to 32 blocks ahead, unbounded by our options (parallel_csv_reader.h).
-  ARROW_ASSIGN_OR_RAISE(auto reader, OpenCsvReader(path, file, options, {}));
+  // Arrow's streaming reader finds the column types from the first block, but
+  // does not read the rows: it parses one block at a time on one thread
+  // (parallel_csv_reader.h).
+  ARROW_ASSIGN_OR_RAISE(auto reader, OpenCsvReader(path, file, options));
   InputFile input;
   input.file_schema = reader->schema();
   input.format = FileFormat::kCsv;
