@@ -73,7 +73,8 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> ParseBlock(
 
 // Says where in the file an error of the block of lines first-last is: Arrow
 // numbers the block's rows from 1 ("Row #N"), which is line first + N - 1 of
-// the file, as every line is a row; without a row number, the block's lines.
+// the file, as every line is a row (a quoted value holding a line end, which
+// Arrow parses within a block, shifts it); without a row number, the block's lines.
 arrow::Status PlacedInFile(const arrow::Status& error, int64_t first, int64_t last) {
   constexpr std::string_view kRow = "Row #";
   const std::string& message = error.message();
