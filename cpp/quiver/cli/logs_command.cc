@@ -1,11 +1,15 @@
 #include "quiver/cli/logs_command.h"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <string_view>
 #include <system_error>
+#include <utility>
 
 namespace quiver::cli {
 namespace {

@@ -4,6 +4,8 @@
 #include <cinttypes>
 #include <cmath>
 #include <map>
+#include <string>
+#include <vector>
 
 #include "quiver/worker/log_sink.h"
 

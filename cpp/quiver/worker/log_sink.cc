@@ -1,5 +1,6 @@
 #include "quiver/worker/log_sink.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
