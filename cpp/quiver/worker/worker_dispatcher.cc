@@ -327,10 +327,6 @@ class WorkerDispatcherImpl : public WorkerDispatcher {
 
 }  // namespace
 
-std::vector<std::string> PythonWorkerCommand(const std::string& python) {
-  return {python, "-m", "quiver.worker"};
-}
-
 WorkerDispatcher::~WorkerDispatcher() = default;
 
 arrow::Result<std::unique_ptr<WorkerDispatcher>> WorkerDispatcher::Make(WorkerSpec spec) {

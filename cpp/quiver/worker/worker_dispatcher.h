@@ -13,9 +13,6 @@ namespace quiver::worker {
 
 class Worker;
 
-/// Returns the command that starts quiver's Python worker with `python`.
-std::vector<std::string> PythonWorkerCommand(const std::string& python);
-
 /// \brief Starts, pools, reuses and stops worker processes of one WorkerSpec.
 ///
 /// Each worker is reached through the transport that WorkerSpec::transport

@@ -6,7 +6,6 @@
 #include <utility>
 
 #include "quiver/worker/fork_server.h"
-#include "quiver/worker/worker_dispatcher.h"
 
 namespace quiver::worker {
 namespace {

@@ -46,6 +46,12 @@ struct ForkServerSpec {
   double idle_timeout_seconds = 300;
 };
 
+/// Returns the command that starts quiver's Python worker with `python` (the
+/// only command the fork server runs).
+inline std::vector<std::string> PythonWorkerCommand(const std::string& python) {
+  return {python, "-m", "quiver.worker"};
+}
+
 /// How to start and manage workers of one kind.
 struct WorkerSpec {
   /// Program and arguments; the dispatcher appends the transport's worker
