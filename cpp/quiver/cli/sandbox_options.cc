@@ -105,7 +105,8 @@ arrow::Status ApplySandboxOptions(const RunOptions& options, worker::WorkerSpec*
     return arrow::Status::OK();
   }
   ARROW_RETURN_NOT_OK(sandbox::CheckSandboxSupported());
-  spec->fork_server.python.clear();
+  // Workers the fork server forks are never exec'd by the engine, so never sandboxed.
+  spec->launcher = worker::LauncherKind::kForkExec;
   std::vector<std::string> readable = options.sandbox_read;
   for (auto& folder : UdfFileFolders(options.udf_specs)) readable.push_back(std::move(folder));
   if (spec->command == worker::PythonWorkerCommand(options.python)) {
