@@ -132,11 +132,18 @@ def engine():
 
 
 def test_batches_and_results_travel_through_shared_memory(engine):
-    batches = batches_xy(6)
+    batches = batches_xy(6, rows=12000)  # about 100 KiB of result stream each
     results, metrics = engine.run([IDENTITY], batches)
     assert [r.column(0) for r in results] == [b.column(0) for b in batches]
     assert engine.shared_results == 6
     assert metrics.batches == 6
+
+
+def test_small_results_go_inline(engine):
+    batches = batches_xy(3)  # under 64 KiB: the socket is faster for them
+    results, _ = engine.run([IDENTITY], batches)
+    assert [r.column(0) for r in results] == [b.column(0) for b in batches]
+    assert engine.shared_results == 0
 
 
 def test_a_region_outside_the_input_arena_is_a_protocol_error_and_the_worker_serves_on(engine):
@@ -152,14 +159,14 @@ def test_a_region_outside_the_input_arena_is_a_protocol_error_and_the_worker_ser
 
 
 def test_results_go_inline_while_the_engine_holds_the_arena_and_back_after_release():
-    engine = ShmEngine(output_bytes=4096)
+    engine = ShmEngine(output_bytes=400 << 10)
     try:
         engine.start()
-        batch = batches_xy(1, rows=100)[0]  # about 1.3 KiB of result stream
+        batch = batches_xy(1, rows=12000)[0]  # about 100 KiB of result stream
         schema = engine.start_execution([IDENTITY], batch.schema)
         for sequence in range(6):
             engine.send_batch(sequence, batch)
-            assert engine._result(sequence, schema).num_rows == 100
+            assert engine._result(sequence, schema).num_rows == 12000
         assert 1 <= engine.shared_results < 6  # the rest came inline: the arena was full
         engine.release_all()
         before = engine.shared_results

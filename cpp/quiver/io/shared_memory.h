@@ -21,6 +21,10 @@ namespace quiver::io {
 /// Every region starts at a multiple of this, so Arrow buffers read in place are aligned.
 inline constexpr int64_t kRegionAlignment = 64;
 
+/// A batch's Arrow IPC stream shorter than this travels inline, on the socket: for small
+/// batches the socket is the faster way (measured: docs/decisions.md, "shm by default").
+inline constexpr int64_t kInlineBelowBytes = int64_t{64} << 10;
+
 /// \brief A mapping of the first `size` bytes of a memfd, unmapped when dropped.
 class MemoryMapping {
  public:

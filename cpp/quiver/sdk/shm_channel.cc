@@ -70,6 +70,7 @@ std::optional<v1::ShmRegion> ShmChannel::Write(
     const std::vector<std::shared_ptr<arrow::Buffer>>& body) {
   int64_t length = 0;
   for (const auto& part : body) length += part->size();
+  if (length < io::kInlineBelowBytes) return std::nullopt;  // the socket is faster for these
   const std::optional<int64_t> offset = allocator_.Allocate(length);
   if (!offset) return std::nullopt;
   uint8_t* out = output_->data() + *offset;

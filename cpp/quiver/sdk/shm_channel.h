@@ -34,7 +34,8 @@ class ShmChannel {
   arrow::Result<std::shared_ptr<arrow::Buffer>> Input(const v1::ShmData& data) const;
 
   /// Copies `body` into a free region of the output arena and returns it, or
-  /// nullopt when none is large enough (the result then goes inline).
+  /// nullopt when it is small (io::kInlineBelowBytes) or no free region is large
+  /// enough: the result then goes inline.
   std::optional<v1::ShmRegion> Write(const std::vector<std::shared_ptr<arrow::Buffer>>& body);
 
   /// Gives back the regions the engine released; a region the worker did not

@@ -76,9 +76,10 @@ v1::ShmData Region(uint64_t sequence, uint64_t offset, uint64_t length) {
 }
 
 TEST(ShmChannel, ReadsInputInPlaceAndWritesResultsIntoRegionsUntilReleased) {
-  Arena input(4096), output(1024);
+  const int64_t output_bytes = 4 * io::kInlineBelowBytes;
+  Arena input(4096), output(output_bytes);
   SocketPair sockets;
-  SendSetup(sockets.engine.get(), 4096, 1024, {input.fd.get(), output.fd.get()});
+  SendSetup(sockets.engine.get(), 4096, output_bytes, {input.fd.get(), output.fd.get()});
   ASSERT_OK_AND_ASSIGN(auto channel, ShmChannel::Open(sockets.worker.get()));
 
   std::memcpy(input.data + 128, "batch", 5);
@@ -87,15 +88,20 @@ TEST(ShmChannel, ReadsInputInPlaceAndWritesResultsIntoRegionsUntilReleased) {
   std::memcpy(input.data + 128, "BATCH", 5);
   EXPECT_EQ(body->ToString(), "BATCH") << "read in place, not copied";
 
-  // Results: each in its own aligned region, the engine's until released; none when full.
-  const std::vector<std::shared_ptr<arrow::Buffer>> result = {arrow::Buffer::FromString("res"),
-                                                              arrow::Buffer::FromString("ult")};
+  // Small results go inline: the socket is faster for them.
+  EXPECT_FALSE(channel->Write({arrow::Buffer::FromString("result")}).has_value());
+
+  // Larger ones: each in its own region, the engine's until released; none when full.
+  const std::string text(io::kInlineBelowBytes, 'r');
+  const std::vector<std::shared_ptr<arrow::Buffer>> result = {arrow::Buffer::FromString(text),
+                                                              arrow::Buffer::FromString("!")};
   auto first = channel->Write(result);
   ASSERT_TRUE(first.has_value());
-  EXPECT_EQ(first->length(), 6u);
-  EXPECT_EQ(std::string(reinterpret_cast<char*>(output.data + first->offset()), 6), "result");
+  EXPECT_EQ(first->length(), text.size() + 1);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(output.data + first->offset()), text.size() + 1),
+            text + "!");
   const std::vector<std::shared_ptr<arrow::Buffer>> big = {
-      std::make_shared<arrow::Buffer>(output.data, 1000)};
+      std::make_shared<arrow::Buffer>(output.data, output.size - io::kInlineBelowBytes)};
   EXPECT_FALSE(channel->Write(big).has_value()) << "the first result holds part of the arena";
   v1::ShmRelease release;
   *release.add_regions() = *first;

@@ -43,6 +43,9 @@ SHM_SCHEME = "shm:"
 # Every region starts at a multiple of this (the engine's rule too), so buffers read in place
 # are aligned for any Arrow type.
 ALIGNMENT = 64
+# A result shorter than this goes inline, on the socket: for small batches the socket is the faster
+# way (the engine's rule too; measured: docs/decisions.md, "shm by default").
+INLINE_BELOW_BYTES = 64 << 10
 _INT_SIZE = array.array("i").itemsize
 
 
@@ -194,10 +197,13 @@ class ShmConnection(UdsConnection):
                 self.log.warning("ShmRelease of offset %d, which is not in use", region.offset)
 
     def send_data(self, sequence: int, body: Sequence[bytes | pa.Buffer]) -> None:
-        """Copy the result into a free output region and name it; inline when none is free."""
+        """Copy the result into a free output region and name it; inline when it is small (the
+        socket is faster for those) or no region is free."""
         views = [memoryview(part).cast("B") for part in body]
         length = sum(view.nbytes for view in views)
-        offset = self.arena.allocate(length) if self.arena is not None else None
+        offset = None
+        if self.arena is not None and length >= INLINE_BELOW_BYTES:
+            offset = self.arena.allocate(length)
         if offset is None:
             super().send_data(sequence, body)
             return

@@ -19,6 +19,9 @@ use crate::proto::{self, engine_message::Kind as In};
 
 /// Every region starts at a multiple of this (the engine's rule too), so Arrow reads in place.
 const ALIGNMENT: u64 = 64;
+/// A result shorter than this goes inline, on the socket: for small batches the socket is the
+/// faster way (the engine's rule too; measured: docs/decisions.md, "shm by default").
+const INLINE_BELOW_BYTES: usize = 64 << 10;
 /// Descriptors one message may carry; the setup has two.
 const MAX_DESCRIPTORS: usize = 8;
 
@@ -197,9 +200,12 @@ impl ShmChannel {
         }
     }
 
-    /// Copy `body` into a free region of the output arena and return it; `None` when no free
-    /// region is large enough (the result then goes inline).
+    /// Copy `body` into a free region of the output arena and return it; `None` when it is
+    /// small or no free region is large enough (the result then goes inline).
     pub fn write(&mut self, body: &[u8]) -> Option<proto::ShmRegion> {
+        if body.len() < INLINE_BELOW_BYTES {
+            return None;
+        }
         let offset = self.allocator.allocate(body.len() as u64)?;
         // SAFETY: the allocator hands out ranges inside the arena, each to one result at a time.
         unsafe {

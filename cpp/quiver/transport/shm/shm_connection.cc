@@ -201,8 +201,9 @@ class ShmConnectionImpl : public ShmConnection {
     ARROW_ASSIGN_OR_RAISE(auto body, protocol::EncodeBatchStream(batch));
     int64_t length = 0;
     for (const auto& part : body) length += part->size();
-    std::optional<int64_t> offset = Reserve(sequence, length);
-    if (!offset) {  // no room: inline, as over uds
+    std::optional<int64_t> offset;
+    if (length >= io::kInlineBelowBytes) offset = Reserve(sequence, length);
+    if (!offset) {  // small, or no room: inline, as over uds
       ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeDataFrame(sequence, std::move(body)));
       return io::SendAll(socket_.get(), frame.buffers, deadline);
     }

@@ -14,6 +14,11 @@
 
 #include <gtest/gtest.h>
 
+#include <arrow/array/builder_binary.h>
+#include <arrow/record_batch.h>
+#include <arrow/type.h>
+
+#include "quiver/io/shared_memory.h"
 #include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/testing/sample_data.h"
@@ -96,6 +101,16 @@ struct Ends {
 };
 
 // Connects an engine end to a fake worker and runs the shm set-up between them.
+// A batch whose Arrow IPC stream is long enough to travel through shared memory
+// (smaller ones go inline: io::kInlineBelowBytes).
+std::shared_ptr<arrow::RecordBatch> SharedSizedBatch() {
+  arrow::StringBuilder builder;
+  EXPECT_TRUE(builder.Append(std::string(io::kInlineBelowBytes, 'q')).ok());
+  EXPECT_TRUE(builder.Append("short").ok());
+  std::shared_ptr<arrow::Array> strings = builder.Finish().ValueOrDie();
+  return arrow::RecordBatch::Make(arrow::schema({arrow::field("s", arrow::utf8())}), 2, {strings});
+}
+
 void Connect(Ends* ends, ArenaSizes sizes = {1 << 20, 1 << 20}) {
   int fds[2];
   ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
@@ -147,7 +162,7 @@ void SendSharedResult(FakeWorker& worker, uint64_t sequence, uint64_t offset, ui
 TEST(ShmConnection, BatchesTravelThroughSharedMemoryAndRegionsAreReleasedOnceCopied) {
   Ends ends;
   Connect(&ends);
-  ASSERT_OK_AND_ASSIGN(auto batch, quiver::testing::MakeSampleBatch(2));
+  auto batch = SharedSizedBatch();
   ASSERT_OK(ends.engine->SendBatch(7, *batch, io::kNoDeadline));
   // The frame names a region of the input arena; the batch is there, read in place.
   auto sent = ReadEngineMessage(ends.worker.socket.get());
@@ -256,9 +271,19 @@ TEST(ShmConnection, AHalfWrittenResultIsAnErrorNotABatch) {
   }
 }
 
+TEST(ShmConnection, ASmallBatchTravelsInline) {
+  Ends ends;
+  Connect(&ends);
+  ASSERT_OK_AND_ASSIGN(auto batch, quiver::testing::MakeSampleBatch(2));
+  ASSERT_OK(ends.engine->SendBatch(4, *batch, io::kNoDeadline));
+  auto frame = ReadFrame(ends.worker.socket.get());
+  EXPECT_EQ(frame.kind, protocol::FrameKind::kData) << "the socket is faster for small batches";
+  EXPECT_EQ(frame.sequence, 4u);
+}
+
 TEST(ShmConnection, ABatchWithoutRoomTravelsInlineUntilTheWorkerAnswers) {
   Ends ends;
-  ASSERT_OK_AND_ASSIGN(auto batch, quiver::testing::MakeSampleBatch(1));
+  auto batch = SharedSizedBatch();
   ASSERT_OK_AND_ASSIGN(auto parts, protocol::EncodeBatchStream(*batch));
   int64_t length = 0;
   for (const auto& part : parts) length += part->size();
