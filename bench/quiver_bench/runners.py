@@ -114,8 +114,9 @@ class QuiverPeer(BasePeer):
             command += ["--input-mode", input_mode]
         if variant == "cold":
             command.append("--no-daemon")
-        elif variant == "shm":
-            command += ["--transport", "shm"]
+        # Named, not left to the default (auto: shm with the Python worker): the peers compare
+        # the two transports, and the cold start was measured over uds.
+        command += ["--transport", "shm" if variant == "shm" else "uds"]
         return command
 
     def query(self, scenario: Scenario, file: Path) -> Query:
