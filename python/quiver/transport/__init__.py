@@ -12,6 +12,7 @@ transport, write a module with a :class:`~quiver.transport.base.Transport` and a
 from __future__ import annotations
 
 import importlib
+import os
 from collections.abc import Callable
 
 from quiver.transport.base import EndpointError, Transport
@@ -37,6 +38,20 @@ register("grpc+tcp:", "grpc", _lazy("quiver.transport.grpc", "GrpcTransport"))
 register("shm:", "shm", _lazy("quiver.transport.shm", "ShmTransport"))
 
 
+# The shm endpoint an engine offers beside unix:PATH (docs/protocol.md, section 10).
+SHM_OFFER_ENV = "QUIVER_SHM_CONNECTION"
+
+
+def accept_offer(endpoint: str) -> str:
+    """Return the endpoint to serve: the shared memory the engine offers beside ``unix:PATH``
+    in QUIVER_SHM_CONNECTION, else ``endpoint``. The variable is removed either way: UDFs and
+    their children need not see it."""
+    offer = os.environ.pop(SHM_OFFER_ENV, "")
+    if endpoint.startswith("unix:") and offer.startswith("shm:"):
+        return offer
+    return endpoint
+
+
 def transport_name(endpoint: str) -> str:
     """Name the transport an endpoint's scheme selects; raise EndpointError for no scheme."""
     for scheme, (name, _) in _REGISTRY.items():
@@ -55,4 +70,12 @@ def transport_for(endpoint: str) -> Transport:
     raise AssertionError("unreachable")
 
 
-__all__ = ["EndpointError", "Transport", "register", "transport_for", "transport_name"]
+__all__ = [
+    "EndpointError",
+    "SHM_OFFER_ENV",
+    "Transport",
+    "accept_offer",
+    "register",
+    "transport_for",
+    "transport_name",
+]

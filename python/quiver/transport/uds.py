@@ -9,9 +9,7 @@ ProtocolError answer before the worker closes and exits 1.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
 import socket
 from collections.abc import Callable, Iterable, Sequence
 
@@ -163,13 +161,8 @@ class UdsConnection:
 # ---- the transport ----
 
 
-# The shm endpoint an engine offers beside unix:PATH (docs/protocol.md, section 10).
-SHM_OFFER_ENV = "QUIVER_SHM_CONNECTION"
-
-
 class UdsTransport:
-    """Connect to ``unix:PATH``, send Hello, serve executions until EOF or Shutdown; or, when
-    the engine offers shared memory in QUIVER_SHM_CONNECTION, take it (the shm transport)."""
+    """Connect to ``unix:PATH``, send Hello, serve executions until EOF or Shutdown."""
 
     name = "uds"
     schemes = (UNIX_SCHEME,)
@@ -177,13 +170,6 @@ class UdsTransport:
     def serve(self, config: WorkerConfig, new_conversation: ConversationFactory) -> int:
         """Serve the one connection; return the exit status."""
         log = config.log
-        offer = os.environ.pop(SHM_OFFER_ENV, "")  # UDFs and their children need not see it
-        if offer.startswith("shm:"):
-            from quiver.transport.shm import ShmTransport  # shm builds on this module
-
-            log.debug("taking the shared memory the engine offers: %s", offer)
-            shm_config = dataclasses.replace(config, endpoint=offer)
-            return ShmTransport().serve(shm_config, new_conversation)
         try:
             conn = UdsConnection.connect(config.endpoint)
         except EndpointError as exc:

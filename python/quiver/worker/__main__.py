@@ -128,7 +128,7 @@ def run(args: argparse.Namespace, log: logging.Logger) -> int:
     if args.dialect == "spark":
         return run_spark(args, log)
     # Imported here so that the usage errors above need neither pyarrow nor protobuf.
-    from quiver.transport import EndpointError, transport_for, transport_name
+    from quiver.transport import EndpointError, accept_offer, transport_for, transport_name
 
     try:
         name = transport_name(args.connection)
@@ -143,6 +143,10 @@ def run(args: argparse.Namespace, log: logging.Logger) -> int:
             name,
         )
         return EXIT_USAGE
+    offered = accept_offer(args.connection)
+    if offered != args.connection:
+        log.debug("taking the shared memory the engine offers: %s", offered)
+        args.connection, name = offered, transport_name(offered)
     try:
         transport = transport_for(args.connection)
     except ImportError as exc:
