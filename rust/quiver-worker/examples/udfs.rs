@@ -1,4 +1,4 @@
-//! An example quiver worker with four UDFs: identity, upper, add_one and raise_error.
+//! An example quiver worker with five UDFs: identity, upper, add_one, count_even and raise_error.
 //!
 //! Build with `cargo build --release --example udfs`; the engine starts
 //! `rust/target/release/examples/udfs` and names a UDF with payload format "symbol".
@@ -39,6 +39,15 @@ fn add_one(args: &[ArrayRef]) -> UdfResult {
     })
 }
 
+/// Returns its int64 argument unchanged and counts its even values in the UDF's own counter
+/// `even_values` (docs/metrics.md).
+fn count_even(args: &[ArrayRef]) -> UdfResult {
+    let values = args[0].as_primitive::<Int64Type>();
+    let even = values.iter().flatten().filter(|v| v % 2 == 0).count();
+    quiver_worker::counter("even_values")?.add(even as u64)?;
+    Ok(args[0].clone())
+}
+
 /// Fails on every batch: shows how an error reaches the engine.
 fn raise_error(_args: &[ArrayRef]) -> UdfResult {
     Err(UdfError::new("ValueError", "raise_error always fails").into())
@@ -59,6 +68,7 @@ fn main() {
         .scalar("identity", Returns::SameAsArg(0), identity)
         .scalar("upper", DataType::Utf8, upper)
         .scalar("add_one", Returns::rule(numeric), add_one)
+        .scalar("count_even", DataType::Int64, count_even)
         .scalar("raise_error", Returns::SameAsArg(0), raise_error);
     quiver_worker::serve(registry)
 }

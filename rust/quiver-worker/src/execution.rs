@@ -9,6 +9,7 @@ use arrow_array::{ArrayRef, RecordBatch};
 use arrow_buffer::Buffer;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 
+use crate::counters;
 use crate::ipc;
 use crate::proto;
 use crate::registry::{BoxError, Registry, ScalarUdf, UdfError};
@@ -106,7 +107,7 @@ impl Metrics {
             udf_nanos: self.udf_nanos,
             codec_nanos: self.codec_nanos,
             peak_rss_bytes: peak_rss_bytes(),
-            // The UDFs' own counters (docs/metrics.md): this SDK offers none yet.
+            // The UDFs' own counters: see [`Execution::user_counters`].
             counters: Default::default(),
         }
     }
@@ -146,6 +147,8 @@ pub struct Execution {
     result_schema: SchemaRef,
     /// What the execution did so far.
     pub metrics: Metrics,
+    /// The UDFs' own counters when the execution began: it reports what they grew by.
+    counters_before: std::collections::BTreeMap<String, u64>,
 }
 
 impl Execution {
@@ -165,7 +168,13 @@ impl Execution {
             input_schema: None,
             result_schema: ipc::shared(Schema::empty()),
             metrics: Metrics::default(),
+            counters_before: counters::snapshot(),
         }
+    }
+
+    /// What the UDFs' own counters ([`crate::counter`]) grew by during this execution.
+    pub fn user_counters(&self) -> std::collections::HashMap<String, u64> {
+        counters::since(&self.counters_before)
     }
 
     /// Whether the UDFs are bound (`InitResponse` was sent).

@@ -21,6 +21,7 @@
 
 pub mod args;
 pub mod cli;
+pub mod counters;
 pub mod execution;
 pub mod frame;
 pub mod grpc;
@@ -49,6 +50,7 @@ pub mod spark_proto {
     tonic::include_proto!("org.apache.spark.udf.worker");
 }
 
+pub use counters::{counter, Counter};
 pub use registry::{BoxError, Registry, Returns, ScalarUdf, UdfError, UdfResult};
 
 /// The arrow-rs major version this crate is built with (reported in `Hello.runtime`).

@@ -247,10 +247,17 @@ impl Machine {
     }
 
     fn end_execution(&mut self) -> proto::Metrics {
-        let metrics = self.execution.take().map(|e| e.metrics).unwrap_or_default();
+        let (metrics, counters) = self
+            .execution
+            .take()
+            .map(|e| (e.metrics, e.user_counters()))
+            .unwrap_or_default();
         self.state = State::Idle;
         self.executions_ended += 1;
-        metrics.to_proto()
+        proto::Metrics {
+            counters,
+            ..metrics.to_proto()
+        }
     }
 }
 
@@ -315,6 +322,18 @@ mod tests {
                     Err("no luck".into())
                 })
                 .scalar("panics", DataType::Int64, |_: &[ArrayRef]| panic!("boom"))
+                .scalar(
+                    "counts_rows",
+                    crate::Returns::SameAsArg(0),
+                    |a: &[ArrayRef]| {
+                        crate::counter("machine_test_rows")?.add(a[0].len() as u64)?;
+                        Ok(a[0].clone())
+                    },
+                )
+                .scalar("bad_counter", DataType::Int64, |_: &[ArrayRef]| {
+                    crate::counter("not a name")?.add(1)?;
+                    unreachable!("the name is refused")
+                })
                 .scalar("short", DataType::Int64, |_: &[ArrayRef]| {
                     Ok(Arc::new(Int64Array::from(vec![1])) as ArrayRef)
                 }),
@@ -371,6 +390,46 @@ mod tests {
         let mut peer = Recorder::default();
         machine.handle(init(udfs), &mut peer).unwrap();
         (machine, peer)
+    }
+
+    #[test]
+    fn finish_reports_what_each_udf_counter_grew_by_in_this_execution() {
+        let mut machine = Machine::new(registry());
+        let mut peer = Recorder::default();
+        for _ in 0..2 {
+            // the second execution counts from 0 again
+            machine
+                .handle(init(vec![udf("c", "counts_rows", vec![0])]), &mut peer)
+                .unwrap();
+            machine.on_batch(0, batch(3), &mut peer).unwrap();
+            machine.on_batch(1, batch(1000), &mut peer).unwrap();
+            machine
+                .handle(engine(In::Finish(proto::Finish {})), &mut peer)
+                .unwrap();
+            let Some(Out::FinishResponse(finish)) = peer.take().pop() else {
+                panic!("no FinishResponse")
+            };
+            let counters = finish.metrics.unwrap().counters;
+            assert_eq!(counters.len(), 1);
+            assert_eq!(counters["machine_test_rows"], 1003);
+        }
+    }
+
+    #[test]
+    fn a_bad_counter_name_in_a_udf_is_a_user_error_naming_the_udf() {
+        let (mut machine, mut peer) = started(vec![udf("c", "bad_counter", vec![0])]);
+        peer.take();
+        machine.on_batch(0, batch(3), &mut peer).unwrap();
+        let Some(proto::error::Kind::UserError(user)) = peer.error().kind else {
+            panic!("no UserError")
+        };
+        assert_eq!(
+            (user.udf_name.as_str(), user.error_class.as_str()),
+            ("c", crate::counters::COUNTER_ERROR_CLASS)
+        );
+        assert!(user
+            .message
+            .contains("'not a name' is not a valid metric name"));
     }
 
     #[test]

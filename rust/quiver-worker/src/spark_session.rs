@@ -436,6 +436,12 @@ impl Session {
             "peak_rss_bytes".to_owned(),
             execution::peak_rss_bytes().to_string(),
         );
+        // The UDFs' own counters, one `counter.NAME` key each (docs/spark-protocol.md, section 6).
+        if let Some(execution) = &self.execution {
+            for (name, grown) in execution.user_counters() {
+                metrics.insert(format!("counter.{name}"), grown.to_string());
+            }
+        }
         metrics
     }
 }
