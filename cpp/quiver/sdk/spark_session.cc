@@ -387,6 +387,13 @@ std::map<std::string, std::string> SparkSession::Metrics() const {
     metrics[SparkTotals::kKeys[i]] = std::to_string(counters[i]);
   }
   metrics["peak_rss_bytes"] = std::to_string(PeakRssBytes());
+  // The UDFs' own counters, one `counter.NAME` key each (docs/spark-protocol.md, "Metrics").
+  if (execution_) {
+    const v1::Metrics run = execution_->metrics();
+    for (const auto& [name, grown] : run.counters()) {
+      metrics["counter." + name] = std::to_string(grown);
+    }
+  }
   return metrics;
 }
 
