@@ -13,6 +13,7 @@
 #include <arrow/ipc/writer.h>
 
 #include "quiver/protocol/batch_codec.h"
+#include "quiver/sdk/counter.h"
 #include "quiver/testing/status_matchers.h"
 
 namespace quiver::sdk {
@@ -96,6 +97,11 @@ class SparkSessionTest : public ::testing::Test {
   SparkSessionTest() {
     registry_
         .Scalar("identity", {AnyType()}, SameTypeAs(0), [](const Arrays& args) { return args[0]; })
+        .Scalar("counts_rows", {AnyType()}, SameTypeAs(0),
+                [](const Arrays& args) {
+                  Counter("spark_test_rows").Add(args[0]->length());
+                  return args[0];
+                })
         .Scalar("fails", {AnyType()}, arrow::int64(),
                 [](const Arrays&) -> arrow::Result<std::shared_ptr<arrow::Array>> {
                   throw std::domain_error("no luck");
@@ -164,6 +170,17 @@ TEST_F(SparkSessionTest, InitAnswersTheResultSchemaAndEveryBatchIsAnsweredInOrde
   EXPECT_EQ(metrics.count("udf_time_ns") + metrics.count("codec_time_ns"), 2u);
   EXPECT_TRUE(session_.done());
   EXPECT_EQ(totals_.ToMetrics().at("rows_in"), "10");
+}
+
+TEST_F(SparkSessionTest, TheUdfsOwnCountersAreCounterKeysOfFinishMetrics) {
+  ASSERT_OK(session_.OnControl(Init("counts_rows")));
+  sink_.One();
+  ASSERT_OK(Send({Numbers(3)}));
+  ASSERT_OK(Send({Numbers(2), Numbers(5)}));
+  ASSERT_OK(session_.OnControl(Finish()));
+  const auto finish = sink_.One();
+  ASSERT_TRUE(finish.has_finish() && !finish.finish().has_error());
+  EXPECT_EQ(finish.finish().metrics().at("counter.spark_test_rows"), "10");
 }
 
 TEST_F(SparkSessionTest, AChunkedPayloadIsCheckedAndAnsweredAfterTheLastChunk) {
