@@ -56,7 +56,15 @@ fn registry() -> Arc<Registry> {
             )
             .scalar("fails", DataType::Int64, |_: &[ArrayRef]| {
                 Err(crate::UdfError::new("ValueError", "no luck").into())
-            }),
+            })
+            .scalar(
+                "counts_rows",
+                crate::Returns::SameAsArg(0),
+                |a: &[ArrayRef]| {
+                    crate::counter("spark_test_rows")?.add(a[0].len() as u64)?;
+                    Ok(a[0].clone())
+                },
+            ),
     )
 }
 
@@ -153,6 +161,33 @@ fn cancel(session: &mut Session, sink: &mut Recorder) -> spark::CancelResponse {
         [Out::Cancel(response)] => response.clone(),
         other => panic!("expected one CancelResponse, got {other:?}"),
     }
+}
+
+#[test]
+fn the_udfs_own_counters_are_counter_keys_of_finish_metrics() {
+    let (mut session, mut sink) = started(init("counts_rows"));
+    one(sink.controls());
+    for rows in [3, 1000] {
+        session
+            .handle(data(ipc::encode_batch(&batch(rows)).unwrap()), &mut sink)
+            .unwrap();
+        one(sink.take());
+    }
+    session
+        .handle(request(In::Finish(spark::Finish {})), &mut sink)
+        .unwrap();
+    let Out::Finish(finish) = one(sink.controls()) else {
+        panic!("no FinishResponse")
+    };
+    assert_eq!(
+        finish
+            .metrics
+            .get("counter.spark_test_rows")
+            .map(String::as_str),
+        Some("1003"),
+        "{:?}",
+        finish.metrics
+    );
 }
 
 #[test]
