@@ -8,15 +8,29 @@ engine holds (the engine's worker) and one to a pipe it does not (another run's)
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "bench"))
 
-from quiver_bench.rss import ProcessTreeSampler  # noqa: E402
+
+def _load_sampler():
+    """Load bench/quiver_bench/rss.py by its path: putting bench/ on sys.path would shadow the
+    Python suites' `udfs` package with bench/udfs.py in this pytest process, and quiver.Session
+    hands sys.path to its workers."""
+    spec = importlib.util.spec_from_file_location(
+        "quiver_bench_rss", ROOT / "bench" / "quiver_bench" / "rss.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is made
+    spec.loader.exec_module(module)
+    return module.ProcessTreeSampler
+
+
+ProcessTreeSampler = _load_sampler()
 
 WORKER_MIB = 64
 
