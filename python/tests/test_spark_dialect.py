@@ -439,8 +439,13 @@ def test_cancel_after_finish_before_finish_response_gets_cancel_response(shared:
     call.send_batch(int_batch(300))
     call.finish()
     call.cancel()
-    call.recv_batch()  # the batch that was running
-    call.recv_control("cancel")
+    message = call.recv()
+    # The batch is answered when it was already running; a Cancel the worker sees before the
+    # batch starts drops it (a busy machine can delay the batch that long). Either way, the
+    # Finish gets no FinishResponse: the answer is a CancelResponse.
+    if message.HasField("data"):
+        message = call.recv()
+    assert message.control.WhichOneof("control") == "cancel"
     assert call.ended()
 
 
