@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "quiver/cli/progress.h"
+#include "quiver/io/json_text.h"
 
 namespace quiver::cli {
 namespace {
@@ -55,27 +56,10 @@ std::string Row(const std::string& label, const exec::WorkerMetrics& m) {
          PadLeft(FormatBytes(m.peak_rss_bytes), 11) + "\n";
 }
 
-std::string JsonString(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
-      out += escaped;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 std::string JsonCounters(const std::map<std::string, int64_t>& counters) {
   std::string out = "{";
   for (const auto& [name, value] : counters) {
-    out += (out.size() > 1 ? ", " : "") + JsonString(name) + ": " + std::to_string(value);
+    out += (out.size() > 1 ? ", " : "") + io::JsonQuoted(name) + ": " + std::to_string(value);
   }
   return out + "}";
 }
@@ -128,12 +112,12 @@ std::string MetricsJson(const exec::UdfRunMetrics& metrics, const EngineTimes& e
     out += g == 0 ? "\n" : ",\n";
     out += "    {\"udfs\": [";
     for (size_t i = 0; i < group.udfs.size(); ++i) {
-      out += (i == 0 ? "" : ", ") + JsonString(group.udfs[i]);
+      out += (i == 0 ? "" : ", ") + io::JsonQuoted(group.udfs[i]);
     }
     out += "], " + JsonFigures(group.Total()) + ",\n     \"workers\": [";
     for (size_t w = 0; w < group.workers.size(); ++w) {
       out += (w == 0 ? "\n" : ",\n");
-      out += "       {\"worker\": " + JsonString(group.workers[w].worker) + ", " +
+      out += "       {\"worker\": " + io::JsonQuoted(group.workers[w].worker) + ", " +
              JsonFigures(group.workers[w]) + "}";
     }
     out += "]}";

@@ -11,6 +11,7 @@
 #endif
 
 #include "quiver/cli/usage_error.h"
+#include "quiver/io/json_text.h"
 
 namespace quiver::cli {
 namespace {
@@ -40,25 +41,9 @@ const std::vector<WorkerFigure>& WorkerFigures() {
   return figures;
 }
 
-std::string Quoted(const std::string& text) {
-  std::string out = "\"";
-  for (unsigned char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += static_cast<char>(c);
-    } else if (c < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\u%04x", c);
-      out += escaped;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "\"";
-}
-
 std::string Attribute(const std::string& key, const std::string& value) {
-  return "{\"key\":" + Quoted(key) + ",\"value\":{\"stringValue\":" + Quoted(value) + "}}";
+  return "{\"key\":" + io::JsonQuoted(key) +
+         ",\"value\":{\"stringValue\":" + io::JsonQuoted(value) + "}}";
 }
 
 // A worker's labels: "worker 2 (pid 123)" is worker "2", pid "123".
@@ -96,7 +81,8 @@ std::string Metric(const std::string& name, const std::string& unit, bool monoto
   const std::string kind =
       monotonic ? "\"sum\":" + body + ",\"aggregationTemporality\":2,\"isMonotonic\":true}"
                 : "\"gauge\":" + body + "}";
-  return "{\"name\":" + Quoted(name) + ",\"unit\":" + Quoted(unit) + "," + kind + "}";
+  return "{\"name\":" + io::JsonQuoted(name) + ",\"unit\":" + io::JsonQuoted(unit) + "," + kind +
+         "}";
 }
 
 std::string GroupName(const exec::UdfGroupMetrics& group) {

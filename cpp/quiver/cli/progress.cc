@@ -136,10 +136,10 @@ std::string FormatProgressJson(const ProgressFigures& figures, bool final) {
   for (size_t i = 0; i < figures.workers.size(); ++i) {
     const auto& state = figures.workers[i];
     out += i == 0 ? "" : ", ";
-    out += "{\"worker\": " + worker::JsonQuoted(state.worker) +
+    out += "{\"worker\": " + worker::JsonQuotedRepaired(state.worker) +
            ", \"pid\": " + std::to_string(state.pid) + ", \"udfs\": [";
     for (size_t u = 0; u < state.udfs.size(); ++u) {
-      out += (u == 0 ? "" : ", ") + worker::JsonQuoted(state.udfs[u]);
+      out += (u == 0 ? "" : ", ") + worker::JsonQuotedRepaired(state.udfs[u]);
     }
     out += "], \"state\": \"" + std::string(state.in_flight > 0 ? "computing" : "idle") +
            "\", \"batch\": " + (state.in_flight > 0 ? std::to_string(state.batch) : "null") +

@@ -17,48 +17,16 @@
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
+#include "quiver/io/json_text.h"
 
 namespace quiver::cli {
 namespace {
-
-// Appends `text` to `out` as a JSON string.
-void AppendJsonString(std::string_view text, std::string* out) {
-  out->push_back('"');
-  for (const char c : text) {
-    switch (c) {
-      case '"':
-        *out += "\\\"";
-        break;
-      case '\\':
-        *out += "\\\\";
-        break;
-      case '\n':
-        *out += "\\n";
-        break;
-      case '\t':
-        *out += "\\t";
-        break;
-      case '\r':
-        *out += "\\r";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof(escaped), "\\u%04x", static_cast<unsigned char>(c));
-          *out += escaped;
-        } else {
-          out->push_back(c);  // UTF-8 bytes pass as they are
-        }
-    }
-  }
-  out->push_back('"');
-}
 
 std::string JsonStringList(const std::vector<std::string>& items) {
   std::string out = "[";
   for (size_t i = 0; i < items.size(); ++i) {
     if (i > 0) out += ", ";
-    AppendJsonString(items[i], &out);
+    out += io::JsonQuoted(items[i]);
   }
   return out + "]";
 }
@@ -77,11 +45,11 @@ arrow::Result<std::string> CallsJson(const std::vector<std::string>& specs) {
     }
     if (i > 0) out += ", ";
     out += "{\"name\": ";
-    AppendJsonString(call.name, &out);
+    out += io::JsonQuoted(call.name);
     out += ", \"payload_format\": ";
-    AppendJsonString(call.payload_format, &out);
+    out += io::JsonQuoted(call.payload_format);
     out += ", \"payload\": ";
-    AppendJsonString(call.payload, &out);
+    out += io::JsonQuoted(call.payload);
     out += ", \"arguments\": " + JsonStringList(arguments) + "}";
   }
   return out + "]";

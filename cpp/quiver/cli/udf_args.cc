@@ -6,6 +6,7 @@
 
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
+#include "quiver/io/json_text.h"
 
 namespace quiver::cli {
 namespace {
@@ -54,23 +55,6 @@ bool IsJsonNumber(std::string_view text) {
   return i == text.size();
 }
 
-std::string JsonString(std::string_view text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\u%04x", static_cast<unsigned char>(c));
-      out += escaped;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 }  // namespace
 
 std::string UdfArgJson(std::string_view value) {
@@ -80,7 +64,7 @@ std::string UdfArgJson(std::string_view value) {
   if (!value.empty() && (value.front() == '"' || value.front() == '[' || value.front() == '{')) {
     return std::string(value);
   }
-  return JsonString(value);
+  return io::JsonQuoted(value);
 }
 
 arrow::Status ApplyUdfArgs(const std::vector<std::string>& texts,
@@ -125,7 +109,7 @@ arrow::Status ApplyUdfArgs(const std::vector<std::string>& texts,
     }
     std::string json = "{";
     for (const auto& [key, value] : keys) {
-      json += (json.size() > 1 ? ", " : "") + JsonString(key) + ": " + value;
+      json += (json.size() > 1 ? ", " : "") + io::JsonQuoted(key) + ": " + value;
     }
     call->constructor_args = json + "}";
   }

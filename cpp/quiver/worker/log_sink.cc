@@ -1,4 +1,5 @@
 #include "quiver/worker/log_sink.h"
+#include "quiver/io/json_text.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -47,7 +48,7 @@ std::string UtcNow() {
 
 }  // namespace
 
-std::string JsonQuoted(std::string_view text) {
+std::string JsonQuotedRepaired(std::string_view text) {
   std::string out = "\"";
   while (!text.empty()) {
     const char c = text.front();
@@ -59,19 +60,8 @@ std::string JsonQuoted(std::string_view text) {
     }
     if (length > 1) {
       out.append(text.substr(0, length));
-    } else if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (c == '\n') {
-      out += "\\n";
-    } else if (c == '\t') {
-      out += "\\t";
-    } else if (static_cast<unsigned char>(c) < 0x20 || c == 0x7F) {
-      char escaped[8];
-      std::snprintf(escaped, sizeof(escaped), "\\u%04x", static_cast<unsigned char>(c));
-      out += escaped;
     } else {
-      out += c;
+      io::AppendJsonEscaped(c, &out);
     }
     text.remove_prefix(length);
   }
@@ -122,7 +112,8 @@ LogSink::~LogSink() {
 
 void LogSink::SetUdfs(const std::vector<std::string>& udfs) {
   std::string list = "[";
-  for (size_t i = 0; i < udfs.size(); ++i) list += (i == 0 ? "" : ", ") + JsonQuoted(udfs[i]);
+  for (size_t i = 0; i < udfs.size(); ++i)
+    list += (i == 0 ? "" : ", ") + JsonQuotedRepaired(udfs[i]);
   list += "]";
   std::lock_guard<std::mutex> lock(mutex_);
   udfs_ = std::move(list);
@@ -170,11 +161,11 @@ void LogSink::WriteLine(std::string_view line) {
   const LogLine parsed = ParseLogLine(line);
   std::string json =
       "{\"time\": \"" + UtcNow() + "\", \"udfs\": " + udfs_ +
-      ", \"worker\": " + JsonQuoted(worker_) + ", \"pid\": " + std::to_string(pid_) +
+      ", \"worker\": " + JsonQuotedRepaired(worker_) + ", \"pid\": " + std::to_string(pid_) +
       ", \"batch\": " +
       (in_flight_.empty() ? std::string("null") : std::to_string(in_flight_.front())) +
-      ", \"level\": \"" + parsed.level + "\", \"logger\": " + JsonQuoted(parsed.logger) +
-      ", \"message\": " + JsonQuoted(parsed.message) + "}\n";
+      ", \"level\": \"" + parsed.level + "\", \"logger\": " + JsonQuotedRepaired(parsed.logger) +
+      ", \"message\": " + JsonQuotedRepaired(parsed.message) + "}\n";
   std::fwrite(json.data(), 1, json.size(), file_);
 }
 

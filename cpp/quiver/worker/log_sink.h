@@ -22,7 +22,7 @@ namespace quiver::worker {
 inline constexpr size_t kMaxLogLineBytes = 16 * 1024;
 
 /// Returns `text` as a JSON string literal; bytes that are not UTF-8 become U+FFFD.
-std::string JsonQuoted(std::string_view text);
+std::string JsonQuotedRepaired(std::string_view text);
 
 /// A worker's line, as it is kept.
 struct LogLine {

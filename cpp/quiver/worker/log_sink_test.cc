@@ -29,10 +29,10 @@ TEST(LogSink, ReadsTheLoggingFormatAsALevel) {
 }
 
 TEST(LogSink, QuotesAnyBytesAsValidJson) {
-  EXPECT_EQ(JsonQuoted("a\"b\\c\n\t\x01"), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
-  EXPECT_EQ(JsonQuoted("caf\xc3\xa9"), "\"caf\xc3\xa9\"");  // UTF-8 kept as it is
+  EXPECT_EQ(JsonQuotedRepaired("a\"b\\c\n\t\x01"), "\"a\\\"b\\\\c\\n\\t\\u0001\"");
+  EXPECT_EQ(JsonQuotedRepaired("caf\xc3\xa9"), "\"caf\xc3\xa9\"");  // UTF-8 kept as it is
   // Not UTF-8: a lone continuation byte, a truncated sequence, an overlong form, a surrogate.
-  EXPECT_EQ(JsonQuoted("\x80|\xc3|\xc0\xaf|\xed\xa0\x80"),
+  EXPECT_EQ(JsonQuotedRepaired("\x80|\xc3|\xc0\xaf|\xed\xa0\x80"),
             "\"\\ufffd|\\ufffd|\\ufffd\\ufffd|\\ufffd\\ufffd\\ufffd\"");
 }
 
