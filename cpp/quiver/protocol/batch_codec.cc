@@ -248,6 +248,12 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> ReadSingleBatch(
 
 }  // namespace
 
+arrow::Result<int64_t> EncodedBatchSize(const arrow::RecordBatch& batch) {
+  int64_t size = 0;
+  ARROW_RETURN_NOT_OK(arrow::ipc::GetRecordBatchSize(batch, &size));
+  return size;
+}
+
 arrow::Result<std::vector<std::shared_ptr<arrow::Buffer>>> EncodeBatchStream(
     const arrow::RecordBatch& batch) {
   ARROW_ASSIGN_OR_RAISE(const EncodedSchema* schema,

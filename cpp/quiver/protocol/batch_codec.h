@@ -4,6 +4,7 @@
 // self-contained Arrow IPC stream. Encoding references the batch's own buffers,
 // so the bytes of a batch are never copied on their way to the socket.
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -16,6 +17,17 @@
 #include <arrow/type_fwd.h>
 
 namespace quiver::protocol {
+
+/// The largest result a worker may send in one message: the 2 GiB frame body,
+/// less 64 KiB for the message around the Arrow stream, so that it fits every
+/// transport (gRPC's limit is 2^31 - 1 bytes for the whole message). A worker
+/// answers a larger result with a WorkerError saying its size (docs/protocol.md,
+/// section 4, "A result too large").
+inline constexpr int64_t kMaxResultBytes = (int64_t{1} << 31) - (int64_t{1} << 16);
+
+/// Returns the size of `batch` as an Arrow IPC message (metadata and body),
+/// without encoding it.
+arrow::Result<int64_t> EncodedBatchSize(const arrow::RecordBatch& batch);
 
 /// Encodes `batch` as an Arrow IPC stream (schema, dictionaries, the batch,
 /// end-of-stream). The returned buffers reference the batch's data buffers;

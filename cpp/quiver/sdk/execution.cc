@@ -10,6 +10,7 @@
 #include "quiver/sdk/counter.h"
 #include "quiver/sdk/errors.h"
 #include "quiver/sdk/log.h"
+#include "quiver/sdk/result_size.h"
 
 namespace quiver::sdk {
 namespace {
@@ -211,7 +212,9 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> Execution::RunDecoded(
   counters_.batches += 1;
   counters_.rows_in += static_cast<uint64_t>(batch.num_rows());
   counters_.rows_out += static_cast<uint64_t>(batch.num_rows());
-  return arrow::RecordBatch::Make(result_schema_, batch.num_rows(), std::move(columns));
+  auto result = arrow::RecordBatch::Make(result_schema_, batch.num_rows(), std::move(columns));
+  ARROW_RETURN_NOT_OK(CheckResultSize(*result, udfs_.empty() ? "" : udfs_.front().name));
+  return result;
 }
 
 arrow::Result<std::shared_ptr<arrow::Array>> Execution::Call(const BoundUdf& bound,

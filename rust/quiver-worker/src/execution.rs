@@ -18,6 +18,10 @@ use crate::registry::{BoxError, Registry, ScalarUdf, UdfError};
 pub const PROTOCOL_VERSION: u32 = 1;
 /// The payload format of a UDF that names a function registered in the worker.
 pub const SYMBOL_PAYLOAD: &str = "symbol";
+/// The largest result one message may carry (docs/protocol.md, section 4, "A result too large"):
+/// the 2 GiB frame body less 64 KiB for the message around it, so that it fits every transport
+/// (gRPC's limit is 2^31 - 1 bytes for the whole message).
+pub const MAX_RESULT_BYTES: usize = (1 << 31) - (1 << 16);
 
 /// Why an execution stops: becomes the execution's one `Error` message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -379,6 +383,8 @@ impl Execution {
         })?;
         let encoded = ipc::encode_batch(&result)
             .map_err(|err| Failure::worker("", format!("cannot encode the result batch: {err}")))?;
+        let first = udfs.first().map_or("", |udf| udf.name.as_str());
+        check_result_size(&result.schema(), encoded.len(), MAX_RESULT_BYTES, first)?;
         self.metrics.codec_nanos += elapsed_nanos(started);
         self.metrics.batches += 1;
         self.metrics.rows_in += batch.num_rows() as u64;
@@ -578,4 +584,49 @@ fn types_text(schema: &Schema) -> String {
         .map(|f| f.data_type().to_string())
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// Refuse a result of `size` bytes that cannot go in one message, saying its size and `limit`
+/// (a transport would cut it off, and over gRPC the engine would see only a failed call).
+pub fn check_result_size(
+    schema: &Schema,
+    size: usize,
+    limit: usize,
+    udf: &str,
+) -> Result<(), Failure> {
+    if size <= limit {
+        return Ok(());
+    }
+    let columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|field| format!("'{}'", field.name()))
+        .collect();
+    Err(Failure::worker(
+        udf,
+        format!(
+            "the result of one batch ({}) is {} in Arrow IPC form, over the limit of {} for one \
+             message to the engine; give the UDF smaller batches (quiver run --batch-rows or \
+             --batch-bytes)",
+            columns.join(", "),
+            bytes_text(size),
+            bytes_text(limit)
+        ),
+    ))
+}
+
+/// Say a byte count in GiB and exactly: `2.00 GiB (2,147,488,048 bytes)`.
+fn bytes_text(size: usize) -> String {
+    let digits = size.to_string();
+    let mut grouped = String::new();
+    for (at, digit) in digits.chars().enumerate() {
+        if at > 0 && (digits.len() - at) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    format!(
+        "{:.2} GiB ({grouped} bytes)",
+        size as f64 / f64::from(1u32 << 30)
+    )
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow_array::{Array, ArrayRef, Int64Array, RecordBatch};
 use arrow_buffer::Buffer;
 use arrow_schema::{DataType, Field, Schema};
-use quiver_worker::execution::{Execution, Failure, PROTOCOL_VERSION};
+use quiver_worker::execution::{
+    check_result_size, Execution, Failure, MAX_RESULT_BYTES, PROTOCOL_VERSION,
+};
 use quiver_worker::{ipc, proto, Registry, Returns};
 
 fn registry() -> Registry {
@@ -149,5 +151,26 @@ fn a_result_of_the_wrong_length_is_a_worker_error_and_a_panic_a_user_error() {
             assert!(message.contains("boom"), "{message}");
         }
         other => panic!("expected a user error, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_result_over_the_message_limit_is_a_worker_error_with_its_size() {
+    let schema = Schema::new(vec![Field::new("loud", DataType::Utf8, true)]);
+    assert!(check_result_size(&schema, 4096, 4096, "shout").is_ok());
+    match check_result_size(&schema, 2_147_488_048, MAX_RESULT_BYTES, "shout") {
+        Err(Failure::Worker { udf, message }) => {
+            assert_eq!(udf, "shout");
+            assert!(
+                message.contains("('loud') is 2.00 GiB (2,147,488,048 bytes)"),
+                "{message}"
+            );
+            assert!(
+                message.contains("limit of 2.00 GiB (2,147,418,112 bytes)"),
+                "{message}"
+            );
+            assert!(message.contains("smaller batches"), "{message}");
+        }
+        other => panic!("expected a worker error, got {other:?}"),
     }
 }
