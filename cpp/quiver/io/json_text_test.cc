@@ -14,9 +14,7 @@ TEST(JsonText, QuotesAndEscapesWhatJsonRequires) {
   EXPECT_EQ(JsonQuoted(std::string("\x01\x1f\x7f", 3)), "\"\\u0001\\u001f\\u007f\"");
 }
 
-TEST(JsonText, LeavesUtf8AsItIs) {
-  EXPECT_EQ(JsonQuoted("straße ✓"), "\"straße ✓\"");
-}
+TEST(JsonText, LeavesUtf8AsItIs) { EXPECT_EQ(JsonQuoted("straße ✓"), "\"straße ✓\""); }
 
 }  // namespace
 }  // namespace quiver::io
