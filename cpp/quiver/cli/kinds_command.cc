@@ -17,6 +17,8 @@
 #include "quiver/cli/input_file.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/kind_options.h"
+#include "quiver/cli/metrics_report.h"
+#include "quiver/cli/otlp_export.h"
 #include "quiver/cli/output_file.h"
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_envs.h"
@@ -27,6 +29,7 @@
 #include "quiver/exec/grouped/grouped_agg.h"
 #include "quiver/exec/grouped/grouped_map.h"
 #include "quiver/exec/grouped/table_function.h"
+#include "quiver/exec/udf_operator.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_spec.h"
 
@@ -115,7 +118,9 @@ arrow::Status Interrupted() {
 BatchSink Writer(OutputFile* output, RunSummary* summary) {
   return [output, summary](std::shared_ptr<arrow::RecordBatch> batch) -> arrow::Status {
     if (InterruptSignal() != 0) return Interrupted();
+    const auto start = Clock::now();
     ARROW_RETURN_NOT_OK(output->Write(batch));
+    summary->write_time += Clock::now() - start;
     summary->rows += batch->num_rows();
     summary->batches += 1;
     return arrow::Status::OK();
@@ -163,10 +168,24 @@ exec::OptionNames KindFlagNames() {
   return names;
 }
 
+// The figures of a kind's run as the scalar kinds give theirs (docs/metrics.md):
+// the input's rows, batches and bytes, and each step's workers.
+exec::UdfRunMetrics RunMetricsOf(const exec::grouped::KindMetrics& metrics) {
+  exec::UdfRunMetrics figures;
+  figures.rows = metrics.rows_in;
+  figures.batches = metrics.batches_in;
+  figures.bytes_in = metrics.bytes_in;
+  figures.worker_udf_time = std::chrono::nanoseconds(metrics.worker_udf_nanos);
+  figures.read_time = std::chrono::nanoseconds(metrics.read_nanos);
+  figures.groups = metrics.groups;
+  return figures;
+}
+
 }  // namespace
 
 arrow::Status RunKindCommand(const RunOptions& options) {
   const auto start = Clock::now();
+  const auto started = std::chrono::system_clock::now();  // the exported figures' start
   ARROW_RETURN_NOT_OK(CheckKindCommand(options));
   const KindOptions& kinds = options.kinds;
   ARROW_ASSIGN_OR_RAISE(auto input_format, ResolveInputFormat(options.input, options.input_format));
@@ -249,8 +268,17 @@ arrow::Status RunKindCommand(const RunOptions& options) {
   summary.worker_udf_time = std::chrono::nanoseconds(metrics.worker_udf_nanos);
   summary.elapsed = Clock::now() - start;
   summary.workers = options.workers;
-  if (!options.quiet) std::fputs(FormatSummary(summary).c_str(), stderr);
-  return arrow::Status::OK();
+  const exec::UdfRunMetrics run_metrics = RunMetricsOf(metrics);
+  if (!options.quiet) {
+    std::fputs(FormatSummary(summary).c_str(), stderr);
+    std::fputs(FormatMetricsTable(run_metrics, options.verbose).c_str(), stderr);
+  }
+  const EngineTimes engine{summary.elapsed, run_metrics.read_time, summary.write_time};
+  if (!options.otlp_endpoint.empty()) {
+    ExportRunMetrics(options.otlp_endpoint, run_metrics, engine, started);
+  }
+  if (options.metrics_file.empty()) return arrow::Status::OK();
+  return WriteMetricsFile(options.metrics_file, MetricsJson(run_metrics, engine));
 }
 
 }  // namespace quiver::cli

@@ -250,20 +250,10 @@ arrow::Result<worker::WorkerSpec> WorkerPoolSpec(const RunOptions& options,
 
 arrow::Status RunCommand(const RunOptions& options) {
   if (!options.metrics_file.empty()) {
-    if (options.kinds.Active()) {
-      return UsageError(
-          "--metrics covers scalar and class UDFs; the grouped and table kinds (--group-by, "
-          "--udtf) do not write it yet: leave --metrics out");
-    }
     auto writable = CheckMetricsPath(options.metrics_file);
     if (!writable.ok()) return UsageError(writable.message());
   }
   if (!options.otlp_endpoint.empty()) {
-    if (options.kinds.Active()) {
-      return UsageError(
-          "--otlp-endpoint covers scalar and class UDFs; the grouped and table kinds "
-          "(--group-by, --udtf) do not export yet: leave --otlp-endpoint out");
-    }
     ARROW_RETURN_NOT_OK(CheckOtlpEndpoint(options.otlp_endpoint));
   }
   if (!options.log_dir.empty()) ARROW_RETURN_NOT_OK(PrepareLogDir(options.log_dir));

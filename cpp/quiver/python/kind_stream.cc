@@ -30,8 +30,6 @@ struct KindStream::Core {
     changed.wait(lock, [&] { return cancelled || queue.size() < max_queued; });
     if (cancelled) return Cancelled();
     if (schema == nullptr) schema = batch->schema();
-    metrics.batches += 1;
-    metrics.rows += batch->num_rows();
     queue.push_back(std::move(batch));
     changed.notify_all();
     return arrow::Status::OK();
@@ -45,8 +43,13 @@ struct KindStream::Core {
     body = Body{};  // ends the run: its workers go back to the dispatcher, warm
     std::lock_guard<std::mutex> lock(mutex);
     if (schema == nullptr) schema = std::move(final_schema);
+    // The input's rows and batches, as a map's figures count them.
+    metrics.rows = figures.rows_in;
+    metrics.batches = figures.batches_in;
     metrics.bytes_in = figures.bytes_in;
     metrics.worker_udf_time = std::chrono::nanoseconds(figures.worker_udf_nanos);
+    metrics.read_time = std::chrono::nanoseconds(figures.read_nanos);
+    metrics.groups = figures.groups;
     status = std::move(outcome);
     done = true;
     changed.notify_all();

@@ -6,9 +6,13 @@
 #include <chrono>
 #include <future>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include <arrow/array/builder_primitive.h>
+
+#include "quiver/exec/run_metrics.h"
 
 namespace quiver::python {
 namespace {
@@ -52,7 +56,10 @@ KindStream::Body Pushing(int batches, arrow::Status outcome,
   body.final_schema = [] { return arrow::schema({arrow::field("empty", arrow::utf8())}); };
   body.metrics = [] {
     exec::grouped::KindMetrics metrics;
+    metrics.rows_in = 70;  // the input's, not the 50 rows handed out
+    metrics.batches_in = 7;
     metrics.bytes_in = 123;
+    metrics.groups = {exec::UdfGroupMetrics{{"f"}, {exec::WorkerMetrics{}}}};
     return metrics;
   };
   return body;
@@ -72,9 +79,11 @@ TEST(KindStreamTest, HandsOutTheBatchesInOrderThenTheEndAfterTheRunIsReleased) {
   EXPECT_EQ(*end, nullptr);
   EXPECT_TRUE(*ended) << "the run must be released before the reader sees the end";
   EXPECT_EQ(stream->schema()->field(0)->name(), "n");  // from the first batch
-  EXPECT_EQ(stream->metrics().rows, 50);
-  EXPECT_EQ(stream->metrics().batches, 5);
+  EXPECT_EQ(stream->metrics().rows, 70);
+  EXPECT_EQ(stream->metrics().batches, 7);
   EXPECT_EQ(stream->metrics().bytes_in, 123);
+  ASSERT_EQ(stream->metrics().groups.size(), 1u);
+  EXPECT_EQ(stream->metrics().groups.front().udfs, std::vector<std::string>{"f"});
 }
 
 TEST(KindStreamTest, AnOutputWithoutBatchesTakesTheRunsFinalSchema) {

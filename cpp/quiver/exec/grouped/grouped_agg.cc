@@ -8,7 +8,6 @@
 #include <arrow/scalar.h>
 #include <arrow/table.h>
 #include <arrow/type.h>
-#include <arrow/util/byte_size.h>
 #include <arrow/util/key_value_metadata.h>
 
 #include "quiver/exec/grouped/grouping.h"
@@ -19,6 +18,11 @@ namespace {
 
 // Name of the column of merge batches saying which worker made a state.
 constexpr char kPartitionColumn[] = "__partition";
+
+// What the metrics of the two steps of partial-form UDAFs add to their names:
+// each step is a group of its own, with its own rows in and out.
+constexpr char kStatesStep[] = " (states)";
+constexpr char kMergeStep[] = " (merge)";
 
 bool IsPartial(const arrow::Field& field) {
   if (field.metadata() == nullptr) return false;
@@ -114,14 +118,14 @@ arrow::Status GroupedAggRun::Emit(const std::shared_ptr<arrow::RecordBatch>& key
 arrow::Status GroupedAggRun::RunSimple(const BatchSink& sink) {
   ARROW_ASSIGN_OR_RAISE(auto whole, ReadWhole(input_.get(), &metrics_));
   ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*whole, keys_));
-  return AggregateGroups(*whole, grouping, arguments_, Batching(options_, keys_), sink);
+  return AggregateGroups(*whole, grouping, arguments_, Batching(options_, keys_), "", sink);
 }
 
 arrow::Status GroupedAggRun::AggregateGroups(const arrow::RecordBatch& batch,
                                              const Grouping& grouping,
                                              const std::vector<int>& columns,
                                              const GroupedBatchOptions& batching,
-                                             const BatchSink& sink) {
+                                             const std::string& step, const BatchSink& sink) {
   ARROW_RETURN_NOT_OK(SetOutputSchema(*grouping.keys->schema(), *pipeline_->result_schema()));
   auto take = [&](Answer answer) -> arrow::Status {
     return Emit(grouping.keys->Slice(answer.tag, answer.result->num_rows()), answer.result, sink);
@@ -132,9 +136,7 @@ arrow::Status GroupedAggRun::AggregateGroups(const arrow::RecordBatch& batch,
     return pipeline_->SubmitInTurn(*piece, groups, first, GroupsText(first, groups), take);
   };
   ARROW_RETURN_NOT_OK(ForEachGroupedBatch(batch, grouping, columns, batching, send));
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
-  metrics_.worker_udf_nanos += nanos;
-  return arrow::Status::OK();
+  return FinishKind(pipeline_.get(), take, udafs_, step, &metrics_);
 }
 
 arrow::Status GroupedAggRun::RunPartial(const BatchSink& sink) {
@@ -163,12 +165,8 @@ arrow::Status GroupedAggRun::RunPartial(const BatchSink& sink) {
   };
   const auto batching = Batching(options_, keys_);
   while (true) {
-    std::shared_ptr<arrow::RecordBatch> batch;
-    arrow::Status read = input_->ReadNext(&batch);
-    if (!read.ok()) return read.WithMessage("reading the input: ", read.message());
+    ARROW_ASSIGN_OR_RAISE(auto batch, ReadCounted(input_.get(), &metrics_));
     if (batch == nullptr) break;
-    metrics_.rows_in += batch->num_rows();
-    metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
     ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*batch, keys_));
     auto send = [&](std::shared_ptr<arrow::RecordBatch> piece, int64_t first,
                     int64_t groups) -> arrow::Status {
@@ -178,8 +176,7 @@ arrow::Status GroupedAggRun::RunPartial(const BatchSink& sink) {
     };
     ARROW_RETURN_NOT_OK(ForEachGroupedBatch(*batch, grouping, arguments_, batching, send));
   }
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
-  metrics_.worker_udf_nanos += nanos;
+  ARROW_RETURN_NOT_OK(FinishKind(pipeline_.get(), take, udafs_, kStatesStep, &metrics_));
   pipeline_.reset();  // the workers go back to the dispatcher, warm for step 2
   return MergeStates(states, sink);
 }
@@ -221,7 +218,8 @@ arrow::Status GroupedAggRun::MergeStates(
                                   udafs_.size(), " UDAFs");
   }
   ARROW_ASSIGN_OR_RAISE(Grouping grouping, GroupRows(*all_states, key_positions));
-  return AggregateGroups(*all_states, grouping, columns, Batching(options_, key_positions), sink);
+  return AggregateGroups(*all_states, grouping, columns, Batching(options_, key_positions),
+                         kMergeStep, sink);
 }
 
 }  // namespace quiver::exec::grouped

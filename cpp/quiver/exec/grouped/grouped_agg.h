@@ -9,6 +9,7 @@
 // them, and a worker merges and finishes them (docs/protocol.md, section 9).
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include <arrow/record_batch.h>
@@ -56,10 +57,12 @@ class GroupedAggRun {
       const std::vector<std::vector<std::shared_ptr<arrow::RecordBatch>>>& states_by_worker,
       const BatchSink& sink);
   // Sends `batch`'s groups (its `columns`, cut by `batching`) to the workers
-  // and hands `sink` one row per group: the keys and a value per UDAF.
+  // and hands `sink` one row per group: the keys and a value per UDAF. The
+  // workers' figures are recorded under the UDAFs' names followed by `step`.
   arrow::Status AggregateGroups(const arrow::RecordBatch& batch, const Grouping& grouping,
                                 const std::vector<int>& columns,
-                                const GroupedBatchOptions& batching, const BatchSink& sink);
+                                const GroupedBatchOptions& batching, const std::string& step,
+                                const BatchSink& sink);
   arrow::Status SetOutputSchema(const arrow::Schema& keys, const arrow::Schema& values);
   arrow::Status Emit(const std::shared_ptr<arrow::RecordBatch>& keys,
                      const std::shared_ptr<arrow::RecordBatch>& values, const BatchSink& sink);

@@ -80,9 +80,7 @@ arrow::Status GroupedMapRun::Run(const BatchSink& sink) {
   if (!sent.ok()) {
     return sent.WithMessage("grouped map '", function_.name, "': ", sent.message());
   }
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
-  metrics_.worker_udf_nanos += nanos;
-  return arrow::Status::OK();
+  return FinishKind(pipeline_.get(), take, {function_}, "", &metrics_);
 }
 
 }  // namespace quiver::exec::grouped

@@ -19,6 +19,7 @@
 #include "quiver/exec/grouped/grouped_agg.h"
 #include "quiver/exec/grouped/grouped_map.h"
 #include "quiver/exec/grouped/table_function.h"
+#include "quiver/exec/run_metrics.h"
 #include "quiver/testing/python.h"
 #include "quiver/testing/status_matchers.h"
 #include "quiver/worker/worker_dispatcher.h"
@@ -107,6 +108,15 @@ TEST(GroupedRuns, AGroupedMapSeesEachGroupWholeOnAnyWorker) {
   }
   for (int64_t k = 0; k < 5; ++k) EXPECT_EQ(totals[k], 8 * k + 5 * (0 + 1 + 2 + 3 + 4 + 5 + 6 + 7));
   EXPECT_EQ(run->metrics().rows_in, 40);
+  EXPECT_EQ(run->metrics().batches_in, 4);
+  // The workers' figures, as the scalar kinds report them.
+  ASSERT_EQ(run->metrics().groups.size(), 1u);
+  const UdfGroupMetrics& group = run->metrics().groups.front();
+  EXPECT_EQ(group.udfs, std::vector<std::string>{"t"});
+  ASSERT_EQ(group.workers.size(), 2u);
+  EXPECT_EQ(group.Total().rows_in, 40);
+  EXPECT_EQ(group.Total().rows_out, 5);
+  EXPECT_GT(group.Total().bytes_out, 0);
   EXPECT_EQ(dispatcher->workers_started(), 2);
 }
 

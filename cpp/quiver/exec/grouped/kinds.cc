@@ -1,5 +1,6 @@
 #include "quiver/exec/grouped/kinds.h"
 
+#include <chrono>
 #include <utility>
 
 #include <arrow/compute/expression.h>
@@ -77,16 +78,41 @@ std::string GroupsText(int64_t first_group, int64_t groups) {
   return "groups " + std::to_string(first_group) + "-" + std::to_string(first_group + groups - 1);
 }
 
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> ReadCounted(arrow::RecordBatchReader* input,
+                                                               KindMetrics* metrics) {
+  const auto start = std::chrono::steady_clock::now();
+  std::shared_ptr<arrow::RecordBatch> batch;
+  arrow::Status read = input->ReadNext(&batch);
+  metrics->read_nanos +=
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start)
+          .count();
+  if (!read.ok()) return read.WithMessage("reading the input: ", read.message());
+  if (batch == nullptr) return batch;
+  metrics->rows_in += batch->num_rows();
+  metrics->batches_in += 1;
+  metrics->bytes_in += arrow::util::TotalBufferSize(*batch);
+  return batch;
+}
+
+arrow::Status FinishKind(WorkerPipeline* pipeline, const AnswerHandler& handle,
+                         const std::vector<UdfCall>& udfs, const std::string& step,
+                         KindMetrics* metrics) {
+  arrow::Result<int64_t> nanos = pipeline->DrainAndFinish(handle);
+  UdfGroupMetrics group;
+  for (const auto& udf : udfs) group.udfs.push_back(udf.name + step);
+  group.workers = pipeline->worker_metrics();
+  metrics->groups.push_back(std::move(group));
+  ARROW_RETURN_NOT_OK(nanos.status());
+  metrics->worker_udf_nanos += *nanos;
+  return arrow::Status::OK();
+}
+
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> ReadWhole(arrow::RecordBatchReader* input,
                                                              KindMetrics* metrics) {
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   while (true) {
-    std::shared_ptr<arrow::RecordBatch> batch;
-    arrow::Status read = input->ReadNext(&batch);
-    if (!read.ok()) return read.WithMessage("reading the input: ", read.message());
+    ARROW_ASSIGN_OR_RAISE(auto batch, ReadCounted(input, metrics));
     if (batch == nullptr) break;
-    metrics->rows_in += batch->num_rows();
-    metrics->bytes_in += arrow::util::TotalBufferSize(*batch);
     batches.push_back(std::move(batch));
   }
   ARROW_ASSIGN_OR_RAISE(auto table, arrow::Table::FromRecordBatches(input->schema(), batches));

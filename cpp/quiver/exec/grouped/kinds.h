@@ -13,6 +13,7 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
+#include "quiver/exec/run_metrics.h"
 #include "quiver/exec/udf_call.h"
 #include "quiver/exec/worker_pipeline.h"
 #include "quiver/v1/quiver.pb.h"
@@ -44,14 +45,29 @@ arrow::Status CheckKindOptions(const KindOptions& options, const OptionNames& na
 /// Receives the output batches of a kind, in order.
 using BatchSink = std::function<arrow::Status(std::shared_ptr<arrow::RecordBatch>)>;
 
-/// Figures about one run.
+/// Figures about one run (docs/metrics.md).
 struct KindMetrics {
   int64_t rows_in = 0;
+  int64_t batches_in = 0;
   int64_t bytes_in = 0;
   int64_t rows_out = 0;
+  /// Time spent reading the input.
+  int64_t read_nanos = 0;
   /// Time the workers spent inside UDF calls, summed over workers and steps.
   int64_t worker_udf_nanos = 0;
+  /// Each step's UDFs and the figures of the workers that ran them, as the
+  /// scalar kinds report them; a partial-form aggregate has two steps (its
+  /// states, then their merge).
+  std::vector<UdfGroupMetrics> groups;
 };
+
+/// Hands `pipeline`'s outstanding answers to `handle` and finishes it (see
+/// WorkerPipeline::DrainAndFinish), then records in `metrics` its workers'
+/// figures under `udfs`' names, each followed by `step` (e.g. " (merge)"), and
+/// their UDF time; the figures are recorded whether or not the step failed.
+arrow::Status FinishKind(WorkerPipeline* pipeline, const AnswerHandler& handle,
+                         const std::vector<UdfCall>& udfs, const std::string& step,
+                         KindMetrics* metrics);
 
 /// Starts the workers of a kind: `udfs` with `eval_type` and their `offsets`
 /// into batches of `sent_schema`, as many workers and as deep a window as
@@ -81,8 +97,14 @@ arrow::Status CheckKindColumns(const std::vector<UdfCall>& udfs, const KindOptio
 /// Names a batch of whole groups in errors: "groups 4-7".
 std::string GroupsText(int64_t first_group, int64_t groups);
 
+/// Reads the next batch of `input` (nullptr at its end), counting its rows,
+/// bytes and the time spent reading in `metrics`.
+arrow::Result<std::shared_ptr<arrow::RecordBatch>> ReadCounted(arrow::RecordBatchReader* input,
+                                                               KindMetrics* metrics);
+
 /// Reads every batch of `input` into one batch (the grouped kinds need all
-/// rows of a group before they send it), counting rows and bytes.
+/// rows of a group before they send it), counting rows, batches, bytes and
+/// the time spent reading.
 arrow::Result<std::shared_ptr<arrow::RecordBatch>> ReadWhole(arrow::RecordBatchReader* input,
                                                              KindMetrics* metrics);
 

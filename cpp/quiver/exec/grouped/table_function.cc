@@ -9,7 +9,6 @@
 #include <arrow/compute/api_vector.h>
 #include <arrow/datum.h>
 #include <arrow/type.h>
-#include <arrow/util/byte_size.h>
 
 namespace quiver::exec::grouped {
 
@@ -118,12 +117,8 @@ arrow::Status TableFunctionRun::Run(const BatchSink& sink) {
     return Emit(*input, *answer.result, answer.tag, sink);
   };
   while (true) {
-    std::shared_ptr<arrow::RecordBatch> batch;
-    arrow::Status read = input_->ReadNext(&batch);
-    if (!read.ok()) return read.WithMessage("reading the input: ", read.message());
+    ARROW_ASSIGN_OR_RAISE(auto batch, ReadCounted(input_.get(), &metrics_));
     if (batch == nullptr) break;
-    metrics_.rows_in += batch->num_rows();
-    metrics_.bytes_in += arrow::util::TotalBufferSize(*batch);
     if (batch->num_rows() == 0) continue;
     ARROW_ASSIGN_OR_RAISE(auto arguments, plan_.Build(batch));
     inputs[next] = batch;
@@ -131,9 +126,7 @@ arrow::Status TableFunctionRun::Run(const BatchSink& sink) {
         pipeline_->SubmitInTurn(*arguments, -1, next, "input batch " + std::to_string(next), take));
     ++next;
   }
-  ARROW_ASSIGN_OR_RAISE(int64_t nanos, pipeline_->DrainAndFinish(take));
-  metrics_.worker_udf_nanos += nanos;
-  return arrow::Status::OK();
+  return FinishKind(pipeline_.get(), take, {udtf_}, "", &metrics_);
 }
 
 }  // namespace quiver::exec::grouped
