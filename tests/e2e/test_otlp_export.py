@@ -11,7 +11,7 @@ import threading
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quiver_e2e import assert_ok, spec, write_table
+from quiver_e2e import assert_ok, spec, udf_file, write_table
 
 ROWS = 10_000
 BATCH_ROWS = 1_000
@@ -130,3 +130,22 @@ def test_an_endpoint_that_is_not_a_url_is_a_usage_error(quiver, tmp_path, endpoi
     assert result.returncode == 2, result.stderr
     assert "OTLP/HTTP URL" in result.stderr
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_udaf_run_posts_its_metrics(quiver, tmp_path, receiver):
+    keys = 7
+    table = pa.table({"k": [i % keys for i in range(ROWS)], "x": [float(i) for i in range(ROWS)]})
+    source = write_table(table, tmp_path / "in.parquet", batch_rows=BATCH_ROWS)
+    result = quiver(
+        "run", source, "--group-by", "k", "--agg", f"n={udf_file('kinds')}:count_arrow(x)",
+        "--workers", 2, "-o", "out.parquet", "--otlp-endpoint", receiver.url,
+    )  # fmt: skip
+    if result.returncode == 2 and "built without libcurl" in result.stderr:
+        pytest.skip("this quiver was built without libcurl (libcurl4-openssl-dev)")
+    assert_ok(result)
+    [request] = receiver.requests
+    assert sum(v for _, v in points(request, "quiver.input.rows")) == ROWS
+    assert sum(v for _, v in points(request, "quiver.rows_in")) == ROWS
+    assert sum(v for _, v in points(request, "quiver.rows_out")) == keys
+    workers = points(request, "quiver.rows_in")
+    assert sorted(labels["quiver.worker"] for labels, _ in workers) == ["1", "2"]
