@@ -365,6 +365,7 @@ SYSTEM_LIBRARIES = (
     "libdl.so.2",
     "librt.so.1",
     "libpthread.so.0",
+    "libresolv.so.2",  # glibc's resolver, on the manylinux list; libcurl's name lookups need it
     "ld-linux-x86-64.so.2",
     "libstdc++.so.6",
     "libgcc_s.so.1",
