@@ -37,7 +37,7 @@ TEST(UdfArgJsonTest, JsonValuesPassAsWrittenAndTextBecomesAString) {
   EXPECT_EQ(UdfArgJson("01"), R"("01")");  // not a JSON number: text
   EXPECT_EQ(UdfArgJson("1."), R"("1.")");
   EXPECT_EQ(UdfArgJson(""), R"("")");
-  EXPECT_EQ(UdfArgJson("say \"hi\"\\\n"), R"("say \"hi\"\\\u000a")");
+  EXPECT_EQ(UdfArgJson("say \"hi\"\\\n"), R"("say \"hi\"\\\n")");
 }
 
 TEST(ApplyUdfArgsTest, BuildsOneJsonObjectPerUdfInTheOrderGiven) {
