@@ -126,6 +126,11 @@ TEST_F(LauncherTest, ForkExecIsTheDefaultLauncher) {
   const auto status = process->WaitFor(milliseconds(5000));
   ASSERT_TRUE(status.has_value());
   EXPECT_EQ(status->code, 0);
+  // The output thread may still be draining the pipe after the exit.
+  for (int i = 0; i < 500 && process->log().LastLines(5).find("started") == std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(milliseconds(10));
+  }
   EXPECT_NE(process->log().LastLines(5).find("started"), std::string::npos);
 }
 
