@@ -72,3 +72,16 @@ def test_a_udf_without_counters_reports_none(quiver, tmp_path, worker):
     assert_ok(result)
     [group] = json.loads((tmp_path / "metrics.json").read_text())["groups"]
     assert group["counters"] == {}
+
+
+def test_the_sdk_counter_reaches_the_run_through_sparks_protocol(quiver, tmp_path, worker):
+    # The worker in Spark's dialect reports `counter.even_values` in its FinishResponse metrics.
+    result = quiver(
+        "run", numbers(tmp_path), "--runtime", f"sp=spark:{worker} --dialect spark",
+        "--udf", "y=sp:count_even(x)", "--workers", 2, "--batch-rows", BATCH_ROWS,
+        "-o", "out.parquet", "--metrics", "metrics.json",
+    )  # fmt: skip
+    assert_ok(result)
+    assert pq.read_table(tmp_path / "out.parquet").column("y").to_pylist() == list(range(ROWS))
+    [group] = json.loads((tmp_path / "metrics.json").read_text())["groups"]
+    assert group["counters"] == {"even_values": EVEN}

@@ -2,9 +2,14 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 
 namespace quiver::transport::spark {
 namespace {
+
+// The metrics keys of a UDF's own counters: "counter.NAME".
+constexpr std::string_view kCounterPrefix = "counter.";
 
 uint64_t MetricValue(const SparkMetrics& metrics, const std::string& key) {
   auto found = metrics.find(key);
@@ -43,6 +48,15 @@ v1::Metrics MergeMetrics(const std::vector<SparkMetrics>& streams) {
     merged.set_codec_nanos(merged.codec_nanos() + MetricValue(m, "codec_time_ns"));
     merged.set_peak_rss_bytes(
         std::max<uint64_t>(merged.peak_rss_bytes(), MetricValue(m, "peak_rss_bytes")));
+    // The UDFs' own counters (docs/spark-protocol.md, section 6): a worker counts per process,
+    // so each stream of one execution reports what every UDF added during it; the largest
+    // report is the execution's, not their sum. The engine checks names and values after.
+    for (const auto& [key, text] : m) {
+      if (key.rfind(kCounterPrefix, 0) != 0) continue;
+      const std::string name = key.substr(kCounterPrefix.size());
+      uint64_t& total = (*merged.mutable_counters())[name];
+      total = std::max<uint64_t>(total, MetricValue(m, key));
+    }
   }
   return merged;
 }
