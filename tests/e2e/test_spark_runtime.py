@@ -7,6 +7,7 @@ fake/spark_faulty_worker.py, one rule each.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -54,6 +55,20 @@ def test_two_udfs_on_spark_workers_give_each_its_column(quiver, source):
     assert table.column("loud").to_pylist() == shouted.to_pylist()
     assert table.column("taxed").type == pa.float64()
     assert table.num_rows == 1000
+
+
+def test_a_udfs_own_counter_reaches_the_run_through_sparks_protocol(quiver, tmp_path):
+    numbers = write_table(
+        pa.table({"x": pa.array(range(1000), pa.int64())}), tmp_path / "n.parquet"
+    )
+    result = quiver(
+        "run", numbers, "--runtime", f"sp={PYTHON_SPARK}",
+        "--udf", f"y=sp:{udf_file('metered')}:skip_multiples_of_three(x)",
+        "--batch-rows", 100, "-o", tmp_path / "out.parquet", "--metrics", tmp_path / "m.json",
+    )  # fmt: skip
+    assert_ok(result)
+    [group] = json.loads((tmp_path / "m.json").read_text())["groups"]
+    assert group["counters"] == {"rows_skipped": len(range(0, 1000, 3)), "batches_seen": 10}
 
 
 def test_a_udf_that_raises_on_a_spark_worker_is_a_user_error(quiver, source):

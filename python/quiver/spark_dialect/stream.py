@@ -321,6 +321,11 @@ class ExecuteStream:
         """Return the metrics as Spark's map of decimal strings."""
         figures = self.metrics()
         figures["peak_rss_bytes"] = peak_rss_bytes()
+        execution = self.execution
+        if execution is not None:
+            # The UDFs' own counters (and their call policies'), one `counter.NAME` key each.
+            for name, value in execution.metrics_proto().counters.items():
+                figures[f"counter.{name}"] = value
         return {key: str(value) for key, value in figures.items()}
 
     def _execution(self) -> Execution:
