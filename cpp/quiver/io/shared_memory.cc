@@ -1,13 +1,17 @@
 #include "quiver/io/shared_memory.h"
 
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iterator>
 #include <string>
+
+#include "quiver/io/unix_socket.h"
 
 namespace quiver::io {
 namespace {
@@ -119,6 +123,44 @@ arrow::Result<int64_t> ReceiveWithDescriptors(int socket, uint8_t* out, int64_t 
     received += got;
   }
   return received;
+}
+
+arrow::Status SendWithDescriptors(int socket,
+                                  const std::vector<std::shared_ptr<arrow::Buffer>>& parts,
+                                  const std::vector<int>& descriptors, Deadline deadline) {
+  std::string bytes;
+  for (const auto& part : parts)
+    bytes.append(reinterpret_cast<const char*>(part->data()), part->size());
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * descriptors.size()));
+  iovec vector{bytes.data(), bytes.size()};
+  msghdr message{};
+  message.msg_iov = &vector;
+  message.msg_iovlen = 1;
+  message.msg_control = control.data();
+  message.msg_controllen = control.size();
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int) * descriptors.size());
+  std::memcpy(CMSG_DATA(header), descriptors.data(), sizeof(int) * descriptors.size());
+  while (true) {
+    const ssize_t sent = ::sendmsg(socket, &message, MSG_NOSIGNAL);
+    if (sent >= 0) {
+      if (static_cast<size_t>(sent) == bytes.size()) return arrow::Status::OK();
+      // The descriptors went with the first byte; the rest is ordinary bytes.
+      return SendAll(socket, {arrow::Buffer::FromString(bytes.substr(static_cast<size_t>(sent)))},
+                     deadline);
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return arrow::Status::IOError("sending the shared memory: ", std::strerror(errno));
+    pollfd entry{socket, POLLOUT, 0};
+    if (::poll(&entry, 1, 1000) < 0 && errno != EINTR)
+      return arrow::Status::IOError("poll: ", std::strerror(errno));
+    if (std::chrono::steady_clock::now() > deadline) {
+      return arrow::Status::IOError("timed out sending the shared memory to the worker");
+    }
+  }
 }
 
 }  // namespace quiver::io

@@ -12,8 +12,11 @@
 #include <optional>
 #include <vector>
 
+#include <arrow/buffer.h>
 #include <arrow/result.h>
+#include <arrow/status.h>
 
+#include "quiver/io/deadline.h"
 #include "quiver/io/unique_fd.h"
 
 namespace quiver::io {
@@ -77,5 +80,11 @@ bool RegionFits(uint64_t offset, uint64_t length, int64_t size);
 /// `descriptors`. Returns fewer bytes only when the peer closed the connection.
 arrow::Result<int64_t> ReceiveWithDescriptors(int socket, uint8_t* out, int64_t length,
                                               std::vector<UniqueFd>* descriptors);
+
+/// Sends `parts` (one small frame) with `descriptors` attached as SCM_RIGHTS to
+/// the first byte, then any bytes sendmsg left; waits for room until `deadline`.
+arrow::Status SendWithDescriptors(int socket,
+                                  const std::vector<std::shared_ptr<arrow::Buffer>>& parts,
+                                  const std::vector<int>& descriptors, Deadline deadline);
 
 }  // namespace quiver::io

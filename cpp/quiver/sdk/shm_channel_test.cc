@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include "quiver/io/deadline.h"
+#include "quiver/io/shared_memory.h"
 #include "quiver/io/unique_fd.h"
 #include "quiver/protocol/frame_codec.h"
 #include "quiver/testing/status_matchers.h"
@@ -39,21 +41,7 @@ void SendSetup(int socket, uint64_t input_bytes, uint64_t output_bytes, std::vec
   message.mutable_shm_setup()->set_output_bytes(output_bytes);
   auto frame = protocol::EncodeControlFrame(arrow::Buffer::FromString(message.SerializeAsString()));
   ASSERT_TRUE(frame.ok());
-  std::string bytes;
-  for (const auto& part : frame->buffers) bytes += part->ToString();
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
-  iovec vector{bytes.data(), bytes.size()};
-  msghdr header{};
-  header.msg_iov = &vector;
-  header.msg_iovlen = 1;
-  header.msg_control = control.data();
-  header.msg_controllen = control.size();
-  cmsghdr* rights = CMSG_FIRSTHDR(&header);
-  rights->cmsg_level = SOL_SOCKET;
-  rights->cmsg_type = SCM_RIGHTS;
-  rights->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-  std::memcpy(CMSG_DATA(rights), fds.data(), sizeof(int) * fds.size());
-  ASSERT_EQ(::sendmsg(socket, &header, 0), static_cast<ssize_t>(bytes.size()));
+  ASSERT_TRUE(io::SendWithDescriptors(socket, frame->buffers, fds, io::kNoDeadline).ok());
 }
 
 struct SocketPair {

@@ -106,47 +106,6 @@ struct InputState {
   std::deque<std::pair<uint64_t, int64_t>> in_flight;  // (sequence, offset), in send order
 };
 
-arrow::Status Errno(const std::string& what) {
-  return arrow::Status::IOError(what, ": ", std::strerror(errno));
-}
-
-// Sends one small frame with `descriptors` attached as SCM_RIGHTS.
-arrow::Status SendWithDescriptors(int socket,
-                                  const std::vector<std::shared_ptr<arrow::Buffer>>& parts,
-                                  const std::vector<int>& descriptors, io::Deadline deadline) {
-  std::string bytes;
-  for (const auto& part : parts)
-    bytes.append(reinterpret_cast<const char*>(part->data()), part->size());
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * descriptors.size()));
-  iovec vector{bytes.data(), bytes.size()};
-  msghdr message{};
-  message.msg_iov = &vector;
-  message.msg_iovlen = 1;
-  message.msg_control = control.data();
-  message.msg_controllen = control.size();
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int) * descriptors.size());
-  std::memcpy(CMSG_DATA(header), descriptors.data(), sizeof(int) * descriptors.size());
-  while (true) {
-    const ssize_t sent = ::sendmsg(socket, &message, MSG_NOSIGNAL);
-    if (sent >= 0) {
-      if (static_cast<size_t>(sent) == bytes.size()) return arrow::Status::OK();
-      // The descriptors went with the first byte; the rest is ordinary bytes.
-      return io::SendAll(
-          socket, {arrow::Buffer::FromString(bytes.substr(static_cast<size_t>(sent)))}, deadline);
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK) return Errno("sending the shared memory");
-    pollfd entry{socket, POLLOUT, 0};
-    if (::poll(&entry, 1, 1000) < 0 && errno != EINTR) return Errno("poll");
-    if (std::chrono::steady_clock::now() > deadline) {
-      return arrow::Status::IOError("timed out sending the shared memory to the worker");
-    }
-  }
-}
-
 std::string KindName(const v1::WorkerMessage& message) {
   const auto* field = v1::WorkerMessage::descriptor()->FindFieldByNumber(message.kind_case());
   return field == nullptr ? std::string("an empty message") : std::string(field->name());
@@ -171,8 +130,8 @@ class ShmConnectionImpl : public ShmConnection {
     message.mutable_shm_setup()->set_output_bytes(static_cast<uint64_t>(output->size()));
     ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeControlFrame(
                                           arrow::Buffer::FromString(message.SerializeAsString())));
-    ARROW_RETURN_NOT_OK(
-        SendWithDescriptors(socket_.get(), frame.buffers, {input->fd(), output->fd()}, deadline));
+    ARROW_RETURN_NOT_OK(io::SendWithDescriptors(socket_.get(), frame.buffers,
+                                                {input->fd(), output->fd()}, deadline));
     input->CloseDescriptor();
     output->CloseDescriptor();
     input_ = std::make_unique<InputState>(std::move(input));
