@@ -126,8 +126,8 @@ arrow::Result<std::unique_ptr<WorkerExecution>> WorkerExecution::Start(Worker* w
                                                                        const v1::Init& init) {
   std::unique_ptr<WorkerExecution> execution(new WorkerExecution(worker));
   worker->CountExecution();
-  std::vector<std::string> names;
-  for (const auto& udf : init.udfs()) names.push_back(udf.name());
+  for (const auto& udf : init.udfs()) execution->udf_names_.push_back(udf.name());
+  const std::vector<std::string>& names = execution->udf_names_;
   // With --log-dir, the worker's lines from here on name these UDFs.
   if (!worker->remote()) execution->log_sink_ = worker->process().log().sink();
   if (execution->log_sink_ != nullptr) execution->log_sink_->SetUdfs(names);
@@ -140,7 +140,6 @@ arrow::Result<std::unique_ptr<WorkerExecution>> WorkerExecution::Start(Worker* w
     }
   }
   execution->udf_count_ = init.udfs_size();
-  for (const auto& udf : init.udfs()) execution->udf_names_.push_back(udf.name());
   // Grouped and table kinds (eval types 10-19) answer with schemas and row
   // counts of their own (docs/protocol.md, section 9); their callers check them.
   for (const auto& udf : init.udfs()) {
