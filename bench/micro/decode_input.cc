@@ -11,9 +11,9 @@
 #include <memory>
 #include <string>
 
-#include "quiver/cli/file_format.h"
-#include "quiver/cli/input_file.h"
-#include "quiver/cli/parallel_parquet_reader.h"
+#include "quiver/input/file_format.h"
+#include "quiver/input/input_file.h"
+#include "quiver/input/parallel_parquet_reader.h"
 
 int main(int argc, char** argv) {
   if (argc < 2) {
@@ -21,14 +21,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string path = argv[1];
-  quiver::cli::InputReadOptions options;
+  quiver::input::InputReadOptions options;
   if (argc > 2) options.batch_rows = std::atoll(argv[2]);
   options.read_ahead_batches = 2;  // as quiver run reads
-  options.decode_threads = quiver::cli::DecodeThreadsOfRun(1);
+  options.decode_threads = quiver::input::DecodeThreadsOfRun(1);
   const auto start = std::chrono::steady_clock::now();
-  auto format = quiver::cli::ResolveInputFormat(path, std::nullopt);
-  auto input = format.ok() ? quiver::cli::OpenInputFile(path, *format, options)
-                           : arrow::Result<quiver::cli::InputFile>(format.status());
+  auto format = quiver::input::ResolveInputFormat(path, std::nullopt);
+  auto input = format.ok() ? quiver::input::OpenInputFile(path, *format, options)
+                           : arrow::Result<quiver::input::InputFile>(format.status());
   if (!input.ok()) {
     std::fprintf(stderr, "%s\n", input.status().ToString().c_str());
     return 1;

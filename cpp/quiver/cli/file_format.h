@@ -1,6 +1,7 @@
 #pragma once
 
-// The file formats quiver reads and writes, and how a path or a name picks one.
+// The file formats of the quiver command's --input-format and --output-format:
+// quiver/input/file_format.h, its errors made usage errors (exit 2).
 
 #include <optional>
 #include <string>
@@ -8,25 +9,13 @@
 
 #include <arrow/result.h>
 
+#include "quiver/input/file_format.h"
+
 namespace quiver::cli {
 
-enum class FileFormat {
-  kParquet,
-  kCsv,
-  /// Arrow IPC file format ("ARROW1" magic; .arrow, .feather, .ipc). As an input
-  /// format it means "Arrow IPC", file or stream, told apart by the magic.
-  kArrowFile,
-  /// Arrow IPC stream format (.arrows).
-  kArrowStream,
-  /// Discards the output (to measure the UDFs alone); not an input format.
-  kNoop,
-};
-
-/// Returns the format's canonical name, as --input-format/--output-format accept it.
-std::string_view FormatName(FileFormat format);
-
-/// Returns the format a path's extension names (case-insensitive), or nullopt.
-std::optional<FileFormat> FormatFromExtension(std::string_view path);
+using input::FileFormat;
+using input::FormatFromExtension;
+using input::FormatName;
 
 /// Parses a --input-format/--output-format value (a usage error when unknown).
 arrow::Result<FileFormat> ParseFormatName(std::string_view name);

@@ -14,7 +14,6 @@
 #include <arrow/result.h>
 
 #include "quiver/cli/file_format.h"
-#include "quiver/cli/input_file.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/kind_options.h"
 #include "quiver/cli/metrics_report.h"
@@ -30,6 +29,7 @@
 #include "quiver/exec/grouped/grouped_map.h"
 #include "quiver/exec/grouped/table_function.h"
 #include "quiver/exec/udf_operator.h"
+#include "quiver/input/input_file.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_spec.h"
 
@@ -233,8 +233,8 @@ arrow::Status RunKindCommand(const RunOptions& options) {
   ARROW_ASSIGN_OR_RAISE(const std::string python, KindPython(options, &calls));
 
   InterruptWatchdog watchdog(std::chrono::seconds(3));
-  ARROW_ASSIGN_OR_RAISE(InputFile input,
-                        OpenInputFile(options.input, input_format, options.batch_rows));
+  ARROW_ASSIGN_OR_RAISE(input::InputFile input,
+                        input::OpenInputFile(options.input, input_format, options.batch_rows));
   // A misspelled column costs no worker start, and exits 2 like any bad command line.
   auto columns =
       exec::grouped::CheckKindColumns(calls, exec_options, *input.file_schema, kinds.udtf.empty());

@@ -18,7 +18,7 @@
 #include <arrow/table.h>
 #include <arrow/type.h>
 
-#include "quiver/cli/input_file.h"
+#include "quiver/input/input_file.h"
 #include "quiver/testing/sample_data.h"
 #include "quiver/testing/status_matchers.h"
 
@@ -26,6 +26,9 @@ namespace quiver::cli {
 namespace {
 
 namespace fs = std::filesystem;
+using input::InputFile;
+using input::InputReadOptions;
+using input::OpenInputFile;
 
 std::shared_ptr<arrow::Schema> FlatSchema() {
   return arrow::schema({arrow::field("id", arrow::int64()), arrow::field("name", arrow::utf8()),

@@ -11,7 +11,6 @@
 #include <map>
 #include <memory>
 #include <set>
-#include <thread>
 #include <utility>
 
 #include <arrow/record_batch.h>
@@ -19,13 +18,11 @@
 
 #include "quiver/cli/file_format.h"
 #include "quiver/cli/fork_server_options.h"
-#include "quiver/cli/input_file.h"
 #include "quiver/cli/interrupt.h"
 #include "quiver/cli/log_dir_option.h"
 #include "quiver/cli/metrics_report.h"
 #include "quiver/cli/otlp_export.h"
 #include "quiver/cli/output_file.h"
-#include "quiver/cli/parallel_parquet_reader.h"
 #include "quiver/cli/progress.h"
 #include "quiver/cli/python_envs.h"
 #include "quiver/cli/python_interpreter.h"
@@ -40,6 +37,8 @@
 #include "quiver/exec/argument_plan.h"
 #include "quiver/exec/udf_checks.h"
 #include "quiver/exec/udf_operator.h"
+#include "quiver/input/input_file.h"
+#include "quiver/input/input_files.h"
 #include "quiver/worker/worker_activity.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_spec.h"
@@ -51,9 +50,6 @@ using Clock = std::chrono::steady_clock;
 
 // Time a run has after Ctrl-C to stop by itself before the watchdog ends it.
 constexpr auto kInterruptGrace = std::chrono::seconds(3);
-// Decoded input batches read while the workers compute (each at most about
-// --batch-bytes of the columns read).
-constexpr int kReadAheadBatches = 2;
 
 // What the command line asks for, parsed and checked before any file is opened.
 struct RunPlan {
@@ -165,32 +161,13 @@ arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
-// Returns the input columns a run reads: the UDFs' arguments and --select;
-// nullopt (every column) without --select, which keeps them all.
-std::optional<std::vector<std::string>> NeededColumns(
-    const std::vector<exec::UdfCall>& calls,
-    const std::optional<std::vector<std::string>>& pass_through) {
-  if (!pass_through) return std::nullopt;
-  auto names = exec::ArgumentColumnNames(calls);
-  if (!names) return std::nullopt;
-  for (const auto& name : *pass_through) {
-    if (std::find(names->begin(), names->end(), name) == names->end()) names->push_back(name);
-  }
-  return names;
-}
-
-// How to read the input: only the columns the run uses, read ahead of the
-// workers, Parquet decoded on Arrow's threads when cores are left over, its row
-// groups on as many threads as the workers leave cores.
-InputReadOptions ReadOptionsOf(const RunOptions& options, const RunPlan& plan) {
-  InputReadOptions read;
+// How to read the input: only the columns the run uses, as a run over
+// --workers workers reads (input::RunReadOptions).
+input::InputReadOptions ReadOptionsOf(const RunOptions& options, const RunPlan& plan) {
+  input::InputReadOptions read = input::RunReadOptions(options.workers);
   read.batch_rows = options.batch_rows;
   read.batch_bytes = options.batch_bytes;
-  read.columns = NeededColumns(plan.calls, plan.pass_through);
-  const unsigned cores = std::thread::hardware_concurrency();
-  read.use_threads = cores >= static_cast<unsigned>(options.workers) + 2;
-  read.read_ahead_batches = kReadAheadBatches;
-  read.decode_threads = DecodeThreadsOfRun(options.workers);
+  read.columns = input::NeededColumns(plan.calls, plan.pass_through);
   return read;
 }
 
@@ -262,8 +239,9 @@ arrow::Status RunCommand(const RunOptions& options) {
   const auto started = std::chrono::system_clock::now();  // the exported figures' start
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
   InterruptWatchdog watchdog(kInterruptGrace);
-  ARROW_ASSIGN_OR_RAISE(InputFile input, OpenInputFile(options.input, plan.input_format,
-                                                       ReadOptionsOf(options, plan)));
+  ARROW_ASSIGN_OR_RAISE(
+      input::InputFile input,
+      input::OpenInputFile(options.input, plan.input_format, ReadOptionsOf(options, plan)));
   exec::UdfOperatorOptions operator_options;
   operator_options.udfs = plan.calls;
   operator_options.pass_through = plan.pass_through;

@@ -1,4 +1,4 @@
-#include "quiver/cli/ordered_decoder.h"
+#include "quiver/input/ordered_decoder.h"
 
 #include <pthread.h>
 
@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 using BatchOrError = arrow::Result<std::shared_ptr<arrow::RecordBatch>>;
@@ -126,4 +126,4 @@ std::shared_ptr<arrow::RecordBatchReader> DecodeInOrder(std::shared_ptr<arrow::S
   return std::make_shared<OrderedDecoder>(std::move(schema), std::move(claim), options);
 }
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -23,7 +23,7 @@
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
-namespace quiver::cli {
+namespace quiver::input {
 
 /// What the parallel CSV reader needs to know of a file a streaming reader opened.
 struct CsvLayout {
@@ -45,4 +45,4 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadCsvInParallel(
     const arrow::csv::ParseOptions& parse_options, arrow::csv::ConvertOptions convert_options,
     int threads);
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

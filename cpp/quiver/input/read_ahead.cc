@@ -1,4 +1,4 @@
-#include "quiver/cli/read_ahead.h"
+#include "quiver/input/read_ahead.h"
 
 #include <pthread.h>
 
@@ -10,7 +10,7 @@
 
 #include <arrow/result.h>
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 class ReadAheadReader : public arrow::RecordBatchReader {
@@ -92,4 +92,4 @@ std::shared_ptr<arrow::RecordBatchReader> ReadAhead(std::shared_ptr<arrow::Recor
   return std::make_shared<ReadAheadReader>(std::move(input), batches);
 }
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -1,6 +1,7 @@
 #pragma once
 
-// Opens the input of `quiver run` as a stream of record batches.
+// Opens an input file (Parquet, CSV, Arrow IPC) as a stream of record batches:
+// the reader of `quiver run` and of quiver.Session's map over paths.
 
 #include <cstdint>
 #include <memory>
@@ -11,9 +12,9 @@
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
-#include "quiver/cli/file_format.h"
+#include "quiver/input/file_format.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 
 /// How to read an input file.
 struct InputReadOptions {
@@ -36,7 +37,16 @@ struct InputReadOptions {
   /// Threads that decode Parquet row groups ahead of the caller, in order
   /// (parallel_parquet_reader.h, which states the memory bound); 1: one reader.
   int decode_threads = 1;
+  /// How the caller lets a user name the format, quoted in the advice of errors
+  /// ("Name its format with --input-format").
+  std::string format_option = "--input-format";
 };
+
+/// The options of a run over `workers` workers, as `quiver run` reads: read
+/// ahead of the workers, Parquet decoded on Arrow's threads when cores are left
+/// over, row groups on as many threads as the workers leave cores
+/// (DecodeThreadsOfRun). The caller sets batch_rows, batch_bytes and columns.
+InputReadOptions RunReadOptions(int workers);
 
 /// Most rows Parquet decodes at a time, whatever InputReadOptions::batch_bytes allows.
 inline constexpr int64_t kMaxDecodeRows = 65536;
@@ -56,7 +66,8 @@ struct InputFile {
 /// Opens `path` in `format` and streams it in batches of at most `batch_rows`
 /// rows: Parquet is decoded that many rows at a time, CSV is read in blocks
 /// sized for about that many rows, and any larger batch is sliced (no copy).
-/// A missing or unreadable file is an error that says which file and why.
+/// A missing or unreadable file is an error that says which file and why (and,
+/// for a missing one, the closest name beside it).
 arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat format,
                                        const InputReadOptions& options);
 
@@ -64,4 +75,8 @@ arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat forma
 arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat format,
                                        int64_t batch_rows);
 
-}  // namespace quiver::cli
+/// Checks that `path` names a file that exists: an error says which path, where
+/// it was looked for, and the closest name beside it ("did you mean").
+arrow::Status CheckInputPath(const std::string& path);
+
+}  // namespace quiver::input

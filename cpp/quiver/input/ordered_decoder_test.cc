@@ -1,4 +1,4 @@
-#include "quiver/cli/ordered_decoder.h"
+#include "quiver/input/ordered_decoder.h"
 
 #include <algorithm>
 #include <atomic>
@@ -15,7 +15,7 @@
 
 #include "quiver/testing/status_matchers.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 std::shared_ptr<arrow::Schema> IdSchema() {
@@ -151,4 +151,4 @@ TEST(OrderedDecoderTest, DestroyingTheReaderEarlyStopsTheThreads) {
 }
 
 }  // namespace
-}  // namespace quiver::cli
+}  // namespace quiver::input

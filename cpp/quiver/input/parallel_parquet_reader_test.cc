@@ -1,4 +1,4 @@
-#include "quiver/cli/parallel_parquet_reader.h"
+#include "quiver/input/parallel_parquet_reader.h"
 
 #include <unistd.h>
 
@@ -16,10 +16,10 @@
 #include <parquet/arrow/writer.h>
 #include <parquet/file_reader.h>
 
-#include "quiver/cli/input_file.h"
+#include "quiver/input/input_file.h"
 #include "quiver/testing/status_matchers.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 namespace fs = std::filesystem;
@@ -188,4 +188,4 @@ TEST(DecodeThreadsTest, TheCoresTheWorkersLeaveAtLeastOneAtMostEight) {
 }
 
 }  // namespace
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -1,4 +1,4 @@
-#include "quiver/cli/parallel_ipc_reader.h"
+#include "quiver/input/parallel_ipc_reader.h"
 
 #include <unistd.h>
 
@@ -19,10 +19,10 @@
 #include <arrow/memory_pool.h>
 #include <arrow/util/compression.h>
 
-#include "quiver/cli/input_file.h"
+#include "quiver/input/input_file.h"
 #include "quiver/testing/status_matchers.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 namespace fs = std::filesystem;
@@ -203,4 +203,4 @@ TEST_F(ParallelIpcTest, HoldsAtMostTheWindowOfBatchesAheadOfTheCaller) {
 }
 
 }  // namespace
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -1,4 +1,4 @@
-#include "quiver/cli/input_file.h"
+#include "quiver/input/input_file.h"
 
 #include <unistd.h>
 
@@ -18,7 +18,7 @@
 
 #include "quiver/testing/status_matchers.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 namespace fs = std::filesystem;
@@ -136,5 +136,18 @@ TEST_F(InputFileTest, AMissingOrCorruptFileIsAnErrorNamingIt) {
       << corrupt.status().message();
 }
 
+TEST_F(InputFileTest, AMissingFileNamesTheClosestFileBesideIt) {
+  WriteParquet(*People(10), "people.parquet");
+  auto typo = OpenInputFile(Path("peeple.parquet"), FileFormat::kParquet, 100);
+  ASSERT_FALSE(typo.ok());
+  EXPECT_NE(typo.status().message().find("did you mean '" + Path("people.parquet") + "'?"),
+            std::string::npos)
+      << typo.status().message();
+  auto far = OpenInputFile(Path("zzz.parquet"), FileFormat::kParquet, 100);
+  ASSERT_FALSE(far.ok());
+  EXPECT_NE(far.status().message().find("check the path"), std::string::npos)
+      << far.status().message();
+}
+
 }  // namespace
-}  // namespace quiver::cli
+}  // namespace quiver::input

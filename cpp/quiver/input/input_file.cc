@@ -1,4 +1,4 @@
-#include "quiver/cli/input_file.h"
+#include "quiver/input/input_file.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -6,6 +6,7 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -22,12 +23,13 @@
 #include <parquet/properties.h>
 #include <parquet/size_statistics.h>
 
-#include "quiver/cli/parallel_csv_reader.h"
-#include "quiver/cli/parallel_ipc_reader.h"
-#include "quiver/cli/parallel_parquet_reader.h"
-#include "quiver/cli/read_ahead.h"
+#include "quiver/exec/udf_checks.h"
+#include "quiver/input/parallel_csv_reader.h"
+#include "quiver/input/parallel_ipc_reader.h"
+#include "quiver/input/parallel_parquet_reader.h"
+#include "quiver/input/read_ahead.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 namespace fs = std::filesystem;
@@ -40,6 +42,8 @@ constexpr int64_t kCsvSampleBytes = 64 * 1024;
 // first block, and a block of a few rows would guess them from too little.
 constexpr int64_t kMinCsvBlockBytes = 1 << 20;
 constexpr int64_t kMaxCsvBlockBytes = 256 << 20;
+// Batches a run reads ahead of its workers (RunReadOptions).
+constexpr int kRunReadAheadBatches = 2;
 
 arrow::Status CannotRead(const std::string& path, std::string_view as, const arrow::Status& cause,
                          std::string_view advice) {
@@ -49,6 +53,12 @@ arrow::Status CannotRead(const std::string& path, std::string_view as, const arr
     message.remove_suffix(1);
   }
   return cause.WithMessage("cannot read ", path, " as ", as, ": ", message, "; ", advice);
+}
+
+// Returns `question` and how to name the format instead, for a file that does
+// not read as the format its name says.
+std::string FormatAdvice(std::string_view question, const InputReadOptions& options) {
+  return std::string(question) + " Name its format with " + options.format_option;
 }
 
 // Passes batches of `inner` through, slicing any larger than `batch_rows`, and
@@ -139,22 +149,6 @@ class IpcFileBatchReader : public arrow::RecordBatchReader {
   int next_ = 0;
 };
 
-arrow::Status CheckIsFile(const std::string& path) {
-  std::error_code error;
-  const auto status = fs::status(path, error);
-  if (!fs::exists(status)) {
-    const fs::path absolute = fs::absolute(path, error);
-    return arrow::Status::IOError(
-        "input file ", path, " does not exist",
-        path == absolute.string() ? "" : " (looked at " + absolute.string() + ")",
-        "; check the path");
-  }
-  if (fs::is_directory(status)) {
-    return arrow::Status::IOError("input ", path, " is a directory; quiver run reads one file");
-  }
-  return arrow::Status::OK();
-}
-
 // Returns the indices of the fields of `schema` that `columns` names (all
 // without `columns`), in the file's order.
 std::vector<int> FieldIndices(const arrow::Schema& schema,
@@ -220,7 +214,7 @@ arrow::Result<InputFile> OpenParquetInParallel(
                                        std::move(columns), parallel);
   if (!batches.ok()) {
     return CannotRead(path, "Parquet", batches.status(),
-                      "is it a Parquet file? Name its format with --input-format");
+                      FormatAdvice("is it a Parquet file?", options));
   }
   InputReadOptions sliced = options;
   sliced.read_ahead_batches = 0;
@@ -233,7 +227,7 @@ arrow::Result<InputFile> OpenParquetInParallel(
 arrow::Result<InputFile> OpenParquet(const std::string& path,
                                      const std::shared_ptr<arrow::io::ReadableFile>& file,
                                      const InputReadOptions& options) {
-  constexpr char kAdvice[] = "is it a Parquet file? Name its format with --input-format";
+  const std::string advice = FormatAdvice("is it a Parquet file?", options);
   parquet::ArrowReaderProperties properties;
   // Pre-buffering reads whole row groups' column chunks ahead into memory: with
   // large row groups the engine's memory would grow with the input. Batches are
@@ -243,14 +237,14 @@ arrow::Result<InputFile> OpenParquet(const std::string& path,
   properties.set_use_threads(options.use_threads);
   parquet::arrow::FileReaderBuilder builder;
   auto status = builder.Open(file, BufferedReaderProperties());
-  if (!status.ok()) return CannotRead(path, "Parquet", status, kAdvice);
+  if (!status.ok()) return CannotRead(path, "Parquet", status, advice);
   const auto metadata = builder.raw_reader()->metadata();
   auto reader = builder.properties(properties)->Build();
-  if (!reader.ok()) return CannotRead(path, "Parquet", reader.status(), kAdvice);
+  if (!reader.ok()) return CannotRead(path, "Parquet", reader.status(), advice);
   std::shared_ptr<parquet::arrow::FileReader> owner = std::move(reader).ValueUnsafe();
   InputFile input;
   auto got_schema = owner->GetSchema(&input.file_schema);
-  if (!got_schema.ok()) return CannotRead(path, "Parquet", got_schema, kAdvice);
+  if (!got_schema.ok()) return CannotRead(path, "Parquet", got_schema, advice);
   std::vector<int> leaves;
   for (int field : FieldIndices(*input.file_schema, options.columns)) {
     AddLeaves(owner->manifest().schema_fields[field], &leaves);
@@ -264,7 +258,7 @@ arrow::Result<InputFile> OpenParquet(const std::string& path,
   }
   auto batches = options.columns ? owner->GetRecordBatchReader(row_groups, leaves)
                                  : owner->GetRecordBatchReader(row_groups);
-  if (!batches.ok()) return CannotRead(path, "Parquet", batches.status(), kAdvice);
+  if (!batches.ok()) return CannotRead(path, "Parquet", batches.status(), advice);
   input.reader = Sliced(owner, std::move(batches).ValueUnsafe(), options, path);
   input.total_rows = metadata->num_rows();
   input.format = FileFormat::kParquet;
@@ -315,8 +309,7 @@ arrow::Result<InputFile> OpenArrowIpc(const std::string& path,
   auto reader = arrow::ipc::RecordBatchStreamReader::Open(file);
   if (!reader.ok()) {
     return CannotRead(path, "an Arrow IPC stream", reader.status(),
-                      "it is no Arrow IPC file either (no ARROW1 magic). Name its format with "
-                      "--input-format");
+                      FormatAdvice("it is no Arrow IPC file either (no ARROW1 magic).", options));
   }
   input.file_schema = (*reader)->schema();
   if (options.columns) {
@@ -442,6 +435,50 @@ arrow::Result<InputFile> OpenCsv(const std::string& path,
 
 }  // namespace
 
+namespace {
+
+// Returns the name of the file beside `path` closest to its name, or "".
+std::string ClosestFile(const fs::path& path) {
+  std::error_code error;
+  const fs::path directory = path.has_parent_path() ? path.parent_path() : fs::path(".");
+  std::vector<std::string> names;
+  for (const auto& entry : fs::directory_iterator(directory, error)) {
+    if (entry.is_regular_file(error)) names.push_back(entry.path().filename().string());
+  }
+  const std::string close = exec::ClosestName(path.filename().string(), names);
+  if (close.empty()) return "";
+  return path.has_parent_path() ? (path.parent_path() / close).string() : close;
+}
+
+}  // namespace
+
+arrow::Status CheckInputPath(const std::string& path) {
+  std::error_code error;
+  const auto status = fs::status(path, error);
+  if (!fs::exists(status)) {
+    const fs::path absolute = fs::absolute(path, error);
+    const std::string close = ClosestFile(path);
+    return arrow::Status::IOError(
+        "input file ", path, " does not exist",
+        path == absolute.string() ? "" : " (looked at " + absolute.string() + ")",
+        close.empty() ? "; check the path" : "; did you mean '" + close + "'?");
+  }
+  if (fs::is_directory(status)) {
+    return arrow::Status::IOError("input ", path,
+                                  " is a directory; quiver reads files: name one in it");
+  }
+  return arrow::Status::OK();
+}
+
+InputReadOptions RunReadOptions(int workers) {
+  InputReadOptions read;
+  const unsigned cores = std::thread::hardware_concurrency();
+  read.use_threads = cores >= static_cast<unsigned>(workers) + 2;
+  read.read_ahead_batches = kRunReadAheadBatches;
+  read.decode_threads = DecodeThreadsOfRun(workers);
+  return read;
+}
+
 arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat format,
                                        int64_t batch_rows) {
   InputReadOptions options;
@@ -453,7 +490,7 @@ arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat forma
                                        const InputReadOptions& options) {
   if (options.batch_rows <= 0) return arrow::Status::Invalid("--batch-rows must be positive");
   if (options.batch_bytes <= 0) return arrow::Status::Invalid("--batch-bytes must be positive");
-  ARROW_RETURN_NOT_OK(CheckIsFile(path));
+  ARROW_RETURN_NOT_OK(CheckInputPath(path));
   auto file = arrow::io::ReadableFile::Open(path);
   if (!file.ok()) {
     return file.status().WithMessage("cannot open input file ", path, ": ",
@@ -473,4 +510,4 @@ arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat forma
   return arrow::Status::Invalid("cannot read input in format ", FormatName(format));
 }
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -18,7 +18,7 @@
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
 
-namespace quiver::cli {
+namespace quiver::input {
 
 /// Returns a reader of every batch of the Arrow IPC file `file`, read with
 /// `read_options` (its included_fields say which columns) on `threads` threads,
@@ -30,4 +30,4 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadIpcFileInParallel(
     std::shared_ptr<arrow::io::RandomAccessFile> file, arrow::ipc::IpcReadOptions read_options,
     int threads);
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -1,4 +1,4 @@
-#include "quiver/cli/parallel_csv_reader.h"
+#include "quiver/input/parallel_csv_reader.h"
 
 #include <unistd.h>
 
@@ -13,10 +13,10 @@
 #include <arrow/io/file.h>
 #include <arrow/scalar.h>
 
-#include "quiver/cli/input_file.h"
+#include "quiver/input/input_file.h"
 #include "quiver/testing/status_matchers.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 namespace fs = std::filesystem;
@@ -194,4 +194,4 @@ TEST_F(ParallelCsvTest, AValueOfAnotherTypeLaterOnIsAnError) {
 }
 
 }  // namespace
-}  // namespace quiver::cli
+}  // namespace quiver::input

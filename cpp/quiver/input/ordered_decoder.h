@@ -22,7 +22,7 @@
 #include <arrow/result.h>
 #include <arrow/type_fwd.h>
 
-namespace quiver::cli {
+namespace quiver::input {
 
 /// Decodes one claimed piece; `thread` is the index (0 to threads - 1) of the
 /// thread that runs it, for state kept per thread.
@@ -49,4 +49,4 @@ std::shared_ptr<arrow::RecordBatchReader> DecodeInOrder(std::shared_ptr<arrow::S
                                                         ClaimPiece claim,
                                                         const OrderedDecodeOptions& options);
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -7,7 +7,7 @@
 
 #include <arrow/record_batch.h>
 
-namespace quiver::cli {
+namespace quiver::input {
 
 /// Returns a reader of the batches of `input`, which a thread reads up to
 /// `batches` ahead of the caller (so memory holds at most that many more
@@ -16,4 +16,4 @@ namespace quiver::cli {
 std::shared_ptr<arrow::RecordBatchReader> ReadAhead(std::shared_ptr<arrow::RecordBatchReader> input,
                                                     int batches);
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -1,4 +1,4 @@
-#include "quiver/cli/parallel_ipc_reader.h"
+#include "quiver/input/parallel_ipc_reader.h"
 
 #include <algorithm>
 #include <optional>
@@ -8,9 +8,9 @@
 #include <arrow/ipc/reader.h>
 #include <arrow/status.h>
 
-#include "quiver/cli/ordered_decoder.h"
+#include "quiver/input/ordered_decoder.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 using FileReaders = std::vector<std::shared_ptr<arrow::ipc::RecordBatchFileReader>>;
@@ -57,4 +57,4 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadIpcFileInParallel(
   return DecodeInOrder(std::move(schema), std::move(claim), options);
 }
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -1,4 +1,4 @@
-#include "quiver/cli/parallel_csv_reader.h"
+#include "quiver/input/parallel_csv_reader.h"
 
 #include <algorithm>
 #include <cctype>
@@ -15,9 +15,9 @@
 #include <arrow/status.h>
 #include <arrow/table.h>
 
-#include "quiver/cli/ordered_decoder.h"
+#include "quiver/input/ordered_decoder.h"
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 // Where the next block starts, and the lines before it (for error messages).
@@ -140,4 +140,4 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadCsvInParallel(
   return DecodeInOrder(layout.read_schema, std::move(claim), options);
 }
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -25,7 +25,7 @@
 #include <parquet/metadata.h>
 #include <parquet/properties.h>
 
-namespace quiver::cli {
+namespace quiver::input {
 
 /// How many threads decode, and how far ahead of the caller.
 struct ParallelParquetOptions {
@@ -69,4 +69,4 @@ inline constexpr int kMaxDecodeThreads = 8;
 /// positive number (for measuring), else DecodeThreadsFor(this machine's cores).
 int DecodeThreadsOfRun(int workers);
 
-}  // namespace quiver::cli
+}  // namespace quiver::input

@@ -1,4 +1,4 @@
-#include "quiver/cli/parallel_parquet_reader.h"
+#include "quiver/input/parallel_parquet_reader.h"
 
 #include <pthread.h>
 
@@ -14,7 +14,7 @@
 
 #include <parquet/arrow/reader.h>
 
-namespace quiver::cli {
+namespace quiver::input {
 namespace {
 
 using BatchOrError = arrow::Result<std::shared_ptr<arrow::RecordBatch>>;
@@ -220,4 +220,4 @@ int DecodeThreadsOfRun(int workers) {
   return DecodeThreadsFor(std::thread::hardware_concurrency(), workers);
 }
 
-}  // namespace quiver::cli
+}  // namespace quiver::input
