@@ -1,10 +1,12 @@
-"""quiver run --otlp-endpoint: the run's metrics posted as OTLP/HTTP JSON to a receiver on
-loopback, which reads them with opentelemetry-proto's classes (json_format), as a collector
-would."""
+"""quiver run --otlp-endpoint: the run's metrics and spans posted as OTLP/HTTP JSON to a
+receiver on loopback, which reads them with opentelemetry-proto's classes (json_format), as a
+collector would."""
 
 from __future__ import annotations
 
+import base64
 import http.server
+import json
 import socket
 import threading
 
@@ -20,11 +22,13 @@ pytest.importorskip("opentelemetry.proto", reason="needs opentelemetry-proto (re
 
 
 class Receiver(http.server.ThreadingHTTPServer):
-    """Keeps every ExportMetricsServiceRequest posted to it as OTLP/HTTP JSON."""
+    """Keeps every ExportMetricsServiceRequest (``requests``) and ExportTraceServiceRequest
+    (``traces``) posted to it as OTLP/HTTP JSON."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), ReceiverHandler)
         self.requests: list[object] = []
+        self.traces: list[object] = []
         self.content_types: list[str] = []
 
     @property
@@ -40,11 +44,14 @@ class ReceiverHandler(http.server.BaseHTTPRequestHandler):
         from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as service
 
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = service.ExportMetricsServiceRequest()
-        json_format.Parse(body.decode(), request)  # refuses a field OTLP does not have
-        self.server.requests.append(request)
-        self.server.content_types.append(self.headers["Content-Type"])
-        self.send_response(200 if self.path == "/v1/metrics" else 404)
+        if self.path == "/v1/traces":
+            self.server.traces.append(trace_request(body))
+        else:
+            request = service.ExportMetricsServiceRequest()
+            json_format.Parse(body.decode(), request)  # refuses a field OTLP does not have
+            self.server.requests.append(request)
+            self.server.content_types.append(self.headers["Content-Type"])
+        self.send_response(200 if self.path in ("/v1/metrics", "/v1/traces") else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -52,6 +59,26 @@ class ReceiverHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args: object) -> None:
         pass
+
+
+def trace_request(body: bytes):
+    """An ExportTraceServiceRequest from OTLP/JSON, whose ids are hex (protobuf's JSON has
+    them base64): each id is checked to be hex of its size, then parsed."""
+    from google.protobuf import json_format
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as service
+
+    document = json.loads(body)
+    for resource in document["resourceSpans"]:
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                for key, size in (("traceId", 16), ("spanId", 8), ("parentSpanId", 8)):
+                    if key in span:
+                        raw = bytes.fromhex(span[key])
+                        assert len(raw) == size and any(raw), span
+                        span[key] = base64.b64encode(raw).decode()
+    request = service.ExportTraceServiceRequest()
+    json_format.Parse(json.dumps(document), request)
+    return request
 
 
 @pytest.fixture
@@ -149,3 +176,89 @@ def test_a_udaf_run_posts_its_metrics(quiver, tmp_path, receiver):
     assert sum(v for _, v in points(request, "quiver.rows_out")) == keys
     workers = points(request, "quiver.rows_in")
     assert sorted(labels["quiver.worker"] for labels, _ in workers) == ["1", "2"]
+
+
+def spans_of(receiver) -> dict[str, list]:
+    """The spans posted, by name; each with its attributes as a dict."""
+    [request] = receiver.traces
+    by_name: dict[str, list] = {}
+    for resource in request.resource_spans:
+        for scope in resource.scope_spans:
+            for span in scope.spans:
+                by_name.setdefault(span.name, []).append(span)
+    return by_name
+
+
+def attributes(span) -> dict[str, object]:
+    out = {}
+    for a in span.attributes:
+        kind = a.value.WhichOneof("value")
+        value = getattr(a.value, kind)
+        out[a.key] = [v.string_value for v in value.values] if kind == "array_value" else value
+    return out
+
+
+def test_the_run_is_a_span_with_a_child_per_worker_start(quiver, tmp_path, receiver):
+    assert_ok(run(quiver, tmp_path, "--otlp-endpoint", receiver.url))
+    spans = spans_of(receiver)
+    assert set(spans) == {"quiver.run", "quiver.worker.start"}  # no batch spans by default
+    [root] = spans["quiver.run"]
+    assert attributes(root) == {
+        "quiver.udfs": ["y"],
+        "quiver.input.rows": ROWS,
+        "quiver.input.batches": ROWS // BATCH_ROWS,
+        "quiver.rows_out": ROWS,
+        "quiver.udf.time": pytest.approx(attributes(root)["quiver.udf.time"]),
+    }
+    assert not root.parent_span_id and root.start_time_unix_nano < root.end_time_unix_nano
+    starts = spans["quiver.worker.start"]
+    assert len(starts) == 2
+    for start in starts:
+        assert start.trace_id == root.trace_id and start.parent_span_id == root.span_id
+        assert root.start_time_unix_nano <= start.start_time_unix_nano
+        assert start.start_time_unix_nano < start.end_time_unix_nano <= root.end_time_unix_nano
+    labels = sorted((attributes(s) for s in starts), key=lambda a: a["quiver.worker.index"])
+    assert [a["quiver.worker.index"] for a in labels] == [0, 1]
+    assert [a["quiver.worker"] for a in labels] == ["1", "2"]
+    assert all(a["quiver.runtime"] == "py" and a["quiver.udf_group"] == "y" for a in labels)
+    assert all(str(a["quiver.pid"]).isdigit() for a in labels)
+    assert len({s.span_id for s in [root, *starts]}) == 3
+
+
+@pytest.mark.parametrize(("rate", "sampled"), [(1, 10), (0.5, 5), (0.25, 2)])
+def test_trace_batches_posts_that_share_of_the_batches(quiver, tmp_path, receiver, rate, sampled):
+    assert_ok(run(quiver, tmp_path, "--otlp-endpoint", receiver.url, "--trace-batches", rate))
+    spans = spans_of(receiver)
+    [root] = spans["quiver.run"]
+    batches = spans["quiver.batch"]
+    assert len(batches) == sampled  # floor(batches x rate), evenly spread
+    seen = sorted(attributes(b)["quiver.batch.index"] for b in batches)
+    assert seen == sorted(set(seen)) and all(0 <= i < ROWS // BATCH_ROWS for i in seen)
+    for batch in batches:
+        labels = attributes(batch)
+        assert batch.parent_span_id == root.span_id and batch.trace_id == root.trace_id
+        assert batch.start_time_unix_nano < batch.end_time_unix_nano
+        assert labels["quiver.batch.rows_in"] == BATCH_ROWS
+        assert labels["quiver.batch.rows_out"] == BATCH_ROWS
+        assert labels["quiver.batch.bytes_in"] >= BATCH_ROWS * 8  # int64 values, a bitmap maybe
+        assert labels["quiver.batch.bytes_out"] > 0
+        assert labels["quiver.worker"] in ("1", "2") and labels["quiver.udf_group"] == "y"
+        span_seconds = (batch.end_time_unix_nano - batch.start_time_unix_nano) * 1e-9
+        assert 0 < labels["quiver.batch.worker_time"] <= span_seconds + 1e-6
+    if rate == 1:
+        assert seen == list(range(ROWS // BATCH_ROWS))
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (("--trace-batches", "0.5"), "--trace-batches needs --otlp-endpoint"),
+        (("--trace-batches", "2", "--otlp-endpoint", "http://127.0.0.1:9"), "from 0 (none) to 1"),
+        (("--trace-batches", "-0.1", "--otlp-endpoint", "http://127.0.0.1:9"), "from 0"),
+    ],
+)
+def test_a_bad_trace_batches_is_a_usage_error(quiver, tmp_path, flags, said):
+    result = run(quiver, tmp_path, *flags)
+    assert result.returncode == 2, result.stderr
+    assert said in result.stderr
+    assert not (tmp_path / "out.parquet").exists()

@@ -22,6 +22,7 @@
 #include "quiver/cli/resource_limit_options.h"
 #include "quiver/cli/run_command.h"
 #include "quiver/cli/sandbox_options.h"
+#include "quiver/cli/top_command.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/transport/registry.h"
 
@@ -37,7 +38,9 @@ constexpr char kDescription[] =
 constexpr char kMainFooter[] = R"(Example:
   quiver run people.parquet --udf 'loud=udfs.py:shout(name)' -o out.parquet
 
-Run 'quiver run --help' for the UDF spec grammar and more examples.)";
+Run 'quiver run --help' for the UDF spec grammar and more examples; 'quiver top'
+watches a run going on in another terminal, 'quiver logs DIR' searches the worker
+logs a run kept with --log-dir.)";
 
 constexpr char kRunDescription[] =
     "Run UDFs over a file: writes INPUT's columns and one column per UDF to OUTPUT";
@@ -181,9 +184,15 @@ CLI::App* AddRunCommand(CLI::App& app, RunArguments& arguments) {
   run->add_option("--metrics", options.metrics_file,
                   "Write every metric of the run (docs/metrics.md) to FILE as JSON");
   run->add_option("--otlp-endpoint", options.otlp_endpoint,
-                  "Post the run's metrics, when it ends, to the OpenTelemetry collector at URL "
-                  "(OTLP/HTTP, e.g. http://localhost:4318); one that does not answer is said, "
-                  "the run still succeeds");
+                  "Post the run's metrics and spans (the run, each worker start), when it ends, "
+                  "to the OpenTelemetry collector at URL (OTLP/HTTP, e.g. "
+                  "http://localhost:4318); one that does not answer is said, the run still "
+                  "succeeds");
+  run->add_option("--trace-batches", options.trace_batches,
+                  "With --otlp-endpoint: the share of batches, 0 to 1, posted as spans of "
+                  "their own (index, rows, bytes, worker, its time on the batch); 0.01 traces "
+                  "one batch in a hundred, evenly spread")
+      ->capture_default_str();
   run->add_flag("--traceback-locals", options.traceback_locals,
                 "A UDF error shows the local variables of its failing frame (each repr cut to "
                 "200 characters), so the bad row is visible");
@@ -235,6 +244,8 @@ int main(int argc, char** argv) {
   CLI::App* conformance = quiver::cli::AddConformanceCommand(app, conformance_arguments);
   quiver::cli::LogsArguments logs_arguments;
   CLI::App* logs = quiver::cli::AddLogsCommand(app, logs_arguments);
+  quiver::cli::TopArguments top_arguments;
+  CLI::App* top = quiver::cli::AddTopCommand(app, top_arguments);
 
   if (argc <= 1) {
     std::fprintf(stderr, "%s", app.help().c_str());
@@ -248,6 +259,7 @@ int main(int argc, char** argv) {
                  run->parsed()           ? "quiver run"
                  : conformance->parsed() ? "quiver conformance"
                  : logs->parsed()        ? "quiver logs"
+                 : top->parsed()         ? "quiver top"
                                          : "quiver");
     return kExitUsage;
   }
@@ -255,6 +267,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
   if (conformance->parsed()) return quiver::cli::RunConformanceCommand(conformance_arguments);
   if (logs->parsed()) return quiver::cli::RunLogsCommand(logs_arguments);
+  if (top->parsed()) return quiver::cli::RunTopCommand(top_arguments);
   FinishRunOptions(run, arguments);
 
   // Arrow 26 keeps its compute kernels (which CSV reading and argument

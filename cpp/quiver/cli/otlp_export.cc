@@ -10,6 +10,7 @@
 #include <curl/curl.h>
 #endif
 
+#include "quiver/cli/otlp_spans.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/io/json_text.h"
 
@@ -42,8 +43,7 @@ const std::vector<WorkerFigure>& WorkerFigures() {
 }
 
 std::string Attribute(const std::string& key, const std::string& value) {
-  return "{\"key\":" + io::JsonQuoted(key) +
-         ",\"value\":{\"stringValue\":" + io::JsonQuoted(value) + "}}";
+  return OtlpStringAttribute(key, value);
 }
 
 // A worker's labels: "worker 2 (pid 123)" is worker "2", pid "123".
@@ -106,6 +106,20 @@ arrow::Status CheckOtlpEndpoint(const std::string& endpoint) {
   }
   return UsageError("--otlp-endpoint " + endpoint +
                     ": give the collector's OTLP/HTTP URL, such as http://localhost:4318");
+}
+
+arrow::Status CheckTraceBatches(double rate, const std::string& endpoint) {
+  if (!(rate >= 0 && rate <= 1)) {
+    return UsageError("--trace-batches " + std::to_string(rate) +
+                      ": give the share of batches to trace, from 0 (none) to 1 (every one), "
+                      "such as 0.01");
+  }
+  if (rate > 0 && endpoint.empty()) {
+    return UsageError(
+        "--trace-batches needs --otlp-endpoint URL: the sampled batches' spans go to that "
+        "collector");
+  }
+  return arrow::Status::OK();
 }
 
 std::string OtlpMetricsUrl(const std::string& endpoint) {
@@ -202,10 +216,16 @@ void ExportRunMetrics(const std::string& endpoint, const exec::UdfRunMetrics& me
   const auto unix_nanos = [](std::chrono::system_clock::time_point at) {
     return std::chrono::duration_cast<nanoseconds>(at.time_since_epoch()).count();
   };
-  const std::string url = OtlpMetricsUrl(endpoint);
-  const auto posted =
-      PostOtlpJson(url, OtlpMetricsJson(metrics, engine, unix_nanos(started),
-                                        unix_nanos(std::chrono::system_clock::now())));
+  const int64_t start = unix_nanos(started);
+  const int64_t end = unix_nanos(std::chrono::system_clock::now());
+  std::string url = OtlpMetricsUrl(endpoint);
+  auto posted = PostOtlpJson(url, OtlpMetricsJson(metrics, engine, start, end));
+  // A collector that did not take the metrics is not waited for a second time.
+  if (posted.ok()) {
+    SpanIds ids;
+    url = OtlpTracesUrl(endpoint);
+    posted = PostOtlpJson(url, OtlpTraceJson(metrics, start, end, ids));
+  }
   if (!posted.ok()) {
     std::fprintf(stderr,
                  "quiver: could not export the run's metrics to %s (OTLP/HTTP): %s; the run "

@@ -1,7 +1,7 @@
 #pragma once
 
-// `quiver run --otlp-endpoint URL`: the run's metrics (docs/metrics.md), posted
-// once when the run ends to an OpenTelemetry collector as OTLP/HTTP JSON.
+// `quiver run --otlp-endpoint URL`: the run's metrics (docs/metrics.md) and its
+// spans, posted once when the run ends to an OpenTelemetry collector as OTLP/HTTP JSON.
 
 #include <chrono>
 #include <cstdint>
@@ -20,6 +20,10 @@ inline constexpr std::chrono::milliseconds kOtlpTimeout{3000};
 /// Checks that `endpoint` is an http:// or https:// URL (a usage error when not).
 arrow::Status CheckOtlpEndpoint(const std::string& endpoint);
 
+/// Checks --trace-batches: a share from 0 to 1, given with --otlp-endpoint
+/// (a usage error when not).
+arrow::Status CheckTraceBatches(double rate, const std::string& endpoint);
+
 /// Returns the URL metrics go to: `endpoint`'s base with /v1/metrics.
 std::string OtlpMetricsUrl(const std::string& endpoint);
 
@@ -32,8 +36,9 @@ std::string OtlpMetricsJson(const exec::UdfRunMetrics& metrics, const EngineTime
 /// Posts `json` to `url`; an error says why (no answer, an HTTP status).
 arrow::Status PostOtlpJson(const std::string& url, const std::string& json);
 
-/// Posts the run's figures to the collector at `endpoint`; a failure is said on
-/// stderr, once, and does not fail the run (its output is written already).
+/// Posts the run's figures to the collector at `endpoint`, then its spans
+/// (otlp_spans.h); a failure is said on stderr, once, and does not fail the
+/// run (its output is written already).
 void ExportRunMetrics(const std::string& endpoint, const exec::UdfRunMetrics& metrics,
                       const EngineTimes& engine, std::chrono::system_clock::time_point started);
 

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -28,6 +29,7 @@
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/resource_limit_options.h"
 #include "quiver/cli/row_errors.h"
+#include "quiver/cli/run_status.h"
 #include "quiver/cli/runtime_spec.h"
 #include "quiver/cli/sandbox_options.h"
 #include "quiver/cli/udf_args.h"
@@ -181,7 +183,8 @@ arrow::Status Interrupted() {
 
 // Reads every batch of `run` into `output`, drawing progress on the way.
 arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t> total_rows,
-                    Clock::time_point start, ProgressDisplay& progress, RunSummary* summary) {
+                    Clock::time_point start, ProgressDisplay& progress, RunSummary* summary,
+                    std::atomic<int64_t>* rows_written) {
   while (true) {
     if (InterruptSignal() != 0) {
       progress.Clear();
@@ -202,6 +205,7 @@ arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t
     summary->batches += 1;
     const auto now = Clock::now();
     if (progress.Due(now)) {
+    rows_written->store(summary->rows, std::memory_order_relaxed);  // for quiver top
       progress.Update({summary->rows, total_rows, run->metrics().bytes_in, now - start,
                        worker::WorkerActivity::Snapshot()},
                       now);
@@ -225,6 +229,7 @@ arrow::Result<worker::WorkerSpec> WorkerPoolSpec(const RunOptions& options,
   return spec;
 }
 
+  spec.trace_batches = options.trace_batches;
 arrow::Status RunCommand(const RunOptions& options) {
   if (!options.metrics_file.empty()) {
     auto writable = CheckMetricsPath(options.metrics_file);
@@ -236,6 +241,7 @@ arrow::Status RunCommand(const RunOptions& options) {
   if (!options.log_dir.empty()) ARROW_RETURN_NOT_OK(PrepareLogDir(options.log_dir));
   if (options.kinds.Active()) return RunKindCommand(options);
   const auto start = Clock::now();
+  ARROW_RETURN_NOT_OK(CheckTraceBatches(options.trace_batches, options.otlp_endpoint));
   const auto started = std::chrono::system_clock::now();  // the exported figures' start
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
   InterruptWatchdog watchdog(kInterruptGrace);
@@ -312,7 +318,17 @@ arrow::Status RunCommand(const RunOptions& options) {
                            json_progress                ? ProgressMode::kJson
                            : options.progress == "live" ? ProgressMode::kLive
                                                         : ProgressMode::kLine);
-  ARROW_RETURN_NOT_OK(Drain(run.get(), output.get(), input.total_rows, start, progress, &summary));
+  // quiver top reads what the run does from its private directory (run_status.h).
+  std::atomic<int64_t> rows_written{0};
+  auto status = std::make_unique<RunStatusPublisher>(
+      dispatchers.front()->private_directory(), RunIdentity{::getpid(), options.input, udf_names},
+      [&] {
+        return ProgressFigures{rows_written.load(std::memory_order_relaxed), input.total_rows,
+                               run->metrics().bytes_in, Clock::now() - start,
+                               worker::WorkerActivity::Snapshot()};
+      });
+  ARROW_RETURN_NOT_OK(
+      Drain(run.get(), output.get(), input.total_rows, start, progress, &summary, &rows_written));
   ARROW_RETURN_NOT_OK(output->Commit());
   watchdog.SetCleanupPath("");
 
@@ -323,6 +339,7 @@ arrow::Status RunCommand(const RunOptions& options) {
   summary.workers = options.workers;
   summary.output = output->path();
   if (!options.quiet) {
+  status.reset();  // its last status says the run is final
     std::fputs(FormatSummary(summary).c_str(), stderr);
     std::fputs(FormatMetricsTable(metrics, options.verbose).c_str(), stderr);
   }

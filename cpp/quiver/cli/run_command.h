@@ -57,6 +57,9 @@ struct RunOptions {
   /// --otlp-endpoint URL: the run's metrics posted to an OpenTelemetry collector
   /// (OTLP/HTTP JSON) when it ends; empty: none.
   std::string otlp_endpoint;
+  /// --trace-batches RATE: the share of batches (0 to 1) posted as spans with
+  /// --otlp-endpoint, beside the run's and its worker starts'; 0: none.
+  double trace_batches = 0;
   /// --progress: "auto" (a line on a terminal), "json" (JSON lines on stderr),
   /// "live" (a line per worker too, on a terminal) or "off".
   std::string progress = "auto";

@@ -41,6 +41,14 @@ void WorkerMetrics::Add(const WorkerMetrics& other) {
   }
 }
 
+bool BatchSampled(uint64_t sequence, double rate) {
+  if (!(rate > 0)) return false;
+  if (rate >= 1) return true;
+  const auto before = static_cast<uint64_t>(static_cast<double>(sequence) * rate);
+  const auto after = static_cast<uint64_t>(static_cast<double>(sequence + 1) * rate);
+  return after > before;
+}
+
 WorkerMetrics UdfGroupMetrics::Total() const {
   WorkerMetrics total;
   for (const auto& worker : workers) total.Add(worker);

@@ -2,6 +2,7 @@
 
 #include <limits>
 #include <string>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -62,11 +63,29 @@ TEST(RunMetricsTest, AddingSumsFiguresAndCountersAndKeepsThePeak) {
   b.rows_in = 3;
   b.peak_rss_bytes = 4;
   b.counters["n"] = std::numeric_limits<int64_t>::max();
-  UdfGroupMetrics group{{"f"}, {a, b}};
+  UdfGroupMetrics group;
+  group.udfs = {"f"};
+  group.workers = {a, b};
   WorkerMetrics total = group.Total();
   EXPECT_EQ(total.rows_in, 5);
   EXPECT_EQ(total.peak_rss_bytes, 10);
   EXPECT_EQ(total.counters.at("n"), std::numeric_limits<int64_t>::max());
+}
+
+TEST(RunMetricsTest, BatchesAreSampledEvenlyAtTheRate) {
+  auto sampled = [](double rate, uint64_t batches) {
+    std::vector<uint64_t> out;
+    for (uint64_t n = 0; n < batches; ++n) {
+      if (BatchSampled(n, rate)) out.push_back(n);
+    }
+    return out;
+  };
+  EXPECT_EQ(sampled(0, 10), std::vector<uint64_t>{});
+  EXPECT_EQ(sampled(1, 4), (std::vector<uint64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(sampled(0.25, 10), (std::vector<uint64_t>{3, 7}));
+  EXPECT_EQ(sampled(0.5, 10).size(), 5u);
+  EXPECT_EQ(sampled(0.01, 1000).size(), 10u);
+  EXPECT_EQ(sampled(-1, 10), std::vector<uint64_t>{});
 }
 
 }  // namespace

@@ -51,6 +51,7 @@ class UdfRunImpl : public UdfRun {
     pipeline.max_batches_in_flight_per_worker = options_.max_batches_in_flight_per_worker;
     pipeline.max_bytes_in_flight_per_worker = options_.max_bytes_in_flight_per_worker;
     pipeline.label = "running UDFs " + QuotedNames(options_.udfs) + runtime_label_;
+    pipeline.runtime = options_.udfs.empty() ? "" : options_.udfs.front().runtime;
     auto started = WorkerPipeline::Start(dispatcher_, init, std::move(pipeline));
     if (!started.ok()) return Failed(started.status());
     pipeline_ = std::move(started).ValueUnsafe();
@@ -266,7 +267,12 @@ class UdfRunImpl : public UdfRun {
     if (pipeline_ != nullptr) {
       pipeline_->Stop();
       std::lock_guard<std::mutex> lock(metrics_mutex_);
-      metrics_.groups = {UdfGroupMetrics{UdfNames(), pipeline_->worker_metrics()}};
+      UdfGroupMetrics group;
+      group.udfs = UdfNames();
+      group.workers = pipeline_->worker_metrics();
+      group.worker_starts = pipeline_->worker_starts();
+      group.batch_spans = pipeline_->batch_spans();
+      metrics_.groups = {std::move(group)};
     }
     pending_.clear();
     cutting_ = {};

@@ -13,6 +13,13 @@
 #include "quiver/worker/worker_execution.h"
 
 namespace quiver::exec {
+namespace {
+
+int64_t UnixNanos(std::chrono::system_clock::time_point at) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(at.time_since_epoch()).count();
+}
+
+}  // namespace
 
 arrow::Status CheckAtLeastOne(const std::string& name, int64_t value) {
   if (value >= 1) return arrow::Status::OK();
@@ -40,21 +47,35 @@ arrow::Result<std::unique_ptr<WorkerPipeline>> WorkerPipeline::Start(
 }
 
 arrow::Status WorkerPipeline::StartWorkers(const v1::Init& init) {
+  trace_batches_ = dispatcher_->spec().trace_batches;
+  const auto asked = std::chrono::system_clock::now();  // the worker start spans begin here
   auto acquired = dispatcher_->AcquireMany(options_.workers);
   if (!acquired.ok()) return Fail(acquired.status(), "while starting");
   workers_ = std::move(acquired).ValueUnsafe();
   workers_count_ = static_cast<int>(workers_.size());
   worker_metrics_.resize(workers_.size());
-  for (size_t i = 0; i < workers_.size(); ++i) worker_metrics_[i].worker = workers_[i]->Describe();
+  last_answers_.resize(workers_.size());
+  std::vector<bool> started(workers_.size());  // not reused from the pool
+  for (size_t i = 0; i < workers_.size(); ++i) {
+    worker_metrics_[i].worker = workers_[i]->Describe();
+    started[i] = workers_[i]->executions() == 0;
+  }
   // Every worker loads its UDFs at once; then each answer is waited for.
   for (auto& worker : workers_) {
     auto execution = worker::WorkerExecution::Start(worker.get(), init);
     if (!execution.ok()) return Fail(execution.status(), "while starting");
     executions_.push_back(std::move(execution).ValueUnsafe());
   }
-  for (auto& execution : executions_) {
+  for (size_t i = 0; i < executions_.size(); ++i) {
+    auto& execution = executions_[i];
     arrow::Status ready = execution->WaitUntilReady();
     if (!ready.ok()) return Fail(ready, "while starting");
+    last_answers_[i] = execution->last_reply_arrival();
+    if (started[i]) {
+      worker_starts_.push_back({workers_[i]->Describe(), options_.runtime, static_cast<int>(i),
+                                workers_[i]->pid(), UnixNanos(asked),
+                                UnixNanos(execution->last_reply_arrival())});
+    }
     const auto& schema = execution->result_schema();
     if (result_schema_ == nullptr) {
       result_schema_ = schema;
@@ -79,11 +100,22 @@ bool WorkerPipeline::Full() const {
 arrow::Status WorkerPipeline::Submit(const arrow::RecordBatch& batch, int64_t expected_rows,
                                      int64_t tag, std::string what) {
   if (!failure_.ok()) return failure_;
-  Pending pending{next_sequence_++, next_worker_, expected_rows, tag, std::move(what)};
+  Pending pending;
+  pending.sequence = next_sequence_++;
+  pending.worker = next_worker_;
+  pending.rows = expected_rows;
+  pending.tag = tag;
+  pending.what = std::move(what);
   next_worker_ = (next_worker_ + 1) % workers_count_;
   // What the batch references, not the whole buffers it may slice.
   auto measured = BatchBytes(batch);
   const int64_t bytes = measured.ok() ? *measured : BatchBytesUpperBound(batch);
+  if (BatchSampled(pending.sequence, trace_batches_) && batch_spans_.size() < kMaxBatchSpans) {
+    pending.sampled = true;
+    pending.rows_sent = batch.num_rows();
+    pending.bytes = bytes;
+    pending.sent = std::chrono::system_clock::now();
+  }
   if (options_.max_bytes_in_flight_per_worker > 0) in_flight_bytes_.SawInput(bytes);
   arrow::Status sent = executions_[pending.worker]->Send(pending.sequence, batch);
   if (!sent.ok()) return Fail(sent, Where(pending));
@@ -113,6 +145,7 @@ arrow::Result<Answer> WorkerPipeline::Next() {
   metrics.rows_out += (*result)->num_rows();
   auto answered = BatchBytes(**result);
   metrics.bytes_out += answered.ok() ? *answered : result_bytes;
+  NoteAnswer(pending, **result, answered.ok() ? *answered : result_bytes);
   return Answer{pending.tag, pending.worker, std::move(result).ValueUnsafe()};
 }
 
@@ -147,6 +180,26 @@ arrow::Result<int64_t> WorkerPipeline::DrainAndFinish(const AnswerHandler& handl
     ARROW_RETURN_NOT_OK(handle(std::move(answer)));
   }
   return Finish();
+}
+
+void WorkerPipeline::NoteAnswer(const Pending& pending, const arrow::RecordBatch& result,
+                                int64_t result_bytes) {
+  const auto arrived = executions_[pending.worker]->last_reply_arrival();
+  const auto held_since = std::max(pending.sent, last_answers_[pending.worker]);
+  last_answers_[pending.worker] = arrived;
+  if (!pending.sampled) return;
+  BatchSpan span;
+  span.batch = pending.sequence;
+  span.worker_index = pending.worker;
+  span.worker = worker_metrics_[pending.worker].worker;
+  span.rows_in = pending.rows_sent;
+  span.rows_out = result.num_rows();
+  span.bytes_in = pending.bytes;
+  span.bytes_out = result_bytes;
+  span.start_unix_nanos = UnixNanos(pending.sent);
+  span.end_unix_nanos = UnixNanos(arrived);
+  span.worker_nanos = std::max<int64_t>(0, UnixNanos(arrived) - UnixNanos(held_since));
+  batch_spans_.push_back(std::move(span));
 }
 
 std::string WorkerPipeline::Where(const Pending& pending) const {

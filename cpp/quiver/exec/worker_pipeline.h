@@ -7,6 +7,7 @@
 // batches were sent, and finishes or stops the execution. What differs between
 // the kinds (how the input is cut, how results are assembled) stays with them.
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -40,6 +41,8 @@ struct PipelineOptions {
   int64_t max_bytes_in_flight_per_worker = 0;
   /// What the run is (e.g. "running UDFs 'a', 'b'"): starts every error.
   std::string label;
+  /// The UDFs' runtime, named in the worker start spans ("" for Python).
+  std::string runtime;
 };
 
 /// What the caller calls each option of a run in errors (the CLI's flags, the
@@ -120,6 +123,10 @@ class WorkerPipeline {
   /// Returns each worker's figures so far (docs/metrics.md); the worker-reported
   /// ones are there once Finish returned.
   const std::vector<WorkerMetrics>& worker_metrics() const { return worker_metrics_; }
+  /// Returns the spans of the workers started for this execution (not those reused).
+  const std::vector<WorkerStartSpan>& worker_starts() const { return worker_starts_; }
+  /// Returns the spans of the batches sampled (WorkerSpec::trace_batches) and answered.
+  const std::vector<BatchSpan>& batch_spans() const { return batch_spans_; }
 
   /// Records the first failure (labelled, with `where` it happened), stops
   /// every worker's execution and returns the failure. Later calls return the
@@ -131,15 +138,21 @@ class WorkerPipeline {
 
  private:
   struct Pending {
-    uint64_t sequence;
-    int worker;
-    int64_t rows;
-    int64_t tag;
+    uint64_t sequence = 0;
+    int worker = 0;
+    int64_t rows = -1;
+    int64_t tag = 0;
     std::string what;
+    bool sampled = false;  // kept as a BatchSpan once answered
+    int64_t rows_sent = 0;
+    int64_t bytes = 0;
+    std::chrono::system_clock::time_point sent;
   };
   WorkerPipeline(worker::WorkerDispatcher* dispatcher, PipelineOptions options);
   arrow::Status StartWorkers(const v1::Init& init);
   std::string Where(const Pending& pending) const;
+  // Records the span of `pending`'s answer `result`, when it is sampled.
+  void NoteAnswer(const Pending& pending, const arrow::RecordBatch& result, int64_t result_bytes);
 
   worker::WorkerDispatcher* dispatcher_;
   const PipelineOptions options_;
@@ -150,6 +163,11 @@ class WorkerPipeline {
   std::deque<Pending> pending_;
   InFlightBytes in_flight_bytes_;
   std::vector<WorkerMetrics> worker_metrics_;  // kept after Stop
+  std::vector<WorkerStartSpan> worker_starts_;
+  std::vector<BatchSpan> batch_spans_;
+  // Per worker: when its last answer arrived (a sampled batch's worker time starts there).
+  std::vector<std::chrono::system_clock::time_point> last_answers_;
+  double trace_batches_ = 0;
   uint64_t next_sequence_ = 0;
   int next_worker_ = 0;
   arrow::Status failure_;

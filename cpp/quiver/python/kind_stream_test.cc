@@ -59,7 +59,10 @@ KindStream::Body Pushing(int batches, arrow::Status outcome,
     metrics.rows_in = 70;  // the input's, not the 50 rows handed out
     metrics.batches_in = 7;
     metrics.bytes_in = 123;
-    metrics.groups = {exec::UdfGroupMetrics{{"f"}, {exec::WorkerMetrics{}}}};
+    exec::UdfGroupMetrics group;
+    group.udfs = {"f"};
+    group.workers = {exec::WorkerMetrics{}};
+    metrics.groups = {group};
     return metrics;
   };
   return body;

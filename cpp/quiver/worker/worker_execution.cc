@@ -204,7 +204,8 @@ io::Deadline WorkerExecution::AnswerDeadline() {
 
 void WorkerExecution::ReceiveLoop() {
   while (true) {
-    Received received{worker_->connection().Receive(io::kNoDeadline), arrow::Status::OK()};
+    auto reply = worker_->connection().Receive(io::kNoDeadline);
+    Received received{std::move(reply), arrow::Status::OK(), std::chrono::system_clock::now()};
     const bool last = !received.reply.ok() || EndsExecution(*received.reply);
     if (received.reply.ok() && AnswersBatch(*received.reply)) NoteAnswer();
     // Nothing may read a result's values before this check: bad offsets or
@@ -266,6 +267,7 @@ arrow::Result<transport::WorkerReply> WorkerExecution::NextReply(io::Deadline de
   Received received = std::move(replies_.front());
   replies_.pop_front();
   lock.unlock();
+  last_arrival_ = received.arrived;
   if (!received.reply.ok()) return Lost(received.reply.status());
   if (validity != nullptr) *validity = std::move(received.validity);
   return std::move(received.reply);

@@ -84,6 +84,11 @@ class WorkerExecution {
 
   Worker* worker() { return worker_; }
 
+  /// Returns when the reply last taken by WaitUntilReady or Receive arrived
+  /// (read by the receiving thread, not when the caller took it): the end of
+  /// the worker start's and the sampled batches' spans.
+  std::chrono::system_clock::time_point last_reply_arrival() const { return last_arrival_; }
+
  private:
   explicit WorkerExecution(Worker* worker);
 
@@ -95,6 +100,7 @@ class WorkerExecution {
   struct Received {
     arrow::Result<transport::WorkerReply> reply;
     arrow::Status validity;  // of reply->batch (protocol::ValidateResultBatch)
+    std::chrono::system_clock::time_point arrived;  // when the receiving thread read it
   };
   // Waits for the next reply until `deadline`; a timeout marks the worker
   // broken. Sets `*validity`, when given, to the verdict on a result batch.
@@ -132,6 +138,7 @@ class WorkerExecution {
   std::chrono::steady_clock::time_point owed_since_;  // see AnswerDeadline
   bool done_ = false;                                 // Finish or Abort completed
   bool receiver_done_ = false;  // the receiving thread saw the end of the execution
+  std::chrono::system_clock::time_point last_arrival_;  // of the reply last taken
 };
 
 }  // namespace quiver::worker

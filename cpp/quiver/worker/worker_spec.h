@@ -91,6 +91,9 @@ struct WorkerSpec {
   /// When not empty, each started worker's stdout and stderr also go to a file
   /// of JSON lines in this directory (worker/log_sink.h), worker-ID-PID.jsonl.
   std::string log_dir;
+  /// Share of batches (0 to 1) whose times are kept as spans of the run's
+  /// trace (exec/run_metrics.h, BatchSpan); 0: none.
+  double trace_batches = 0;
   /// Most resident memory (RSS) of each worker process, in bytes; a worker over
   /// it is stopped and its run fails naming the cap (worker/memory_cap.h).
   /// 0: no cap.

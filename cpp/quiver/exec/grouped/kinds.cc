@@ -101,6 +101,8 @@ arrow::Status FinishKind(WorkerPipeline* pipeline, const AnswerHandler& handle,
   UdfGroupMetrics group;
   for (const auto& udf : udfs) group.udfs.push_back(udf.name + step);
   group.workers = pipeline->worker_metrics();
+  group.worker_starts = pipeline->worker_starts();
+  group.batch_spans = pipeline->batch_spans();
   metrics->groups.push_back(std::move(group));
   ARROW_RETURN_NOT_OK(nanos.status());
   metrics->worker_udf_nanos += *nanos;
