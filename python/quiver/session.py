@@ -52,7 +52,11 @@ class Session(KindMethods):
     on 127.0.0.1, 0 for any, or ``"HOST:PORT"``; needs ``prometheus-client``); ``otlp_endpoint``
     (``"http://host:4318"``) exports them, and a span per map, to an OpenTelemetry collector
     over OTLP/HTTP (needs ``opentelemetry-sdk`` and ``opentelemetry-exporter-otlp-proto-http``);
-    docs/metrics.md.
+    docs/metrics.md. ``log_dir`` keeps every line the workers write (``print``, ``logging``,
+    ``sys.stderr``, a raw write to fd 1 or 2) in ``DIR/worker-ID-PID.jsonl``, one JSON object
+    a line with its UDFs, batch, level and time, as ``quiver run --log-dir`` does; search them
+    with ``quiver logs DIR``. ``trace_batches`` (0 to 1, with ``otlp_endpoint``) is the share of
+    batches exported as spans of their own, beside a span per worker start.
 
     Besides :meth:`map` (scalar UDFs), :meth:`apply` runs a grouped map, :meth:`aggregate`
     grouped aggregates (UDAFs) and :meth:`flat_map` a table function (UDTF), on the same
@@ -77,9 +81,14 @@ class Session(KindMethods):
         prometheus_port: int | str | None = None,
         otlp_endpoint: str | None = None,
     ) -> None:
+        log_dir: str | os.PathLike[str] | None = None,
+        trace_batches: float = 0,
         if workers < 1:
             raise InvalidInput(f"workers must be at least 1, not {workers}")
         try:
+        if not 0 <= trace_batches <= 1:
+            raise InvalidInput(f"trace_batches must be from 0 to 1, not {trace_batches}")
+        log_dir = _prepared_log_dir(log_dir)
             from quiver import _engine
         except ImportError as exc:
             raise ImportError(
@@ -115,6 +124,8 @@ class Session(KindMethods):
         self._runs: weakref.WeakSet[Any] = weakref.WeakSet()
         self._metrics = SessionMetrics()
         # Its runs can be cut off by close(), even while their readers live; their figures
+            log_dir,
+            float(trace_batches),
         # add up to metrics().
         self._engine = SessionEngine(self._engine, self._runs, self._metrics)
         self._exports = start_exports(
@@ -315,6 +326,28 @@ def _env_worker_environment(extra: dict[str, str] | None) -> dict[str, str]:
     if own:
         environment.setdefault("PYTHONPATH", os.pathsep.join(own))
     return environment
+
+def _prepared_log_dir(log_dir: str | os.PathLike[str] | None) -> str:
+    """``log_dir`` made (when missing) and checked writable, as ``quiver run --log-dir``
+    does; ``""`` for none."""
+    if log_dir is None:
+        return ""
+    path = os.fspath(log_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InvalidInput(f"log_dir {path} is a file, not a directory; name a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        # A probe file, since os.access says yes to root on a read-only file system.
+        probe = os.path.join(path, f".quiver-log-probe-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidInput(
+            f"log_dir {path} cannot be written ({exc.strerror}); name a directory you may write"
+        ) from None
+    return os.path.abspath(path)
+
 
 
 def _site_directories() -> list[str]:

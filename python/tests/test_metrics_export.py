@@ -255,13 +255,8 @@ def test_each_map_is_a_span_with_its_rows(receiver: _Receiver) -> None:
         _map(s)
         keyed = pa.table({"k": ["a", "b", "a"], "x": [1.0, 2.0, 3.0]})
         s.apply(keyed, same_group, group_by="k").read_all()
-    spans = [
-        span
-        for request in receiver.traces
-        for resource_spans in request.resource_spans  # type: ignore[attr-defined]
-        for scope_spans in resource_spans.scope_spans
-        for span in scope_spans.spans
-    ]
+    runs = ("quiver.map", "quiver.apply")  # beside them: their worker starts (below)
+    spans = [span for span in _spans(receiver) if span.name in runs]
     assert [span.name for span in spans] == ["quiver.map", "quiver.map", "quiver.apply"]
     first, second, grouped = spans
     assert first.start_time_unix_nano < first.end_time_unix_nano <= second.start_time_unix_nano
@@ -274,6 +269,81 @@ def test_each_map_is_a_span_with_its_rows(receiver: _Receiver) -> None:
         assert attributes["quiver.input.batches"].int_value == ROWS // BATCH_ROWS
         udfs = [v.string_value for v in attributes["quiver.udfs"].array_value.values]
         assert udfs == ["count_even"]
+
+
+def _spans(receiver: _Receiver) -> list[Any]:
+    """Every span posted, in the order they were exported."""
+    return [
+        span
+        for request in receiver.traces
+        for resource_spans in request.resource_spans  # type: ignore[attr-defined]
+        for scope_spans in resource_spans.scope_spans
+        for span in scope_spans.spans
+    ]
+
+
+def _attributes(span: Any) -> dict[str, Any]:
+    out = {}
+    for a in span.attributes:
+        kind = a.value.WhichOneof("value")
+        out[a.key] = getattr(a.value, kind)
+    return out
+
+
+def _children(spans: list[Any], parent: Any, name: str) -> list[Any]:
+    return [s for s in spans if s.name == name and s.parent_span_id == parent.span_id]
+
+
+def test_each_worker_start_is_a_span_under_the_map_that_started_it(receiver: _Receiver) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    with quiver.Session(workers=2, otlp_endpoint=receiver.url) as s:
+        _map(s)
+        _map(s)  # on the same, warm workers: no start
+    spans = _spans(receiver)
+    first, second = [span for span in spans if span.name == "quiver.map"]
+    starts = _children(spans, first, "quiver.worker.start")
+    assert len(starts) == 2
+    assert len([span for span in spans if span.name == "quiver.worker.start"]) == 2
+    assert _children(spans, second, "quiver.worker.start") == []
+    labels = sorted((_attributes(span) for span in starts), key=lambda a: a["quiver.worker.index"])
+    assert [a["quiver.worker.index"] for a in labels] == [0, 1]
+    assert {(a["quiver.runtime"], a["quiver.udf_group"]) for a in labels} == {("py", "count_even")}
+    assert all(a["quiver.pid"].isdigit() and a["quiver.worker"] for a in labels)
+    for start in starts:
+        assert start.trace_id == first.trace_id
+        assert first.start_time_unix_nano <= start.start_time_unix_nano
+        assert start.start_time_unix_nano < start.end_time_unix_nano <= first.end_time_unix_nano
+    assert not [span for span in spans if span.name == "quiver.batch"]  # off by default
+
+
+@pytest.mark.parametrize(("rate", "sampled"), [(1, 10), (0.3, 3)])
+def test_trace_batches_makes_that_share_of_batches_spans(
+    receiver: _Receiver, rate: float, sampled: int
+) -> None:
+    pytest.importorskip("opentelemetry.exporter.otlp.proto.http")
+    with quiver.Session(workers=2, otlp_endpoint=receiver.url, trace_batches=rate) as s:
+        out = s.map(_table(), [quiver.call(count_even, "x")], batch_rows=BATCH_ROWS)
+        out.read_all()
+        assert len(s.metrics(out)["spans"]["batches"]) == sampled
+    spans = _spans(receiver)
+    [run] = [span for span in spans if span.name == "quiver.map"]
+    batches = _children(spans, run, "quiver.batch")
+    assert len(batches) == sampled  # floor(10 batches x rate), evenly spread
+    indexes = sorted(_attributes(b)["quiver.batch.index"] for b in batches)
+    assert len(set(indexes)) == sampled and all(0 <= i < ROWS // BATCH_ROWS for i in indexes)
+    for batch in batches:
+        labels = _attributes(batch)
+        assert labels["quiver.batch.rows_in"] == labels["quiver.batch.rows_out"] == BATCH_ROWS
+        assert labels["quiver.batch.bytes_in"] >= BATCH_ROWS * 8
+        assert labels["quiver.udf_group"] == "count_even"
+        span_seconds = (batch.end_time_unix_nano - batch.start_time_unix_nano) * 1e-9
+        assert 0 < labels["quiver.batch.worker_time"] <= span_seconds + 1e-6
+
+
+@pytest.mark.parametrize("rate", [-0.5, 1.5])
+def test_a_trace_batches_out_of_0_to_1_is_refused(rate: float) -> None:
+    with pytest.raises(InvalidInput, match="trace_batches must be from 0 to 1"):
+        quiver.Session(workers=1, trace_batches=rate)
 
 
 def test_a_collector_that_does_not_answer_is_said_once(

@@ -120,6 +120,8 @@ worker::WorkerSpec SpecOf(const EngineOptions& options) {
   spec.start_timeout = options.start_timeout;
   spec.environment = options.environment;
   spec.max_idle_workers = options.max_idle_workers;
+  spec.log_dir = options.log_dir;
+  spec.trace_batches = options.trace_batches;
   return spec;
 }
 

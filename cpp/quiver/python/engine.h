@@ -38,6 +38,11 @@ struct EngineOptions {
   std::map<std::string, std::string> environment;
   /// Idle workers kept warm between runs.
   int max_idle_workers = 4;
+  /// Where each worker's output goes as JSON lines (as `quiver run --log-dir`);
+  /// empty: kept only as the bounded tail errors quote.
+  std::string log_dir;
+  /// Share of batches (0 to 1) kept as spans of their run (docs/metrics.md, "Spans").
+  double trace_batches = 0;
 };
 
 /// The result of one session call (map, apply, aggregate, flat_map), read

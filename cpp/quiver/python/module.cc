@@ -257,6 +257,45 @@ class PyRun {
     out["rows"] = metrics.rows;
     out["bytes_in"] = metrics.bytes_in;
     out["read_nanos"] = metrics.read_time.count();
+// The spans of a run's trace (docs/metrics.md, "Spans"): its workers' starts and
+// its sampled batches, each with its group's UDFs.
+nb::dict RunSpans(const exec::UdfRunMetrics& metrics) {
+  nb::list starts;
+  nb::list batches;
+  for (const auto& group : metrics.groups) {
+    for (const auto& start : group.worker_starts) {
+      nb::dict span;
+      span["udfs"] = group.udfs;
+      span["worker"] = start.worker;
+      span["runtime"] = start.runtime;
+      span["index"] = start.index;
+      span["pid"] = start.pid;
+      span["start_unix_nanos"] = start.start_unix_nanos;
+      span["end_unix_nanos"] = start.end_unix_nanos;
+      starts.append(span);
+    }
+    for (const auto& batch : group.batch_spans) {
+      nb::dict span;
+      span["udfs"] = group.udfs;
+      span["batch"] = batch.batch;
+      span["worker"] = batch.worker;
+      span["index"] = batch.worker_index;
+      span["rows_in"] = batch.rows_in;
+      span["rows_out"] = batch.rows_out;
+      span["bytes_in"] = batch.bytes_in;
+      span["bytes_out"] = batch.bytes_out;
+      span["worker_nanos"] = batch.worker_nanos;
+      span["start_unix_nanos"] = batch.start_unix_nanos;
+      span["end_unix_nanos"] = batch.end_unix_nanos;
+      batches.append(span);
+    }
+  }
+  nb::dict out;
+  out["worker_starts"] = starts;
+  out["batches"] = batches;
+  return out;
+}
+
     out["udf_nanos"] = metrics.worker_udf_time.count();
     nb::list groups;
     for (const auto& group : metrics.groups) {
@@ -296,7 +335,7 @@ class PyEngine {
  public:
   PyEngine(std::vector<std::string> command, std::string transport, double batch_timeout,
            double start_timeout, std::map<std::string, std::string> environment,
-           int max_idle_workers) {
+           int max_idle_workers, std::string log_dir, double trace_batches) {
     EngineOptions options;
     options.command = std::move(command);
     options.transport = std::move(transport);
@@ -317,6 +356,7 @@ class PyEngine {
     options.pass_through = std::move(pass_through);
     options.pass_through_label = "select";
     options.workers = workers;
+    out["spans"] = RunSpans(metrics);
     options.max_batches_in_flight_per_worker = max_in_flight;
     std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
     arrow::Result<std::unique_ptr<RunHandle>> handle;
@@ -349,6 +389,8 @@ class PyEngine {
     std::vector<exec::UdfCall> calls;
     for (const auto& udaf : udafs) calls.push_back(ToUdfCall(udaf));
     auto options =
+    options.log_dir = std::move(log_dir);
+    options.trace_batches = trace_batches;
         ToKindOptions(std::move(group_by), batch_rows, max_group_bytes, workers, max_in_flight);
     std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
     arrow::Result<std::unique_ptr<ResultStream>> handle;
@@ -443,7 +485,8 @@ NB_MODULE(_engine, m) {
       .def(nb::init<std::vector<std::string>, std::string, double, double,
                     std::map<std::string, std::string>, int>(),
            nb::arg("command"), nb::arg("transport"), nb::arg("batch_timeout"),
-           nb::arg("start_timeout"), nb::arg("environment"), nb::arg("max_idle_workers"))
+           nb::arg("start_timeout"), nb::arg("environment"), nb::arg("max_idle_workers"),
+           nb::arg("log_dir") = "", nb::arg("trace_batches") = 0.0)
       .def("map", &PyEngine::map, nb::arg("stream"), nb::arg("udfs"), nb::arg("pass_through"),
            nb::arg("batch_rows"), nb::arg("workers"), nb::arg("max_in_flight"),
            nb::arg("batch_bytes") = nb::none())

@@ -4,7 +4,8 @@ The session's figures are observable instruments of a meter provider of its own 
 process's global one): the SDK's periodic reader reads ``Session.metrics()`` every
 ``OTEL_METRIC_EXPORT_INTERVAL`` milliseconds (60 s by default) and once more when the session
 closes, and posts them as cumulative sums. Each run (a map, apply, aggregate or flat_map) is
-a span from its start to its end, with its rows and UDFs, posted from a background thread. A
+a span from its start to its end, with its rows and UDFs, and a child span per worker started
+and per sampled batch (``trace_batches``), posted from a background thread. A
 collector that does not answer never fails a map: the first failed export is said once, as a
 :class:`MetricsExportWarning`.
 """
@@ -24,6 +25,7 @@ from quiver.export.series import (
     COUNTER,
     SESSION_FIGURES,
     WORKER_FIGURES,
+    WORKER_NAME,
     Figure,
     MetricsSource,
     has,
@@ -132,7 +134,8 @@ def _tracer_provider(base: str, resource: Any, warner: _Warner) -> Any:
 
 
 def _span_per_run(tracer: Any) -> RunWatcher:
-    """A span per run, from its start to its end, with its figures as attributes."""
+    """A span per run, from its start to its end, with its figures as attributes; under it
+    a span per worker started and per sampled batch (docs/metrics.md, "Spans")."""
 
     def record(run: Any, figures: dict[str, Any]) -> None:
         if run is None:
@@ -146,14 +149,61 @@ def _span_per_run(tracer: Any) -> RunWatcher:
             "quiver.udf.time": figures.get("udf_nanos", 0) * 1e-9,
         }
         try:
-            span = tracer.start_span(
-                f"quiver.{run.kind}", start_time=run.started_ns, attributes=attributes
-            )
+            from opentelemetry import trace
+
+            spans = figures.get("spans", {})
+            # The engine starts a map's workers before the session hands the run out: the run
+            # began when its first worker was asked for.
+            children = [*spans.get("worker_starts", []), *spans.get("batches", [])]
+            started = min([run.started_ns, *(c["start_unix_nanos"] for c in children)])
+            name = f"quiver.{run.kind}"
+            span = tracer.start_span(name, start_time=started, attributes=attributes)
+            under = trace.set_span_in_context(span)
+            for start in spans.get("worker_starts", []):
+                _child(tracer, under, "quiver.worker.start", start, worker_start_attributes(start))
+            for batch in spans.get("batches", []):
+                _child(tracer, under, "quiver.batch", batch, batch_attributes(batch))
             span.end()
         except Exception:  # noqa: S110 - a span is never worth failing the user's read
             pass
 
     return record
+
+
+def _child(tracer: Any, under: Any, name: str, times: dict[str, Any], attributes: Any) -> None:
+    child = tracer.start_span(
+        name, context=under, start_time=times["start_unix_nanos"], attributes=attributes
+    )
+    child.end(end_time=times["end_unix_nanos"])
+
+
+def _worker_labels(span: dict[str, Any]) -> dict[str, str]:
+    match = WORKER_NAME.fullmatch(span["worker"])
+    worker_id, pid = match.groups() if match else (span["worker"], str(span.get("pid", "")))
+    return {
+        "quiver.udf_group": ",".join(span["udfs"]),
+        "quiver.worker": worker_id,
+        "quiver.pid": pid,
+        "quiver.worker.index": span["index"],
+    }
+
+
+def worker_start_attributes(start: dict[str, Any]) -> dict[str, Any]:
+    """A worker start span's attributes, named as ``quiver run --otlp-endpoint`` names them."""
+    return {**_worker_labels(start), "quiver.runtime": start["runtime"] or "py"}
+
+
+def batch_attributes(batch: dict[str, Any]) -> dict[str, Any]:
+    """A sampled batch span's attributes, named as ``quiver run --otlp-endpoint`` names them."""
+    return {
+        **_worker_labels(batch),
+        "quiver.batch.index": batch["batch"],
+        "quiver.batch.rows_in": batch["rows_in"],
+        "quiver.batch.rows_out": batch["rows_out"],
+        "quiver.batch.bytes_in": batch["bytes_in"],
+        "quiver.batch.bytes_out": batch["bytes_out"],
+        "quiver.batch.worker_time": batch["worker_nanos"] * 1e-9,
+    }
 
 
 class _Reading:

@@ -162,7 +162,7 @@ COUNTER = Figure(
 
 WORKER_LABELS = ("udf_group", "worker", "pid")
 
-_WORKER_NAME = re.compile(r"worker (\S+) \(pid (\d+)\)")
+WORKER_NAME = re.compile(r"worker (\S+) \(pid (\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -176,7 +176,7 @@ def worker_samples(metrics: dict[str, Any]) -> Iterator[Sample]:
     for group in metrics.get("groups", []):
         udf_group = ",".join(group.get("udfs", []))
         for worker in group.get("workers") or [group]:
-            match = _WORKER_NAME.fullmatch(str(worker.get("worker", "")))
+            match = WORKER_NAME.fullmatch(str(worker.get("worker", "")))
             worker_id, pid = match.groups() if match else (str(worker.get("worker", "")), "")
             yield Sample({"udf_group": udf_group, "worker": worker_id, "pid": pid}, worker)
 
