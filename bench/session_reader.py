@@ -1,12 +1,13 @@
-"""`quiver.Session.map` fed by different readers of one Parquet file, beside `quiver run`.
+"""`quiver.Session.map` over a file, beside `quiver run` on the same file.
 
-The Session decodes nothing itself: it maps the batches of the reader it is handed. This
-times, alternating, median of --runs: the command on the file, and one warm Session fed
-(a) a pyarrow dataset scanner of 65536-row batches, (b) a scanner of about 4 MiB batches
-(the command's own --batch-bytes rule), (c) the same without the scanner's threads, and
-(d) ParquetFile.iter_batches of about 4 MiB batches.
+Times, alternating, median of RUNS (after one warm-up of each): the command on the file, and one
+warm Session handed (a) the path itself (the engine reads it with the command's own readers:
+decode threads, read-ahead, no GIL), (b) a pyarrow Dataset of it (read in batches of about
+4 MiB by pyarrow's scanner, its batches imported through the Arrow C stream). One worker, the
+identity UDF (bench/udfs.py), the results discarded. Prints a Markdown table per file with
+Session / CLI ratios (below 1: the Session is faster).
 
-    .venv/bin/python bench/session_reader.py bench/data/identity-2m-200-scale1-v1.parquet 3
+    .venv/bin/python bench/session_reader.py 5 bench/data/identity-2m-200-scale0.25-v1.parquet ...
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-import pyarrow as pa
 import pyarrow.dataset as ds
-import pyarrow.parquet as pq
 
 import quiver
 
@@ -31,65 +31,61 @@ import udfs  # noqa: E402
 QUIVER = os.environ.get("QUIVER_BINARY", str(BENCH_DIR.parent / "build/cpp/quiver/cli/quiver"))
 
 
-def rows_of_4_mib(file: str) -> int:
-    """Return how many rows of `file` make about 4 MiB decoded (its first row group's sizes)."""
-    group = pq.ParquetFile(file).metadata.row_group(0)
-    row_bytes = sum(group.column(i).total_uncompressed_size for i in range(group.num_columns))
-    return max(1, (4 << 20) // max(1, row_bytes // group.num_rows))
-
-
-def main() -> int:
-    file, runs = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 3
+def variants(session: quiver.Session, file: str) -> dict[str, Callable[[], None]]:
+    """The ways to run the identity UDF over `file`, by name."""
     environment = dict(os.environ, PYTHONPATH=str(BENCH_DIR), QUIVER_PYTHON=sys.executable)
-    session = quiver.Session(workers=1)
     call = quiver.call(udfs.identity, "data", name="result")
-    rows = rows_of_4_mib(file)
 
     def command() -> None:
         udf = f"result={BENCH_DIR / 'udfs.py'}:identity(data)"
         arguments = [QUIVER, "run", file, "--udf", udf, "--output-format", "noop", "--quiet"]
         subprocess.run(arguments, check=True, env=environment)
 
-    def mapped(reader) -> callable:
+    def mapped(data: Callable[[], object]) -> Callable[[], None]:
         def run() -> None:
-            for _batch in session.map(reader(), udfs=[call]):
+            for _batch in session.map(data(), udfs=[call]):
                 pass
 
         return run
 
-    def iter_batches() -> pa.RecordBatchReader:
-        parquet = pq.ParquetFile(file)
-        return pa.RecordBatchReader.from_batches(
-            parquet.schema_arrow, parquet.iter_batches(batch_size=rows)
-        )
-
-    variants = {
+    return {
         "quiver run": command,
-        "Session, scanner 65536 rows": mapped(
-            lambda: ds.dataset(file).scanner(batch_size=65536).to_reader()
-        ),
-        f"Session, scanner {rows} rows (~4 MiB)": mapped(
-            lambda: ds.dataset(file).scanner(batch_size=rows).to_reader()
-        ),
-        f"Session, scanner {rows} rows, no threads": mapped(
-            lambda: ds.dataset(file).scanner(batch_size=rows, use_threads=False).to_reader()
-        ),
-        f"Session, iter_batches {rows} rows": mapped(iter_batches),
+        "Session(path)": mapped(lambda: file),
+        "Session(dataset)": mapped(lambda: ds.dataset(file)),
     }
-    times: dict[str, list[float]] = {key: [] for key in variants}
-    for run in variants.values():
-        run()  # warm-up
+
+
+def measure(session: quiver.Session, file: str, runs: int) -> dict[str, list[float]]:
+    """Each variant's times (ms), alternating, after a warm-up of each."""
+    ways = variants(session, file)
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    for run in ways.values():
+        run()
     for _ in range(runs):
-        for key, run in variants.items():
+        for name, run in ways.items():
             start = time.perf_counter()
             run()
-            times[key].append((time.perf_counter() - start) * 1000)
-    print(f"{Path(file).name}, load average {os.getloadavg()[0]:.1f}, median of {runs} (ms):\n")
-    print("| variant | median | runs |\n| --- | --- | --- |")
-    for key, values in times.items():
-        listed = ", ".join(f"{value:.0f}" for value in values)
-        print(f"| {key} | {statistics.median(values):.0f} | {listed} |")
-    session.close()
+            times[name].append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def main() -> int:
+    if len(sys.argv) < 3:
+        print(__doc__.strip().splitlines()[-1].strip(), file=sys.stderr)
+        return 2
+    runs, files = int(sys.argv[1]), sys.argv[2:]
+    with quiver.Session(workers=1) as session:
+        for file in files:
+            times = measure(session, file, runs)
+            cli = statistics.median(times["quiver run"])
+            print(f"\n{Path(file).name}: median of {runs} alternating (ms), load average "
+                  f"{os.getloadavg()[0]:.1f}\n")  # fmt: skip
+            print("| variant | median | ÷ CLI | runs |\n| --- | --- | --- | --- |")
+            for name, values in times.items():
+                median = statistics.median(values)
+                listed = ", ".join(f"{value:.0f}" for value in values)
+                print(f"| {name} | {median:.0f} | {median / cli:.2f} | {listed} |")
+            sys.stdout.flush()
     return 0
 
 

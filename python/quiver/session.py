@@ -19,10 +19,11 @@ import pyarrow as pa
 
 from quiver.errors import InvalidInput, SessionClosed
 from quiver.export import start_exports
+from quiver.input_paths import engine_input
 from quiver.run_handles import SessionEngine, SessionMetrics
 from quiver.sandbox import sandbox_environment
 from quiver.session_kinds import KindMethods, engine_call
-from quiver.udf_call import UdfCall, call, read_batches, stream_capsule
+from quiver.udf_call import UdfCall, call, read_batches
 
 
 class Session(KindMethods):
@@ -80,15 +81,21 @@ class Session(KindMethods):
         sandbox: bool | Sequence[str] = False,
         prometheus_port: int | str | None = None,
         otlp_endpoint: str | None = None,
-    ) -> None:
         log_dir: str | os.PathLike[str] | None = None,
         trace_batches: float = 0,
+    ) -> None:
         if workers < 1:
             raise InvalidInput(f"workers must be at least 1, not {workers}")
-        try:
         if not 0 <= trace_batches <= 1:
             raise InvalidInput(f"trace_batches must be from 0 to 1, not {trace_batches}")
         log_dir = _prepared_log_dir(log_dir)
+        # The system's OpenSSL is loaded before the engine: pyarrow's libparquet, which the
+        # engine links (it reads Parquet paths), exports the symbols of an OpenSSL of its own,
+        # and a libcrypto first loaded as the engine's dependency would bind to those (hashlib
+        # and ssl then crash).
+        import hashlib  # noqa: F401
+
+        try:
             from quiver import _engine
         except ImportError as exc:
             raise ImportError(
@@ -120,12 +127,12 @@ class Session(KindMethods):
             *self._engine_args,
             _worker_environment(python, environment),
             workers,
+            log_dir,
+            float(trace_batches),
         )
         self._runs: weakref.WeakSet[Any] = weakref.WeakSet()
         self._metrics = SessionMetrics()
         # Its runs can be cut off by close(), even while their readers live; their figures
-            log_dir,
-            float(trace_batches),
         # add up to metrics().
         self._engine = SessionEngine(self._engine, self._runs, self._metrics)
         self._exports = start_exports(
@@ -142,6 +149,7 @@ class Session(KindMethods):
         select: Sequence[str] | None = None,
         *,
         batch_bytes: int | None = None,
+        input_format: str | None = None,
     ) -> pa.RecordBatchReader:
         """Run ``udfs`` over ``data`` in the workers; return the results as a stream.
 
@@ -149,6 +157,15 @@ class Session(KindMethods):
         pyarrow Table, RecordBatch or RecordBatchReader, a Polars DataFrame, a DuckDB relation;
         or a pyarrow Dataset or Scanner. Its columns are not copied: the ones kept beside the
         results are the input's own buffers.
+
+        ``data`` may also be the path of a file, or a list of paths read one after the other:
+        Parquet (``.parquet``, ``.pq``), CSV with a header row (``.csv``) or Arrow IPC
+        (``.arrow``, ``.feather``, ``.ipc``, ``.arrows``), as ``quiver run`` takes them
+        (``input_format="parquet"`` etc. when the extension does not say). The engine reads
+        them itself, as the command does: without the GIL, Parquet row groups decoded ahead on
+        the cores the workers leave, only the columns the UDFs and ``select`` use, memory
+        bounded by a few batches. The fastest way in from files; a missing file names the
+        closest one beside it, a malformed one says which file and what is wrong.
 
         ``udfs`` are :func:`quiver.call` results (a bare function or ``"file.py:func"`` string
         is called on no argument). Each adds one column, named after the UDF, after the input
@@ -200,7 +217,7 @@ class Session(KindMethods):
         # workers, as `quiver run` runs several runtimes: the results come back side by side.
         engine_calls = [engine_call(c, self._runtime_for(c.requirements)) for c in calls]
         run = engine.map(
-            stream_capsule(data),
+            engine_input(data, "map", input_format),
             engine_calls,
             None if select is None else list(select),
             int(batch_rows),
@@ -298,6 +315,28 @@ class Session(KindMethods):
         return f"<quiver.Session workers={self.workers} transport={self.transport!r} {state}>"
 
 
+def _prepared_log_dir(log_dir: str | os.PathLike[str] | None) -> str:
+    """``log_dir`` made (when missing) and checked writable, as ``quiver run --log-dir``
+    does; ``""`` for none."""
+    if log_dir is None:
+        return ""
+    path = os.fspath(log_dir)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise InvalidInput(f"log_dir {path} is a file, not a directory; name a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+        # A probe file, since os.access says yes to root on a read-only file system.
+        probe = os.path.join(path, f".quiver-log-probe-{os.getpid()}")
+        with open(probe, "w"):
+            pass
+        os.unlink(probe)
+    except OSError as exc:
+        raise InvalidInput(
+            f"log_dir {path} cannot be written ({exc.strerror}); name a directory you may write"
+        ) from None
+    return os.path.abspath(path)
+
+
 def _worker_environment(python: str | None, extra: dict[str, str] | None) -> dict[str, str]:
     """The workers' extra environment: this process's sys.path (so that what imports here
     imports there, when they run this interpreter) and one BLAS thread per worker."""
@@ -326,28 +365,6 @@ def _env_worker_environment(extra: dict[str, str] | None) -> dict[str, str]:
     if own:
         environment.setdefault("PYTHONPATH", os.pathsep.join(own))
     return environment
-
-def _prepared_log_dir(log_dir: str | os.PathLike[str] | None) -> str:
-    """``log_dir`` made (when missing) and checked writable, as ``quiver run --log-dir``
-    does; ``""`` for none."""
-    if log_dir is None:
-        return ""
-    path = os.fspath(log_dir)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise InvalidInput(f"log_dir {path} is a file, not a directory; name a directory")
-    try:
-        os.makedirs(path, exist_ok=True)
-        # A probe file, since os.access says yes to root on a read-only file system.
-        probe = os.path.join(path, f".quiver-log-probe-{os.getpid()}")
-        with open(probe, "w"):
-            pass
-        os.unlink(probe)
-    except OSError as exc:
-        raise InvalidInput(
-            f"log_dir {path} cannot be written ({exc.strerror}); name a directory you may write"
-        ) from None
-    return os.path.abspath(path)
-
 
 
 def _site_directories() -> list[str]:

@@ -14,13 +14,13 @@ from typing import Any
 import pyarrow as pa
 
 from quiver.errors import InvalidInput, SessionClosed
+from quiver.input_paths import engine_input
 from quiver.kinds import GROUPED_MAP, UDAF, UDTF, KindFunction
 from quiver.udf_call import (
     UdfCall,
     argument_expression,
     call,
     serialized_expression,
-    stream_capsule,
 )
 
 #: The largest group a grouped map or simple UDAF sends (Arrow buffer bytes), as ``quiver run``.
@@ -65,10 +65,11 @@ class KindMethods:
         The same as ``quiver run --group-by K --apply file.py:fn``.
 
         The engine reads ``data`` whole (any ``__arrow_c_stream__`` source, a pyarrow Dataset
-        or Scanner), groups it with Arrow's hash grouper (nulls are a key of their own) and
-        sends whole groups, several small ones per message (up to ``batch_rows`` rows). A group
-        over ``max_group_bytes`` (Arrow buffer bytes) fails the run naming its keys. Results
-        come in order of each group's first row; the workers are the session's warm ones.
+        or Scanner, or the paths of files, read as :meth:`quiver.Session.map` reads them),
+        groups it with Arrow's hash grouper (nulls are a key of their own) and sends whole
+        groups, several small ones per message (up to ``batch_rows`` rows). A group over
+        ``max_group_bytes`` (Arrow buffer bytes) fails the run naming its keys. Results come
+        in order of each group's first row; the workers are the session's warm ones.
 
         Example::
 
@@ -245,7 +246,8 @@ class KindMethods:
         return udf_call
 
     def _stream(self, data: Any, method: str) -> Any:
-        return stream_capsule(data, method)
+        """The engine's input: the Arrow C stream of ``data``, or the files it names."""
+        return engine_input(data, method)
 
 
 def _renamed(udf_call: UdfCall, name: str) -> UdfCall:

@@ -117,6 +117,49 @@ std::shared_ptr<arrow::RecordBatchReader> Sliced(std::shared_ptr<void> owner,
                                          path);
 }
 
+// Reads a Parquet file's row groups one after the other on the caller's
+// thread, so that an error says which row group it is in (as the parallel
+// reader's do). `owner` decodes; its batch size is set.
+class RowGroupsInTurn : public arrow::RecordBatchReader {
+ public:
+  RowGroupsInTurn(std::shared_ptr<parquet::arrow::FileReader> owner,
+                  std::shared_ptr<arrow::Schema> schema, std::optional<std::vector<int>> leaves)
+      : owner_(std::move(owner)),
+        schema_(std::move(schema)),
+        leaves_(std::move(leaves)),
+        row_groups_(owner_->num_row_groups()) {}
+
+  std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
+
+  arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
+    while (true) {
+      if (current_ == nullptr) {
+        if (next_ >= row_groups_) {
+          *out = nullptr;
+          return arrow::Status::OK();
+        }
+        const std::vector<int> group = {next_++};
+        auto opened = leaves_ ? owner_->GetRecordBatchReader(group, *leaves_)
+                              : owner_->GetRecordBatchReader(group);
+        if (!opened.ok()) return RowGroupError(next_ - 1, row_groups_, opened.status());
+        current_ = std::move(opened).ValueUnsafe();
+      }
+      auto status = current_->ReadNext(out);
+      if (!status.ok()) return RowGroupError(next_ - 1, row_groups_, status);
+      if (*out != nullptr) return arrow::Status::OK();
+      current_ = nullptr;  // the row group's end: the next one
+    }
+  }
+
+ private:
+  std::shared_ptr<parquet::arrow::FileReader> owner_;
+  std::shared_ptr<arrow::Schema> schema_;
+  std::optional<std::vector<int>> leaves_;
+  const int row_groups_;
+  int next_ = 0;  // the row group opened next
+  std::shared_ptr<arrow::RecordBatchReader> current_;
+};
+
 // Reads the batches of an Arrow IPC file in order.
 class IpcFileBatchReader : public arrow::RecordBatchReader {
  public:
@@ -256,10 +299,15 @@ arrow::Result<InputFile> OpenParquet(const std::string& path,
     return OpenParquetInParallel(path, file, metadata, owner, std::move(row_groups),
                                  std::move(leaves), std::move(input), options);
   }
-  auto batches = options.columns ? owner->GetRecordBatchReader(row_groups, leaves)
-                                 : owner->GetRecordBatchReader(row_groups);
-  if (!batches.ok()) return CannotRead(path, "Parquet", batches.status(), advice);
-  input.reader = Sliced(owner, std::move(batches).ValueUnsafe(), options, path);
+  // The schema of the columns read, as a reader of no row group reports it.
+  auto empty = options.columns ? owner->GetRecordBatchReader({}, leaves)
+                               : owner->GetRecordBatchReader(std::vector<int>{});
+  if (!empty.ok()) return CannotRead(path, "Parquet", empty.status(), advice);
+  std::optional<std::vector<int>> read_leaves;
+  if (options.columns) read_leaves = std::move(leaves);
+  auto batches =
+      std::make_shared<RowGroupsInTurn>(owner, (*empty)->schema(), std::move(read_leaves));
+  input.reader = Sliced(owner, std::move(batches), options, path);
   input.total_rows = metadata->num_rows();
   input.format = FileFormat::kParquet;
   return input;

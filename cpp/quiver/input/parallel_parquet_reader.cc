@@ -45,6 +45,7 @@ class ParallelParquetReader : public arrow::RecordBatchReader {
         decoders_(std::move(decoders)),
         row_groups_(std::move(row_groups)),
         leaves_(std::move(leaves)),
+        num_row_groups_(decoders_.front()->parquet_reader()->metadata()->num_row_groups()),
         batches_per_group_(static_cast<size_t>(std::max(1, options.batches_per_group))),
         window_(std::max<int>(
             static_cast<int>(decoders_.size()),
@@ -124,7 +125,7 @@ class ParallelParquetReader : public arrow::RecordBatchReader {
     auto opened = leaves_ ? decoder->GetRecordBatchReader(group, *leaves_)
                           : decoder->GetRecordBatchReader(group);
     if (!opened.ok()) {
-      Deliver(position, opened.status());
+      Deliver(position, InRowGroup(position, opened.status()));
       return;
     }
     auto batches = std::move(opened).ValueUnsafe();
@@ -139,7 +140,7 @@ class ParallelParquetReader : public arrow::RecordBatchReader {
       std::shared_ptr<arrow::RecordBatch> batch;
       arrow::Status status = batches->ReadNext(&batch);
       if (!status.ok()) {
-        Deliver(position, status);
+        Deliver(position, InRowGroup(position, status));
         return;
       }
       if (batch == nullptr) {
@@ -148,6 +149,11 @@ class ParallelParquetReader : public arrow::RecordBatchReader {
       }
       Deliver(position, std::move(batch));
     }
+  }
+
+  // Says which row group an error is in (the user can look at that one).
+  arrow::Status InRowGroup(int position, const arrow::Status& status) const {
+    return RowGroupError(row_groups_[position], num_row_groups_, status);
   }
 
   // Hands a batch, an error (both last when an error) or the end to the caller.
@@ -166,6 +172,7 @@ class ParallelParquetReader : public arrow::RecordBatchReader {
   const std::vector<std::unique_ptr<parquet::arrow::FileReader>> decoders_;
   const std::vector<int> row_groups_;
   const std::optional<std::vector<int>> leaves_;
+  const int num_row_groups_;  // in the file, for errors
   const size_t batches_per_group_;
   const int window_;
 
@@ -198,6 +205,11 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadParquetInParallel(
                                            : decoders[0]->GetRecordBatchReader({}));
   return std::make_shared<ParallelParquetReader>(empty->schema(), std::move(decoders),
                                                  std::move(row_groups), std::move(leaves), options);
+}
+
+arrow::Status RowGroupError(int row_group, int row_groups, const arrow::Status& status) {
+  return status.WithMessage("row group ", row_group, " of ", row_groups,
+                            " (numbered from 0): ", status.message());
 }
 
 parquet::ReaderProperties BufferedReaderProperties() {

@@ -22,6 +22,7 @@
 #include <arrow/io/interfaces.h>
 #include <arrow/record_batch.h>
 #include <arrow/result.h>
+#include <arrow/status.h>
 #include <parquet/metadata.h>
 #include <parquet/properties.h>
 
@@ -48,6 +49,10 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadParquetInParallel(
     std::shared_ptr<parquet::FileMetaData> metadata,
     const parquet::ArrowReaderProperties& properties, std::vector<int> row_groups,
     std::optional<std::vector<int>> leaves, const ParallelParquetOptions& options);
+
+/// Returns `status` saying it happened in row group `row_group` of the file's
+/// `row_groups`: what the errors of both Parquet readers say.
+arrow::Status RowGroupError(int row_group, int row_groups, const arrow::Status& status);
 
 /// Bytes a decoder reads of a column chunk at a time.
 inline constexpr int64_t kDecoderBufferBytes = int64_t{1} << 20;

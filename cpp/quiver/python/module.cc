@@ -1,8 +1,9 @@
 // quiver._engine: the Python binding of quiver::python::Engine (nanobind).
 //
 // Data cross the boundary through the Arrow C data interface only: the input
-// is an ArrowArrayStream capsule (__arrow_c_stream__), each result batch an
-// ArrowSchema + ArrowArray capsule pair that pyarrow imports without a copy.
+// is an ArrowArrayStream capsule (__arrow_c_stream__), or paths of files the
+// engine reads itself (InputPaths), each result batch an ArrowSchema +
+// ArrowArray capsule pair that pyarrow imports without a copy.
 // Failures are raised as the exceptions of quiver.errors, built there from the
 // Status code, message and UdfErrorDetail.
 
@@ -38,6 +39,8 @@
 #include "quiver/exec/run_metrics.h"
 #include "quiver/exec/udf_call.h"
 #include "quiver/exec/udf_operator.h"
+#include "quiver/input/input_file.h"
+#include "quiver/input/input_files.h"
 #include "quiver/protocol/udf_error.h"
 #include "quiver/python/engine.h"
 #include "quiver/transport/registry.h"
@@ -169,6 +172,48 @@ std::shared_ptr<arrow::RecordBatchReader> ImportStream(nb::handle capsule) {
   return ValueOrThrow(arrow::ImportRecordBatchReader(stream));
 }
 
+// --- Files read by the engine ----------------------------------------------
+
+// Files a call reads through the engine's own readers (quiver/input), as
+// `quiver run` reads its input: quiver.Session makes one from paths.
+struct InputPaths {
+  std::vector<std::string> paths;
+  std::optional<std::string> format;  // nullopt: each file's from its extension
+};
+
+// A call's input: an Arrow C stream, imported at once (that needs the GIL), or
+// paths, which Open opens on the engine's side (without it).
+class CallInput {
+ public:
+  explicit CallInput(nb::handle source) {
+    if (nb::isinstance<InputPaths>(source)) {
+      paths_ = nb::cast<InputPaths>(source);
+    } else {
+      stream_ = ImportStream(source);
+    }
+  }
+
+  // Returns the input's batches: the files are read as a run over `workers`
+  // workers reads them (input::RunReadOptions), `columns` only (nullopt: all).
+  arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Open(
+      int workers, int64_t batch_rows, std::optional<int64_t> batch_bytes,
+      std::optional<std::vector<std::string>> columns) const {
+    if (!paths_) return stream_;
+    if (batch_rows < 1) return arrow::Status::Invalid("batch_rows must be at least 1");
+    input::InputReadOptions read = input::RunReadOptions(workers);
+    read.batch_rows = batch_rows;
+    if (batch_bytes) read.batch_bytes = *batch_bytes;
+    read.columns = std::move(columns);
+    read.format_option = "input_format=";
+    ARROW_ASSIGN_OR_RAISE(auto opened, input::OpenInputFiles(paths_->paths, paths_->format, read));
+    return opened.reader;
+  }
+
+ private:
+  std::shared_ptr<arrow::RecordBatchReader> stream_;
+  std::optional<InputPaths> paths_;
+};
+
 // --- UDF calls from Python -------------------------------------------------
 
 arrow::compute::Expression DeserializeExpression(const nb::bytes& serialized) {
@@ -209,6 +254,45 @@ nb::dict WorkerFigures(const exec::WorkerMetrics& worker) {
   out["wait_nanos"] = worker.wait_nanos;
   out["peak_rss_bytes"] = worker.peak_rss_bytes;
   out["counters"] = worker.counters;
+  return out;
+}
+
+// The spans of a run's trace (docs/metrics.md, "Spans"): its workers' starts and
+// its sampled batches, each with its group's UDFs.
+nb::dict RunSpans(const exec::UdfRunMetrics& metrics) {
+  nb::list starts;
+  nb::list batches;
+  for (const auto& group : metrics.groups) {
+    for (const auto& start : group.worker_starts) {
+      nb::dict span;
+      span["udfs"] = group.udfs;
+      span["worker"] = start.worker;
+      span["runtime"] = start.runtime;
+      span["index"] = start.index;
+      span["pid"] = start.pid;
+      span["start_unix_nanos"] = start.start_unix_nanos;
+      span["end_unix_nanos"] = start.end_unix_nanos;
+      starts.append(span);
+    }
+    for (const auto& batch : group.batch_spans) {
+      nb::dict span;
+      span["udfs"] = group.udfs;
+      span["batch"] = batch.batch;
+      span["worker"] = batch.worker;
+      span["index"] = batch.worker_index;
+      span["rows_in"] = batch.rows_in;
+      span["rows_out"] = batch.rows_out;
+      span["bytes_in"] = batch.bytes_in;
+      span["bytes_out"] = batch.bytes_out;
+      span["worker_nanos"] = batch.worker_nanos;
+      span["start_unix_nanos"] = batch.start_unix_nanos;
+      span["end_unix_nanos"] = batch.end_unix_nanos;
+      batches.append(span);
+    }
+  }
+  nb::dict out;
+  out["worker_starts"] = starts;
+  out["batches"] = batches;
   return out;
 }
 
@@ -257,45 +341,6 @@ class PyRun {
     out["rows"] = metrics.rows;
     out["bytes_in"] = metrics.bytes_in;
     out["read_nanos"] = metrics.read_time.count();
-// The spans of a run's trace (docs/metrics.md, "Spans"): its workers' starts and
-// its sampled batches, each with its group's UDFs.
-nb::dict RunSpans(const exec::UdfRunMetrics& metrics) {
-  nb::list starts;
-  nb::list batches;
-  for (const auto& group : metrics.groups) {
-    for (const auto& start : group.worker_starts) {
-      nb::dict span;
-      span["udfs"] = group.udfs;
-      span["worker"] = start.worker;
-      span["runtime"] = start.runtime;
-      span["index"] = start.index;
-      span["pid"] = start.pid;
-      span["start_unix_nanos"] = start.start_unix_nanos;
-      span["end_unix_nanos"] = start.end_unix_nanos;
-      starts.append(span);
-    }
-    for (const auto& batch : group.batch_spans) {
-      nb::dict span;
-      span["udfs"] = group.udfs;
-      span["batch"] = batch.batch;
-      span["worker"] = batch.worker;
-      span["index"] = batch.worker_index;
-      span["rows_in"] = batch.rows_in;
-      span["rows_out"] = batch.rows_out;
-      span["bytes_in"] = batch.bytes_in;
-      span["bytes_out"] = batch.bytes_out;
-      span["worker_nanos"] = batch.worker_nanos;
-      span["start_unix_nanos"] = batch.start_unix_nanos;
-      span["end_unix_nanos"] = batch.end_unix_nanos;
-      batches.append(span);
-    }
-  }
-  nb::dict out;
-  out["worker_starts"] = starts;
-  out["batches"] = batches;
-  return out;
-}
-
     out["udf_nanos"] = metrics.worker_udf_time.count();
     nb::list groups;
     for (const auto& group : metrics.groups) {
@@ -311,6 +356,7 @@ nb::dict RunSpans(const exec::UdfRunMetrics& metrics) {
       groups.append(entry);
     }
     out["groups"] = groups;
+    out["spans"] = RunSpans(metrics);
     return out;
   }
 
@@ -343,6 +389,8 @@ class PyEngine {
     options.start_timeout = Milliseconds(start_timeout);
     options.environment = std::move(environment);
     options.max_idle_workers = max_idle_workers;
+    options.log_dir = std::move(log_dir);
+    options.trace_batches = trace_batches;
     engine_ = ValueOrThrow(Engine::Make(std::move(options)));
   }
 
@@ -356,14 +404,17 @@ class PyEngine {
     options.pass_through = std::move(pass_through);
     options.pass_through_label = "select";
     options.workers = workers;
-    out["spans"] = RunSpans(metrics);
     options.max_batches_in_flight_per_worker = max_in_flight;
-    std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
+    const CallInput source(stream);
     arrow::Result<std::unique_ptr<RunHandle>> handle;
     {
-      // Starting workers and their Init wait on other processes.
+      // Opening files, starting workers and their Init wait on the disk and on
+      // other processes.
       nb::gil_scoped_release release;
-      handle = engine_->Map(std::move(input), std::move(options), batch_rows);
+      auto input = source.Open(workers, batch_rows, batch_bytes,
+                               input::NeededColumns(options.udfs, options.pass_through));
+      handle = input.ok() ? engine_->Map(*std::move(input), std::move(options), batch_rows)
+                          : input.status();
     }
     return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
   }
@@ -374,11 +425,13 @@ class PyEngine {
     exec::UdfCall call = ToUdfCall(function);
     auto options =
         ToKindOptions(std::move(group_by), batch_rows, max_group_bytes, workers, max_in_flight);
-    std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
+    const CallInput source(stream);
     arrow::Result<std::unique_ptr<ResultStream>> handle;
     {
       nb::gil_scoped_release release;  // the workers start and load the function
-      handle = engine_->Apply(std::move(input), std::move(call), std::move(options));
+      auto input = source.Open(workers, batch_rows, std::nullopt, std::nullopt);
+      handle = input.ok() ? engine_->Apply(*std::move(input), std::move(call), std::move(options))
+                          : input.status();
     }
     return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
   }
@@ -389,14 +442,15 @@ class PyEngine {
     std::vector<exec::UdfCall> calls;
     for (const auto& udaf : udafs) calls.push_back(ToUdfCall(udaf));
     auto options =
-    options.log_dir = std::move(log_dir);
-    options.trace_batches = trace_batches;
         ToKindOptions(std::move(group_by), batch_rows, max_group_bytes, workers, max_in_flight);
-    std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
+    const CallInput source(stream);
     arrow::Result<std::unique_ptr<ResultStream>> handle;
     {
       nb::gil_scoped_release release;
-      handle = engine_->Aggregate(std::move(input), std::move(calls), std::move(options));
+      auto input = source.Open(workers, batch_rows, std::nullopt, std::nullopt);
+      handle = input.ok()
+                   ? engine_->Aggregate(*std::move(input), std::move(calls), std::move(options))
+                   : input.status();
     }
     return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
   }
@@ -407,12 +461,14 @@ class PyEngine {
     exec::UdfCall call = ToUdfCall(udtf);
     auto options = ToKindOptions({}, batch_rows, exec::grouped::KindOptions().max_group_bytes,
                                  workers, max_in_flight);
-    std::shared_ptr<arrow::RecordBatchReader> input = ImportStream(stream);
+    const CallInput source(stream);
     arrow::Result<std::unique_ptr<ResultStream>> handle;
     {
       nb::gil_scoped_release release;
-      handle = engine_->FlatMap(std::move(input), std::move(call), std::move(select),
-                                std::move(options));
+      auto input = source.Open(workers, batch_rows, std::nullopt, std::nullopt);
+      handle = input.ok() ? engine_->FlatMap(*std::move(input), std::move(call), std::move(select),
+                                             std::move(options))
+                          : input.status();
     }
     return std::make_unique<PyRun>(ValueOrThrow(std::move(handle)));
   }
@@ -472,6 +528,12 @@ NB_MODULE(_engine, m) {
     return offered;
   });
 
+  nb::class_<quiver::python::InputPaths>(m, "InputPaths")
+      .def(nb::init<std::vector<std::string>, std::optional<std::string>>(), nb::arg("paths"),
+           nb::arg("format") = nb::none(),
+           "Files (Parquet, CSV, Arrow IPC) a call reads through the engine's own readers, "
+           "one after the other; `format` names theirs, else each file's extension says.");
+
   nb::class_<PyRun>(m, "Run", nb::is_weak_referenceable())
       .def("schema", &PyRun::schema, "The output schema as an 'arrow_schema' capsule.")
       .def("read_next", &PyRun::read_next,
@@ -483,7 +545,7 @@ NB_MODULE(_engine, m) {
 
   nb::class_<PyEngine>(m, "Engine")
       .def(nb::init<std::vector<std::string>, std::string, double, double,
-                    std::map<std::string, std::string>, int>(),
+                    std::map<std::string, std::string>, int, std::string, double>(),
            nb::arg("command"), nb::arg("transport"), nb::arg("batch_timeout"),
            nb::arg("start_timeout"), nb::arg("environment"), nb::arg("max_idle_workers"),
            nb::arg("log_dir") = "", nb::arg("trace_batches") = 0.0)
