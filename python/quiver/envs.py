@@ -14,8 +14,10 @@ requirements install shadows them, and what they do not name is not downloaded a
 
 ``python -m quiver.envs resolve [--requirements FILE] REF...`` is how ``quiver run`` learns
 where each Python UDF runs: it reads each UDF's ``requirements=`` from its source without
-importing it, builds what is missing and prints one line per REF: its index, a tab, and the
-environment's interpreter (``-`` when the UDF needs none).
+importing it, builds what is missing and prints one line per REF, tab-separated: its index,
+the environment's interpreter (``-`` when the UDF needs none), and ``-``, or ``sandbox`` and
+the paths its sandboxed worker may read when it declares ``@quiver.udf(sandbox=...)``
+(:func:`declared_sandbox`).
 """
 
 from __future__ import annotations
@@ -366,35 +368,80 @@ def declared_requirements(ref: str) -> tuple[str, ...]:
     ``ref`` is ``PATH.py:NAME`` or ``module:NAME`` (``NAME`` may be dotted). The file is
     parsed, not imported: its imports may need the very packages the environment will have.
     """
+    found = _declared_keyword(ref, "requirements")
+    if found is None:
+        return ()
+    path, qualname, value = found
+    try:
+        requirements = ast.literal_eval(value)
+    except ValueError:
+        raise EnvironmentBuildError(
+            f"{path}:{value.lineno}: requirements= of UDF {qualname} must be a literal list "
+            "of strings for quiver to read it without importing the file"
+        ) from None
+    if isinstance(requirements, str) or not all(isinstance(r, str) for r in requirements):
+        raise EnvironmentBuildError(
+            f"{path}:{value.lineno}: requirements= of UDF {qualname} must be a list of "
+            "requirement strings"
+        )
+    return tuple(requirements)
+
+
+def declared_sandbox(ref: str) -> tuple[str, ...] | None:
+    """Return what a UDF's ``@quiver.udf(sandbox=...)`` grants, read from its source: None when
+    it declares no sandbox, else the absolute paths its sandboxed worker may read besides the
+    system and the import path (the UDF file's folder first, then the declared paths, relative
+    ones taken from that folder).
+
+    Read before any worker starts, so that the UDF's module never runs outside the sandbox it
+    asked for; a ``sandbox=`` that is not a literal is refused rather than guessed.
+    """
+    found = _declared_keyword(ref, "sandbox")
+    if found is None:
+        return None
+    path, qualname, value = found
+    try:
+        declared = ast.literal_eval(value)
+    except ValueError:
+        declared = None
+    valid = isinstance(declared, bool) or (
+        isinstance(declared, (list, tuple))
+        and all(isinstance(p, str) and p and not set(p) & set(":\t\n") for p in declared)
+    )
+    if not valid:
+        raise EnvironmentBuildError(
+            f"{path}:{value.lineno}: sandbox= of UDF {qualname} must be True, False or a "
+            "literal list of paths (without ':') for quiver to read it before the UDF's file "
+            "runs; write it out in the decorator"
+        )
+    if declared is False:
+        return None
+    folder = os.path.dirname(path)
+    granted = (
+        [] if declared is True else [os.path.normpath(os.path.join(folder, p)) for p in declared]
+    )
+    return (folder, *granted)
+
+
+def _declared_keyword(ref: str, keyword: str) -> tuple[str, str, ast.expr] | None:
+    """Find ``keyword=`` in the decorator of the UDF ``ref`` names, without importing it:
+    the file, the UDF's qualified name and the keyword's value; None when it is not there."""
     target, _, qualname = ref.rpartition(":")
     path = _source_path(target)
     if path is None:
-        return ()
+        return None
     try:
         tree = ast.parse(Path(path).read_bytes(), filename=path)
     except (OSError, SyntaxError, ValueError):
-        return ()  # the worker reports what is wrong with the file when it loads it
+        return None  # the worker reports what is wrong with the file when it loads it
     node = _find_definition(tree, qualname.split("."))
     if node is None:
-        return ()
+        return None
     for decorator in node.decorator_list:
-        value = _requirements_keyword(decorator)
-        if value is None:
-            continue
-        try:
-            requirements = ast.literal_eval(value)
-        except ValueError:
-            raise EnvironmentBuildError(
-                f"{path}:{value.lineno}: requirements= of UDF {qualname} must be a literal list "
-                "of strings for quiver to read it without importing the file"
-            ) from None
-        if isinstance(requirements, str) or not all(isinstance(r, str) for r in requirements):
-            raise EnvironmentBuildError(
-                f"{path}:{value.lineno}: requirements= of UDF {qualname} must be a list of "
-                "requirement strings"
-            )
-        return tuple(requirements)
-    return ()
+        value = _decorator_keyword(decorator, keyword)
+        if value is not None:
+            return path, qualname, value
+    return None
 
 
 def _source_path(target: str) -> str | None:
@@ -429,16 +476,16 @@ def _find_definition(tree: ast.Module, parts: list[str]) -> Any:
     return node
 
 
-def _requirements_keyword(decorator: ast.expr) -> ast.expr | None:
-    """The value of ``requirements=`` in ``@quiver.udf(...)`` / ``@udf(...)`` (or a grouped
-    or table kind's decorator), if there."""
+def _decorator_keyword(decorator: ast.expr, keyword: str) -> ast.expr | None:
+    """The value of ``keyword=`` in ``@quiver.udf(...)`` / ``@udf(...)`` (or a grouped or
+    table kind's decorator), if there."""
     if not isinstance(decorator, ast.Call):
         return None
     func = decorator.func
     name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
     if name not in ("udf", "grouped_map", "udaf", "udtf"):
         return None
-    return next((k.value for k in decorator.keywords if k.arg == "requirements"), None)
+    return next((k.value for k in decorator.keywords if k.arg == keyword), None)
 
 
 # ---- the command quiver run calls ----
@@ -480,8 +527,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             extra = read_requirements_file(args.requirements_file) if args.requirements_file else []
             print(ensure_env([*args.requirements, *extra]))
             return 0
-        for index, python in enumerate(resolve(args.refs, args.requirements, args.quiet)):
-            print(f"{index}\t{python or '-'}")
+        pythons = resolve(args.refs, args.requirements, args.quiet)
+        for index, (python, ref) in enumerate(zip(pythons, args.refs, strict=True)):
+            sandbox = declared_sandbox(ref) if ref != "-:-" else None
+            granted = "-" if sandbox is None else "\t".join(("sandbox", *sandbox))
+            print(f"{index}\t{python or '-'}\t{granted}")
         return 0
     except EnvironmentBuildError as exc:
         print(f"quiver: {exc}", file=sys.stderr)

@@ -31,6 +31,19 @@ def landlock_abi() -> int:
     return max(int(abi), 0)
 
 
+def check_sandbox_supported() -> None:
+    """Raise InvalidInput, saying why, on a machine that cannot sandbox workers."""
+    abi = landlock_abi()
+    if abi < MINIMUM_LANDLOCK_ABI:
+        have = f"ABI {abi}" if abi else "no Landlock"
+        raise InvalidInput(
+            f"the sandbox needs Linux Landlock ABI {MINIMUM_LANDLOCK_ABI} (Linux >= 6.7, "
+            f"landlock among the active security modules); this machine has {have}. The run "
+            "is refused rather than run unsandboxed: drop sandbox=True (or --sandbox, or the "
+            "UDF's @quiver.udf(sandbox=...)), or use a newer kernel"
+        )
+
+
 def sandbox_environment(python: str | None, readable: Sequence[str] = ()) -> dict[str, str]:
     """The workers' environment entries that ask the engine for the sandbox.
 
@@ -39,15 +52,7 @@ def sandbox_environment(python: str | None, readable: Sequence[str] = ()) -> dic
 
     Refuses (InvalidInput) on a machine that cannot sandbox, rather than run unsandboxed.
     """
-    abi = landlock_abi()
-    if abi < MINIMUM_LANDLOCK_ABI:
-        have = f"ABI {abi}" if abi else "no Landlock"
-        raise InvalidInput(
-            f"sandbox=True needs Linux Landlock ABI {MINIMUM_LANDLOCK_ABI} (Linux >= 6.7, "
-            f"landlock among the active security modules); this machine has {have}. The "
-            "session is refused rather than run unsandboxed: drop sandbox=True, or use a newer "
-            "kernel"
-        )
+    check_sandbox_supported()
     paths = [*_import_path(python), *(os.path.abspath(p) for p in readable)]
     return {"QUIVER_SANDBOX": "1", "QUIVER_SANDBOX_READ": os.pathsep.join(paths)}
 
@@ -61,3 +66,31 @@ def _import_path(python: str | None) -> list[str]:
         done = subprocess.run([python, "-c", script], capture_output=True, text=True, check=False)
         paths = done.stdout.splitlines()
     return [p for p in paths if os.path.exists(p)]
+
+
+def running_sandboxed() -> bool:
+    """Tell whether this process runs inside the sandbox the engine enters for a worker: the
+    engine's rules' summary in ``QUIVER_SANDBOX`` (a run that only asked for one says ``1``),
+    its private directory as ``TMPDIR``, and a seccomp filter under ``no_new_privs``."""
+    rules = os.environ.get("QUIVER_SANDBOX", "")
+    tmpdir = os.environ.get("TMPDIR", "")
+    if rules in ("", "0", "1") or not tmpdir or tmpdir not in rules:
+        return False
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            fields = dict(line.split(":", 1) for line in status if ":" in line)
+    except OSError:
+        return False
+    return fields.get("Seccomp", "").strip() == "2" and fields.get("NoNewPrivs", "").strip() == "1"
+
+
+def unsandboxed_refusal(name: str) -> str:
+    """The error of a worker that is asked to run UDF ``name``, declared
+    ``@quiver.udf(sandbox=...)``, outside the sandbox."""
+    return (
+        f"UDF {name!r} is declared @quiver.udf(sandbox=...), but this worker is not sandboxed; "
+        "it is refused rather than run unsandboxed. The engine sandboxes it when it reads "
+        "sandbox= from the UDF's source before the run (a literal in the decorator of a "
+        "'file.py:function' or 'module:function' UDF) or from the UDF object in quiver.Session; "
+        "wrap it with the decorator in its file, or run with --sandbox"
+    )

@@ -118,6 +118,9 @@ class Session(KindMethods):
         )
         if traceback_locals:  # read by the worker when it formats a UDF's error
             environment = {**(environment or {}), "QUIVER_TRACEBACK_LOCALS": "1"}
+        # Kept for the sandboxed runtimes of @quiver.udf(sandbox=...) UDFs (_runtime_for).
+        self._python = python
+        self._sandbox_read = None if not sandbox else [] if sandbox is True else list(sandbox)
         if sandbox:  # the engine sandboxes every worker it starts (quiver/sandbox.py)
             readable = [] if sandbox is True else list(sandbox)
             environment = {**(environment or {}), **sandbox_environment(python, readable)}
@@ -215,7 +218,8 @@ class Session(KindMethods):
             raise InvalidInput("Session.map needs at least one UDF in udfs=[...]")
         # UDFs of several environments run in one engine run, each on its environment's
         # workers, as `quiver run` runs several runtimes: the results come back side by side.
-        engine_calls = [engine_call(c, self._runtime_for(c.requirements)) for c in calls]
+        # A UDF declared @quiver.udf(sandbox=...) runs on sandboxed workers of its own.
+        engine_calls = [engine_call(c, self._runtime_for(c.requirements, c.sandbox)) for c in calls]
         run = engine.map(
             engine_input(data, "map", input_format),
             engine_calls,
@@ -227,20 +231,34 @@ class Session(KindMethods):
         )
         return self._result(run)
 
-    def _runtime_for(self, requirements: tuple[str, ...]) -> str:
+    def _runtime_for(
+        self, requirements: tuple[str, ...], sandbox: tuple[str, ...] | None = None
+    ) -> str:
         """The engine's runtime whose workers run in the environment of ``requirements``
-        (added, and the environment made, on first use); ``""`` for the session's own."""
-        if not requirements:
+        (added, and the environment made, on first use), sandboxed with read access to
+        ``sandbox`` when not None; ``""`` for the session's own."""
+        if not requirements and sandbox is None:
             return ""
-        name = "env:" + " ".join(requirements)
+        name = " ".join(
+            (["env:" + " ".join(requirements)] if requirements else [])
+            + ([] if sandbox is None else ["sandbox:" + ":".join(sandbox)])
+        )
         if not self._engine.has_runtime(name):
-            from quiver.envs import ensure_env
+            python = self._python
+            if requirements:
+                from quiver.envs import ensure_env
 
-            python = str(ensure_env(requirements))
+                python = str(ensure_env(requirements))
+            environment = self._extra_environment
+            if sandbox is not None:  # refused here, before any worker, if it cannot be had
+                readable = [*(self._sandbox_read or []), *sandbox]
+                environment = {**(environment or {}), **sandbox_environment(python, readable)}
             self._engine.add_runtime(
                 name,
-                [python, "-m", "quiver.worker"],
-                _env_worker_environment(self._extra_environment),
+                [python or sys.executable, "-m", "quiver.worker"],
+                _env_worker_environment(environment)
+                if requirements
+                else _worker_environment(python, environment),
             )
         return name
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections.abc
 import functools
 import inspect
+import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -48,6 +49,7 @@ class UserDefinedFunction:
         requirements: tuple[str, ...] = (),
         init_kwargs: dict[str, Any] | None = None,
         policy: CallPolicy | None = None,
+        sandbox: tuple[str, ...] | None = None,
     ) -> None:
         """Wrap ``func``; ``returns`` and ``eval_type`` must already be validated.
 
@@ -62,6 +64,9 @@ class UserDefinedFunction:
         self.init_kwargs = dict(init_kwargs or {})
         # Concurrency, retries, per-call timeout and the failing-row policy (quiver/retry.py).
         self.policy = policy or CallPolicy()
+        # None: runs where the run's workers run; a tuple: always in a sandboxed worker that
+        # may also read these absolute paths (quiver/sandbox.py, docs/security.md).
+        self.sandbox = sandbox
         # A class's __dict__ (its methods) must not land on the wrapper; a function's may.
         functools.update_wrapper(self, func, updated=() if inspect.isclass(func) else ("__dict__",))
 
@@ -86,6 +91,7 @@ class UserDefinedFunction:
             self.requirements,
             merged,
             self.policy,
+            self.sandbox,
         )
 
     def with_policy(self, **changes: Any) -> UserDefinedFunction:
@@ -102,6 +108,7 @@ class UserDefinedFunction:
             self.requirements,
             self.init_kwargs,
             policy,
+            self.sandbox,
         )
 
     @property
@@ -121,9 +128,10 @@ class UserDefinedFunction:
         reqs = f" requirements={list(self.requirements)}" if self.requirements else ""
         policy = "" if self.policy.is_default else f" {self.policy}"
         kind = " async" + kind if self.is_async else kind
+        sandbox = "" if self.sandbox is None else f" sandbox={list(self.sandbox) or True}"
         return (
             f"<quiver.udf{kind} {name} returns={self.returns} eval_type={self.eval_type}"
-            f"{decode}{reqs}{policy}>"
+            f"{decode}{reqs}{policy}{sandbox}>"
         )
 
 
@@ -139,6 +147,7 @@ def udf(
     retries: Retry | None = None,
     on_error: str = "raise",
     timeout: float | None = None,
+    sandbox: bool | Sequence[str] = False,
 ) -> UserDefinedFunction: ...
 
 
@@ -154,6 +163,7 @@ def udf(
     retries: Retry | None = None,
     on_error: str = "raise",
     timeout: float | None = None,
+    sandbox: bool | Sequence[str] = False,
 ) -> Callable[[Callable[..., Any]], UserDefinedFunction]: ...
 
 
@@ -168,6 +178,7 @@ def udf(
     retries: Retry | None = None,
     on_error: str = "raise",
     timeout: float | None = None,
+    sandbox: bool | Sequence[str] = False,
 ) -> UserDefinedFunction | Callable[[Callable[..., Any]], UserDefinedFunction]:
     """Declare a UDF: ``@quiver.udf(returns="int64")`` above a function.
 
@@ -194,6 +205,14 @@ def udf(
     :class:`quiver.RetryAfter` the UDF raises); ``on_error="null"`` makes a row that still fails
     null and keeps its error in a ``NAME__error`` column; ``timeout`` (seconds, async UDFs) bounds
     each call (docs/async-udfs.md).
+
+    ``sandbox=True`` runs the UDF in a sandboxed worker (Linux Landlock + seccomp: no network,
+    reads only the system, the Python import path and the UDF's own folder, writes only in a
+    private ``$TMPDIR``) even when the run or session is not sandboxed; other UDFs of the same
+    map keep their ordinary workers. ``sandbox=["data/", "/models/m.bin"]`` lets it read those
+    paths too (relative ones from the UDF's file). quiver reads ``sandbox=`` from the source
+    before any worker starts, so it must be a literal there; a machine that cannot sandbox
+    refuses the run, never runs the UDF unsandboxed (docs/security.md).
     """
     return_type = as_data_type(returns)
     if eval_type is not None and eval_type not in EVAL_TYPES:
@@ -203,6 +222,7 @@ def udf(
 
     reqs = _requirement_list(requirements)
     policy = CallPolicy(max_concurrency, retries, on_error, timeout)
+    _check_sandbox(sandbox)
 
     def decorate(function: Callable[..., Any]) -> UserDefinedFunction:
         if not callable(function):
@@ -214,7 +234,8 @@ def udf(
         _reject_async_generator(function)
         chosen = eval_type if eval_type is not None else infer_eval_type(function)
         check_policy_fits(function, chosen, policy)
-        return UserDefinedFunction(function, return_type, chosen, decode, reqs, None, policy)
+        paths = sandbox_paths(sandbox, _defining_folder(function))
+        return UserDefinedFunction(function, return_type, chosen, decode, reqs, None, policy, paths)
 
     return decorate if func is None else decorate(func)
 
@@ -227,6 +248,42 @@ def _requirement_list(requirements: Sequence[str]) -> tuple[str, ...]:
             f"not {requirements!r}"
         )
     return tuple(r.strip() for r in requirements if r.strip())
+
+
+def _check_sandbox(sandbox: object) -> None:
+    """Check ``sandbox=``: True, False or a list of paths."""
+    if isinstance(sandbox, bool):
+        return
+    if isinstance(sandbox, (str, bytes)) or not isinstance(sandbox, Sequence):
+        raise TypeError(
+            f"sandbox= takes True, False or a list of paths the UDF may read such as "
+            f"['data/'], not {sandbox!r}"
+        )
+    for path in sandbox:
+        if not isinstance(path, str) or not path or any(c in path for c in ":\t\n"):
+            raise TypeError(
+                f"sandbox= paths are non-empty strings without ':', tabs or newlines, not {path!r}"
+            )
+
+
+def sandbox_paths(sandbox: bool | Sequence[str], folder: str | None) -> tuple[str, ...] | None:
+    """The absolute paths a ``sandbox=`` declaration grants (None: not sandboxed); relative
+    ones are taken from ``folder`` (the UDF's file's), else from the working directory."""
+    if sandbox is False:
+        return None
+    if sandbox is True:
+        return ()
+    base = folder or os.getcwd()
+    return tuple(os.path.normpath(os.path.join(base, os.fspath(p))) for p in sandbox)
+
+
+def _defining_folder(function: Callable[..., Any]) -> str | None:
+    """The folder of the file that defines ``function``, if it has one."""
+    try:
+        source = inspect.getsourcefile(function)
+    except TypeError:
+        return None
+    return os.path.dirname(os.path.abspath(source)) if source else None
 
 
 def is_async_callable(func: Callable[..., Any]) -> bool:

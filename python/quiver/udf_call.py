@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 import os
 import sys
@@ -46,6 +47,9 @@ class UdfCall:
     kind: str = ""
     """What ``fn`` was declared as: "scalar" (``@quiver.udf``), a kind of ``quiver.kinds``
     ("grouped_map", "udaf", "udtf"), or "" when not known here (a "file.py:func" string)."""
+    sandbox: tuple[str, ...] | None = None
+    """None, or the paths the UDF's sandboxed worker may read (``@quiver.udf(sandbox=...)``:
+    its file's folder and the paths it declares); it then runs on sandboxed workers."""
 
 
 def call(
@@ -80,7 +84,7 @@ def call(
     >>> quiver.call("udfs.py:clean", "city", name="city_clean")    # doctest: +SKIP
     >>> quiver.call(Model, "text", init={"path": "model.bin"})      # doctest: +SKIP
     """
-    from quiver.envs import declared_requirements, normalise
+    from quiver.envs import declared_requirements, declared_sandbox, normalise
     from quiver.kinds import KindFunction
     from quiver.udf import UserDefinedFunction
 
@@ -95,9 +99,11 @@ def call(
             )
         payload_format, payload, default_name = PYTHON_REF, *_resolve_ref(fn)
         requirements = declared_requirements(payload.decode())
+        sandbox = declared_sandbox(payload.decode())
     elif callable(fn):
         declares = isinstance(fn, (UserDefinedFunction, KindFunction))
         requirements = fn.requirements if declares else ()
+        sandbox = _sandbox_of(fn) if isinstance(fn, UserDefinedFunction) else None
         bound = _bound_as_json(fn) if isinstance(fn, UserDefinedFunction) else None
         if bound is not None:  # by reference to the class, with its arguments beside it
             fn, init_text = bound[0], _merged_json(bound[1], init_text)
@@ -116,7 +122,21 @@ def call(
         init_text,
         normalise(requirements),
         kind,
+        sandbox,
     )
+
+
+def _sandbox_of(fn: Any) -> tuple[str, ...] | None:
+    """What a ``@quiver.udf(sandbox=...)`` object's sandboxed worker may read: the folder of
+    the file that defines it and the paths it declares; None when it declares no sandbox."""
+    declared = getattr(fn, "sandbox", None)
+    if declared is None:
+        return None
+    try:
+        source = inspect.getsourcefile(fn.func)
+    except TypeError:
+        source = None
+    return (*([os.path.dirname(os.path.abspath(source))] if source else []), *declared)
 
 
 def _with_policy(fn: Any, policy: dict[str, Any]) -> Any:

@@ -21,9 +21,10 @@ namespace {
 
 constexpr char kPythonRef[] = "python/ref";
 
-// Tells whether the file of a python/ref payload may declare requirements: a
-// module reference cannot be read from here, and a file is searched for the word.
-bool MayDeclareRequirements(const exec::UdfCall& call) {
+// Tells whether the file of a python/ref payload may declare requirements or a
+// sandbox: a module reference cannot be read from here, and a file is searched
+// for the words.
+bool MayDeclareEnvironment(const exec::UdfCall& call) {
   if (call.payload_format != kPythonRef) return false;
   const size_t colon = call.payload.rfind(':');
   const std::string target = call.payload.substr(0, colon == std::string::npos ? 0 : colon);
@@ -32,7 +33,33 @@ bool MayDeclareRequirements(const exec::UdfCall& call) {
   if (!is_file) return true;
   std::ifstream file(target, std::ios::binary);
   const std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
-  return text.find("requirements") != std::string::npos;
+  return text.find("requirements") != std::string::npos ||
+         text.find("sandbox") != std::string::npos;
+}
+
+std::vector<std::string> SplitTabs(const std::string& line) {
+  std::vector<std::string> fields;
+  size_t start = 0;
+  while (true) {
+    const size_t tab = line.find('\t', start);
+    fields.push_back(line.substr(start, tab - start));
+    if (tab == std::string::npos) return fields;
+    start = tab + 1;
+  }
+}
+
+// The runtime of the sandboxed UDF `udf` of `base` ("py" or "py@ENV") that may
+// read `paths`: "BASE+sandbox", numbered when UDFs of one base declare different paths.
+std::string SandboxedRuntimeName(const std::string& base, const std::vector<std::string>& paths,
+                                 const std::string& udf, SandboxedRuntimes* sandboxed) {
+  for (int number = 1;; ++number) {
+    const std::string name = base + "+sandbox" + (number > 1 ? std::to_string(number) : "");
+    auto [found, added] = sandboxed->emplace(name, UdfSandbox{paths, {}});
+    if (added || found->second.readable == paths) {
+      found->second.udfs.push_back(udf);
+      return name;
+    }
+  }
 }
 
 struct Output {
@@ -96,13 +123,14 @@ std::string RuntimeName(const std::string& python) {
 }  // namespace
 
 arrow::Result<std::map<std::string, std::string>> AssignPythonEnvironments(
-    const PythonEnvironmentsRequest& request, std::vector<exec::UdfCall>* calls) {
+    const PythonEnvironmentsRequest& request, std::vector<exec::UdfCall>* calls,
+    SandboxedRuntimes* sandboxed) {
   std::vector<exec::UdfCall*> python_calls;
   bool needed = !request.requirements_file.empty();
   for (auto& call : *calls) {
     if (call.runtime != kPythonRuntime) continue;
     python_calls.push_back(&call);
-    needed = needed || MayDeclareRequirements(call);
+    needed = needed || MayDeclareEnvironment(call);
   }
   std::map<std::string, std::string> runtimes;
   if (!needed || python_calls.empty()) return runtimes;
@@ -128,17 +156,39 @@ arrow::Result<std::map<std::string, std::string>> AssignPythonEnvironments(
   std::string line;
   size_t answered = 0;
   while (std::getline(lines, line)) {
-    const size_t tab = line.find('\t');
-    if (tab == std::string::npos) continue;
+    // INDEX, the interpreter or "-", then "-" or "sandbox" and the paths it may read.
+    const std::vector<std::string> fields = SplitTabs(line);
+    if (fields.size() < 2) continue;
     size_t index = 0;
-    const auto parsed = std::from_chars(line.data(), line.data() + tab, index);
+    const auto parsed =
+        std::from_chars(fields[0].data(), fields[0].data() + fields[0].size(), index);
     if (parsed.ec != std::errc() || index >= python_calls.size()) break;
-    const std::string python = line.substr(tab + 1);
+    if (fields.size() < 3) {
+      // An older quiver package that cannot say whether a UDF asks for a sandbox.
+      return arrow::Status::IOError(
+          request.python, " -m quiver.envs resolve does not say which UDFs declare a sandbox (",
+          "its quiver package is older than this quiver command); install the same quiver "
+          "version in --python");
+    }
     ++answered;
-    if (python == "-") continue;
-    const std::string runtime = RuntimeName(python);
-    runtimes[runtime] = python;
-    python_calls[index]->runtime = runtime;
+    const std::string& python = fields[1];
+    const bool sandbox = fields[2] == "sandbox";
+    if (python == "-" && !sandbox) continue;
+    exec::UdfCall* call = python_calls[index];
+    std::string runtime = python == "-" ? std::string(kPythonRuntime) : RuntimeName(python);
+    if (sandbox) {
+      if (sandboxed == nullptr) {
+        return arrow::Status::NotImplemented(
+            "'", call->name,
+            "' declares sandbox=, which this kind of run cannot honour for one "
+            "function; use --sandbox for the whole run");
+      }
+      runtime =
+          SandboxedRuntimeName(runtime, std::vector<std::string>(fields.begin() + 3, fields.end()),
+                               call->name, sandboxed);
+    }
+    runtimes[runtime] = python == "-" ? request.python : python;
+    call->runtime = runtime;
   }
   if (answered != python_calls.size()) {
     return arrow::Status::IOError("quiver.envs resolve answered for ", answered, " of ",

@@ -79,6 +79,9 @@ arrow::Status CheckRayOptions(const RunOptions& options, const RayOptions& ray) 
   if (options.output_format && *options.output_format == "noop") {
     return UsageError("--output-format noop is not supported with --ray");
   }
+  if (!options.sandbox && !options.sandbox_read.empty()) {
+    return UsageError("--sandbox-read is given without --sandbox: add --sandbox");
+  }
   return arrow::Status::OK();
 }
 
@@ -123,6 +126,12 @@ arrow::Result<std::vector<std::string>> RayDriverCommand(const RunOptions& optio
   if (ray.actors > 0) command.insert(command.end(), {"--actors", std::to_string(ray.actors)});
   if (options.force) command.emplace_back("--force");
   if (options.quiet) command.emplace_back("--quiet");
+  // Every actor's session sandboxes its workers (refused on a node that cannot).
+  if (options.sandbox) command.emplace_back("--sandbox");
+  for (const auto& path : options.sandbox_read) {
+    command.insert(command.end(),
+                   {"--sandbox-read", std::filesystem::absolute(path).lexically_normal().string()});
+  }
   return command;
 }
 

@@ -154,12 +154,14 @@ worker::WorkerSpec BaseWorkerSpec(const RunOptions& options, std::vector<std::st
 }
 
 // Makes the pool of one runtime's workers: `command` is the worker program;
-// `transport`, when set, the one its runtime declares (spark:).
+// `transport`, when set, the one its runtime declares (spark:); `sandbox`, when
+// set, the paths the sandboxed workers of its @quiver.udf(sandbox=...) UDFs read.
 arrow::Result<std::unique_ptr<worker::WorkerDispatcher>> MakeDispatcher(
-    const RunOptions& options, std::vector<std::string> command,
-    const std::string& transport = "") {
+    const RunOptions& options, std::vector<std::string> command, const std::string& transport = "",
+    const std::optional<UdfSandbox>& sandbox = std::nullopt) {
   ARROW_ASSIGN_OR_RAISE(worker::WorkerSpec spec, WorkerPoolSpec(options, std::move(command)));
   if (!transport.empty()) spec.transport = transport;
+  if (sandbox) ARROW_RETURN_NOT_OK(ApplyUdfSandbox(options, *sandbox, &spec));
   return worker::WorkerDispatcher::Make(std::move(spec));
 }
 
@@ -202,10 +204,10 @@ arrow::Status Drain(exec::UdfRun* run, OutputFile* output, std::optional<int64_t
     summary->write_time += Clock::now() - writing_since;
     CountFailedRows(*batch, &summary->failed_rows);
     summary->rows += batch->num_rows();
+    rows_written->store(summary->rows, std::memory_order_relaxed);  // for quiver top
     summary->batches += 1;
     const auto now = Clock::now();
     if (progress.Due(now)) {
-    rows_written->store(summary->rows, std::memory_order_relaxed);  // for quiver top
       progress.Update({summary->rows, total_rows, run->metrics().bytes_in, now - start,
                        worker::WorkerActivity::Snapshot()},
                       now);
@@ -226,10 +228,10 @@ arrow::Result<worker::WorkerSpec> WorkerPoolSpec(const RunOptions& options,
   ARROW_RETURN_NOT_OK(ApplySandboxOptions(options, &spec));
   ARROW_RETURN_NOT_OK(ApplyWorkerMemory(options, &spec));
   spec.log_dir = options.log_dir;
+  spec.trace_batches = options.trace_batches;
   return spec;
 }
 
-  spec.trace_batches = options.trace_batches;
 arrow::Status RunCommand(const RunOptions& options) {
   if (!options.metrics_file.empty()) {
     auto writable = CheckMetricsPath(options.metrics_file);
@@ -238,10 +240,10 @@ arrow::Status RunCommand(const RunOptions& options) {
   if (!options.otlp_endpoint.empty()) {
     ARROW_RETURN_NOT_OK(CheckOtlpEndpoint(options.otlp_endpoint));
   }
+  ARROW_RETURN_NOT_OK(CheckTraceBatches(options.trace_batches, options.otlp_endpoint));
   if (!options.log_dir.empty()) ARROW_RETURN_NOT_OK(PrepareLogDir(options.log_dir));
   if (options.kinds.Active()) return RunKindCommand(options);
   const auto start = Clock::now();
-  ARROW_RETURN_NOT_OK(CheckTraceBatches(options.trace_batches, options.otlp_endpoint));
   const auto started = std::chrono::system_clock::now();  // the exported figures' start
   ARROW_ASSIGN_OR_RAISE(RunPlan plan, MakePlan(options));
   InterruptWatchdog watchdog(kInterruptGrace);
@@ -263,15 +265,20 @@ arrow::Status RunCommand(const RunOptions& options) {
   auto checked = exec::CheckUdfCalls(operator_options, *input.file_schema);
   if (!checked.ok()) return UsageError(checked.message());
 
-  // Python UDFs with requirements run on runtimes of their own ("py@ENV").
+  // Python UDFs with requirements or a sandbox of their own run on runtimes of
+  // their own ("py@ENV", "py+sandbox").
+  SandboxedRuntimes sandboxed;
   ARROW_ASSIGN_OR_RAISE(
       auto environments,
       AssignPythonEnvironments({options.python, options.requirements_file, options.quiet},
-                               &operator_options.udfs));
+                               &operator_options.udfs, &sandboxed));
   plan.uses_python = std::any_of(operator_options.udfs.begin(), operator_options.udfs.end(),
                                  [](const auto& call) { return call.runtime == kPythonRuntime; });
   for (const auto& [name, python] : environments) {
-    plan.runtimes[name] = {name, worker::PythonWorkerCommand(python), "", ""};
+    auto sandbox = sandboxed.find(name);
+    plan.runtimes[name] = {
+        name, worker::PythonWorkerCommand(python), "", "",
+        sandbox == sandboxed.end() ? std::nullopt : std::optional<UdfSandbox>(sandbox->second)};
   }
 
   // One pool per runtime; Python alone keeps the single-pool operator.
@@ -285,8 +292,8 @@ arrow::Status RunCommand(const RunOptions& options) {
     dispatchers.push_back(std::move(python));
   }
   for (const auto& [name, runtime] : plan.runtimes) {
-    ARROW_ASSIGN_OR_RAISE(auto dispatcher,
-                          MakeDispatcher(options, runtime.command, runtime.transport));
+    ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakeDispatcher(options, runtime.command,
+                                                          runtime.transport, runtime.sandbox));
     watchdog.AddCleanupDirectory(dispatcher->private_directory());
     by_runtime[name] = dispatcher.get();
     dispatchers.push_back(std::move(dispatcher));
@@ -330,6 +337,7 @@ arrow::Status RunCommand(const RunOptions& options) {
   ARROW_RETURN_NOT_OK(
       Drain(run.get(), output.get(), input.total_rows, start, progress, &summary, &rows_written));
   ARROW_RETURN_NOT_OK(output->Commit());
+  status.reset();  // its last status says the run is final
   watchdog.SetCleanupPath("");
 
   const auto metrics = run->metrics();
@@ -339,7 +347,6 @@ arrow::Status RunCommand(const RunOptions& options) {
   summary.workers = options.workers;
   summary.output = output->path();
   if (!options.quiet) {
-  status.reset();  // its last status says the run is final
     std::fputs(FormatSummary(summary).c_str(), stderr);
     std::fputs(FormatMetricsTable(metrics, options.verbose).c_str(), stderr);
   }

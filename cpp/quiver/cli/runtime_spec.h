@@ -18,6 +18,7 @@
 // --runtime 'sp=spark+python:.venv/bin/python -m quiver.worker --dialect spark'.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -25,6 +26,15 @@
 #include <arrow/result.h>
 
 namespace quiver::cli {
+
+/// The sandbox Python UDFs declare with @quiver.udf(sandbox=...).
+struct UdfSandbox {
+  /// What its workers may read besides the system and their import path: the
+  /// UDFs' folders and the paths they declare.
+  std::vector<std::string> readable;
+  /// The UDFs (result names) that declare it, for the errors.
+  std::vector<std::string> udfs;
+};
 
 /// One --runtime declaration.
 struct RuntimeSpec {
@@ -36,6 +46,9 @@ struct RuntimeSpec {
   std::string transport;
   /// The payload format of its UDFs when not "symbol": "python/ref" for `spark+python:`.
   std::string payload_format;
+  /// Set for the runtime of Python UDFs that declare @quiver.udf(sandbox=...):
+  /// its workers are always sandboxed and may read these paths too.
+  std::optional<UdfSandbox> sandbox;
 };
 
 /// Parses a --runtime text and checks that its program exists and can be run

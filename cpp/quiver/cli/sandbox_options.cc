@@ -13,6 +13,7 @@
 
 #include "quiver/sandbox/sandbox_policy.h"
 #include "quiver/worker/worker_dispatcher.h"
+#include "quiver/worker/worker_spec.h"
 
 extern char** environ;
 
@@ -79,6 +80,31 @@ std::vector<std::string> PythonImportPath(const std::string& python) {
   return paths;
 }
 
+// Asks for the sandbox in the workers' environment (the engine enters it
+// between fork and exec), with read access to `readable`, the Python worker's
+// import path and, under --sandbox, what the whole run may read; the workers
+// start by fork/exec, since the fork server's children are not the engine's to sandbox.
+arrow::Status RequestSandbox(const RunOptions& options, const std::vector<std::string>& readable,
+                             worker::WorkerSpec* spec) {
+  spec->launcher = worker::LauncherKind::kForkExec;
+  std::vector<std::string> granted = readable;
+  if (options.sandbox) {
+    granted.insert(granted.end(), options.sandbox_read.begin(), options.sandbox_read.end());
+    for (auto& folder : UdfFileFolders(options.udf_specs)) granted.push_back(std::move(folder));
+  }
+  // Any Python worker, the run's or a requirements environment's: its own import path.
+  if (spec->command.size() >= 3 &&
+      worker::PythonWorkerCommand(spec->command[0]) ==
+          std::vector<std::string>(spec->command.begin(), spec->command.begin() + 3)) {
+    for (auto& path : PythonImportPath(spec->command[0])) granted.push_back(std::move(path));
+  }
+  std::string joined;
+  for (const auto& path : granted) joined += (joined.empty() ? "" : ":") + path;
+  spec->environment[sandbox::kSandboxVariable] = "1";
+  spec->environment[sandbox::kReadPathsVariable] = joined;
+  return arrow::Status::OK();
+}
+
 }  // namespace
 
 void AddSandboxOptions(CLI::App* run, RunOptions* options) {
@@ -105,18 +131,19 @@ arrow::Status ApplySandboxOptions(const RunOptions& options, worker::WorkerSpec*
     return arrow::Status::OK();
   }
   ARROW_RETURN_NOT_OK(sandbox::CheckSandboxSupported());
-  // Workers the fork server forks are never exec'd by the engine, so never sandboxed.
-  spec->launcher = worker::LauncherKind::kForkExec;
-  std::vector<std::string> readable = options.sandbox_read;
-  for (auto& folder : UdfFileFolders(options.udf_specs)) readable.push_back(std::move(folder));
-  if (spec->command == worker::PythonWorkerCommand(options.python)) {
-    for (auto& path : PythonImportPath(options.python)) readable.push_back(std::move(path));
+  return RequestSandbox(options, {}, spec);
+}
+
+arrow::Status ApplyUdfSandbox(const RunOptions& options, const UdfSandbox& sandbox,
+                              worker::WorkerSpec* spec) {
+  const arrow::Status supported = sandbox::CheckSandboxSupported();
+  if (!supported.ok()) {
+    std::string names;
+    for (const auto& udf : sandbox.udfs) names += (names.empty() ? "'" : ", '") + udf + "'";
+    return supported.WithMessage(names, " declare", sandbox.udfs.size() == 1 ? "s" : "",
+                                 " @quiver.udf(sandbox=...): ", supported.message());
   }
-  std::string joined;
-  for (const auto& path : readable) joined += (joined.empty() ? "" : ":") + path;
-  spec->environment[sandbox::kSandboxVariable] = "1";
-  spec->environment[sandbox::kReadPathsVariable] = joined;
-  return arrow::Status::OK();
+  return RequestSandbox(options, sandbox.readable, spec);
 }
 
 }  // namespace quiver::cli

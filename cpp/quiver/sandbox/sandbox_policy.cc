@@ -103,17 +103,17 @@ arrow::Status CheckSandboxSupported() {
   const int abi = LandlockAbi();
   if (abi == 0) {
     return arrow::Status::NotImplemented(
-        "--sandbox needs Linux Landlock, which this kernel does not offer (not built in, or "
+        "the sandbox needs Linux Landlock, which this kernel does not offer (not built in, or "
         "not among the active security modules: add 'landlock' to the lsm= boot parameter); "
-        "the run is refused rather than run unsandboxed. Run without --sandbox, or on Linux "
-        ">= 6.7 with Landlock enabled");
+        "the run is refused rather than run unsandboxed. Run without the sandbox (--sandbox, "
+        "@quiver.udf(sandbox=...)), or on Linux >= 6.7 with Landlock enabled");
   }
   if (abi < kMinimumLandlockAbi) {
     return arrow::Status::NotImplemented(
-        "--sandbox needs Landlock ABI ", kMinimumLandlockAbi,
+        "the sandbox needs Landlock ABI ", kMinimumLandlockAbi,
         " (Linux >= 6.7) for its network rules; this kernel has ABI ", abi,
-        "; the run is refused rather than run with a weaker sandbox. Run without --sandbox, "
-        "or on a newer kernel");
+        "; the run is refused rather than run with a weaker sandbox. Run without the sandbox "
+        "(--sandbox, @quiver.udf(sandbox=...)), or on a newer kernel");
   }
   return arrow::Status::OK();
 }

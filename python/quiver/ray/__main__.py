@@ -3,7 +3,10 @@
 The ``quiver`` command parses and checks its options (the same --udf grammar and errors as a
 local run), then replaces itself with this driver, passing the parsed UDF calls as JSON in
 ``--calls``: a list of ``{"name", "payload_format", "payload", "arguments"}``, each argument
-an Arrow compute expression serialized by ``arrow::compute::Serialize``, base64-encoded.
+an Arrow compute expression serialized by ``arrow::compute::Serialize``, base64-encoded. What a
+UDF's decorator declares (``requirements=``, ``sandbox=``) is read here from its source, as a
+local ``quiver run`` reads it. ``--sandbox`` (with ``--sandbox-read PATH``, absolute) sandboxes
+every worker, ``quiver.Session(sandbox=...)`` on every actor.
 
 Exit status as ``quiver run``: 0 success, 1 failure, 2 bad command line, 130 interrupted.
 """
@@ -19,6 +22,7 @@ from typing import Any
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+PY_REF = "python/ref"
 
 
 def parse_calls(text: str) -> list[Any]:
@@ -26,20 +30,38 @@ def parse_calls(text: str) -> list[Any]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from quiver.envs import declared_requirements, declared_sandbox, normalise
     from quiver.session import UdfCall
 
-    return [
-        UdfCall(
-            entry["name"],
-            entry["payload_format"],
-            entry["payload"].encode(),
-            tuple(
-                pc.Expression._deserialize(pa.py_buffer(base64.b64decode(a)))
-                for a in entry["arguments"]
-            ),
+    calls = []
+    for entry in json.loads(text):
+        is_ref = entry["payload_format"] == PY_REF
+        calls.append(
+            UdfCall(
+                entry["name"],
+                entry["payload_format"],
+                entry["payload"].encode(),
+                tuple(
+                    pc.Expression._deserialize(pa.py_buffer(base64.b64decode(a)))
+                    for a in entry["arguments"]
+                ),
+                requirements=normalise(declared_requirements(entry["payload"])) if is_ref else (),
+                sandbox=declared_sandbox(entry["payload"]) if is_ref else None,
+            )
         )
-        for entry in json.loads(text)
-    ]
+    return calls
+
+
+def sandbox_option(options: argparse.Namespace, calls: list[Any]) -> bool | list[str]:
+    """``Session(sandbox=...)`` of the actors: False, or the paths the workers may read (the
+    ``--sandbox-read`` paths and the folders of the UDF files, as a local run grants)."""
+    if not options.sandbox:
+        return False
+    import os
+
+    targets = [c.payload.decode().rpartition(":")[0] for c in calls if c.payload_format == PY_REF]
+    folders = [os.path.dirname(t) for t in targets if t.endswith(".py")]
+    return [*options.sandbox_read, *folders]
 
 
 def arguments(argv: list[str]) -> argparse.Namespace:
@@ -65,6 +87,8 @@ def arguments(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--python", default=None)
     run.add_argument("--retries", type=int, default=2)
     run.add_argument("--force", action="store_true")
+    run.add_argument("--sandbox", action="store_true", help="sandbox every worker")
+    run.add_argument("--sandbox-read", action="append", default=[], help="with --sandbox")
     run.add_argument("-q", "--quiet", action="store_true")
     return parser.parse_args(argv)
 
@@ -95,10 +119,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  run again after attempt {attempt}: {reason}", file=sys.stderr)
 
     try:
+        calls = parse_calls(options.calls)
+        sandbox = sandbox_option(options, calls)
+        if sandbox is not False:  # refused here, on the driver's node, before Ray starts
+            from quiver.sandbox import check_sandbox_supported
+
+            check_sandbox_supported()
         summary = run_files(
             options.inputs,
             options.output,
-            parse_calls(options.calls),
+            calls,
             address=options.ray,
             workers=options.workers,
             actors=options.actors,
@@ -113,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             retries=options.retries,
             force=options.force,
             progress=progress,
+            sandbox=sandbox,
         )
     except KeyboardInterrupt:
         print("quiver: interrupted; no output was written", file=sys.stderr)

@@ -95,6 +95,7 @@ class FileMapper:
             batch_timeout=options["batch_timeout"],
             python=options["python"],
             max_in_flight=options["max_in_flight"],
+            sandbox=options.get("sandbox", False),
         )
 
     def run(self, source: str, in_format: str, target: str, out_format: str) -> FileResult:
@@ -181,6 +182,7 @@ def run_files(
     retries: int = 2,
     force: bool = False,
     progress: Callable[[int, int, FileResult], None] | None = None,
+    sandbox: bool | Sequence[str] = False,
 ) -> JobSummary:
     """Run ``udfs`` over every input file on a Ray cluster; write one output file per input.
 
@@ -190,7 +192,10 @@ def run_files(
     on this machine with ``ray start``; ``"local"``: a new one-node Ray in this process;
     ``None``: Ray as already initialised). ``actors`` actors (default: the cluster's CPUs
     divided by ``workers``, at most one per file) each run ``workers`` quiver workers.
-    ``progress(done, total, result)`` is called as each file finishes.
+    ``progress(done, total, result)`` is called as each file finishes. ``sandbox`` is the
+    sessions' (``quiver.Session(sandbox=...)``: every worker of every actor sandboxed, on
+    each node or refused there); UDFs declared ``@quiver.udf(sandbox=...)`` are sandboxed
+    either way.
 
     Raises the job's first failure: a :class:`quiver.QuiverError` (a UDF's
     :class:`quiver.UdfError` as the UDF raised it), or Ray's error when Ray itself failed.
@@ -227,6 +232,7 @@ def run_files(
             "batch_rows": batch_rows,
             "select": None if select is None else list(select),
             "retries": retries,
+            "sandbox": sandbox if isinstance(sandbox, bool) else list(sandbox),
         }
         actor_class = ray.remote(FileMapper).options(
             num_cpus=cpus,
