@@ -1,8 +1,10 @@
 #include "quiver/cli/otlp_spans.h"
 
 #include <cstdio>
+#include <map>
 #include <random>
 #include <regex>
+#include <utility>
 #include <vector>
 
 #include "quiver/io/json_text.h"
@@ -102,6 +104,13 @@ std::string SpanIds::NextSpanId() { return Hex(Mix(state_) | 1); }
 
 std::string OtlpTraceJson(const exec::UdfRunMetrics& metrics, int64_t start_unix_nanos,
                           int64_t end_unix_nanos, SpanIds& ids) {
+  // A worker's attributes, formatted once: its batches share them.
+  std::map<std::pair<std::string, int>, std::string> labelled;
+  auto labels = [&](const exec::UdfGroupMetrics& group, const std::string& worker, int index) {
+    auto& text = labelled[{Joined(group.udfs) + "\n" + worker, index}];
+    if (text.empty()) text = WorkerAttributes(group.udfs, worker, index);
+    return text;
+  };
   const std::string run_id = ids.NextSpanId();
   std::vector<std::string> udfs;
   int64_t rows_out = 0;
@@ -121,7 +130,7 @@ std::string OtlpTraceJson(const exec::UdfRunMetrics& metrics, int64_t start_unix
     for (const auto& start : group.worker_starts) {
       spans += "," + Span(ids.trace_id(), ids.NextSpanId(), run_id, "quiver.worker.start",
                           start.start_unix_nanos, start.end_unix_nanos,
-                          WorkerAttributes(group.udfs, start.worker, start.index) + "," +
+                          labels(group, start.worker, start.index) + "," +
                               OtlpStringAttribute("quiver.runtime",
                                                   start.runtime.empty() ? "py" : start.runtime));
     }
@@ -129,7 +138,7 @@ std::string OtlpTraceJson(const exec::UdfRunMetrics& metrics, int64_t start_unix
       spans +=
           "," + Span(ids.trace_id(), ids.NextSpanId(), run_id, "quiver.batch",
                      batch.start_unix_nanos, batch.end_unix_nanos,
-                     WorkerAttributes(group.udfs, batch.worker, batch.worker_index) + "," +
+                     labels(group, batch.worker, batch.worker_index) + "," +
                          IntAttribute("quiver.batch.index", static_cast<int64_t>(batch.batch)) +
                          "," + IntAttribute("quiver.batch.rows_in", batch.rows_in) + "," +
                          IntAttribute("quiver.batch.rows_out", batch.rows_out) + "," +

@@ -18,6 +18,7 @@ import time
 import urllib.parse
 import warnings
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from quiver.errors import InvalidInput
@@ -53,13 +54,18 @@ RunWatcher = Callable[[Any, dict[str, Any]], None]
 class OtlpExport:
     """A session's meter and tracer providers; :meth:`close` exports one last time."""
 
-    def __init__(self, meters: Any, tracers: Any, warner: _Warner) -> None:
+    def __init__(
+        self, meters: Any, tracers: Any, warner: _Warner, spans: ThreadPoolExecutor | None = None
+    ) -> None:
         self._meters = meters
         self._tracers = tracers
         self._warner = warner
+        self._spans = spans
 
     def close(self) -> None:
         self._warner.closing = True  # a collector that failed the last export is not waited for
+        if self._spans is not None:
+            self._spans.shutdown(wait=True)  # the last runs' spans are made before the export
         if self._tracers is not None:
             self._tracers.shutdown()
         self._meters.shutdown(timeout_millis=int(2_000 + EXPORT_TIMEOUT_SECONDS * 1000))
@@ -93,11 +99,14 @@ def start_otlp(
     resource = Resource.create({"service.name": service_name})
     meters = MeterProvider(metric_readers=[reader], resource=resource)
     _observe(meters.get_meter("quiver"), _Reading(source))
-    tracers = None
+    tracers = spans = None
     if watch_runs is not None:
         tracers = _tracer_provider(base, resource, warner)
-        watch_runs(_span_per_run(tracers.get_tracer("quiver")))
-    return OtlpExport(meters, tracers, warner)
+        # Off the thread that ended the run: a run's last read does not wait for its spans
+        # (a span per sampled batch costs the SDK tens of microseconds each).
+        spans = ThreadPoolExecutor(max_workers=1, thread_name_prefix="quiver-spans")
+        watch_runs(_in_background(spans, _span_per_run(tracers.get_tracer("quiver"))))
+    return OtlpExport(meters, tracers, warner, spans)
 
 
 def base_url(endpoint: str) -> str:
@@ -131,6 +140,16 @@ def _tracer_provider(base: str, resource: Any, warner: _Warner) -> Any:
     # In the background: a run's end (its reader's last read) never waits for the collector.
     tracers.add_span_processor(BatchSpanProcessor(exporter))
     return tracers
+
+
+def _in_background(spans: ThreadPoolExecutor, record: RunWatcher) -> RunWatcher:
+    def submit(run: Any, figures: dict[str, Any]) -> None:
+        try:
+            spans.submit(record, run, figures)
+        except RuntimeError:  # the export closed: a run cut off by close() has no span
+            pass
+
+    return submit
 
 
 def _span_per_run(tracer: Any) -> RunWatcher:
