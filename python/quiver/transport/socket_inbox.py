@@ -77,6 +77,34 @@ class SocketInbox:
             return None
         return self._items.popleft()  # type: ignore[return-value]
 
+    def at_rest(self) -> bool:
+        """Tell whether the next byte on the socket starts a frame and nothing waits here: another
+        reader (the native batch loop, worker/native_batches.py) may then read the socket."""
+        return (
+            not self._items
+            and self._decoder.pending_bytes == 0
+            and not self._ended
+            and not self._closed
+        )
+
+    def give_back(self, data: bytes, error: OSError | None) -> None:
+        """Take the bytes another reader read from the socket and left unhandled, as if read
+        here (they start at a frame boundary), then the error that stopped its reading."""
+        if data:
+            try:
+                frames = self._decoder.feed(data)
+            except Exception as exc:  # a broken frame, told to the consumer as _read tells it
+                self._ended = True
+                self.error = exc
+                return
+            for frame in frames:
+                item = self._to_item(frame)
+                if item is not None:
+                    self._append(item)
+        if error is not None:
+            self._ended = True
+            self.error = error
+
     def pending(self) -> int:
         """Return how many items were read and wait unused."""
         return len(self._items)

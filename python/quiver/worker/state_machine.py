@@ -25,6 +25,7 @@ from quiver.transport.base import ChannelClosed, Lookahead, MessageSink
 from quiver.worker.call_policy import BatchCancelled, cancel_probe
 from quiver.worker.errors import ExecutionError, ProtocolViolation, UserError, WorkerFailure
 from quiver.worker.execution import Execution
+from quiver.worker.native_batches import NativeBatches
 
 # What a batch arrives as: one Arrow buffer (uds) or a stream over the received bytes (grpc).
 BatchBody = pa.Buffer | BinaryIO
@@ -85,6 +86,8 @@ class WorkerStateMachine:
         self.execution: Execution | None = None
         # FinishResponse / CancelResponse sent so far: a grpc call ends after its first one.
         self.executions_ended = 0
+        # The per-batch path in native code, over a socket (worker/native_batches.py).
+        self.native = NativeBatches.attach(self)
 
     # ---- the Conversation interface ----
 
@@ -111,6 +114,12 @@ class WorkerStateMachine:
         except Exception as exc:
             self.log.exception("unexpected failure handling %s", _describe(item))
             self._fail_unexpected(exc, item)
+
+    def serve_natively(self) -> None:
+        """Let the native batch loop answer the batches that come next, when it can; it
+        returns what else arrives to the transport's reader."""
+        if self.native is not None:
+            self.native.serve()
 
     def cancel(self, reason: str) -> None:
         """Cancel the running execution from the worker's side (Shutdown, SIGTERM)."""
@@ -226,6 +235,31 @@ class WorkerStateMachine:
             self.fail(exc, sequence)
             return
         self.sink.send_data(sequence, result)
+
+    def run_decoded(self, sequence: int, batch: pa.RecordBatch) -> pa.RecordBatch | None:
+        """Run the UDFs over a batch the native batch loop decoded; return the result, or
+        None when the execution failed on it (its Error is sent, as :meth:`on_batch` does)."""
+        try:
+            return self._running().run_udfs(batch)
+        except ExecutionError as exc:
+            self.fail(exc, sequence)
+        except ChannelClosed:
+            raise
+        except Exception as exc:
+            item = IncomingBatch(sequence, b"")
+            self.log.exception("unexpected failure handling %s", _describe(item))
+            self._fail_unexpected(exc, item)
+        return None
+
+    def send_result(self, sequence: int, batch: pa.RecordBatch, result: pa.RecordBatch) -> None:
+        """Encode and send the result of a batch the native batch loop decoded (a result
+        larger than the loop sends itself), or fail the execution when it cannot go."""
+        try:
+            encoded = self._running().encode(batch, result)
+        except ExecutionError as exc:
+            self.fail(exc, sequence)
+            return
+        self.sink.send_data(sequence, encoded)
 
     def _run_overlapped(self, execution: Execution, sequence: int, body: BatchBody) -> None:
         """Run this batch and the ones already behind it at once, answering them in order.
