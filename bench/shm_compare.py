@@ -1,10 +1,13 @@
-"""`quiver run --transport shm` beside `--transport uds` on one of the seed's scenarios.
+"""`quiver run --transport shm` beside `--transport uds` on the seed's scenarios, one build or two.
 
-    .venv/bin/python bench/shm_compare.py [--scenario concat-2m-200] [--scale 1] [--runs 5]
+    .venv/bin/python bench/shm_compare.py [--scenarios concat-2m-200,identity-20m-100] [--scale 1]
+        [--runs 5] [--baseline path/to/an/older/quiver]
 
-Runs the scenario's `quiver run ... --output-format noop` alternately over uds and shm (so that
-both see the same machine load), and writes the wall times, their medians and the shm/uds ratio
-to bench/results/shm/e2e-SCENARIO-scaleS.{json,md}. The dataset is cached like bench/run.py's.
+Runs each scenario's `quiver run ... --output-format noop` alternately over uds and shm (so that
+both see the same machine load), with `--baseline` also alternately with a second build (A vs B in
+one run), and writes the wall times, their medians, the speed of shm over uds (uds time / shm
+time) and, with a baseline, the speed of this build over the baseline to
+bench/results/shm/e2e-scaleS[-ab].{json,md}. The datasets are cached like bench/run.py's.
 """
 
 from __future__ import annotations
@@ -27,12 +30,74 @@ from quiver_bench.dataset import ensure_dataset  # noqa: E402
 from quiver_bench.scenarios import SCENARIOS, pick  # noqa: E402
 
 TRANSPORTS = ("uds", "shm")
+SEED_SCENARIOS = "concat-2m-200,identity-1m-1000,identity-2m-200,identity-10m-100,identity-20m-100"
+
+
+def run_once(quiver: Path, file: Path, spec: str, transport: str, workers: int) -> float:
+    """Milliseconds one `quiver run` takes."""
+    command = [str(quiver), "run", str(file), "--udf", spec, "--transport", transport]
+    command += ["--output-format", "noop", "--workers", str(workers), "--quiet"]
+    env = dict(os.environ, QUIVER_PYTHON=os.environ.get("QUIVER_PYTHON", sys.executable))
+    start = time.perf_counter()
+    subprocess.run(command, env=env, check=True)
+    return (time.perf_counter() - start) * 1000
+
+
+def compare(args: argparse.Namespace, builds: dict[str, Path], key: str) -> dict:
+    """Every build over both transports, alternating, for one scenario."""
+    scenario = pick(SCENARIOS, key, "scenario")[0]
+    file = ensure_dataset(args.data_dir, scenario, args.scale)
+    spec = f"result={BENCH_DIR / 'udfs.py'}:{scenario.udf}({', '.join(scenario.arguments)})"
+    times: dict[str, list[float]] = {f"{b} {t}": [] for b in builds for t in TRANSPORTS}
+    for run in range(args.runs + 1):  # the first round warms the page cache and is dropped
+        for build, quiver in builds.items():
+            for transport in TRANSPORTS:
+                elapsed = run_once(quiver, file, spec, transport, args.workers)
+                if run > 0:
+                    times[f"{build} {transport}"].append(elapsed)
+                print(f"{key} {build} {transport}: {elapsed:.0f} ms", file=sys.stderr)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    speed = {b: medians[f"{b} uds"] / medians[f"{b} shm"] for b in builds}
+    result = {"scenario": key, "runs_ms": times, "median_ms": medians, "shm_speed_over_uds": speed}
+    if "baseline" in builds:
+        result["shm_speed_over_baseline_shm"] = medians["baseline shm"] / medians["this shm"]
+    return result
+
+
+def markdown(report: dict) -> str:
+    """The report as a Markdown table, one row per scenario."""
+    builds = report["builds"]
+    lines = [
+        f"# `quiver run` over shm and uds, scale {report['scale']:g}",
+        "",
+        f"{report['machine']}, {report['workers']} worker(s), {report['runs']} alternating runs "
+        f"after one warm-up round; {report['when']}; load average before "
+        f"{report['load_before']}. Compare the ratios (same run), not the absolute times.",
+        "",
+    ]
+    header = ["scenario"] + [f"{b} {t} (ms)" for b in builds for t in TRANSPORTS]
+    header += [f"{b}: shm speed over uds" for b in builds]
+    if "baseline" in builds:
+        header.append("shm: this build's speed over the baseline")
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in report["scenarios"]:
+        cells = [row["scenario"]]
+        cells += [f"{row['median_ms'][f'{b} {t}']:.0f}" for b in builds for t in TRANSPORTS]
+        cells += [f"{row['shm_speed_over_uds'][b]:.2f}x" for b in builds]
+        if "baseline" in builds:
+            cells.append(f"{row['shm_speed_over_baseline_shm']:.2f}x")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Every run (ms):", ""]
+    for row in report["scenarios"]:
+        for name, values in row["runs_ms"].items():
+            lines.append(f"- {row['scenario']} {name}: {', '.join(f'{v:.0f}' for v in values)}")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
     """Run the comparison and write its results."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scenario", default="concat-2m-200")
+    parser.add_argument("--scenarios", default=SEED_SCENARIOS, help="comma-separated")
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--workers", type=int, default=1)
@@ -42,53 +107,28 @@ def main() -> None:
         type=Path,
         default=BENCH_DIR.parent / "build" / "cpp" / "quiver" / "cli" / "quiver",
     )
+    parser.add_argument("--baseline", type=Path, help="a second quiver build to compare with")
     parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "shm")
     args = parser.parse_args()
-    scenario = pick(SCENARIOS, args.scenario, "scenario")[0]
-    file = ensure_dataset(args.data_dir, scenario, args.scale)
-    spec = f"result={BENCH_DIR / 'udfs.py'}:{scenario.udf}({', '.join(scenario.arguments)})"
-    env = dict(os.environ, QUIVER_PYTHON=os.environ.get("QUIVER_PYTHON", sys.executable))
-    times: dict[str, list[float]] = {transport: [] for transport in TRANSPORTS}
-    for run in range(args.runs + 1):  # the first round warms the page cache and is dropped
-        for transport in TRANSPORTS:
-            command = [str(args.quiver), "run", str(file), "--udf", spec, "--transport", transport]
-            command += ["--output-format", "noop", "--workers", str(args.workers), "--quiet"]
-            start = time.perf_counter()
-            subprocess.run(command, env=env, check=True)
-            elapsed = (time.perf_counter() - start) * 1000
-            if run > 0:
-                times[transport].append(elapsed)
-            print(f"{transport}: {elapsed:.0f} ms", file=sys.stderr)
-    medians = {transport: statistics.median(values) for transport, values in times.items()}
-    result = {
-        "scenario": scenario.key,
+    builds = {"this": args.quiver}
+    if args.baseline is not None:
+        builds["baseline"] = args.baseline
+    report = {
         "scale": args.scale,
         "workers": args.workers,
-        "runs_ms": times,
-        "median_ms": medians,
-        "shm_over_uds": medians["shm"] / medians["uds"],
+        "runs": args.runs,
+        "builds": list(builds),
         "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "load_before": ", ".join(f"{v:.1f}" for v in os.getloadavg()),
     }
+    report["scenarios"] = [compare(args, builds, key) for key in args.scenarios.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
-    stem = f"e2e-{scenario.key}-scale{args.scale:g}"
-    (args.out / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n")
-    lines = [
-        f"# `quiver run` over shm and uds: {scenario.key}, scale {args.scale:g}",
-        "",
-        f"{result['machine']}, {args.workers} worker(s), {args.runs} alternating runs after one "
-        f"warm-up round; {result['when']}. The machine was shared with other builds: compare the "
-        "ratio, measured in the same run, rather than the absolute times.",
-        "",
-        "| transport | median (ms) | runs (ms) |",
-        "| --- | --- | --- |",
-    ]
-    for transport in TRANSPORTS:
-        runs = ", ".join(f"{value:.0f}" for value in times[transport])
-        lines.append(f"| {transport} | {medians[transport]:.0f} | {runs} |")
-    lines += ["", f"shm / uds wall time: **{result['shm_over_uds']:.2f}**", ""]
-    (args.out / f"{stem}.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    stem = f"e2e-scale{args.scale:g}" + ("-ab" if args.baseline is not None else "")
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = markdown(report)
+    (args.out / f"{stem}.md").write_text(text)
+    print(text)
 
 
 if __name__ == "__main__":

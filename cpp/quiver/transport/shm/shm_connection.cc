@@ -19,6 +19,8 @@
 #include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/protocol/udf_error.h"
+#include "quiver/transport/shm/frame_reader.h"
+#include "quiver/transport/shm/result_copies.h"
 #include "quiver/transport/shm/shm_arena.h"
 
 namespace quiver::transport::shm {
@@ -33,67 +35,6 @@ struct OutputState {
   std::mutex mutex;
   std::vector<std::pair<int64_t, int64_t>> released;  // to tell the worker
 };
-
-// Memory for the copies of results, recycled: a fresh allocation per result
-// would pay its page faults every time (large results are megabytes).
-class CopyPool : public std::enable_shared_from_this<CopyPool> {
- public:
-  // Returns a copy of [data, data + size) in pooled memory.
-  arrow::Result<std::shared_ptr<arrow::Buffer>> Copy(const uint8_t* data, int64_t size);
-
-  // Takes back the memory of a dropped copy, while the pool holds little.
-  void Give(std::unique_ptr<arrow::ResizableBuffer> storage) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    if (free_.size() >= kMaxFree || free_bytes_ + storage->capacity() > kMaxFreeBytes) return;
-    free_bytes_ += storage->capacity();
-    free_.push_back(std::move(storage));
-  }
-
- private:
-  static constexpr size_t kMaxFree = 8;
-  static constexpr int64_t kMaxFreeBytes = int64_t{128} << 20;
-
-  // Returns a free piece of memory of at least `size` bytes (and not much more), if any.
-  std::unique_ptr<arrow::ResizableBuffer> Take(int64_t size) {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (auto it = free_.begin(); it != free_.end(); ++it) {
-      if ((*it)->capacity() < size || (*it)->capacity() > 2 * size + 4096) continue;
-      std::unique_ptr<arrow::ResizableBuffer> storage = std::move(*it);
-      free_.erase(it);
-      free_bytes_ -= storage->capacity();
-      return storage;
-    }
-    return nullptr;
-  }
-
-  std::mutex mutex_;
-  std::vector<std::unique_ptr<arrow::ResizableBuffer>> free_;
-  int64_t free_bytes_ = 0;
-};
-
-// A result's copy; its memory goes back to the pool when the last array over it is dropped.
-class PooledCopy : public arrow::Buffer {
- public:
-  PooledCopy(std::shared_ptr<CopyPool> pool, std::unique_ptr<arrow::ResizableBuffer> storage,
-             int64_t size)
-      : arrow::Buffer(storage->data(), size),
-        pool_(std::move(pool)),
-        storage_(std::move(storage)) {}
-  ~PooledCopy() override { pool_->Give(std::move(storage_)); }
-
- private:
-  std::shared_ptr<CopyPool> pool_;
-  std::unique_ptr<arrow::ResizableBuffer> storage_;
-};
-
-arrow::Result<std::shared_ptr<arrow::Buffer>> CopyPool::Copy(const uint8_t* data, int64_t size) {
-  std::unique_ptr<arrow::ResizableBuffer> storage = Take(size);
-  if (storage == nullptr) {
-    ARROW_ASSIGN_OR_RAISE(storage, arrow::AllocateResizableBuffer(size));
-  }
-  std::memcpy(storage->mutable_data(), data, static_cast<size_t>(size));
-  return std::make_shared<PooledCopy>(shared_from_this(), std::move(storage), size);
-}
 
 // The input arena: regions the engine wrote, until the worker answered their batch.
 struct InputState {
@@ -114,7 +55,9 @@ std::string KindName(const v1::WorkerMessage& message) {
 class ShmConnectionImpl : public ShmConnection {
  public:
   ShmConnectionImpl(io::UniqueFd socket, std::string endpoint, protocol::FramingLimits limits)
-      : socket_(std::move(socket)), endpoint_(std::move(endpoint)), decoder_(limits) {}
+      : socket_(std::move(socket)),
+        endpoint_(std::move(endpoint)),
+        reader_(socket_.get(), limits) {}
 
   ~ShmConnectionImpl() override { Shutdown(); }
 
@@ -150,13 +93,14 @@ class ShmConnectionImpl : public ShmConnection {
   }
 
   arrow::Status SendControl(const v1::EngineMessage& message, io::Deadline deadline) override {
-    ARROW_RETURN_NOT_OK(SendReleases(deadline));
-    return SendMessage(message, deadline);
+    ARROW_ASSIGN_OR_RAISE(auto frames, TakeReleases());
+    ARROW_RETURN_NOT_OK(AppendMessage(message, &frames));
+    return io::SendAll(socket_.get(), frames, deadline);
   }
 
   arrow::Status SendBatch(uint64_t sequence, const arrow::RecordBatch& batch,
                           io::Deadline deadline) override {
-    ARROW_RETURN_NOT_OK(SendReleases(deadline));
+    ARROW_ASSIGN_OR_RAISE(auto frames, TakeReleases());
     ARROW_ASSIGN_OR_RAISE(auto body, protocol::EncodeBatchStream(batch));
     int64_t length = 0;
     for (const auto& part : body) length += part->size();
@@ -164,7 +108,8 @@ class ShmConnectionImpl : public ShmConnection {
     if (length >= io::kInlineBelowBytes) offset = Reserve(sequence, length);
     if (!offset) {  // small, or no room: inline, as over uds
       ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeDataFrame(sequence, std::move(body)));
-      return io::SendAll(socket_.get(), frame.buffers, deadline);
+      frames.insert(frames.end(), frame.buffers.begin(), frame.buffers.end());
+      return io::SendAll(socket_.get(), frames, deadline);
     }
     uint8_t* out = input_->arena->data() + *offset;
     for (const auto& part : body) {
@@ -176,7 +121,8 @@ class ShmConnectionImpl : public ShmConnection {
     data->set_sequence(sequence);
     data->mutable_region()->set_offset(static_cast<uint64_t>(*offset));
     data->mutable_region()->set_length(static_cast<uint64_t>(length));
-    return SendMessage(message, deadline);
+    ARROW_RETURN_NOT_OK(AppendMessage(message, &frames));
+    return io::SendAll(socket_.get(), frames, deadline);
   }
 
   arrow::Result<WorkerReply> Receive(io::Deadline deadline) override {
@@ -211,28 +157,35 @@ class ShmConnectionImpl : public ShmConnection {
   std::string endpoint() const override { return endpoint_; }
 
  private:
-  arrow::Status SendMessage(const v1::EngineMessage& message, io::Deadline deadline) {
+  // Appends the control frame of `message` to `frames`.
+  static arrow::Status AppendMessage(const v1::EngineMessage& message,
+                                     std::vector<std::shared_ptr<arrow::Buffer>>* frames) {
     ARROW_ASSIGN_OR_RAISE(auto frame, protocol::EncodeControlFrame(
                                           arrow::Buffer::FromString(message.SerializeAsString())));
-    return io::SendAll(socket_.get(), frame.buffers, deadline);
+    frames->insert(frames->end(), frame.buffers.begin(), frame.buffers.end());
+    return arrow::Status::OK();
   }
 
-  // Tells the worker which result regions the engine dropped since the last message.
-  arrow::Status SendReleases(io::Deadline deadline) {
-    if (output_ == nullptr) return arrow::Status::OK();
+  // Returns the ShmRelease of the result regions the engine dropped since the
+  // last message, framed (empty when there are none): it goes out in one write
+  // with the next message, which the worker reads after it.
+  arrow::Result<std::vector<std::shared_ptr<arrow::Buffer>>> TakeReleases() {
+    std::vector<std::shared_ptr<arrow::Buffer>> frames;
+    if (output_ == nullptr) return frames;
     std::vector<std::pair<int64_t, int64_t>> released;
     {
       std::lock_guard<std::mutex> lock(output_->mutex);
       released.swap(output_->released);
     }
-    if (released.empty()) return arrow::Status::OK();
+    if (released.empty()) return frames;
     v1::EngineMessage message;
     for (const auto& [offset, length] : released) {
       v1::ShmRegion* region = message.mutable_shm_release()->add_regions();
       region->set_offset(static_cast<uint64_t>(offset));
       region->set_length(static_cast<uint64_t>(length));
     }
-    return SendMessage(message, deadline);
+    ARROW_RETURN_NOT_OK(AppendMessage(message, &frames));
+    return frames;
   }
 
   std::optional<int64_t> Reserve(uint64_t sequence, int64_t length) {
@@ -300,31 +253,14 @@ class ShmConnectionImpl : public ShmConnection {
     return batch;
   }
 
-  arrow::Result<protocol::Frame> ReadFrame(io::Deadline deadline) {
-    while (true) {
-      if (std::optional<protocol::Frame> frame = decoder_.Next()) return std::move(*frame);
-      const int64_t wanted = decoder_.wanted();
-      ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> chunk, arrow::AllocateBuffer(wanted));
-      ARROW_ASSIGN_OR_RAISE(int64_t got,
-                            io::ReceiveAll(socket_.get(), chunk->mutable_data(), wanted, deadline));
-      if (got == 0 && decoder_.Finish().ok()) {
-        return arrow::Status::IOError("the worker closed the connection");
-      }
-      if (got < wanted) {
-        return arrow::Status::IOError("the worker closed the connection in the middle of a frame ",
-                                      decoder_.part(), " (", got, " of ", wanted,
-                                      " bytes arrived)");
-      }
-      ARROW_RETURN_NOT_OK(decoder_.Consume(std::move(chunk)));
-    }
-  }
+  arrow::Result<protocol::Frame> ReadFrame(io::Deadline deadline) { return reader_.Next(deadline); }
 
   io::UniqueFd socket_;
   std::string endpoint_;
-  protocol::FrameDecoder decoder_;  // used by the receiving thread only
+  FrameReader reader_;  // used by the receiving thread only
   std::unique_ptr<InputState> input_;
   std::shared_ptr<OutputState> output_;
-  std::shared_ptr<CopyPool> copies_ = std::make_shared<CopyPool>();
+  std::shared_ptr<ResultCopies> copies_ = ResultCopies::Make();
   std::mutex shutdown_mutex_;
   bool shut_down_ = false;
 };
