@@ -8,7 +8,7 @@ import stat
 import time
 
 import pyarrow as pa
-from quiver_e2e import spec, write_table
+from quiver_e2e import spec, udf_file, write_table
 
 ROWS = 40
 BATCH_ROWS = 5  # 8 batches of 0.2 s each over 2 workers: the run lasts about a second
@@ -91,3 +91,21 @@ def test_top_with_no_run_going_on_says_so(quiver, tmp_path, private_tmp):
     assert "no run of yours is going on" in result.stderr
     assert str(private_tmp) in result.stderr
     assert quiver("top", "999999", "--once").returncode == 1
+
+
+def test_top_shows_a_grouped_run_too(quiver, tmp_path, private_tmp):
+    table = pa.table({"k": [i % 8 for i in range(ROWS)], "x": list(range(ROWS))})
+    source = write_table(table, tmp_path / "in.parquet")
+    run = quiver.popen(
+        "run", source, "--group-by", "k",
+        "--apply", f"{udf_file('progress_udfs')}:sleepy_group", "--batch-rows", 10,
+        "--workers", 2, "-o", "out.parquet", "-q",
+    )  # fmt: skip
+    try:
+        result = look(quiver, "--once", "--json", until=computing)
+        assert computing(result), result.stdout + result.stderr
+        [status] = json.loads(result.stdout)
+        assert status["pid"] == run.pid and status["udfs"] == ["sleepy_group"]
+        assert len(status["workers"]) == 2
+    finally:
+        assert run.wait(timeout=60) == 0, run.stderr.read()

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -23,6 +24,7 @@
 #include "quiver/cli/python_envs.h"
 #include "quiver/cli/python_interpreter.h"
 #include "quiver/cli/run_command.h"
+#include "quiver/cli/run_status.h"
 #include "quiver/cli/udf_spec.h"
 #include "quiver/cli/usage_error.h"
 #include "quiver/exec/grouped/grouped_agg.h"
@@ -30,6 +32,7 @@
 #include "quiver/exec/grouped/table_function.h"
 #include "quiver/exec/udf_operator.h"
 #include "quiver/input/input_file.h"
+#include "quiver/worker/worker_activity.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_spec.h"
 
@@ -114,25 +117,29 @@ arrow::Status Interrupted() {
                                   "; no output was written");
 }
 
-// Writes every batch a kind hands out, stopping when interrupted.
-BatchSink Writer(OutputFile* output, RunSummary* summary) {
-  return [output, summary](std::shared_ptr<arrow::RecordBatch> batch) -> arrow::Status {
-    if (InterruptSignal() != 0) return Interrupted();
-    const auto start = Clock::now();
-    ARROW_RETURN_NOT_OK(output->Write(batch));
-    summary->write_time += Clock::now() - start;
-    summary->rows += batch->num_rows();
-    summary->batches += 1;
-    return arrow::Status::OK();
-  };
+// Writes every batch a kind hands out, stopping when interrupted; the rows
+// written go to `rows_written` too, for quiver top (run_status.h).
+BatchSink Writer(OutputFile* output, RunSummary* summary, std::atomic<int64_t>* rows_written) {
+  return
+      [output, summary, rows_written](std::shared_ptr<arrow::RecordBatch> batch) -> arrow::Status {
+        if (InterruptSignal() != 0) return Interrupted();
+        const auto start = Clock::now();
+        ARROW_RETURN_NOT_OK(output->Write(batch));
+        summary->write_time += Clock::now() - start;
+        summary->rows += batch->num_rows();
+        rows_written->store(summary->rows, std::memory_order_relaxed);
+        summary->batches += 1;
+        return arrow::Status::OK();
+      };
 }
 
 template <typename Run>
 arrow::Status WriteRun(Run* run, const RunOptions& options, FileFormat format,
-                       InterruptWatchdog* watchdog, RunSummary* summary) {
+                       InterruptWatchdog* watchdog, RunSummary* summary,
+                       std::atomic<int64_t>* rows_written) {
   ARROW_ASSIGN_OR_RAISE(auto output, OutputFile::Open(options.output, format, run->schema()));
   watchdog->SetCleanupPath(output->temporary_path());
-  ARROW_RETURN_NOT_OK(run->Run(Writer(output.get(), summary)));
+  ARROW_RETURN_NOT_OK(run->Run(Writer(output.get(), summary, rows_written)));
   ARROW_RETURN_NOT_OK(output->Commit());
   watchdog->SetCleanupPath("");
   summary->output = output->path();
@@ -142,7 +149,8 @@ arrow::Status WriteRun(Run* run, const RunOptions& options, FileFormat format,
 // Aggregates know their output schema once they ran; their output (a row per
 // group) is held, then written.
 arrow::Status WriteAggregates(exec::grouped::GroupedAggRun* run, const RunOptions& options,
-                              FileFormat format, InterruptWatchdog* watchdog, RunSummary* summary) {
+                              FileFormat format, InterruptWatchdog* watchdog, RunSummary* summary,
+                              std::atomic<int64_t>* rows_written) {
   std::vector<std::shared_ptr<arrow::RecordBatch>> batches;
   ARROW_RETURN_NOT_OK(run->Run([&](std::shared_ptr<arrow::RecordBatch> batch) {
     if (InterruptSignal() != 0) return Interrupted();
@@ -151,7 +159,7 @@ arrow::Status WriteAggregates(exec::grouped::GroupedAggRun* run, const RunOption
   }));
   ARROW_ASSIGN_OR_RAISE(auto output, OutputFile::Open(options.output, format, run->schema()));
   watchdog->SetCleanupPath(output->temporary_path());
-  auto write = Writer(output.get(), summary);
+  auto write = Writer(output.get(), summary, rows_written);
   for (auto& batch : batches) ARROW_RETURN_NOT_OK(write(std::move(batch)));
   ARROW_RETURN_NOT_OK(output->Commit());
   watchdog->SetCleanupPath("");
@@ -245,25 +253,39 @@ arrow::Status RunKindCommand(const RunOptions& options) {
   ARROW_ASSIGN_OR_RAISE(auto dispatcher, MakePythonDispatcher(options, python));
   watchdog.AddCleanupDirectory(dispatcher->private_directory());
   RunSummary summary;
+  // quiver top reads what the run does from its private directory (run_status.h);
+  // the input's bytes are known once the run ended.
+  std::atomic<int64_t> rows_written{0};
+  std::vector<std::string> names;
+  for (const auto& call : calls) names.push_back(call.name);
+  auto status = std::make_unique<RunStatusPublisher>(
+      dispatcher->private_directory(), RunIdentity{::getpid(), options.input, names}, [&] {
+        return ProgressFigures{rows_written.load(std::memory_order_relaxed), input.total_rows, 0,
+                               Clock::now() - start, worker::WorkerActivity::Snapshot()};
+      });
   exec::grouped::KindMetrics metrics;
   if (!kinds.apply.empty()) {
     ARROW_ASSIGN_OR_RAISE(
         auto run, exec::grouped::GroupedMapRun::Start(dispatcher.get(), calls.front(), exec_options,
                                                       input.reader));
-    ARROW_RETURN_NOT_OK(WriteRun(run.get(), options, output_format, &watchdog, &summary));
+    ARROW_RETURN_NOT_OK(
+        WriteRun(run.get(), options, output_format, &watchdog, &summary, &rows_written));
     metrics = run->metrics();
   } else if (!kinds.aggs.empty()) {
     ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::GroupedAggRun::Start(
                                         dispatcher.get(), calls, exec_options, input.reader));
-    ARROW_RETURN_NOT_OK(WriteAggregates(run.get(), options, output_format, &watchdog, &summary));
+    ARROW_RETURN_NOT_OK(
+        WriteAggregates(run.get(), options, output_format, &watchdog, &summary, &rows_written));
     metrics = run->metrics();
   } else {
     ARROW_ASSIGN_OR_RAISE(auto run, exec::grouped::TableFunctionRun::Start(
                                         dispatcher.get(), calls.front(), pass_through, "--select",
                                         exec_options, input.reader));
-    ARROW_RETURN_NOT_OK(WriteRun(run.get(), options, output_format, &watchdog, &summary));
+    ARROW_RETURN_NOT_OK(
+        WriteRun(run.get(), options, output_format, &watchdog, &summary, &rows_written));
     metrics = run->metrics();
   }
+  status.reset();  // its last status says the run is final
   summary.bytes = metrics.bytes_in;
   summary.worker_udf_time = std::chrono::nanoseconds(metrics.worker_udf_nanos);
   summary.elapsed = Clock::now() - start;

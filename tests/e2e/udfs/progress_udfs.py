@@ -20,3 +20,9 @@ def burn_cpu(x: pa.Array) -> pa.Array:
     while time.process_time() - start < 0.3:
         pass
     return x
+
+
+@quiver.grouped_map(returns="k int64, x int64")
+def sleepy_group(group: pa.Table) -> pa.Table:
+    time.sleep(0.2)
+    return group
