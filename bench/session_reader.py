@@ -5,7 +5,8 @@ warm Session handed (a) the path itself (the engine reads it with the command's 
 decode threads, read-ahead, no GIL), (b) a pyarrow Dataset of it (read in batches of about
 4 MiB by pyarrow's scanner, its batches imported through the Arrow C stream). One worker, the
 identity UDF (bench/udfs.py), the results discarded. Prints a Markdown table per file with
-Session / CLI ratios (below 1: the Session is faster).
+Session / CLI ratios (below 1: the Session is faster): the ratio of the medians, and the median
+of each round's ratio (steadier when the machine's load drifts between rounds).
 
     .venv/bin/python bench/session_reader.py 5 bench/data/identity-2m-200-scale0.25-v1.parquet ...
 """
@@ -80,11 +81,15 @@ def main() -> int:
             cli = statistics.median(times["quiver run"])
             print(f"\n{Path(file).name}: median of {runs} alternating (ms), load average "
                   f"{os.getloadavg()[0]:.1f}\n")  # fmt: skip
-            print("| variant | median | ÷ CLI | runs |\n| --- | --- | --- | --- |")
+            print("| variant | median | ÷ CLI | ÷ CLI per round | runs |")
+            print("| --- | --- | --- | --- | --- |")
             for name, values in times.items():
                 median = statistics.median(values)
+                rounds = statistics.median(
+                    [value / base for value, base in zip(values, times["quiver run"], strict=True)]
+                )
                 listed = ", ".join(f"{value:.0f}" for value in values)
-                print(f"| {name} | {median:.0f} | {median / cli:.2f} | {listed} |")
+                print(f"| {name} | {median:.0f} | {median / cli:.2f} | {rounds:.2f} | {listed} |")
             sys.stdout.flush()
     return 0
 

@@ -126,10 +126,10 @@ class QuiverPeer(BasePeer):
 
 class QuiverSessionPeer(BasePeer):
     """`quiver.Session.map` in process: one Session (its workers warm) throughout, as Spark
-    keeps its SparkSession; a run scans the Parquet file with pyarrow (batches of about
-    4 MiB, as `quiver run` decodes by its --batch-bytes; every column), maps it and discards
-    the result batches. 65536-row batches of long strings (13 MB at 200 characters) made
-    a map take 1.2-1.8x as long as with 4 MiB ones (bench/session_reader.py).
+    keeps its SparkSession; a run maps the Parquet file's path, which the engine reads with the
+    `quiver run` readers (batches of about 4 MiB, no GIL), and discards the result batches.
+    A pyarrow dataset scanner of the same file, which the peer used before, took 1.1-1.8x as
+    long at 20M rows (bench/session_reader.py).
 
     Start-up is the Session and a map over a one-row file (worker start, UDF import).
     """
@@ -146,37 +146,20 @@ class QuiverSessionPeer(BasePeer):
         self.settings = {"batch_bytes": 4 << 20, "workers": options.workers}
 
     def query(self, scenario: Scenario, file: Path) -> Query:
-        import pyarrow.dataset as ds
-
         import quiver
 
         udfs = importlib.import_module("udfs")
         call = quiver.call(getattr(udfs, scenario.udf), *scenario.arguments, name="result")
-        dataset = ds.dataset(file)
-        batch_rows = rows_of_bytes(file, 4 << 20)
 
         def run() -> None:
-            reader = dataset.scanner(batch_size=batch_rows).to_reader()
-            for _batch in self.session.map(reader, udfs=[call]):
+            for _batch in self.session.map(file, udfs=[call]):
                 pass
 
-        settings = {"udf": call.payload.decode(), "input": "pyarrow dataset scanner"}
-        return Query(run, settings | {"batch_rows": batch_rows})
+        settings = {"udf": call.payload.decode(), "input": "the path (the engine's readers)"}
+        return Query(run, settings)
 
     def close(self) -> None:
         self.session.close()
-
-
-def rows_of_bytes(file: Path, size: int) -> int:
-    """Return how many rows of `file` make about `size` bytes decoded (at most 65536)."""
-    import pyarrow.parquet as pq
-
-    metadata = pq.ParquetFile(file).metadata
-    if metadata.num_row_groups == 0 or metadata.row_group(0).num_rows == 0:
-        return 65536
-    group = metadata.row_group(0)
-    row_bytes = max(1, group.total_byte_size // group.num_rows)
-    return max(1, min(65536, size // row_bytes))
 
 
 def run_command(command: list[str]) -> None:
