@@ -30,6 +30,7 @@ class Receiver(http.server.ThreadingHTTPServer):
         self.requests: list[object] = []
         self.traces: list[object] = []
         self.content_types: list[str] = []
+        self.refused: set[str] = set()  # paths answered 404, as a collector without them
 
     @property
     def url(self) -> str:
@@ -44,14 +45,17 @@ class ReceiverHandler(http.server.BaseHTTPRequestHandler):
         from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2 as service
 
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        if self.path == "/v1/traces":
+        if self.path in self.server.refused:
+            pass
+        elif self.path == "/v1/traces":
             self.server.traces.append(trace_request(body))
         else:
             request = service.ExportMetricsServiceRequest()
             json_format.Parse(body.decode(), request)  # refuses a field OTLP does not have
             self.server.requests.append(request)
             self.server.content_types.append(self.headers["Content-Type"])
-        self.send_response(200 if self.path in ("/v1/metrics", "/v1/traces") else 404)
+        known = self.path in ("/v1/metrics", "/v1/traces") and self.path not in self.server.refused
+        self.send_response(200 if known else 404)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", "2")
         self.end_headers()
@@ -262,3 +266,15 @@ def test_a_bad_trace_batches_is_a_usage_error(quiver, tmp_path, flags, said):
     assert result.returncode == 2, result.stderr
     assert said in result.stderr
     assert not (tmp_path / "out.parquet").exists()
+
+
+def test_a_collector_that_refuses_spans_is_said_once_and_keeps_the_metrics(
+    quiver, tmp_path, receiver
+):
+    receiver.refused.add("/v1/traces")
+    result = run(quiver, tmp_path, "--otlp-endpoint", receiver.url)
+    assert_ok(result)
+    assert len(receiver.requests) == 1  # the metrics were taken
+    assert result.stderr.count("could not export") == 1, result.stderr
+    assert f"the run's spans to {receiver.url}/v1/traces" in result.stderr
+    assert "HTTP 404" in result.stderr

@@ -219,19 +219,21 @@ void ExportRunMetrics(const std::string& endpoint, const exec::UdfRunMetrics& me
   const int64_t start = unix_nanos(started);
   const int64_t end = unix_nanos(std::chrono::system_clock::now());
   std::string url = OtlpMetricsUrl(endpoint);
+  const char* what = "metrics";
   auto posted = PostOtlpJson(url, OtlpMetricsJson(metrics, engine, start, end));
   // A collector that did not take the metrics is not waited for a second time.
   if (posted.ok()) {
     SpanIds ids;
     url = OtlpTracesUrl(endpoint);
+    what = "spans";
     posted = PostOtlpJson(url, OtlpTraceJson(metrics, start, end, ids));
   }
   if (!posted.ok()) {
     std::fprintf(stderr,
-                 "quiver: could not export the run's metrics to %s (OTLP/HTTP): %s; the run "
+                 "quiver: could not export the run's %s to %s (OTLP/HTTP): %s; the run "
                  "succeeded. Check that a collector listens there (--otlp-endpoint), or keep "
-                 "them with --metrics FILE\n",
-                 url.c_str(), posted.message().c_str());
+                 "the metrics with --metrics FILE\n",
+                 what, url.c_str(), posted.message().c_str());
   }
 }
 
