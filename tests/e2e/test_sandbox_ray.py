@@ -61,7 +61,8 @@ def job(tmp_path: Path) -> Path:
     (tmp_path / "in").mkdir()
     for part in range(2):
         write_table(people_table(30), tmp_path / "in" / f"part-{part}.parquet")
-    (tmp_path / "udfs.py").write_text(textwrap.dedent(UDFS))
+    (tmp_path / "code").mkdir()  # beside the test's home, not above it (the sandbox reads it)
+    (tmp_path / "code" / "udfs.py").write_text(textwrap.dedent(UDFS))
     return tmp_path
 
 
@@ -71,11 +72,16 @@ def _outputs(out: Path) -> list:
 
 @pytest.mark.parametrize("sandbox", ["--sandbox", "declared"])
 def test_ray_runs_sandboxed_and_still_computes(quiver, job, sandbox):
+    # A home of its own: a local Ray writes ~/.ray/auth_token, which other Ray clusters of the
+    # user would then be asked for.
+    (job / "home").mkdir()
+    quiver.env["HOME"] = str(job / "home")
     out = job / "out"
+    udfs = job / "code" / "udfs.py"
     extra = ["--sandbox"] if sandbox == "--sandbox" else []
     result = quiver(
-        "run", job / "in", *extra, "--udf", "p=udfs.py:plain(name)",
-        "--udf", "b=udfs.py:boxed(name)", "-o", out, "--ray", "local", "--ray-actors", "1",
+        "run", job / "in", *extra, "--udf", f"p={udfs}:plain(name)",
+        "--udf", f"b={udfs}:boxed(name)", "-o", out, "--ray", "local", "--ray-actors", "1",
         timeout=300,
     )  # fmt: skip
     assert_ok(result)
