@@ -116,8 +116,9 @@ void AddSandboxOptions(CLI::App* run, RunOptions* options) {
       "your home: ~/.ssh stays out of reach); write access only to a private temporary "
       "directory ($TMPDIR); no ptrace, mount, namespaces, keyctl or bpf. A UDF that breaks a "
       "rule gets a permission error naming it. Workers start by fork/exec (no fork server). "
-      "Refused, not ignored, on a kernel without Landlock ABI 4 (Linux >= 6.7). "
-      "See docs/security.md");
+      "Refused, not ignored, on a kernel without Landlock ABI 4 (Linux >= 6.7). One UDF alone "
+      "is sandboxed by its decorator, @quiver.udf(sandbox=True) (or sandbox=[PATHS] it may "
+      "read), without this option. See docs/security.md");
   run->add_option("--sandbox-read", options->sandbox_read,
                   "With --sandbox: one more file or folder the UDFs may read (repeatable), "
                   "e.g. a model or a lookup table");
