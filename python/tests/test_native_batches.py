@@ -3,6 +3,7 @@ socket: the same bytes as the Python path, and every frame it does not handle ha
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 
@@ -184,3 +185,24 @@ def test_the_engine_closing_while_the_native_loop_waits_exits_0(native: EngineHa
     native.sock.close()
     native.sock = None
     assert native.wait() == 0
+
+
+class WithoutTheExtension(EngineHarness):
+    """A worker whose environment has quiver's Python code but not its compiled loop."""
+
+    def worker_command(self) -> list[str]:
+        blocked = "import sys; sys.modules['quiver._worker_loop'] = None; "
+        return [sys.executable, "-c", blocked + "from quiver.worker.__main__ import main; main()"]
+
+
+def test_a_worker_without_the_extension_runs_every_batch_in_python() -> None:
+    engine = WithoutTheExtension()
+    try:
+        engine.start(("--log-level", "debug"))
+        batches = batches_xy(count=4)
+        results, metrics = engine.run([ref_udf("same", "arith.py:identity", [0])], batches)
+        assert [r.column(0) for r in results] == [b.column(0) for b in batches]
+        assert metrics.batches == 4
+        assert NATIVE_LOG not in engine.log()
+    finally:
+        engine.close()

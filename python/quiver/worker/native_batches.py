@@ -43,15 +43,17 @@ SHM_NATIVE_RESULT_BYTES = 32 << 10
 UDS_NATIVE_RESULT_BYTES = 1 << 30
 
 
+try:  # imported here, so that the fork server's workers find it loaded (forkserver PRELOAD)
+    from quiver import _worker_loop as _EXTENSION
+except ImportError:  # a worker environment with quiver's Python code only
+    _EXTENSION = None
+
+
 def load_extension() -> ModuleType | None:
     """Return the native loop's module, or None when it is switched off or not built."""
     if os.environ.get(NATIVE_ENV, "").strip() == "0":
         return None
-    try:
-        from quiver import _worker_loop
-    except ImportError:
-        return None
-    return _worker_loop
+    return _EXTENSION
 
 
 class NativeBatches:
