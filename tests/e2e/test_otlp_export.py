@@ -7,13 +7,14 @@ from __future__ import annotations
 import base64
 import http.server
 import json
+import os
 import socket
 import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from quiver_e2e import assert_ok, spec, udf_file, write_table
+from quiver_e2e import ROOT, assert_ok, spec, udf_file, write_table
 
 ROWS = 10_000
 BATCH_ROWS = 1_000
@@ -278,3 +279,26 @@ def test_a_collector_that_refuses_spans_is_said_once_and_keeps_the_metrics(
     assert result.stderr.count("could not export") == 1, result.stderr
     assert f"the run's spans to {receiver.url}/v1/traces" in result.stderr
     assert "HTTP 404" in result.stderr
+
+
+def test_each_runtime_names_its_worker_starts(quiver, tmp_path, receiver):
+    worker = ROOT / "build" / "cpp" / "examples" / "udf_worker" / "quiver_example_udf_worker"
+    if not os.access(worker, os.X_OK):
+        pytest.skip(f"no C++ example worker at {worker}: ninja -C build quiver_example_udf_worker")
+    table = pa.table({"x": pa.array(range(ROWS), type=pa.int64())})
+    source = write_table(table, tmp_path / "in.parquet", batch_rows=BATCH_ROWS)
+    result = quiver(
+        "run", source, "--runtime", f"cc={worker}", "--udf", "z=cc:add_one(x)",
+        "--udf", spec("y", "metered", "skip_multiples_of_three", "x"),
+        "--workers", 2, "-o", "out.parquet", "--otlp-endpoint", receiver.url,
+        "--trace-batches", 1,
+    )  # fmt: skip
+    assert_ok(result)
+    spans = spans_of(receiver)
+    [root] = spans["quiver.run"]
+    starts = [attributes(s) for s in spans["quiver.worker.start"]]
+    by_runtime = sorted((a["quiver.runtime"], a["quiver.udf_group"]) for a in starts)
+    assert by_runtime == [("cc", "z"), ("cc", "z"), ("py", "y"), ("py", "y")]
+    groups = sorted(attributes(b)["quiver.udf_group"] for b in spans["quiver.batch"])
+    assert groups == ["y"] * (ROWS // BATCH_ROWS) + ["z"] * (ROWS // BATCH_ROWS)
+    assert all(s.parent_span_id == root.span_id for s in spans["quiver.batch"])
