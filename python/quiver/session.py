@@ -48,7 +48,8 @@ class Session(KindMethods):
     only in a private temporary directory (``$TMPDIR``); a UDF that breaks a rule gets a
     ``PermissionError`` naming it (docs/security.md). ``sandbox=[PATH, ...]`` lets them read
     those paths too (the folder of ``"file.py:function"`` UDFs, data). Linux >= 6.7 only:
-    refused, never ignored, elsewhere.
+    refused, never ignored, elsewhere. A UDF declared ``@quiver.udf(sandbox=...)`` runs sandboxed
+    whatever ``sandbox`` says here, on workers of its own.
     ``prometheus_port`` serves :meth:`metrics` for Prometheus at :attr:`prometheus_url` (a port
     on 127.0.0.1, 0 for any, or ``"HOST:PORT"``; needs ``prometheus-client``); ``otlp_endpoint``
     (``"http://host:4318"``) exports them, and a span per map, to an OpenTelemetry collector
