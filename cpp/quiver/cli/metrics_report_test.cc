@@ -20,7 +20,10 @@ exec::UdfRunMetrics TwoWorkers() {
   b.worker = "worker 2";
   b.counters["rows_skipped"] = 4;
   exec::UdfRunMetrics metrics;
-  metrics.groups.push_back({{"f", "g"}, {a, b}});
+  exec::UdfGroupMetrics group;
+  group.udfs = {"f", "g"};
+  group.workers = {a, b};
+  metrics.groups.push_back(group);
   return metrics;
 }
 
