@@ -6,7 +6,9 @@ Runs, interleaved so that every mode sees the same machine load, `quiver run` of
 identity UDF (and of the C++ example worker's identity, when built) over one row (start-up:
 starting the worker, the whole run) and over BATCHES batches of 1000 rows (per batch: the
 difference divided by BATCHES), in three modes: the fork server (the default), fork/exec
-(`--no-daemon`, what a sandboxed run starts with) and `--sandbox`. Prints the medians.
+(`--no-daemon`, what a sandboxed run starts with) and `--sandbox`. Then a map of two Python
+UDFs, both plain (`2 plain`) against one of them declared `@quiver.udf(sandbox=True)`
+(`1 declared`: its own sandboxed workers beside the other's fork-server ones). Prints the medians.
 """
 
 from __future__ import annotations
@@ -34,6 +36,11 @@ import quiver
 @quiver.udf(returns="string")
 def same(name: pa.Array) -> pa.Array:
     return name
+
+
+@quiver.udf(returns="string", sandbox=True)
+def boxed(name: pa.Array) -> pa.Array:
+    return name
 """
 MODES = {"fork server": [], "fork/exec": ["--no-daemon"], "sandbox": ["--sandbox"]}
 
@@ -60,7 +67,11 @@ def main() -> None:
         many = work / "many.parquet"
         pq.write_table(pa.table({"name": ["x"]}), one)
         pq.write_table(pa.table({"name": [f"n{i}" for i in range(options.batches * 1000)]}), many)
-        runtimes = {"python": (["--udf", f"r={work / 'udfs.py'}:same(name)"], MODES)}
+        udfs = work / "udfs.py"
+        runtimes = {"python": (["--udf", f"r={udfs}:same(name)"], MODES)}
+        plain = ["--udf", f"a={udfs}:same(name)"]
+        runtimes["2 plain"] = ([*plain, "--udf", f"b={udfs}:same(name)"], {"fork server": []})
+        runtimes["1 declared"] = ([*plain, "--udf", f"b={udfs}:boxed(name)"], {"fork server": []})
         if CPP_WORKER.is_file():
             cpp = ["--runtime", f"cc={CPP_WORKER}", "--udf", "r=cc:identity(name)"]
             # The fork server forks Python workers only: a compiled one always starts by fork/exec.
@@ -74,13 +85,13 @@ def main() -> None:
                         args += ["--output-format", "noop", "-q"]
                         times.setdefault((runtime, mode, size), []).append(timed(args, env))
     print(f"medians of {options.runs} runs; per batch over {options.batches} batches of 1000 rows")
-    print(f"{'runtime':8} {'mode':12} {'start-up (ms)':>14} {'per batch (us)':>15}")
+    print(f"{'runtime':10} {'mode':12} {'start-up (ms)':>14} {'per batch (us)':>15}")
     for runtime, (_, modes) in runtimes.items():
         for mode in modes:
             start = statistics.median(times[(runtime, mode, "start")])
             whole = statistics.median(times[(runtime, mode, "batches")])
             per_batch = (whole - start) / options.batches
-            print(f"{runtime:8} {mode:12} {start * 1e3:14.1f} {per_batch * 1e6:15.1f}")
+            print(f"{runtime:10} {mode:12} {start * 1e3:14.1f} {per_batch * 1e6:15.1f}")
 
 
 if __name__ == "__main__":
