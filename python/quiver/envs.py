@@ -530,6 +530,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         pythons = resolve(args.refs, args.requirements, args.quiet)
         for index, (python, ref) in enumerate(zip(pythons, args.refs, strict=True)):
             sandbox = declared_sandbox(ref) if ref != "-:-" else None
+            if sandbox is not None and any("\t" in p or "\n" in p for p in sandbox):
+                raise EnvironmentBuildError(
+                    f"UDF {ref} declares a sandbox, but its folder's path holds a tab or a "
+                    "newline, which quiver run cannot pass on; move the file"
+                )
             granted = "-" if sandbox is None else "\t".join(("sandbox", *sandbox))
             print(f"{index}\t{python or '-'}\t{granted}")
         return 0
