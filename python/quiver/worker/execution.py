@@ -190,6 +190,8 @@ class Execution:
         decode = True  # an undecorated function gets plain layouts (docs/types.md)
         policy = CallPolicy()
         if isinstance(obj, UserDefinedFunction):
+            if getattr(obj, "sandbox", None) is not None:
+                _require_sandbox(name)
             func, return_type, eval_type = obj.func, obj.returns, obj.eval_type
             decode, policy = obj.decode, obj.policy
             _check_declared(name, return_type, engine_type, eval_type, engine_eval)
@@ -518,6 +520,15 @@ def _engine_eval_type(definition: pb.UdfDefinition) -> str | None:
             definition.name,
         )
     return name
+
+
+def _require_sandbox(name: str) -> None:
+    """Refuse a UDF declared ``@quiver.udf(sandbox=...)`` in a worker that is not sandboxed
+    (the engine missed the declaration): never run it unsandboxed."""
+    from quiver.sandbox import running_sandboxed, unsandboxed_refusal
+
+    if not running_sandboxed():
+        raise WorkerFailure(unsandboxed_refusal(name), name)
 
 
 def _check_declared(
