@@ -86,18 +86,21 @@ def test_a_file_that_is_not_parquet_says_so(quiver, tmp_path):
     assert said in str(raised.value)
 
 
-def test_a_malformed_csv_line_is_named(quiver, tmp_path):
-    # ~4 MB: the bad line is past the first two 1 MiB blocks, where the column types are found.
-    source = write_table(people_table(100_000), tmp_path / "people.csv")
+# A bad line among the first two 1 MiB blocks (where the column types are found), and one
+# past them (~4 MB of rows: read by the block reader).
+@pytest.mark.parametrize("rows,bad", [(2000, 1500), (100_000, 90_000)])
+def test_a_malformed_csv_line_is_named(quiver, tmp_path, rows, bad):
+    source = write_table(people_table(rows), tmp_path / "people.csv")
     lines = source.read_text().splitlines()
-    lines[90_000] += ",one field too many"  # line 90001 of the file
+    lines[bad] += ",one field too many"  # line bad + 1 of the file
     source.write_text("\n".join(lines) + "\n")
+    said = f"line {bad + 1}"
     result = quiver("run", source, "--udf", LOUD, "-o", tmp_path / "out.arrow")
-    assert_failed(result, tmp_path / "out.arrow", str(source), "line 90001")
+    assert_failed(result, tmp_path / "out.arrow", str(source), said)
     with quiver_session() as session:
         with pytest.raises(QuiverError) as raised:
             session.map(source, udfs=[loud_call()]).read_all()
-    assert str(source) in str(raised.value) and "line 90001" in str(raised.value)
+    assert str(source) in str(raised.value) and said in str(raised.value)
 
 
 def test_a_broken_parquet_row_group_is_named(quiver, tmp_path):

@@ -419,6 +419,28 @@ arrow::Result<std::shared_ptr<arrow::io::InputStream>> CsvHead(
   return file;
 }
 
+// Arrow's type inference quotes a malformed row ("Expected 4 columns, got 5:
+// a,b,c,d,e") but does not say where it is: returns the row's line among the
+// first `head_bytes` of the file (from 1), or 0 when it is not found.
+int64_t LineOfQuotedRow(const std::shared_ptr<arrow::io::ReadableFile>& file, int64_t head_bytes,
+                        std::string_view message) {
+  const size_t got = message.find(" columns, got ");
+  const size_t colon = got == std::string_view::npos ? got : message.find(": ", got);
+  if (colon == std::string_view::npos || colon + 2 >= message.size()) return 0;
+  const std::string_view row = message.substr(colon + 2);
+  auto size = file->GetSize();
+  if (!size.ok()) return 0;
+  auto head = file->ReadAt(0, std::min(*size, head_bytes));
+  if (!head.ok()) return 0;
+  const std::string_view text(reinterpret_cast<const char*>((*head)->data()), (*head)->size());
+  for (size_t at = text.find(row); at != std::string_view::npos; at = text.find(row, at + 1)) {
+    if (at == 0 || text[at - 1] == '\n') {
+      return 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+    }
+  }
+  return 0;
+}
+
 arrow::Result<std::shared_ptr<arrow::csv::StreamingReader>> OpenCsvReader(
     const std::string& path, const std::shared_ptr<arrow::io::ReadableFile>& file,
     const InputReadOptions& options) {
@@ -431,8 +453,13 @@ arrow::Result<std::shared_ptr<arrow::csv::StreamingReader>> OpenCsvReader(
       arrow::csv::StreamingReader::Make(arrow::io::default_io_context(), head, read_options,
                                         CsvParseOptions(), CsvConvertOptions({}));
   if (!reader.ok()) {
-    return CannotRead(path, "CSV", reader.status(),
-                      "quiver reads comma-separated files with a header row");
+    const int64_t line =
+        LineOfQuotedRow(file, 2 * int64_t{read_options.block_size}, reader.status().message());
+    return CannotRead(
+        path, "CSV",
+        line > 0 ? reader.status().WithMessage("line ", line, ": ", reader.status().message())
+                 : reader.status(),
+        "quiver reads comma-separated files with a header row");
   }
   return std::move(reader).ValueUnsafe();
 }
