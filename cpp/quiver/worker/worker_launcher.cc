@@ -5,6 +5,7 @@
 #include <mutex>
 #include <utility>
 
+#include "quiver/sandbox/sandbox_policy.h"
 #include "quiver/worker/fork_server.h"
 
 namespace quiver::worker {
@@ -69,8 +70,12 @@ class ForkServerLauncher : public WorkerLauncher {
 }  // namespace
 
 arrow::Result<std::unique_ptr<WorkerLauncher>> MakeWorkerLauncher(const WorkerSpec& spec) {
-  // A spec whose interpreter was taken away (e.g. for a sandbox) starts by fork/exec.
-  if (spec.launcher == LauncherKind::kForkExec || spec.fork_server.python.empty()) {
+  // A spec whose interpreter was taken away starts by fork/exec, and so does one
+  // that asks for the sandbox, whatever its launcher says: the engine enters the
+  // sandbox between its own fork and exec, and the fork server's children are
+  // not the engine's to sandbox (fail closed).
+  if (spec.launcher == LauncherKind::kForkExec || spec.fork_server.python.empty() ||
+      sandbox::SandboxRequested(spec.environment)) {
     return std::make_unique<ForkExecLauncher>(spec.log_capacity_bytes);
   }
   const std::vector<std::string> prefix = PythonWorkerCommand(spec.fork_server.python);

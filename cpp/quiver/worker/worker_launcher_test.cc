@@ -18,6 +18,8 @@
 #include <gtest/gtest.h>
 
 #include "quiver/io/unique_fd.h"
+#include "quiver/sandbox/landlock_rules.h"
+#include "quiver/sandbox/sandbox_policy.h"
 #include "quiver/testing/status_matchers.h"
 #include "quiver/worker/fork_server.h"
 #include "quiver/worker/worker_dispatcher.h"
@@ -147,6 +149,19 @@ TEST_F(LauncherTest, ASpecWithoutAnInterpreterStartsByForkExec) {
   WorkerSpec spec = ForkServerSpecIn(directory_);
   spec.fork_server.python.clear();
   EXPECT_EQ(LaunchTwice(spec), "");
+  for (const auto& entry : fs::directory_iterator(directory_)) {
+    EXPECT_NE(entry.path().extension(), ".log") << "a fork server was started";
+  }
+}
+
+TEST_F(LauncherTest, ASpecAskingForTheSandboxNeverUsesTheForkServer) {
+  if (sandbox::LandlockAbi() < sandbox::kMinimumLandlockAbi) {
+    GTEST_SKIP() << "the sandbox needs Landlock ABI " << sandbox::kMinimumLandlockAbi;
+  }
+  WorkerSpec spec = ForkServerSpecIn(directory_);
+  spec.environment[sandbox::kSandboxVariable] = "1";
+  environment_[sandbox::kSandboxVariable] = "1";
+  EXPECT_EQ(LaunchTwice(spec), "");  // fork/exec'd, sandboxed, silently
   for (const auto& entry : fs::directory_iterator(directory_)) {
     EXPECT_NE(entry.path().extension(), ".log") << "a fork server was started";
   }
