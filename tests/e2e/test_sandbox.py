@@ -214,12 +214,3 @@ def test_the_private_directory_goes_with_the_run(sandboxed, private_tmp, source,
     assert Path(directory).parent == private_tmp
     assert Path(directory).name.startswith("quiver-sandbox-")
     assert not Path(directory).exists()
-
-
-def test_a_machine_without_landlock_refuses_the_sandboxed_session(monkeypatch):
-    """Never unsandboxed when asked for a sandbox: the session is refused, saying why."""
-    import quiver.sandbox
-
-    monkeypatch.setattr(quiver.sandbox, "landlock_abi", lambda: 3)
-    with pytest.raises(quiver.InvalidInput, match="Landlock ABI 4.*this machine has ABI 3"):
-        quiver.Session(workers=1, sandbox=True)

@@ -4,8 +4,9 @@ No fake switch: the test starts `quiver run` (or a Python using quiver.Session) 
 filter of its own that answers Landlock's system calls as a kernel would that lacks them:
 ENOSYS (Linux < 5.13), EOPNOTSUPP (Landlock built in but not among the active security
 modules), or EPERM for landlock_restrict_self alone (a container's seccomp policy that lets a
-ruleset be made but not entered). The filter holds for the engine and every process it starts.
-Each UDF leaves a file behind if it ever runs; none may.
+ruleset be made but not entered); or, through a seccomp user notification that the test's
+supervisor answers, Landlock ABI 3 (Linux 6.2 to 6.6: no TCP rules). The filter holds for the
+engine and every process it starts. Each UDF leaves a file behind if it ever runs; none may.
 """
 
 from __future__ import annotations
@@ -59,6 +60,59 @@ WRAP = textwrap.dedent(
     if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(program), 0, 0) != 0:
         sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
     os.execv(sys.argv[4], sys.argv[4:])
+    """
+)
+
+# Installs a filter that hands landlock_create_ruleset to this process (SECCOMP_RET_USER_NOTIF),
+# forks, execs the rest of argv in the child and answers the child's version queries with ABI
+# and any other such call with ENOSYS, until the child exits: python -c NOTIFY ABI PROGRAM ARG...
+NOTIFY = textwrap.dedent(
+    """
+    import ctypes, os, select, struct, sys
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8),
+                    ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    abi = int(sys.argv[1])
+    LOAD_NR, JEQ, RET = 0x20, 0x15, 0x06
+    USER_NOTIF, ALLOW = 0x7FC00000, 0x7FFF0000
+    rules = (Filter * 4)(
+        Filter(LOAD_NR, 0, 0, 0),
+        Filter(JEQ, 0, 1, 444),            # landlock_create_ruleset: asked to this process
+        Filter(RET, 0, 0, USER_NOTIF),
+        Filter(RET, 0, 0, ALLOW),
+    )
+    program = Program(4, rules)
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) != 0:
+        sys.exit("no_new_privs: " + os.strerror(ctypes.get_errno()))
+    SECCOMP = {"x86_64": 317, "aarch64": 277}[os.uname().machine]
+    listener = libc.syscall(SECCOMP, 1, 8, ctypes.byref(program))  # SET_MODE_FILTER, NEW_LISTENER
+    if listener < 0:
+        sys.exit("seccomp: " + os.strerror(ctypes.get_errno()))
+    child = os.fork()
+    if child == 0:
+        os.close(listener)
+        os.execv(sys.argv[2], sys.argv[2:])
+    RECV, SEND = 0xC0502100, 0xC0182101
+    while True:
+        done, status = os.waitpid(child, os.WNOHANG)
+        if done:
+            sys.exit(os.waitstatus_to_exitcode(status))
+        if not select.select([listener], [], [], 0.1)[0]:
+            continue
+        notice = ctypes.create_string_buffer(80)
+        if libc.ioctl(listener, RECV, notice) != 0:
+            continue
+        ident = struct.unpack_from("=Q", notice.raw, 0)[0]
+        flags = struct.unpack_from("=Q", notice.raw, 48)[0]  # args[2] of struct seccomp_data
+        # The version query (LANDLOCK_CREATE_RULESET_VERSION) gets ABI; anything else fails.
+        answer = struct.pack("=QqiI", ident, abi if flags == 1 else 0, 0 if flags == 1 else -38, 0)
+        libc.ioctl(listener, SEND, ctypes.create_string_buffer(answer, 24))
     """
 )
 
@@ -175,6 +229,25 @@ def test_a_kernel_that_refuses_to_enter_landlock_fails_the_worker_start(quiver, 
     assert _ran(udfs) == []
 
 
+@pytest.mark.parametrize("declared", [False, True])
+def test_a_kernel_with_landlock_abi_3_refuses_the_run(quiver, source, udfs, declared):
+    """Landlock without TCP rules: refused rather than sandboxed weaker."""
+    out = source.parent / "out.parquet"
+    udf = ["--udf", f"d={udfs}:declared(name)"] if declared else ["--sandbox"]
+    command = [sys.executable, "-c", NOTIFY, "3", quiver.binary, "run", source, *udf, "-o", out]
+    result = subprocess.run(
+        [*map(str, command), "--udf", f"p={udfs}:plain(name)"],
+        cwd=quiver.cwd,
+        env=quiver.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    needles = ["this kernel has ABI 3", "refused rather than run with a weaker sandbox"]
+    assert_failed(result, out, *needles, *(["'d' declares"] if declared else []))
+    assert _ran(udfs) == []
+
+
 SESSION = """
 import sys
 import pyarrow as pa
@@ -195,10 +268,14 @@ except quiver.InvalidInput as error:
 """
 
 
-@pytest.mark.parametrize("kernel", list(KERNELS))
+@pytest.mark.parametrize("kernel", [*KERNELS, "landlock-abi-3"])
 def test_sessions_refuse_the_sandbox_on_a_kernel_without_landlock(quiver, udfs, kernel):
+    if kernel == "landlock-abi-3":
+        command = [sys.executable, "-c", NOTIFY, "3", sys.executable, "-c", SESSION, str(udfs)]
+    else:
+        command = _filtered(*KERNELS[kernel], sys.executable, "-c", SESSION, udfs)
     done = subprocess.run(
-        _filtered(*KERNELS[kernel], sys.executable, "-c", SESSION, udfs),
+        command,
         env=quiver.env,
         capture_output=True,
         text=True,
@@ -209,7 +286,8 @@ def test_sessions_refuse_the_sandbox_on_a_kernel_without_landlock(quiver, udfs, 
     assert lines[0] == "1"
     refusals = [line for line in lines[1:] if line.startswith("refused:")]
     assert len(refusals) == 2, done.stdout
+    have = "ABI 3" if kernel == "landlock-abi-3" else "no Landlock"
     for line in refusals:
-        assert "this machine has no Landlock" in line
+        assert f"this machine has {have}" in line
         assert "refused rather than run unsandboxed" in line
     assert _ran(udfs) == ["plain"]
