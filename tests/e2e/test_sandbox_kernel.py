@@ -21,6 +21,8 @@ from pathlib import Path
 import pytest
 from quiver_e2e import assert_failed, people_table, write_table
 
+import quiver.sandbox as quiver_sandbox
+
 pytestmark = pytest.mark.skipif(
     platform.machine() not in ("x86_64", "aarch64"),
     reason="the filter names Landlock's syscall numbers of x86-64 and aarch64",
@@ -218,6 +220,10 @@ def test_a_udf_declaring_a_sandbox_is_refused_on_a_kernel_without_landlock(
     assert _ran(udfs) == []
 
 
+@pytest.mark.skipif(
+    quiver_sandbox.landlock_abi() < quiver_sandbox.MINIMUM_LANDLOCK_ABI,
+    reason="needs a kernel whose Landlock can make a ruleset (ABI 4)",
+)
 def test_a_kernel_that_refuses_to_enter_landlock_fails_the_worker_start(quiver, source, udfs):
     """landlock_restrict_self refused (a container's policy): the worker is never exec'd."""
     out = source.parent / "out.parquet"
