@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,14 +34,21 @@ TRANSPORTS = ("uds", "shm")
 SEED_SCENARIOS = "concat-2m-200,identity-1m-1000,identity-2m-200,identity-10m-100,identity-20m-100"
 
 
-def run_once(quiver: Path, file: Path, spec: str, transport: str, workers: int) -> float:
-    """Milliseconds one `quiver run` takes."""
+def run_once(
+    quiver: Path, file: Path, spec: str, transport: str, workers: int
+) -> tuple[float, float]:
+    """Milliseconds one `quiver run` takes: wall time, and the engine's CPU time (user + system;
+    the workers the fork server starts are not the engine's children and are not counted)."""
     command = [str(quiver), "run", str(file), "--udf", spec, "--transport", transport]
     command += ["--output-format", "noop", "--workers", str(workers), "--quiet"]
     env = dict(os.environ, QUIVER_PYTHON=os.environ.get("QUIVER_PYTHON", sys.executable))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run(command, env=env, check=True)
-    return (time.perf_counter() - start) * 1000
+    wall = (time.perf_counter() - start) * 1000
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000
+    return wall, cpu
 
 
 def compare(args: argparse.Namespace, builds: dict[str, Path], key: str) -> dict:
@@ -49,16 +57,26 @@ def compare(args: argparse.Namespace, builds: dict[str, Path], key: str) -> dict
     file = ensure_dataset(args.data_dir, scenario, args.scale)
     spec = f"result={BENCH_DIR / 'udfs.py'}:{scenario.udf}({', '.join(scenario.arguments)})"
     times: dict[str, list[float]] = {f"{b} {t}": [] for b in builds for t in TRANSPORTS}
+    cpu: dict[str, list[float]] = {name: [] for name in times}
     for run in range(args.runs + 1):  # the first round warms the page cache and is dropped
         for build, quiver in builds.items():
             for transport in TRANSPORTS:
-                elapsed = run_once(quiver, file, spec, transport, args.workers)
+                elapsed, engine_cpu = run_once(quiver, file, spec, transport, args.workers)
                 if run > 0:
                     times[f"{build} {transport}"].append(elapsed)
+                    cpu[f"{build} {transport}"].append(engine_cpu)
                 print(f"{key} {build} {transport}: {elapsed:.0f} ms", file=sys.stderr)
     medians = {name: statistics.median(values) for name, values in times.items()}
+    cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     speed = {b: medians[f"{b} uds"] / medians[f"{b} shm"] for b in builds}
-    result = {"scenario": key, "runs_ms": times, "median_ms": medians, "shm_speed_over_uds": speed}
+    result = {
+        "scenario": key,
+        "runs_ms": times,
+        "median_ms": medians,
+        "engine_cpu_ms": cpu,
+        "median_engine_cpu_ms": cpu_medians,
+        "shm_speed_over_uds": speed,
+    }
     if "baseline" in builds:
         result["shm_speed_over_baseline_shm"] = medians["baseline shm"] / medians["this shm"]
     return result
@@ -87,7 +105,16 @@ def markdown(report: dict) -> str:
         if "baseline" in builds:
             cells.append(f"{row['shm_speed_over_baseline_shm']:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Every run (ms):", ""]
+    lines += ["", "Median engine CPU time (user + system, ms; the workers not counted):", ""]
+    header = ["scenario"] + [f"{b} {t}" for b in builds for t in TRANSPORTS]
+    lines += ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
+    for row in report["scenarios"]:
+        cells = [row["scenario"]]
+        cells += [
+            f"{row['median_engine_cpu_ms'][f'{b} {t}']:.0f}" for b in builds for t in TRANSPORTS
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Every run (wall ms):", ""]
     for row in report["scenarios"]:
         for name, values in row["runs_ms"].items():
             lines.append(f"- {row['scenario']} {name}: {', '.join(f'{v:.0f}' for v in values)}")

@@ -12,7 +12,6 @@
 namespace quiver::transport::shm {
 namespace {
 
-constexpr int64_t kHugePage = int64_t{2} << 20;
 constexpr int64_t kSmallestPiece = int64_t{64} << 10;
 
 // A power of two of at least `size` bytes: results of similar sizes share a piece.
@@ -26,29 +25,15 @@ int64_t PieceCapacity(int64_t size) {
 
 class ResultCopies::Piece {
  public:
-  // Maps `capacity` bytes; from 2 MiB on, aligned to 2 MiB and advised to use
-  // huge pages (fewer faults and TLB misses for the copy and the validation).
+  // Maps `capacity` bytes; pages are faulted in only where a copy writes.
   static arrow::Result<std::unique_ptr<Piece>> Map(int64_t capacity) {
-    const bool huge = capacity >= kHugePage;
-    const int64_t reserved = huge ? capacity + kHugePage : capacity;
-    void* start = ::mmap(nullptr, static_cast<size_t>(reserved), PROT_READ | PROT_WRITE,
-                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (start == MAP_FAILED) {
+    void* data = ::mmap(nullptr, static_cast<size_t>(capacity), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (data == MAP_FAILED) {
       return arrow::Status::OutOfMemory("copying a shm result: mmap of ", capacity,
                                         " bytes: ", std::strerror(errno));
     }
-    auto* data = static_cast<uint8_t*>(start);
-    if (huge) {  // trim the reservation to a 2 MiB-aligned range of `capacity` bytes
-      const auto address = reinterpret_cast<uintptr_t>(start);
-      const uintptr_t aligned = (address + kHugePage - 1) & ~static_cast<uintptr_t>(kHugePage - 1);
-      const size_t head = aligned - address;
-      if (head > 0) ::munmap(start, head);
-      const size_t tail = static_cast<size_t>(kHugePage) - head;
-      if (tail > 0) ::munmap(reinterpret_cast<uint8_t*>(aligned) + capacity, tail);
-      data = reinterpret_cast<uint8_t*>(aligned);
-      ::madvise(data, static_cast<size_t>(capacity), MADV_HUGEPAGE);  // advice only
-    }
-    return std::unique_ptr<Piece>(new Piece(data, capacity));
+    return std::unique_ptr<Piece>(new Piece(static_cast<uint8_t*>(data), capacity));
   }
 
   ~Piece() { ::munmap(data_, static_cast<size_t>(capacity_)); }

@@ -19,9 +19,9 @@ namespace quiver::transport::shm {
 
 /// \brief Private memory for copies of results, recycled through a small pool.
 ///
-/// A copy lies in an anonymous private mapping of its own (backed by huge pages
-/// where the kernel allows, for pieces of 2 MiB and more), whose capacity is a
-/// power of two so that results of similar sizes fit the same piece. When the
+/// A copy lies in an anonymous private mapping of its own, whose capacity is a
+/// power of two so that results of similar sizes fit the same piece (pages past
+/// what copies wrote are never faulted in). When the
 /// last buffer over a copy is dropped, its piece returns to the pool, and the
 /// next copy that fits takes it, pages already faulted in. The pool keeps at
 /// most kMaxFreePieces pieces and kMaxFreeBytes bytes of them; the rest are

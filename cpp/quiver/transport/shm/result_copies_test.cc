@@ -30,7 +30,7 @@ TEST(ResultCopies, ACopyHoldsExactlyTheBytesCopiedWhateverTheSourceDoesAfterward
 
 TEST(ResultCopies, ADroppedCopysMemoryIsReusedAndNoneOfItsBytesShowInTheNext) {
   auto copies = ResultCopies::Make();
-  const int64_t large = 3 << 20;  // a huge-page piece of 4 MiB
+  const int64_t large = 3 << 20;  // a piece of 4 MiB
   std::vector<uint8_t> first = Bytes(large, 'x');
   const uint8_t* memory = nullptr;
   {
