@@ -122,6 +122,36 @@ def test_a_broken_parquet_row_group_is_named(quiver, tmp_path):
     assert str(source) in str(raised.value) and said in str(raised.value)
 
 
+def test_apply_aggregate_and_flat_map_read_a_path_as_they_read_its_table(tmp_path):
+    table = pa.table(
+        {
+            "k": pa.array([i % 7 for i in range(3000)], pa.int64()),
+            "x": pa.array([i * 0.5 for i in range(3000)], pa.float64()),
+            "name": pa.array([f"word{i} and more" for i in range(3000)]),
+        }
+    )
+    source = write_table(table, tmp_path / "groups.parquet", 500)
+    kinds = udf_file("kinds")
+    with quiver_session() as session:
+        applied = [
+            session.apply(data, f"{kinds}:summarise", group_by="k").read_all()
+            for data in (table, source)
+        ]
+        aggregated = [
+            session.aggregate(
+                data, [call(f"{kinds}:count_arrow", "x", name="n")], group_by="k"
+            ).read_all()
+            for data in (table, source)
+        ]
+        flat = [
+            session.flat_map(data, call(f"{kinds}:words", "name"), select=["k"]).read_all()
+            for data in (table, source)
+        ]
+    for from_table, from_path in (applied, aggregated, flat):
+        assert from_path.num_rows > 0
+        assert from_path.equals(from_table), (from_path.slice(0, 3), from_table.slice(0, 3))
+
+
 # Maps a file of DECODED_MIB of strings (dictionary-encoded on disk, so the file is small) in
 # another process, reading and dropping each result, and prints how far the process's peak
 # resident memory (VmHWM) rose over a warm map of a tiny file.
