@@ -115,15 +115,26 @@ arrow::Result<LoopExit> WorkerBatchLoop::Serve(const BatchLoopCallbacks& callbac
       exit.unread = BytesOf(header_bytes, protocol::kFrameHeaderSize) + BytesOf(body->data(), got);
       return exit;
     }
-    ARROW_ASSIGN_OR_RAISE(BatchAnswer answer,
-                          callbacks.run_batch(header->sequence, std::move(batch)));
-    if (answer.result != nullptr) {
-      ARROW_ASSIGN_OR_RAISE(exit.write_error,
-                            SendResult(header->sequence, *answer.result, callbacks));
+    // A batch that cannot be answered (the result cannot be taken back or
+    // encoded) is the Python worker's to fail: it sends the Error and goes on.
+    auto answer = callbacks.run_batch(header->sequence, std::move(batch));
+    if (!answer.ok()) return Unanswered(std::move(exit), header->sequence, answer.status());
+    if (answer->result != nullptr) {
+      auto sent = SendResult(header->sequence, *answer->result, callbacks);
+      if (!sent.ok()) return Unanswered(std::move(exit), header->sequence, sent.status());
+      exit.write_error = *sent;
       if (exit.write_error != 0) return exit;
     }
-    if (answer.leave) return exit;
+    if (answer->leave) return exit;
   }
+}
+
+LoopExit WorkerBatchLoop::Unanswered(LoopExit exit, uint64_t sequence,
+                                     const arrow::Status& status) {
+  exit.unanswered = true;
+  exit.unanswered_sequence = sequence;
+  exit.unanswered_reason = status.message();
+  return exit;
 }
 
 arrow::Result<int> WorkerBatchLoop::ReadFully(uint8_t* out, int64_t size, int64_t* got,

@@ -45,6 +45,11 @@ struct LoopExit {
   int read_error = 0;
   /// errno of a write that failed (0: none).
   int write_error = 0;
+  /// Whether the loop left batch `unanswered_sequence` unanswered because its
+  /// result could not be taken back or encoded (`unanswered_reason` says why).
+  bool unanswered = false;
+  uint64_t unanswered_sequence = 0;
+  std::string unanswered_reason;
 };
 
 /// The Python worker's side of the loop.
@@ -76,8 +81,9 @@ class WorkerBatchLoop {
       int fd, std::string_view schema_message, std::string_view result_schema_message,
       int64_t max_inline_result_bytes);
 
-  /// Serves Data frames until something else arrives, the socket ends, or
-  /// `run_batch` says to leave. Fails only when a callback fails.
+  /// Serves Data frames until something else arrives, the socket ends,
+  /// `run_batch` says to leave, or a batch cannot be answered. Fails only
+  /// when `interrupted` fails.
   arrow::Result<LoopExit> Serve(const BatchLoopCallbacks& callbacks);
 
   /// Returns the nanoseconds spent decoding and encoding since the last call.
@@ -103,6 +109,8 @@ class WorkerBatchLoop {
   // Decodes a body that starts with the known schema message and holds
   // exactly one valid record batch; null for anything else.
   std::shared_ptr<arrow::RecordBatch> DecodeKnown(const std::shared_ptr<arrow::Buffer>& body);
+  // Returns `exit` saying that batch `sequence` is left unanswered and why.
+  static LoopExit Unanswered(LoopExit exit, uint64_t sequence, const arrow::Status& status);
   // Encodes and sends one result; returns the errno of a failed write.
   arrow::Result<int> SendResult(uint64_t sequence, const arrow::RecordBatch& result,
                                 const BatchLoopCallbacks& callbacks);

@@ -137,17 +137,22 @@ class PyBatchLoop {
   PyBatchLoop(std::unique_ptr<WorkerBatchLoop> loop, std::shared_ptr<arrow::Schema> result_schema)
       : loop_(std::move(loop)), result_schema_(std::move(result_schema)) {}
 
-  std::tuple<nb::bytes, int, int> Serve(nb::callable run_batch, nb::callable send_data) {
+  std::tuple<nb::bytes, int, int, nb::object> Serve(nb::callable run_batch,
+                                                    nb::callable send_data) {
     PythonSide python(std::move(run_batch), std::move(send_data));
     arrow::Result<LoopExit> exit;
     {
       nb::gil_scoped_release released;
       exit = loop_->Serve(python.Callbacks(result_schema_));
     }
-    python.RaiseIfRaised();
+    python.RaiseIfRaised();  // Python's exception (SIGTERM's) comes first: it ends the worker
     if (!exit.ok()) throw std::runtime_error(exit.status().ToString());
+    nb::object unanswered = nb::none();
+    if (exit->unanswered) {
+      unanswered = nb::make_tuple(exit->unanswered_sequence, exit->unanswered_reason);
+    }
     return {nb::bytes(exit->unread.data(), exit->unread.size()), exit->read_error,
-            exit->write_error};
+            exit->write_error, unanswered};
   }
 
   int64_t TakeCodecNanos() { return loop_->TakeCodecNanos(); }
@@ -182,7 +187,8 @@ NB_MODULE(_worker_loop, m) {
   nb::class_<PyBatchLoop>(m, "BatchLoop")
       .def("serve", &PyBatchLoop::Serve, nb::arg("run_batch"), nb::arg("send_data"),
            "Serve Data frames until another frame, EOF or run_batch's LEAVE; return "
-           "(unread bytes, read errno, write errno).")
+           "(unread bytes, read errno, write errno, None or (sequence, reason) of a batch "
+           "left unanswered).")
       .def("take_codec_nanos", &PyBatchLoop::TakeCodecNanos,
            "Return the nanoseconds spent decoding and encoding since the last call.");
   m.def("make_loop", &quiver::python::MakeLoop, nb::arg("fd"), nb::arg("schema_message"),

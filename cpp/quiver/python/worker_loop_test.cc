@@ -89,6 +89,7 @@ class WorkerLoopTest : public ::testing::Test {
     BatchLoopCallbacks callbacks;
     callbacks.run_batch = [this](uint64_t, Batch batch) -> arrow::Result<BatchAnswer> {
       ++batches_run_;
+      if (fail_results_) return arrow::Status::Invalid("the result cannot be taken back");
       auto x = std::static_pointer_cast<arrow::Int64Array>(batch->column(0));
       BatchAnswer answer;
       answer.result = Numbers(x->Value(0) + 100, batch->num_rows(), "y");
@@ -126,6 +127,7 @@ class WorkerLoopTest : public ::testing::Test {
   io::UniqueFd worker_;
   std::unique_ptr<WorkerBatchLoop> loop_;
   int batches_run_ = 0;
+  bool fail_results_ = false;
 };
 
 TEST_F(WorkerLoopTest, AnswersEachBatchWithTheEncodedResultAndStopsAtAControlFrame) {
@@ -195,6 +197,21 @@ TEST_F(WorkerLoopTest, AnInvalidBatchIsNotRun) {
   Send(frame);
   EXPECT_EQ(Serve().unread, frame);
   EXPECT_EQ(batches_run_, 0);
+}
+
+TEST_F(WorkerLoopTest, ReportsABatchItCannotAnswerAndStops) {
+  fail_results_ = true;
+  SendBatch(4, Numbers(1, 1));
+  SendBatch(5, Numbers(2, 1));
+  LoopExit exit = Serve();
+  EXPECT_TRUE(exit.unanswered);
+  EXPECT_EQ(exit.unanswered_sequence, 4u);
+  EXPECT_EQ(exit.unanswered_reason, "the result cannot be taken back");
+  EXPECT_EQ(batches_run_, 1);  // batch 5 waits on the socket for the Python worker
+  fail_results_ = false;
+  Send(ControlFrame("\x22\x00"));
+  EXPECT_FALSE(Serve().unanswered);
+  EXPECT_EQ(batches_run_, 2);
 }
 
 TEST(WorkerLoopMake, RefusesBytesThatAreNoSchemaMessage) {

@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from quiver.transport.base import ChannelClosed
 from quiver.worker.batch_codec import MAX_RESULT_BYTES
+from quiver.worker.errors import WorkerFailure
 
 if TYPE_CHECKING:
     from quiver.worker.execution import Execution
@@ -93,11 +94,19 @@ class NativeBatches:
             return
         loop = self._loop_of(execution, *known)
         try:
-            unread, read_errno, write_errno = loop.serve(self._run_batch, self._send_elsewhere)
+            unread, read_errno, write_errno, unanswered = loop.serve(
+                self._run_batch, self._send_elsewhere
+            )
         finally:
             execution.metrics.codec_nanos += loop.take_codec_nanos()
         if write_errno:
             raise ChannelClosed(f"cannot write to the engine's socket: {_os_error(write_errno)}")
+        if unanswered is not None:
+            sequence, reason = unanswered
+            failure = WorkerFailure(
+                f"the worker could not send the result of batch {sequence}: {reason}"
+            )
+            machine.fail(failure, sequence)
         self._inbox.give_back(unread, _os_error(read_errno) if read_errno else None)
 
     def _loop_of(self, execution: Execution, message: bytes, schema: pa.Schema):  # noqa: ANN202
