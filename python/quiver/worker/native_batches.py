@@ -22,6 +22,7 @@ environment that has quiver's Python code only) the worker runs that way too.
 from __future__ import annotations
 
 import os
+import weakref
 from types import ModuleType
 from typing import TYPE_CHECKING
 
@@ -68,7 +69,8 @@ class NativeBatches:
         self._sink = machine.sink
         self._inbox = machine.lookahead
         self._loop = None
-        self._loop_for: tuple[Execution, bytes] | None = None
+        # The execution (weakly: it ends with its Finish) and schema message the loop serves.
+        self._loop_for: tuple[weakref.ref[Execution], bytes] | None = None
         self._input_schema: pa.Schema | None = None
         self._result_limit = UDS_NATIVE_RESULT_BYTES
 
@@ -111,7 +113,8 @@ class NativeBatches:
 
     def _loop_of(self, execution: Execution, message: bytes, schema: pa.Schema):  # noqa: ANN202
         """Return the loop for this execution's batch schema (made once per execution)."""
-        if self._loop_for != (execution, message):
+        served = self._loop_for
+        if served is None or served[0]() is not execution or served[1] != message:
             assert execution.result_schema is not None
             shm = getattr(self._sink, "arena", None) is not None
             self._loop = self._extension.make_loop(
@@ -121,7 +124,7 @@ class NativeBatches:
                 # shm sends a result this large through the output arena (transport/shm.py).
                 _shm_inline_below() - 1 if shm else MAX_RESULT_BYTES,
             )
-            self._loop_for = (execution, message)
+            self._loop_for = (weakref.ref(execution), message)
             self._machine.log.debug(
                 "the native batch loop runs this execution's batches of %d column(s)", len(schema)
             )
