@@ -206,3 +206,18 @@ def test_a_worker_without_the_extension_runs_every_batch_in_python() -> None:
         assert NATIVE_LOG not in engine.log()
     finally:
         engine.close()
+
+
+def test_sigterm_during_a_udf_of_a_native_batch_exits_0(native: EngineHarness) -> None:
+    good = pa.record_batch({"x": pa.array([1])})
+    native.start_execution([ref_udf("slow", "sleep_on_negative.py:sleep_on_negative", [0])])
+    for sequence in range(2):
+        native.send_batch(sequence, good)
+        native.expect("data")
+    native.send_batch(2, pa.record_batch({"x": pa.array([-1])}))
+    deadline = time.monotonic() + 10
+    while "sleep_on_negative: started" not in native.log() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert "sleep_on_negative: started" in native.log() and NATIVE_LOG in native.log()
+    native.terminate()
+    assert native.wait(timeout=5) == 0
