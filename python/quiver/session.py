@@ -205,9 +205,10 @@ class Session(KindMethods):
         raised; ``udf_name``, ``error_class``, ``traceback``), :class:`quiver.WorkerError` (a
         UDF that does not load), :class:`quiver.WorkerCrashed`, :class:`quiver.UdfTimeout`,
         :class:`quiver.ProtocolError`, :class:`quiver.InvalidInput` (a column that does not
-        exist, a duplicate name), :class:`quiver.SessionClosed`. A failure raises when the
-        batch it happened on is read; a wrong column or UDF reference raises here, before
-        any data moves.
+        exist, a duplicate name, an input file that is missing or not of its format),
+        :class:`quiver.SessionClosed`. A failure raises when the batch it happened on is read
+        (a file's bad row or row group too); a wrong column, UDF reference or file raises
+        here, before any data moves.
         """
         engine = self._engine
         if engine is None or engine.closed():

@@ -67,7 +67,7 @@ def test_a_missing_file_is_the_commands_error_with_the_closest_name(quiver, tmp_
     result = quiver("run", typo, "--udf", LOUD, "-o", tmp_path / "out.arrow")
     assert_failed(result, tmp_path / "out.arrow", *said)
     with quiver_session() as session:
-        with pytest.raises(QuiverError) as raised:
+        with pytest.raises(InvalidInput) as raised:
             session.map(typo, udfs=[loud_call()])
     for text in said:
         assert text in str(raised.value)
@@ -81,7 +81,7 @@ def test_a_file_that_is_not_parquet_says_so(quiver, tmp_path):
     result = quiver("run", corrupt, "--udf", LOUD, "-o", tmp_path / "out.arrow")
     assert_failed(result, tmp_path / "out.arrow", said, "--input-format")
     with quiver_session() as session:
-        with pytest.raises(QuiverError, match="input_format=") as raised:
+        with pytest.raises(InvalidInput, match="input_format=") as raised:
             session.map(corrupt, udfs=[loud_call()])
     assert said in str(raised.value)
 

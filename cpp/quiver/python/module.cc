@@ -205,8 +205,12 @@ class CallInput {
     if (batch_bytes) read.batch_bytes = *batch_bytes;
     read.columns = std::move(columns);
     read.format_option = "input_format=";
-    ARROW_ASSIGN_OR_RAISE(auto opened, input::OpenInputFiles(paths_->paths, paths_->format, read));
-    return opened.reader;
+    auto opened = input::OpenInputFiles(paths_->paths, paths_->format, read);
+    // A file that cannot be opened is a wrong request, found before any worker
+    // starts: quiver.InvalidInput, whatever Arrow's code (errors of later
+    // batches stay the run's).
+    if (!opened.ok()) return arrow::Status::Invalid(opened.status().message());
+    return opened->reader;
   }
 
  private:
