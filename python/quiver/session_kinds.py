@@ -55,6 +55,7 @@ class KindMethods:
         *,
         batch_rows: int = 65536,
         max_group_bytes: int = DEFAULT_MAX_GROUP_BYTES,
+        input_format: str | None = None,
     ) -> pa.RecordBatchReader:
         """Run a grouped map: call ``fn`` once per group of rows with equal ``group_by`` keys.
 
@@ -65,7 +66,8 @@ class KindMethods:
         The same as ``quiver run --group-by K --apply file.py:fn``.
 
         The engine reads ``data`` whole (any ``__arrow_c_stream__`` source, a pyarrow Dataset
-        or Scanner, or the paths of files, read as :meth:`quiver.Session.map` reads them),
+        or Scanner, or the paths of files, read as :meth:`quiver.Session.map` reads them, with
+        its ``input_format``),
         groups it with Arrow's hash grouper (nulls are a key of their own) and sends whole
         groups, several small ones per message (up to ``batch_rows`` rows). A group over
         ``max_group_bytes`` (Arrow buffer bytes) fails the run naming its keys. Results come
@@ -94,7 +96,7 @@ class KindMethods:
                 "without arguments (quiver.call(fn), fn or 'file.py:fn')"
             )
         run = self._engine.apply(
-            self._stream(data, "apply"),
+            self._stream(data, "apply", input_format),
             engine_call(udf_call, self._runtime_for(udf_call.requirements)),
             _keys(group_by),
             _positive("batch_rows", batch_rows),
@@ -112,6 +114,7 @@ class KindMethods:
         *,
         batch_rows: int = 65536,
         max_group_bytes: int = DEFAULT_MAX_GROUP_BYTES,
+        input_format: str | None = None,
     ) -> pa.RecordBatchReader:
         """Compute grouped aggregates (UDAFs): one row per group, one column per UDAF.
 
@@ -158,7 +161,7 @@ class KindMethods:
         runtime = self._runtime_for(udf_calls[0].requirements)
         calls = [engine_call(c, runtime) for c in udf_calls]
         run = self._engine.aggregate(
-            self._stream(data, "aggregate"),
+            self._stream(data, "aggregate", input_format),
             calls,
             _keys(group_by),
             _positive("batch_rows", batch_rows),
@@ -178,6 +181,7 @@ class KindMethods:
         select: Sequence[str] | None = None,
         *,
         batch_rows: int = 65536,
+        input_format: str | None = None,
     ) -> pa.RecordBatchReader:
         """Run a table function (UDTF): zero or more output rows per input row.
 
@@ -208,7 +212,7 @@ class KindMethods:
         """
         udf_call = self._kind_call(udtf, UDTF, "udtf")
         run = self._engine.flat_map(
-            self._stream(data, "flat_map"),
+            self._stream(data, "flat_map", input_format),
             engine_call(udf_call, self._runtime_for(udf_call.requirements)),
             None if select is None else list(select),
             _positive("batch_rows", batch_rows),
@@ -245,9 +249,10 @@ class KindMethods:
             )
         return udf_call
 
-    def _stream(self, data: Any, method: str) -> Any:
-        """The engine's input: the Arrow C stream of ``data``, or the files it names."""
-        return engine_input(data, method)
+    def _stream(self, data: Any, method: str, input_format: str | None) -> Any:
+        """The engine's input: the Arrow C stream of ``data``, or the files it names (of
+        ``input_format``, else as their extensions say)."""
+        return engine_input(data, method, input_format)
 
 
 def _renamed(udf_call: UdfCall, name: str) -> UdfCall:

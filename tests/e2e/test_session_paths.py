@@ -147,6 +147,9 @@ def test_apply_aggregate_and_flat_map_read_a_path_as_they_read_its_table(tmp_pat
             session.flat_map(data, call(f"{kinds}:words", "name"), select=["k"]).read_all()
             for data in (table, source)
         ]
+        renamed = source.rename(tmp_path / "groups.data")
+        named = session.apply(renamed, f"{kinds}:summarise", group_by="k", input_format="parquet")
+        assert named.read_all().equals(applied[0])
     for from_table, from_path in (applied, aggregated, flat):
         assert from_path.num_rows > 0
         assert from_path.equals(from_table), (from_path.slice(0, 3), from_table.slice(0, 3))
