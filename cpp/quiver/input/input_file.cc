@@ -1,6 +1,7 @@
 #include "quiver/input/input_file.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -117,47 +118,78 @@ std::shared_ptr<arrow::RecordBatchReader> Sliced(std::shared_ptr<void> owner,
                                          path);
 }
 
-// Reads a Parquet file's row groups one after the other on the caller's
-// thread, so that an error says which row group it is in (as the parallel
-// reader's do). `owner` decodes; its batch size is set.
-class RowGroupsInTurn : public arrow::RecordBatchReader {
+// Reads a Parquet file's row groups as one stream on the caller's thread, so
+// that a batch may span row groups (a file of small row groups still gives
+// batches of the run's size), and names the row group an error is in (as the
+// parallel reader's errors do): on an error, and only then, the row groups the
+// failing batch spans are read again one by one to find the broken one.
+// `owner` decodes; its batch size is set.
+class RowGroupsAsOneStream : public arrow::RecordBatchReader {
  public:
-  RowGroupsInTurn(std::shared_ptr<parquet::arrow::FileReader> owner,
-                  std::shared_ptr<arrow::Schema> schema, std::optional<std::vector<int>> leaves)
-      : owner_(std::move(owner)),
-        schema_(std::move(schema)),
-        leaves_(std::move(leaves)),
-        row_groups_(owner_->num_row_groups()) {}
+  RowGroupsAsOneStream(std::shared_ptr<parquet::arrow::FileReader> owner,
+                       std::shared_ptr<arrow::Schema> schema,
+                       std::optional<std::vector<int>> leaves)
+      : owner_(std::move(owner)), schema_(std::move(schema)), leaves_(std::move(leaves)) {
+    const auto metadata = owner_->parquet_reader()->metadata();
+    for (int g = 0; g < metadata->num_row_groups(); ++g) {
+      group_ends_.push_back((group_ends_.empty() ? 0 : group_ends_.back()) +
+                            metadata->RowGroup(g)->num_rows());
+    }
+  }
 
   std::shared_ptr<arrow::Schema> schema() const override { return schema_; }
 
   arrow::Status ReadNext(std::shared_ptr<arrow::RecordBatch>* out) override {
-    while (true) {
-      if (current_ == nullptr) {
-        if (next_ >= row_groups_) {
-          *out = nullptr;
-          return arrow::Status::OK();
-        }
-        const std::vector<int> group = {next_++};
-        auto opened = leaves_ ? owner_->GetRecordBatchReader(group, *leaves_)
-                              : owner_->GetRecordBatchReader(group);
-        if (!opened.ok()) return RowGroupError(next_ - 1, row_groups_, opened.status());
-        current_ = std::move(opened).ValueUnsafe();
-      }
-      auto status = current_->ReadNext(out);
-      if (!status.ok()) return RowGroupError(next_ - 1, row_groups_, status);
-      if (*out != nullptr) return arrow::Status::OK();
-      current_ = nullptr;  // the row group's end: the next one
+    if (stream_ == nullptr) {
+      std::vector<int> groups(group_ends_.size());
+      for (size_t g = 0; g < groups.size(); ++g) groups[g] = static_cast<int>(g);
+      auto opened = Open(groups);
+      if (!opened.ok()) return NameTheRowGroup(opened.status());
+      stream_ = std::move(opened).ValueUnsafe();
     }
+    auto status = stream_->ReadNext(out);
+    if (!status.ok()) return NameTheRowGroup(status);
+    if (*out != nullptr) rows_read_ += (*out)->num_rows();
+    return arrow::Status::OK();
   }
 
  private:
+  arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> Open(const std::vector<int>& groups) {
+    std::shared_ptr<arrow::RecordBatchReader> reader;
+    if (leaves_) {
+      ARROW_ASSIGN_OR_RAISE(reader, owner_->GetRecordBatchReader(groups, *leaves_));
+    } else {
+      ARROW_ASSIGN_OR_RAISE(reader, owner_->GetRecordBatchReader(groups));
+    }
+    return reader;
+  }
+
+  // Returns `status` naming the first row group, from the one holding the next
+  // row on, that does not read by itself (the one holding the next row when
+  // each reads: the error came from between them).
+  arrow::Status NameTheRowGroup(const arrow::Status& status) {
+    const int groups = static_cast<int>(group_ends_.size());
+    if (groups == 0) return status;
+    int first = 0;
+    while (first < groups && group_ends_[first] <= rows_read_) ++first;
+    for (int g = first; g < groups; ++g) {
+      auto alone = Open({g});
+      arrow::Status read = alone.status();
+      for (std::shared_ptr<arrow::RecordBatch> batch; read.ok();) {
+        read = (*alone)->ReadNext(&batch);
+        if (batch == nullptr) break;
+      }
+      if (!read.ok()) return RowGroupError(g, groups, read);
+    }
+    return RowGroupError(std::min(first, groups - 1), groups, status);
+  }
+
   std::shared_ptr<parquet::arrow::FileReader> owner_;
   std::shared_ptr<arrow::Schema> schema_;
   std::optional<std::vector<int>> leaves_;
-  const int row_groups_;
-  int next_ = 0;  // the row group opened next
-  std::shared_ptr<arrow::RecordBatchReader> current_;
+  std::vector<int64_t> group_ends_;  // the rows before the end of each row group
+  int64_t rows_read_ = 0;
+  std::shared_ptr<arrow::RecordBatchReader> stream_;
 };
 
 // Reads the batches of an Arrow IPC file in order.
@@ -306,7 +338,7 @@ arrow::Result<InputFile> OpenParquet(const std::string& path,
   std::optional<std::vector<int>> read_leaves;
   if (options.columns) read_leaves = std::move(leaves);
   auto batches =
-      std::make_shared<RowGroupsInTurn>(owner, (*empty)->schema(), std::move(read_leaves));
+      std::make_shared<RowGroupsAsOneStream>(owner, (*empty)->schema(), std::move(read_leaves));
   input.reader = Sliced(owner, std::move(batches), options, path);
   input.total_rows = metadata->num_rows();
   input.format = FileFormat::kParquet;
