@@ -59,13 +59,14 @@ def compare(args: argparse.Namespace, builds: dict[str, Path], key: str) -> dict
     times: dict[str, list[float]] = {f"{b} {t}": [] for b in builds for t in TRANSPORTS}
     cpu: dict[str, list[float]] = {name: [] for name in times}
     for run in range(args.runs + 1):  # the first round warms the page cache and is dropped
-        for build, quiver in builds.items():
-            for transport in TRANSPORTS:
-                elapsed, engine_cpu = run_once(quiver, file, spec, transport, args.workers)
-                if run > 0:
-                    times[f"{build} {transport}"].append(elapsed)
-                    cpu[f"{build} {transport}"].append(engine_cpu)
-                print(f"{key} {build} {transport}: {elapsed:.0f} ms", file=sys.stderr)
+        # Every other round in the opposite order, so that no configuration always runs first.
+        order = [(b, t) for b in builds for t in TRANSPORTS]
+        for build, transport in order if run % 2 == 0 else reversed(order):
+            elapsed, engine_cpu = run_once(builds[build], file, spec, transport, args.workers)
+            if run > 0:
+                times[f"{build} {transport}"].append(elapsed)
+                cpu[f"{build} {transport}"].append(engine_cpu)
+            print(f"{key} {build} {transport}: {elapsed:.0f} ms", file=sys.stderr)
     medians = {name: statistics.median(values) for name, values in times.items()}
     cpu_medians = {name: statistics.median(values) for name, values in cpu.items()}
     speed = {b: medians[f"{b} uds"] / medians[f"{b} shm"] for b in builds}
@@ -89,8 +90,9 @@ def markdown(report: dict) -> str:
         f"# `quiver run` over shm and uds, scale {report['scale']:g}",
         "",
         f"{report['machine']}, {report['workers']} worker(s), {report['runs']} alternating runs "
-        f"after one warm-up round; {report['when']}; load average before "
-        f"{report['load_before']}. Compare the ratios (same run), not the absolute times.",
+        "after one warm-up round, every other round in reverse order; "
+        f"{report['when']}; load average before {report['load_before']}. Compare the ratios "
+        "(same run), not the absolute times.",
         "",
     ]
     header = ["scenario"] + [f"{b} {t} (ms)" for b in builds for t in TRANSPORTS]
