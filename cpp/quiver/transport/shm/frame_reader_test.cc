@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
@@ -119,6 +120,72 @@ TEST(FrameReader, RefusesAFrameOverTheLimits) {
   limits.max_body_bytes = 64;
   FrameReader reader(ends.reader.get(), limits);
   EXPECT_FALSE(reader.Next(io::kNoDeadline).ok());
+}
+
+// What a stream decodes to: its frames as (kind, sequence, metadata, body), and
+// whether it ended in an error rather than between two frames.
+struct Decoded {
+  std::vector<std::string> frames;
+  bool failed = false;
+};
+
+std::string Describe(const protocol::Frame& frame) {
+  return std::to_string(static_cast<int>(frame.kind)) + "/" + std::to_string(frame.sequence) + "/" +
+         frame.metadata->ToString() + "/" + frame.body->ToString();
+}
+
+// The reference: the frame decoder given the whole stream at once.
+Decoded DecodeWhole(const std::string& bytes, protocol::FramingLimits limits) {
+  protocol::FrameDecoder decoder(limits);
+  Decoded decoded;
+  decoded.failed = !decoder.Consume(arrow::Buffer::FromString(bytes)).ok();
+  while (auto frame = decoder.Next()) decoded.frames.push_back(Describe(*frame));
+  if (!decoded.failed) decoded.failed = !decoder.Finish().ok();
+  return decoded;
+}
+
+TEST(FrameReader, ReadsWhatTheDecoderReadsFromAnyStreamInAnyPieces) {
+  // Random streams of frames, some with a byte changed or cut short, written in
+  // random pieces: the reader gives the frames the decoder finds in the whole
+  // stream, in order, then an error, and never anything else.
+  protocol::FramingLimits limits;
+  limits.max_metadata_bytes = 4096;
+  limits.max_body_bytes = 64 << 10;
+  for (uint32_t seed = 0; seed < 300; ++seed) {
+    std::mt19937 random(seed);
+    std::string bytes;
+    const int count = static_cast<int>(random() % 6);
+    for (int i = 0; i < count; ++i) {
+      const bool data = random() % 2 == 0;
+      std::string payload(random() % (data ? 20000 : 300), 'p');
+      for (char& c : payload) c = static_cast<char>('a' + random() % 26);
+      bytes += FrameBytes(data ? protocol::FrameKind::kData : protocol::FrameKind::kControl,
+                          random() % 100, payload);
+    }
+    if (!bytes.empty() && random() % 2 == 0) bytes[random() % bytes.size()] ^= 0x5a;
+    if (!bytes.empty() && random() % 4 == 0) bytes.resize(random() % bytes.size());
+    const Decoded expected = DecodeWhole(bytes, limits);
+
+    SocketPair ends = Connected();
+    std::thread writer([&] {
+      for (size_t at = 0; at < bytes.size();) {
+        const size_t piece = 1 + random() % 9000;
+        Write(ends.writer, bytes.substr(at, piece));
+        at += piece;
+      }
+      ends.writer.Reset();
+    });
+    FrameReader reader(ends.reader.get(), limits);
+    Decoded got;
+    while (true) {
+      auto frame = reader.Next(io::kNoDeadline);
+      if (!frame.ok()) break;
+      got.frames.push_back(Describe(*frame));
+      ASSERT_LE(got.frames.size(), expected.frames.size()) << "seed " << seed;
+    }
+    writer.join();
+    EXPECT_EQ(got.frames, expected.frames) << "seed " << seed;
+  }
 }
 
 }  // namespace
