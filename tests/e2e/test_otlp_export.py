@@ -290,8 +290,8 @@ def test_each_runtime_names_its_worker_starts(quiver, tmp_path, receiver):
     result = quiver(
         "run", source, "--runtime", f"cc={worker}", "--udf", "z=cc:add_one(x)",
         "--udf", spec("y", "metered", "skip_multiples_of_three", "x"),
-        "--workers", 2, "-o", "out.parquet", "--otlp-endpoint", receiver.url,
-        "--trace-batches", 1,
+        "--batch-rows", BATCH_ROWS, "--workers", 2, "-o", "out.parquet",
+        "--otlp-endpoint", receiver.url, "--trace-batches", 1,
     )  # fmt: skip
     assert_ok(result)
     spans = spans_of(receiver)
