@@ -24,18 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
+from transport_roundtrip import PY_UDF, QUIVER, per_batch_micros, write_inputs
 
-ROOT = Path(__file__).resolve().parents[1]
-QUIVER = ROOT / "build" / "cpp" / "quiver" / "cli" / "quiver"
-PY_UDF = """import pyarrow as pa
-import quiver
-
-@quiver.udf(returns="int64")
-def same(x: pa.Array) -> pa.Array:
-    return x
-"""
 MODES = {"native": "1", "python": "0"}
 
 
@@ -64,10 +54,7 @@ def main() -> int:
         directory = Path(tmp)
         udf = directory / "py_udf.py"
         udf.write_text(PY_UDF)
-        files = {}
-        for rows in (1, args.rows):
-            files[rows] = directory / f"rows-{rows}.parquet"
-            pq.write_table(pa.table({"x": pa.array(range(rows), pa.int64())}), files[rows])
+        files = write_inputs(directory, args.rows)
         times: dict[tuple[str, str, int], list[tuple[float, float]]] = {}
         for _ in range(args.runs):
             for transport in ("uds", "shm"):
@@ -86,7 +73,7 @@ def main() -> int:
                 for index in (0, 1):
                     many = statistics.median(t[index] for t in times[(transport, mode, args.rows)])
                     one = statistics.median(t[index] for t in times[(transport, mode, 1)])
-                    per.append((many - one) / (args.rows - 1) * 1e6)
+                    per.append(per_batch_micros(many, one, args.rows))
                 print(f"| {transport} | {mode} | {per[0]:.1f} | {per[1]:.1f} | |")
         sys.stdout.flush()
     return 0

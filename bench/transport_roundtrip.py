@@ -46,6 +46,20 @@ def workers(directory: Path) -> dict[str, list[str]]:
     return found
 
 
+def write_inputs(directory: Path, rows: int) -> dict[int, Path]:
+    """One-column int64 Parquet files of 1 row and of `rows` rows, by row count."""
+    files = {}
+    for count in (1, rows):
+        files[count] = directory / f"rows-{count}.parquet"
+        pq.write_table(pa.table({"x": pa.array(range(count), pa.int64())}), files[count])
+    return files
+
+
+def per_batch_micros(many: float, one: float, rows: int) -> float:
+    """The round trip per batch: the run of `rows` 1-row batches less the run of one, in µs."""
+    return (many - one) / (rows - 1) * 1e6
+
+
 def run_once(quiver: str, inputs: Path, udf: list[str], transport: str) -> float:
     """Seconds one `quiver run` takes."""
     command = [quiver, "run", str(inputs), *udf, "--transport", transport]
@@ -63,10 +77,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
-        files = {}
-        for rows in (1, args.rows):
-            files[rows] = directory / f"rows-{rows}.parquet"
-            pq.write_table(pa.table({"x": pa.array(range(rows), pa.int64())}), files[rows])
+        files = write_inputs(directory, args.rows)
         print(f"| worker | uds µs/batch | shm µs/batch | shm/uds | ({args.runs} runs, medians) |")
         print("| --- | --- | --- | --- | --- |")
         for name, udf in workers(directory).items():
@@ -79,12 +90,11 @@ def main() -> int:
                             run_once(args.quiver, path, udf, transport)
                         )
             per_batch = {
-                transport: (
-                    statistics.median(times[(transport, args.rows)])
-                    - statistics.median(times[(transport, 1)])
+                transport: per_batch_micros(
+                    statistics.median(times[(transport, args.rows)]),
+                    statistics.median(times[(transport, 1)]),
+                    args.rows,
                 )
-                / (args.rows - 1)
-                * 1e6
                 for transport in ("uds", "shm")
             }
             ratio = per_batch["shm"] / per_batch["uds"]
