@@ -74,12 +74,33 @@ def _scraping(url: str, stop: threading.Event) -> None:
         urllib.request.urlopen(url, timeout=5).read()
 
 
-def _cli(table: pa.Table, otlp: str, repeats: int) -> None:
+def start_receiver() -> tuple[http.server.ThreadingHTTPServer, str]:
+    """A collector on loopback that decodes each post (its server, its URL)."""
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    return receiver, f"http://127.0.0.1:{receiver.server_address[1]}"
+
+
+def report(title: str, times: dict[str, list[float]]) -> None:
+    """Print each variant's median and its difference to the first variant's."""
+    base = statistics.median(next(iter(times.values())))
+    print(title)
+    for name, measured in times.items():
+        median = statistics.median(measured)
+        print(f"  {name:40} {median * 1000:8.1f} ms  {100 * (median / base - 1):+6.1f}%")
+
+
+def time_quiver_run(
+    table: pa.Table, options: list[str], variants: dict[str, list[str]], repeats: int
+) -> dict[str, list[float]] | None:
+    """Seconds of `quiver run` of an identity UDF over `table` (as Parquet) with `options`,
+    per variant (its extra options), the variants interleaved `repeats` times; None without
+    a quiver binary (build/cpp/quiver/cli/quiver, or $QUIVER_BINARY)."""
     root = Path(__file__).resolve().parents[1]
     binary = os.environ.get("QUIVER_BINARY", str(root / "build/cpp/quiver/cli/quiver"))
     if not os.access(binary, os.X_OK):
         print(f"quiver run: skipped, no binary at {binary}")
-        return
+        return None
     with tempfile.TemporaryDirectory() as directory:
         folder = Path(directory)
         pq.write_table(table, folder / "in.parquet")
@@ -87,20 +108,22 @@ def _cli(table: pa.Table, otlp: str, repeats: int) -> None:
             "import pyarrow as pa, quiver\n\n@quiver.udf(returns='int64')\n"
             "def identity(x: pa.Array) -> pa.Array:\n    return x\n"
         )
-        command = [binary, "run", "in.parquet", "--udf", "y=udfs.py:identity(x)"]
-        command += ["-o", "out.parquet", "-q", "--force"]
+        command = [binary, "run", "in.parquet", "--udf", "y=udfs.py:identity(x)", *options]
         environment = dict(os.environ, QUIVER_PYTHON=sys.executable)
-        times: dict[str, list[float]] = {"off": [], "--otlp-endpoint": []}
+        times: dict[str, list[float]] = {name: [] for name in variants}
         for _ in range(repeats):
-            for name, extra in (("off", []), ("--otlp-endpoint", ["--otlp-endpoint", otlp])):
+            for name, extra in variants.items():
                 start = time.perf_counter()
                 subprocess.run(command + extra, cwd=folder, env=environment, check=True)
                 times[name].append(time.perf_counter() - start)
-    base = statistics.median(times["off"])
-    print(f"quiver run, {table.num_rows:,} rows from Parquet, median of {repeats}:")
-    for name, measured in times.items():
-        median = statistics.median(measured)
-        print(f"  {name:34} {median * 1000:8.1f} ms  {100 * (median / base - 1):+6.1f}%")
+    return times
+
+
+def _cli(table: pa.Table, otlp: str, repeats: int) -> None:
+    variants = {"off": [], "--otlp-endpoint": ["--otlp-endpoint", otlp]}
+    times = time_quiver_run(table, ["-o", "out.parquet", "-q", "--force"], variants, repeats)
+    if times is not None:
+        report(f"quiver run, {table.num_rows:,} rows from Parquet, median of {repeats}:", times)
 
 
 def main() -> None:
@@ -110,9 +133,7 @@ def main() -> None:
     args = parser.parse_args()
     table = pa.table({"x": pa.array(range(args.rows), pa.int64())})
     os.environ["OTEL_METRIC_EXPORT_INTERVAL"] = "100"
-    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    threading.Thread(target=receiver.serve_forever, daemon=True).start()
-    otlp = f"http://127.0.0.1:{receiver.server_address[1]}"
+    receiver, otlp = start_receiver()
     sessions: dict[str, Callable[[], quiver.Session]] = {
         "export off": lambda: quiver.Session(workers=2),
         "prometheus, scraped every 100 ms": lambda: quiver.Session(workers=2, prometheus_port=0),
