@@ -29,6 +29,7 @@
 #include "quiver/input/parallel_ipc_reader.h"
 #include "quiver/input/parallel_parquet_reader.h"
 #include "quiver/input/read_ahead.h"
+#include "quiver/io/recycling_pool.h"
 
 namespace quiver::input {
 namespace {
@@ -314,7 +315,7 @@ arrow::Result<InputFile> OpenParquet(const std::string& path,
   auto status = builder.Open(file, BufferedReaderProperties());
   if (!status.ok()) return CannotRead(path, "Parquet", status, advice);
   const auto metadata = builder.raw_reader()->metadata();
-  auto reader = builder.properties(properties)->Build();
+  auto reader = builder.memory_pool(io::ReaderMemoryPool())->properties(properties)->Build();
   if (!reader.ok()) return CannotRead(path, "Parquet", reader.status(), advice);
   std::shared_ptr<parquet::arrow::FileReader> owner = std::move(reader).ValueUnsafe();
   InputFile input;
@@ -358,6 +359,7 @@ arrow::Result<InputFile> OpenArrowIpc(const std::string& path,
   ARROW_ASSIGN_OR_RAISE(const bool is_file, HasArrowFileMagic(file));
   InputFile input;
   auto read_options = arrow::ipc::IpcReadOptions::Defaults();
+  read_options.memory_pool = io::ReaderMemoryPool();
   if (is_file) {
     auto reader = arrow::ipc::RecordBatchFileReader::Open(file);
     if (!reader.ok()) {
@@ -502,7 +504,7 @@ arrow::Result<std::shared_ptr<arrow::csv::StreamingReader>> OpenCsvReader(
 arrow::Result<InputFile> ReadCsvRows(const std::string& path, InputFile input,
                                      const std::vector<int>& kept,
                                      const InputReadOptions& options) {
-  ARROW_ASSIGN_OR_RAISE(auto source, arrow::io::ReadableFile::Open(path));
+  ARROW_ASSIGN_OR_RAISE(auto source, arrow::io::ReadableFile::Open(path, io::ReaderMemoryPool()));
   CsvLayout layout;
   layout.file_schema = input.file_schema;
   arrow::FieldVector read_fields;
@@ -598,7 +600,7 @@ arrow::Result<InputFile> OpenInputFile(const std::string& path, FileFormat forma
   if (options.batch_rows <= 0) return arrow::Status::Invalid("--batch-rows must be positive");
   if (options.batch_bytes <= 0) return arrow::Status::Invalid("--batch-bytes must be positive");
   ARROW_RETURN_NOT_OK(CheckInputPath(path));
-  auto file = arrow::io::ReadableFile::Open(path);
+  auto file = arrow::io::ReadableFile::Open(path, io::ReaderMemoryPool());
   if (!file.ok()) {
     return file.status().WithMessage("cannot open input file ", path, ": ",
                                      file.status().message());

@@ -11,11 +11,13 @@
 
 #include <arrow/buffer.h>
 #include <arrow/csv/reader.h>
+#include <arrow/io/interfaces.h>
 #include <arrow/io/memory.h>
 #include <arrow/status.h>
 #include <arrow/table.h>
 
 #include "quiver/input/ordered_decoder.h"
+#include "quiver/io/recycling_pool.h"
 
 namespace quiver::input {
 namespace {
@@ -62,7 +64,7 @@ arrow::Result<std::shared_ptr<arrow::RecordBatch>> ParseBlock(
   read_options.block_size = static_cast<int32_t>(
       std::min<int64_t>(std::numeric_limits<int32_t>::max(), std::max<int64_t>(1, block->size())));
   ARROW_ASSIGN_OR_RAISE(
-      auto reader, arrow::csv::TableReader::Make(arrow::io::default_io_context(),
+      auto reader, arrow::csv::TableReader::Make(arrow::io::IOContext(io::ReaderMemoryPool()),
                                                  std::make_shared<arrow::io::BufferReader>(block),
                                                  read_options, parse_options, convert_options));
   ARROW_ASSIGN_OR_RAISE(auto table, reader->Read());

@@ -14,6 +14,8 @@
 
 #include <parquet/arrow/reader.h>
 
+#include "quiver/io/recycling_pool.h"
+
 namespace quiver::input {
 namespace {
 
@@ -32,7 +34,7 @@ arrow::Result<std::unique_ptr<parquet::arrow::FileReader>> OpenDecoder(
   parquet::arrow::FileReaderBuilder builder;
   // The footer is parsed once, by the caller; each decoder reuses it.
   ARROW_RETURN_NOT_OK(builder.Open(file, BufferedReaderProperties(), metadata));
-  return builder.properties(properties)->Build();
+  return builder.memory_pool(io::ReaderMemoryPool())->properties(properties)->Build();
 }
 
 class ParallelParquetReader : public arrow::RecordBatchReader {
@@ -213,7 +215,7 @@ arrow::Status RowGroupError(int row_group, int row_groups, const arrow::Status& 
 }
 
 parquet::ReaderProperties BufferedReaderProperties() {
-  parquet::ReaderProperties properties = parquet::default_reader_properties();
+  parquet::ReaderProperties properties(io::ReaderMemoryPool());
   properties.enable_buffered_stream();
   properties.set_buffer_size(kDecoderBufferBytes);
   return properties;
