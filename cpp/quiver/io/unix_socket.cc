@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <climits>
 #include <cstring>
 
@@ -28,11 +29,12 @@ arrow::Result<sockaddr_un> Address(const std::string& path) {
   return address;
 }
 
-// Milliseconds until `deadline` for poll(): -1 for none, at least 0.
+// Milliseconds until `deadline` for poll(): -1 for none, at least 0. Rounded
+// up, so that a poll that times out returns at the deadline, never before it.
 int PollTimeout(Deadline deadline) {
   if (deadline == kNoDeadline) return -1;
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      deadline - std::chrono::steady_clock::now());
+  const auto left =
+      std::chrono::ceil<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   return static_cast<int>(std::clamp<int64_t>(left.count(), 0, INT_MAX));
 }
 

@@ -60,6 +60,12 @@ class Connection {
   /// Closes both directions; a Receive blocked in another thread returns.
   virtual void Shutdown() = 0;
 
+  /// Returns whether Receive gives up at its deadline (else it waits until a
+  /// message comes or Shutdown). Only then may the engine read an answer on the
+  /// thread that waits for it, a hung worker still timing out; otherwise a
+  /// thread of its own reads every reply and the waiting thread keeps the time.
+  virtual bool ReceiveKeepsDeadline() const { return false; }
+
   /// Asks a healthy worker to exit, waiting for its answer at most until
   /// `deadline`, then shuts the connection down. Over a stream transport the
   /// closed stream is the request (the default); a transport without a stream

@@ -11,6 +11,7 @@
 #include <arrow/array/data.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/type.h>
+#include <arrow/util/byte_size.h>
 
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/protocol/result_validation.h"
@@ -67,6 +68,25 @@ int64_t IpcSizeUpperBound(const arrow::RecordBatch& batch) {
   for (const auto& column : batch.column_data()) CountBuffers(*column, &bytes, &buffers);
   constexpr int64_t kHeaderRoom = 64 << 10;
   return bytes + 8 * buffers + kHeaderRoom + 1024 * (buffers + batch.num_columns());
+}
+
+// A batch sent while no answer is unread goes out without the receiving thread
+// reading beside it only when its message is at most this large: well within a
+// Unix socket's buffer (208 KiB by default), so that the send cannot wait for a
+// worker that answers before it has read the whole batch.
+constexpr int64_t kSentAloneBytes = 64 << 10;
+
+// Returns whether `batch` is sure to be at most kSentAloneBytes as a Data
+// message: the bytes its columns reference (a slice sends its part only), with
+// room for the IPC headers of its buffers and fields and for the frame's own.
+bool SmallEnoughToSendAlone(const arrow::RecordBatch& batch) {
+  int64_t bytes = 0;
+  int64_t buffers = 0;
+  for (const auto& column : batch.column_data()) CountBuffers(*column, &bytes, &buffers);
+  const int64_t headers = 4096 + 32 * buffers + 64 * batch.num_columns();
+  if (bytes + headers <= kSentAloneBytes) return true;
+  auto referenced = arrow::util::ReferencedBufferSize(batch);
+  return referenced.ok() && *referenced + headers <= kSentAloneBytes;
 }
 
 // Least time a worker gets to answer a Cancel, for replies already under way.
@@ -145,6 +165,8 @@ arrow::Result<std::unique_ptr<WorkerExecution>> WorkerExecution::Start(Worker* w
   for (const auto& udf : init.udfs()) {
     if (udf.eval_type() >= 10 && udf.eval_type() < 20) execution->udf_count_ = -1;
   }
+  execution->caller_may_read_ = worker->connection().ReceiveKeepsDeadline();
+  execution->receiver_reads_ = !execution->caller_may_read_;
   execution->receiver_ = std::thread([raw = execution.get()] {
     // Named so that `top -H` and bench/scaling.py can tell result decoding and checks apart.
     pthread_setname_np(pthread_self(), "quiver-receive");
@@ -204,25 +226,58 @@ io::Deadline WorkerExecution::AnswerDeadline() {
 
 void WorkerExecution::ReceiveLoop() {
   while (true) {
-    auto reply = worker_->connection().Receive(io::kNoDeadline);
-    Received received{std::move(reply), arrow::Status::OK(), std::chrono::system_clock::now()};
-    const bool last = !received.reply.ok() || EndsExecution(*received.reply);
-    if (received.reply.ok() && AnswersBatch(*received.reply)) NoteAnswer();
-    // Nothing may read a result's values before this check: bad offsets or
-    // UTF-8 would crash or corrupt whatever reads them next. It runs here so
-    // that it overlaps the caller's sending of the next batches.
-    if (received.reply.ok() && received.reply->batch != nullptr) {
-      received.validity = protocol::ValidateResultBatch(*received.reply->batch);
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      receiver_turn_.wait(lock, [&] { return (receiver_reads_ && !caller_reading_) || stopping_; });
+      if (!receiver_reads_ || caller_reading_) return;  // stopping while resting
     }
+    Received received = ReadReply(io::kNoDeadline);
+    bool last = false;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      owed_since_ = std::chrono::steady_clock::now();  // the worker answered: it owes the next
+      BookLocked(received);
+      last = ended_;
+      // Every answer sent for is read: rest, and let the caller's thread read
+      // the next one when it waits for it.
+      if (caller_may_read_ && unread_ == 0) receiver_reads_ = false;
       replies_.push_back(std::move(received));
-      receiver_done_ = last;
     }
     reply_arrived_.notify_all();
     if (last) return;
   }
+}
+
+WorkerExecution::Received WorkerExecution::ReadReply(io::Deadline deadline) {
+  auto reply = worker_->connection().Receive(deadline);
+  Received received{std::move(reply), arrow::Status::OK(), std::chrono::system_clock::now()};
+  if (received.reply.ok() && AnswersBatch(*received.reply)) NoteAnswer();
+  // Nothing may read a result's values before this check: bad offsets or
+  // UTF-8 would crash or corrupt whatever reads them next. On the receiving
+  // thread it overlaps the caller's sending of the next batches.
+  if (received.reply.ok() && received.reply->batch != nullptr) {
+    received.validity = protocol::ValidateResultBatch(*received.reply->batch);
+  }
+  return received;
+}
+
+void WorkerExecution::BookLocked(const Received& received) {
+  owed_since_ = std::chrono::steady_clock::now();  // the worker answered: it owes the next
+  if (!received.reply.ok() || EndsExecution(*received.reply)) {
+    ended_ = true;
+    receiver_reads_ = false;
+  } else if (AnswersBatch(*received.reply) && unread_ > 0) {
+    --unread_;
+  }
+}
+
+bool WorkerExecution::CallerMayReadLocked() const {
+  return caller_may_read_ && !receiver_reads_ && !caller_reading_ && !ended_;
+}
+
+bool WorkerExecution::WakeReceiverLocked() {
+  if (receiver_reads_ || ended_) return false;
+  receiver_reads_ = true;
+  return true;
 }
 
 // First thing once an answer came, before the worker has much time to write
@@ -240,8 +295,10 @@ void WorkerExecution::StopReceiving() {
   bool ended = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    ended = receiver_done_;
+    ended = ended_;
+    stopping_ = true;
   }
+  receiver_turn_.notify_all();
   // A receiver still reading is woken by closing the connection; such a worker
   // cannot be reused, since the protocol state is unknown.
   if (!ended) {
@@ -255,22 +312,44 @@ arrow::Result<transport::WorkerReply> WorkerExecution::NextReply(io::Deadline de
                                                                  const std::string& what,
                                                                  arrow::Status* validity) {
   std::unique_lock<std::mutex> lock(mutex_);
-  if (!reply_arrived_.wait_until(lock, deadline, [&] { return !replies_.empty(); })) {
+  const auto ready = [&] { return !replies_.empty() || CallerMayReadLocked(); };
+  if (!reply_arrived_.wait_until(lock, deadline, ready)) {
     lock.unlock();
-    worker_->MarkBroken();
-    return Failed(
-        *worker_, UdfErrorKind::kTimeout,
-        arrow::Status::IOError(worker_->Describe(), " did not answer ", what, " within ",
-                               Seconds(worker_->spec().batch_timeout),
-                               " (the per-batch timeout) and was stopped; a UDF may hang"));
+    return TimedOut(what);
   }
-  Received received = std::move(replies_.front());
-  replies_.pop_front();
-  lock.unlock();
+  Received received;
+  if (!replies_.empty()) {
+    received = std::move(replies_.front());
+    replies_.pop_front();
+    lock.unlock();
+  } else {
+    // The receiving thread rests: this thread reads, and keeps the deadline.
+    caller_reading_ = true;
+    lock.unlock();
+    received = ReadReply(deadline);
+    lock.lock();
+    caller_reading_ = false;
+    const bool timed_out = !received.reply.ok() && std::chrono::steady_clock::now() >= deadline;
+    BookLocked(received);  // a timeout too ends the reading: a frame may be cut
+    // A Send on another thread may have handed the reading over meanwhile; the
+    // receiving thread is woken only then (a wake-up is a system call).
+    const bool handed_over = receiver_reads_;
+    lock.unlock();
+    if (handed_over) receiver_turn_.notify_all();
+    if (timed_out) return TimedOut(what);
+  }
   last_arrival_ = received.arrived;
   if (!received.reply.ok()) return Lost(received.reply.status());
   if (validity != nullptr) *validity = std::move(received.validity);
   return std::move(received.reply);
+}
+
+arrow::Status WorkerExecution::TimedOut(const std::string& what) {
+  worker_->MarkBroken();
+  return Failed(*worker_, UdfErrorKind::kTimeout,
+                arrow::Status::IOError(worker_->Describe(), " did not answer ", what, " within ",
+                                       Seconds(worker_->spec().batch_timeout),
+                                       " (the per-batch timeout) and was stopped; a UDF may hang"));
 }
 
 arrow::Status WorkerExecution::Broken(const std::string& what) {
@@ -321,10 +400,16 @@ arrow::Status WorkerExecution::Send(uint64_t sequence, const arrow::RecordBatch&
                                "; use smaller batches (e.g. --batch-rows)"),
         worker_->ErrorDetail(UdfErrorKind::kBatchTooLarge));
   }
+  const bool alone = caller_may_read_ && SmallEnoughToSendAlone(arguments);
+  bool woke = false;
   {
     std::lock_guard<std::mutex> lock(mutex_);
     if (unanswered_++ == 0) owed_since_ = std::chrono::steady_clock::now();
+    // A second answer now due, or a batch the worker might answer before it has
+    // read it all: the receiving thread reads beside the sending.
+    if (unread_++ > 0 || !alone) woke = WakeReceiverLocked();
   }
+  if (woke) receiver_turn_.notify_all();
   activity_->BatchSent(sequence);
   if (log_sink_ != nullptr) log_sink_->BatchSent(sequence);
   arrow::Status status = worker_->connection().SendBatch(sequence, arguments, BatchDeadline());

@@ -42,11 +42,16 @@ arrow::Status CheckErrorColumns(const arrow::Schema& schema, const std::vector<s
 
 /// \brief One UDF execution on one worker (docs/protocol.md, section 2, engine side).
 ///
-/// Sending (the caller's thread) and receiving (a thread of the execution) never
-/// wait on each other, so a worker that answers while it still reads cannot
-/// deadlock the engine. Every result is checked for its sequence number, row
-/// count and schema before it is handed out. Every failure carries a
-/// UdfErrorDetail (protocol/udf_error.h) saying what kind it is.
+/// Sending (the caller's thread) and receiving never wait on each other, so a
+/// worker that answers while it still reads cannot deadlock the engine: while
+/// a reply is due that the caller does not wait for (a batch sent while another
+/// is unanswered, or one large enough to fill the socket), a thread of the
+/// execution reads every reply. When no answer is unread, that thread rests and
+/// the caller's thread reads the next reply itself when it waits for it (over a
+/// transport whose Receive keeps a deadline): one batch in flight then costs no
+/// hand-off between engine threads. Every result is fully validated and checked
+/// for its sequence number, row count and schema before it is handed out. Every
+/// failure carries a UdfErrorDetail (protocol/udf_error.h) saying what kind it is.
 class WorkerExecution {
  public:
   /// Sends `init`; call WaitUntilReady before sending batches. Starting several
@@ -102,13 +107,27 @@ class WorkerExecution {
     arrow::Status validity;  // of reply->batch (protocol::ValidateResultBatch)
     std::chrono::system_clock::time_point arrived;  // when the receiving thread read it
   };
-  // Waits for the next reply until `deadline`; a timeout marks the worker
-  // broken. Sets `*validity`, when given, to the verdict on a result batch.
+  // Reads one reply off the connection (until `deadline`) and does what each
+  // needs before anyone may use it: the answer noted, a result validated.
+  Received ReadReply(io::Deadline deadline);
+  // Books `received` in (mutex_ held): the worker owes the next answer from
+  // now, an answer is one fewer unread, an error or an ending ends the reading.
+  void BookLocked(const Received& received);
+  // Whether the caller's thread may read the connection now (mutex_ held).
+  bool CallerMayReadLocked() const;
+  // Has the receiving thread read from now on (mutex_ held); false when it
+  // already does or nothing more may be read.
+  bool WakeReceiverLocked();
+  // Waits for the next reply until `deadline`, reading it on this thread when
+  // the receiving thread rests; a timeout marks the worker broken. Sets
+  // `*validity`, when given, to the verdict on a result batch.
   arrow::Result<transport::WorkerReply> NextReply(io::Deadline deadline, const std::string& what,
                                                   arrow::Status* validity = nullptr);
   arrow::Status CheckResult(const transport::WorkerReply& reply, const arrow::Status& validity,
                             uint64_t sequence, int64_t rows);
   arrow::Status ErrorFromWorker(const v1::Error& error);
+  // Marks the worker broken: it did not answer `what` within the batch timeout.
+  arrow::Status TimedOut(const std::string& what);
   // Marks the worker broken and explains its failure `what` (kWorkerLost).
   arrow::Status Broken(const std::string& what);
   // Marks the worker broken after its connection failed with `transport_error`.
@@ -130,14 +149,24 @@ class WorkerExecution {
   // accepted only as one of their NAME__error columns (docs/protocol.md).
   std::vector<std::string> udf_names_;
   std::shared_ptr<arrow::Schema> result_schema_;
+  // Whether the connection's Receive keeps its deadline, so that the caller's
+  // thread may read (else the receiving thread always reads).
+  bool caller_may_read_ = false;
   std::thread receiver_;
   std::mutex mutex_;
   std::condition_variable reply_arrived_;
+  // The receiving thread waits here for its turn to read (or to stop).
+  std::condition_variable receiver_turn_;
   std::deque<Received> replies_;
-  int64_t unanswered_ = 0;                            // batches sent, not yet answered
+  int64_t unanswered_ = 0;  // batches sent, not yet answered
+  int64_t unread_ = 0;      // batches sent whose answers were not yet read off the connection
   std::chrono::steady_clock::time_point owed_since_;  // see AnswerDeadline
   bool done_ = false;                                 // Finish or Abort completed
-  bool receiver_done_ = false;  // the receiving thread saw the end of the execution
+  bool receiver_reads_ = true;                        // the receiving thread reads, else it rests
+  bool caller_reading_ = false;  // the caller's thread is in the connection's Receive
+  bool stopping_ = false;        // the receiving thread is to return
+  // A reply ended the execution (or the connection failed): nothing more is read.
+  bool ended_ = false;
   std::chrono::system_clock::time_point last_arrival_;  // of the reply last taken
 };
 

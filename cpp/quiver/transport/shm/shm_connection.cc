@@ -156,6 +156,8 @@ class ShmConnectionImpl : public ShmConnection {
 
   std::string endpoint() const override { return endpoint_; }
 
+  bool ReceiveKeepsDeadline() const override { return true; }
+
  private:
   // Appends the control frame of `message` to `frames`.
   static arrow::Status AppendMessage(const v1::EngineMessage& message,

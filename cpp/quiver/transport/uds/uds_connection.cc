@@ -59,6 +59,8 @@ class UdsConnection : public Connection {
 
   std::string endpoint() const override { return endpoint_; }
 
+  bool ReceiveKeepsDeadline() const override { return true; }
+
  private:
   static arrow::Status Truncated(const char* part, int64_t expected, int64_t got) {
     return arrow::Status::IOError("the worker closed the connection in the middle of a frame ",
