@@ -307,7 +307,7 @@ arrow::Result<InputFile> OpenParquet(const std::string& path,
   parquet::ArrowReaderProperties properties;
   // Pre-buffering reads whole row groups' column chunks ahead into memory: with
   // large row groups the engine's memory would grow with the input. Batches are
-  // read as they are needed instead, each column's pages through a 1 MiB buffer
+  // read as they are needed instead, each column's pages through a small buffer
   // (BufferedReaderProperties) rather than its column chunk read whole.
   properties.set_pre_buffer(false);
   properties.set_use_threads(options.use_threads);

@@ -54,12 +54,15 @@ arrow::Result<std::shared_ptr<arrow::RecordBatchReader>> ReadParquetInParallel(
 /// `row_groups`: what the errors of both Parquet readers say.
 arrow::Status RowGroupError(int row_group, int row_groups, const arrow::Status& status);
 
-/// Bytes a decoder reads of a column chunk at a time.
-inline constexpr int64_t kDecoderBufferBytes = int64_t{1} << 20;
+/// Bytes a decoder reads of a column chunk at a time, below a page's size: a
+/// page (1 MiB as most writers cut them) larger than the buffer is read straight
+/// into its own buffer, where one smaller than the buffer is read into the
+/// buffer and copied out again.
+inline constexpr int64_t kDecoderBufferBytes = int64_t{64} << 10;
 
 /// Parquet reader properties that read pages through a buffer of
 /// kDecoderBufferBytes instead of each column chunk whole: a decoder then holds
-/// about that much of the file, not a compressed row group, and does not fault
+/// about a page of the file, not a compressed row group, and does not fault
 /// in fresh pages for every column chunk it reads.
 parquet::ReaderProperties BufferedReaderProperties();
 
