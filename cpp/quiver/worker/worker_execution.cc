@@ -11,6 +11,7 @@
 #include <arrow/array/data.h>
 #include <arrow/ipc/writer.h>
 #include <arrow/type.h>
+#include <arrow/type_traits.h>
 #include <arrow/util/byte_size.h>
 
 #include "quiver/protocol/batch_codec.h"
@@ -76,17 +77,60 @@ int64_t IpcSizeUpperBound(const arrow::RecordBatch& batch) {
 // worker that answers before it has read the whole batch.
 constexpr int64_t kSentAloneBytes = 64 << 10;
 
+// Returns the bytes the rows of `data` use in its buffers (a slice sends its
+// part only) for the layouts a 1-row slice of a large batch mostly has: fixed
+// width, and strings and binaries. -1 for any other: the caller asks Arrow,
+// whose general answer builds arrays of byte ranges (microseconds a batch).
+template <typename Offset>
+int64_t VariableWidthRowBytes(const arrow::ArrayData& data) {
+  const Offset* offsets = data.GetValues<Offset>(1);
+  if (offsets == nullptr) return -1;
+  return (data.length + 1) * static_cast<int64_t>(sizeof(Offset)) +
+         static_cast<int64_t>(offsets[data.length] - offsets[0]);
+}
+
+int64_t RowBytes(const arrow::ArrayData& data) {
+  if (data.dictionary != nullptr || !data.child_data.empty()) return -1;
+  const int64_t validity = data.length / 8 + 1;
+  int64_t values = -1;
+  switch (data.type->id()) {
+    case arrow::Type::STRING:
+    case arrow::Type::BINARY:
+      values = VariableWidthRowBytes<int32_t>(data);
+      return values < 0 ? -1 : validity + values;
+    case arrow::Type::LARGE_STRING:
+    case arrow::Type::LARGE_BINARY:
+      values = VariableWidthRowBytes<int64_t>(data);
+      return values < 0 ? -1 : validity + values;
+    default:
+      break;
+  }
+  if (!arrow::is_fixed_width(data.type->id()) || data.buffers.size() != 2) return -1;
+  const int bits = data.type->bit_width();
+  return bits <= 0 ? -1 : validity + (data.length * bits + 7) / 8;
+}
+
 // Returns whether `batch` is sure to be at most kSentAloneBytes as a Data
-// message: the bytes its columns reference (a slice sends its part only), with
-// room for the IPC headers of its buffers and fields and for the frame's own.
+// message: the bytes its columns reference, with room for the IPC headers of
+// its buffers and fields and for the frame's own.
 bool SmallEnoughToSendAlone(const arrow::RecordBatch& batch) {
-  int64_t bytes = 0;
+  int64_t whole = 0;
   int64_t buffers = 0;
-  for (const auto& column : batch.column_data()) CountBuffers(*column, &bytes, &buffers);
+  for (const auto& column : batch.column_data()) CountBuffers(*column, &whole, &buffers);
   const int64_t headers = 4096 + 32 * buffers + 64 * batch.num_columns();
-  if (bytes + headers <= kSentAloneBytes) return true;
-  auto referenced = arrow::util::ReferencedBufferSize(batch);
-  return referenced.ok() && *referenced + headers <= kSentAloneBytes;
+  if (whole + headers <= kSentAloneBytes) return true;
+  int64_t used = headers;
+  for (const auto& column : batch.column_data()) {
+    int64_t bytes = RowBytes(*column);
+    if (bytes < 0) {
+      auto referenced = arrow::util::ReferencedBufferSize(*column);
+      if (!referenced.ok()) return false;
+      bytes = *referenced;
+    }
+    used += bytes;
+    if (used > kSentAloneBytes) return false;
+  }
+  return true;
 }
 
 // Least time a worker gets to answer a Cancel, for replies already under way.

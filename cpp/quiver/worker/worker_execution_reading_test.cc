@@ -214,13 +214,17 @@ TEST_F(WorkerExecutionReading, SeveralInFlightAreReadBesideTheSendingThenOneIsRe
 
 TEST_F(WorkerExecutionReading, ALoneBatchThatMayFillTheSocketIsReadBesideTheSending) {
   ASSERT_OK(Start("identity"));
-  RoundTrip(0, *Texts(64, 2048));  // 128 KiB of values
+  auto large = Texts(64, 2048);  // 128 KiB of values
+  RoundTrip(0, *large);
   RoundTrip(1, *Texts(3));
+  // A row of it is sent alone: what its slice uses counts, not the buffers whole.
+  RoundTrip(2, *large->Slice(5, 1));
   ASSERT_OK(execution_->Finish().status());
   const auto readers = watch.Readers();
-  ASSERT_EQ(readers.size(), 2u);
+  ASSERT_EQ(readers.size(), 3u);
   EXPECT_NE(readers[0], std::this_thread::get_id());
   EXPECT_EQ(readers[1], std::this_thread::get_id());
+  EXPECT_EQ(readers[2], std::this_thread::get_id());
 }
 
 TEST_F(WorkerExecutionReading, AnAnswerOutOfTurnReadByTheWaiterIsAProtocolViolation) {
