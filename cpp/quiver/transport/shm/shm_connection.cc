@@ -19,7 +19,7 @@
 #include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/protocol/udf_error.h"
-#include "quiver/transport/shm/frame_reader.h"
+#include "quiver/transport/frame_reader.h"
 #include "quiver/transport/shm/result_copies.h"
 #include "quiver/transport/shm/shm_arena.h"
 

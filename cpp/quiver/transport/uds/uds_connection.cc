@@ -3,13 +3,12 @@
 #include <sys/socket.h>
 
 #include <mutex>
-#include <optional>
 #include <utility>
-#include <vector>
 
 #include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/protocol/udf_error.h"
+#include "quiver/transport/frame_reader.h"
 
 namespace quiver::transport::uds {
 namespace {
@@ -17,7 +16,9 @@ namespace {
 class UdsConnection : public Connection {
  public:
   UdsConnection(io::UniqueFd socket, std::string endpoint, protocol::FramingLimits limits)
-      : socket_(std::move(socket)), endpoint_(std::move(endpoint)), decoder_(limits) {}
+      : socket_(std::move(socket)),
+        endpoint_(std::move(endpoint)),
+        reader_(socket_.get(), limits) {}
 
   ~UdsConnection() override { Shutdown(); }
 
@@ -35,20 +36,10 @@ class UdsConnection : public Connection {
   }
 
   arrow::Result<WorkerReply> Receive(io::Deadline deadline) override {
-    while (true) {
-      if (std::optional<protocol::Frame> frame = decoder_.Next()) return Decode(*frame);
-      // Each read is exactly one frame part, into its own 64-byte-aligned
-      // buffer, so the decoder hands metadata and bodies out without a copy.
-      const int64_t wanted = decoder_.wanted();
-      ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> chunk, arrow::AllocateBuffer(wanted));
-      ARROW_ASSIGN_OR_RAISE(int64_t got,
-                            io::ReceiveAll(socket_.get(), chunk->mutable_data(), wanted, deadline));
-      if (got == 0 && decoder_.Finish().ok()) {  // between two frames
-        return arrow::Status::IOError("the worker closed the connection");
-      }
-      if (got < wanted) return Truncated(decoder_.part(), wanted, got);
-      ARROW_RETURN_NOT_OK(decoder_.Consume(std::move(chunk)));
-    }
+    // A small frame (a 1-row result, an Error, a heartbeat) comes in one read;
+    // a body gets a 64-byte-aligned buffer of its own that the batch slices.
+    ARROW_ASSIGN_OR_RAISE(protocol::Frame frame, reader_.Next(deadline));
+    return Decode(frame);
   }
 
   void Shutdown() override {
@@ -62,11 +53,6 @@ class UdsConnection : public Connection {
   bool ReceiveKeepsDeadline() const override { return true; }
 
  private:
-  static arrow::Status Truncated(const char* part, int64_t expected, int64_t got) {
-    return arrow::Status::IOError("the worker closed the connection in the middle of a frame ",
-                                  part, " (", got, " of ", expected, " bytes arrived)");
-  }
-
   static arrow::Result<WorkerReply> Decode(const protocol::Frame& frame) {
     WorkerReply reply;
     if (frame.kind == protocol::FrameKind::kControl) {
@@ -93,7 +79,7 @@ class UdsConnection : public Connection {
 
   io::UniqueFd socket_;
   std::string endpoint_;
-  protocol::FrameDecoder decoder_;  // used by the receiving thread only
+  FrameReader reader_;  // used by one receiving thread at a time
   std::mutex shutdown_mutex_;
   bool shut_down_ = false;
 };

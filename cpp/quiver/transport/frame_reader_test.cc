@@ -1,4 +1,4 @@
-#include "quiver/transport/shm/frame_reader.h"
+#include "quiver/transport/frame_reader.h"
 
 #include <sys/socket.h>
 
@@ -15,7 +15,7 @@
 #include "quiver/io/unix_socket.h"
 #include "quiver/testing/status_matchers.h"
 
-namespace quiver::transport::shm {
+namespace quiver::transport {
 namespace {
 
 struct SocketPair {
@@ -189,4 +189,4 @@ TEST(FrameReader, ReadsWhatTheDecoderReadsFromAnyStreamInAnyPieces) {
 }
 
 }  // namespace
-}  // namespace quiver::transport::shm
+}  // namespace quiver::transport

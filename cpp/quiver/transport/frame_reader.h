@@ -1,8 +1,9 @@
 #pragma once
 
-// The worker's frames as the engine's shm transport reads them off the socket
-// (the uds framing, docs/protocol.md, section 4). Over shm nearly every frame is
-// small: a header and a ShmData naming a result region, or a short inline batch.
+// The worker's frames as the engine's uds and shm transports read them off the
+// socket (the uds framing, docs/protocol.md, section 4). Nearly every frame over
+// shm is small (a header and a ShmData naming a result region, or a short inline
+// batch), and so are all frames of small batches over uds.
 
 #include <cstdint>
 #include <memory>
@@ -13,7 +14,7 @@
 #include "quiver/io/deadline.h"
 #include "quiver/protocol/frame_codec.h"
 
-namespace quiver::transport::shm {
+namespace quiver::transport {
 
 /// \brief Reads frames from a connected stream socket with one `recv` and no
 /// allocation for a small control frame.
@@ -50,4 +51,4 @@ class FrameReader {
   int64_t staged_end_ = 0;
 };
 
-}  // namespace quiver::transport::shm
+}  // namespace quiver::transport

@@ -1,4 +1,4 @@
-#include "quiver/transport/shm/frame_reader.h"
+#include "quiver/transport/frame_reader.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -15,7 +15,7 @@
 
 #include "quiver/io/unix_socket.h"
 
-namespace quiver::transport::shm {
+namespace quiver::transport {
 namespace {
 
 arrow::Status Closed(const protocol::FrameDecoder& decoder, int64_t got, int64_t wanted) {
@@ -112,4 +112,4 @@ arrow::Status FrameReader::ReadWholePart(int64_t wanted, io::Deadline deadline) 
   return decoder_.Consume(std::move(part));
 }
 
-}  // namespace quiver::transport::shm
+}  // namespace quiver::transport
