@@ -1,13 +1,19 @@
-"""`quiver run --transport shm` beside `--transport uds` on the seed's scenarios, one build or two.
+"""`quiver run --transport shm` beside `--transport uds` on the seed's scenarios, one build or two;
+with `--roundtrip`, the identity round trip of each worker against memcpy.
 
     .venv/bin/python bench/shm_compare.py [--scenarios concat-2m-200,identity-20m-100] [--scale 1]
         [--runs 5] [--baseline path/to/an/older/quiver]
+    .venv/bin/python bench/shm_compare.py --roundtrip [--sizes 1,4,16,64] [--runs 5]
 
 Runs each scenario's `quiver run ... --output-format noop` alternately over uds and shm (so that
 both see the same machine load), with `--baseline` also alternately with a second build (A vs B in
 one run), and writes the wall times, their medians, the speed of shm over uds (uds time / shm
 time) and, with a baseline, the speed of this build over the baseline to
 bench/results/shm/e2e-scaleS[-ab].{json,md}. The datasets are cached like bench/run.py's.
+
+`--roundtrip` (bench/shm_roundtrip.py) times the identity round trip of the Python worker, the
+C++ SDK's and the Rust SDK's example workers over shm and uds, with batches of 1, 4, 16 and
+64 MiB, against memcpy of the same bytes, and says where a batch's CPU goes.
 """
 
 from __future__ import annotations
@@ -137,8 +143,27 @@ def main() -> None:
         default=BENCH_DIR.parent / "build" / "cpp" / "quiver" / "cli" / "quiver",
     )
     parser.add_argument("--baseline", type=Path, help="a second quiver build to compare with")
-    parser.add_argument("--out", type=Path, default=BENCH_DIR / "results" / "shm")
+    parser.add_argument("--out", type=Path, help="default: bench/results/shm (shm-memcpy)")
+    parser.add_argument("--tag", default="", help="--roundtrip: a suffix for the report's name")
+    parser.add_argument(
+        "--roundtrip", action="store_true", help="the round trip against memcpy (see above)"
+    )
+    parser.add_argument("--sizes", default="1,4,16,64", help="--roundtrip: batch MiB")
+    parser.add_argument("--total-mib", type=int, default=512, help="--roundtrip: MiB per run")
+    parser.add_argument("--workers-of", default="python,c++,rust", help="--roundtrip: workers")
+    parser.add_argument("--transports", default="shm,uds", help="--roundtrip: transports")
+    parser.add_argument("--python-native", default="", help="--roundtrip: QUIVER_WORKER_NATIVE")
+    parser.add_argument(
+        "--baseline-python", help="--roundtrip: also the Python worker this executable starts"
+    )
     args = parser.parse_args()
+    if args.roundtrip:
+        from shm_roundtrip import run_roundtrip
+
+        args.out = args.out or BENCH_DIR / "results" / "shm-memcpy"
+        run_roundtrip(args)
+        return
+    args.out = args.out or BENCH_DIR / "results" / "shm"
     builds = {"this": args.quiver}
     if args.baseline is not None:
         builds["baseline"] = args.baseline
