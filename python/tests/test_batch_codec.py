@@ -7,7 +7,7 @@ import pytest
 
 from quiver.worker import batch_codec
 from quiver.worker.batch_codec import BatchDecoder, ResultEncoder, decode_batch, encode_batch
-from quiver.worker.errors import ProtocolViolation, WorkerFailure
+from quiver.worker.errors import ProtocolViolation
 
 
 def joined(parts) -> pa.Buffer:
@@ -29,41 +29,6 @@ BATCHES = [
 @pytest.mark.parametrize("batch", BATCHES, ids=lambda b: b.schema.names[0])
 def test_results_are_the_bytes_of_the_stream_writer(batch):
     assert joined(ResultEncoder(batch.schema).encode(batch)) == joined(encode_batch(batch))
-
-
-# A slice of a batch with nulls: its offsets and validity start inside their buffers.
-SLICED = pa.record_batch({"sliced": pa.array(["ab", None, "cde"] * 50)}).slice(7, 100)
-
-
-@pytest.mark.parametrize("batch", [*BATCHES, SLICED], ids=lambda b: b.schema.names[0])
-def test_a_result_written_into_memory_is_the_stream_its_buffers_make(batch):
-    encoded = ResultEncoder(batch.schema).encode(batch)
-    expected = joined(encode_batch(batch))
-    if pa.types.is_dictionary(batch.schema.types[0]):
-        assert not hasattr(encoded, "write_into")  # the general writer, buffers only
-        return
-    assert encoded.nbytes == expected.size  # counted before anything is copied
-    memory = bytearray(encoded.nbytes + 64)
-    written = encoded.write_into(memoryview(memory)[: encoded.nbytes])
-    assert written == encoded.nbytes
-    assert bytes(memory[:written]) == expected.to_pybytes()
-    assert memory[written:] == bytearray(64)
-    assert decode_batch(pa.py_buffer(bytes(memory[:written]))).equals(batch)
-
-
-def test_writing_a_result_into_too_little_memory_fails_without_writing_past_it():
-    batch = BATCHES[3]
-    encoded = ResultEncoder(batch.schema).encode(batch)
-    memory = bytearray(encoded.nbytes)
-    with pytest.raises(OSError, match="out of bounds"):
-        encoded.write_into(memoryview(memory)[: encoded.nbytes - 100])
-    assert memory[encoded.nbytes - 100 :] == bytearray(100)
-
-
-def test_a_result_too_large_for_one_message_is_refused_when_encoded(monkeypatch):
-    monkeypatch.setattr(batch_codec, "MAX_RESULT_BYTES", 1000)
-    with pytest.raises(WorkerFailure, match="over the limit"):
-        ResultEncoder(BATCHES[3].schema).encode(BATCHES[3])
 
 
 @pytest.mark.parametrize("batch", BATCHES, ids=lambda b: b.schema.names[0])

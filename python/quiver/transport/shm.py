@@ -5,8 +5,7 @@ as over uds; the engine answers with ``ShmSetup`` and two memfds (SCM_RIGHTS): t
 which the worker maps read-only (the engine sealed it against writable mappings), and the output
 arena, which it maps read-write. ``ShmData`` frames name regions: an input batch is read in place
 (a ``pa.py_buffer`` over the mapping, valid until the worker answers that batch); a result is
-written once into a free region of the output arena (by Arrow's stream writer when the worker
-encoded it), which stays the engine's until a
+copied once into a free region of the output arena, which stays the engine's until a
 ``ShmRelease`` gives it back. A result that does not fit the free space goes inline, as over uds.
 """
 
@@ -200,34 +199,19 @@ class ShmConnection(UdsConnection):
     def send_data(self, sequence: int, body: Sequence[bytes | pa.Buffer]) -> None:
         """Copy the result into a free output region and name it; inline when it is small (the
         socket is faster for those) or no region is free."""
-        # A body that writes itself (the worker's EncodedStream) says its size without copying.
-        write_into = getattr(body, "write_into", None)
-        if write_into is not None:
-            length = body.nbytes  # type: ignore[attr-defined]
-        else:
-            views = [memoryview(part).cast("B") for part in body]
-            length = sum(view.nbytes for view in views)
+        views = [memoryview(part).cast("B") for part in body]
+        length = sum(view.nbytes for view in views)
         offset = None
         if self.arena is not None and length >= INLINE_BELOW_BYTES:
             offset = self.arena.allocate(length)
         if offset is None:
             super().send_data(sequence, body)
             return
-        assert self.output is not None and self.arena is not None
-        target = self.output[offset : offset + length]
-        if write_into is not None:
-            # Arrow writes the stream into the arena: one copy, not two (batch_codec.py).
-            try:
-                length = write_into(target)
-            except (pa.ArrowException, OSError):  # too small (cannot be): Arrow stops at its end
-                self.arena.release(offset)
-                super().send_data(sequence, body)
-                return
-        else:
-            position = 0
-            for view in views:
-                target[position : position + view.nbytes] = view
-                position += view.nbytes
+        assert self.output is not None
+        position = offset
+        for view in views:
+            self.output[position : position + view.nbytes] = view
+            position += view.nbytes
         region = pb.ShmRegion(offset=offset, length=length)
         self.send_message(pb.WorkerMessage(shm_data=pb.ShmData(sequence=sequence, region=region)))
 

@@ -9,12 +9,9 @@ per batch (pyarrow's ``new_stream``/``open_stream`` through Python file objects)
 than the bytes of a small batch. These codecs produce and accept the very same bytes, doing the
 schema's work once per execution:
 
-- :class:`ResultEncoder` returns an :class:`EncodedStream`: its size is known at once, its
-  buffers are made when a transport reads them (``[schema message, batch.serialize(), end of
-  stream]`` with the schema message serialized once; over :data:`COPY_LIMIT`, the zero-copy
-  stream writer of :func:`encode_batch`), and a transport that copies the stream into memory of
-  its own anyway (shm's output arena) has Arrow write it there instead, one copy in all. Schemas
-  with dictionaries keep :func:`encode_batch`.
+- :class:`ResultEncoder` writes ``[schema message, batch.serialize(), end of stream]`` with the
+  schema message serialized once; for large batches (over :data:`COPY_LIMIT`) and schemas with
+  dictionaries it keeps the zero-copy stream writer of :func:`encode_batch`.
 - :class:`BatchDecoder` recognises the schema message by its bytes (compared, not parsed) and
   reads the one record batch message between it and the end of the stream against the schema
   parsed the first time; anything
@@ -26,7 +23,6 @@ Both keep every check of the general path: exactly one record batch, full valida
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 from typing import BinaryIO
 
 import pyarrow as pa
@@ -60,51 +56,6 @@ def _encapsulated_size(message: pa.ipc.Message) -> int:
     return 8 + message.metadata.size + message.body.size
 
 
-class EncodedStream(Sequence):
-    """The one-batch IPC stream of a result, as a sequence of buffers made when first read.
-
-    A socket sends the buffers; shm copies the stream into its output arena, and the buffers
-    would be one more copy there (``batch.serialize()``) or Python writes through a file object
-    (:func:`encode_batch`): :meth:`write_into` has Arrow's C++ stream writer write the stream
-    straight into the arena instead (at 1 MiB, 35 µs instead of 111 µs with cold caches). Both
-    give a stream of the same messages: the schema, the batch, the end of the stream.
-    """
-
-    def __init__(self, schema_message: pa.Buffer, batch: pa.RecordBatch) -> None:
-        """Keep ``batch``; its stream's size is counted now (no bytes copied)."""
-        self._schema_message = schema_message
-        self.batch = batch
-        self.nbytes = schema_message.size + pa.ipc.get_record_batch_size(batch) + 8
-        self._parts: list[bytes | pa.Buffer] | None = None
-        check_result_size(batch.schema, self.nbytes)
-
-    def parts(self) -> list[bytes | pa.Buffer]:
-        """Return the stream's buffers (made once)."""
-        if self._parts is None:
-            if self.batch.get_total_buffer_size() <= COPY_LIMIT:
-                self._parts = [self._schema_message, self.batch.serialize(), END_OF_STREAM]
-            else:
-                self._parts = encode_batch(self.batch)
-        return self._parts
-
-    def __getitem__(self, index):  # type: ignore[no-untyped-def]  # Sequence's signature
-        """Return one buffer (or a list of them, for a slice)."""
-        return self.parts()[index]
-
-    def __len__(self) -> int:
-        """Return how many buffers the stream has."""
-        return len(self.parts())
-
-    def write_into(self, target: memoryview) -> int:
-        """Write the stream into ``target`` (at least :attr:`nbytes` long); return the bytes
-        written. Raises OSError (Arrow's "Write out of bounds") when it does not fit, before
-        writing past it."""
-        sink = pa.FixedSizeBufferWriter(pa.py_buffer(target))
-        with pa.ipc.new_stream(sink, self.batch.schema) as writer:
-            writer.write_batch(self.batch)
-        return sink.tell()
-
-
 class ResultEncoder:
     """Encode the result batches of one execution (all of ``schema``) as IPC streams."""
 
@@ -113,11 +64,10 @@ class ResultEncoder:
         self._schema_message = schema.serialize()
         self._fast = not has_dictionary(schema)
 
-    def encode(self, batch: pa.RecordBatch) -> Sequence[bytes | pa.Buffer]:
-        """Return the buffers of the one-batch stream of ``batch`` (raises WorkerFailure when it
-        is too large for one message)."""
-        if self._fast:
-            return EncodedStream(self._schema_message, batch)
+    def encode(self, batch: pa.RecordBatch) -> list[bytes | pa.Buffer]:
+        """Return the buffers of the one-batch stream of ``batch``."""
+        if self._fast and batch.get_total_buffer_size() <= COPY_LIMIT:
+            return [self._schema_message, batch.serialize(), END_OF_STREAM]
         return encode_batch(batch)
 
 
