@@ -3,7 +3,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <utility>
@@ -119,8 +123,7 @@ class UdsServer {
 
   arrow::Result<Incoming> ReadFrame() {
     uint8_t header_bytes[protocol::kFrameHeaderSize];
-    ARROW_ASSIGN_OR_RAISE(int64_t got, io::ReceiveAll(socket_.get(), header_bytes,
-                                                      protocol::kFrameHeaderSize, io::kNoDeadline));
+    ARROW_ASSIGN_OR_RAISE(int64_t got, Take(header_bytes, protocol::kFrameHeaderSize));
     Incoming incoming;
     if (got == 0) return incoming;
     if (got < protocol::kFrameHeaderSize) return Truncated();
@@ -141,10 +144,50 @@ class UdsServer {
   // Reads `length` bytes into one 64-byte-aligned buffer that Arrow slices in place.
   arrow::Result<std::shared_ptr<arrow::Buffer>> ReadPart(int64_t length) {
     ARROW_ASSIGN_OR_RAISE(std::shared_ptr<arrow::Buffer> buffer, arrow::AllocateBuffer(length));
-    ARROW_ASSIGN_OR_RAISE(int64_t got, io::ReceiveAll(socket_.get(), buffer->mutable_data(), length,
-                                                      io::kNoDeadline));
+    ARROW_ASSIGN_OR_RAISE(int64_t got, Take(buffer->mutable_data(), length));
     if (got < length) return Truncated();
     return buffer;
+  }
+
+  // Puts the next `length` bytes of the stream into `out`: the staged ones
+  // first, then a large rest straight from the socket, a small one through the
+  // staging buffer. Returns fewer only when the engine closed the connection.
+  arrow::Result<int64_t> Take(uint8_t* out, int64_t length) {
+    int64_t taken = std::min(length, staged_end_ - staged_begin_);
+    std::memcpy(out, staging_.data() + staged_begin_, static_cast<size_t>(taken));
+    staged_begin_ += taken;
+    const int64_t rest = length - taken;
+    if (rest == 0) return length;
+    if (rest >= kStagingBytes) {
+      ARROW_ASSIGN_OR_RAISE(int64_t got,
+                            io::ReceiveAll(socket_.get(), out + taken, rest, io::kNoDeadline));
+      return taken + got;
+    }
+    ARROW_RETURN_NOT_OK(Stage(rest));
+    const int64_t now = std::min(rest, staged_end_);
+    std::memcpy(out + taken, staging_.data(), static_cast<size_t>(now));
+    staged_begin_ = now;
+    return taken + now;
+  }
+
+  // Reads into the empty staging buffer until it holds `wanted` bytes or the
+  // stream ended: each read takes whatever has arrived, so the header and body
+  // of a small frame (a 1-row batch) come in one read, not one read each.
+  arrow::Status Stage(int64_t wanted) {
+    staged_begin_ = staged_end_ = 0;
+    while (staged_end_ < wanted) {
+      const ssize_t got = ::recv(socket_.get(), staging_.data() + staged_end_,
+                                 static_cast<size_t>(kStagingBytes - staged_end_), 0);
+      if (got > 0) {
+        staged_end_ += got;
+        continue;
+      }
+      if (got == 0 || errno == ECONNRESET) return arrow::Status::OK();  // the end of the stream
+      if (errno != EINTR) {
+        return arrow::Status::IOError("receive from the engine: ", std::strerror(errno));
+      }
+    }
+    return arrow::Status::OK();
   }
 
   static arrow::Status Truncated() {
@@ -215,6 +258,12 @@ class UdsServer {
   }
 
   io::UniqueFd socket_;
+  // Frames read ahead of use (Take); only the frame loop reads through it,
+  // after the shared memory setup took its descriptors off the socket.
+  static constexpr int64_t kStagingBytes = 4096;
+  std::array<uint8_t, kStagingBytes> staging_;
+  int64_t staged_begin_ = 0;
+  int64_t staged_end_ = 0;
   bool shared_memory_;
   std::unique_ptr<ShmChannel> shm_;  // over shm, once set up
   FrameSink sink_;
