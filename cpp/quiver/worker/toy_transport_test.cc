@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,15 +14,14 @@
 #include <arrow/builder.h>
 #include <arrow/type.h>
 
-#include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/testing/python.h"
 #include "quiver/testing/status_matchers.h"
 #include "quiver/transport/registry.h"
-#include "quiver/transport/uds/uds_connection.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_execution.h"
+#include "quiver/worker/wrapped_unix_transport_testing.h"
 
 namespace quiver::worker {
 namespace {
@@ -54,46 +54,15 @@ class CountingConnection : public transport::Connection {
   std::unique_ptr<transport::Connection> inner_;
 };
 
-class ToyEndpoint : public transport::WorkerEndpoint {
- public:
-  ToyEndpoint(std::string path, io::UniqueFd listener)
-      : path_(std::move(path)), listener_(std::move(listener)) {}
-  // The Python worker speaks the framing at a "unix:" endpoint.
-  std::string endpoint() const override { return "unix:" + path_; }
-  std::vector<std::string> worker_arguments() const override { return {}; }
-  transport::Readiness readiness() const override { return {"reach the toy", "reached the toy"}; }
+// The Python worker speaks the framing at the toy's "unix:" endpoint.
+std::shared_ptr<transport::Transport> MakeToyTransport() {
+  return std::make_shared<testing::WrappedUnixTransport>(
+      "toy", [](std::unique_ptr<transport::Connection> inner) {
+        return std::make_unique<CountingConnection>(std::move(inner));
+      });
+}
 
-  arrow::Result<std::unique_ptr<transport::Connection>> Accept(transport::WorkerProcess& process,
-                                                               const std::string& secret,
-                                                               io::Deadline step,
-                                                               io::Deadline deadline) override {
-    ARROW_ASSIGN_OR_RAISE(auto socket, io::AcceptUnixSocket(listener_, step));
-    if (!socket) return nullptr;
-    auto connection = std::make_unique<CountingConnection>(
-        transport::uds::MakeUdsConnection(std::move(*socket), endpoint()));
-    ARROW_ASSIGN_OR_RAISE(auto hello, connection->Receive(deadline));
-    if (!hello.control || hello.control->hello().secret() != secret) {
-      return arrow::Status::IOError(process.Describe(), " did not prove the secret");
-    }
-    return connection;
-  }
-
- private:
-  std::string path_;
-  io::UniqueFd listener_;
-};
-
-class ToyTransport : public transport::Transport {
- public:
-  arrow::Result<std::unique_ptr<transport::WorkerEndpoint>> Prepare(
-      const transport::EndpointOptions& options) override {
-    std::string path = options.private_directory + "/toy-" + options.worker_id + ".sock";
-    ARROW_ASSIGN_OR_RAISE(auto listener, io::ListenUnixSocket(path));
-    return std::make_unique<ToyEndpoint>(std::move(path), std::move(listener));
-  }
-};
-
-const transport::TransportRegistration kToy({"toy"}, std::make_shared<ToyTransport>());
+const transport::TransportRegistration kToy({"toy"}, MakeToyTransport());
 
 TEST(ToyTransport, IsFoundInTheRegistryBesideTheBuiltInOnes) {
   const auto names = transport::TransportNames();
@@ -101,7 +70,7 @@ TEST(ToyTransport, IsFoundInTheRegistryBesideTheBuiltInOnes) {
     EXPECT_NE(std::find(names.begin(), names.end(), name), names.end()) << name;
   }
   EXPECT_EQ(transport::EndpointScheme("grpc+tcp:127.0.0.1:80"), "grpc+tcp");
-  EXPECT_FALSE(transport::RegisterTransport({"toy"}, std::make_shared<ToyTransport>()).ok());
+  EXPECT_FALSE(transport::RegisterTransport({"toy"}, MakeToyTransport()).ok());
   WorkerSpec spec;
   spec.command = {"python"};
   spec.transport = "carrier-pigeon";

@@ -17,16 +17,15 @@
 #include <arrow/builder.h>
 #include <arrow/type.h>
 
-#include "quiver/io/unix_socket.h"
 #include "quiver/protocol/batch_codec.h"
 #include "quiver/protocol/udf_error.h"
 #include "quiver/testing/python.h"
 #include "quiver/testing/status_matchers.h"
 #include "quiver/transport/registry.h"
-#include "quiver/transport/uds/uds_connection.h"
 #include "quiver/worker/worker.h"
 #include "quiver/worker/worker_dispatcher.h"
 #include "quiver/worker/worker_execution.h"
+#include "quiver/worker/wrapped_unix_transport_testing.h"
 
 namespace quiver::worker {
 namespace {
@@ -87,45 +86,11 @@ class WatchedConnection : public transport::Connection {
   std::unique_ptr<transport::Connection> inner_;
 };
 
-class WatchedEndpoint : public transport::WorkerEndpoint {
- public:
-  WatchedEndpoint(std::string path, io::UniqueFd listener)
-      : path_(std::move(path)), listener_(std::move(listener)) {}
-  std::string endpoint() const override { return "unix:" + path_; }
-  std::vector<std::string> worker_arguments() const override { return {}; }
-  transport::Readiness readiness() const override { return {"reach", "reached"}; }
-
-  arrow::Result<std::unique_ptr<transport::Connection>> Accept(transport::WorkerProcess& process,
-                                                               const std::string& secret,
-                                                               io::Deadline step,
-                                                               io::Deadline deadline) override {
-    ARROW_ASSIGN_OR_RAISE(auto socket, io::AcceptUnixSocket(listener_, step));
-    if (!socket) return nullptr;
-    auto connection = std::make_unique<WatchedConnection>(
-        transport::uds::MakeUdsConnection(std::move(*socket), endpoint()));
-    ARROW_ASSIGN_OR_RAISE(auto hello, connection->Receive(deadline));
-    if (!hello.control || hello.control->hello().secret() != secret) {
-      return arrow::Status::IOError(process.Describe(), " did not prove the secret");
-    }
-    return connection;
-  }
-
- private:
-  std::string path_;
-  io::UniqueFd listener_;
-};
-
-class WatchedTransport : public transport::Transport {
- public:
-  arrow::Result<std::unique_ptr<transport::WorkerEndpoint>> Prepare(
-      const transport::EndpointOptions& options) override {
-    std::string path = options.private_directory + "/watched-" + options.worker_id + ".sock";
-    ARROW_ASSIGN_OR_RAISE(auto listener, io::ListenUnixSocket(path));
-    return std::make_unique<WatchedEndpoint>(std::move(path), std::move(listener));
-  }
-};
-
-const transport::TransportRegistration kWatched({"watched"}, std::make_shared<WatchedTransport>());
+const transport::TransportRegistration kWatched(
+    {"watched"}, std::make_shared<testing::WrappedUnixTransport>(
+                     "watched", [](std::unique_ptr<transport::Connection> inner) {
+                       return std::make_unique<WatchedConnection>(std::move(inner));
+                     }));
 
 std::shared_ptr<arrow::Schema> TextSchema() {
   return arrow::schema({arrow::field("text", arrow::utf8())});
