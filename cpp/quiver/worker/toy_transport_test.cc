@@ -57,7 +57,7 @@ class CountingConnection : public transport::Connection {
 // The Python worker speaks the framing at the toy's "unix:" endpoint.
 std::shared_ptr<transport::Transport> MakeToyTransport() {
   return std::make_shared<testing::WrappedUnixTransport>(
-      "toy", [](std::unique_ptr<transport::Connection> inner) {
+      [](std::unique_ptr<transport::Connection> inner) {
         return std::make_unique<CountingConnection>(std::move(inner));
       });
 }

@@ -88,7 +88,7 @@ class WatchedConnection : public transport::Connection {
 
 const transport::TransportRegistration kWatched(
     {"watched"}, std::make_shared<testing::WrappedUnixTransport>(
-                     "watched", [](std::unique_ptr<transport::Connection> inner) {
+                     [](std::unique_ptr<transport::Connection> inner) {
                        return std::make_unique<WatchedConnection>(std::move(inner));
                      }));
 
