@@ -361,7 +361,7 @@ arrow::Result<InputFile> OpenArrowIpc(const std::string& path,
   auto read_options = arrow::ipc::IpcReadOptions::Defaults();
   read_options.memory_pool = io::ReaderMemoryPool();
   if (is_file) {
-    auto reader = arrow::ipc::RecordBatchFileReader::Open(file);
+    auto reader = arrow::ipc::RecordBatchFileReader::Open(file, read_options);
     if (!reader.ok()) {
       return CannotRead(path, "an Arrow IPC file", reader.status(),
                         "the file starts like one but its footer is broken or missing");
@@ -388,7 +388,7 @@ arrow::Result<InputFile> OpenArrowIpc(const std::string& path,
     return input;
   }
   ARROW_RETURN_NOT_OK(file->Seek(0));  // reading the magic left the position undefined
-  auto reader = arrow::ipc::RecordBatchStreamReader::Open(file);
+  auto reader = arrow::ipc::RecordBatchStreamReader::Open(file, read_options);
   if (!reader.ok()) {
     return CannotRead(path, "an Arrow IPC stream", reader.status(),
                       FormatAdvice("it is no Arrow IPC file either (no ARROW1 magic).", options));
